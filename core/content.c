@@ -1,0 +1,256 @@
+/* Content features derived from dataset metadata: hashed TF-IDF over genres and tags. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedrec/content.h"
+#include "internal.h"
+#include "text.h"
+
+struct fedrec_tokens {
+  fedrec_idmap *vocab;
+  fedrec_triplets t; /* (item, token, 1) */
+};
+
+fedrec_tokens *fedrec_tokens_new(void) {
+  fedrec_tokens *t = calloc(1, sizeof *t);
+  if (t && !(t->vocab = fedrec_idmap_new())) {
+    free(t);
+    t = NULL;
+  }
+  return t;
+}
+
+void fedrec_tokens_free(fedrec_tokens *t) {
+  if (!t) return;
+  fedrec_idmap_free(t->vocab);
+  fedrec_triplets_free(&t->t);
+  free(t);
+}
+
+fedrec_status fedrec_tokens_add(fedrec_tokens *t, int32_t item, const char *tok, size_t len,
+                                fedrec_error *err) {
+  int32_t k = fedrec_idmap_get(t->vocab, tok, len, 1);
+  if (k < 0) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "token vocabulary");
+  return fedrec_triplets_push(&t->t, item, k, 1.0f, err);
+}
+
+fedrec_status fedrec_tokens_tfidf(const fedrec_tokens *t, int32_t n_items, int32_t p, float *out,
+                                  uint8_t *has, fedrec_error *err) {
+  int32_t V = fedrec_idmap_size(t->vocab);
+  fedrec_csr m;
+  fedrec_status st = fedrec_csr__build(&m, n_items, V ? V : 1, &t->t, 1, err);
+  if (st) return st;
+  int32_t *df = calloc((size_t)V + 1, sizeof *df);
+  uint64_t *h = malloc(((size_t)V + 1) * sizeof *h);
+  if (!df || !h) {
+    free(df);
+    free(h);
+    fedrec_csr_free(&m);
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "TF-IDF over %d tokens", V);
+  }
+  int32_t docs = 0;
+  for (int32_t i = 0; i < n_items; i++) docs += m.indptr[i + 1] > m.indptr[i];
+  for (int64_t k = 0; k < fedrec_csr_nnz(&m); k++) df[m.indices[k]]++;
+  for (int32_t v = 0; v < V; v++) {
+    const char *s = fedrec_idmap_name(t->vocab, v);
+    h[v] = fedrec__hash(s, strlen(s));
+  }
+  memset(out, 0, (size_t)n_items * (size_t)p * sizeof *out);
+  for (int32_t i = 0; i < n_items; i++) {
+    float *row = out + (size_t)i * (size_t)p;
+    double norm = 0;
+    for (int64_t k = m.indptr[i]; k < m.indptr[i + 1]; k++) {
+      int32_t v = m.indices[k];
+      double w = log1p(m.values[k]) * log((double)docs / df[v]);
+      /* Signed hashing keeps collisions unbiased: colliding tokens cancel on average. */
+      row[h[v] % (uint64_t)p] += (float)((h[v] >> 63) ? -w : w);
+    }
+    for (int32_t j = 0; j < p; j++) norm += (double)row[j] * row[j];
+    has[i] = norm > 0;
+    if (norm > 0)
+      for (int32_t j = 0; j < p; j++) row[j] = (float)(row[j] / sqrt(norm));
+  }
+  free(df);
+  free(h);
+  fedrec_csr_free(&m);
+  return FEDREC_OK;
+}
+
+/* Splits one CSV line with RFC 4180 quoting (no embedded newlines). Quoted fields are
+ * returned without their outer quotes; doubled quotes stay doubled (harmless for tokens). */
+static int split_quoted(fedrec_field line, fedrec_field *f, int max) {
+  const char *s = line.s, *end = line.s + line.n;
+  int k = 0;
+  for (;;) {
+    if (k == max) return max + 1;
+    if (s < end && *s == '"') {
+      const char *q = s + 1;
+      for (;;) {
+        q = memchr(q, '"', (size_t)(end - q));
+        if (!q) return -1; /* unterminated quote */
+        if (q + 1 < end && q[1] == '"') q += 2;
+        else break;
+      }
+      f[k].s = s + 1;
+      f[k].n = (size_t)(q - s - 1);
+      k++;
+      s = q + 1;
+      if (s == end) return k;
+      if (*s != ',') return -1;
+      s++;
+    } else {
+      const char *c = memchr(s, ',', (size_t)(end - s));
+      f[k].s = s;
+      f[k].n = (size_t)((c ? c : end) - s);
+      k++;
+      if (!c) return k;
+      s = c + 1;
+    }
+  }
+}
+
+/* Adds prefix + lowercased, trimmed text as one token. */
+static fedrec_status add_norm(fedrec_tokens *t, int32_t item, const char *prefix, fedrec_field f,
+                              fedrec_error *err) {
+  char tok[160];
+  size_t w = strlen(prefix);
+  memcpy(tok, prefix, w);
+  while (f.n && isspace((unsigned char)f.s[0])) f.s++, f.n--;
+  while (f.n && isspace((unsigned char)f.s[f.n - 1])) f.n--;
+  for (size_t i = 0; i < f.n && w + 1 < sizeof tok; i++)
+    tok[w++] = (char)tolower((unsigned char)f.s[i]);
+  if (w == strlen(prefix)) return FEDREC_OK;
+  return fedrec_tokens_add(t, item, tok, w, err);
+}
+
+static fedrec_status bad_line(fedrec_error *err, const fedrec_lines *L, const char *want) {
+  return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: expected %s", L->name,
+                          (long long)L->line, want);
+}
+
+fedrec_status fedrec_parse_movielens_movies(fedrec_tokens *t, fedrec_idmap *items,
+                                            const char *buf, int64_t len, const char *name,
+                                            fedrec_error *err) {
+  fedrec_lines L;
+  fedrec_field line, f[4];
+  fedrec_status st;
+  fedrec_lines_init(&L, buf, len, name);
+  if (!fedrec_lines_next(&L, &line) || line.n < 20 || memcmp(line.s, "movieId,title,genres", 20))
+    return bad_line(err, &L, "header 'movieId,title,genres'");
+  while (fedrec_lines_next(&L, &line)) {
+    if (line.n == 0) continue;
+    if (split_quoted(line, f, 3) != 3) return bad_line(err, &L, "3 fields movieId,title,genres");
+    if (!fedrec_field_is_id(f[0])) return bad_line(err, &L, "a movie id in the first field");
+    int32_t i = fedrec_idmap_get(items, f[0].s, f[0].n, 0);
+    if (i < 0) continue; /* a movie nobody liked */
+    fedrec_field g[64];
+    int ng = fedrec_split(f[2], '|', g, 64);
+    for (int k = 0; k < ng && k < 64; k++)
+      if (!(g[k].n == 18 && !memcmp(g[k].s, "(no genres listed)", 18)) &&
+          (st = add_norm(t, i, "genre:", g[k], err)))
+        return st;
+    /* Release decade from a trailing "(YYYY)" in the title. */
+    const char *ti = f[1].s;
+    size_t n = f[1].n;
+    while (n && ti[n - 1] == ' ') n--;
+    if (n >= 6 && ti[n - 1] == ')' && ti[n - 6] == '(' && isdigit((unsigned char)ti[n - 5]) &&
+        isdigit((unsigned char)ti[n - 2])) {
+      fedrec_field dec = {ti + n - 5, 3};
+      if ((st = add_norm(t, i, "decade:", dec, err))) return st;
+    }
+  }
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_parse_movielens_tags(fedrec_tokens *t, fedrec_idmap *items,
+                                          const char *buf, int64_t len, const char *name,
+                                          fedrec_error *err) {
+  fedrec_lines L;
+  fedrec_field line, f[5];
+  fedrec_status st;
+  fedrec_lines_init(&L, buf, len, name);
+  if (!fedrec_lines_next(&L, &line) || line.n < 29 ||
+      memcmp(line.s, "userId,movieId,tag,timestamp", 28))
+    return bad_line(err, &L, "header 'userId,movieId,tag,timestamp'");
+  while (fedrec_lines_next(&L, &line)) {
+    if (line.n == 0) continue;
+    if (split_quoted(line, f, 4) != 4) return bad_line(err, &L, "4 fields userId,movieId,tag,timestamp");
+    if (!fedrec_field_is_id(f[1])) return bad_line(err, &L, "a movie id in the second field");
+    int32_t i = fedrec_idmap_get(items, f[1].s, f[1].n, 0);
+    if (i >= 0 && (st = add_norm(t, i, "tag:", f[2], err))) return st;
+  }
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_parse_lastfm_tags(fedrec_tokens *t, fedrec_idmap *items, const char *buf,
+                                       int64_t len, const char *name, fedrec_error *err) {
+  fedrec_lines L;
+  fedrec_field line, f[7];
+  fedrec_status st;
+  fedrec_lines_init(&L, buf, len, name);
+  if (!fedrec_lines_next(&L, &line) || line.n < 24 ||
+      memcmp(line.s, "userID\tartistID\ttagID", 21))
+    return bad_line(err, &L, "header 'userID\\tartistID\\ttagID\\tday\\tmonth\\tyear'");
+  while (fedrec_lines_next(&L, &line)) {
+    if (line.n == 0) continue;
+    int64_t tag;
+    if (fedrec_split(line, '\t', f, 6) != 6 || !fedrec_field_is_id(f[1]) ||
+        !fedrec_field_i64(f[2], &tag))
+      return bad_line(err, &L, "6 tab-separated fields userID, artistID, tagID (integer), day, month, year");
+    int32_t i = fedrec_idmap_get(items, f[1].s, f[1].n, 0);
+    if (i >= 0 && (st = add_norm(t, i, "tag:", f[2], err))) return st;
+  }
+  return FEDREC_OK;
+}
+
+typedef fedrec_status (*tok_parser)(fedrec_tokens *, fedrec_idmap *, const char *, int64_t,
+                                    const char *, fedrec_error *);
+
+/* Runs each parser over dir/file and hashes the tokens into ds's content. */
+static fedrec_status derive(fedrec_dataset *ds, const char *dir, const char *const *files,
+                            const tok_parser *parsers, int n, int32_t p, fedrec_error *err) {
+  if (p < 1 || p > FEDREC_MAX_CONTENT_DIM)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "content dimension %d out of range 1..%d", p,
+                            FEDREC_MAX_CONTENT_DIM);
+  fedrec_tokens *t = fedrec_tokens_new();
+  if (!t) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "token store");
+  fedrec_status st = FEDREC_OK;
+  for (int k = 0; k < n && !st; k++) {
+    char path[4096], *buf;
+    int64_t len;
+    snprintf(path, sizeof path, "%s/%s", dir, files[k]);
+    if ((st = fedrec_read_file(path, &buf, &len, err))) break;
+    st = parsers[k](t, ds->items, buf, len, path, err);
+    free(buf);
+  }
+  int32_t ni = fedrec_idmap_size(ds->items);
+  if (!st) {
+    free(ds->content);
+    free(ds->has_content);
+    ds->content = malloc((size_t)ni * (size_t)p * sizeof(float) + 1);
+    ds->has_content = malloc((size_t)ni + 1);
+    ds->content_dim = p;
+    st = ds->content && ds->has_content
+             ? fedrec_tokens_tfidf(t, ni, p, ds->content, ds->has_content, err)
+             : fedrec_error_set(err, FEDREC_ERR_NOMEM, "content %d x %d", ni, p);
+  }
+  fedrec_tokens_free(t);
+  return st;
+}
+
+fedrec_status fedrec_content_movielens(fedrec_dataset *ds, const char *dir, int32_t p,
+                                       fedrec_error *err) {
+  static const char *const files[] = {"movies.csv", "tags.csv"};
+  static const tok_parser parsers[] = {fedrec_parse_movielens_movies, fedrec_parse_movielens_tags};
+  return derive(ds, dir, files, parsers, 2, p, err);
+}
+
+fedrec_status fedrec_content_lastfm(fedrec_dataset *ds, const char *dir, int32_t p,
+                                    fedrec_error *err) {
+  static const char *const files[] = {"user_taggedartists.dat"};
+  static const tok_parser parsers[] = {fedrec_parse_lastfm_tags};
+  return derive(ds, dir, files, parsers, 1, p, err);
+}

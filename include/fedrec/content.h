@@ -1,0 +1,65 @@
+/* Frozen content embeddings: the output of a pretrained audio/video/text encoder for each
+ * item, loaded from .npy or CSV, or derived from the metadata a dataset ships. */
+#ifndef FEDREC_CONTENT_H
+#define FEDREC_CONTENT_H
+
+#include <stdint.h>
+
+#include "fedrec/data.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Parses a .npy file image: format 1.0/2.0/3.0, descr '<f4' or '<f8', C order, 2-D.
+ * *data is malloc'ed (rows x cols float32, row-major); the caller frees it. */
+fedrec_status fedrec_parse_npy(const char *buf, int64_t len, const char *name, int64_t *rows,
+                               int64_t *cols, float **data, fedrec_error *err);
+
+/* Parses an item-id list: one id per line (blank lines not allowed). Appends to ids in
+ * order; a duplicated id is an error. */
+fedrec_status fedrec_parse_id_list(fedrec_idmap *ids, const char *buf, int64_t len,
+                                   const char *name, fedrec_error *err);
+
+/* Content CSV `item,f1,...,fp` (header line required, first column named `item`).
+ * Rows are assigned to the dataset's items by id; ids the dataset lacks are skipped. */
+fedrec_status fedrec_parse_content_csv(fedrec_dataset *ds, const char *buf, int64_t len,
+                                       const char *name, int32_t *skipped, fedrec_error *err);
+
+/* Attaches content embeddings to ds from a .npy matrix plus an id list (row k of the
+ * matrix belongs to line k of the list), or from a content CSV. Items of ds with no row
+ * get has_content = 0 and a zero vector. */
+fedrec_status fedrec_attach_npy(fedrec_dataset *ds, const char *npy_path, const char *ids_path,
+                                fedrec_error *err);
+fedrec_status fedrec_attach_content_csv(fedrec_dataset *ds, const char *path, fedrec_error *err);
+
+/* Hashed TF-IDF features: tokens per item -> p dimensions (signed feature hashing),
+ * weight log(1 + tf) * log(N / df), rows L2-normalised. */
+typedef struct fedrec_tokens fedrec_tokens;
+fedrec_tokens *fedrec_tokens_new(void);
+void fedrec_tokens_free(fedrec_tokens *t);
+fedrec_status fedrec_tokens_add(fedrec_tokens *t, int32_t item, const char *tok, size_t len,
+                                fedrec_error *err);
+/* out is (n_items, p), has is n_items flags; both caller-allocated. */
+fedrec_status fedrec_tokens_tfidf(const fedrec_tokens *t, int32_t n_items, int32_t p, float *out,
+                                  uint8_t *has, fedrec_error *err);
+
+/* Content features from MovieLens movies.csv (genres, release decade) and tags.csv, and
+ * from Last.fm user_taggedartists.dat (artist tags); parsers on buffers for fuzzing. */
+fedrec_status fedrec_parse_movielens_movies(fedrec_tokens *t, fedrec_idmap *items,
+                                            const char *buf, int64_t len, const char *name,
+                                            fedrec_error *err);
+fedrec_status fedrec_parse_movielens_tags(fedrec_tokens *t, fedrec_idmap *items,
+                                          const char *buf, int64_t len, const char *name,
+                                          fedrec_error *err);
+fedrec_status fedrec_parse_lastfm_tags(fedrec_tokens *t, fedrec_idmap *items, const char *buf,
+                                       int64_t len, const char *name, fedrec_error *err);
+fedrec_status fedrec_content_movielens(fedrec_dataset *ds, const char *dir, int32_t p,
+                                       fedrec_error *err);
+fedrec_status fedrec_content_lastfm(fedrec_dataset *ds, const char *dir, int32_t p,
+                                    fedrec_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
