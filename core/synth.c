@@ -1,0 +1,258 @@
+#include "fedrec/synth.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedrec/rng.h"
+#include "parallel.h"
+
+void fedrec_synth_defaults(fedrec_synth_config *c) {
+  *c = (fedrec_synth_config){.users = 100000, .items = 20000, .content_dim = 64, .factors = 16,
+                             .topics = 24, .zipf = 0.9, .median_len = 24, .content_share = 0.7,
+                             .tau = 5.0, .seed = 42, .threads = 0};
+}
+
+fedrec_status fedrec_synth_parse(fedrec_synth_config *c, const char *spec, fedrec_error *err) {
+  char buf[512];
+  if (strlen(spec) >= sizeof buf)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "synthetic spec longer than %zu bytes", sizeof buf - 1);
+  strcpy(buf, spec);
+  for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(kv, '='), *end;
+    if (!eq) return fedrec_error_set(err, FEDREC_ERR_ARG, "synthetic: '%s' is not key=value", kv);
+    *eq = '\0';
+    double v = strtod(eq + 1, &end);
+    if (end == eq + 1 || *end || !isfinite(v))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "synthetic: %s='%s' is not a number", kv, eq + 1);
+    struct { const char *k; double lo, hi; int is_int; void *dst; } keys[] = {
+        {"users", 2, 1e8, 1, &c->users},        {"items", 2, 1e7, 1, &c->items},
+        {"dim", 1, 4096, 1, &c->content_dim},   {"factors", 1, 256, 1, &c->factors},
+        {"topics", 1, 10000, 1, &c->topics},    {"zipf", 0, 3, 0, &c->zipf},
+        {"len", 1, 10000, 0, &c->median_len},   {"content_share", 0, 1, 0, &c->content_share},
+        {"tau", 0, 100, 0, &c->tau},            {"seed", 0, 9e15, 2, &c->seed}};
+    size_t k = 0;
+    for (; k < sizeof keys / sizeof keys[0] && strcmp(keys[k].k, kv); k++) {}
+    if (k == sizeof keys / sizeof keys[0])
+      return fedrec_error_set(err, FEDREC_ERR_ARG,
+                              "synthetic: unknown key '%s' (users, items, dim, factors, topics, zipf, len, content_share, tau, seed)", kv);
+    if (v < keys[k].lo || v > keys[k].hi || (keys[k].is_int && v != floor(v)))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "synthetic: %s=%g out of range [%g, %g]%s", kv,
+                              v, keys[k].lo, keys[k].hi, keys[k].is_int ? " (integer)" : "");
+    if (keys[k].is_int == 1) *(int32_t *)keys[k].dst = (int32_t)v;
+    else if (keys[k].is_int == 2) *(uint64_t *)keys[k].dst = (uint64_t)v;
+    else *(double *)keys[k].dst = v;
+  }
+  return FEDREC_OK;
+}
+
+typedef struct {
+  const fedrec_synth_config *c;
+  float *F;            /* (items, f) true item factors, unit norm */
+  double *alias_p;     /* Vose alias table over popularity */
+  int32_t *alias_i;
+  int64_t *indptr;
+  int32_t *indices;
+  float *values;
+  uint8_t **mark;      /* per thread (items) */
+} gen;
+
+static void normalise(float *x, int32_t n) {
+  double s = 0;
+  for (int32_t j = 0; j < n; j++) s += (double)x[j] * x[j];
+  if (s > 0)
+    for (int32_t j = 0; j < n; j++) x[j] = (float)(x[j] / sqrt(s));
+}
+
+static int32_t history_len(const fedrec_synth_config *c, uint64_t u) {
+  fedrec_rng r;
+  fedrec_rng_seed(&r, c->seed, 0x6c656e00ULL + u * 2);
+  double len = exp(log(c->median_len) + 0.9 * fedrec_rng_normal(&r));
+  int32_t cap = c->items / 4 < 2000 ? c->items / 4 : 2000;
+  if (cap < 2) cap = 2;
+  return len < 2 ? 2 : len > cap ? cap : (int32_t)len;
+}
+
+static int32_t draw_item(const gen *g, fedrec_rng *r) {
+  int32_t i = (int32_t)fedrec_rng_below(r, (uint64_t)g->c->items);
+  return fedrec_rng_uniform(r) < g->alias_p[i] ? i : g->alias_i[i];
+}
+
+static fedrec_status gen_users(void *p, int tid, int64_t b, int64_t e) {
+  gen *g = p;
+  const fedrec_synth_config *c = g->c;
+  int32_t f = c->factors;
+  float taste[256];
+  uint8_t *mark = g->mark[tid];
+  for (int64_t u = b; u < e; u++) {
+    fedrec_rng r;
+    fedrec_rng_seed(&r, c->seed, 0x75736572ULL + (uint64_t)u * 2 + 1);
+    /* A taste near one item's factor: users cluster around what exists in the catalogue. */
+    const float *anchor = g->F + (int64_t)draw_item(g, &r) * f;
+    for (int32_t j = 0; j < f; j++) taste[j] = anchor[j] + 0.8f * (float)fedrec_rng_normal(&r) / sqrtf((float)f);
+    normalise(taste, f);
+    int64_t o = g->indptr[u];
+    int32_t want = (int32_t)(g->indptr[u + 1] - o), got = 0;
+    for (int64_t tries = 0; got < want && tries < 2000LL * want; tries++) {
+      int32_t i = draw_item(g, &r);
+      if (mark[i]) continue;
+      double s = 0;
+      for (int32_t j = 0; j < f; j++) s += (double)taste[j] * g->F[(int64_t)i * f + j];
+      if (fedrec_rng_uniform(&r) >= exp(c->tau * (s - 1.0))) continue;
+      mark[i] = 1;
+      g->indices[o + got++] = i;
+    }
+    for (int32_t k = 0; k < got; k++) mark[g->indices[o + k]] = 0;
+    for (int32_t k = got; k < want; k++) g->indices[o + k] = -1; /* compacted by the caller */
+  }
+  return FEDREC_OK;
+}
+
+static fedrec_status item_side(gen *g, float *content, fedrec_error *err) {
+  const fedrec_synth_config *c = g->c;
+  int32_t n = c->items, p = c->content_dim, f = c->factors, T = c->topics;
+  fedrec_rng r;
+  fedrec_rng_seed(&r, c->seed, 0x6974656dULL);
+  float *mu = malloc((size_t)T * p * sizeof *mu), *W = malloc((size_t)f * p * sizeof *W);
+  double *w = malloc((size_t)n * sizeof *w);
+  int32_t *rank = malloc((size_t)n * sizeof *rank), *small = malloc((size_t)n * sizeof *small);
+  fedrec_status st = FEDREC_OK;
+  if (!mu || !W || !w || !rank || !small) {
+    st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "synthetic catalogue of %d items", n);
+    goto done;
+  }
+  for (int64_t k = 0; k < (int64_t)T * p; k++) mu[k] = (float)fedrec_rng_normal(&r);
+  for (int32_t t = 0; t < T; t++) normalise(mu + (int64_t)t * p, p);
+  for (int64_t k = 0; k < (int64_t)f * p; k++) W[k] = (float)fedrec_rng_normal(&r);
+  for (int32_t i = 0; i < n; i++) {
+    float *x = content + (int64_t)i * p, *v = g->F + (int64_t)i * f;
+    int32_t t1 = (int32_t)fedrec_rng_below(&r, (uint64_t)T), t2 = (int32_t)fedrec_rng_below(&r, (uint64_t)T);
+    for (int32_t j = 0; j < p; j++)
+      x[j] = 0.8f * mu[(int64_t)t1 * p + j] + 0.3f * mu[(int64_t)t2 * p + j] +
+             0.5f * (float)fedrec_rng_normal(&r) / sqrtf((float)p);
+    normalise(x, p);
+    /* factor = share * normalise(W x) + (1 - share) * item-specific noise */
+    for (int32_t a = 0; a < f; a++) {
+      double s = 0;
+      for (int32_t j = 0; j < p; j++) s += (double)W[(int64_t)a * p + j] * x[j];
+      v[a] = (float)s;
+    }
+    normalise(v, f);
+    for (int32_t a = 0; a < f; a++)
+      v[a] = (float)(c->content_share * v[a] +
+                     (1 - c->content_share) * fedrec_rng_normal(&r) / sqrt((double)f));
+    normalise(v, f);
+    rank[i] = i;
+  }
+  /* Power-law popularity over a random permutation of ranks, then Vose's alias table. */
+  for (int32_t i = n - 1; i > 0; i--) {
+    int32_t j = (int32_t)fedrec_rng_below(&r, (uint64_t)i + 1), t = rank[i];
+    rank[i] = rank[j], rank[j] = t;
+  }
+  double total = 0;
+  for (int32_t i = 0; i < n; i++) total += w[i] = pow(rank[i] + 1.0, -c->zipf);
+  int32_t ns = 0, nl = 0;
+  int32_t *large = rank; /* reuse */
+  for (int32_t i = 0; i < n; i++) {
+    w[i] = w[i] * n / total;
+    if (w[i] < 1) small[ns++] = i;
+    else large[nl++] = i;
+  }
+  while (ns && nl) {
+    int32_t s = small[--ns], l = large[--nl];
+    g->alias_p[s] = w[s];
+    g->alias_i[s] = l;
+    w[l] -= 1 - w[s];
+    if (w[l] < 1) small[ns++] = l;
+    else large[nl++] = l;
+  }
+  while (nl) g->alias_p[large[--nl]] = 1, g->alias_i[large[nl]] = large[nl];
+  while (ns) g->alias_p[small[--ns]] = 1, g->alias_i[small[ns]] = small[ns];
+done:
+  free(mu), free(W), free(w), free(rank), free(small);
+  return st;
+}
+
+static fedrec_status name_all(fedrec_idmap *m, char prefix, int32_t n, fedrec_error *err) {
+  char id[16];
+  for (int32_t i = 0; i < n; i++) {
+    int len = snprintf(id, sizeof id, "%c%d", prefix, i);
+    if (fedrec_idmap_get(m, id, (size_t)len, 1) != i)
+      return fedrec_error_set(err, FEDREC_ERR_NOMEM, "synthetic ids");
+  }
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_synth_generate(fedrec_dataset *ds, const fedrec_synth_config *c,
+                                    fedrec_error *err) {
+  memset(ds, 0, sizeof *ds);
+  if (c->users < 2 || c->items < 8 || c->content_dim < 1 || c->factors < 1 || c->factors > 256 ||
+      c->topics < 1 || c->median_len < 1)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "synthetic: users >= 2, items >= 8, 1 <= factors <= 256 required");
+  int T = c->threads > 0 ? c->threads : fedrec_cpu_count();
+  int32_t n = c->items, nu = c->users;
+  snprintf(ds->name, sizeof ds->name, "synthetic");
+  gen g = {.c = c};
+  g.F = malloc((size_t)n * c->factors * sizeof *g.F);
+  g.alias_p = malloc((size_t)n * sizeof *g.alias_p);
+  g.alias_i = malloc((size_t)n * sizeof *g.alias_i);
+  g.mark = calloc((size_t)T, sizeof *g.mark);
+  ds->content = malloc((size_t)n * c->content_dim * sizeof *ds->content);
+  ds->has_content = malloc((size_t)n);
+  ds->R.indptr = malloc(((size_t)nu + 1) * sizeof *ds->R.indptr);
+  ds->users = fedrec_idmap_new();
+  ds->items = fedrec_idmap_new();
+  int ok = g.F && g.alias_p && g.alias_i && g.mark && ds->content && ds->has_content &&
+           ds->R.indptr && ds->users && ds->items;
+  for (int t = 0; ok && t < T; t++) ok = (g.mark[t] = calloc((size_t)n, 1)) != NULL;
+  fedrec_status st = ok ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "synthetic data");
+  if (!st) st = item_side(&g, ds->content, err);
+  if (!st) {
+    ds->content_dim = c->content_dim;
+    memset(ds->has_content, 1, (size_t)n);
+    ds->R.indptr[0] = 0;
+    for (int32_t u = 0; u < nu; u++) ds->R.indptr[u + 1] = ds->R.indptr[u] + history_len(c, (uint64_t)u);
+    int64_t nnz = ds->R.indptr[nu];
+    ds->R.indices = malloc((size_t)nnz * sizeof *ds->R.indices);
+    if (!ds->R.indices) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "%lld interactions", (long long)nnz);
+  }
+  if (!st) {
+    g.indptr = ds->R.indptr;
+    g.indices = ds->R.indices;
+    st = fedrec_parallel_for(T, nu, 1024, gen_users, &g);
+  }
+  if (!st) { /* drop unfilled slots (users whose taste found too few items), sort rows */
+    int64_t w = 0;
+    for (int32_t u = 0; u < nu; u++) {
+      int64_t b = ds->R.indptr[u], e = ds->R.indptr[u + 1];
+      ds->R.indptr[u] = w;
+      for (int64_t k = b; k < e; k++)
+        if (ds->R.indices[k] >= 0) ds->R.indices[w++] = ds->R.indices[k];
+    }
+    ds->R.indptr[nu] = w;
+    ds->R.rows = nu;
+    ds->R.cols = n;
+    ds->R.values = malloc((size_t)(w ? w : 1) * sizeof *ds->R.values);
+    if (!ds->R.values) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "synthetic weights");
+    for (int64_t k = 0; !st && k < w; k++) ds->R.values[k] = 1.0f;
+  }
+  if (!st) { /* rows sorted by item: a transpose twice is a stable, linear way */
+    fedrec_csr t1, t2;
+    st = fedrec_csr_transpose(&t1, &ds->R, err);
+    if (!st) {
+      st = fedrec_csr_transpose(&t2, &t1, err);
+      fedrec_csr_free(&t1);
+      if (!st) {
+        fedrec_csr_free(&ds->R);
+        ds->R = t2;
+      }
+    }
+  }
+  if (!st) st = name_all(ds->users, 'u', nu, err);
+  if (!st) st = name_all(ds->items, 'i', n, err);
+  for (int t = 0; g.mark && t < T; t++) free(g.mark[t]);
+  free(g.mark), free(g.F), free(g.alias_p), free(g.alias_i);
+  if (st) fedrec_dataset_free(ds);
+  return st;
+}

@@ -1,0 +1,78 @@
+/* The recommendation model: matrix factorisation for implicit feedback with a content head.
+ *
+ *   item vector  v_i = H c_i + e_i      H: (d, p) head over the frozen content embedding c_i,
+ *                                       e_i: free embedding, present for a subset of items
+ *   score        s_ui = u . v_i         u: the user's vector, solved on the user's device
+ *
+ * Per-user objective (iALS, Rendle et al. 2022 "Revisiting the performance of iALS"):
+ *   L_u = sum_{i in S_u} w_ui (1 - u.v_i)^2 + alpha0 sum_{all i} (u.v_i)^2 + lambda_u |u|^2
+ * with frequency-scaled regularisation lambda_u = reg * (|S_u| + alpha0 * n_items). */
+#ifndef FEDREC_MODEL_H
+#define FEDREC_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fedrec_model {
+  int32_t n_items, d, p;
+  float *H;            /* (d, p) row-major, or NULL when the model has no head */
+  float *E;            /* (n_free, d), or NULL when n_free == 0 */
+  int32_t n_free;
+  int32_t *free_items; /* (n_free) item index of each row of E */
+  int32_t *free_row;   /* (n_items) row of E for each item, or -1 */
+  const float *C;      /* (n_items, p) content, borrowed; may be NULL when H is NULL */
+} fedrec_model;
+
+/* Allocates a model. With a head (use_head and C != NULL), H ~ N(0, init_std^2 / p);
+ * E rows ~ N(0, init_std^2) for the n_free items listed in free_items (any order). */
+fedrec_status fedrec_model_init(fedrec_model *m, int32_t n_items, int32_t d, const float *C,
+                                int32_t p, int use_head, const int32_t *free_items,
+                                int32_t n_free, uint64_t seed, float init_std,
+                                fedrec_error *err);
+void fedrec_model_free(fedrec_model *m);
+/* Number of trainable parameters (d*p + n_free*d). */
+int64_t fedrec_model_params(const fedrec_model *m);
+
+/* V = C H^T + scatter(E): all item vectors, (n_items, d). Cold items get the head alone. */
+void fedrec_model_item_vectors(float *V, const fedrec_model *m);
+
+/* G = X^T X, (d, d) full symmetric, for X (n, d). */
+void fedrec_gramian(float *G, const float *X, int64_t n, int32_t d);
+
+/* Floats of scratch space fedrec_user_solve needs for a history of up to max_n items. */
+size_t fedrec_user_solve_work(int32_t d, int32_t max_n);
+
+/* Solves a user's vector u (d) from their history (items, weights w, n entries):
+ *   (alpha0 G + sum_i w_i v_i v_i^T + lambda_u I) u = sum_i w_i v_i
+ * with G = V^T V over all n_items item vectors, via Cholesky (LAPACK sposv).
+ * Returns FEDREC_ERR_NUMERIC if the system is not positive definite. */
+fedrec_status fedrec_user_solve(float *u, const float *V, const float *G, int32_t n_items,
+                                int32_t d, const int32_t *items, const float *w, int32_t n,
+                                float alpha0, float reg, float *work);
+
+/* Floats of scratch space fedrec_user_loss_grad needs for up to max_n history items. */
+size_t fedrec_user_grad_work(const fedrec_model *m, int32_t max_n);
+
+/* One user's loss L_u and its gradients with respect to E (n_free, d) and H (d, p),
+ * overwriting gE and gH (either may be NULL to skip it). V must be the current item
+ * vectors. Every item's gradient is a multiple of u: dL/dv_i = gamma_i u with
+ *   gamma_i = 2 alpha0 s_i - 2 w_i (1 - s_i) [i in S_u],   s = V u,
+ * so dL/de_i = gamma_i u and dL/dH = u (C^T gamma)^T; BLAS does the dense parts. */
+void fedrec_user_loss_grad(double *loss, float *gE, float *gH, const fedrec_model *m,
+                           const float *V, const float *u, const int32_t *items, const float *w,
+                           int32_t n, float alpha0, float reg, float *work);
+/* Plain-C reference of the same computation (loops, double accumulators), for tests. */
+void fedrec_user_loss_grad_ref(double *loss, float *gE, float *gH, const fedrec_model *m,
+                               const float *u, const int32_t *items, const float *w, int32_t n,
+                               float alpha0, float reg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
