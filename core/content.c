@@ -172,7 +172,7 @@ fedrec_status fedrec_parse_movielens_tags(fedrec_tokens *t, fedrec_idmap *items,
   fedrec_field line, f[5];
   fedrec_status st;
   fedrec_lines_init(&L, buf, len, name);
-  if (!fedrec_lines_next(&L, &line) || line.n < 29 ||
+  if (!fedrec_lines_next(&L, &line) || line.n < 28 ||
       memcmp(line.s, "userId,movieId,tag,timestamp", 28))
     return bad_line(err, &L, "header 'userId,movieId,tag,timestamp'");
   while (fedrec_lines_next(&L, &line)) {

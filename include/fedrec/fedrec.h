@@ -1,0 +1,16 @@
+/* fedrec core: everything a program needs to load data, train and evaluate. */
+#ifndef FEDREC_FEDREC_H
+#define FEDREC_FEDREC_H
+
+#include "fedrec/content.h"
+#include "fedrec/data.h"
+#include "fedrec/eval.h"
+#include "fedrec/model.h"
+#include "fedrec/rng.h"
+#include "fedrec/status.h"
+#include "fedrec/synth.h"
+#include "fedrec/train.h"
+
+#define FEDREC_VERSION "0.1.0"
+
+#endif

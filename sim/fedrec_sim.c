@@ -1,0 +1,236 @@
+/* fedrec-sim: train and evaluate recommenders on a dataset (central baselines for now;
+ * the federated algorithms join this same command). */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sim_args.h"
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const sim_args *g_args; /* for progress output only */
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+  if (g_args && g_args->quiet) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+}
+
+static fedrec_status load(fedrec_dataset *ds, fedrec_split *sp, const sim_args *a,
+                          fedrec_error *err) {
+  fedrec_status st;
+  const char *d = a->dataset;
+  if (!d) {
+    st = fedrec_split_files(sp, ds, a->train, a->test_foldin, a->test_holdout, err);
+  } else if (!strncmp(d, "movielens:", 10)) {
+    st = fedrec_load_movielens(ds, d + 10, a->threshold, a->content ? 0 : a->content_dim, err);
+  } else if (!strncmp(d, "lastfm:", 7)) {
+    st = fedrec_load_lastfm(ds, d + 7, a->content ? 0 : a->content_dim, err);
+  } else if (!strncmp(d, "csv:", 4)) {
+    st = fedrec_load_csv(ds, d + 4, err);
+  } else if (!strncmp(d, "synthetic", 9) && (d[9] == '\0' || d[9] == ':')) {
+    fedrec_synth_config sc;
+    fedrec_synth_defaults(&sc);
+    sc.seed = a->ials.seed;
+    sc.threads = a->ials.threads;
+    st = d[9] == ':' ? fedrec_synth_parse(&sc, d + 10, err) : FEDREC_OK;
+    if (!st) st = fedrec_synth_generate(ds, &sc, err);
+  } else {
+    return fedrec_error_set(err, FEDREC_ERR_ARG,
+                            "--dataset '%s': expected movielens:DIR, lastfm:DIR, csv:FILE or synthetic[:k=v,...]", d);
+  }
+  if (st) return st;
+  if (a->content) {
+    size_t n = strlen(a->content);
+    st = n > 4 && !strcmp(a->content + n - 4, ".csv")
+             ? fedrec_attach_content_csv(ds, a->content, err)
+             : fedrec_attach_npy(ds, a->content, a->content_ids, err);
+    if (st) return st;
+  }
+  if (d) st = fedrec_split_users(sp, ds, &a->split, err);
+  return st;
+}
+
+static void progress(void *ctx, int32_t epoch, int32_t epochs, double obj, double secs) {
+  (void)ctx;
+  say("  epoch %3d/%d  objective %.6g  %.2fs\n", epoch, epochs, obj, secs);
+}
+
+typedef struct {
+  fedrec_metrics warm, cold;
+  int has_cold;
+  double train_s, eval_s;
+  int64_t params;
+} result;
+
+static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *ds,
+                         const fedrec_split *sp, fedrec_error *err) {
+  int32_t ni = sp->train.cols;
+  double *counts = malloc((size_t)ni * sizeof *counts);
+  uint8_t *cold = sp->n_cold ? sp->is_cold : NULL;
+  fedrec_model m = {0};
+  float *V = NULL, *G = NULL, *B = NULL;
+  fedrec_scorer sc;
+  fedrec_mf_scorer mf;
+  fedrec_ease_scorer es;
+  fedrec_pop_scorer ps = {counts, ni};
+  fedrec_status st = counts ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "counts");
+  if (st) return st;
+  fedrec_item_counts(counts, &sp->train);
+  double t0 = now();
+  if (a->algorithm == ALG_CENTRAL) {
+    fedrec_ials_config c = a->ials;
+    if (!a->head_set) c.use_head = ds->content != NULL;
+    say("training iALS: d=%d reg=%g alpha0=%g epochs=%d head=%s free=%d\n", c.dim, c.reg,
+        c.alpha0, c.epochs, c.use_head && ds->content ? "yes" : "no", c.n_free);
+    st = fedrec_ials_fit(&m, &sp->train, ds->content, ds->content_dim, &c, progress, NULL, err);
+    if (!st) {
+      V = malloc((size_t)ni * c.dim * sizeof *V);
+      G = malloc((size_t)c.dim * c.dim * sizeof *G);
+      if (!V || !G) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "item vectors");
+    }
+    if (!st) {
+      fedrec_model_item_vectors(V, &m);
+      fedrec_gramian(G, V, ni, c.dim);
+      mf = (fedrec_mf_scorer){V, G, ni, c.dim, c.alpha0, c.reg};
+      sc = fedrec_mf_scorer_make(&mf);
+      res->params = fedrec_model_params(&m);
+    }
+  } else if (a->algorithm == ALG_EASE) {
+    say("training EASE: lambda=%g over %d items\n", a->ease_lambda, ni);
+    st = fedrec_ease_fit(&B, &sp->train, a->ease_lambda, err);
+    es = (fedrec_ease_scorer){B, ni};
+    sc = fedrec_ease_scorer_make(&es);
+    res->params = (int64_t)ni * ni;
+  } else {
+    sc = fedrec_pop_scorer_make(&ps);
+    res->params = ni;
+  }
+  res->train_s = now() - t0;
+  uint8_t *warm = NULL;
+  if (!st && cold) {
+    warm = malloc((size_t)ni);
+    if (!warm) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "candidates");
+    for (int32_t i = 0; warm && i < ni; i++) warm[i] = !cold[i];
+  }
+  fedrec_eval_config ec = {.k = a->k, .threads = a->ials.threads, .candidates = warm,
+                           .content = ds->content, .content_dim = ds->content_dim,
+                           .item_users = counts, .train_users = sp->train.rows};
+  t0 = now();
+  if (!st) {
+    say("evaluating %d test users over %d items\n", sp->foldin.rows, ni);
+    st = fedrec_evaluate(&res->warm, &sc, &sp->foldin, &sp->holdout, &ec, err);
+  }
+  if (!st && cold) {
+    ec.candidates = cold;
+    st = fedrec_evaluate(&res->cold, &sc, &sp->foldin, &sp->cold_holdout, &ec, err);
+    res->has_cold = 1;
+  }
+  res->eval_s = now() - t0;
+  free(warm);
+  free(counts);
+  free(V);
+  free(G);
+  free(B);
+  fedrec_model_free(&m);
+  return st;
+}
+
+static const char *alg_name(sim_algorithm a) {
+  return a == ALG_CENTRAL ? "central" : a == ALG_EASE ? "ease" : "popularity";
+}
+
+static void json_num(const char *key, double v, int last) {
+  if (isfinite(v)) printf("\"%s\": %.6g%s", key, v, last ? "" : ", ");
+  else printf("\"%s\": null%s", key, last ? "" : ", ");
+}
+
+static void print_json(const result *r, const sim_args *a, const fedrec_dataset *ds,
+                       const fedrec_split *sp) {
+  char key[64];
+  int k = a->k;
+  printf("{\"algorithm\": \"%s\", \"dataset\": \"%s\", ", alg_name(a->algorithm), ds->name);
+  json_num("users", r->warm.users, 0);
+  json_num("items", sp->train.cols, 0);
+  json_num("train_users", sp->train.rows, 0);
+  json_num("train_interactions", (double)fedrec_csr_nnz(&sp->train), 0);
+  snprintf(key, sizeof key, "recall@%d", k), json_num(key, r->warm.recall, 0);
+  snprintf(key, sizeof key, "ndcg@%d", k), json_num(key, r->warm.ndcg, 0);
+  snprintf(key, sizeof key, "coverage@%d", k), json_num(key, r->warm.coverage, 0);
+  snprintf(key, sizeof key, "diversity@%d", k), json_num(key, r->warm.diversity, 0);
+  snprintf(key, sizeof key, "novelty@%d", k), json_num(key, r->warm.novelty, 0);
+  if (r->has_cold) {
+    json_num("cold_items", sp->n_cold, 0);
+    json_num("cold_users", r->cold.users, 0);
+    snprintf(key, sizeof key, "cold_recall@%d", k), json_num(key, r->cold.recall, 0);
+    snprintf(key, sizeof key, "cold_ndcg@%d", k), json_num(key, r->cold.ndcg, 0);
+  }
+  json_num("params", (double)r->params, 0);
+  json_num("seconds_train", r->train_s, 0);
+  json_num("seconds_eval", r->eval_s, 1);
+  printf("}\n");
+}
+
+static void print_table(const result *r, const sim_args *a, const fedrec_dataset *ds,
+                        const fedrec_split *sp) {
+  int k = a->k;
+  printf("fedrec-sim  algorithm=%s  dataset=%s\n", alg_name(a->algorithm), ds->name);
+  printf("  train: %d users, %d items, %lld interactions; test: %d users evaluated\n",
+         sp->train.rows, sp->train.cols, (long long)fedrec_csr_nnz(&sp->train), r->warm.users);
+  printf("  %-14s %8.4f\n", "Recall@", r->warm.recall);
+  printf("  %-14s %8.4f\n", "NDCG@", r->warm.ndcg);
+  printf("  %-14s %8.4f\n", "Coverage@", r->warm.coverage);
+  if (isfinite(r->warm.diversity)) printf("  %-14s %8.4f\n", "Diversity@", r->warm.diversity);
+  printf("  %-14s %8.4f\n", "Novelty@", r->warm.novelty);
+  if (r->has_cold)
+    printf("  cold start (%d items, %d users): Recall@%d %.4f  NDCG@%d %.4f\n", sp->n_cold,
+           r->cold.users, k, r->cold.recall, k, r->cold.ndcg);
+  printf("  (@ = @%d)  train %.2fs  eval %.2fs\n", k, r->train_s, r->eval_s);
+}
+
+int main(int argc, char **argv) {
+  sim_args a;
+  fedrec_error err = {0};
+  int help;
+  if (sim_parse_args(&a, argc, argv, &help, &err)) {
+    fprintf(stderr, "fedrec-sim: %s\n", err.msg);
+    return 2;
+  }
+  if (help) {
+    sim_usage(stdout);
+    return 0;
+  }
+  g_args = &a;
+  fedrec_dataset ds = {0};
+  fedrec_split sp = {0};
+  result res = {0};
+  double t0 = now();
+  say("loading %s\n", a.dataset ? a.dataset : a.train);
+  fedrec_status st = load(&ds, &sp, &a, &err);
+  if (!st) {
+    say("loaded %d users x %d items, %lld interactions%s in %.2fs\n", ds.R.rows, ds.R.cols,
+        (long long)fedrec_csr_nnz(&ds.R), ds.content ? " with content" : "", now() - t0);
+    st = run(&res, &a, &ds, &sp, &err);
+  }
+  if (st) {
+    fprintf(stderr, "fedrec-sim: %s\n", err.msg[0] ? err.msg : fedrec_status_str(st));
+  } else if (a.json) {
+    print_json(&res, &a, &ds, &sp);
+  } else {
+    print_table(&res, &a, &ds, &sp);
+  }
+  fedrec_split_free(&sp);
+  fedrec_dataset_free(&ds);
+  return st ? 1 : 0;
+}

@@ -1,0 +1,121 @@
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim_args.h"
+
+void sim_usage(FILE *out) {
+  fputs(
+      "usage: fedrec-sim --algorithm central|ease|popularity [options]\n"
+      "\n"
+      "data (one of):\n"
+      "  --dataset synthetic[:users=N,items=M,dim=P,...]  built-in catalogue (default)\n"
+      "  --dataset movielens:DIR   MovieLens ratings.csv (+ movies.csv, tags.csv for content)\n"
+      "  --dataset lastfm:DIR      Last.fm HetRec user_artists.dat (+ user_taggedartists.dat)\n"
+      "  --dataset csv:FILE        CSV with header user,item[,weight]\n"
+      "  --train F --test-foldin F --test-holdout F   a given split, CSV user,item[,weight]\n"
+      "  --content F.npy --content-ids F | --content F.csv   item content embeddings\n"
+      "  --content-dim P           dimension of derived content features (64)\n"
+      "  --threshold R             MovieLens: rating >= R is a positive (4.0)\n"
+      "\n"
+      "split (built-in): --test-users F (0.2) --holdout F (0.2) --cold-items F (0)\n"
+      "                  --min-items N (5)\n"
+      "model (central iALS):\n"
+      "  --dim D (64) --reg L (0.003) --unobserved-weight A (0.1) --epochs E (12)\n"
+      "  --head | --no-head        train the content head (default: on when content exists)\n"
+      "  --free-items M            free embeddings for the M most popular items (-1 = all)\n"
+      "  --free-reg X (1.0)        extra ridge on free embeddings, so the head explains more\n"
+      "EASE: --ease-lambda L (200)\n"
+      "other: --k K (20) --seed S (42) --threads T (all cores) --json --quiet --help\n",
+      out);
+}
+
+static fedrec_status num(const char *flag, const char *v, double lo, double hi, int integer,
+                         double *out, fedrec_error *err) {
+  char *end;
+  if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "%s needs a value", flag);
+  errno = 0;
+  double x = strtod(v, &end);
+  if (end == v || *end || errno || !isfinite(x))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: '%s' is not a number", flag, v);
+  if (x < lo || x > hi || (integer && x != floor(x)))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: %s is out of range [%g, %g]%s", flag, v, lo,
+                            hi, integer ? " (integer)" : "");
+  *out = x;
+  return FEDREC_OK;
+}
+
+fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedrec_error *err) {
+  memset(a, 0, sizeof *a);
+  fedrec_ials_defaults(&a->ials);
+  fedrec_split_defaults(&a->split);
+  a->algorithm = ALG_CENTRAL;
+  a->dataset = NULL;
+  a->content_dim = 64;
+  a->threshold = 4.0;
+  a->ease_lambda = 200.0f;
+  a->k = 20;
+  *help = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    double x = 0;
+    fedrec_status st = FEDREC_OK;
+#define FLAG(name) (strcmp(f, name) == 0)
+#define NUM(lo, hi, integer) (st = num(f, v, lo, hi, integer, &x, err), i++, st)
+#define STR(dst) (v ? (dst = v, i++, 0) : (st = fedrec_error_set(err, FEDREC_ERR_ARG, "%s needs a value", f)))
+    if (FLAG("--help") || FLAG("-h")) {
+      *help = 1;
+      return FEDREC_OK;
+    } else if (FLAG("--algorithm")) {
+      if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm needs a value");
+      if (!strcmp(v, "central")) a->algorithm = ALG_CENTRAL;
+      else if (!strcmp(v, "ease")) a->algorithm = ALG_EASE;
+      else if (!strcmp(v, "popularity")) a->algorithm = ALG_POPULARITY;
+      else
+        return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm: '%s' is not one of central, ease, popularity", v);
+      i++;
+    } else if (FLAG("--dataset")) STR(a->dataset);
+    else if (FLAG("--train")) STR(a->train);
+    else if (FLAG("--test-foldin")) STR(a->test_foldin);
+    else if (FLAG("--test-holdout")) STR(a->test_holdout);
+    else if (FLAG("--content")) STR(a->content);
+    else if (FLAG("--content-ids")) STR(a->content_ids);
+    else if (FLAG("--content-dim")) { if (!NUM(1, FEDREC_MAX_CONTENT_DIM, 1)) a->content_dim = (int32_t)x; }
+    else if (FLAG("--threshold")) { if (!NUM(0, 10, 0)) a->threshold = x; }
+    else if (FLAG("--dim")) { if (!NUM(1, 1024, 1)) a->ials.dim = (int32_t)x; }
+    else if (FLAG("--reg")) { if (!NUM(1e-9, 1e6, 0)) a->ials.reg = (float)x; }
+    else if (FLAG("--unobserved-weight")) { if (!NUM(0, 1e6, 0)) a->ials.alpha0 = (float)x; }
+    else if (FLAG("--epochs")) { if (!NUM(0, 10000, 1)) a->ials.epochs = (int32_t)x; }
+    else if (FLAG("--free-items")) { if (!NUM(-1, FEDREC_MAX_ENTITIES, 1)) a->ials.n_free = (int32_t)x; }
+    else if (FLAG("--free-reg")) { if (!NUM(0, 1e6, 0)) a->ials.free_reg_mult = (float)x; }
+    else if (FLAG("--head")) a->ials.use_head = 1, a->head_set = 1;
+    else if (FLAG("--no-head")) a->ials.use_head = 0, a->head_set = 1;
+    else if (FLAG("--ease-lambda")) { if (!NUM(1e-9, 1e9, 0)) a->ease_lambda = (float)x; }
+    else if (FLAG("--test-users")) { if (!NUM(1e-6, 0.999999, 0)) a->split.test_users = x; }
+    else if (FLAG("--holdout")) { if (!NUM(1e-6, 0.999999, 0)) a->split.holdout = x; }
+    else if (FLAG("--cold-items")) { if (!NUM(0, 0.999999, 0)) a->split.cold_items = x; }
+    else if (FLAG("--min-items")) { if (!NUM(2, 1e9, 1)) a->split.min_items = (int32_t)x; }
+    else if (FLAG("--k")) { if (!NUM(1, 100000, 1)) a->k = (int32_t)x; }
+    else if (FLAG("--seed")) {
+      if (!NUM(0, 9007199254740992.0, 1)) a->ials.seed = a->split.seed = (uint64_t)x;
+    } else if (FLAG("--threads")) { if (!NUM(0, 256, 1)) a->ials.threads = (int32_t)x; }
+    else if (FLAG("--json")) a->json = 1;
+    else if (FLAG("--quiet")) a->quiet = 1;
+    else return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown option '%s' (see --help)", f);
+    if (st) return st;
+#undef FLAG
+#undef NUM
+#undef STR
+  }
+  int given = (a->train != NULL) + (a->test_foldin != NULL) + (a->test_holdout != NULL);
+  if (given != 0 && given != 3)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "--train, --test-foldin and --test-holdout go together");
+  if (given && a->dataset)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "use either --dataset or --train/--test-foldin/--test-holdout");
+  if (a->content && !a->content_ids && !(strlen(a->content) > 4 && !strcmp(a->content + strlen(a->content) - 4, ".csv")))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "--content F.npy needs --content-ids (or give a .csv)");
+  if (!given && !a->dataset) a->dataset = "synthetic";
+  return FEDREC_OK;
+}

@@ -1,0 +1,29 @@
+/* fedrec-sim's command line. */
+#ifndef FEDREC_SIM_ARGS_H
+#define FEDREC_SIM_ARGS_H
+
+#include "fedrec/fedrec.h"
+
+typedef enum { ALG_CENTRAL, ALG_EASE, ALG_POPULARITY } sim_algorithm;
+
+typedef struct sim_args {
+  sim_algorithm algorithm;
+  const char *dataset;      /* movielens:DIR | lastfm:DIR | synthetic[:k=v,...] | csv:FILE */
+  const char *train, *test_foldin, *test_holdout;
+  const char *content, *content_ids;
+  int32_t content_dim;      /* for derived features */
+  double threshold;         /* MovieLens rating threshold */
+  fedrec_ials_config ials;
+  int head_set;             /* --head/--no-head given */
+  float ease_lambda;
+  fedrec_split_config split;
+  int32_t k;
+  int json, quiet;
+} sim_args;
+
+/* Parses argv; on a bad flag fills err (naming the flag) and returns non-OK.
+ * *help is set when --help was asked for. */
+fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedrec_error *err);
+void sim_usage(FILE *out);
+
+#endif
