@@ -57,47 +57,64 @@ fedrec_scorer fedrec_mf_scorer_make(const fedrec_mf_scorer *ctx) {
   return (fedrec_scorer){.score = mf_score, .work_floats = mf_work, .ctx = ctx};
 }
 
-fedrec_status fedrec_ease_fit(float **Bout, const fedrec_csr *R, float lambda,
+/* EASE over the m items that have training interactions (the others score 0 anyway):
+ * P = (X^T X + lambda I)^-1 by Cholesky, then B = -P diag(1/diag P), diag B = 0. */
+fedrec_status fedrec_ease_fit(fedrec_ease_model *e, const fedrec_csr *R, float lambda,
                               fedrec_error *err) {
-  int32_t n = R->cols;
-  *Bout = NULL;
-  if (n > 40000)
-    return fedrec_error_set(err, FEDREC_ERR_LIMIT, "EASE: %d items; the dense %d x %d inverse is capped at 40000 items",
-                            n, n, n);
+  memset(e, 0, sizeof *e);
   if (!(lambda > 0)) return fedrec_error_set(err, FEDREC_ERR_ARG, "EASE: lambda must be > 0");
-  float *P = calloc((size_t)n * n, sizeof *P);
-  if (!P) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "EASE: %d x %d matrix", n, n);
+  e->n_items = R->cols;
+  e->col = malloc(((size_t)R->cols + 1) * sizeof *e->col);
+  if (!e->col) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "EASE");
+  for (int32_t i = 0; i < R->cols; i++) e->col[i] = -1;
+  for (int64_t k = 0; k < fedrec_csr_nnz(R); k++) e->col[R->indices[k]] = 0;
+  int32_t m = 0;
+  for (int32_t i = 0; i < R->cols; i++)
+    if (e->col[i] == 0) e->col[i] = m++;
+  e->m = m;
+  if (m > 40000) {
+    fedrec_ease_free(e);
+    return fedrec_error_set(err, FEDREC_ERR_LIMIT, "EASE: %d items with interactions; the dense inverse is capped at 40000",
+                            m);
+  }
+  float *P = calloc((size_t)m * m + 1, sizeof *P);
+  float *inv = malloc(((size_t)m + 1) * sizeof *inv);
+  if (!P || !inv) {
+    free(P), free(inv), fedrec_ease_free(e);
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "EASE: %d x %d matrix", m, m);
+  }
   /* Gram matrix of the binary interactions: one rank-1 update per user's item pairs. */
   for (int32_t u = 0; u < R->rows; u++)
     for (int64_t a = R->indptr[u]; a < R->indptr[u + 1]; a++) {
-      float *row = P + (size_t)R->indices[a] * n;
-      for (int64_t b = R->indptr[u]; b < R->indptr[u + 1]; b++) row[R->indices[b]] += 1.0f;
+      float *row = P + (size_t)e->col[R->indices[a]] * m;
+      for (int64_t b = R->indptr[u]; b < R->indptr[u + 1]; b++) row[e->col[R->indices[b]]] += 1.0f;
     }
-  for (int32_t i = 0; i < n; i++) P[(size_t)i * n + i] += lambda;
-  lapack_int info = LAPACKE_spotrf(LAPACK_COL_MAJOR, 'U', n, P, n);
-  if (!info) info = LAPACKE_spotri(LAPACK_COL_MAJOR, 'U', n, P, n);
+  for (int32_t i = 0; i < m; i++) P[(size_t)i * m + i] += lambda;
+  lapack_int info = LAPACKE_spotrf(LAPACK_COL_MAJOR, 'U', m, P, m);
+  if (!info) info = LAPACKE_spotri(LAPACK_COL_MAJOR, 'U', m, P, m);
   if (info) {
-    free(P);
+    free(P), free(inv), fedrec_ease_free(e);
     return fedrec_error_set(err, FEDREC_ERR_NUMERIC, "EASE: inversion failed (LAPACK info %d)", (int)info);
   }
   /* Column-major upper = row-major lower: mirror into a full symmetric matrix. */
-  for (int32_t i = 0; i < n; i++)
-    for (int32_t j = i + 1; j < n; j++) P[(size_t)i * n + j] = P[(size_t)j * n + i];
-  /* B_ij = -P_ij / P_jj, B_jj = 0 */
-  float *inv = malloc((size_t)n * sizeof *inv);
-  if (!inv) {
-    free(P);
-    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "EASE");
-  }
-  for (int32_t j = 0; j < n; j++) inv[j] = -1.0f / P[(size_t)j * n + j];
-  for (int32_t i = 0; i < n; i++) {
-    float *row = P + (size_t)i * n;
-    for (int32_t j = 0; j < n; j++) row[j] *= inv[j];
+  for (int32_t i = 0; i < m; i++)
+    for (int32_t j = i + 1; j < m; j++) P[(size_t)i * m + j] = P[(size_t)j * m + i];
+  for (int32_t j = 0; j < m; j++) inv[j] = -1.0f / P[(size_t)j * m + j];
+  for (int32_t i = 0; i < m; i++) {
+    float *row = P + (size_t)i * m;
+    for (int32_t j = 0; j < m; j++) row[j] *= inv[j];
     row[i] = 0.0f;
   }
   free(inv);
-  *Bout = P;
+  e->B = P;
   return FEDREC_OK;
+}
+
+void fedrec_ease_free(fedrec_ease_model *e) {
+  if (!e) return;
+  free(e->B);
+  free(e->col);
+  memset(e, 0, sizeof *e);
 }
 
 static size_t no_work(const void *ctx, int32_t max_n) {
@@ -106,19 +123,25 @@ static size_t no_work(const void *ctx, int32_t max_n) {
   return 1;
 }
 
+static size_t ease_work(const void *ctx, int32_t max_n) {
+  (void)max_n;
+  return (size_t)((const fedrec_ease_model *)ctx)->m + 1;
+}
+
 static fedrec_status ease_score(const void *ctx, float *scores, const int32_t *items,
                                 const float *w, int32_t n, float *work) {
-  const fedrec_ease_scorer *s = ctx;
+  const fedrec_ease_model *e = ctx;
   (void)w;
-  (void)work;
-  memset(scores, 0, (size_t)s->n_items * sizeof *scores);
+  memset(work, 0, (size_t)e->m * sizeof *work);
   for (int32_t k = 0; k < n; k++)
-    cblas_saxpy(s->n_items, 1.0f, s->B + (size_t)items[k] * s->n_items, 1, scores, 1);
+    if (e->col[items[k]] >= 0)
+      cblas_saxpy(e->m, 1.0f, e->B + (size_t)e->col[items[k]] * e->m, 1, work, 1);
+  for (int32_t i = 0; i < e->n_items; i++) scores[i] = e->col[i] >= 0 ? work[e->col[i]] : 0.0f;
   return FEDREC_OK;
 }
 
-fedrec_scorer fedrec_ease_scorer_make(const fedrec_ease_scorer *ctx) {
-  return (fedrec_scorer){.score = ease_score, .work_floats = no_work, .ctx = ctx};
+fedrec_scorer fedrec_ease_scorer_make(const fedrec_ease_model *ctx) {
+  return (fedrec_scorer){.score = ease_score, .work_floats = ease_work, .ctx = ctx};
 }
 
 static fedrec_status pop_score(const void *ctx, float *scores, const int32_t *items,

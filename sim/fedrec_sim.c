@@ -80,10 +80,10 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
   double *counts = malloc((size_t)ni * sizeof *counts);
   uint8_t *cold = sp->n_cold ? sp->is_cold : NULL;
   fedrec_model m = {0};
-  float *V = NULL, *G = NULL, *B = NULL;
+  float *V = NULL, *G = NULL;
+  fedrec_ease_model ease = {0};
   fedrec_scorer sc;
   fedrec_mf_scorer mf;
-  fedrec_ease_scorer es;
   fedrec_pop_scorer ps = {counts, ni};
   fedrec_status st = counts ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "counts");
   if (st) return st;
@@ -109,10 +109,9 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
     }
   } else if (a->algorithm == ALG_EASE) {
     say("training EASE: lambda=%g over %d items\n", a->ease_lambda, ni);
-    st = fedrec_ease_fit(&B, &sp->train, a->ease_lambda, err);
-    es = (fedrec_ease_scorer){B, ni};
-    sc = fedrec_ease_scorer_make(&es);
-    res->params = (int64_t)ni * ni;
+    st = fedrec_ease_fit(&ease, &sp->train, a->ease_lambda, err);
+    sc = fedrec_ease_scorer_make(&ease);
+    res->params = (int64_t)ease.m * ease.m;
   } else {
     sc = fedrec_pop_scorer_make(&ps);
     res->params = ni;
@@ -142,7 +141,7 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
   free(counts);
   free(V);
   free(G);
-  free(B);
+  fedrec_ease_free(&ease);
   fedrec_model_free(&m);
   return st;
 }

@@ -251,11 +251,13 @@ static void test_ease(void **state) {
   (void)state;
   fedrec_dataset ds;
   small_synth(&ds, 300, 40, 1);
-  float *B;
+  fedrec_ease_model em;
   fedrec_error err;
   float lambda = 5.0f;
-  assert_status(fedrec_ease_fit(&B, &ds.R, lambda, &err), FEDREC_OK);
+  assert_status(fedrec_ease_fit(&em, &ds.R, lambda, &err), FEDREC_OK);
   int n = 40;
+  assert_int_equal(em.m, 40); /* every item has interactions here */
+  const float *B = em.B;
   double G[40 * 40] = {0};
   for (int32_t u = 0; u < ds.R.rows; u++)
     for (int64_t a = ds.R.indptr[u]; a < ds.R.indptr[u + 1]; a++)
@@ -271,7 +273,7 @@ static void test_ease(void **state) {
       assert_near(s, 0.0, 1e-3);
     }
   }
-  free(B);
+  fedrec_ease_free(&em);
   fedrec_dataset_free(&ds);
 }
 

@@ -57,14 +57,18 @@ typedef struct fedrec_mf_scorer {
 } fedrec_mf_scorer;
 fedrec_scorer fedrec_mf_scorer_make(const fedrec_mf_scorer *ctx);
 
-/* EASE (Steck 2019): B = I - P diag(1/diag P), P = (X^T X + lambda I)^-1, diag B = 0.
- * Dense (n_items, n_items); refuses more than 40 000 items. *B is malloc'ed. */
-fedrec_status fedrec_ease_fit(float **B, const fedrec_csr *R, float lambda, fedrec_error *err);
-typedef struct fedrec_ease_scorer {
-  const float *B;
-  int32_t n_items;
-} fedrec_ease_scorer;
-fedrec_scorer fedrec_ease_scorer_make(const fedrec_ease_scorer *ctx);
+/* EASE (Steck 2019): B = I - P diag(1/diag P), P = (X^T X + lambda I)^-1, diag B = 0,
+ * over the m items that have training interactions (dense m x m; m is capped at 40 000).
+ * Items without any score 0. */
+typedef struct fedrec_ease_model {
+  float *B;       /* (m, m) */
+  int32_t *col;   /* (n_items) row/column of B, or -1 */
+  int32_t n_items, m;
+} fedrec_ease_model;
+fedrec_status fedrec_ease_fit(fedrec_ease_model *e, const fedrec_csr *R, float lambda,
+                              fedrec_error *err);
+void fedrec_ease_free(fedrec_ease_model *e);
+fedrec_scorer fedrec_ease_scorer_make(const fedrec_ease_model *e);
 
 /* Popularity: every user gets the items with the most training users. */
 typedef struct fedrec_pop_scorer {
