@@ -52,6 +52,11 @@ typedef struct {
   float *F;            /* (items, f) true item factors, unit norm */
   double *alias_p;     /* Vose alias table over popularity */
   int32_t *alias_i;
+  int32_t *topic;      /* (items) primary topic */
+  int32_t *t_off;      /* (topics + 1) segment of t_items per topic */
+  int32_t *t_items;    /* items grouped by topic */
+  double *t_alias_p;   /* per-topic alias tables, positions local to the segment */
+  int32_t *t_alias_i;
   int64_t *indptr;
   int32_t *indices;
   float *values;
@@ -79,6 +84,37 @@ static int32_t draw_item(const gen *g, fedrec_rng *r) {
   return fedrec_rng_uniform(r) < g->alias_p[i] ? i : g->alias_i[i];
 }
 
+/* An item of topic t, by popularity. */
+static int32_t draw_in_topic(const gen *g, int32_t t, fedrec_rng *r) {
+  int32_t b = g->t_off[t], n = g->t_off[t + 1] - b;
+  if (n == 0) return draw_item(g, r);
+  int32_t k = (int32_t)fedrec_rng_below(r, (uint64_t)n);
+  return g->t_items[b + (fedrec_rng_uniform(r) < g->t_alias_p[b + k] ? k : g->t_alias_i[b + k])];
+}
+
+/* Vose's alias method over weights w (destroyed); small/large are n-int scratch. */
+static void build_alias(double *w, int32_t n, double *prob, int32_t *alias, int32_t *small,
+                        int32_t *large) {
+  double total = 0;
+  int32_t ns = 0, nl = 0;
+  for (int32_t i = 0; i < n; i++) total += w[i];
+  for (int32_t i = 0; i < n; i++) {
+    w[i] = w[i] * n / total;
+    if (w[i] < 1) small[ns++] = i;
+    else large[nl++] = i;
+  }
+  while (ns && nl) {
+    int32_t s = small[--ns], l = large[--nl];
+    prob[s] = w[s];
+    alias[s] = l;
+    w[l] -= 1 - w[s];
+    if (w[l] < 1) small[ns++] = l;
+    else large[nl++] = l;
+  }
+  while (nl) nl--, prob[large[nl]] = 1, alias[large[nl]] = large[nl];
+  while (ns) ns--, prob[small[ns]] = 1, alias[small[ns]] = small[ns];
+}
+
 static fedrec_status gen_users(void *p, int tid, int64_t b, int64_t e) {
   gen *g = p;
   const fedrec_synth_config *c = g->c;
@@ -89,17 +125,22 @@ static fedrec_status gen_users(void *p, int tid, int64_t b, int64_t e) {
     fedrec_rng r;
     fedrec_rng_seed(&r, c->seed, 0x75736572ULL + (uint64_t)u * 2 + 1);
     /* A taste near one item's factor: users cluster around what exists in the catalogue. */
-    const float *anchor = g->F + (int64_t)draw_item(g, &r) * f;
+    int32_t a = draw_item(g, &r);
+    const float *anchor = g->F + (int64_t)a * f;
+    /* Favourite genres: the anchor's topic, a second one; 10% of draws from everything. */
+    int32_t t1 = g->topic[a], t2 = (int32_t)fedrec_rng_below(&r, (uint64_t)c->topics);
     for (int32_t j = 0; j < f; j++) taste[j] = anchor[j] + 0.8f * (float)fedrec_rng_normal(&r) / sqrtf((float)f);
     normalise(taste, f);
     int64_t o = g->indptr[u];
     int32_t want = (int32_t)(g->indptr[u + 1] - o), got = 0;
     for (int64_t tries = 0; got < want && tries < 2000LL * want; tries++) {
-      int32_t i = draw_item(g, &r);
+      double x = fedrec_rng_uniform(&r);
+      int32_t i = x < 0.7 ? draw_in_topic(g, t1, &r) : x < 0.9 ? draw_in_topic(g, t2, &r) : draw_item(g, &r);
       if (mark[i]) continue;
       double s = 0;
       for (int32_t j = 0; j < f; j++) s += (double)taste[j] * g->F[(int64_t)i * f + j];
-      if (fedrec_rng_uniform(&r) >= exp(c->tau * (s - 1.0))) continue;
+      /* preference saturates at s = 0.5: fewer rejections, same ordering below it */
+      if (s < 0.5 && fedrec_rng_uniform(&r) >= exp(c->tau * (s - 0.5))) continue;
       mark[i] = 1;
       g->indices[o + got++] = i;
     }
@@ -128,6 +169,7 @@ static fedrec_status item_side(gen *g, float *content, fedrec_error *err) {
   for (int32_t i = 0; i < n; i++) {
     float *x = content + (int64_t)i * p, *v = g->F + (int64_t)i * f;
     int32_t t1 = (int32_t)fedrec_rng_below(&r, (uint64_t)T), t2 = (int32_t)fedrec_rng_below(&r, (uint64_t)T);
+    g->topic[i] = t1;
     for (int32_t j = 0; j < p; j++)
       x[j] = 0.8f * mu[(int64_t)t1 * p + j] + 0.3f * mu[(int64_t)t2 * p + j] +
              0.5f * (float)fedrec_rng_normal(&r) / sqrtf((float)p);
@@ -145,30 +187,36 @@ static fedrec_status item_side(gen *g, float *content, fedrec_error *err) {
     normalise(v, f);
     rank[i] = i;
   }
-  /* Power-law popularity over a random permutation of ranks, then Vose's alias table. */
+  /* Power-law popularity over a random permutation of ranks, then alias tables: one over
+   * all items, one per topic. */
   for (int32_t i = n - 1; i > 0; i--) {
     int32_t j = (int32_t)fedrec_rng_below(&r, (uint64_t)i + 1), t = rank[i];
     rank[i] = rank[j], rank[j] = t;
   }
-  double total = 0;
-  for (int32_t i = 0; i < n; i++) total += w[i] = pow(rank[i] + 1.0, -c->zipf);
-  int32_t ns = 0, nl = 0;
-  int32_t *large = rank; /* reuse */
-  for (int32_t i = 0; i < n; i++) {
-    w[i] = w[i] * n / total;
-    if (w[i] < 1) small[ns++] = i;
-    else large[nl++] = i;
+  for (int32_t i = 0; i < n; i++) w[i] = pow(rank[i] + 1.0, -c->zipf);
+  memset(g->t_off, 0, ((size_t)T + 1) * sizeof *g->t_off);
+  for (int32_t i = 0; i < n; i++) g->t_off[g->topic[i] + 1]++;
+  for (int32_t t = 0; t < T; t++) g->t_off[t + 1] += g->t_off[t];
+  {
+    int32_t *cur = malloc(((size_t)T + 1) * sizeof *cur);
+    double *tw = malloc((size_t)n * sizeof *tw);
+    int32_t *large = malloc((size_t)n * sizeof *large);
+    if (!cur || !tw || !large) {
+      free(cur), free(tw), free(large);
+      st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "synthetic alias tables");
+      goto done;
+    }
+    for (int32_t t = 0; t < T; t++) cur[t] = g->t_off[t];
+    for (int32_t i = 0; i < n; i++) g->t_items[cur[g->topic[i]]++] = i;
+    free(cur);
+    for (int32_t k = 0; k < n; k++) tw[k] = w[g->t_items[k]];
+    for (int32_t t = 0; t < T; t++) {
+      int32_t b0 = g->t_off[t], nt = g->t_off[t + 1] - b0;
+      if (nt) build_alias(tw + b0, nt, g->t_alias_p + b0, g->t_alias_i + b0, small, large);
+    }
+    build_alias(w, n, g->alias_p, g->alias_i, small, large);
+    free(tw), free(large);
   }
-  while (ns && nl) {
-    int32_t s = small[--ns], l = large[--nl];
-    g->alias_p[s] = w[s];
-    g->alias_i[s] = l;
-    w[l] -= 1 - w[s];
-    if (w[l] < 1) small[ns++] = l;
-    else large[nl++] = l;
-  }
-  while (nl) g->alias_p[large[--nl]] = 1, g->alias_i[large[nl]] = large[nl];
-  while (ns) g->alias_p[small[--ns]] = 1, g->alias_i[small[ns]] = small[ns];
 done:
   free(mu), free(W), free(w), free(rank), free(small);
   return st;
@@ -197,13 +245,19 @@ fedrec_status fedrec_synth_generate(fedrec_dataset *ds, const fedrec_synth_confi
   g.F = malloc((size_t)n * c->factors * sizeof *g.F);
   g.alias_p = malloc((size_t)n * sizeof *g.alias_p);
   g.alias_i = malloc((size_t)n * sizeof *g.alias_i);
+  g.topic = malloc((size_t)n * sizeof *g.topic);
+  g.t_off = malloc(((size_t)c->topics + 1) * sizeof *g.t_off);
+  g.t_items = malloc((size_t)n * sizeof *g.t_items);
+  g.t_alias_p = malloc((size_t)n * sizeof *g.t_alias_p);
+  g.t_alias_i = malloc((size_t)n * sizeof *g.t_alias_i);
   g.mark = calloc((size_t)T, sizeof *g.mark);
   ds->content = malloc((size_t)n * c->content_dim * sizeof *ds->content);
   ds->has_content = malloc((size_t)n);
   ds->R.indptr = malloc(((size_t)nu + 1) * sizeof *ds->R.indptr);
   ds->users = fedrec_idmap_new();
   ds->items = fedrec_idmap_new();
-  int ok = g.F && g.alias_p && g.alias_i && g.mark && ds->content && ds->has_content &&
+  int ok = g.F && g.alias_p && g.alias_i && g.topic && g.t_off && g.t_items && g.t_alias_p &&
+           g.t_alias_i && g.mark && ds->content && ds->has_content &&
            ds->R.indptr && ds->users && ds->items;
   for (int t = 0; ok && t < T; t++) ok = (g.mark[t] = calloc((size_t)n, 1)) != NULL;
   fedrec_status st = ok ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "synthetic data");
@@ -253,6 +307,7 @@ fedrec_status fedrec_synth_generate(fedrec_dataset *ds, const fedrec_synth_confi
   if (!st) st = name_all(ds->items, 'i', n, err);
   for (int t = 0; g.mark && t < T; t++) free(g.mark[t]);
   free(g.mark), free(g.F), free(g.alias_p), free(g.alias_i);
+  free(g.topic), free(g.t_off), free(g.t_items), free(g.t_alias_p), free(g.t_alias_i);
   if (st) fedrec_dataset_free(ds);
   return st;
 }

@@ -3,8 +3,10 @@
  * Items belong to topics (genres); each has a p-dimensional content embedding (a noisy
  * topic centroid, as a frozen encoder would produce) and a true latent factor that is
  * partly a linear function of that embedding and partly item-specific. Popularity follows
- * a power law. Users have a latent taste and a log-normal history length; they pick items
- * in proportion to popularity times exp(tau * (taste . factor - 1)).
+ * a power law. Users have a latent taste (near some item's factor), two favourite topics
+ * and a log-normal history length; they pick items (70% from the first topic, 20% from the
+ * second, 10% from anywhere) in proportion to popularity times
+ * min(1, exp(tau * (taste . factor - 0.5))).
  * Deterministic for a seed, whatever the number of threads. */
 #ifndef FEDREC_SYNTH_H
 #define FEDREC_SYNTH_H
