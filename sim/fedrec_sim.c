@@ -187,15 +187,15 @@ static void print_table(const result *r, const sim_args *a, const fedrec_dataset
   printf("fedrec-sim  algorithm=%s  dataset=%s\n", alg_name(a->algorithm), ds->name);
   printf("  train: %d users, %d items, %lld interactions; test: %d users evaluated\n",
          sp->train.rows, sp->train.cols, (long long)fedrec_csr_nnz(&sp->train), r->warm.users);
-  printf("  %-14s %8.4f\n", "Recall@", r->warm.recall);
-  printf("  %-14s %8.4f\n", "NDCG@", r->warm.ndcg);
-  printf("  %-14s %8.4f\n", "Coverage@", r->warm.coverage);
-  if (isfinite(r->warm.diversity)) printf("  %-14s %8.4f\n", "Diversity@", r->warm.diversity);
-  printf("  %-14s %8.4f\n", "Novelty@", r->warm.novelty);
+  printf("  Recall@%-6d %8.4f\n", k, r->warm.recall);
+  printf("  NDCG@%-8d %8.4f\n", k, r->warm.ndcg);
+  printf("  Coverage@%-4d %8.4f\n", k, r->warm.coverage);
+  if (isfinite(r->warm.diversity)) printf("  Diversity@%-3d %8.4f\n", k, r->warm.diversity);
+  printf("  Novelty@%-5d %8.4f\n", k, r->warm.novelty);
   if (r->has_cold)
     printf("  cold start (%d items, %d users): Recall@%d %.4f  NDCG@%d %.4f\n", sp->n_cold,
            r->cold.users, k, r->cold.recall, k, r->cold.ndcg);
-  printf("  (@ = @%d)  train %.2fs  eval %.2fs\n", k, r->train_s, r->eval_s);
+  printf("  train %.2fs  eval %.2fs\n", r->train_s, r->eval_s);
 }
 
 int main(int argc, char **argv) {
