@@ -95,34 +95,76 @@ static fedrec_status expect_header(fedrec_lines *L, char sep, const char *const 
   return FEDREC_OK;
 }
 
+/* One delimited interactions format: its header, columns and value rule. */
+typedef struct {
+  char sep;
+  const char *const *header; /* column names; the value column is header[2] */
+  int min_cols, max_cols;    /* min_cols == 2: no value column */
+  const char *item_name;     /* for messages: "item", "movie", "artist" */
+  const char *value_rule;    /* for messages */
+  double lo, hi;             /* accepted value range; lo_open: lo itself is rejected */
+  int lo_open, integer;
+  double keep_at_least;      /* rows with a smaller value are read but not kept */
+  int keep_value;            /* push the value, or 1 */
+} delimited_spec;
+
+static fedrec_status bad_value(fedrec_error *err, const fedrec_lines *L, const char *what,
+                               fedrec_field f, const char *rule) {
+  char show[200];
+  return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: %s '%s' is not %s", L->name,
+                          (long long)L->line, what, fedrec_field_show(f, show, sizeof show), rule);
+}
+
+static fedrec_status parse_delimited(fedrec_triplets *out, fedrec_idmap *users,
+                                     fedrec_idmap *items, const char *buf, int64_t len,
+                                     const char *name, const delimited_spec *sp,
+                                     fedrec_error *err) {
+  fedrec_lines L;
+  fedrec_field line, f[8];
+  int ncols = 0;
+  fedrec_lines_init(&L, buf, len, name);
+  fedrec_status st = expect_header(&L, sp->sep, sp->header, sp->min_cols, sp->max_cols, &ncols, err);
+  if (st) return st;
+  while (fedrec_lines_next(&L, &line)) {
+    if (line.n == 0) continue;
+    int n = fedrec_split(line, sp->sep, f, ncols);
+    if (n != ncols) {
+      char want[200] = "";
+      for (int k = 0; k < ncols; k++) {
+        if (k) strncat(want, ",", sizeof want - strlen(want) - 1);
+        strncat(want, sp->header[k], sizeof want - strlen(want) - 1);
+      }
+      return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: expected %d %s-separated fields (%s), found %d",
+                              name, (long long)L.line, ncols, sp->sep == '\t' ? "tab" : "comma",
+                              want, n > ncols ? ncols + 1 : n);
+    }
+    double v = 1.0;
+    if (ncols >= 3) {
+      int64_t iv;
+      int ok = sp->integer ? fedrec_field_i64(f[2], &iv) : fedrec_field_double(f[2], &v);
+      if (ok && sp->integer) v = (double)iv;
+      if (!ok || v < sp->lo || v > sp->hi || (sp->lo_open && v == sp->lo))
+        return bad_value(err, &L, sp->header[2], f[2], sp->value_rule);
+    }
+    int32_t u, i;
+    /* Ids are mapped even for rows that are not kept, so that they stay stable; the
+     * dataset later drops users and items without interactions. */
+    if ((st = map_id(users, f[0], &L, "user", &u, err))) return st;
+    if ((st = map_id(items, f[1], &L, sp->item_name, &i, err))) return st;
+    if (v >= sp->keep_at_least &&
+        (st = fedrec_triplets_push(out, u, i, sp->keep_value ? (float)v : 1.0f, err)))
+      return st;
+  }
+  return FEDREC_OK;
+}
+
 fedrec_status fedrec_parse_interactions_csv(fedrec_triplets *out, fedrec_idmap *users,
                                             fedrec_idmap *items, const char *buf, int64_t len,
                                             const char *name, fedrec_error *err) {
   static const char *const hdr[] = {"user", "item", "weight"};
-  fedrec_lines L;
-  fedrec_field line, f[4];
-  int ncols;
-  fedrec_lines_init(&L, buf, len, name);
-  fedrec_status st = expect_header(&L, ',', hdr, 2, 3, &ncols, err);
-  if (st) return st;
-  while (fedrec_lines_next(&L, &line)) {
-    if (line.n == 0) continue;
-    int n = fedrec_split(line, ',', f, 3);
-    if (n != ncols)
-      return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: expected %d comma-separated fields (%s), found %d",
-                              name, (long long)L.line, ncols,
-                              ncols == 3 ? "user,item,weight" : "user,item", n > 3 ? 4 : n);
-    double w = 1.0;
-    char show[200];
-    if (ncols == 3 && (!fedrec_field_double(f[2], &w) || !(w > 0) || w > 1e30))
-      return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: weight '%s' is not a finite number > 0",
-                              name, (long long)L.line, fedrec_field_show(f[2], show, sizeof show));
-    int32_t u, i;
-    if ((st = map_id(users, f[0], &L, "user", &u, err))) return st;
-    if ((st = map_id(items, f[1], &L, "item", &i, err))) return st;
-    if ((st = fedrec_triplets_push(out, u, i, (float)w, err))) return st;
-  }
-  return FEDREC_OK;
+  static const delimited_spec sp = {',', hdr, 2, 3, "item", "a finite number > 0",
+                                    0, 1e30, 1, 0, 0, 1};
+  return parse_delimited(out, users, items, buf, len, name, &sp, err);
 }
 
 fedrec_status fedrec_parse_movielens_ratings(fedrec_triplets *out, fedrec_idmap *users,
@@ -130,32 +172,8 @@ fedrec_status fedrec_parse_movielens_ratings(fedrec_triplets *out, fedrec_idmap 
                                              const char *buf, int64_t len, const char *name,
                                              fedrec_error *err) {
   static const char *const hdr[] = {"userId", "movieId", "rating", "timestamp"};
-  fedrec_lines L;
-  fedrec_field line, f[5];
-  int ncols;
-  char show[200];
-  fedrec_lines_init(&L, buf, len, name);
-  fedrec_status st = expect_header(&L, ',', hdr, 4, 4, &ncols, err);
-  if (st) return st;
-  while (fedrec_lines_next(&L, &line)) {
-    if (line.n == 0) continue;
-    int n = fedrec_split(line, ',', f, 4);
-    if (n != 4)
-      return fedrec_error_set(err, FEDREC_ERR_PARSE,
-                              "%s:%lld: expected 4 fields userId,movieId,rating,timestamp, found %d",
-                              name, (long long)L.line, n > 4 ? 5 : n);
-    double r;
-    if (!fedrec_field_double(f[2], &r) || r < 0 || r > 10)
-      return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: rating '%s' is not a number in [0, 10]",
-                              name, (long long)L.line, fedrec_field_show(f[2], show, sizeof show));
-    int32_t u, i;
-    /* Users and items are mapped even when the rating is below the threshold, so that
-     * ids stay stable; the dataset later drops items and users without positives. */
-    if ((st = map_id(users, f[0], &L, "user", &u, err))) return st;
-    if ((st = map_id(items, f[1], &L, "movie", &i, err))) return st;
-    if (r >= threshold && (st = fedrec_triplets_push(out, u, i, 1.0f, err))) return st;
-  }
-  return FEDREC_OK;
+  delimited_spec sp = {',', hdr, 4, 4, "movie", "a number in [0, 10]", 0, 10, 0, 0, threshold, 0};
+  return parse_delimited(out, users, items, buf, len, name, &sp, err);
 }
 
 fedrec_status fedrec_parse_lastfm_user_artists(fedrec_triplets *out, fedrec_idmap *users,
@@ -163,30 +181,9 @@ fedrec_status fedrec_parse_lastfm_user_artists(fedrec_triplets *out, fedrec_idma
                                                int64_t len, const char *name,
                                                fedrec_error *err) {
   static const char *const hdr[] = {"userID", "artistID", "weight"};
-  fedrec_lines L;
-  fedrec_field line, f[4];
-  int ncols;
-  char show[200];
-  fedrec_lines_init(&L, buf, len, name);
-  fedrec_status st = expect_header(&L, '\t', hdr, 3, 3, &ncols, err);
-  if (st) return st;
-  while (fedrec_lines_next(&L, &line)) {
-    if (line.n == 0) continue;
-    int n = fedrec_split(line, '\t', f, 3);
-    if (n != 3)
-      return fedrec_error_set(err, FEDREC_ERR_PARSE,
-                              "%s:%lld: expected 3 tab-separated fields userID, artistID, weight, found %d",
-                              name, (long long)L.line, n > 3 ? 4 : n);
-    int64_t c;
-    if (!fedrec_field_i64(f[2], &c) || c < 1 || c > ((int64_t)1 << 40))
-      return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: play count '%s' is not an integer >= 1",
-                              name, (long long)L.line, fedrec_field_show(f[2], show, sizeof show));
-    int32_t u, i;
-    if ((st = map_id(users, f[0], &L, "user", &u, err))) return st;
-    if ((st = map_id(items, f[1], &L, "artist", &i, err))) return st;
-    if ((st = fedrec_triplets_push(out, u, i, (float)c, err))) return st;
-  }
-  return FEDREC_OK;
+  static const delimited_spec sp = {'\t', hdr, 3, 3, "artist", "an integer play count >= 1",
+                                    1, (double)((int64_t)1 << 40), 0, 1, 0, 1};
+  return parse_delimited(out, users, items, buf, len, name, &sp, err);
 }
 
 void fedrec_confidence_log(fedrec_csr *R, float alpha, float eps) {

@@ -43,12 +43,18 @@ int fedrec_split(fedrec_field line, char sep, fedrec_field *fields, int max) {
   }
 }
 
-int fedrec_field_double(fedrec_field f, double *out) {
-  char tmp[64];
-  if (f.n == 0 || f.n >= sizeof tmp) return 0;
+/* Copies a field into a NUL-terminated buffer for strto*; rejects empty, overlong and
+ * space-led fields (strto* would skip the spaces). */
+static int field_cstr(fedrec_field f, char *tmp, size_t cap) {
+  if (f.n == 0 || f.n >= cap || f.s[0] == ' ' || f.s[0] == '\t') return 0;
   memcpy(tmp, f.s, f.n);
   tmp[f.n] = '\0';
-  if (tmp[0] == ' ' || tmp[0] == '\t') return 0;
+  return 1;
+}
+
+int fedrec_field_double(fedrec_field f, double *out) {
+  char tmp[64];
+  if (!field_cstr(f, tmp, sizeof tmp)) return 0;
   char *end;
   errno = 0;
   double v = strtod(tmp, &end);
@@ -59,10 +65,7 @@ int fedrec_field_double(fedrec_field f, double *out) {
 
 int fedrec_field_i64(fedrec_field f, int64_t *out) {
   char tmp[32];
-  if (f.n == 0 || f.n >= sizeof tmp) return 0;
-  memcpy(tmp, f.s, f.n);
-  tmp[f.n] = '\0';
-  if (tmp[0] == ' ' || tmp[0] == '\t') return 0;
+  if (!field_cstr(f, tmp, sizeof tmp)) return 0;
   char *end;
   errno = 0;
   long long v = strtoll(tmp, &end, 10);
