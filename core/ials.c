@@ -17,9 +17,9 @@
 
 void fedrec_ials_defaults(fedrec_ials_config *c) {
   memset(c, 0, sizeof *c);
-  c->dim = 64;
+  c->dim = 128;
   c->reg = 0.003f;
-  c->alpha0 = 0.1f;
+  c->alpha0 = 0.3f;
   c->epochs = 12;
   c->threads = 0;
   c->seed = 42;

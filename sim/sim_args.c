@@ -23,7 +23,7 @@ void sim_usage(FILE *out) {
       "split (built-in): --test-users F (0.2) --holdout F (0.2) --cold-items F (0)\n"
       "                  --min-items N (5)\n"
       "model (central iALS):\n"
-      "  --dim D (64) --reg L (0.003) --unobserved-weight A (0.1) --epochs E (12)\n"
+      "  --dim D (128) --reg L (0.003) --unobserved-weight A (0.3) --epochs E (12)\n"
       "  --head | --no-head        train the content head (default: on when content exists)\n"
       "  --free-items M            free embeddings for the M most popular items (-1 = all)\n"
       "  --free-reg X (1.0)        extra ridge on free embeddings, so the head explains more\n"
