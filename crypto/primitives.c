@@ -1,0 +1,157 @@
+/* libsodium-backed primitives: key agreement, mask PRG, share transport, signatures. */
+#include <sodium.h>
+#include <string.h>
+
+#include "fedrec/crypto.h"
+
+fedrec_status fedrec_crypto_init(void) { return sodium_init() < 0 ? FEDREC_ERR_NOMEM : FEDREC_OK; }
+
+uint8_t *fedrec_secret_alloc(size_t n) { return sodium_malloc(n); }
+void fedrec_secret_free(uint8_t *p) {
+  if (p) sodium_free(p); /* sodium_free wipes before releasing */
+}
+
+fedrec_status fedrec_kx_keypair_new(fedrec_kx_keypair *kp) {
+  kp->sk = fedrec_secret_alloc(FEDREC_KEY_BYTES);
+  if (!kp->sk) return FEDREC_ERR_NOMEM;
+  randombytes_buf(kp->sk, FEDREC_KEY_BYTES);
+  crypto_scalarmult_base(kp->pk, kp->sk);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_kx_keypair_from_seed(fedrec_kx_keypair *kp, const uint8_t seed[32]) {
+  kp->sk = fedrec_secret_alloc(FEDREC_KEY_BYTES);
+  if (!kp->sk) return FEDREC_ERR_NOMEM;
+  memcpy(kp->sk, seed, FEDREC_KEY_BYTES);
+  crypto_scalarmult_base(kp->pk, kp->sk);
+  return FEDREC_OK;
+}
+
+void fedrec_kx_keypair_free(fedrec_kx_keypair *kp) {
+  if (!kp) return;
+  fedrec_secret_free(kp->sk);
+  kp->sk = NULL;
+}
+
+fedrec_status fedrec_kx_agree(uint8_t key[FEDREC_KEY_BYTES], const uint8_t *sk,
+                              const uint8_t my_pk[FEDREC_PK_BYTES],
+                              const uint8_t peer_pk[FEDREC_PK_BYTES], const char *label) {
+  uint8_t *point = fedrec_secret_alloc(crypto_scalarmult_BYTES);
+  if (!point) return FEDREC_ERR_NOMEM;
+  if (crypto_scalarmult(point, sk, peer_pk) != 0) { /* low-order peer key: all-zero point */
+    fedrec_secret_free(point);
+    return FEDREC_ERR_ARG;
+  }
+  int mine_first = memcmp(my_pk, peer_pk, FEDREC_PK_BYTES) < 0;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, FEDREC_KEY_BYTES);
+  crypto_generichash_update(&st, (const uint8_t *)label, strlen(label) + 1);
+  crypto_generichash_update(&st, point, crypto_scalarmult_BYTES);
+  crypto_generichash_update(&st, mine_first ? my_pk : peer_pk, FEDREC_PK_BYTES);
+  crypto_generichash_update(&st, mine_first ? peer_pk : my_pk, FEDREC_PK_BYTES);
+  crypto_generichash_final(&st, key, FEDREC_KEY_BYTES);
+  sodium_memzero(&st, sizeof st);
+  fedrec_secret_free(point);
+  return FEDREC_OK;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int n) {
+  for (int k = 0; k < n; k++) p[k] = (uint8_t)(v >> (8 * k));
+}
+
+void fedrec_mask_key(uint8_t out[FEDREC_KEY_BYTES], const uint8_t seed[FEDREC_KEY_BYTES],
+                     uint64_t session, int kind, uint32_t a, uint32_t b, uint32_t vector) {
+  uint8_t msg[14 + 8 + 1 + 4 + 4 + 4];
+  memcpy(msg, "fedrec-mask-v1", 14);
+  put_le(msg + 14, session, 8);
+  msg[22] = (uint8_t)kind;
+  put_le(msg + 23, a, 4);
+  put_le(msg + 27, b, 4);
+  put_le(msg + 31, vector, 4);
+  crypto_generichash(out, FEDREC_KEY_BYTES, msg, sizeof msg, seed, FEDREC_KEY_BYTES);
+}
+
+void fedrec_chacha20_keystream(uint8_t *out, size_t n, const uint8_t key[FEDREC_KEY_BYTES]) {
+  static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
+  crypto_stream_chacha20_ietf(out, n, nonce, key);
+}
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "fedrec reads the keystream as little-endian 32-bit words: a little-endian host is required"
+#endif
+
+enum { MASK_CHUNK = 4096 }; /* words per keystream block: 16 KiB stays in cache */
+static const uint8_t zeros[MASK_CHUNK * 4];
+
+void fedrec_mask_apply(uint32_t *y, size_t n, const uint8_t key[FEDREC_KEY_BYTES], int sign,
+                       int bits) {
+  static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
+  uint32_t ks[MASK_CHUNK];
+  uint32_t mask = bits >= 32 ? 0xffffffffu : ((1u << bits) - 1u);
+  for (size_t off = 0; off < n; off += MASK_CHUNK) {
+    size_t m = n - off < MASK_CHUNK ? n - off : MASK_CHUNK;
+    /* the keystream of words [off, off + m): 64-byte block counter off / 16 */
+    crypto_stream_chacha20_ietf_xor_ic((uint8_t *)ks, zeros, m * 4, nonce, (uint32_t)(off / 16),
+                                       key);
+    uint32_t *out = y + off;
+    if (sign > 0)
+      for (size_t k = 0; k < m; k++) out[k] = (out[k] + ks[k]) & mask;
+    else
+      for (size_t k = 0; k < m; k++) out[k] = (out[k] - ks[k]) & mask;
+  }
+  sodium_memzero(ks, sizeof ks);
+}
+
+static void aead_ad(uint8_t ad[32], uint64_t session, uint32_t sender, uint32_t recipient) {
+  memcpy(ad, "fedrec-share-v1\0", 16);
+  put_le(ad + 16, session, 8);
+  put_le(ad + 24, sender, 4);
+  put_le(ad + 28, recipient, 4);
+}
+
+size_t fedrec_seal(uint8_t *out, const uint8_t *m, size_t mlen, const uint8_t key[32],
+                   uint64_t session, uint32_t sender, uint32_t recipient) {
+  uint8_t ad[32];
+  unsigned long long clen;
+  aead_ad(ad, session, sender, recipient);
+  randombytes_buf(out, FEDREC_AEAD_NONCE_BYTES);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out + FEDREC_AEAD_NONCE_BYTES, &clen, m, mlen, ad,
+                                             sizeof ad, NULL, out, key);
+  return FEDREC_AEAD_NONCE_BYTES + (size_t)clen;
+}
+
+fedrec_status fedrec_open(uint8_t *m, const uint8_t *box, size_t boxlen, const uint8_t key[32],
+                          uint64_t session, uint32_t sender, uint32_t recipient) {
+  uint8_t ad[32];
+  unsigned long long mlen;
+  if (boxlen < FEDREC_AEAD_NONCE_BYTES + FEDREC_AEAD_TAG_BYTES) return FEDREC_ERR_PARSE;
+  aead_ad(ad, session, sender, recipient);
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(m, &mlen, NULL, box + FEDREC_AEAD_NONCE_BYTES,
+                                                 boxlen - FEDREC_AEAD_NONCE_BYTES, ad, sizeof ad,
+                                                 box, key) != 0)
+    return FEDREC_ERR_PARSE;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_identity_new(fedrec_identity *id) {
+  id->sk = fedrec_secret_alloc(FEDREC_SIGN_SK_BYTES);
+  if (!id->sk) return FEDREC_ERR_NOMEM;
+  crypto_sign_keypair(id->pk, id->sk);
+  return FEDREC_OK;
+}
+
+void fedrec_identity_free(fedrec_identity *id) {
+  if (!id) return;
+  fedrec_secret_free(id->sk);
+  id->sk = NULL;
+}
+
+void fedrec_sign(uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
+                 const fedrec_identity *id) {
+  crypto_sign_detached(sig, NULL, m, mlen, id->sk);
+}
+
+int fedrec_verify(const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
+                  const uint8_t pk[FEDREC_SIGN_PK_BYTES]) {
+  return crypto_sign_verify_detached(sig, m, mlen, pk) == 0;
+}

@@ -1,0 +1,117 @@
+/* Cryptographic building blocks of secure aggregation. crypto/ is the only module that
+ * calls libsodium; secrets live in libsodium's guarded memory and are wiped after use.
+ *
+ *   key agreement   X25519; the shared point is hashed (BLAKE2b-256) with both public keys
+ *                   and a protocol label into a key: the raw point is never a key
+ *   mask PRG        ChaCha20 (IETF) keystream under a key derived per (session, mask kind,
+ *                   pair or client, vector), expanded to integers mod 2^b, b <= 32
+ *   share transport XChaCha20-Poly1305, the sender and recipient ids bound in as data
+ *   identities      Ed25519 signatures
+ *   secret sharing  Shamir t-of-n over GF(2^61 - 1) for 32-byte secrets (crypto/shamir.c) */
+#ifndef FEDREC_CRYPTO_H
+#define FEDREC_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FEDREC_KEY_BYTES 32
+#define FEDREC_PK_BYTES 32
+#define FEDREC_SIGN_PK_BYTES 32
+#define FEDREC_SIGN_SK_BYTES 64
+#define FEDREC_SIG_BYTES 64
+#define FEDREC_AEAD_NONCE_BYTES 24
+#define FEDREC_AEAD_TAG_BYTES 16
+
+/* Initialises libsodium; call once before anything else here (safe to call again). */
+fedrec_status fedrec_crypto_init(void) __attribute__((warn_unused_result));
+
+/* Key material in guarded memory (sodium_malloc): wiped and released by fedrec_secret_free. */
+uint8_t *fedrec_secret_alloc(size_t n) __attribute__((warn_unused_result));
+void fedrec_secret_free(uint8_t *p);
+
+/* An X25519 key pair; sk points into guarded memory. */
+typedef struct fedrec_kx_keypair {
+  uint8_t pk[FEDREC_PK_BYTES];
+  uint8_t *sk; /* FEDREC_KEY_BYTES */
+} fedrec_kx_keypair;
+
+fedrec_status fedrec_kx_keypair_new(fedrec_kx_keypair *kp) __attribute__((warn_unused_result));
+/* Derives the key pair from a 32-byte seed (deterministic; for tests and for the
+ * mask key that is Shamir-shared and must be reconstructible). */
+fedrec_status fedrec_kx_keypair_from_seed(fedrec_kx_keypair *kp, const uint8_t seed[32])
+    __attribute__((warn_unused_result));
+void fedrec_kx_keypair_free(fedrec_kx_keypair *kp);
+
+/* key = BLAKE2b-256(label || X25519(sk, peer_pk) || min(pk_a, pk_b) || max(pk_a, pk_b)), so
+ * both sides derive the same key. Fails (FEDREC_ERR_ARG) on a low-order peer key. */
+fedrec_status fedrec_kx_agree(uint8_t key[FEDREC_KEY_BYTES], const uint8_t *sk,
+                              const uint8_t my_pk[FEDREC_PK_BYTES],
+                              const uint8_t peer_pk[FEDREC_PK_BYTES], const char *label)
+    __attribute__((warn_unused_result));
+
+/* Mask kinds for domain separation. */
+enum { FEDREC_MASK_PAIR = 1, FEDREC_MASK_SELF = 2 };
+
+/* Derives the per-use mask key: BLAKE2b-256 keyed with seed over
+ * ("fedrec-mask-v1", session, kind, a, b, vector). */
+void fedrec_mask_key(uint8_t out[FEDREC_KEY_BYTES], const uint8_t seed[FEDREC_KEY_BYTES],
+                     uint64_t session, int kind, uint32_t a, uint32_t b, uint32_t vector);
+
+/* y[i] = (y[i] + sign * m[i]) mod 2^bits for the ChaCha20-IETF keystream m under key
+ * (nonce 0; the key is single-use), read as little-endian 32-bit words reduced mod 2^bits.
+ * sign is +1 or -1; 1 <= bits <= 32. */
+void fedrec_mask_apply(uint32_t *y, size_t n, const uint8_t key[FEDREC_KEY_BYTES], int sign,
+                       int bits);
+
+/* Raw ChaCha20-IETF keystream (for the benchmark's limit). */
+void fedrec_chacha20_keystream(uint8_t *out, size_t n, const uint8_t key[FEDREC_KEY_BYTES]);
+
+/* XChaCha20-Poly1305 with associated data (label, session, sender, recipient).
+ * out must hold mlen + FEDREC_AEAD_NONCE_BYTES + FEDREC_AEAD_TAG_BYTES bytes
+ * (nonce || ciphertext || tag); a random nonce is drawn. */
+size_t fedrec_seal(uint8_t *out, const uint8_t *m, size_t mlen, const uint8_t key[32],
+                   uint64_t session, uint32_t sender, uint32_t recipient);
+/* Returns FEDREC_ERR_PARSE when the box is malformed, tampered with, or bound to other ids. */
+fedrec_status fedrec_open(uint8_t *m, const uint8_t *box, size_t boxlen, const uint8_t key[32],
+                          uint64_t session, uint32_t sender, uint32_t recipient)
+    __attribute__((warn_unused_result));
+
+/* Ed25519 identities; sk in guarded memory. */
+typedef struct fedrec_identity {
+  uint8_t pk[FEDREC_SIGN_PK_BYTES];
+  uint8_t *sk; /* FEDREC_SIGN_SK_BYTES */
+} fedrec_identity;
+fedrec_status fedrec_identity_new(fedrec_identity *id) __attribute__((warn_unused_result));
+void fedrec_identity_free(fedrec_identity *id);
+void fedrec_sign(uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
+                 const fedrec_identity *id);
+int fedrec_verify(const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
+                  const uint8_t pk[FEDREC_SIGN_PK_BYTES]) __attribute__((warn_unused_result));
+
+/* Shamir t-of-n over GF(p), p = 2^61 - 1: a 32-byte secret is 8 little-endian 32-bit chunks,
+ * each the constant term of its own random polynomial of degree t - 1. */
+#define FEDREC_SHAMIR_CHUNKS 8
+typedef struct fedrec_share {
+  uint32_t x; /* evaluation point, nonzero (client index + 1) */
+  uint64_t y[FEDREC_SHAMIR_CHUNKS];
+} fedrec_share;
+
+/* shares[k] gets the share for xs[k] (n distinct nonzero points), 1 <= t <= n. */
+fedrec_status fedrec_shamir_split(fedrec_share *shares, const uint32_t *xs, int n, int t,
+                                  const uint8_t secret[32]) __attribute__((warn_unused_result));
+/* Reconstructs from exactly t shares with distinct x. Fails (FEDREC_ERR_PARSE) when a
+ * share is out of the field, x repeats, or the result is not a valid secret (detects most
+ * wrong share sets; below t shares the result is unrelated to the secret). */
+fedrec_status fedrec_shamir_combine(uint8_t secret[32], const fedrec_share *shares, int t)
+    __attribute__((warn_unused_result));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

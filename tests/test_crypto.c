@@ -1,0 +1,190 @@
+/* Known-answer tests and properties of the secure-aggregation primitives. */
+#include <math.h>
+#include <sodium.h>
+
+#include "fedrec/crypto.h"
+#include "test_util.h"
+
+static void hex(uint8_t *out, const char *h) {
+  for (size_t k = 0; h[2 * k]; k++) {
+    unsigned v;
+    sscanf(h + 2 * k, "%2x", &v);
+    out[k] = (uint8_t)v;
+  }
+}
+
+static int setup(void **state) {
+  (void)state;
+  return fedrec_crypto_init() == FEDREC_OK ? 0 : -1;
+}
+
+/* RFC 7748 section 6.1 */
+static void test_x25519_rfc7748(void **state) {
+  (void)state;
+  uint8_t a[32], b[32], apk[32], bpk[32], k[32], out[32];
+  hex(a, "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+  hex(apk, "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+  hex(b, "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
+  hex(bpk, "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+  hex(k, "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+  fedrec_kx_keypair ka, kb;
+  assert_status(fedrec_kx_keypair_from_seed(&ka, a), FEDREC_OK);
+  assert_status(fedrec_kx_keypair_from_seed(&kb, b), FEDREC_OK);
+  assert_memory_equal(ka.pk, apk, 32);
+  assert_memory_equal(kb.pk, bpk, 32);
+  assert_int_equal(crypto_scalarmult(out, a, bpk), 0);
+  assert_memory_equal(out, k, 32);
+  /* the derived key is symmetric, label-dependent, and never the raw point */
+  uint8_t k1[32], k2[32], k3[32];
+  assert_status(fedrec_kx_agree(k1, ka.sk, ka.pk, kb.pk, "fedrec-test"), FEDREC_OK);
+  assert_status(fedrec_kx_agree(k2, kb.sk, kb.pk, ka.pk, "fedrec-test"), FEDREC_OK);
+  assert_status(fedrec_kx_agree(k3, kb.sk, kb.pk, ka.pk, "fedrec-other"), FEDREC_OK);
+  assert_memory_equal(k1, k2, 32);
+  assert_true(memcmp(k1, k3, 32) != 0);
+  assert_true(memcmp(k1, k, 32) != 0);
+  uint8_t zero[32] = {0};
+  assert_status(fedrec_kx_agree(k1, ka.sk, ka.pk, zero, "fedrec-test"), FEDREC_ERR_ARG);
+  fedrec_kx_keypair_free(&ka);
+  fedrec_kx_keypair_free(&kb);
+}
+
+/* RFC 8439 section 2.4.2: the keystream at block counter 1 XORed with the plaintext. */
+static void test_chacha20_rfc8439(void **state) {
+  (void)state;
+  uint8_t key[32], nonce[12], ct[114], out[114];
+  for (int i = 0; i < 32; i++) key[i] = (uint8_t)i;
+  hex(nonce, "000000000000004a00000000");
+  const char *pt = "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for "
+                   "the future, sunscreen would be it.";
+  hex(ct, "6e2e359a2568f98041ba0728dd0d6981e97e7aec1d4360c20a27afccfd9fae0b"
+          "f91b65c5524733ab8f593dabcd62b3571639d624e65152ab8f530c359f0861d8"
+          "07ca0dbf500d6a6156a38e088a22b65e52bc514d16ccf806818ce91ab7793736"
+          "5af90bbf74a35be6b40b8eedf2785e42874d");
+  assert_int_equal(strlen(pt), 114);
+  crypto_stream_chacha20_ietf_xor_ic(out, (const uint8_t *)pt, 114, nonce, 1, key);
+  assert_memory_equal(out, ct, 114);
+}
+
+/* The mask PRG is the ChaCha20 keystream, word by word, mod 2^bits, across chunk edges. */
+static void test_mask_matches_keystream(void **state) {
+  (void)state;
+  uint8_t key[32];
+  randombytes_buf(key, sizeof key);
+  size_t n = 4096 * 2 + 37; /* odd length over two chunk boundaries */
+  uint32_t *ks = malloc(n * 4), *y = calloc(n, 4);
+  fedrec_chacha20_keystream((uint8_t *)ks, n * 4, key);
+  int bits_list[] = {1, 13, 16, 31, 32};
+  for (int bi = 0; bi < 5; bi++) {
+    int bits = bits_list[bi];
+    uint32_t m = bits == 32 ? 0xffffffffu : (1u << bits) - 1;
+    memset(y, 0, n * 4);
+    fedrec_mask_apply(y, n, key, +1, bits);
+    for (size_t k = 0; k < n; k++) assert_int_equal(y[k], ks[k] & m);
+    fedrec_mask_apply(y, n, key, -1, bits); /* masks cancel exactly */
+    for (size_t k = 0; k < n; k++) assert_int_equal(y[k], 0);
+  }
+  /* domain separation: each field of the derivation changes the key */
+  uint8_t base[32], other[32];
+  fedrec_mask_key(base, key, 7, FEDREC_MASK_PAIR, 1, 2, 0);
+  fedrec_mask_key(other, key, 8, FEDREC_MASK_PAIR, 1, 2, 0);
+  assert_true(memcmp(base, other, 32) != 0);
+  fedrec_mask_key(other, key, 7, FEDREC_MASK_SELF, 1, 2, 0);
+  assert_true(memcmp(base, other, 32) != 0);
+  fedrec_mask_key(other, key, 7, FEDREC_MASK_PAIR, 2, 1, 0);
+  assert_true(memcmp(base, other, 32) != 0);
+  fedrec_mask_key(other, key, 7, FEDREC_MASK_PAIR, 1, 2, 1);
+  assert_true(memcmp(base, other, 32) != 0);
+  free(ks), free(y);
+}
+
+static void test_seal_open(void **state) {
+  (void)state;
+  uint8_t key[32], box[200], m[100], back[100];
+  randombytes_buf(key, sizeof key);
+  randombytes_buf(m, sizeof m);
+  size_t n = fedrec_seal(box, m, sizeof m, key, 9, 3, 4);
+  assert_int_equal(n, sizeof m + FEDREC_AEAD_NONCE_BYTES + FEDREC_AEAD_TAG_BYTES);
+  assert_status(fedrec_open(back, box, n, key, 9, 3, 4), FEDREC_OK);
+  assert_memory_equal(back, m, sizeof m);
+  /* bound ids and session: a share relayed to another recipient or round does not open */
+  assert_status(fedrec_open(back, box, n, key, 9, 4, 3), FEDREC_ERR_PARSE);
+  assert_status(fedrec_open(back, box, n, key, 10, 3, 4), FEDREC_ERR_PARSE);
+  for (size_t k = 0; k < n; k += 7) { /* any flipped bit is caught */
+    box[k] ^= 1;
+    assert_status(fedrec_open(back, box, n, key, 9, 3, 4), FEDREC_ERR_PARSE);
+    box[k] ^= 1;
+  }
+  assert_status(fedrec_open(back, box, 10, key, 9, 3, 4), FEDREC_ERR_PARSE);
+}
+
+static void test_signatures(void **state) {
+  (void)state;
+  fedrec_identity id;
+  assert_status(fedrec_identity_new(&id), FEDREC_OK);
+  uint8_t sig[64], msg[] = "survivors: 1 2 3";
+  fedrec_sign(sig, msg, sizeof msg, &id);
+  assert_true(fedrec_verify(sig, msg, sizeof msg, id.pk));
+  msg[12] = '9';
+  assert_false(fedrec_verify(sig, msg, sizeof msg, id.pk));
+  msg[12] = '1';
+  sig[5] ^= 0x40;
+  assert_false(fedrec_verify(sig, msg, sizeof msg, id.pk));
+  fedrec_identity_free(&id);
+}
+
+/* Every t-subset of n shares reconstructs; t - 1 shares do not. */
+static void test_shamir_subsets(void **state) {
+  (void)state;
+  for (int n = 1; n <= 7; n++)
+    for (int t = 1; t <= n; t++) {
+      uint8_t secret[32], back[32];
+      randombytes_buf(secret, sizeof secret);
+      uint32_t xs[7];
+      fedrec_share sh[7], pick[7];
+      for (int k = 0; k < n; k++) xs[k] = (uint32_t)(k * 3 + 1);
+      assert_status(fedrec_shamir_split(sh, xs, n, t, secret), FEDREC_OK);
+      for (unsigned mask = 0; mask < (1u << n); mask++) {
+        if (__builtin_popcount(mask) != t) continue;
+        int m = 0;
+        for (int k = 0; k < n; k++)
+          if (mask & (1u << k)) pick[m++] = sh[k];
+        assert_status(fedrec_shamir_combine(back, pick, t), FEDREC_OK);
+        assert_memory_equal(back, secret, 32);
+        if (t >= 2) { /* t - 1 of them: wrong or rejected, never the secret */
+          fedrec_status st = fedrec_shamir_combine(back, pick, t - 1);
+          assert_true(st != FEDREC_OK || memcmp(back, secret, 32) != 0);
+        }
+      }
+    }
+}
+
+static void test_shamir_errors(void **state) {
+  (void)state;
+  uint8_t secret[32] = {1}, back[32];
+  uint32_t xs[3] = {1, 2, 2};
+  fedrec_share sh[3];
+  assert_status(fedrec_shamir_split(sh, xs, 3, 2, secret), FEDREC_ERR_ARG); /* repeated x */
+  xs[2] = 0;
+  assert_status(fedrec_shamir_split(sh, xs, 3, 2, secret), FEDREC_ERR_ARG); /* x = 0 */
+  xs[2] = 3;
+  assert_status(fedrec_shamir_split(sh, xs, 3, 4, secret), FEDREC_ERR_ARG); /* t > n */
+  assert_status(fedrec_shamir_split(sh, xs, 3, 2, secret), FEDREC_OK);
+  fedrec_share bad[2] = {sh[0], sh[0]};
+  assert_status(fedrec_shamir_combine(back, bad, 2), FEDREC_ERR_PARSE); /* repeated x */
+  bad[1] = sh[1];
+  bad[1].y[3] = UINT64_MAX; /* out of the field */
+  assert_status(fedrec_shamir_combine(back, bad, 2), FEDREC_ERR_PARSE);
+  bad[1] = sh[1];
+  bad[1].y[0] ^= 12345; /* a tampered share gives a chunk beyond 32 bits (w.h.p.) */
+  assert_status(fedrec_shamir_combine(back, bad, 2), FEDREC_ERR_PARSE);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_x25519_rfc7748),  cmocka_unit_test(test_chacha20_rfc8439),
+      cmocka_unit_test(test_mask_matches_keystream), cmocka_unit_test(test_seal_open),
+      cmocka_unit_test(test_signatures),      cmocka_unit_test(test_shamir_subsets),
+      cmocka_unit_test(test_shamir_errors),
+  };
+  return cmocka_run_group_tests(tests, setup, NULL);
+}
