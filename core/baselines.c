@@ -144,11 +144,21 @@ fedrec_scorer fedrec_ease_scorer_make(const fedrec_ease_model *ctx) {
   return (fedrec_scorer){.score = ease_score, .work_floats = ease_work, .ctx = ctx};
 }
 
+/* Popularity with a fixed pseudo-random tie-break in [0, 0.5): counts are integers, so the
+ * order of items with different counts is unchanged, while items with equal counts (cold
+ * items: all 0) are not ranked by their index, which follows first appearance in the data
+ * file and so leaks popularity. */
 static fedrec_status pop_score(const void *ctx, float *scores, const int32_t *items,
                                const float *w, int32_t n, float *work) {
   const fedrec_pop_scorer *s = ctx;
   (void)items, (void)w, (void)n, (void)work;
-  for (int32_t i = 0; i < s->n_items; i++) scores[i] = (float)s->counts[i];
+  for (int32_t i = 0; i < s->n_items; i++) {
+    uint64_t h = (uint64_t)i * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
+    scores[i] = (float)(s->counts[i] + 0.5 * (double)(h >> 40) / (double)(1u << 24));
+  }
   return FEDREC_OK;
 }
 

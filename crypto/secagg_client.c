@@ -1,0 +1,415 @@
+/* The SecAgg+ client state machine. Every check a correct client makes happens before it
+ * reveals anything; on a failed check it stops (the round goes on without it). */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedrec/secagg.h"
+#include "secagg_internal.h"
+
+enum { C_NEW, C_ADVERTISED, C_SHARED, C_MASKED, C_SIGNED, C_DONE, C_FAILED };
+
+struct fedrec_secagg_client {
+  fedrec_secagg_params p;
+  uint32_t id, k;
+  int phase;
+  const fedrec_identity *identity;
+  const uint8_t (*identity_pks)[FEDREC_SIGN_PK_BYTES];
+  fedrec_kx_keypair ckey, skey;
+  uint8_t *b;              /* self-mask seed, guarded memory */
+  uint32_t *nb;            /* k neighbours, sorted */
+  fedrec_sa_keys *nkeys;   /* keys of each neighbour (valid when in1) */
+  uint8_t *in1, *in2;      /* neighbour advertised (round 1) / shared with us (round 2) */
+  fedrec_share *sh_b, *sh_s; /* shares we hold of each neighbour's b and mask key */
+  uint8_t *revealed;       /* 0, FEDREC_SA_REVEAL_SELF or FEDREC_SA_REVEAL_KEY per neighbour */
+  fedrec_sa_box *out_boxes;
+  uint32_t *y;
+  fedrec_sa_reveal *reveals;
+  uint32_t *signed_ids;    /* the survivor list signed in round 3 */
+  uint32_t nsigned;
+};
+
+static fedrec_status fail(fedrec_secagg_client *c, fedrec_status st, fedrec_error *err,
+                          const char *what) {
+  c->phase = C_FAILED;
+  return fedrec_error_set(err, st, "secagg client %u: %s", c->id, what);
+}
+
+/* Index of v in the sorted neighbour list, or -1. */
+static int nb_index(const fedrec_secagg_client *c, uint32_t v) {
+  uint32_t lo = 0, hi = c->k;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (c->nb[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < c->k && c->nb[lo] == v ? (int)lo : -1;
+}
+
+static void keys_message(uint8_t out[8 + 4 + 64], uint64_t session, const fedrec_sa_keys *k) {
+  for (int i = 0; i < 8; i++) out[i] = (uint8_t)(session >> (8 * i));
+  for (int i = 0; i < 4; i++) out[8 + i] = (uint8_t)(k->id >> (8 * i));
+  memcpy(out + 12, k->c_pk, 32);
+  memcpy(out + 44, k->s_pk, 32);
+}
+
+fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, uint32_t id,
+                                               const fedrec_identity *identity,
+                                               const uint8_t (*identity_pks)[FEDREC_SIGN_PK_BYTES],
+                                               fedrec_error *err) {
+  if (fedrec_secagg_check_params(p, err)) return NULL;
+  if (id >= p->n || (p->active && (!identity || !identity_pks))) {
+    fedrec_error_set(err, FEDREC_ERR_ARG, "secagg client: id %u out of range or missing identity", id);
+    return NULL;
+  }
+  fedrec_secagg_client *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->p = *p;
+  c->id = id;
+  c->k = fedrec_secagg_degree(p);
+  c->identity = identity;
+  c->identity_pks = identity_pks;
+  size_t k = c->k;
+  c->nb = malloc(k * sizeof *c->nb);
+  c->nkeys = calloc(k, sizeof *c->nkeys);
+  c->in1 = calloc(k, 1);
+  c->in2 = calloc(k, 1);
+  c->revealed = calloc(k, 1);
+  c->sh_b = (fedrec_share *)fedrec_secret_alloc(k * sizeof(fedrec_share));
+  c->sh_s = (fedrec_share *)fedrec_secret_alloc(k * sizeof(fedrec_share));
+  c->b = fedrec_secret_alloc(32);
+  sa_graph g;
+  if (!c->nb || !c->nkeys || !c->in1 || !c->in2 || !c->revealed || !c->sh_b || !c->sh_s ||
+      !c->b || sa_graph_init(&g, p) != FEDREC_OK) {
+    fedrec_secagg_client_free(c);
+    fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg client %u", id);
+    return NULL;
+  }
+  sa_graph_neighbours(&g, id, c->nb);
+  sa_graph_free(&g);
+  return c;
+}
+
+void fedrec_secagg_client_free(fedrec_secagg_client *c) {
+  if (!c) return;
+  fedrec_kx_keypair_free(&c->ckey);
+  fedrec_kx_keypair_free(&c->skey);
+  fedrec_secret_free(c->b);
+  fedrec_secret_free((uint8_t *)c->sh_b);
+  fedrec_secret_free((uint8_t *)c->sh_s);
+  free(c->nb), free(c->nkeys), free(c->in1), free(c->in2), free(c->revealed);
+  free(c->out_boxes), free(c->y), free(c->reveals), free(c->signed_ids);
+  free(c);
+}
+
+fedrec_status fedrec_secagg_client_advertise(fedrec_secagg_client *c, fedrec_sa_keys *out,
+                                             fedrec_error *err) {
+  if (c->phase != C_NEW) return fail(c, FEDREC_ERR_ARG, err, "advertise out of order");
+  if (fedrec_kx_keypair_new(&c->ckey) || fedrec_kx_keypair_new(&c->skey))
+    return fail(c, FEDREC_ERR_NOMEM, err, "key generation");
+  memset(out, 0, sizeof *out);
+  out->id = c->id;
+  memcpy(out->c_pk, c->ckey.pk, 32);
+  memcpy(out->s_pk, c->skey.pk, 32);
+  if (c->p.active) {
+    uint8_t msg[76];
+    keys_message(msg, c->p.session, out);
+    fedrec_sign(out->sig, msg, sizeof msg, c->identity);
+  }
+  c->phase = C_ADVERTISED;
+  return FEDREC_OK;
+}
+
+/* Validates the server's key list; fills nkeys/in1. */
+static fedrec_status check_keylist(fedrec_secagg_client *c, const fedrec_sa_keylist *in,
+                                   fedrec_error *err) {
+  int self = 0;
+  uint32_t live = 0;
+  if (in->count > c->k + 1) return fail(c, FEDREC_ERR_PARSE, err, "key list longer than the neighbourhood");
+  for (uint32_t a = 0; a < in->count; a++) {
+    const fedrec_sa_keys *e = &in->keys[a];
+    if (!memcmp(e->c_pk, e->s_pk, 32)) return fail(c, FEDREC_ERR_PARSE, err, "a client's two keys are equal");
+    for (uint32_t b = 0; b < a; b++)
+      if (in->keys[b].id == e->id || !memcmp(in->keys[b].c_pk, e->c_pk, 32) ||
+          !memcmp(in->keys[b].s_pk, e->s_pk, 32) || !memcmp(in->keys[b].c_pk, e->s_pk, 32) ||
+          !memcmp(in->keys[b].s_pk, e->c_pk, 32))
+        return fail(c, FEDREC_ERR_PARSE, err, "duplicate client or key in the key list");
+    if (c->p.active) {
+      uint8_t msg[76];
+      keys_message(msg, c->p.session, e);
+      if (e->id >= c->p.n || !fedrec_verify(e->sig, msg, sizeof msg, c->identity_pks[e->id]))
+        return fail(c, FEDREC_ERR_PARSE, err, "bad signature on advertised keys");
+    }
+    if (e->id == c->id) {
+      if (memcmp(e->c_pk, c->ckey.pk, 32) || memcmp(e->s_pk, c->skey.pk, 32))
+        return fail(c, FEDREC_ERR_PARSE, err, "the key list holds keys that are not ours under our id");
+      self = 1;
+      continue;
+    }
+    int j = nb_index(c, e->id);
+    if (j < 0) return fail(c, FEDREC_ERR_PARSE, err, "the key list names a client that is not our neighbour");
+    c->nkeys[j] = *e;
+    c->in1[j] = 1;
+    live++;
+  }
+  if (!self) return fail(c, FEDREC_ERR_PARSE, err, "we are missing from the key list");
+  if (live < c->p.t) return fail(c, FEDREC_ERR_EMPTY, err, "fewer neighbours advertised keys than the threshold");
+  return FEDREC_OK;
+}
+
+static void put32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static void put_share(uint8_t *p, const fedrec_share *s) {
+  put32(p, s->x);
+  for (int c = 0; c < FEDREC_SHAMIR_CHUNKS; c++)
+    for (int i = 0; i < 8; i++) p[4 + 8 * c + i] = (uint8_t)(s->y[c] >> (8 * i));
+}
+static void get_share(fedrec_share *s, const uint8_t *p) {
+  s->x = get32(p);
+  for (int c = 0; c < FEDREC_SHAMIR_CHUNKS; c++) {
+    s->y[c] = 0;
+    for (int i = 0; i < 8; i++) s->y[c] |= (uint64_t)p[4 + 8 * c + i] << (8 * i);
+  }
+}
+
+fedrec_status fedrec_secagg_client_share(fedrec_secagg_client *c, const fedrec_sa_keylist *in,
+                                         fedrec_sa_boxes *out, fedrec_error *err) {
+  if (c->phase != C_ADVERTISED) return fail(c, FEDREC_ERR_ARG, err, "share out of order");
+  fedrec_status st = check_keylist(c, in, err);
+  if (st) return st;
+  uint32_t live = 0, *xs = malloc(c->k * sizeof *xs);
+  fedrec_share *sb = (fedrec_share *)fedrec_secret_alloc(c->k * sizeof(fedrec_share));
+  fedrec_share *ss = (fedrec_share *)fedrec_secret_alloc(c->k * sizeof(fedrec_share));
+  uint8_t *plain = fedrec_secret_alloc(FEDREC_SA_SHARE_PLAIN), *key = fedrec_secret_alloc(32);
+  c->out_boxes = malloc(c->k * sizeof *c->out_boxes);
+  if (!xs || !sb || !ss || !plain || !key || !c->out_boxes) {
+    st = fail(c, FEDREC_ERR_NOMEM, err, "sharing");
+    goto done;
+  }
+  for (uint32_t j = 0; j < c->k; j++)
+    if (c->in1[j]) xs[live++] = c->nb[j] + 1;
+  randombytes_buf(c->b, 32);
+  if (fedrec_shamir_split(sb, xs, (int)live, (int)c->p.t, c->b) ||
+      fedrec_shamir_split(ss, xs, (int)live, (int)c->p.t, c->skey.sk)) {
+    st = fail(c, FEDREC_ERR_ARG, err, "secret sharing");
+    goto done;
+  }
+  for (uint32_t j = 0, m = 0; j < c->k; j++) {
+    if (!c->in1[j]) continue;
+    uint32_t v = c->nb[j];
+    if (fedrec_kx_agree(key, c->ckey.sk, c->ckey.pk, c->nkeys[j].c_pk, SA_LABEL_SHARE)) {
+      st = fail(c, FEDREC_ERR_PARSE, err, "a neighbour's encryption key is invalid");
+      goto done;
+    }
+    put32(plain, c->id);
+    put32(plain + 4, v);
+    put_share(plain + 8, &sb[m]);
+    put_share(plain + 8 + 4 + 8 * FEDREC_SHAMIR_CHUNKS, &ss[m]);
+    fedrec_sa_box *bx = &c->out_boxes[m++];
+    bx->from = c->id;
+    bx->to = v;
+    fedrec_seal(bx->data, plain, FEDREC_SA_SHARE_PLAIN, key, c->p.session, c->id, v);
+  }
+  out->count = live;
+  out->boxes = c->out_boxes;
+  c->phase = C_SHARED;
+done:
+  free(xs);
+  fedrec_secret_free((uint8_t *)sb);
+  fedrec_secret_free((uint8_t *)ss);
+  fedrec_secret_free(plain);
+  fedrec_secret_free(key);
+  return st;
+}
+
+/* Opens the boxes addressed to us; fills sh_b, sh_s, in2. */
+static fedrec_status open_inbox(fedrec_secagg_client *c, const fedrec_sa_boxes *in,
+                                fedrec_error *err) {
+  uint8_t *plain = fedrec_secret_alloc(FEDREC_SA_SHARE_PLAIN), *key = fedrec_secret_alloc(32);
+  fedrec_status st = plain && key ? FEDREC_OK : fail(c, FEDREC_ERR_NOMEM, err, "inbox");
+  uint32_t live = 0;
+  for (uint32_t a = 0; !st && a < in->count; a++) {
+    const fedrec_sa_box *bx = &in->boxes[a];
+    int j = nb_index(c, bx->from);
+    if (bx->to != c->id || j < 0 || !c->in1[j] || c->in2[j]) {
+      st = fail(c, FEDREC_ERR_PARSE, err, "a share box from an unknown, repeated or non-neighbour sender");
+      break;
+    }
+    if (fedrec_kx_agree(key, c->ckey.sk, c->ckey.pk, c->nkeys[j].c_pk, SA_LABEL_SHARE) ||
+        fedrec_open(plain, bx->data, FEDREC_SA_BOX_BYTES, key, c->p.session, bx->from, c->id) ||
+        get32(plain) != bx->from || get32(plain + 4) != c->id) {
+      st = fail(c, FEDREC_ERR_PARSE, err, "a share box failed authentication");
+      break;
+    }
+    get_share(&c->sh_b[j], plain + 8);
+    get_share(&c->sh_s[j], plain + 8 + 4 + 8 * FEDREC_SHAMIR_CHUNKS);
+    if (c->sh_b[j].x != c->id + 1 || c->sh_s[j].x != c->id + 1) {
+      st = fail(c, FEDREC_ERR_PARSE, err, "a share is for another evaluation point");
+      break;
+    }
+    c->in2[j] = 1;
+    live++;
+  }
+  if (!st && live < c->p.t) st = fail(c, FEDREC_ERR_EMPTY, err, "fewer neighbours shared keys than the threshold");
+  fedrec_secret_free(plain);
+  fedrec_secret_free(key);
+  return st;
+}
+
+fedrec_status fedrec_secagg_client_mask(fedrec_secagg_client *c, const fedrec_sa_boxes *in,
+                                        const uint32_t *x, fedrec_sa_masked *out,
+                                        fedrec_error *err) {
+  if (c->phase != C_SHARED) return fail(c, FEDREC_ERR_ARG, err, "mask out of order");
+  fedrec_status st = open_inbox(c, in, err);
+  if (st) return st;
+  uint32_t dim = c->p.dim, bits = c->p.bits;
+  uint32_t lim = bits == 32 ? 0xffffffffu : (1u << bits) - 1;
+  c->y = malloc((size_t)dim * sizeof *c->y);
+  uint8_t *seed = fedrec_secret_alloc(32), *mk = fedrec_secret_alloc(32);
+  if (!c->y || !seed || !mk) {
+    st = fail(c, FEDREC_ERR_NOMEM, err, "masking");
+    goto done;
+  }
+  for (uint32_t i = 0; i < dim; i++) c->y[i] = x[i] & lim;
+  fedrec_mask_key(mk, c->b, c->p.session, FEDREC_MASK_SELF, c->id, 0, 0);
+  fedrec_mask_apply(c->y, dim, mk, +1, (int)bits);
+  for (uint32_t j = 0; j < c->k; j++) {
+    if (!c->in2[j]) continue;
+    uint32_t v = c->nb[j];
+    if (fedrec_kx_agree(seed, c->skey.sk, c->skey.pk, c->nkeys[j].s_pk, SA_LABEL_MASK)) {
+      st = fail(c, FEDREC_ERR_PARSE, err, "a neighbour's mask key is invalid");
+      goto done;
+    }
+    uint32_t lo = c->id < v ? c->id : v, hi = c->id < v ? v : c->id;
+    fedrec_mask_key(mk, seed, c->p.session, FEDREC_MASK_PAIR, lo, hi, 0);
+    fedrec_mask_apply(c->y, dim, mk, c->id < v ? +1 : -1, (int)bits);
+  }
+  out->id = c->id;
+  out->dim = dim;
+  out->y = c->y;
+  c->phase = C_MASKED;
+done:
+  fedrec_secret_free(seed);
+  fedrec_secret_free(mk);
+  return st;
+}
+
+static size_t list_message(uint8_t **msg, uint64_t session, const uint32_t *ids, uint32_t n) {
+  size_t len = 8 + 9 + 4 * (size_t)n;
+  *msg = malloc(len);
+  if (!*msg) return 0;
+  for (int i = 0; i < 8; i++) (*msg)[i] = (uint8_t)(session >> (8 * i));
+  memcpy(*msg + 8, "survivors", 9);
+  for (uint32_t a = 0; a < n; a++) put32(*msg + 17 + 4 * a, ids[a]);
+  return len;
+}
+
+/* Survivor-list checks shared by rounds 3 and 4. */
+static fedrec_status check_survivors(fedrec_secagg_client *c, const fedrec_sa_survivors *in,
+                                     fedrec_error *err) {
+  int self = 0;
+  uint32_t live = 0;
+  if (in->count > c->p.n) return fail(c, FEDREC_ERR_PARSE, err, "survivor list longer than the cohort");
+  for (uint32_t a = 0; a < in->count; a++) {
+    uint32_t v = in->ids[a];
+    if (v >= c->p.n || (a > 0 && in->ids[a - 1] >= v))
+      return fail(c, FEDREC_ERR_PARSE, err, "survivor list unsorted, repeated or out of range");
+    if (v == c->id) {
+      self = 1;
+      continue;
+    }
+    int j = nb_index(c, v);
+    if (j < 0) continue; /* not our neighbour: not our business */
+    /* a neighbour that did not share with us cannot have survived: an unknown or dead entry */
+    if (!c->in2[j]) return fail(c, FEDREC_ERR_PARSE, err, "survivor list names a neighbour that never shared keys with us");
+    live++;
+  }
+  if (!self) return fail(c, FEDREC_ERR_PARSE, err, "we are missing from the survivor list");
+  if (live < c->p.t) return fail(c, FEDREC_ERR_EMPTY, err, "fewer neighbours survived than the threshold");
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_client_consistency(fedrec_secagg_client *c,
+                                               const fedrec_sa_survivors *in,
+                                               fedrec_sa_signature *out, fedrec_error *err) {
+  if (c->phase != C_MASKED || !c->p.active) return fail(c, FEDREC_ERR_ARG, err, "consistency out of order");
+  fedrec_status st = check_survivors(c, in, err);
+  if (st) return st;
+  uint8_t *msg;
+  size_t len = list_message(&msg, c->p.session, in->ids, in->count);
+  c->signed_ids = malloc(((size_t)in->count + 1) * sizeof *c->signed_ids);
+  if (!len || !c->signed_ids) {
+    free(msg);
+    return fail(c, FEDREC_ERR_NOMEM, err, "consistency");
+  }
+  memcpy(c->signed_ids, in->ids, (size_t)in->count * sizeof *in->ids);
+  c->nsigned = in->count;
+  out->id = c->id;
+  fedrec_sign(out->sig, msg, len, c->identity);
+  free(msg);
+  c->phase = C_SIGNED;
+  return FEDREC_OK;
+}
+
+/* Active variant: the list is the one we signed, and at least t survivors signed it. */
+static fedrec_status check_signatures(fedrec_secagg_client *c, const fedrec_sa_survivors *in,
+                                      fedrec_error *err) {
+  if (in->count != c->nsigned || memcmp(in->ids, c->signed_ids, (size_t)in->count * 4))
+    return fail(c, FEDREC_ERR_PARSE, err, "the survivor list differs from the one we signed");
+  uint8_t *msg;
+  size_t len = list_message(&msg, c->p.session, in->ids, in->count);
+  if (!len) return fail(c, FEDREC_ERR_NOMEM, err, "signatures");
+  uint32_t good = 0;
+  fedrec_status st = FEDREC_OK;
+  for (uint32_t a = 0; a < in->nsigs && !st; a++) {
+    const fedrec_sa_signature *sg = &in->sigs[a];
+    int listed = 0;
+    for (uint32_t b = 0; b < in->count && !listed; b++) listed = in->ids[b] == sg->id;
+    for (uint32_t b = 0; b < a; b++)
+      if (in->sigs[b].id == sg->id) listed = 0;
+    if (!listed || !fedrec_verify(sg->sig, msg, len, c->identity_pks[sg->id]))
+      st = fail(c, FEDREC_ERR_PARSE, err, "a survivor-list signature is invalid, repeated or from a non-survivor");
+    good++;
+  }
+  free(msg);
+  if (!st && good < c->p.t) st = fail(c, FEDREC_ERR_EMPTY, err, "fewer survivor signatures than the threshold");
+  return st;
+}
+
+fedrec_status fedrec_secagg_client_unmask(fedrec_secagg_client *c, const fedrec_sa_survivors *in,
+                                          fedrec_sa_reveals *out, fedrec_error *err) {
+  if (c->phase != (c->p.active ? C_SIGNED : C_MASKED)) return fail(c, FEDREC_ERR_ARG, err, "unmask out of order");
+  fedrec_status st = c->p.active ? check_signatures(c, in, err) : check_survivors(c, in, err);
+  if (st) return st;
+  uint8_t *alive = calloc(c->k, 1);
+  c->reveals = malloc(c->k * sizeof *c->reveals);
+  if (!alive || !c->reveals) {
+    free(alive);
+    return fail(c, FEDREC_ERR_NOMEM, err, "unmask");
+  }
+  for (uint32_t a = 0; a < in->count; a++) {
+    int j = nb_index(c, in->ids[a]);
+    if (j >= 0) alive[j] = 1;
+  }
+  uint32_t m = 0;
+  for (uint32_t j = 0; j < c->k; j++) {
+    if (!c->in2[j]) continue;
+    int kind = alive[j] ? FEDREC_SA_REVEAL_SELF : FEDREC_SA_REVEAL_KEY;
+    if (c->revealed[j] && c->revealed[j] != kind) { /* never both shares of one neighbour */
+      free(alive);
+      return fail(c, FEDREC_ERR_PARSE, err, "asked for both shares of one neighbour");
+    }
+    c->revealed[j] = (uint8_t)kind;
+    c->reveals[m++] = (fedrec_sa_reveal){c->nb[j], kind, kind == FEDREC_SA_REVEAL_SELF ? c->sh_b[j] : c->sh_s[j]};
+  }
+  free(alive);
+  out->id = c->id;
+  out->count = m;
+  out->items = c->reveals;
+  c->phase = C_DONE;
+  return FEDREC_OK;
+}

@@ -1,0 +1,347 @@
+/* The SecAgg+ server state machine: relays keys and share boxes, adds masked inputs into a
+ * running sum as they arrive, and removes the masks from the revealed shares.
+ * Memory: O(dim) for the sum plus O(n k) for boxes and shares; never n x dim. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedrec/secagg.h"
+#include "secagg_internal.h"
+
+enum { S_KEYS, S_SHARES, S_MASKED, S_CONSISTENCY, S_UNMASK, S_DONE, S_ABORTED };
+enum { F_KEYS = 1, F_SHARED = 2, F_MASKED = 4, F_SIGNED = 8, F_REVEALED = 16 };
+
+struct fedrec_secagg_server {
+  fedrec_secagg_params p;
+  const uint8_t (*identity_pks)[FEDREC_SIGN_PK_BYTES];
+  sa_graph g;
+  uint32_t k;
+  int phase;
+  uint8_t *flags;          /* per client: F_* */
+  fedrec_sa_keys *keys;    /* per client */
+  fedrec_sa_box *boxes;    /* by sender: k slots each */
+  uint32_t *nboxes;        /* per sender */
+  int64_t *in_off;         /* inbox index by recipient (after round 1) */
+  uint32_t *in_idx;
+  fedrec_sa_box *inbox;    /* scratch for fedrec_secagg_server_inbox */
+  fedrec_sa_keys *klist;   /* scratch for fedrec_secagg_server_keylist */
+  uint32_t *nb;            /* scratch: k neighbours */
+  uint32_t *sum;           /* dim */
+  uint32_t *surv;          /* survivor ids */
+  uint32_t nsurv;
+  fedrec_sa_signature *sigs;
+  uint32_t nsigs;
+  fedrec_share *shares;    /* per owner: t slots */
+  uint32_t *nshares;
+};
+
+static fedrec_status reject(fedrec_error *err, fedrec_status st, const char *what, uint32_t id) {
+  return fedrec_error_set(err, st, "secagg server: %s (client %u)", what, id);
+}
+
+fedrec_secagg_server *fedrec_secagg_server_new(const fedrec_secagg_params *p,
+                                               const uint8_t (*identity_pks)[FEDREC_SIGN_PK_BYTES],
+                                               fedrec_error *err) {
+  if (fedrec_secagg_check_params(p, err)) return NULL;
+  if (p->active && !identity_pks) {
+    fedrec_error_set(err, FEDREC_ERR_ARG, "secagg server: the active variant needs identity keys");
+    return NULL;
+  }
+  fedrec_secagg_server *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->p = *p;
+  s->identity_pks = identity_pks;
+  s->k = fedrec_secagg_degree(p);
+  size_t n = p->n, k = s->k;
+  s->flags = calloc(n, 1);
+  s->keys = calloc(n, sizeof *s->keys);
+  s->nboxes = calloc(n, sizeof *s->nboxes);
+  s->klist = malloc((k + 1) * sizeof *s->klist);
+  s->nb = malloc(k * sizeof *s->nb);
+  s->inbox = malloc(k * sizeof *s->inbox);
+  s->sum = calloc(p->dim, sizeof *s->sum);
+  s->nshares = calloc(n, sizeof *s->nshares);
+  if (!s->flags || !s->keys || !s->nboxes || !s->klist || !s->nb || !s->inbox || !s->sum ||
+      !s->nshares || sa_graph_init(&s->g, p)) {
+    fedrec_secagg_server_free(s);
+    fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server for %u clients", p->n);
+    return NULL;
+  }
+  return s;
+}
+
+void fedrec_secagg_server_free(fedrec_secagg_server *s) {
+  if (!s) return;
+  sa_graph_free(&s->g);
+  free(s->flags), free(s->keys), free(s->boxes), free(s->nboxes), free(s->in_off);
+  free(s->in_idx), free(s->inbox), free(s->klist), free(s->nb), free(s->sum), free(s->surv);
+  free(s->sigs), free(s->nshares);
+  if (s->shares) {
+    sodium_memzero(s->shares, (size_t)s->p.n * s->p.t * sizeof *s->shares);
+    free(s->shares);
+  }
+  free(s);
+}
+
+static uint32_t count_flag(const fedrec_secagg_server *s, int f) {
+  uint32_t c = 0;
+  for (uint32_t u = 0; u < s->p.n; u++) c += (s->flags[u] & f) != 0;
+  return c;
+}
+
+static fedrec_status abort_round(fedrec_secagg_server *s, fedrec_error *err, const char *what,
+                                 uint32_t have) {
+  s->phase = S_ABORTED;
+  return fedrec_error_set(err, FEDREC_ERR_EMPTY, "secagg server: round aborted: only %u clients %s, threshold %u",
+                          have, what, s->p.t);
+}
+
+fedrec_status fedrec_secagg_server_on_keys(fedrec_secagg_server *s, const fedrec_sa_keys *m,
+                                           fedrec_error *err) {
+  if (s->phase != S_KEYS) return reject(err, FEDREC_ERR_ARG, "keys outside round 0", m->id);
+  if (m->id >= s->p.n) return reject(err, FEDREC_ERR_PARSE, "unknown client id", m->id);
+  if (s->flags[m->id] & F_KEYS) return reject(err, FEDREC_ERR_PARSE, "keys sent twice", m->id);
+  if (s->p.active) {
+    uint8_t msg[76];
+    for (int i = 0; i < 8; i++) msg[i] = (uint8_t)(s->p.session >> (8 * i));
+    for (int i = 0; i < 4; i++) msg[8 + i] = (uint8_t)(m->id >> (8 * i));
+    memcpy(msg + 12, m->c_pk, 32);
+    memcpy(msg + 44, m->s_pk, 32);
+    if (!fedrec_verify(m->sig, msg, sizeof msg, s->identity_pks[m->id]))
+      return reject(err, FEDREC_ERR_PARSE, "bad signature on keys", m->id);
+  }
+  s->keys[m->id] = *m;
+  s->flags[m->id] |= F_KEYS;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_server_close_keys(fedrec_secagg_server *s, fedrec_error *err) {
+  if (s->phase != S_KEYS) return fedrec_error_set(err, FEDREC_ERR_ARG, "secagg server: round 0 is not open");
+  uint32_t c = count_flag(s, F_KEYS);
+  if (c < s->p.t) return abort_round(s, err, "advertised keys", c);
+  s->boxes = malloc((size_t)s->p.n * s->k * sizeof *s->boxes);
+  if (!s->boxes) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server: boxes");
+  s->phase = S_SHARES;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_server_keylist(fedrec_secagg_server *s, uint32_t u,
+                                           fedrec_sa_keylist *out, fedrec_error *err) {
+  if (s->phase < S_SHARES || u >= s->p.n || !(s->flags[u] & F_KEYS))
+    return reject(err, FEDREC_ERR_ARG, "no key list for this client now", u);
+  sa_graph_neighbours(&s->g, u, s->nb);
+  uint32_t m = 0;
+  s->klist[m++] = s->keys[u];
+  for (uint32_t j = 0; j < s->k; j++)
+    if (s->flags[s->nb[j]] & F_KEYS) s->klist[m++] = s->keys[s->nb[j]];
+  out->count = m;
+  out->keys = s->klist;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_server_on_boxes(fedrec_secagg_server *s, uint32_t from,
+                                            const fedrec_sa_boxes *m, fedrec_error *err) {
+  if (s->phase != S_SHARES) return reject(err, FEDREC_ERR_ARG, "share boxes outside round 1", from);
+  if (from >= s->p.n || !(s->flags[from] & F_KEYS)) return reject(err, FEDREC_ERR_PARSE, "boxes from a client without keys", from);
+  if (s->flags[from] & F_SHARED) return reject(err, FEDREC_ERR_PARSE, "boxes sent twice", from);
+  if (m->count > s->k || m->count < s->p.t) return reject(err, FEDREC_ERR_PARSE, "wrong number of share boxes", from);
+  for (uint32_t a = 0; a < m->count; a++) {
+    const fedrec_sa_box *b = &m->boxes[a];
+    int dup = 0;
+    for (uint32_t c = 0; c < a; c++) dup |= m->boxes[c].to == b->to;
+    if (b->from != from || dup || !sa_graph_adjacent(&s->g, from, b->to) || !(s->flags[b->to] & F_KEYS))
+      return reject(err, FEDREC_ERR_PARSE, "a share box with a wrong sender or recipient", from);
+  }
+  memcpy(s->boxes + (size_t)from * s->k, m->boxes, m->count * sizeof *m->boxes);
+  s->nboxes[from] = m->count;
+  s->flags[from] |= F_SHARED;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_server_close_shares(fedrec_secagg_server *s, fedrec_error *err) {
+  if (s->phase != S_SHARES) return fedrec_error_set(err, FEDREC_ERR_ARG, "secagg server: round 1 is not open");
+  uint32_t c = count_flag(s, F_SHARED), n = s->p.n;
+  if (c < s->p.t) return abort_round(s, err, "shared keys", c);
+  /* Index the boxes of clients that shared by recipient (counting sort). */
+  s->in_off = calloc((size_t)n + 1, sizeof *s->in_off);
+  uint64_t total = 0;
+  for (uint32_t u = 0; u < n; u++)
+    if (s->flags[u] & F_SHARED) total += s->nboxes[u];
+  s->in_idx = malloc((total + 1) * sizeof *s->in_idx);
+  int64_t *fill = calloc((size_t)n + 1, sizeof *fill);
+  if (!s->in_off || !s->in_idx || !fill) {
+    free(fill);
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server: inbox index");
+  }
+  for (uint32_t u = 0; u < n; u++)
+    if (s->flags[u] & F_SHARED)
+      for (uint32_t a = 0; a < s->nboxes[u]; a++) s->in_off[s->boxes[(size_t)u * s->k + a].to + 1]++;
+  for (uint32_t v = 0; v < n; v++) s->in_off[v + 1] += s->in_off[v];
+  for (uint32_t u = 0; u < n; u++)
+    if (s->flags[u] & F_SHARED)
+      for (uint32_t a = 0; a < s->nboxes[u]; a++) {
+        uint32_t v = s->boxes[(size_t)u * s->k + a].to;
+        s->in_idx[s->in_off[v] + fill[v]++] = u * s->k + a;
+      }
+  free(fill);
+  s->phase = S_MASKED;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_server_inbox(fedrec_secagg_server *s, uint32_t u,
+                                         fedrec_sa_boxes *out, fedrec_error *err) {
+  if (s->phase != S_MASKED || u >= s->p.n || !(s->flags[u] & F_SHARED))
+    return reject(err, FEDREC_ERR_ARG, "no inbox for this client now", u);
+  uint32_t m = 0;
+  for (int64_t q = s->in_off[u]; q < s->in_off[u + 1]; q++) s->inbox[m++] = s->boxes[s->in_idx[q]];
+  out->count = m;
+  out->boxes = s->inbox;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_server_on_masked(fedrec_secagg_server *s, const fedrec_sa_masked *m,
+                                             fedrec_error *err) {
+  if (s->phase != S_MASKED) return reject(err, FEDREC_ERR_ARG, "masked input outside round 2", m->id);
+  if (m->id >= s->p.n || !(s->flags[m->id] & F_SHARED)) return reject(err, FEDREC_ERR_PARSE, "masked input from a client that did not share", m->id);
+  if (s->flags[m->id] & F_MASKED) return reject(err, FEDREC_ERR_PARSE, "masked input sent twice", m->id);
+  if (m->dim != s->p.dim) return reject(err, FEDREC_ERR_PARSE, "masked input of the wrong length", m->id);
+  uint32_t lim = s->p.bits == 32 ? 0xffffffffu : (1u << s->p.bits) - 1;
+  for (uint32_t i = 0; i < m->dim; i++)
+    if (m->y[i] > lim) return reject(err, FEDREC_ERR_PARSE, "masked value out of range", m->id);
+  for (uint32_t i = 0; i < m->dim; i++) s->sum[i] = (s->sum[i] + m->y[i]) & lim;
+  s->flags[m->id] |= F_MASKED;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_server_close_masked(fedrec_secagg_server *s, fedrec_error *err) {
+  if (s->phase != S_MASKED) return fedrec_error_set(err, FEDREC_ERR_ARG, "secagg server: round 2 is not open");
+  uint32_t c = count_flag(s, F_MASKED);
+  if (c < s->p.t) return abort_round(s, err, "sent masked input", c);
+  s->surv = malloc(((size_t)c + 1) * sizeof *s->surv);
+  s->sigs = malloc(((size_t)c + 1) * sizeof *s->sigs);
+  s->shares = calloc((size_t)s->p.n * s->p.t, sizeof *s->shares);
+  if (!s->surv || !s->sigs || !s->shares) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server: survivors");
+  s->nsurv = 0;
+  for (uint32_t u = 0; u < s->p.n; u++)
+    if (s->flags[u] & F_MASKED) s->surv[s->nsurv++] = u;
+  s->phase = s->p.active ? S_CONSISTENCY : S_UNMASK;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_server_survivors(fedrec_secagg_server *s, fedrec_sa_survivors *out,
+                                             fedrec_error *err) {
+  if (s->phase != S_CONSISTENCY && s->phase != S_UNMASK)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "secagg server: no survivor list now");
+  out->count = s->nsurv;
+  out->ids = s->surv;
+  out->sigs = s->phase == S_UNMASK ? s->sigs : NULL;
+  out->nsigs = s->phase == S_UNMASK ? s->nsigs : 0;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_server_on_signature(fedrec_secagg_server *s,
+                                                const fedrec_sa_signature *m, fedrec_error *err) {
+  if (s->phase != S_CONSISTENCY) return reject(err, FEDREC_ERR_ARG, "signature outside round 3", m->id);
+  if (m->id >= s->p.n || !(s->flags[m->id] & F_MASKED) || (s->flags[m->id] & F_SIGNED))
+    return reject(err, FEDREC_ERR_PARSE, "signature from a non-survivor or sent twice", m->id);
+  size_t len = 17 + 4 * (size_t)s->nsurv;
+  uint8_t *msg = malloc(len);
+  if (!msg) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server");
+  for (int i = 0; i < 8; i++) msg[i] = (uint8_t)(s->p.session >> (8 * i));
+  memcpy(msg + 8, "survivors", 9);
+  for (uint32_t a = 0; a < s->nsurv; a++)
+    for (int i = 0; i < 4; i++) msg[17 + 4 * a + i] = (uint8_t)(s->surv[a] >> (8 * i));
+  int ok = fedrec_verify(m->sig, msg, len, s->identity_pks[m->id]);
+  free(msg);
+  if (!ok) return reject(err, FEDREC_ERR_PARSE, "bad survivor-list signature", m->id);
+  s->sigs[s->nsigs++] = *m;
+  s->flags[m->id] |= F_SIGNED;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_server_close_consistency(fedrec_secagg_server *s, fedrec_error *err) {
+  if (s->phase != S_CONSISTENCY) return fedrec_error_set(err, FEDREC_ERR_ARG, "secagg server: round 3 is not open");
+  if (s->nsigs < s->p.t) return abort_round(s, err, "signed the survivor list", s->nsigs);
+  s->phase = S_UNMASK;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_secagg_server_on_reveals(fedrec_secagg_server *s, const fedrec_sa_reveals *m,
+                                              fedrec_error *err) {
+  if (s->phase != S_UNMASK) return reject(err, FEDREC_ERR_ARG, "reveals outside round 4", m->id);
+  uint32_t r = m->id;
+  if (r >= s->p.n || !(s->flags[r] & F_MASKED) || (s->flags[r] & F_REVEALED) ||
+      (s->p.active && !(s->flags[r] & F_SIGNED)))
+    return reject(err, FEDREC_ERR_PARSE, "reveals from a non-survivor or sent twice", r);
+  for (uint32_t a = 0; a < m->count; a++) { /* validate everything before storing anything */
+    const fedrec_sa_reveal *x = &m->items[a];
+    int want = x->of < s->p.n && (s->flags[x->of] & F_MASKED) ? FEDREC_SA_REVEAL_SELF : FEDREC_SA_REVEAL_KEY;
+    if (x->of >= s->p.n || !(s->flags[x->of] & F_SHARED) || !sa_graph_adjacent(&s->g, r, x->of) ||
+        x->kind != want || x->share.x != r + 1)
+      return reject(err, FEDREC_ERR_PARSE, "a revealed share of the wrong kind, owner or point", r);
+  }
+  for (uint32_t a = 0; a < m->count; a++) {
+    const fedrec_sa_reveal *x = &m->items[a];
+    if (s->nshares[x->of] < s->p.t) s->shares[(size_t)x->of * s->p.t + s->nshares[x->of]++] = x->share;
+  }
+  s->flags[r] |= F_REVEALED;
+  return FEDREC_OK;
+}
+
+/* Removes the masks of one dropped client v from the sum, given its reconstructed key. */
+static fedrec_status remove_pairs(fedrec_secagg_server *s, uint32_t v, const uint8_t *seed,
+                                  uint8_t *key, uint8_t *mk) {
+  fedrec_kx_keypair kp;
+  if (fedrec_kx_keypair_from_seed(&kp, seed)) return FEDREC_ERR_NOMEM;
+  fedrec_status st = memcmp(kp.pk, s->keys[v].s_pk, 32) ? FEDREC_ERR_PARSE : FEDREC_OK;
+  sa_graph_neighbours(&s->g, v, s->nb);
+  for (uint32_t j = 0; j < s->k && !st; j++) {
+    uint32_t u = s->nb[j];
+    if (!(s->flags[u] & F_MASKED)) continue;
+    if (fedrec_kx_agree(key, kp.sk, kp.pk, s->keys[u].s_pk, SA_LABEL_MASK)) {
+      st = FEDREC_ERR_PARSE;
+      break;
+    }
+    fedrec_mask_key(mk, key, s->p.session, FEDREC_MASK_PAIR, u < v ? u : v, u < v ? v : u, 0);
+    fedrec_mask_apply(s->sum, s->p.dim, mk, u < v ? -1 : +1, (int)s->p.bits); /* undo u's term */
+  }
+  fedrec_kx_keypair_free(&kp);
+  return st;
+}
+
+fedrec_status fedrec_secagg_server_finish(fedrec_secagg_server *s, uint32_t *sum,
+                                          uint32_t *n_summed, fedrec_error *err) {
+  if (s->phase != S_UNMASK) return fedrec_error_set(err, FEDREC_ERR_ARG, "secagg server: not in the unmasking round");
+  uint8_t *secret = fedrec_secret_alloc(32), *key = fedrec_secret_alloc(32), *mk = fedrec_secret_alloc(32);
+  fedrec_status st = secret && key && mk ? FEDREC_OK : FEDREC_ERR_NOMEM;
+  for (uint32_t u = 0; u < s->p.n && !st; u++) {
+    int masked = (s->flags[u] & F_MASKED) != 0;
+    if (!(s->flags[u] & F_SHARED)) continue; /* dropped before sharing: in nobody's masks */
+    if (s->nshares[u] < s->p.t) {
+      s->phase = S_ABORTED;
+      fedrec_secret_free(secret), fedrec_secret_free(key), fedrec_secret_free(mk);
+      return fedrec_error_set(err, FEDREC_ERR_EMPTY, "secagg server: round aborted: %u of %u shares of client %u's %s",
+                              s->nshares[u], s->p.t, u, masked ? "self mask" : "mask key");
+    }
+    if (fedrec_shamir_combine(secret, s->shares + (size_t)u * s->p.t, (int)s->p.t)) {
+      st = FEDREC_ERR_PARSE;
+      fedrec_error_set(err, st, "secagg server: the shares of client %u do not reconstruct", u);
+      break;
+    }
+    if (masked) {
+      fedrec_mask_key(mk, secret, s->p.session, FEDREC_MASK_SELF, u, 0, 0);
+      fedrec_mask_apply(s->sum, s->p.dim, mk, -1, (int)s->p.bits);
+    } else if ((st = remove_pairs(s, u, secret, key, mk))) {
+      fedrec_error_set(err, st, "secagg server: client %u's reconstructed mask key does not match its public key", u);
+    }
+  }
+  fedrec_secret_free(secret), fedrec_secret_free(key), fedrec_secret_free(mk);
+  if (st) {
+    s->phase = S_ABORTED;
+    return st;
+  }
+  memcpy(sum, s->sum, (size_t)s->p.dim * sizeof *sum);
+  if (n_summed) *n_summed = s->nsurv;
+  s->phase = S_DONE;
+  return FEDREC_OK;
+}
