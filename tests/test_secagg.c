@@ -161,10 +161,274 @@ static void test_sum_property(void **state) {
   assert_true(aborted >= 1);
 }
 
+
+static fedrec_secagg_params small_params(int active) {
+  fedrec_secagg_params p = {.session = 77, .n = 6, .k = 5, .t = 3, .bits = 16, .dim = 9, .active = active};
+  for (int b = 0; b < 32; b++) p.graph_seed[b] = (uint8_t)b;
+  return p;
+}
+
+/* Advances every client and the server through round 0 and gives client 0's key list. */
+static void to_round1(world *w, fedrec_sa_keylist *kl) {
+  fedrec_error err;
+  for (uint32_t u = 0; u < w->p.n; u++) {
+    fedrec_sa_keys k;
+    assert_status(fedrec_secagg_client_advertise(w->c[u], &k, &err), FEDREC_OK);
+    assert_status(fedrec_secagg_server_on_keys(w->s, &k, &err), FEDREC_OK);
+    /* the server rejects a second copy, and changes nothing */
+    assert_status(fedrec_secagg_server_on_keys(w->s, &k, &err), FEDREC_ERR_PARSE);
+  }
+  assert_status(fedrec_secagg_server_close_keys(w->s, &err), FEDREC_OK);
+  assert_status(fedrec_secagg_server_keylist(w->s, 0, kl, &err), FEDREC_OK);
+}
+
+/* Crafts a bad key list for client 0 (mode), and checks that the client refuses to share
+ * and reveals nothing afterwards. */
+static void expect_share_fails(int mode, const char *why) {
+  fedrec_rng r;
+  fedrec_rng_seed(&r, 5, 5);
+  fedrec_secagg_params p = small_params(mode != 6); /* mode 6: honest-but-curious variant */
+  world w;
+  world_new(&w, &p, &r);
+  fedrec_sa_keylist kl;
+  to_round1(&w, &kl);
+  fedrec_sa_keys b[8];
+  memcpy(b, kl.keys, kl.count * sizeof *b); /* itself first, then its 5 neighbours */
+  fedrec_sa_keylist bad = {kl.count, b};
+  switch (mode) {
+  case 0: bad.keys = b + 1, bad.count--; break;             /* itself missing */
+  case 1: b[2].id = b[1].id; break;                         /* duplicate client */
+  case 2: memcpy(b[2].s_pk, b[1].s_pk, 32); break;          /* duplicate key */
+  case 3: memcpy(b[3].s_pk, b[3].c_pk, 32); break;          /* both keys equal */
+  case 4: b[2].c_pk[0] ^= 1; break;                         /* substituted key: bad signature */
+  case 5: bad.count = 3; break;                             /* 2 neighbours < t = 3 */
+  case 6: b[0].c_pk[5] ^= 1; break;                         /* not our keys under our id */
+  default: b[4].id = 5 == b[4].id ? 4 : 5; break;
+  }
+  fedrec_sa_boxes out;
+  fedrec_error err = {0};
+  assert_int_not_equal(fedrec_secagg_client_share(w.c[0], &bad, &out, &err), FEDREC_OK);
+  if (!strstr(err.msg, why)) fail_msg("mode %d: error '%s' lacks '%s'", mode, err.msg, why);
+  fedrec_sa_survivors sv = {0};
+  fedrec_sa_reveals rv;
+  assert_int_not_equal(fedrec_secagg_client_unmask(w.c[0], &sv, &rv, &err), FEDREC_OK);
+  world_free(&w);
+}
+
+/* Each check on the key list triggers on a crafted server message. */
+static void test_keylist_checks(void **state) {
+  (void)state;
+  expect_share_fails(0, "missing from the key list");
+  expect_share_fails(1, "duplicate");
+  expect_share_fails(2, "duplicate");
+  expect_share_fails(3, "two keys are equal");
+  expect_share_fails(4, "signature");
+  expect_share_fails(5, "threshold");
+  expect_share_fails(6, "keys that are not ours");
+}
+
+/* A tampered or misaddressed share box stops the client before it sends its masked input. */
+static void test_inbox_checks(void **state) {
+  (void)state;
+  for (int mode = 0; mode < 3; mode++) {
+    fedrec_rng r;
+    fedrec_rng_seed(&r, 6, 6);
+    fedrec_secagg_params p = small_params(0);
+    world w;
+    world_new(&w, &p, &r);
+    fedrec_sa_keylist kl;
+    fedrec_error err = {0};
+    to_round1(&w, &kl);
+    for (uint32_t u = 0; u < p.n; u++) {
+      fedrec_sa_boxes bx;
+      assert_status(fedrec_secagg_server_keylist(w.s, u, &kl, &err), FEDREC_OK);
+      assert_status(fedrec_secagg_client_share(w.c[u], &kl, &bx, &err), FEDREC_OK);
+      assert_status(fedrec_secagg_server_on_boxes(w.s, u, &bx, &err), FEDREC_OK);
+    }
+    assert_status(fedrec_secagg_server_close_shares(w.s, &err), FEDREC_OK);
+    fedrec_sa_boxes in;
+    assert_status(fedrec_secagg_server_inbox(w.s, 0, &in, &err), FEDREC_OK);
+    fedrec_sa_box copy[8];
+    memcpy(copy, in.boxes, in.count * sizeof *copy);
+    fedrec_sa_boxes bad = {in.count, copy};
+    const char *why = "authentication";
+    if (mode == 0) copy[1].data[40] ^= 4;
+    else if (mode == 1) copy[1] = copy[0], why = "repeated";
+    else copy[2].from = copy[3].from == 1 ? 2 : 1, why = "";
+    fedrec_sa_masked m;
+    assert_int_not_equal(fedrec_secagg_client_mask(w.c[0], &bad, w.x[0], &m, &err), FEDREC_OK);
+    if (!strstr(err.msg, why)) fail_msg("mode %d: '%s' lacks '%s'", mode, err.msg, why);
+    world_free(&w);
+  }
+}
+
+/* Runs all six clients to the survivor list of round 3/4. */
+static void to_survivors(world *w, fedrec_sa_survivors *sv) {
+  fedrec_error err = {0};
+  fedrec_sa_keylist kl;
+  to_round1(w, &kl);
+  for (uint32_t u = 0; u < w->p.n; u++) {
+    fedrec_sa_boxes bx;
+    assert_status(fedrec_secagg_server_keylist(w->s, u, &kl, &err), FEDREC_OK);
+    assert_status(fedrec_secagg_client_share(w->c[u], &kl, &bx, &err), FEDREC_OK);
+    assert_status(fedrec_secagg_server_on_boxes(w->s, u, &bx, &err), FEDREC_OK);
+  }
+  assert_status(fedrec_secagg_server_close_shares(w->s, &err), FEDREC_OK);
+  for (uint32_t u = 0; u < w->p.n; u++) {
+    fedrec_sa_boxes in;
+    fedrec_sa_masked m;
+    assert_status(fedrec_secagg_server_inbox(w->s, u, &in, &err), FEDREC_OK);
+    assert_status(fedrec_secagg_client_mask(w->c[u], &in, w->x[u], &m, &err), FEDREC_OK);
+    if (u == 0) { /* wrong length and replay are rejected without touching the sum */
+      fedrec_sa_masked shortm = m;
+      shortm.dim--;
+      assert_status(fedrec_secagg_server_on_masked(w->s, &shortm, &err), FEDREC_ERR_PARSE);
+    }
+    assert_status(fedrec_secagg_server_on_masked(w->s, &m, &err), FEDREC_OK);
+    if (u == 0) assert_status(fedrec_secagg_server_on_masked(w->s, &m, &err), FEDREC_ERR_PARSE);
+  }
+  assert_status(fedrec_secagg_server_close_masked(w->s, &err), FEDREC_OK);
+  assert_status(fedrec_secagg_server_survivors(w->s, sv, &err), FEDREC_OK);
+}
+
+static void test_survivor_checks(void **state) {
+  (void)state;
+  const char *whys[] = {"missing from the survivor list", "unsorted, repeated", "threshold",
+                        "out of range"};
+  for (int mode = 0; mode < 4; mode++) {
+    fedrec_rng r;
+    fedrec_rng_seed(&r, 7, 7);
+    fedrec_secagg_params p = small_params(0);
+    world w;
+    world_new(&w, &p, &r);
+    fedrec_sa_survivors sv;
+    to_survivors(&w, &sv);
+    uint32_t ids[8];
+    fedrec_sa_survivors bad = {0, ids, NULL, 0};
+    if (mode == 0) { for (uint32_t u = 1; u < 6; u++) ids[bad.count++] = u; }
+    else if (mode == 1) { ids[0] = 0, ids[1] = 2, ids[2] = 2, ids[3] = 3, bad.count = 4; }
+    else if (mode == 2) { ids[0] = 0, ids[1] = 1, ids[2] = 2, bad.count = 3; } /* 2 live < t */
+    else { ids[0] = 0, ids[1] = 1, ids[2] = 2, ids[3] = 3, ids[4] = 99, bad.count = 5; }
+    fedrec_sa_reveals rv;
+    fedrec_error err = {0};
+    assert_int_not_equal(fedrec_secagg_client_unmask(w.c[0], &bad, &rv, &err), FEDREC_OK);
+    if (!strstr(err.msg, whys[mode])) fail_msg("mode %d: '%s' lacks '%s'", mode, err.msg, whys[mode]);
+    /* the honest list still works for the others, and the sum is exact */
+    world_free(&w);
+  }
+}
+
+/* Active variant: the unmasking list must be the signed one, with enough valid signatures;
+ * a client asked to unmask twice reveals nothing more. */
+static void test_active_checks(void **state) {
+  (void)state;
+  for (int mode = 0; mode < 4; mode++) {
+    fedrec_rng r;
+    fedrec_rng_seed(&r, 8, 8);
+    fedrec_secagg_params p = small_params(1);
+    world w;
+    world_new(&w, &p, &r);
+    fedrec_sa_survivors sv;
+    fedrec_error err = {0};
+    to_survivors(&w, &sv);
+    for (uint32_t u = 0; u < p.n; u++) {
+      fedrec_sa_signature sg;
+      assert_status(fedrec_secagg_client_consistency(w.c[u], &sv, &sg, &err), FEDREC_OK);
+      if (u == 1) { /* a forged signature is rejected by the server */
+        fedrec_sa_signature forged = sg;
+        forged.sig[0] ^= 1;
+        assert_status(fedrec_secagg_server_on_signature(w.s, &forged, &err), FEDREC_ERR_PARSE);
+      }
+      assert_status(fedrec_secagg_server_on_signature(w.s, &sg, &err), FEDREC_OK);
+    }
+    assert_status(fedrec_secagg_server_close_consistency(w.s, &err), FEDREC_OK);
+    assert_status(fedrec_secagg_server_survivors(w.s, &sv, &err), FEDREC_OK);
+    fedrec_sa_signature sigs[8];
+    memcpy(sigs, sv.sigs, sv.nsigs * sizeof *sigs);
+    uint32_t ids[8];
+    memcpy(ids, sv.ids, sv.count * 4);
+    fedrec_sa_survivors bad = {sv.count, ids, sigs, sv.nsigs};
+    const char *why = "";
+    if (mode == 0) bad.count--, why = "differs from the one we signed";
+    else if (mode == 1) sigs[2].sig[7] ^= 1, why = "signature is invalid";
+    else if (mode == 2) bad.nsigs = 2, why = "fewer survivor signatures";
+    fedrec_sa_reveals rv;
+    if (mode < 3) {
+      assert_int_not_equal(fedrec_secagg_client_unmask(w.c[0], &bad, &rv, &err), FEDREC_OK);
+      if (!strstr(err.msg, why)) fail_msg("mode %d: '%s' lacks '%s'", mode, err.msg, why);
+    } else {
+      assert_status(fedrec_secagg_client_unmask(w.c[0], &sv, &rv, &err), FEDREC_OK);
+      assert_int_equal(rv.count, 5);
+      for (uint32_t a = 0; a < rv.count; a++) assert_int_equal(rv.items[a].kind, FEDREC_SA_REVEAL_SELF);
+      assert_int_not_equal(fedrec_secagg_client_unmask(w.c[0], &sv, &rv, &err), FEDREC_OK);
+    }
+    world_free(&w);
+  }
+}
+
+/* Below the threshold the round aborts cleanly, naming the reason. */
+static void test_abort(void **state) {
+  (void)state;
+  fedrec_rng r;
+  fedrec_rng_seed(&r, 9, 9);
+  fedrec_secagg_params p = small_params(0);
+  world w;
+  world_new(&w, &p, &r);
+  fedrec_error err = {0};
+  for (uint32_t u = 0; u < 2; u++) {
+    fedrec_sa_keys k;
+    assert_status(fedrec_secagg_client_advertise(w.c[u], &k, &err), FEDREC_OK);
+    assert_status(fedrec_secagg_server_on_keys(w.s, &k, &err), FEDREC_OK);
+  }
+  assert_status(fedrec_secagg_server_close_keys(w.s, &err), FEDREC_ERR_EMPTY);
+  assert_non_null(strstr(err.msg, "only 2 clients advertised keys, threshold 3"));
+  world_free(&w);
+  /* dropouts after masking: too few left to reveal a dropped client's key */
+  world_new(&w, &p, &r);
+  double drop[5] = {0, 0, 0, 0, 0};
+  assert_status(run_round(&w, drop, &r, NULL), FEDREC_OK);
+  world_free(&w);
+  world_new(&w, &p, &r);
+  drop[4] = 0.9;
+  fedrec_status st = run_round(&w, drop, &r, NULL);
+  assert_true(st == FEDREC_OK || st == FEDREC_ERR_EMPTY);
+  world_free(&w);
+}
+
+static void test_choose(void **state) {
+  (void)state;
+  fedrec_secagg_choice c;
+  fedrec_error err = {0};
+  assert_status(fedrec_secagg_choose(&c, 1000, 0.05, 0.05, 20, 40, &err), FEDREC_OK);
+  print_message("n=1000, 5%% dropout, 5%% dishonest: k=%u t=%u fail 2^%.1f insecure 2^%.1f\n", c.k, c.t,
+                c.log2_fail, c.log2_insecure);
+  assert_false(c.complete);
+  assert_true(c.k < 200 && 2 * c.t > c.k && c.log2_fail <= -20 && c.log2_insecure <= -40);
+  assert_status(fedrec_secagg_choose(&c, 10, 0.1, 0.1, 20, 40, &err), FEDREC_ERR_ARG);
+  assert_status(fedrec_secagg_choose(&c, 20, 0.0, 0.0, 20, 40, &err), FEDREC_OK);
+  /* the graph is symmetric and k-regular */
+  fedrec_secagg_params p = {.session = 3, .n = 101, .k = 10, .t = 6, .bits = 8, .dim = 1};
+  uint32_t nb[10], nb2[10];
+  for (uint32_t u = 0; u < p.n; u++) {
+    fedrec_secagg_neighbours(&p, u, nb);
+    for (int j = 0; j < 10; j++) {
+      assert_int_not_equal(nb[j], u);
+      if (j) assert_true(nb[j - 1] < nb[j]);
+      fedrec_secagg_neighbours(&p, nb[j], nb2);
+      int back = 0;
+      for (int i = 0; i < 10; i++) back |= nb2[i] == u;
+      assert_true(back);
+    }
+  }
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_sum_property),
+      cmocka_unit_test(test_sum_property),   cmocka_unit_test(test_keylist_checks),
+      cmocka_unit_test(test_inbox_checks),   cmocka_unit_test(test_survivor_checks),
+      cmocka_unit_test(test_active_checks),  cmocka_unit_test(test_abort),
+      cmocka_unit_test(test_choose),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
