@@ -152,7 +152,9 @@ static void bench_ials_epoch(const char *dir, double gemm) {
     double d = c.dim, nnz = (double)fedrec_csr_nnz(&ds.R);
     double flops = 2 * nnz * d * d + (ds.R.rows + ds.R.cols) * (d * d * d / 3 + 2 * d * d);
     if (head) flops += c.cg_iters * (4.0 * ds.R.cols * d * ds.content_dim + 2.0 * ds.R.cols * d * d + 4 * nnz * d);
-    emit(head ? "ials_epoch_movielens_head_s" : "ials_epoch_movielens_s", best, "s", 0, NULL, NULL);
+    char extra[64];
+    snprintf(extra, sizeof extra, "\"dim\": %d, \"epochs_timed\": %d", c.dim, ep.n);
+    emit(head ? "ials_epoch_movielens_head_s" : "ials_epoch_movielens_s", best, "s", 0, NULL, extra);
     emit(head ? "ials_epoch_movielens_head_gflops" : "ials_epoch_movielens_gflops", flops / best / 1e9,
          "GFLOP/s", gemm, "sgemm_1024_gflops", NULL);
     fedrec_model_free(&m);
