@@ -197,3 +197,64 @@ fedrec_status fedrec_secagg_server_finish(fedrec_secagg_server *s, uint32_t *sum
 }
 #endif
 #endif
+
+#ifndef FEDREC_SECAGG_WIRE_H
+#define FEDREC_SECAGG_WIRE_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* ---- wire encoding ----
+ * A compact, versioned encoding (later carried in protobuf bytes fields): 4-byte header
+ * 'F' 'S' version type, then little-endian fields; masked vectors bit-packed at `bits` bits
+ * per value, LSB first, zero padding. Encoders return the encoded size; the message is
+ * complete in out only when that size <= cap (call with out = NULL to size a buffer).
+ * The encoding is canonical: decode then encode gives back the same bytes. Decoders check every length and count against
+ * max_clients before allocating; the decoded message owns its arrays: release it with
+ * fedrec_sa_msg_free. A decoded message is well-formed, not yet trusted: the state
+ * machines above check its contents. */
+enum {
+  FEDREC_SA_WIRE_VERSION = 1,
+  FEDREC_SA_MSG_KEYS = 1,
+  FEDREC_SA_MSG_KEYLIST = 2,
+  FEDREC_SA_MSG_BOXES = 3,
+  FEDREC_SA_MSG_MASKED = 4,
+  FEDREC_SA_MSG_SURVIVORS = 5,
+  FEDREC_SA_MSG_SIGNATURE = 6,
+  FEDREC_SA_MSG_REVEALS = 7,
+};
+
+typedef struct fedrec_sa_msg {
+  int type;
+  uint32_t bits; /* FEDREC_SA_MSG_MASKED */
+  union {
+    fedrec_sa_keys keys;
+    fedrec_sa_keylist keylist;
+    fedrec_sa_boxes boxes;
+    fedrec_sa_masked masked;
+    fedrec_sa_survivors survivors;
+    fedrec_sa_signature signature;
+    fedrec_sa_reveals reveals;
+  } u;
+} fedrec_sa_msg;
+
+size_t fedrec_sa_encode_keys(uint8_t *out, size_t cap, const fedrec_sa_keys *m);
+size_t fedrec_sa_encode_keylist(uint8_t *out, size_t cap, const fedrec_sa_keylist *m);
+size_t fedrec_sa_encode_boxes(uint8_t *out, size_t cap, const fedrec_sa_boxes *m);
+size_t fedrec_sa_encode_masked(uint8_t *out, size_t cap, const fedrec_sa_masked *m,
+                               uint32_t bits);
+size_t fedrec_sa_encode_survivors(uint8_t *out, size_t cap, const fedrec_sa_survivors *m);
+size_t fedrec_sa_encode_signature(uint8_t *out, size_t cap, const fedrec_sa_signature *m);
+size_t fedrec_sa_encode_reveals(uint8_t *out, size_t cap, const fedrec_sa_reveals *m);
+
+fedrec_status fedrec_sa_decode(fedrec_sa_msg *m, const uint8_t *buf, size_t len,
+                               uint32_t max_clients, uint32_t max_dim, fedrec_error *err);
+void fedrec_sa_msg_free(fedrec_sa_msg *m);
+
+/* Bit-packing of values < 2^bits (1 <= bits <= 32): out holds (n * bits + 7) / 8 bytes. */
+void fedrec_pack_bits(uint8_t *out, const uint32_t *in, size_t n, uint32_t bits);
+void fedrec_unpack_bits(uint32_t *out, const uint8_t *in, size_t n, uint32_t bits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
