@@ -298,6 +298,11 @@ done:
   return st;
 }
 
+void fedrec_secagg_client_release_masked(fedrec_secagg_client *c) {
+  free(c->y);
+  c->y = NULL;
+}
+
 static size_t list_message(uint8_t **msg, uint64_t session, const uint32_t *ids, uint32_t n) {
   size_t len = 8 + 9 + 4 * (size_t)n;
   *msg = malloc(len);

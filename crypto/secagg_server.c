@@ -288,6 +288,18 @@ fedrec_status fedrec_secagg_server_on_reveals(fedrec_secagg_server *s, const fed
   return FEDREC_OK;
 }
 
+size_t fedrec_secagg_server_memory(const fedrec_secagg_server *s) {
+  size_t n = s->p.n, k = s->k, b = sizeof *s;
+  b += n * (1 + sizeof *s->keys + sizeof *s->nboxes + sizeof *s->nshares);
+  b += (k + 1) * sizeof *s->klist + k * (sizeof *s->nb + sizeof *s->inbox);
+  b += (size_t)s->p.dim * sizeof *s->sum + 2 * n * sizeof(uint32_t); /* sum, graph */
+  if (s->boxes) b += n * k * sizeof *s->boxes;
+  if (s->in_off) b += (n + 1) * sizeof *s->in_off + n * k * sizeof *s->in_idx;
+  if (s->surv) b += (n + 1) * (sizeof *s->surv + sizeof *s->sigs);
+  if (s->shares) b += n * s->p.t * sizeof *s->shares;
+  return b;
+}
+
 /* Removes the masks of one dropped client v from the sum, given its reconstructed key. */
 static fedrec_status remove_pairs(fedrec_secagg_server *s, uint32_t v, const uint8_t *seed,
                                   uint8_t *key, uint8_t *mk) {

@@ -142,6 +142,8 @@ fedrec_status fedrec_secagg_client_share(fedrec_secagg_client *c, const fedrec_s
 fedrec_status fedrec_secagg_client_mask(fedrec_secagg_client *c, const fedrec_sa_boxes *in,
                                         const uint32_t *x, fedrec_sa_masked *out,
                                         fedrec_error *err);
+/* Frees the masked vector once it has been sent (it is dim x 4 bytes). */
+void fedrec_secagg_client_release_masked(fedrec_secagg_client *c);
 /* Active variant: checks the survivor list and signs it. */
 fedrec_status fedrec_secagg_client_consistency(fedrec_secagg_client *c,
                                                const fedrec_sa_survivors *in,
@@ -188,6 +190,8 @@ fedrec_status fedrec_secagg_server_on_signature(fedrec_secagg_server *s,
 fedrec_status fedrec_secagg_server_close_consistency(fedrec_secagg_server *s, fedrec_error *err);
 fedrec_status fedrec_secagg_server_on_reveals(fedrec_secagg_server *s, const fedrec_sa_reveals *m,
                                               fedrec_error *err);
+/* Bytes the server holds now (sum, keys, boxes, shares, index), for capacity planning. */
+size_t fedrec_secagg_server_memory(const fedrec_secagg_server *s);
 /* Reconstructs the secrets and removes every mask: sum (dim) = sum of the survivors' x
  * mod 2^bits. Fails with a reason when some secret has fewer than t shares. */
 fedrec_status fedrec_secagg_server_finish(fedrec_secagg_server *s, uint32_t *sum,
