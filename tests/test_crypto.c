@@ -175,8 +175,19 @@ static void test_shamir_errors(void **state) {
   bad[1].y[3] = UINT64_MAX; /* out of the field */
   assert_status(fedrec_shamir_combine(back, bad, 2), FEDREC_ERR_PARSE);
   bad[1] = sh[1];
-  bad[1].y[0] ^= 12345; /* a tampered share gives a chunk beyond 32 bits (w.h.p.) */
+  /* a share shifted by 2^40 (Lagrange coefficient -1 here) moves the chunk out of 32 bits */
+  bad[1].y[0] = (bad[1].y[0] + (1ULL << 40)) % 0x1fffffffffffffffULL;
   assert_status(fedrec_shamir_combine(back, bad, 2), FEDREC_ERR_PARSE);
+  /* random garbage is caught with probability 1 - 2^-29 per chunk; over 200 trials */
+  fedrec_rng r;
+  fedrec_rng_seed(&r, 3, 3);
+  int caught = 0;
+  for (int k = 0; k < 200; k++) {
+    bad[1] = sh[1];
+    bad[1].y[k % 8] = fedrec_rng_u64(&r) % 0x1fffffffffffffffULL;
+    caught += fedrec_shamir_combine(back, bad, 2) == FEDREC_ERR_PARSE;
+  }
+  assert_int_equal(caught, 200);
 }
 
 int main(void) {

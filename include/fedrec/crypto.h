@@ -106,8 +106,10 @@ typedef struct fedrec_share {
 fedrec_status fedrec_shamir_split(fedrec_share *shares, const uint32_t *xs, int n, int t,
                                   const uint8_t secret[32]) __attribute__((warn_unused_result));
 /* Reconstructs from exactly t shares with distinct x. Fails (FEDREC_ERR_PARSE) when a
- * share is out of the field, x repeats, or the result is not a valid secret (detects most
- * wrong share sets; below t shares the result is unrelated to the secret). */
+ * share is out of the field, x repeats, or a reconstructed chunk exceeds 32 bits. That last
+ * check catches a share replaced by garbage (probability 1 - 2^-29 per chunk) but is not an
+ * authenticity check: a small, targeted change can pass. Below t shares the result is
+ * unrelated to the secret. */
 fedrec_status fedrec_shamir_combine(uint8_t secret[32], const fedrec_share *shares, int t)
     __attribute__((warn_unused_result));
 
