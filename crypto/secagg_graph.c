@@ -115,22 +115,28 @@ static double log_tail_ge(uint32_t k, double q, uint32_t t) {
   return m + log(s);
 }
 
+void fedrec_secagg_bounds(uint32_t n, uint32_t k, uint32_t t, double dropout, double dishonest,
+                          double *log2_fail, double *log2_insecure) {
+  double logn = log((double)n), ln2 = log(2.0);
+  /* a client fails when fewer than t of its k neighbours stay: more than k - t drop */
+  *log2_fail = fmin(0, (logn + log_tail_ge(k, dropout, k - t + 1)) / ln2);
+  *log2_insecure = fmin(0, (logn + log_tail_ge(k, dishonest, t)) / ln2);
+}
+
 fedrec_status fedrec_secagg_choose(fedrec_secagg_choice *out, uint32_t n, double dropout,
                                    double dishonest, double fail_bits, double sec_bits,
                                    fedrec_error *err) {
   if (n < 2 || n > FEDREC_SECAGG_MAX_CLIENTS || !(dropout >= 0 && dropout < 1) ||
       !(dishonest >= 0 && dishonest < 1))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "secagg choose: need 2 <= n <= 2^20, dropout and dishonest in [0, 1)");
-  double ln2 = log(2.0), logn = log((double)n);
   for (uint32_t k = 2; k <= 4096; k += 2) {
     int complete = k >= n - 1;
     uint32_t kk = complete ? n - 1 : k;
     for (uint32_t t = kk / 2 + 1; t <= kk; t++) {
-      /* a client fails when fewer than t of its neighbours stay: live ~ Bin(kk, 1 - dropout) */
-      double lf = logn + log_tail_ge(kk, dropout, kk - t + 1);
-      double ls = logn + log_tail_ge(kk, dishonest, t);
-      if (lf / ln2 <= -fail_bits && ls / ln2 <= -sec_bits) {
-        *out = (fedrec_secagg_choice){kk, t, fmin(0, lf / ln2), fmin(0, ls / ln2), complete};
+      double lf, ls;
+      fedrec_secagg_bounds(n, kk, t, dropout, dishonest, &lf, &ls);
+      if (lf <= -fail_bits && ls <= -sec_bits) {
+        *out = (fedrec_secagg_choice){kk, t, lf, ls, complete};
         return FEDREC_OK;
       }
     }

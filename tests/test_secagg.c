@@ -404,6 +404,12 @@ static void test_choose(void **state) {
                 c.log2_fail, c.log2_insecure);
   assert_false(c.complete);
   assert_true(c.k < 200 && 2 * c.t > c.k && c.log2_fail <= -20 && c.log2_insecure <= -40);
+  double lf, ls;
+  fedrec_secagg_bounds(1000, c.k, c.t, 0.05, 0.05, &lf, &ls);
+  assert_near(lf, c.log2_fail, 1e-9);
+  assert_near(ls, c.log2_insecure, 1e-9);
+  fedrec_secagg_bounds(1000, c.k, c.t - 1, 0.05, 0.05, &lf, &ls); /* t - 1 was not enough */
+  assert_true(lf > -20 || ls > -40);
   assert_status(fedrec_secagg_choose(&c, 10, 0.1, 0.1, 20, 40, &err), FEDREC_ERR_ARG);
   assert_status(fedrec_secagg_choose(&c, 20, 0.0, 0.0, 20, 40, &err), FEDREC_OK);
   /* the graph is symmetric and k-regular */

@@ -60,6 +60,9 @@ typedef struct fedrec_secagg_choice {
 fedrec_status fedrec_secagg_choose(fedrec_secagg_choice *out, uint32_t n, double dropout,
                                    double dishonest, double fail_bits, double sec_bits,
                                    fedrec_error *err);
+/* The two bounds (log2, capped at 0) for a given degree k (< n) and threshold t. */
+void fedrec_secagg_bounds(uint32_t n, uint32_t k, uint32_t t, double dropout, double dishonest,
+                          double *log2_fail, double *log2_insecure);
 
 /* ---- messages ---- */
 
