@@ -1,0 +1,173 @@
+/* RDP accountant for the (subsampled) Gaussian mechanism. All sums in log space. */
+#include "fedrec/accountant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fedrec_orders_default(fedrec_orders *o) {
+  o->n = 0;
+  for (int x = 1; x <= 99; x++) o->a[o->n++] = 1.0 + x / 10.0;
+  for (int x = 11; x <= 63; x++) o->a[o->n++] = x;
+  o->a[o->n++] = 128;
+  o->a[o->n++] = 256;
+  o->a[o->n++] = 512;
+  o->a[o->n++] = 1024;
+}
+
+fedrec_status fedrec_orders_parse(fedrec_orders *o, const char *s, fedrec_error *err) {
+  o->n = 0;
+  const char *p = s;
+  while (*p) {
+    char *end;
+    double a = strtod(p, &end);
+    if (end == p) return fedrec_error_set(err, FEDREC_ERR_ARG, "orders: '%s' is not a number at '%s'", s, p);
+    double b = a;
+    if (*end == ':') {
+      const char *q = end + 1;
+      b = strtod(q, &end);
+      if (end == q || b < a || a != floor(a) || b != floor(b))
+        return fedrec_error_set(err, FEDREC_ERR_ARG, "orders: range in '%s' must be integers a:b with a <= b", s);
+    }
+    for (double x = a; x <= b; x += 1) {
+      if (!(x > 1) || !isfinite(x)) return fedrec_error_set(err, FEDREC_ERR_ARG, "orders: %g is not > 1", x);
+      if (o->n == FEDREC_MAX_ORDERS) return fedrec_error_set(err, FEDREC_ERR_LIMIT, "orders: more than %d", FEDREC_MAX_ORDERS);
+      o->a[o->n++] = x;
+    }
+    if (*end == ',') end++;
+    else if (*end) return fedrec_error_set(err, FEDREC_ERR_ARG, "orders: unexpected '%c' in '%s'", *end, s);
+    p = end;
+  }
+  if (o->n == 0) return fedrec_error_set(err, FEDREC_ERR_ARG, "orders: empty list");
+  return FEDREC_OK;
+}
+
+static double log_add(double a, double b) {
+  if (a == -INFINITY) return b;
+  if (b == -INFINITY) return a;
+  double m = fmax(a, b);
+  return m + log1p(exp(-fabs(a - b)));
+}
+
+/* log(exp(a) - exp(b)), a >= b */
+static double log_sub(double a, double b) {
+  if (b == -INFINITY) return a;
+  if (a <= b) return -INFINITY; /* the exact series never goes negative; rounding can touch 0 */
+  return a + log1p(-exp(b - a));
+}
+
+/* log(erfc(x)), with the asymptotic expansion where erfc underflows. */
+static double log_erfc(double x) {
+  if (x < 25) return log(erfc(x));
+  double r = 1.0 / (x * x);
+  /* erfc(x) = exp(-x^2) / (x sqrt(pi)) * (1 - 1/(2x^2) + 3/(4x^4) - 15/(8x^6) + 105/(16x^8)) */
+  double series = 1 - r / 2 + 3 * r * r / 4 - 15 * r * r * r / 8 + 105 * r * r * r * r / 16;
+  return -x * x - log(x) - 0.5 * log(M_PI) + log(series);
+}
+
+/* Integer order: A = sum_i C(a,i) (1-q)^(a-i) q^i exp((i^2 - i) / (2 z^2)). */
+static double log_a_int(double q, double z, int a) {
+  double la = -INFINITY;
+  for (int i = 0; i <= a; i++) {
+    double lc = lgamma(a + 1.0) - lgamma(i + 1.0) - lgamma(a - i + 1.0);
+    double t = lc + i * log(q) + (a - i) * log1p(-q) + (double)(i * (double)i - i) / (2 * z * z);
+    la = log_add(la, t);
+  }
+  return la;
+}
+
+/* Fractional order: the exact signed series of Mironov, Talwar, Zhang 2019 (as Opacus). */
+static double log_a_frac(double q, double z, double a) {
+  double la0 = -INFINITY, la1 = -INFINITY;
+  double z0 = z * z * log(1 / q - 1) + 0.5;
+  double lc = 0; /* log |C(a, i)| */
+  int sign = 1;  /* sign of C(a, i) */
+  for (int i = 0; i < 100000; i++) {
+    if (i > 0) { /* C(a, i) = C(a, i-1) (a - i + 1) / i */
+      double f = (a - i + 1) / i;
+      if (f < 0) sign = -sign;
+      lc += log(fabs(f));
+    }
+    double j = a - i;
+    double lt0 = lc + i * log(q) + j * log1p(-q);
+    double lt1 = lc + j * log(q) + i * log1p(-q);
+    double le0 = log(0.5) + log_erfc((i - z0) / (M_SQRT2 * z));
+    double le1 = log(0.5) + log_erfc((z0 - j) / (M_SQRT2 * z));
+    double ls0 = lt0 + (i * (double)i - i) / (2 * z * z) + le0;
+    double ls1 = lt1 + (j * j - j) / (2 * z * z) + le1;
+    if (sign > 0) {
+      la0 = log_add(la0, ls0);
+      la1 = log_add(la1, ls1);
+    } else {
+      la0 = log_sub(la0, ls0);
+      la1 = log_sub(la1, ls1);
+    }
+    if (fmax(ls0, ls1) < -30) break;
+  }
+  return log_add(la0, la1);
+}
+
+double fedrec_rdp_subsampled_gaussian(double q, double z, double a) {
+  if (q <= 0) return 0;
+  if (z <= 0) return INFINITY;
+  if (q >= 1) return a / (2 * z * z);
+  if (a == floor(a)) return log_a_int(q, z, (int)a) / (a - 1);
+  return log_a_frac(q, z, a) / (a - 1);
+}
+
+double fedrec_rdp_to_epsilon(const double *r, const fedrec_orders *o, double delta,
+                             double *best_order) {
+  double best = INFINITY, ba = NAN;
+  for (size_t k = 0; k < o->n; k++) {
+    double a = o->a[k];
+    if (!isfinite(r[k])) continue;
+    double e = r[k] + log((a - 1) / a) - (log(delta) + log(a)) / (a - 1);
+    if (e < best) best = e, ba = a;
+  }
+  if (best_order) *best_order = ba;
+  return best < 0 ? 0 : best;
+}
+
+double fedrec_rdp_to_delta(const double *r, const fedrec_orders *o, double epsilon) {
+  double best = 1;
+  for (size_t k = 0; k < o->n; k++) {
+    double a = o->a[k];
+    if (!isfinite(r[k])) continue;
+    /* from the conversion: log delta = (a - 1)(r - eps + log((a-1)/a)) - log a */
+    double ld = (a - 1) * (r[k] - epsilon + log((a - 1) / a)) - log(a);
+    if (ld < log(best)) best = exp(ld);
+  }
+  return best;
+}
+
+double fedrec_epsilon_gaussian(double q, double z, uint64_t steps, double delta,
+                               const fedrec_orders *o, double *best_order) {
+  double r[FEDREC_MAX_ORDERS];
+  for (size_t k = 0; k < o->n; k++) r[k] = (double)steps * fedrec_rdp_subsampled_gaussian(q, z, o->a[k]);
+  return fedrec_rdp_to_epsilon(r, o, delta, best_order);
+}
+
+fedrec_status fedrec_calibrate_gaussian(double *z, double target_epsilon, double delta, double q,
+                                        uint64_t steps, const fedrec_orders *o,
+                                        fedrec_error *err) {
+  if (!(target_epsilon > 0) || !(delta > 0 && delta < 1) || !(q > 0 && q <= 1) || steps == 0)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "calibrate: need epsilon > 0, 0 < delta < 1, 0 < q <= 1, steps >= 1");
+  double lo = 1e-3, hi = 1e4;
+  if (fedrec_epsilon_gaussian(q, hi, steps, delta, o, NULL) > target_epsilon)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "calibrate: epsilon %g is out of reach even at noise multiplier %g",
+                            target_epsilon, hi);
+  /* epsilon decreases in z: bisect on a log scale */
+  while (hi / lo > 1 + 1e-7) {
+    double mid = sqrt(lo * hi);
+    if (fedrec_epsilon_gaussian(q, mid, steps, delta, o, NULL) > target_epsilon) lo = mid;
+    else hi = mid;
+  }
+  *z = hi;
+  return FEDREC_OK;
+}
+
+static double norm_cdf(double x) { return 0.5 * erfc(-x / M_SQRT2); }
+
+double fedrec_gaussian_exact_delta(double z, double epsilon) {
+  return norm_cdf(-epsilon * z + 1 / (2 * z)) - exp(epsilon) * norm_cdf(-epsilon * z - 1 / (2 * z));
+}

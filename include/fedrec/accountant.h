@@ -1,0 +1,65 @@
+/* Renyi-DP accounting (Mironov 2017; Mironov, Talwar, Zhang 2019) and the conversion to
+ * (epsilon, delta). The unit of privacy is a user: one device's whole history.
+ *
+ * Conventions, recorded with every result so that an auditor can recompute it:
+ *  - order grid: dp_accounting's default (1 + x/10 for x = 1..99, then 11..63, 128, 256,
+ *    512, 1024) unless given;
+ *  - the subsampled Gaussian at fractional orders uses the exact signed series (Opacus):
+ *    generalised binomial coefficients that are negative are subtracted, not added;
+ *  - RDP -> (epsilon, delta): the improved conversion of Canonne, Kamath, Steinke 2020 /
+ *    Balle et al. 2020: eps = min_a r(a) + log((a-1)/a) - (log delta + log a)/(a - 1), >= 0. */
+#ifndef FEDREC_ACCOUNTANT_H
+#define FEDREC_ACCOUNTANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FEDREC_MAX_ORDERS 256
+
+typedef struct fedrec_orders {
+  size_t n;
+  double a[FEDREC_MAX_ORDERS];
+} fedrec_orders;
+
+/* dp_accounting's default grid (156 orders). */
+void fedrec_orders_default(fedrec_orders *o);
+/* Parses a comma-separated list of orders > 1, e.g. "1.5,2,3,4:64" where "a:b" is every
+ * integer from a to b. */
+fedrec_status fedrec_orders_parse(fedrec_orders *o, const char *s, fedrec_error *err);
+
+/* RDP of one release of the Gaussian mechanism with noise multiplier z (std / L2
+ * sensitivity), Poisson-subsampled at rate q (q = 1: no subsampling), at order a.
+ * +infinity when z = 0. */
+double fedrec_rdp_subsampled_gaussian(double q, double z, double a);
+
+/* (epsilon, order) from RDP values r[i] at orders o->a[i] and delta (improved conversion). */
+double fedrec_rdp_to_epsilon(const double *r, const fedrec_orders *o, double delta,
+                             double *best_order);
+/* The inverse: the smallest delta for a target epsilon, over the orders. */
+double fedrec_rdp_to_delta(const double *r, const fedrec_orders *o, double epsilon);
+
+/* Epsilon after `steps` compositions of the subsampled Gaussian. */
+double fedrec_epsilon_gaussian(double q, double z, uint64_t steps, double delta,
+                               const fedrec_orders *o, double *best_order);
+
+/* The smallest noise multiplier reaching at most target_epsilon (bisection to 1e-6
+ * relative); FEDREC_ERR_ARG when even z = 1e4 does not reach it. */
+fedrec_status fedrec_calibrate_gaussian(double *z, double target_epsilon, double delta, double q,
+                                        uint64_t steps, const fedrec_orders *o,
+                                        fedrec_error *err);
+
+/* The exact (epsilon, delta) curve of the Gaussian mechanism (Balle & Wang 2018):
+ * delta(eps) = Phi(-eps z + 1/(2z)) - e^eps Phi(-eps z - 1/(2z)), for one release with
+ * sensitivity 1 and noise multiplier z. */
+double fedrec_gaussian_exact_delta(double z, double epsilon);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

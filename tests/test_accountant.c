@@ -1,0 +1,145 @@
+/* The RDP accountant against published values and the formulas' own identities. */
+#include <math.h>
+
+#include "fedrec/accountant.h"
+#include "test_util.h"
+
+static void grid_opacus(fedrec_orders *o) {
+  o->n = 0;
+  for (int x = 1; x <= 99; x++) o->a[o->n++] = 1 + x / 10.0;
+  for (int x = 12; x <= 63; x++) o->a[o->n++] = x;
+}
+
+/* Opacus: q = 0.04, z = 1.5, T = 2250, delta = 1e-5 -> 7.32911117 at order 3.9 (fractional). */
+static void test_published_opacus(void **state) {
+  (void)state;
+  fedrec_orders o;
+  grid_opacus(&o);
+  double a, e = fedrec_epsilon_gaussian(0.04, 1.5, 2250, 1e-5, &o, &a);
+  assert_near(e, 7.32911117, 1e-6 * 7.32911117);
+  assert_near(a, 3.9, 1e-12);
+}
+
+/* TF-Privacy: q = 0.0025, z = 1.3, T = 6000, delta = 1e-5 -> 0.72422340 at order 19. */
+static void test_published_tfprivacy(void **state) {
+  (void)state;
+  fedrec_orders o;
+  fedrec_error err;
+  assert_status(fedrec_orders_parse(&o, "1.25,1.5,1.75,2,2.25,2.5,3,3.5,4,4.5,5:63,128,256,512", &err), FEDREC_OK);
+  assert_int_equal(o.n, 72);
+  double a, e = fedrec_epsilon_gaussian(0.0025, 1.3, 6000, 1e-5, &o, &a);
+  assert_near(e, 0.72422340, 1e-6 * 0.72422340);
+  assert_near(a, 19, 0);
+}
+
+/* q = 1 is the plain Gaussian: RDP a / (2 z^2), any order, integer or not. */
+static void test_full_batch(void **state) {
+  (void)state;
+  double orders[] = {1.5, 2, 3.7, 10, 64.5};
+  for (int k = 0; k < 5; k++)
+    assert_near(fedrec_rdp_subsampled_gaussian(1.0, 0.8, orders[k]), orders[k] / (2 * 0.64), 1e-12);
+  assert_true(fedrec_rdp_subsampled_gaussian(0.0, 0.8, 3) == 0);
+  assert_true(isinf(fedrec_rdp_subsampled_gaussian(0.1, 0.0, 3)));
+  /* epsilon of one full-batch release by hand, at the best order of the default grid */
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  assert_int_equal(o.n, 156);
+  double best = INFINITY;
+  for (size_t k = 0; k < o.n; k++) {
+    double a = o.a[k], r = 10 * a / (2 * 4.0);
+    double e = r + log((a - 1) / a) - (log(1e-6) + log(a)) / (a - 1);
+    best = fmin(best, e);
+  }
+  assert_near(fedrec_epsilon_gaussian(1, 2, 10, 1e-6, &o, NULL), best, 1e-12);
+}
+
+/* The fractional series is continuous with the integer one, and RDP grows with the order,
+ * including for parameters where log erfc needs its asymptotic expansion. */
+static void test_series_consistency(void **state) {
+  (void)state;
+  double qs[] = {1e-6, 1e-4, 0.01, 0.2, 0.6};
+  double zs[] = {0.7, 1.1, 4, 12};
+  for (int a = 0; a < 5; a++)
+    for (int b = 0; b < 4; b++) {
+      double q = qs[a], z = zs[b];
+      for (int m = 2; m <= 40; m += 7) {
+        double ri = fedrec_rdp_subsampled_gaussian(q, z, m);
+        double rf = fedrec_rdp_subsampled_gaussian(q, z, m + 1e-7);
+        if (!(fabs(ri - rf) <= 1e-5 * fabs(ri) + 1e-12))
+          fail_msg("q=%g z=%g a=%d: integer %.12g, fractional %.12g", q, z, m, ri, rf);
+      }
+      double prev = 0;
+      for (double al = 1.1; al < 60; al += 0.7) {
+        double r = fedrec_rdp_subsampled_gaussian(q, z, al);
+        assert_true(isfinite(r) && r >= 0);
+        assert_true(r >= prev * (1 - 1e-9));
+        prev = r;
+      }
+    }
+}
+
+/* Small q: the series' leading term gives RDP ~ C(a,2) q^2 (e^{1/z^2} - 1) / (a - 1)
+ * = (a/2) q^2 (e^{1/z^2} - 1), for integer and fractional orders alike. */
+static void test_small_q(void **state) {
+  (void)state;
+  double q = 1e-4, z = 2.0;
+  for (double a = 2; a <= 8; a += 1.5) {
+    double r = fedrec_rdp_subsampled_gaussian(q, z, a);
+    assert_near(r / (a / 2 * q * q * expm1(1 / (z * z))), 1.0, 0.01);
+  }
+}
+
+/* Tens of thousands of steps: epsilon grows with T and composition is linear in RDP. */
+static void test_many_steps(void **state) {
+  (void)state;
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  double e1 = fedrec_epsilon_gaussian(0.001, 1.0, 10000, 1e-6, &o, NULL);
+  double e2 = fedrec_epsilon_gaussian(0.001, 1.0, 50000, 1e-6, &o, NULL);
+  assert_true(e2 > e1 && e1 > 0);
+  double r[FEDREC_MAX_ORDERS];
+  for (size_t k = 0; k < o.n; k++) r[k] = 50000 * fedrec_rdp_subsampled_gaussian(0.001, 1.0, o.a[k]);
+  assert_near(fedrec_rdp_to_epsilon(r, &o, 1e-6, NULL), e2, 1e-12);
+}
+
+/* Any RDP-derived delta is at least the exact Gaussian curve (Balle & Wang 2018). */
+static void test_delta_above_exact(void **state) {
+  (void)state;
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  double zs[] = {0.5, 1, 2, 5};
+  for (int b = 0; b < 4; b++)
+    for (double eps = 0.1; eps < 8; eps *= 1.7) {
+      double r[FEDREC_MAX_ORDERS];
+      for (size_t k = 0; k < o.n; k++) r[k] = fedrec_rdp_subsampled_gaussian(1, zs[b], o.a[k]);
+      double d_rdp = fedrec_rdp_to_delta(r, &o, eps), d_exact = fedrec_gaussian_exact_delta(zs[b], eps);
+      if (!(d_rdp >= d_exact * (1 - 1e-9)))
+        fail_msg("z=%g eps=%g: RDP delta %.6g below exact %.6g", zs[b], eps, d_rdp, d_exact);
+    }
+}
+
+static void test_calibrate(void **state) {
+  (void)state;
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  fedrec_error err;
+  double z;
+  assert_status(fedrec_calibrate_gaussian(&z, 2.0, 1e-5, 0.01, 5000, &o, &err), FEDREC_OK);
+  double e = fedrec_epsilon_gaussian(0.01, z, 5000, 1e-5, &o, NULL);
+  assert_true(e <= 2.0 && e > 2.0 * (1 - 1e-4));
+  assert_status(fedrec_calibrate_gaussian(&z, 0, 1e-5, 0.01, 5000, &o, &err), FEDREC_ERR_ARG);
+  fedrec_orders bad;
+  assert_status(fedrec_orders_parse(&bad, "2,0.5", &err), FEDREC_ERR_ARG);
+  assert_status(fedrec_orders_parse(&bad, "2,x", &err), FEDREC_ERR_ARG);
+  assert_status(fedrec_orders_parse(&bad, "", &err), FEDREC_ERR_ARG);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_published_opacus), cmocka_unit_test(test_published_tfprivacy),
+      cmocka_unit_test(test_full_batch),       cmocka_unit_test(test_series_consistency),
+      cmocka_unit_test(test_small_q),          cmocka_unit_test(test_many_steps),
+      cmocka_unit_test(test_delta_above_exact), cmocka_unit_test(test_calibrate),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
