@@ -171,3 +171,46 @@ static double norm_cdf(double x) { return 0.5 * erfc(-x / M_SQRT2); }
 double fedrec_gaussian_exact_delta(double z, double epsilon) {
   return norm_cdf(-epsilon * z + 1 / (2 * z)) - exp(epsilon) * norm_cdf(-epsilon * z - 1 / (2 * z));
 }
+
+double fedrec_rdp_skellam(double a, double d2, double d1, double var) {
+  if (!(var > 0)) return INFINITY;
+  double t1 = ((2 * a - 1) * d2 * d2 + 6 * d1) / (4 * var * var), t2 = 3 * d1 / (2 * var);
+  return a * d2 * d2 / (2 * var) + fmin(t1, t2);
+}
+
+double fedrec_rdp_poisson_subsampled(double q, double a, double (*rdp)(const void *ctx, double l),
+                                     const void *ctx) {
+  if (a != floor(a) || a < 2) return NAN;
+  if (q <= 0) return 0;
+  if (q >= 1) return rdp(ctx, a);
+  int m = (int)a;
+  double lq = log(q), l1q = log1p(-q);
+  double acc = (a - 1) * l1q + log(a * q - q + 1);
+  acc = log_add(acc, log(a * (a - 1) / 2) + 2 * lq + (a - 2) * l1q + rdp(ctx, 2));
+  for (int l = 3; l <= m; l++) {
+    double lc = lgamma(a + 1.0) - lgamma(l + 1.0) - lgamma(a - l + 1.0);
+    acc = log_add(acc, log(3.0) + lc + (a - l) * l1q + l * lq + (l - 1) * rdp(ctx, l));
+  }
+  return acc / (a - 1);
+}
+
+typedef struct {
+  double d2, d1, var;
+} skellam_ctx;
+
+static double skellam_curve(const void *ctx, double l) {
+  const skellam_ctx *c = ctx;
+  return fedrec_rdp_skellam(l, c->d2, c->d1, c->var);
+}
+
+double fedrec_epsilon_skellam(double q, double d2, double d1, double var, uint64_t steps,
+                              double delta, const fedrec_orders *o, double *best_order) {
+  double r[FEDREC_MAX_ORDERS];
+  skellam_ctx c = {d2, d1, var};
+  for (size_t k = 0; k < o->n; k++) {
+    double v = q >= 1 ? fedrec_rdp_skellam(o->a[k], d2, d1, var)
+                      : fedrec_rdp_poisson_subsampled(q, o->a[k], skellam_curve, &c);
+    r[k] = isnan(v) ? INFINITY : (double)steps * v; /* fractional orders skipped when q < 1 */
+  }
+  return fedrec_rdp_to_epsilon(r, o, delta, best_order);
+}

@@ -16,6 +16,9 @@ static void usage(FILE *f) {
   fputs("usage:\n"
         "  fedrec-audit epsilon --mechanism gaussian --noise-multiplier Z [--sampling-rate Q]\n"
         "               --steps T --delta D [--orders LIST] [--json]\n"
+        "  fedrec-audit epsilon --mechanism skellam --l2-sensitivity D2 --l1-sensitivity D1\n"
+        "               --variance V [--sampling-rate Q] --steps T --delta D [--orders LIST] [--json]\n"
+        "               (integer domain; V = total noise variance of the sum over survivors)\n"
         "  fedrec-audit calibrate --target-epsilon E --delta D [--sampling-rate Q] --steps T\n"
         "               [--orders LIST] [--json]\n"
         "LIST: comma-separated orders > 1, 'a:b' for every integer from a to b\n"
@@ -25,9 +28,9 @@ static void usage(FILE *f) {
 
 typedef struct {
   const char *mechanism, *orders;
-  double z, q, delta, target;
+  double z, q, delta, target, d2, d1, var;
   double steps;
-  int json, have_z, have_steps, have_delta, have_target;
+  int json, have_z, have_steps, have_delta, have_target, have_d2, have_d1, have_var;
 } args;
 
 static int number(const char *flag, const char *v, double lo, double hi, int lo_open, double *out) {
@@ -63,6 +66,9 @@ static int parse(args *a, int argc, char **argv) {
       if (ok) a->orders = v;
     } else if (!strcmp(f, "--noise-multiplier")) ok = (a->have_z = number(f, v, 0, 1e6, 1, &a->z));
     else if (!strcmp(f, "--sampling-rate")) ok = number(f, v, 0, 1, 1, &a->q);
+    else if (!strcmp(f, "--l2-sensitivity")) ok = (a->have_d2 = number(f, v, 0, 1e15, 1, &a->d2));
+    else if (!strcmp(f, "--l1-sensitivity")) ok = (a->have_d1 = number(f, v, 0, 1e18, 1, &a->d1));
+    else if (!strcmp(f, "--variance")) ok = (a->have_var = number(f, v, 0, 1e30, 1, &a->var));
     else if (!strcmp(f, "--steps")) ok = (a->have_steps = number(f, v, 1, 1e12, 0, &a->steps)) && a->steps == floor(a->steps);
     else if (!strcmp(f, "--delta")) ok = (a->have_delta = number(f, v, 0, 1, 1, &a->delta)) && a->delta < 1;
     else if (!strcmp(f, "--target-epsilon")) ok = (a->have_target = number(f, v, 0, 1e6, 1, &a->target));
@@ -84,7 +90,11 @@ static int parse(args *a, int argc, char **argv) {
 static const char *need(const args *a, int epsilon) {
   if (!a->have_steps) return "--steps";
   if (!a->have_delta) return "--delta";
-  if (epsilon && !a->have_z) return "--noise-multiplier";
+  int skellam = !strcmp(a->mechanism, "skellam");
+  if (epsilon && skellam && !a->have_d2) return "--l2-sensitivity";
+  if (epsilon && skellam && !a->have_d1) return "--l1-sensitivity";
+  if (epsilon && skellam && !a->have_var) return "--variance";
+  if (epsilon && !skellam && !a->have_z) return "--noise-multiplier";
   if (!epsilon && !a->have_target) return "--target-epsilon";
   return NULL;
 }
@@ -106,9 +116,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "fedrec-audit %s: %s is required\n", argv[1], missing);
     return 2;
   }
-  if (strcmp(a.mechanism, "gaussian")) {
-    fprintf(stderr, "fedrec-audit: --mechanism '%s' is not supported yet (gaussian; skellam, dgauss and tree come with the distributed-DP pipeline)\n",
-            a.mechanism);
+  int skellam = !strcmp(a.mechanism, "skellam");
+  if ((strcmp(a.mechanism, "gaussian") && !skellam) || (skellam && calibrate)) {
+    fprintf(stderr, "fedrec-audit: --mechanism '%s' is not supported %s(gaussian, skellam; dgauss and tree come with the distributed-DP pipeline)\n",
+            a.mechanism, calibrate ? "by calibrate " : "");
     return 2;
   }
   fedrec_orders o;
@@ -126,8 +137,22 @@ int main(int argc, char **argv) {
     fprintf(stderr, "fedrec-audit calibrate: %s\n", err.msg);
     return 1;
   }
-  double eps = fedrec_epsilon_gaussian(a.q, z, (uint64_t)a.steps, a.delta, &o, &order);
+  double eps = skellam ? fedrec_epsilon_skellam(a.q, a.d2, a.d1, a.var, (uint64_t)a.steps, a.delta, &o, &order)
+                       : fedrec_epsilon_gaussian(a.q, z, (uint64_t)a.steps, a.delta, &o, &order);
   const char *grid = a.orders ? a.orders : "default";
+  if (skellam) {
+    if (a.json)
+      printf("{\"epsilon\": %.10g, \"delta\": %.10g, \"order\": %.10g, \"mechanism\": \"skellam\", "
+             "\"l2_sensitivity\": %.10g, \"l1_sensitivity\": %.10g, \"variance\": %.10g, "
+             "\"sampling_rate\": %.10g, \"steps\": %.0f, \"orders\": \"%s\", "
+             "\"subsampling\": \"%s\", \"conversion\": \"improved (Canonne, Kamath, Steinke 2020)\"}\n",
+             eps, a.delta, order, a.d2, a.d1, a.var, a.q, a.steps, grid,
+             a.q < 1 ? "Zhu and Wang 2019, integer orders" : "none");
+    else
+      printf("epsilon %.8f at delta %g (best order %g): Skellam, L2 %g, L1 %g, variance %g, sampling rate %g, %.0f steps\n",
+             eps, a.delta, order, a.d2, a.d1, a.var, a.q, a.steps);
+    return 0;
+  }
   if (a.json) {
     printf("{");
     if (calibrate) printf("\"noise_multiplier\": %.10g, \"target_epsilon\": %.10g, ", z, a.target);

@@ -134,12 +134,53 @@ static void test_calibrate(void **state) {
   assert_status(fedrec_orders_parse(&bad, "", &err), FEDREC_ERR_ARG);
 }
 
+static double gauss_curve(const void *ctx, double l) {
+  double z = *(const double *)ctx;
+  return l / (2 * z * z);
+}
+
+/* The generic subsampling bound is an upper bound: applied to the Gaussian curve it is never
+ * below the exact subsampled-Gaussian RDP, and it is close for small q. */
+static void test_generic_subsampling(void **state) {
+  (void)state;
+  double z = 1.5;
+  for (double q = 0.001; q < 0.5; q *= 3)
+    for (int a = 2; a <= 40; a += 3) {
+      double exact = fedrec_rdp_subsampled_gaussian(q, z, a);
+      double generic = fedrec_rdp_poisson_subsampled(q, a, gauss_curve, &z);
+      if (!(generic >= exact * (1 - 1e-9))) fail_msg("q=%g a=%d: generic %.9g < exact %.9g", q, a, generic, exact);
+    }
+  assert_true(isnan(fedrec_rdp_poisson_subsampled(0.1, 2.5, gauss_curve, &z)));
+  assert_near(fedrec_rdp_poisson_subsampled(1.0, 4, gauss_curve, &z), 4 / (2 * z * z), 1e-12);
+}
+
+/* Skellam: at least the Gaussian RDP of the same variance, and converging to it as the
+ * variance grows relative to the sensitivity. */
+static void test_skellam(void **state) {
+  (void)state;
+  double d2 = 100, d1 = 100 * 30;
+  for (double var = 1e4; var < 1e9; var *= 10)
+    for (double a = 1.5; a < 64; a *= 1.9) {
+      double g = a * d2 * d2 / (2 * var), s = fedrec_rdp_skellam(a, d2, d1, var);
+      assert_true(s >= g);
+      if (var >= 1e8) assert_near(s / g, 1.0, 0.01);
+    }
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  double a1, a2;
+  double e1 = fedrec_epsilon_skellam(1, d2, d1, 1e7, 100, 1e-6, &o, &a1);
+  double e2 = fedrec_epsilon_skellam(0.01, d2, d1, 1e7, 100, 1e-6, &o, &a2);
+  assert_true(e2 < e1 && e2 > 0);
+  assert_true(a2 == floor(a2)); /* subsampled: integer orders only */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_published_opacus), cmocka_unit_test(test_published_tfprivacy),
       cmocka_unit_test(test_full_batch),       cmocka_unit_test(test_series_consistency),
       cmocka_unit_test(test_small_q),          cmocka_unit_test(test_many_steps),
       cmocka_unit_test(test_delta_above_exact), cmocka_unit_test(test_calibrate),
+      cmocka_unit_test(test_generic_subsampling), cmocka_unit_test(test_skellam),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

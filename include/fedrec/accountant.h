@@ -54,6 +54,24 @@ fedrec_status fedrec_calibrate_gaussian(double *z, double target_epsilon, double
                                         uint64_t steps, const fedrec_orders *o,
                                         fedrec_error *err);
 
+/* Skellam noise summed over the surviving clients (Agarwal, Kairouz, Liu 2021): total
+ * variance var (integer domain, all survivors together), integer-domain sensitivities d2 (L2)
+ * and d1 (L1):
+ *   RDP(a) = a d2^2 / (2 var) + min(((2a - 1) d2^2 + 6 d1) / (4 var^2), 3 d1 / (2 var)). */
+double fedrec_rdp_skellam(double a, double d2, double d1, double var);
+
+/* Generic Poisson subsampling of an RDP curve at integer order a >= 2 (Zhu & Wang 2019):
+ * 1/(a-1) log((1-q)^(a-1)(a q - q + 1) + C(a,2) q^2 (1-q)^(a-2) e^{r(2)}
+ *             + 3 sum_{l=3..a} C(a,l) (1-q)^(a-l) q^l e^{(l-1) r(l)}).
+ * rdp(ctx, l) gives the unsubsampled curve. NaN for a fractional order. */
+double fedrec_rdp_poisson_subsampled(double q, double a, double (*rdp)(const void *ctx, double l),
+                                     const void *ctx);
+
+/* Epsilon after `steps` Skellam releases, Poisson-subsampled at rate q (q = 1: none; with
+ * q < 1 only the integer orders of the grid are used). */
+double fedrec_epsilon_skellam(double q, double d2, double d1, double var, uint64_t steps,
+                              double delta, const fedrec_orders *o, double *best_order);
+
 /* The exact (epsilon, delta) curve of the Gaussian mechanism (Balle & Wang 2018):
  * delta(eps) = Phi(-eps z + 1/(2z)) - e^eps Phi(-eps z - 1/(2z)), for one release with
  * sensitivity 1 and noise multiplier z. */
