@@ -1,5 +1,6 @@
 /* Secure-aggregation benchmarks, JSON lines like bench_core. Usage:
- *   bench_secagg [--quick]      (--quick skips the 10 000-client cohorts)
+ *   bench_secagg [--quick] [--cohort N]   (--quick skips the 10 000-client cohorts;
+ *                                          --cohort runs one cohort size's rounds only)
  * - mask generation rate against the raw ChaCha20 keystream rate, same run (target >= 0.8)
  * - one round's client and server cost for cohorts of 100, 1 000, 10 000 clients, d = 100 000,
  *   0%, 10%, 30% dropout (drops spread over the phases), server memory
@@ -179,14 +180,23 @@ out:
 }
 
 int main(int argc, char **argv) {
-  int quick = argc > 1 && !strcmp(argv[1], "--quick");
+  int quick = 0;
+  uint32_t only = 0; /* --cohort N: just that cohort's round costs */
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--quick")) quick = 1;
+    else if (!strcmp(argv[i], "--cohort") && i + 1 < argc) only = (uint32_t)atoi(argv[++i]);
+    else {
+      fprintf(stderr, "usage: bench_secagg [--quick] [--cohort N]\n");
+      return 2;
+    }
+  }
   if (fedrec_crypto_init()) return 1;
-  bench_mask_rate();
+  if (!only) bench_mask_rate();
   uint32_t cohorts[] = {100, 1000, 10000};
   double drops[] = {0, 0.1, 0.3};
   fedrec_error err = {0};
   for (int a = 0; a < (quick ? 2 : 3); a++)
-    for (int b = 0; b < 3; b++) {
+    for (int b = 0; b < 3 && (!only || only == cohorts[a]); b++) {
       round_cost rc = run_round(cohorts[a], 100000, 20, drops[b], 0, &err);
       char name[96], extra[256];
       if (!rc.ok) {
@@ -205,7 +215,7 @@ int main(int argc, char **argv) {
     }
   /* Bytes per client at 1 000 clients: run the active protocol at d = 1 000 (every message
    * but the masked vector is independent of d), then size the masked vector at d = 10^6. */
-  for (uint32_t bits = 16; bits <= 32; bits += 16) {
+  for (uint32_t bits = 16; bits <= 32 && !only; bits += 16) {
     round_cost rc = run_round(1000, 1000, bits, 0.05, 1, &err);
     if (!rc.ok) continue;
     fedrec_sa_masked big = {0, 1000000, NULL};
