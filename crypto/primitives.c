@@ -12,15 +12,23 @@ void fedrec_secret_free(uint8_t *p) {
 }
 
 fedrec_status fedrec_kx_keypair_new(fedrec_kx_keypair *kp) {
-  kp->sk = fedrec_secret_alloc(FEDREC_KEY_BYTES);
-  if (!kp->sk) return FEDREC_ERR_NOMEM;
+  uint8_t *sk = fedrec_secret_alloc(FEDREC_KEY_BYTES);
+  if (!sk) return FEDREC_ERR_NOMEM;
+  fedrec_kx_keypair_new_in(kp, sk);
+  kp->borrowed = 0;
+  return FEDREC_OK;
+}
+
+void fedrec_kx_keypair_new_in(fedrec_kx_keypair *kp, uint8_t *sk_mem) {
+  kp->sk = sk_mem;
+  kp->borrowed = 1;
   randombytes_buf(kp->sk, FEDREC_KEY_BYTES);
   crypto_scalarmult_base(kp->pk, kp->sk);
-  return FEDREC_OK;
 }
 
 fedrec_status fedrec_kx_keypair_from_seed(fedrec_kx_keypair *kp, const uint8_t seed[32]) {
   kp->sk = fedrec_secret_alloc(FEDREC_KEY_BYTES);
+  kp->borrowed = 0;
   if (!kp->sk) return FEDREC_ERR_NOMEM;
   memcpy(kp->sk, seed, FEDREC_KEY_BYTES);
   crypto_scalarmult_base(kp->pk, kp->sk);
@@ -29,7 +37,7 @@ fedrec_status fedrec_kx_keypair_from_seed(fedrec_kx_keypair *kp, const uint8_t s
 
 void fedrec_kx_keypair_free(fedrec_kx_keypair *kp) {
   if (!kp) return;
-  fedrec_secret_free(kp->sk);
+  if (!kp->borrowed) fedrec_secret_free(kp->sk);
   kp->sk = NULL;
 }
 

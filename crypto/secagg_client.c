@@ -16,7 +16,8 @@ struct fedrec_secagg_client {
   const fedrec_identity *identity;
   const uint8_t (*identity_pks)[FEDREC_SIGN_PK_BYTES];
   fedrec_kx_keypair ckey, skey;
-  uint8_t *b;              /* self-mask seed, guarded memory */
+  uint8_t *secrets;        /* one guarded block: b, both secret keys, the shares held */
+  uint8_t *b;              /* self-mask seed (in secrets) */
   uint32_t *nb;            /* k neighbours, sorted */
   fedrec_sa_keys *nkeys;   /* keys of each neighbour (valid when in1) */
   uint8_t *in1, *in2;      /* neighbour advertised (round 1) / shared with us (round 2) */
@@ -75,16 +76,18 @@ fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, ui
   c->in1 = calloc(k, 1);
   c->in2 = calloc(k, 1);
   c->revealed = calloc(k, 1);
-  c->sh_b = (fedrec_share *)fedrec_secret_alloc(k * sizeof(fedrec_share));
-  c->sh_s = (fedrec_share *)fedrec_secret_alloc(k * sizeof(fedrec_share));
-  c->b = fedrec_secret_alloc(32);
+  /* layout: shares of b (k), shares of mask keys (k), b, c_sk, s_sk */
+  c->secrets = fedrec_secret_alloc(2 * k * sizeof(fedrec_share) + 3 * 32);
   sa_graph g;
-  if (!c->nb || !c->nkeys || !c->in1 || !c->in2 || !c->revealed || !c->sh_b || !c->sh_s ||
-      !c->b || sa_graph_init(&g, p) != FEDREC_OK) {
+  if (!c->nb || !c->nkeys || !c->in1 || !c->in2 || !c->revealed || !c->secrets ||
+      sa_graph_init(&g, p) != FEDREC_OK) {
     fedrec_secagg_client_free(c);
     fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg client %u", id);
     return NULL;
   }
+  c->sh_b = (fedrec_share *)c->secrets;
+  c->sh_s = c->sh_b + k;
+  c->b = (uint8_t *)(c->sh_s + k);
   sa_graph_neighbours(&g, id, c->nb);
   sa_graph_free(&g);
   return c;
@@ -94,9 +97,7 @@ void fedrec_secagg_client_free(fedrec_secagg_client *c) {
   if (!c) return;
   fedrec_kx_keypair_free(&c->ckey);
   fedrec_kx_keypair_free(&c->skey);
-  fedrec_secret_free(c->b);
-  fedrec_secret_free((uint8_t *)c->sh_b);
-  fedrec_secret_free((uint8_t *)c->sh_s);
+  fedrec_secret_free(c->secrets); /* wipes b, the secret keys and the shares */
   free(c->nb), free(c->nkeys), free(c->in1), free(c->in2), free(c->revealed);
   free(c->out_boxes), free(c->y), free(c->reveals), free(c->signed_ids);
   free(c);
@@ -105,8 +106,8 @@ void fedrec_secagg_client_free(fedrec_secagg_client *c) {
 fedrec_status fedrec_secagg_client_advertise(fedrec_secagg_client *c, fedrec_sa_keys *out,
                                              fedrec_error *err) {
   if (c->phase != C_NEW) return fail(c, FEDREC_ERR_ARG, err, "advertise out of order");
-  if (fedrec_kx_keypair_new(&c->ckey) || fedrec_kx_keypair_new(&c->skey))
-    return fail(c, FEDREC_ERR_NOMEM, err, "key generation");
+  fedrec_kx_keypair_new_in(&c->ckey, c->b + 32);
+  fedrec_kx_keypair_new_in(&c->skey, c->b + 64);
   memset(out, 0, sizeof *out);
   out->id = c->id;
   memcpy(out->c_pk, c->ckey.pk, 32);

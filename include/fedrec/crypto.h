@@ -38,7 +38,8 @@ void fedrec_secret_free(uint8_t *p);
 /* An X25519 key pair; sk points into guarded memory. */
 typedef struct fedrec_kx_keypair {
   uint8_t pk[FEDREC_PK_BYTES];
-  uint8_t *sk; /* FEDREC_KEY_BYTES */
+  uint8_t *sk;  /* FEDREC_KEY_BYTES */
+  int borrowed; /* sk lives in the caller's guarded memory: not freed here */
 } fedrec_kx_keypair;
 
 fedrec_status fedrec_kx_keypair_new(fedrec_kx_keypair *kp) __attribute__((warn_unused_result));
@@ -46,6 +47,10 @@ fedrec_status fedrec_kx_keypair_new(fedrec_kx_keypair *kp) __attribute__((warn_u
  * mask key that is Shamir-shared and must be reconstructible). */
 fedrec_status fedrec_kx_keypair_from_seed(fedrec_kx_keypair *kp, const uint8_t seed[32])
     __attribute__((warn_unused_result));
+/* A fresh key pair whose secret key is written to sk_mem (FEDREC_KEY_BYTES of the caller's
+ * guarded memory). Each guarded allocation costs the process several memory mappings, so
+ * an object that holds many secrets (a secure-aggregation client) keeps them in one. */
+void fedrec_kx_keypair_new_in(fedrec_kx_keypair *kp, uint8_t *sk_mem);
 void fedrec_kx_keypair_free(fedrec_kx_keypair *kp);
 
 /* key = BLAKE2b-256(label || X25519(sk, peer_pk) || min(pk_a, pk_b) || max(pk_a, pk_b)), so
