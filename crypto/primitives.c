@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "fedrec/crypto.h"
+#include "fedrec/noise.h"
 
 fedrec_status fedrec_crypto_init(void) { return sodium_init() < 0 ? FEDREC_ERR_NOMEM : FEDREC_OK; }
 
@@ -162,4 +163,32 @@ void fedrec_sign(uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
 int fedrec_verify(const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
                   const uint8_t pk[FEDREC_SIGN_PK_BYTES]) {
   return crypto_sign_verify_detached(sig, m, mlen, pk) == 0;
+}
+
+/* The samplers ask for a few bytes at a time; one getrandom-backed refill per 4 KiB keeps
+ * them from spending their time in system calls. Per thread, so threads never share. */
+static _Thread_local struct {
+  uint8_t b[4096];
+  size_t left;
+} pool;
+
+static void csprng_bytes(void *ctx, void *buf, uint64_t n) {
+  (void)ctx;
+  uint8_t *out = buf;
+  while (n > 0) {
+    if (pool.left == 0) {
+      randombytes_buf(pool.b, sizeof pool.b);
+      pool.left = sizeof pool.b;
+    }
+    size_t m = n < pool.left ? (size_t)n : pool.left;
+    uint8_t *src = pool.b + sizeof pool.b - pool.left;
+    memcpy(out, src, m);
+    sodium_memzero(src, m); /* used bytes never linger */
+    out += m, n -= m, pool.left -= m;
+  }
+}
+
+void fedrec_csprng(fedrec_entropy *out) {
+  out->bytes = csprng_bytes;
+  out->ctx = NULL;
 }

@@ -31,6 +31,10 @@ extern "C" {
 /* Initialises libsodium; call once before anything else here (safe to call again). */
 fedrec_status fedrec_crypto_init(void) __attribute__((warn_unused_result));
 
+/* libsodium's CSPRNG as the byte source of the exact noise samplers (fedrec/noise.h). */
+struct fedrec_entropy;
+void fedrec_csprng(struct fedrec_entropy *out);
+
 /* Key material in guarded memory (sodium_malloc): wiped and released by fedrec_secret_free. */
 uint8_t *fedrec_secret_alloc(size_t n) __attribute__((warn_unused_result));
 void fedrec_secret_free(uint8_t *p);

@@ -1,0 +1,82 @@
+/* Exact discrete Laplace and discrete Gaussian samplers (Canonne, Kamath, Steinke 2020,
+ * Algorithms 1-3), integer arithmetic only. */
+#include "fedrec/noise.h"
+
+typedef unsigned __int128 u128;
+
+/* Uniform integer in [0, n), n > 0, by rejection on the smallest covering power of two. */
+static u128 uniform_below(const fedrec_entropy *e, u128 n) {
+  u128 mask = n - 1;
+  for (int s = 1; s < 128; s <<= 1) mask |= mask >> s;
+  int bytes = 0;
+  for (u128 m = mask; m; m >>= 8) bytes++;
+  for (;;) {
+    u128 x = 0;
+    e->bytes(e->ctx, &x, (uint64_t)(bytes ? bytes : 1));
+    x &= mask;
+    if (x < n) return x;
+  }
+}
+
+int fedrec_bernoulli(const fedrec_entropy *e, u128 num, u128 den) {
+  return uniform_below(e, den) < num;
+}
+
+/* Bernoulli(exp(-g)) for g = num/den in [0, 1]: K = first k with Bernoulli(g/k) = 0;
+ * return K odd. */
+static int bernoulli_exp_unit(const fedrec_entropy *e, u128 num, u128 den) {
+  u128 k = 1;
+  while (fedrec_bernoulli(e, num, den * k)) k++;
+  return (int)(k & 1);
+}
+
+int fedrec_bernoulli_exp(const fedrec_entropy *e, u128 num, u128 den) {
+  while (num > den) { /* exp(-g) = exp(-1)^floor(g) exp(-(g - floor g)) */
+    if (!bernoulli_exp_unit(e, 1, 1)) return 0;
+    num -= den;
+  }
+  return bernoulli_exp_unit(e, num, den);
+}
+
+int64_t fedrec_discrete_laplace(const fedrec_entropy *e, uint64_t t) {
+  for (;;) {
+    uint64_t u = (uint64_t)uniform_below(e, t);
+    if (!fedrec_bernoulli_exp(e, u, t)) continue;
+    uint64_t v = 0;
+    while (fedrec_bernoulli_exp(e, 1, 1)) v++;
+    uint64_t x = u + t * v;
+    int neg = fedrec_bernoulli(e, 1, 2);
+    if (neg && x == 0) continue;
+    return neg ? -(int64_t)x : (int64_t)x;
+  }
+}
+
+/* floor(sqrt(num / den)) by binary search: the largest r with r^2 den <= num. */
+static uint64_t isqrt_ratio(uint64_t num, uint64_t den) {
+  uint64_t lo = 0, hi = 1u << 16; /* num / den < 2^32 */
+  while (lo < hi) {
+    uint64_t mid = (lo + hi + 1) / 2;
+    if ((u128)mid * mid * den <= num) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+fedrec_status fedrec_discrete_gaussian(int64_t *out, const fedrec_entropy *e, uint64_t sn,
+                                       uint64_t sd) {
+  if (sn < 1 || sn >= (1ULL << 32) || sd < 1 || sd >= (1u << 16)) return FEDREC_ERR_ARG;
+  uint64_t t = isqrt_ratio(sn, sd) + 1;
+  for (;;) {
+    int64_t y = fedrec_discrete_laplace(e, t);
+    uint64_t ay = (uint64_t)(y < 0 ? -y : y);
+    /* accept with exp(-(|y| - s2/t)^2 / (2 s2)) = exp(-(|y| sd t - sn)^2 / (2 sn sd t^2)) */
+    __int128 diff = (__int128)ay * sd * t - (__int128)sn;
+    u128 num = (u128)(diff < 0 ? -diff : diff);
+    num *= num;
+    u128 den = (u128)2 * sn * sd * t * t;
+    if (fedrec_bernoulli_exp(e, num, den)) {
+      *out = y;
+      return FEDREC_OK;
+    }
+  }
+}

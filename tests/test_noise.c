@@ -1,0 +1,122 @@
+/* Exact samplers against their exact distributions, on a million CSPRNG samples each. */
+#include <math.h>
+
+#include "fedrec/crypto.h"
+#include "fedrec/noise.h"
+#include "test_util.h"
+
+#define N 1000000
+
+/* Chi-square statistic of counts over [-m, m] (tails pooled into the end bins) against pmf. */
+static double chi_square(const int64_t *x, double (*pmf)(double, int64_t), double par, int m,
+                         int *dof) {
+  double *obs = calloc((size_t)(2 * m + 1), sizeof *obs), chi = 0;
+  for (int64_t i = 0; i < N; i++) {
+    int64_t v = x[i] < -m ? -m : x[i] > m ? m : x[i];
+    obs[v + m] += 1;
+  }
+  for (int k = -m; k <= m; k++) {
+    double p = 0;
+    if (k == -m || k == m)
+      for (int64_t j = (k < 0 ? -m - 2000 : m); j <= (k < 0 ? -m : m + 2000); j++) p += pmf(par, j);
+    else
+      p = pmf(par, k);
+    double expct = p * N;
+    chi += (obs[k + m] - expct) * (obs[k + m] - expct) / expct;
+  }
+  free(obs);
+  *dof = 2 * m;
+  return chi;
+}
+
+static double dgauss_norm(double s2) {
+  double z = 0;
+  for (int64_t k = -4000; k <= 4000; k++) z += exp(-(double)k * k / (2 * s2));
+  return z;
+}
+static double g_norm;
+static double dgauss_pmf(double s2, int64_t k) { return exp(-(double)k * k / (2 * s2)) / g_norm; }
+static double dlap_pmf(double t, int64_t k) {
+  return (1 - exp(-1 / t)) / (1 + exp(-1 / t)) * exp(-fabs((double)k) / t);
+}
+
+static void check_moments(const int64_t *x, double var, double tail_p, int64_t tail_at) {
+  double mean = 0, m2 = 0, tail = 0;
+  for (int64_t i = 0; i < N; i++) {
+    mean += (double)x[i];
+    m2 += (double)x[i] * (double)x[i];
+    tail += llabs(x[i]) >= tail_at;
+  }
+  mean /= N, m2 /= N, tail /= N;
+  assert_near(mean, 0, 5 * sqrt(var / N));
+  assert_near(m2, var, 5 * var * sqrt(2.0 / N) * 1.5);
+  assert_near(tail, tail_p, 5 * sqrt(tail_p / N) + 1e-6);
+}
+
+static void test_discrete_gaussian(void **state) {
+  (void)state;
+  fedrec_entropy e;
+  fedrec_csprng(&e);
+  int64_t *x = malloc(N * sizeof *x);
+  uint64_t sn = 9, sd = 2; /* sigma^2 = 4.5: a non-integer sigma */
+  double s2 = 4.5;
+  for (int64_t i = 0; i < N; i++) assert_status(fedrec_discrete_gaussian(&x[i], &e, sn, sd), FEDREC_OK);
+  g_norm = dgauss_norm(s2);
+  double var = 0, tail = 0;
+  for (int64_t k = -4000; k <= 4000; k++) {
+    var += (double)k * k * dgauss_pmf(s2, k);
+    if (llabs(k) >= 6) tail += dgauss_pmf(s2, k);
+  }
+  check_moments(x, var, tail, 6);
+  int dof;
+  double chi = chi_square(x, dgauss_pmf, s2, 9, &dof);
+  print_message("discrete Gaussian sigma^2=4.5: chi-square %.1f on %d dof\n", chi, dof);
+  assert_true(chi < dof + 5 * sqrt(2.0 * dof)); /* far beyond the 99.99th percentile otherwise */
+  int64_t v;
+  assert_status(fedrec_discrete_gaussian(&v, &e, 0, 1), FEDREC_ERR_ARG);
+  assert_status(fedrec_discrete_gaussian(&v, &e, 1ULL << 32, 1), FEDREC_ERR_ARG);
+  free(x);
+}
+
+static void test_discrete_laplace(void **state) {
+  (void)state;
+  fedrec_entropy e;
+  fedrec_csprng(&e);
+  int64_t *x = malloc(N * sizeof *x);
+  uint64_t t = 3;
+  for (int64_t i = 0; i < N; i++) x[i] = fedrec_discrete_laplace(&e, t);
+  double var = 0, tail = 0;
+  for (int64_t k = -2000; k <= 2000; k++) {
+    var += (double)k * k * dlap_pmf(3, k);
+    if (llabs(k) >= 10) tail += dlap_pmf(3, k);
+  }
+  check_moments(x, var, tail, 10);
+  int dof;
+  double chi = chi_square(x, dlap_pmf, 3, 12, &dof);
+  print_message("discrete Laplace t=3: chi-square %.1f on %d dof\n", chi, dof);
+  assert_true(chi < dof + 5 * sqrt(2.0 * dof));
+  free(x);
+}
+
+static void test_bernoulli_exp(void **state) {
+  (void)state;
+  fedrec_entropy e;
+  fedrec_csprng(&e);
+  double gs[][2] = {{0, 1}, {1, 3}, {5, 2}, {7, 7}};
+  for (int a = 0; a < 4; a++) {
+    int64_t hits = 0;
+    for (int64_t i = 0; i < N; i++) hits += fedrec_bernoulli_exp(&e, (unsigned)gs[a][0], (unsigned)gs[a][1]);
+    double p = exp(-gs[a][0] / gs[a][1]);
+    assert_near((double)hits / N, p, 5 * sqrt(p * (1 - p) / N) + 1e-9);
+  }
+}
+
+int main(void) {
+  assert_status(fedrec_crypto_init(), FEDREC_OK);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bernoulli_exp),
+      cmocka_unit_test(test_discrete_laplace),
+      cmocka_unit_test(test_discrete_gaussian),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
