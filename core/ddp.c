@@ -1,0 +1,103 @@
+/* Distributed-DP encoding: clip, rotate, scale, round, add integer noise, wrap. */
+#include "fedrec/ddp.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "fedrec/rng.h"
+
+uint32_t fedrec_ddp_padded(uint32_t dim) {
+  uint32_t n = 1;
+  while (n < dim) n <<= 1;
+  return n;
+}
+
+double fedrec_ddp_rounding_bound(const fedrec_ddp_params *p) {
+  double D = fedrec_ddp_padded(p->dim), c = p->clip / p->gamma;
+  double a = c + sqrt(D);
+  double b = sqrt(c * c + D / 4 + sqrt(2 * log(1 / p->beta)) * (c + sqrt(D) / 2));
+  return fmin(a, b);
+}
+
+void fedrec_fwht(double *x, uint32_t n) {
+  for (uint32_t h = 1; h < n; h <<= 1)
+    for (uint32_t i = 0; i < n; i += 2 * h)
+      for (uint32_t j = i; j < i + h; j++) {
+        double a = x[j], b = x[j + h];
+        x[j] = a + b;
+        x[j + h] = a - b;
+      }
+  double s = 1 / sqrt((double)n);
+  for (uint32_t i = 0; i < n; i++) x[i] *= s;
+}
+
+/* The public random signs of the rotation, from the round seed. */
+static void apply_signs(double *x, uint32_t n, uint64_t seed) {
+  fedrec_rng r;
+  fedrec_rng_seed(&r, seed, 0x7369676e73ULL);
+  for (uint32_t i = 0; i < n; i += 64) {
+    uint64_t bits = fedrec_rng_u64(&r);
+    for (uint32_t j = 0; j < 64 && i + j < n; j++)
+      if (bits >> j & 1) x[i + j] = -x[i + j];
+  }
+}
+
+/* A uniform double in [0, 1) from the entropy source (53 bits). */
+static double uniform01(const fedrec_entropy *e) {
+  uint64_t v;
+  e->bytes(e->ctx, &v, sizeof v);
+  return (double)(v >> 11) * 0x1.0p-53;
+}
+
+fedrec_status fedrec_ddp_encode(uint32_t *out, const float *update, const fedrec_ddp_params *p,
+                                const fedrec_entropy *e, double *work, fedrec_error *err) {
+  uint32_t n = fedrec_ddp_padded(p->dim);
+  if (p->bits < 2 || p->bits > 32 || !(p->clip > 0) || !(p->gamma > 0) || !(p->beta > 0 && p->beta < 1))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "ddp: need 2 <= bits <= 32, clip > 0, gamma > 0, 0 < beta < 1");
+  double norm = 0;
+  for (uint32_t i = 0; i < p->dim; i++) norm += (double)update[i] * update[i];
+  norm = sqrt(norm);
+  double scale = norm > p->clip ? p->clip / norm : 1.0;
+  for (uint32_t i = 0; i < p->dim; i++) work[i] = update[i] * scale;
+  memset(work + p->dim, 0, (size_t)(n - p->dim) * sizeof *work);
+  apply_signs(work, n, p->round_seed);
+  fedrec_fwht(work, n);
+  for (uint32_t i = 0; i < n; i++) work[i] /= p->gamma;
+  /* conditional randomized rounding: unbiased per coordinate, re-drawn while too long */
+  double bound = fedrec_ddp_rounding_bound(p), bound2 = bound * bound;
+  int64_t mask = p->bits == 32 ? 0xffffffffLL : ((1LL << p->bits) - 1);
+  for (int tries = 0;; tries++) {
+    if (tries == 1000) return fedrec_error_set(err, FEDREC_ERR_NUMERIC, "ddp: rounding exceeded its bound 1000 times");
+    double len2 = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      double f = floor(work[i]);
+      int64_t v = (int64_t)f + (uniform01(e) < work[i] - f);
+      out[i] = (uint32_t)(v & mask);
+      len2 += (double)v * (double)v;
+    }
+    if (len2 <= bound2) break;
+  }
+  if (p->noise == FEDREC_NOISE_DGAUSS)
+    for (uint32_t i = 0; i < n; i++) {
+      int64_t z;
+      fedrec_status st = fedrec_discrete_gaussian(&z, e, p->sigma2_num, p->sigma2_den);
+      if (st) return fedrec_error_set(err, st, "ddp: noise variance %llu/%llu out of the sampler's range",
+                                      (unsigned long long)p->sigma2_num, (unsigned long long)p->sigma2_den);
+      out[i] = (uint32_t)(((int64_t)out[i] + z) & mask);
+    }
+  return FEDREC_OK;
+}
+
+void fedrec_ddp_decode(float *sum, const uint32_t *modsum, const fedrec_ddp_params *p,
+                       double *work) {
+  uint32_t n = fedrec_ddp_padded(p->dim);
+  int64_t half = 1LL << (p->bits - 1), mod = 1LL << p->bits;
+  for (uint32_t i = 0; i < n; i++) {
+    int64_t v = modsum[i];
+    if (v >= half) v -= mod; /* signed representative in [-2^(b-1), 2^(b-1)) */
+    work[i] = (double)v * p->gamma;
+  }
+  fedrec_fwht(work, n); /* H is its own inverse; then undo the signs */
+  apply_signs(work, n, p->round_seed);
+  for (uint32_t i = 0; i < p->dim; i++) sum[i] = (float)work[i];
+}

@@ -1,0 +1,56 @@
+/* The distributed-DP client pipeline and its server-side inverse (Kairouz, Liu, Steinke
+ * 2021; Agarwal, Kairouz, Liu 2021):
+ *   client: L2 clip to c -> zero-pad to a power of two -> randomized Hadamard rotation
+ *           (public per-round signs) -> scale by 1/gamma -> conditional randomized rounding
+ *           (re-draw while the rounded vector's norm exceeds the bound) -> + integer noise
+ *           -> mod 2^bits
+ *   server: (secure sum mod 2^bits) -> signed representative -> x gamma -> inverse rotation.
+ * The rotation spreads the update evenly over the coordinates so that the modular sum rarely
+ * wraps; rounding keeps the integer vector's norm bounded so the noise calibrates to it. */
+#ifndef FEDREC_DDP_H
+#define FEDREC_DDP_H
+
+#include <stdint.h>
+
+#include "fedrec/noise.h"
+#include "fedrec/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { FEDREC_NOISE_NONE = 0, FEDREC_NOISE_DGAUSS = 1 };
+
+typedef struct fedrec_ddp_params {
+  uint32_t dim;            /* update length d */
+  double clip;             /* L2 clip norm c */
+  double gamma;            /* grid step: one integer unit = gamma in the update's scale */
+  uint32_t bits;           /* modulus 2^bits, 2..32 */
+  double beta;             /* conditional rounding: P(norm above bound) target, e.g. exp(-0.5) */
+  uint64_t round_seed;     /* public, per round: the rotation signs */
+  int noise;               /* FEDREC_NOISE_* */
+  uint64_t sigma2_num, sigma2_den; /* per-client noise variance (integer domain) */
+} fedrec_ddp_params;
+
+/* The padded length: the smallest power of two >= dim. */
+uint32_t fedrec_ddp_padded(uint32_t dim);
+/* The bound on the rounded vector's L2 norm (integer domain) that conditional rounding
+ * enforces: min(c/gamma + sqrt(D), sqrt((c/gamma)^2 + D/4 + sqrt(2 ln(1/beta)) (c/gamma + sqrt(D)/2))). */
+double fedrec_ddp_rounding_bound(const fedrec_ddp_params *p);
+
+/* In-place normalised Walsh-Hadamard transform (orthonormal, its own inverse); n a power of 2. */
+void fedrec_fwht(double *x, uint32_t n);
+
+/* Client: encodes update (dim floats) into out (padded values mod 2^bits). work holds
+ * padded doubles. Randomness (rounding, noise) from e, which must be a CSPRNG. */
+fedrec_status fedrec_ddp_encode(uint32_t *out, const float *update, const fedrec_ddp_params *p,
+                                const fedrec_entropy *e, double *work, fedrec_error *err);
+/* Server: decodes a modular sum (padded values) into sum (dim floats), the sum of the
+ * clients' clipped updates plus noise and rounding error. work holds padded doubles. */
+void fedrec_ddp_decode(float *sum, const uint32_t *modsum, const fedrec_ddp_params *p,
+                       double *work);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
