@@ -203,13 +203,17 @@ static double skellam_curve(const void *ctx, double l) {
   return fedrec_rdp_skellam(l, c->d2, c->d1, c->var);
 }
 
+double fedrec_rdp_skellam_subsampled(double q, double a, double d2, double d1, double var) {
+  skellam_ctx c = {d2, d1, var};
+  return q >= 1 ? fedrec_rdp_skellam(a, d2, d1, var)
+                : fedrec_rdp_poisson_subsampled(q, a, skellam_curve, &c);
+}
+
 double fedrec_epsilon_skellam(double q, double d2, double d1, double var, uint64_t steps,
                               double delta, const fedrec_orders *o, double *best_order) {
   double r[FEDREC_MAX_ORDERS];
-  skellam_ctx c = {d2, d1, var};
   for (size_t k = 0; k < o->n; k++) {
-    double v = q >= 1 ? fedrec_rdp_skellam(o->a[k], d2, d1, var)
-                      : fedrec_rdp_poisson_subsampled(q, o->a[k], skellam_curve, &c);
+    double v = fedrec_rdp_skellam_subsampled(q, o->a[k], d2, d1, var);
     r[k] = isnan(v) ? INFINITY : (double)steps * v; /* fractional orders skipped when q < 1 */
   }
   return fedrec_rdp_to_epsilon(r, o, delta, best_order);

@@ -192,3 +192,18 @@ void fedrec_csprng(fedrec_entropy *out) {
   out->bytes = csprng_bytes;
   out->ctx = NULL;
 }
+
+void fedrec_hash2(uint8_t out[32], const void *a, size_t alen, const void *b, size_t blen) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, 32);
+  if (alen) crypto_generichash_update(&st, a, alen);
+  if (blen) crypto_generichash_update(&st, b, blen);
+  crypto_generichash_final(&st, out, 32);
+}
+
+fedrec_status fedrec_identity_from_seed(fedrec_identity *id, const uint8_t seed[32]) {
+  id->sk = fedrec_secret_alloc(FEDREC_SIGN_SK_BYTES);
+  if (!id->sk) return FEDREC_ERR_NOMEM;
+  crypto_sign_seed_keypair(id->pk, id->sk, seed);
+  return FEDREC_OK;
+}

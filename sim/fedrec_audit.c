@@ -3,7 +3,8 @@
  *                --steps T --delta D [--orders LIST] [--json]
  *   fedrec-audit calibrate --target-epsilon E --delta D [--sampling-rate Q] --steps T
  *                [--orders LIST] [--json]
- * It links only the core library (no network code), so an auditor can build it alone. */
+ *   fedrec-audit verify --ledger FILE --public-key FILE [--json]
+ * It links no network code, so an auditor can build it alone. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "fedrec/accountant.h"
+#include "fedrec/ledger.h"
 
 static void usage(FILE *f) {
   fputs("usage:\n"
@@ -21,6 +23,8 @@ static void usage(FILE *f) {
         "               (integer domain; V = total noise variance of the sum over survivors)\n"
         "  fedrec-audit calibrate --target-epsilon E --delta D [--sampling-rate Q] --steps T\n"
         "               [--orders LIST] [--json]\n"
+        "  fedrec-audit verify --ledger FILE --public-key FILE [--json]\n"
+        "               (FILE: the coordinator's Ed25519 public key, 64 hex digits)\n"
         "LIST: comma-separated orders > 1, 'a:b' for every integer from a to b\n"
         "      (default: 1.1, 1.2, ..., 10.9, 11..63, 128, 256, 512, 1024)\n",
         f);
@@ -99,14 +103,65 @@ static const char *need(const args *a, int epsilon) {
   return NULL;
 }
 
+/* fedrec-audit verify: exit 0 only when every check passes. */
+static int verify(int argc, char **argv) {
+  const char *ledger = NULL, *keyfile = NULL;
+  int json = 0;
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) json = 1;
+    else if (!strcmp(argv[i], "--ledger") && i + 1 < argc) ledger = argv[++i];
+    else if (!strcmp(argv[i], "--public-key") && i + 1 < argc) keyfile = argv[++i];
+    else {
+      fprintf(stderr, "fedrec-audit verify: unknown or incomplete option '%s'\n", argv[i]);
+      return 2;
+    }
+  }
+  if (!ledger || !keyfile) {
+    fprintf(stderr, "fedrec-audit verify: --ledger and --public-key are required\n");
+    return 2;
+  }
+  FILE *f = fopen(keyfile, "r");
+  char hexkey[80] = "";
+  uint8_t pk[32];
+  int ok = f && fgets(hexkey, sizeof hexkey, f) != NULL;
+  if (f) fclose(f);
+  for (int i = 0; ok && i < 32; i++) {
+    unsigned v;
+    ok = sscanf(hexkey + 2 * i, "%2x", &v) == 1;
+    pk[i] = (uint8_t)v;
+  }
+  if (!ok || (strlen(hexkey) != 64 && !(strlen(hexkey) == 65 && hexkey[64] == '\n'))) {
+    fprintf(stderr, "fedrec-audit verify: %s: expected 64 hex digits (an Ed25519 public key)\n", keyfile);
+    return 2;
+  }
+  if (fedrec_crypto_init()) return 1;
+  fedrec_ledger_summary s;
+  fedrec_error err = {0};
+  if (!json) printf(" entry    round mechanism  sampling  survivors  cumulative epsilon\n");
+  fedrec_status st = fedrec_ledger_verify(ledger, pk, &s, stdout, json, &err);
+  if (st) {
+    fprintf(stderr, "fedrec-audit verify: %s: FAILED: %s\n", ledger, err.msg);
+    if (json) printf("{\"verified\": false, \"reason\": \"%s\"}\n", err.msg);
+    return 1;
+  }
+  if (json)
+    printf("{\"verified\": true, \"entries\": %llu, \"epsilon\": %.10g, \"delta\": %.10g, \"budget\": %.10g}\n",
+           (unsigned long long)s.entries, s.epsilon, s.delta, s.budget);
+  else
+    printf("verified: %llu entries, epsilon %.6f at delta %g (budget %g), chain and signatures intact\n",
+           (unsigned long long)s.entries, s.epsilon, s.delta, s.budget);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "verify")) return verify(argc, argv);
   if (argc < 2 || !strcmp(argv[1], "--help")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   int epsilon = !strcmp(argv[1], "epsilon"), calibrate = !strcmp(argv[1], "calibrate");
   if (!epsilon && !calibrate) {
-    fprintf(stderr, "fedrec-audit: unknown command '%s' (epsilon, calibrate; verify comes with the ledger)\n", argv[1]);
+    fprintf(stderr, "fedrec-audit: unknown command '%s' (epsilon, calibrate, verify)\n", argv[1]);
     return 2;
   }
   args a;

@@ -67,6 +67,10 @@ double fedrec_rdp_skellam(double a, double d2, double d1, double var);
 double fedrec_rdp_poisson_subsampled(double q, double a, double (*rdp)(const void *ctx, double l),
                                      const void *ctx);
 
+/* One Skellam release's RDP at order a, Poisson-subsampled at rate q (q = 1: none);
+ * NaN when q < 1 and a is not an integer >= 2. */
+double fedrec_rdp_skellam_subsampled(double q, double a, double d2, double d1, double var);
+
 /* Epsilon after `steps` Skellam releases, Poisson-subsampled at rate q (q = 1: none; with
  * q < 1 only the integer orders of the grid are used). */
 double fedrec_epsilon_skellam(double q, double d2, double d1, double var, uint64_t steps,

@@ -31,6 +31,13 @@ extern "C" {
 /* Initialises libsodium; call once before anything else here (safe to call again). */
 fedrec_status fedrec_crypto_init(void) __attribute__((warn_unused_result));
 
+/* BLAKE2b-256 of the concatenation of two byte strings (either may be empty). */
+void fedrec_hash2(uint8_t out[32], const void *a, size_t alen, const void *b, size_t blen);
+/* Ed25519 identity from a 32-byte seed (deterministic), sk in guarded memory. */
+struct fedrec_identity;
+fedrec_status fedrec_identity_from_seed(struct fedrec_identity *id, const uint8_t seed[32])
+    __attribute__((warn_unused_result));
+
 /* libsodium's CSPRNG as the byte source of the exact noise samplers (fedrec/noise.h). */
 struct fedrec_entropy;
 void fedrec_csprng(struct fedrec_entropy *out);

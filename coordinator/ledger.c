@@ -1,0 +1,343 @@
+/* The privacy ledger (see include/fedrec/ledger.h). */
+#include "fedrec/ledger.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fedrec/accountant.h"
+
+struct fedrec_ledger {
+  sqlite3 *db;
+  const fedrec_identity *id;
+  fedrec_orders orders;
+  double delta, budget, epsilon;
+  double rdp[FEDREC_MAX_ORDERS]; /* cumulative */
+  uint64_t seq;
+  uint8_t last[32];
+};
+
+static const char *SCHEMA =
+    "CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+    "CREATE TABLE entries(seq INTEGER PRIMARY KEY, round INTEGER NOT NULL, mechanism TEXT NOT NULL,"
+    " q REAL NOT NULL, z REAL NOT NULL, d2 REAL NOT NULL, d1 REAL NOT NULL, var REAL NOT NULL,"
+    " survivors INTEGER NOT NULL, epsilon REAL NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL,"
+    " sig BLOB NOT NULL);"
+    "CREATE TABLE head(id INTEGER PRIMARY KEY CHECK(id = 1), seq INTEGER NOT NULL,"
+    " hash BLOB NOT NULL, sig BLOB NOT NULL);";
+
+static void hex(char *out, const uint8_t *b, size_t n) {
+  for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+static void genesis(uint8_t out[32], double delta, double budget, const char *orders,
+                    const char *pkhex) {
+  char text[2048];
+  int n = snprintf(text, sizeof text, "fedrec-ledger-v1\ndelta=%.17g\nbudget=%.17g\norders=%s\npk=%s\n",
+                   delta, budget, orders, pkhex);
+  fedrec_hash2(out, text, (size_t)n, NULL, 0);
+}
+
+static void entry_hash(uint8_t out[32], const uint8_t prev[32], uint64_t seq, const fedrec_release *r,
+                       double eps) {
+  char text[512];
+  int n = snprintf(text, sizeof text,
+                   "seq=%llu;round=%llu;mech=%s;q=%.17g;z=%.17g;d2=%.17g;d1=%.17g;var=%.17g;surv=%u;eps=%.17g",
+                   (unsigned long long)seq, (unsigned long long)r->round, r->mechanism, r->q, r->z,
+                   r->d2, r->d1, r->var, r->survivors, eps);
+  fedrec_hash2(out, prev, 32, text, (size_t)n);
+}
+
+static void head_hash(uint8_t out[32], uint64_t seq, const uint8_t hash[32]) {
+  uint8_t b[4 + 8];
+  memcpy(b, "head", 4);
+  for (int i = 0; i < 8; i++) b[4 + i] = (uint8_t)(seq >> (8 * i));
+  fedrec_hash2(out, b, sizeof b, hash, 32);
+}
+
+/* RDP of one release at every order; FEDREC_ERR_ARG names a bad parameter. */
+static fedrec_status release_rdp(double *r, const fedrec_orders *o, const fedrec_release *x,
+                                 fedrec_error *err) {
+  int gauss = !strcmp(x->mechanism, "gaussian"), sk = !strcmp(x->mechanism, "skellam");
+  if (!gauss && !sk) return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown mechanism '%s'", x->mechanism);
+  if (!(x->q > 0 && x->q <= 1)) return fedrec_error_set(err, FEDREC_ERR_ARG, "sampling rate %g not in (0, 1]", x->q);
+  if (gauss && !(x->z > 0)) return fedrec_error_set(err, FEDREC_ERR_ARG, "noise multiplier %g not > 0", x->z);
+  if (sk && !(x->d2 > 0 && x->d1 > 0 && x->var > 0))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "skellam needs d2, d1, var > 0");
+  for (size_t k = 0; k < o->n; k++) {
+    double v = gauss ? fedrec_rdp_subsampled_gaussian(x->q, x->z, o->a[k])
+                     : fedrec_rdp_skellam_subsampled(x->q, o->a[k], x->d2, x->d1, x->var);
+    r[k] = isnan(v) ? INFINITY : v; /* fractional orders are skipped for subsampled Skellam */
+  }
+  return FEDREC_OK;
+}
+
+static fedrec_status sql(fedrec_error *err, sqlite3 *db, int rc, const char *what) {
+  if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return FEDREC_OK;
+  return fedrec_error_set(err, FEDREC_ERR_IO, "ledger: %s: %s", what, sqlite3_errmsg(db));
+}
+
+static fedrec_status set_meta(sqlite3 *db, const char *k, const char *v, fedrec_error *err) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(db, "INSERT INTO meta(k, v) VALUES(?, ?)", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+  }
+  return sql(err, db, rc, "writing metadata");
+}
+
+static fedrec_status get_meta(sqlite3 *db, const char *k, char *v, size_t cap, fedrec_error *err) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = ?", -1, &st, NULL);
+  if (rc != SQLITE_OK) return sql(err, db, rc, "reading metadata");
+  sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  fedrec_status s = FEDREC_OK;
+  if (rc != SQLITE_ROW) s = fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: metadata '%s' missing", k);
+  else snprintf(v, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  return s;
+}
+
+static fedrec_status open_db(sqlite3 **db, const char *path, int flags, fedrec_error *err) {
+  if (sqlite3_open_v2(path, db, flags, NULL) != SQLITE_OK) {
+    fedrec_status s = fedrec_error_set(err, FEDREC_ERR_IO, "ledger %s: %s", path, *db ? sqlite3_errmsg(*db) : "cannot open");
+    sqlite3_close(*db);
+    *db = NULL;
+    return s;
+  }
+  sqlite3_busy_timeout(*db, 5000);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_ledger_create(fedrec_ledger **out, const char *path, double delta,
+                                   double budget, const char *orders, const fedrec_identity *id,
+                                   fedrec_error *err) {
+  *out = NULL;
+  struct stat sb;
+  if (stat(path, &sb) == 0) return fedrec_error_set(err, FEDREC_ERR_ARG, "ledger %s already exists", path);
+  if (!(delta > 0 && delta < 1) || !(budget > 0))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "ledger: need 0 < delta < 1 and budget > 0");
+  fedrec_ledger *l = calloc(1, sizeof *l);
+  if (!l) return FEDREC_ERR_NOMEM;
+  fedrec_status s = orders ? fedrec_orders_parse(&l->orders, orders, err) : (fedrec_orders_default(&l->orders), FEDREC_OK);
+  if (!s) s = open_db(&l->db, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err);
+  char pkhex[65], num[64];
+  hex(pkhex, id->pk, 32);
+  if (!s) s = sql(err, l->db, sqlite3_exec(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL), "pragmas");
+  if (!s) s = sql(err, l->db, sqlite3_exec(l->db, "BEGIN", NULL, NULL, NULL), "begin");
+  if (!s) s = sql(err, l->db, sqlite3_exec(l->db, SCHEMA, NULL, NULL, NULL), "schema");
+  if (!s) snprintf(num, sizeof num, "%.17g", delta), s = set_meta(l->db, "delta", num, err);
+  if (!s) snprintf(num, sizeof num, "%.17g", budget), s = set_meta(l->db, "budget", num, err);
+  if (!s) s = set_meta(l->db, "orders", orders ? orders : "default", err);
+  if (!s) s = set_meta(l->db, "public_key", pkhex, err);
+  if (!s) s = sql(err, l->db, sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL), "commit");
+  if (s) {
+    fedrec_ledger_close(l);
+    return s;
+  }
+  l->id = id;
+  l->delta = delta;
+  l->budget = budget;
+  genesis(l->last, delta, budget, orders ? orders : "default", pkhex);
+  *out = l;
+  return FEDREC_OK;
+}
+
+void fedrec_ledger_close(fedrec_ledger *l) {
+  if (!l) return;
+  sqlite3_close(l->db);
+  free(l);
+}
+
+double fedrec_ledger_epsilon(const fedrec_ledger *l) { return l->epsilon; }
+
+fedrec_status fedrec_ledger_check(fedrec_ledger *l, const fedrec_release *r, double *eps_after,
+                                  fedrec_error *err) {
+  double one[FEDREC_MAX_ORDERS], cum[FEDREC_MAX_ORDERS];
+  fedrec_status s = release_rdp(one, &l->orders, r, err);
+  if (s) return s;
+  for (size_t k = 0; k < l->orders.n; k++) cum[k] = l->rdp[k] + one[k];
+  double e = fedrec_rdp_to_epsilon(cum, &l->orders, l->delta, NULL);
+  if (eps_after) *eps_after = e;
+  if (e > l->budget)
+    return fedrec_error_set(err, FEDREC_ERR_LIMIT, "round %llu would bring epsilon from %.6g to %.6g, above the budget %.6g: not started",
+                            (unsigned long long)r->round, l->epsilon, e, l->budget);
+  return FEDREC_OK;
+}
+
+static fedrec_status write_entry(fedrec_ledger *l, const fedrec_release *r, double eps,
+                                 const uint8_t hash[32], const uint8_t sig[64],
+                                 const uint8_t hsig[64], fedrec_error *err) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(l->db, "INSERT INTO entries VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(l->seq + 1));
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)r->round);
+    sqlite3_bind_text(st, 3, r->mechanism, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 4, r->q);
+    sqlite3_bind_double(st, 5, r->z);
+    sqlite3_bind_double(st, 6, r->d2);
+    sqlite3_bind_double(st, 7, r->d1);
+    sqlite3_bind_double(st, 8, r->var);
+    sqlite3_bind_int64(st, 9, r->survivors);
+    sqlite3_bind_double(st, 10, eps);
+    sqlite3_bind_blob(st, 11, l->last, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 12, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 13, sig, 64, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+  }
+  if (rc == SQLITE_DONE)
+    rc = sqlite3_prepare_v2(l->db, "INSERT OR REPLACE INTO head VALUES(1, ?, ?, ?)", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(l->seq + 1));
+    sqlite3_bind_blob(st, 2, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, hsig, 64, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+  }
+  if (rc == SQLITE_DONE) rc = sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    fedrec_status s = sql(err, l->db, rc, "appending an entry");
+    sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    return s;
+  }
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, double *eps_after,
+                                   fedrec_error *err) {
+  double eps, one[FEDREC_MAX_ORDERS];
+  fedrec_status s = fedrec_ledger_check(l, r, &eps, err);
+  if (s) return s;
+  release_rdp(one, &l->orders, r, err);
+  uint8_t hash[32], sig[64], hh[32], hsig[64];
+  entry_hash(hash, l->last, l->seq + 1, r, eps);
+  fedrec_sign(sig, hash, 32, l->id);
+  head_hash(hh, l->seq + 1, hash);
+  fedrec_sign(hsig, hh, 32, l->id);
+  if ((s = write_entry(l, r, eps, hash, sig, hsig, err))) return s;
+  for (size_t k = 0; k < l->orders.n; k++) l->rdp[k] += one[k];
+  l->seq++;
+  l->epsilon = eps;
+  memcpy(l->last, hash, 32);
+  if (eps_after) *eps_after = eps;
+  return FEDREC_OK;
+}
+
+/* Replays a ledger: checks genesis, sequence, chain, hashes, signatures, recomputed epsilon
+ * and budget for every entry, then the head. Leaves the state in l. */
+static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, int json,
+                            fedrec_error *err) {
+  char v[1024], pkhex[65];
+  fedrec_status s = get_meta(l->db, "delta", v, sizeof v, err);
+  if (!s) l->delta = strtod(v, NULL), s = get_meta(l->db, "budget", v, sizeof v, err);
+  if (!s) l->budget = strtod(v, NULL), s = get_meta(l->db, "public_key", pkhex, sizeof pkhex, err);
+  char want[65];
+  hex(want, pk, 32);
+  if (!s && strcmp(pkhex, want))
+    s = fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: signed for public key %.16s..., not the given key %.16s...", pkhex, want);
+  if (!s) s = get_meta(l->db, "orders", v, sizeof v, err);
+  if (s) return s;
+  if (strcmp(v, "default") ? (s = fedrec_orders_parse(&l->orders, v, err)) : (fedrec_orders_default(&l->orders), 0)) return s;
+  genesis(l->last, l->delta, l->budget, v, pkhex);
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(l->db, "SELECT seq, round, mechanism, q, z, d2, d1, var, survivors, epsilon, prev, hash, sig FROM entries ORDER BY seq", -1, &st, NULL);
+  if (rc != SQLITE_OK) return sql(err, l->db, rc, "reading entries");
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && !s) {
+    uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+    fedrec_release r = {(const char *)sqlite3_column_text(st, 2), (uint64_t)sqlite3_column_int64(st, 1),
+                        sqlite3_column_double(st, 3), sqlite3_column_double(st, 4),
+                        sqlite3_column_double(st, 5), sqlite3_column_double(st, 6),
+                        sqlite3_column_double(st, 7), (uint32_t)sqlite3_column_int64(st, 8)};
+    double eps = sqlite3_column_double(st, 9);
+    const void *prev = sqlite3_column_blob(st, 10), *hash = sqlite3_column_blob(st, 11), *sig = sqlite3_column_blob(st, 12);
+    uint8_t h[32];
+    double one[FEDREC_MAX_ORDERS];
+    if (seq != l->seq + 1) s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: expected sequence number %llu (an entry was removed or reordered)", (unsigned long long)seq, (unsigned long long)l->seq + 1);
+    else if (!r.mechanism || sqlite3_column_bytes(st, 10) != 32 || sqlite3_column_bytes(st, 11) != 32 || sqlite3_column_bytes(st, 12) != 64)
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: malformed", (unsigned long long)seq);
+    else if (memcmp(prev, l->last, 32))
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: does not chain to the previous entry", (unsigned long long)seq);
+    else if (entry_hash(h, l->last, seq, &r, eps), memcmp(h, hash, 32))
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: contents do not match its hash (edited)", (unsigned long long)seq);
+    else if (!fedrec_verify(sig, hash, 32, pk))
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: bad signature", (unsigned long long)seq);
+    else if (release_rdp(one, &l->orders, &r, err))
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: invalid parameters", (unsigned long long)seq);
+    if (s) break;
+    for (size_t k = 0; k < l->orders.n; k++) l->rdp[k] += one[k];
+    double best, mine = fedrec_rdp_to_epsilon(l->rdp, &l->orders, l->delta, &best);
+    if (!(fabs(mine - eps) <= 1e-9 * fabs(mine) + 1e-12))
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: recorded epsilon %.12g, recomputed %.12g", (unsigned long long)seq, eps, mine);
+    else if (mine > l->budget * (1 + 1e-12))
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: epsilon %.6g exceeds the budget %.6g", (unsigned long long)seq, mine, l->budget);
+    if (s) break;
+    if (out && json)
+      fprintf(out, "{\"entry\": %llu, \"round\": %llu, \"mechanism\": \"%s\", \"sampling_rate\": %.10g, \"survivors\": %u, \"epsilon\": %.10g, \"order\": %g}\n",
+              (unsigned long long)seq, (unsigned long long)r.round, r.mechanism, r.q, r.survivors, mine, best);
+    else if (out)
+      fprintf(out, "%6llu %8llu %-9s q=%-8.4g survivors=%-7u epsilon=%.6f (order %g)\n", (unsigned long long)seq,
+              (unsigned long long)r.round, r.mechanism, r.q, r.survivors, mine, best);
+    l->seq = seq;
+    l->epsilon = mine;
+    memcpy(l->last, hash, 32);
+  }
+  sqlite3_finalize(st);
+  if (s) return s;
+  if (rc != SQLITE_DONE) return sql(err, l->db, rc, "reading entries");
+  rc = sqlite3_prepare_v2(l->db, "SELECT seq, hash, sig FROM head WHERE id = 1", -1, &st, NULL);
+  if (rc != SQLITE_OK) return sql(err, l->db, rc, "reading the head");
+  rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) s = l->seq ? fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: the head record is missing") : FEDREC_OK;
+  else {
+    uint8_t hh[32];
+    uint64_t hseq = (uint64_t)sqlite3_column_int64(st, 0);
+    head_hash(hh, hseq, l->last);
+    if (hseq != l->seq || sqlite3_column_bytes(st, 1) != 32 || memcmp(sqlite3_column_blob(st, 1), l->last, 32))
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: the signed head names entry %llu but the ledger ends at %llu (truncated)",
+                           (unsigned long long)hseq, (unsigned long long)l->seq);
+    else if (sqlite3_column_bytes(st, 2) != 64 || !fedrec_verify(sqlite3_column_blob(st, 2), hh, 32, pk))
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: bad signature on the head");
+  }
+  sqlite3_finalize(st);
+  return s;
+}
+
+fedrec_status fedrec_ledger_verify(const char *path, const uint8_t pk[FEDREC_SIGN_PK_BYTES],
+                                   fedrec_ledger_summary *sum, FILE *out, int json,
+                                   fedrec_error *err) {
+  fedrec_ledger l = {0};
+  struct stat sb;
+  if (stat(path, &sb) != 0) return fedrec_error_set(err, FEDREC_ERR_IO, "ledger %s: not found", path);
+  fedrec_status s = open_db(&l.db, path, SQLITE_OPEN_READONLY, err);
+  if (!s) s = replay(&l, pk, out, json, err);
+  if (!s && sum) *sum = (fedrec_ledger_summary){l.seq, l.epsilon, l.delta, l.budget};
+  sqlite3_close(l.db);
+  return s;
+}
+
+fedrec_status fedrec_ledger_open(fedrec_ledger **out, const char *path, const fedrec_identity *id,
+                                 fedrec_error *err) {
+  *out = NULL;
+  fedrec_ledger *l = calloc(1, sizeof *l);
+  if (!l) return FEDREC_ERR_NOMEM;
+  fedrec_status s = open_db(&l->db, path, SQLITE_OPEN_READWRITE, err);
+  if (!s) s = sql(err, l->db, sqlite3_exec(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL), "pragmas");
+  if (!s) s = replay(l, id->pk, NULL, 0, err);
+  if (s) {
+    fedrec_ledger_close(l);
+    return s;
+  }
+  l->id = id;
+  *out = l;
+  return FEDREC_OK;
+}

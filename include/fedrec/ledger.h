@@ -1,0 +1,63 @@
+/* The privacy ledger: an append-only SQLite log with one entry per released aggregate, each
+ * hash-chained to the previous one and signed with the coordinator's Ed25519 key, written
+ * durably (WAL, synchronous=FULL) before the aggregate may be used. A signed head record
+ * (last sequence number and hash) makes removing trailing entries detectable. The
+ * cumulative epsilon is recomputed from every entry's recorded parameters. */
+#ifndef FEDREC_LEDGER_H
+#define FEDREC_LEDGER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fedrec/crypto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fedrec_ledger fedrec_ledger;
+
+/* One released aggregate. mechanism: "gaussian" (noise multiplier z, sampling rate q) or
+ * "skellam" (integer-domain L2/L1 sensitivities d2/d1, total variance var of the survivors'
+ * noise, sampling rate q). survivors: clients whose contribution is in the aggregate. */
+typedef struct fedrec_release {
+  const char *mechanism;
+  uint64_t round;
+  double q, z, d2, d1, var;
+  uint32_t survivors;
+} fedrec_release;
+
+/* Creates a new ledger (fails if path exists) for a fixed delta, epsilon budget and order
+ * grid (NULL: the default grid), signed by id. */
+fedrec_status fedrec_ledger_create(fedrec_ledger **out, const char *path, double delta,
+                                   double budget, const char *orders, const fedrec_identity *id,
+                                   fedrec_error *err);
+/* Opens an existing ledger for appending, after verifying it under id's public key. */
+fedrec_status fedrec_ledger_open(fedrec_ledger **out, const char *path, const fedrec_identity *id,
+                                 fedrec_error *err);
+void fedrec_ledger_close(fedrec_ledger *l);
+/* The epsilon after appending r; FEDREC_ERR_LIMIT when it would exceed the budget. */
+fedrec_status fedrec_ledger_check(fedrec_ledger *l, const fedrec_release *r, double *eps_after,
+                                  fedrec_error *err);
+/* Checks the budget, then appends r durably. */
+fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, double *eps_after,
+                                   fedrec_error *err);
+double fedrec_ledger_epsilon(const fedrec_ledger *l);
+
+typedef struct fedrec_ledger_summary {
+  uint64_t entries;
+  double epsilon, delta, budget;
+} fedrec_ledger_summary;
+
+/* Verifies a ledger file independently: genesis, chain, signatures, head, sequence numbers,
+ * every recorded epsilon recomputed from the entries' parameters (1e-9 relative), and the
+ * budget never exceeded. Writes a per-entry table to out (JSON lines with json) when out is
+ * not NULL. The first discrepancy fails with FEDREC_ERR_PARSE naming the entry and reason. */
+fedrec_status fedrec_ledger_verify(const char *path, const uint8_t pk[FEDREC_SIGN_PK_BYTES],
+                                   fedrec_ledger_summary *s, FILE *out, int json,
+                                   fedrec_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,179 @@
+/* The privacy ledger: durable appends, budget enforcement, and tamper detection. */
+#include <math.h>
+#include <sqlite3.h>
+
+#include "fedrec/accountant.h"
+#include "fedrec/ledger.h"
+#include "test_util.h"
+
+static fedrec_identity key_a, key_b;
+
+static int setup(void **state) {
+  (void)state;
+  uint8_t s1[32] = {1}, s2[32] = {2};
+  if (fedrec_crypto_init() || fedrec_identity_from_seed(&key_a, s1) || fedrec_identity_from_seed(&key_b, s2)) return -1;
+  return 0;
+}
+
+static void temp_path(char *p, size_t cap) {
+  static int k;
+  snprintf(p, cap, "/tmp/fedrec_ledger_%d_%d.db", (int)getpid(), k++);
+  unlink(p);
+}
+
+static void make_ledger(const char *path, const fedrec_identity *id, int entries) {
+  fedrec_ledger *l;
+  fedrec_error err = {0};
+  assert_status(fedrec_ledger_create(&l, path, 1e-6, 50.0, NULL, id, &err), FEDREC_OK);
+  for (int r = 0; r < entries; r++) {
+    fedrec_release g = {"gaussian", (uint64_t)r + 1, 0.01, 1.1, 0, 0, 0, (uint32_t)(100 + r)};
+    fedrec_release s = {"skellam", (uint64_t)r + 1, 1.0, 0, 100, 3000, 1e8, (uint32_t)(100 + r)};
+    assert_status(fedrec_ledger_append(l, r % 3 == 2 ? &s : &g, NULL, &err), FEDREC_OK);
+  }
+  fedrec_ledger_close(l);
+}
+
+static void tamper(const char *path, const char *sqltext) {
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  char *msg = NULL;
+  if (sqlite3_exec(db, sqltext, NULL, NULL, &msg) != SQLITE_OK) fail_msg("tamper: %s", msg);
+  sqlite3_close(db);
+}
+
+static void expect_verify_fails(const char *sqltext, const char *why) {
+  char path[256];
+  temp_path(path, sizeof path);
+  make_ledger(path, &key_a, 6);
+  fedrec_error err = {0};
+  assert_status(fedrec_ledger_verify(path, key_a.pk, NULL, NULL, 0, &err), FEDREC_OK);
+  tamper(path, sqltext);
+  assert_int_not_equal(fedrec_ledger_verify(path, key_a.pk, NULL, NULL, 0, &err), FEDREC_OK);
+  if (!strstr(err.msg, why)) fail_msg("after '%s': '%s' lacks '%s'", sqltext, err.msg, why);
+  unlink(path);
+}
+
+static void test_append_and_verify(void **state) {
+  (void)state;
+  char path[256];
+  temp_path(path, sizeof path);
+  make_ledger(path, &key_a, 9);
+  fedrec_ledger_summary s;
+  fedrec_error err = {0};
+  assert_status(fedrec_ledger_verify(path, key_a.pk, &s, NULL, 0, &err), FEDREC_OK);
+  assert_int_equal(s.entries, 9);
+  /* the recorded total equals the accountant's composition of the same releases */
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  double r[FEDREC_MAX_ORDERS];
+  for (size_t k = 0; k < o.n; k++) {
+    double sk = fedrec_rdp_skellam(o.a[k], 100, 3000, 1e8);
+    r[k] = 6 * fedrec_rdp_subsampled_gaussian(0.01, 1.1, o.a[k]) + 3 * sk;
+  }
+  assert_near(s.epsilon, fedrec_rdp_to_epsilon(r, &o, 1e-6, NULL), 1e-9 * s.epsilon);
+  /* reopening resumes the chain and the epsilon */
+  fedrec_ledger *l;
+  assert_status(fedrec_ledger_open(&l, path, &key_a, &err), FEDREC_OK);
+  assert_near(fedrec_ledger_epsilon(l), s.epsilon, 1e-12);
+  fedrec_release g = {"gaussian", 10, 0.01, 1.1, 0, 0, 0, 100};
+  assert_status(fedrec_ledger_append(l, &g, NULL, &err), FEDREC_OK);
+  fedrec_ledger_close(l);
+  assert_status(fedrec_ledger_verify(path, key_a.pk, &s, NULL, 0, &err), FEDREC_OK);
+  assert_int_equal(s.entries, 10);
+  /* a ledger exists already; the wrong key cannot open it for appending */
+  assert_status(fedrec_ledger_create(&l, path, 1e-6, 1, NULL, &key_a, &err), FEDREC_ERR_ARG);
+  assert_int_not_equal(fedrec_ledger_open(&l, path, &key_b, &err), FEDREC_OK);
+  unlink(path);
+}
+
+static void test_budget(void **state) {
+  (void)state;
+  char path[256];
+  temp_path(path, sizeof path);
+  fedrec_ledger *l;
+  fedrec_error err = {0};
+  assert_status(fedrec_ledger_create(&l, path, 1e-5, 2.0, NULL, &key_a, &err), FEDREC_OK);
+  fedrec_release g = {"gaussian", 1, 1.0, 5.0, 0, 0, 0, 50};
+  int appended = 0;
+  double eps = 0;
+  for (int r = 0; r < 100; r++) {
+    g.round = (uint64_t)r + 1;
+    fedrec_status st = fedrec_ledger_append(l, &g, &eps, &err);
+    if (st) {
+      assert_int_equal(st, FEDREC_ERR_LIMIT);
+      assert_non_null(strstr(err.msg, "above the budget 2: not started"));
+      break;
+    }
+    appended++;
+  }
+  assert_true(appended > 0 && appended < 100);
+  assert_true(fedrec_ledger_epsilon(l) <= 2.0);
+  fedrec_ledger_close(l);
+  fedrec_ledger_summary s;
+  assert_status(fedrec_ledger_verify(path, key_a.pk, &s, NULL, 0, &err), FEDREC_OK);
+  assert_int_equal(s.entries, (uint64_t)appended); /* the refused round left nothing */
+  unlink(path);
+}
+
+static void test_tampering(void **state) {
+  (void)state;
+  expect_verify_fails("UPDATE entries SET epsilon = epsilon * 0.5 WHERE seq = 3", "edited");
+  expect_verify_fails("UPDATE entries SET q = 0.001 WHERE seq = 2", "edited");
+  expect_verify_fails("UPDATE entries SET seq = 100 WHERE seq = 2; UPDATE entries SET seq = 2 WHERE seq = 3;"
+                      "UPDATE entries SET seq = 3 WHERE seq = 100", "chain");
+  expect_verify_fails("DELETE FROM entries WHERE seq = 4", "sequence number");
+  expect_verify_fails("DELETE FROM entries WHERE seq = 6", "truncated");
+  expect_verify_fails("DELETE FROM head", "head record is missing");
+  expect_verify_fails("UPDATE meta SET v = '100' WHERE k = 'budget'", "chain");
+  /* re-signed with another key: the whole ledger rebuilt by someone holding key b */
+  char path[256];
+  temp_path(path, sizeof path);
+  make_ledger(path, &key_b, 4);
+  fedrec_error err = {0};
+  assert_int_not_equal(fedrec_ledger_verify(path, key_a.pk, NULL, NULL, 0, &err), FEDREC_OK);
+  assert_non_null(strstr(err.msg, "not the given key"));
+  char pkhex[65];
+  for (int i = 0; i < 32; i++) sprintf(pkhex + 2 * i, "%02x", key_a.pk[i]);
+  char q[200];
+  snprintf(q, sizeof q, "UPDATE meta SET v = '%s' WHERE k = 'public_key'", pkhex);
+  tamper(path, q); /* claims key a, signed by key b */
+  assert_int_not_equal(fedrec_ledger_verify(path, key_a.pk, NULL, NULL, 0, &err), FEDREC_OK);
+  unlink(path);
+  assert_status(fedrec_ledger_verify("/nonexistent.db", key_a.pk, NULL, NULL, 0, &err), FEDREC_ERR_IO);
+}
+
+/* fedrec-audit verify on a good and a tampered ledger. */
+static void test_audit_cli(void **state) {
+  (void)state;
+  char path[256], keyfile[300], cmd[1200];
+  temp_path(path, sizeof path);
+  make_ledger(path, &key_a, 5);
+  snprintf(keyfile, sizeof keyfile, "%s.pub", path);
+  FILE *f = fopen(keyfile, "w");
+  for (int i = 0; i < 32; i++) fprintf(f, "%02x", key_a.pk[i]);
+  fprintf(f, "\n");
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "%s verify --ledger %s --public-key %s --json > %s.out", FEDREC_AUDIT, path, keyfile, path);
+  assert_int_equal(system(cmd), 0);
+  tamper(path, "UPDATE entries SET survivors = 1 WHERE seq = 2");
+  snprintf(cmd, sizeof cmd, "%s verify --ledger %s --public-key %s > %s.out 2>&1", FEDREC_AUDIT, path, keyfile, path);
+  assert_int_not_equal(system(cmd), 0);
+  char out[300], *b;
+  int64_t len;
+  fedrec_error err;
+  snprintf(out, sizeof out, "%s.out", path);
+  assert_status(fedrec_read_file(out, &b, &len, &err), FEDREC_OK);
+  if (!strstr(b, "FAILED: entry 2: contents do not match its hash")) fail_msg("output: %s", b);
+  free(b);
+  unlink(path), unlink(keyfile), unlink(out);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_append_and_verify),
+      cmocka_unit_test(test_budget),
+      cmocka_unit_test(test_tampering),
+      cmocka_unit_test(test_audit_cli),
+  };
+  return cmocka_run_group_tests(tests, setup, NULL);
+}
