@@ -101,3 +101,33 @@ void fedrec_ddp_decode(float *sum, const uint32_t *modsum, const fedrec_ddp_para
   apply_signs(work, n, p->round_seed);
   for (uint32_t i = 0; i < p->dim; i++) sum[i] = (float)work[i];
 }
+
+fedrec_status fedrec_ddp_choose_gamma(double *gamma, double clip, uint32_t dim, uint32_t n,
+                                      double z, uint32_t bits, double p_wrap, fedrec_error *err) {
+  if (!(clip > 0) || dim < 1 || n < 1 || !(z >= 0) || bits < 2 || bits > 32 ||
+      !(p_wrap > 0 && p_wrap < 1))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "choose gamma: need clip > 0, dim, n >= 1, z >= 0, 2 <= bits <= 32, 0 < p_wrap < 1");
+  double D = fedrec_ddp_padded(dim);
+  double t2 = ldexp(1.0, 2 * (int)bits - 2) / (2 * log(2 * D / p_wrap));
+  double room = t2 - n / 4.0;
+  if (!(room > 0))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "choose gamma: %u bits cannot hold the rounding of %u clients at wrap probability %g",
+                            bits, n, p_wrap);
+  *gamma = clip * sqrt((n / D + z * z) / room);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_central_dp_noise(int64_t *agg, uint32_t n, double z, double clip,
+                                      double gamma, const fedrec_entropy *e, fedrec_error *err) {
+  double s = z * clip / gamma, s2 = s * s;
+  if (!(s2 > 0) || s2 * 32768 >= 4294967296.0 - 1)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "central DP: noise variance %g (integer domain) out of range (0, 131072)", s2);
+  uint64_t num = (uint64_t)ceil(s2 * 32768);
+  for (uint32_t i = 0; i < n; i++) {
+    int64_t x;
+    fedrec_status st = fedrec_discrete_gaussian(&x, e, num, 32768);
+    if (st) return fedrec_error_set(err, st, "central DP: sampler");
+    agg[i] += x;
+  }
+  return FEDREC_OK;
+}

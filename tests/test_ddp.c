@@ -93,12 +93,56 @@ static void test_clip_and_noise(void **state) {
   assert_status(fedrec_ddp_encode(enc, u, &p, &e, work, &err), FEDREC_ERR_ARG);
 }
 
+/* gamma from the helper: the simulated modular sums never wrap, and sum error stays small. */
+static void test_choose_gamma(void **state) {
+  (void)state;
+  fedrec_entropy e;
+  fedrec_csprng(&e);
+  fedrec_error err = {0};
+  uint32_t d = 1000, n = 50, D = fedrec_ddp_padded(d);
+  double gamma;
+  assert_status(fedrec_ddp_choose_gamma(&gamma, 1.0, d, n, 0.5, 16, 1e-6, &err), FEDREC_OK);
+  fedrec_ddp_params p = {.dim = d, .clip = 1, .gamma = gamma, .bits = 16, .beta = exp(-0.5),
+                         .round_seed = 5, .noise = FEDREC_NOISE_DGAUSS};
+  double s2 = 0.25 / n / (gamma * gamma); /* per-client share of (z c / gamma)^2, z = 0.5 */
+  p.sigma2_num = (uint64_t)ceil(s2 * 64), p.sigma2_den = 64;
+  fedrec_rng r;
+  fedrec_rng_seed(&r, 9, 9);
+  float *u = malloc(d * 4);
+  double *work = malloc(D * 8);
+  uint32_t *enc = malloc(D * 4);
+  int64_t *plain = calloc(D, 8);
+  int64_t maxabs = 0;
+  for (uint32_t c = 0; c < n; c++) {
+    double norm = 0;
+    for (uint32_t i = 0; i < d; i++) u[i] = (float)fedrec_rng_normal(&r), norm += (double)u[i] * u[i];
+    for (uint32_t i = 0; i < d; i++) u[i] = (float)(u[i] / sqrt(norm)); /* at the clip norm */
+    assert_status(fedrec_ddp_encode(enc, u, &p, &e, work, &err), FEDREC_OK);
+    for (uint32_t i = 0; i < D; i++) {
+      int64_t v = enc[i] >= (1u << 15) ? (int64_t)enc[i] - (1 << 16) : enc[i];
+      plain[i] += v;
+    }
+  }
+  for (uint32_t i = 0; i < D; i++) maxabs = llabs(plain[i]) > maxabs ? llabs(plain[i]) : maxabs;
+  print_message("gamma %.4g: largest |coordinate| of the plain sum %lld of %d\n", gamma, (long long)maxabs, 1 << 15);
+  assert_true(maxabs < (1 << 15)); /* no wrap */
+  assert_status(fedrec_ddp_choose_gamma(&gamma, 1.0, d, 100000, 0.5, 8, 1e-6, &err), FEDREC_ERR_ARG);
+  /* central DP noise: variance (z c / gamma)^2 in the integer domain */
+  int64_t agg[4096] = {0};
+  assert_status(fedrec_central_dp_noise(agg, 4096, 1.0, 1.0, 0.05, &e, &err), FEDREC_OK);
+  double v = 0;
+  for (int i = 0; i < 4096; i++) v += (double)agg[i] * agg[i];
+  assert_near(v / 4096 / 400, 1.0, 0.1);
+  free(u), free(work), free(enc), free(plain);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fwht),
       cmocka_unit_test(test_roundtrip),
       cmocka_unit_test(test_clip_and_noise),
+      cmocka_unit_test(test_choose_gamma),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

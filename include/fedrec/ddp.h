@@ -38,6 +38,24 @@ uint32_t fedrec_ddp_padded(uint32_t dim);
  * enforces: min(c/gamma + sqrt(D), sqrt((c/gamma)^2 + D/4 + sqrt(2 ln(1/beta)) (c/gamma + sqrt(D)/2))). */
 double fedrec_ddp_rounding_bound(const fedrec_ddp_params *p);
 
+/* Chooses gamma for a cohort of n clients, clip c, update length dim, total noise standard
+ * deviation z c in the sum, and bits, so that the probability that any coordinate of the
+ * modular sum wraps around stays below p_wrap. Model: after the randomized Hadamard
+ * rotation each coordinate of a client's vector is sub-Gaussian with variance |x|^2 / D
+ * (Kairouz, Liu, Steinke 2021); rounding adds at most 1/4 per client and coordinate; then
+ * a union bound over the D coordinates of 2 exp(-t^2 / (2 v)) with t = 2^(bits-1):
+ *   (c/gamma)^2 (n/D + z^2) + n/4 <= 2^(2 bits - 2) / (2 ln(2 D / p_wrap)).
+ * FEDREC_ERR_ARG (with the reason) when bits are too few for any gamma. */
+fedrec_status fedrec_ddp_choose_gamma(double *gamma, double clip, uint32_t dim, uint32_t n,
+                                      double z, uint32_t bits, double p_wrap, fedrec_error *err);
+
+/* Central DP for deployments that trust the server: adds N_Z(0, (z c / gamma)^2) to each
+ * coordinate of an aggregate in the integer domain (values = real aggregate / gamma, so the
+ * real-domain noise has standard deviation z c), exactly, from e. sigma^2 is rounded up to a
+ * multiple of 1/32768 (sigma^2 < 131072). */
+fedrec_status fedrec_central_dp_noise(int64_t *agg, uint32_t n, double z, double clip,
+                                      double gamma, const fedrec_entropy *e, fedrec_error *err);
+
 /* In-place normalised Walsh-Hadamard transform (orthonormal, its own inverse); n a power of 2. */
 void fedrec_fwht(double *x, uint32_t n);
 
