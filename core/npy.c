@@ -160,7 +160,7 @@ static fedrec_status content_alloc(fedrec_dataset *ds, int64_t p, fedrec_error *
 fedrec_status fedrec_attach_npy(fedrec_dataset *ds, const char *npy_path, const char *ids_path,
                                 fedrec_error *err) {
   char *nb = NULL, *ib = NULL;
-  int64_t nlen, ilen, rows, cols;
+  int64_t nlen = 0, ilen = 0, rows = 0, cols = 0;
   float *x = NULL;
   fedrec_idmap *ids = fedrec_idmap_new();
   fedrec_status st = ids ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "id list");

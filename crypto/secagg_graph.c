@@ -110,6 +110,7 @@ static double log_tail_ge(uint32_t k, double q, uint32_t t) {
     terms[nterm++] = l;
     if (l > m) m = l;
   }
+  if (nterm == 0) return -INFINITY; /* t > k: impossible */
   double s = 0;
   for (uint32_t i = 0; i < nterm; i++) s += exp(terms[i] - m);
   return m + log(s);

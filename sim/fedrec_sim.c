@@ -85,8 +85,8 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
   fedrec_scorer sc;
   fedrec_mf_scorer mf;
   fedrec_pop_scorer ps = {counts, ni};
-  fedrec_status st = counts ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "counts");
-  if (st) return st;
+  if (!counts) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "counts");
+  fedrec_status st = FEDREC_OK;
   fedrec_item_counts(counts, &sp->train);
   double t0 = now();
   if (a->algorithm == ALG_CENTRAL) {
