@@ -49,6 +49,10 @@ int main(void) {
   for (int i = 0; i < n; i++) fedrec_discrete_gaussian(&x, &e, 400, 1), acc += x;
   t = now() - t;
   emit("discrete_gaussian_sigma20_samples_per_s", n / t, "1/s", 0, NULL);
+  t = now();
+  for (int i = 0; i < n / 10; i++) acc += fedrec_skellam(&e, 100, 2); /* lambda 50: variance 100 */
+  t = now() - t;
+  emit("skellam_variance100_samples_per_s", n / 10 / t, "1/s", 0, NULL);
   /* pipeline at d = 100 000 (padded 131 072), no noise and with noise */
   uint32_t d = 100000, D = fedrec_ddp_padded(d);
   float *u = malloc(d * 4);

@@ -80,3 +80,28 @@ fedrec_status fedrec_discrete_gaussian(int64_t *out, const fedrec_entropy *e, ui
     }
   }
 }
+
+static int64_t poisson1(const fedrec_entropy *e) {
+  for (;;) {
+    int64_t k = 0;
+    while (!fedrec_bernoulli(e, 1, 2)) k++; /* Geometric(1/2): P(k) = 2^-(k+1) */
+    int accept = k == 0 ? fedrec_bernoulli(e, 1, 2) : 1;
+    for (int64_t j = 2; accept && j <= k; j++) accept = fedrec_bernoulli(e, 2, (u128)j);
+    if (accept) return k;
+  }
+}
+
+int64_t fedrec_poisson(const fedrec_entropy *e, uint64_t num, uint64_t den) {
+  uint64_t m = num / den, rem = num % den;
+  int64_t x = 0;
+  for (uint64_t i = 0; i < m; i++) x += poisson1(e);
+  if (rem) { /* thinning: each point of a Poisson(1) kept with probability rem/den */
+    int64_t n = poisson1(e);
+    for (int64_t i = 0; i < n; i++) x += fedrec_bernoulli(e, rem, den);
+  }
+  return x;
+}
+
+int64_t fedrec_skellam(const fedrec_entropy *e, uint64_t num, uint64_t den) {
+  return fedrec_poisson(e, num, den) - fedrec_poisson(e, num, den);
+}

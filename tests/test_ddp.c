@@ -89,6 +89,17 @@ static void test_clip_and_noise(void **state) {
   }
   s2 /= (double)reps * d;
   assert_near(s2 / (p.gamma * p.gamma * 400), 1.0, 0.05);
+  /* the same with Skellam noise of variance 16 */
+  p.noise = FEDREC_NOISE_SKELLAM;
+  p.sigma2_num = 16, p.sigma2_den = 1;
+  s2 = 0;
+  for (int k = 0; k < reps; k++) {
+    assert_status(fedrec_ddp_encode(enc, u, &p, &e, work, &err), FEDREC_OK);
+    fedrec_ddp_decode(out, enc, &p, work);
+    for (uint32_t i = 0; i < d; i++) s2 += (double)out[i] * out[i];
+  }
+  s2 /= (double)reps * d;
+  assert_near(s2 / (p.gamma * p.gamma * 16), 1.0, 0.05);
   p.bits = 1;
   assert_status(fedrec_ddp_encode(enc, u, &p, &e, work, &err), FEDREC_ERR_ARG);
 }

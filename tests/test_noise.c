@@ -111,12 +111,54 @@ static void test_bernoulli_exp(void **state) {
   }
 }
 
+static double poisson_pmf(double lam, int64_t k) {
+  if (k < 0) return 0;
+  return exp(-lam + k * log(lam) - lgamma(k + 1.0));
+}
+
+static double skellam_pmf(double lam, int64_t k) { /* sum_j P(j + |k|) P(j) */
+  double p = 0;
+  for (int64_t j = 0; j < 200; j++) p += poisson_pmf(lam, j + llabs(k)) * poisson_pmf(lam, j);
+  return p;
+}
+
+static void test_poisson_skellam(void **state) {
+  (void)state;
+  fedrec_entropy e;
+  fedrec_csprng(&e);
+  int64_t *x = malloc(N * sizeof *x);
+  /* Poisson(2.5): chi-square over 0..12 (shifted so the helper's symmetric bins fit) */
+  for (int64_t i = 0; i < N; i++) x[i] = fedrec_poisson(&e, 5, 2) - 6;
+  double chi = 0;
+  double obs[13] = {0};
+  for (int64_t i = 0; i < N; i++) obs[x[i] + 6 > 12 ? 12 : x[i] + 6] += 1;
+  for (int k = 0; k <= 12; k++) {
+    double p = 0;
+    if (k < 12) p = poisson_pmf(2.5, k);
+    else for (int j = 12; j < 100; j++) p += poisson_pmf(2.5, j);
+    chi += (obs[k] - p * N) * (obs[k] - p * N) / (p * N);
+  }
+  print_message("Poisson(2.5): chi-square %.1f on 12 dof\n", chi);
+  assert_true(chi < 12 + 5 * sqrt(24.0));
+  /* Skellam, lambda = 4.5 per side: moments, tail and chi-square against the exact pmf */
+  for (int64_t i = 0; i < N; i++) x[i] = fedrec_skellam(&e, 9, 2);
+  double tail = 0;
+  for (int64_t k = 8; k < 200; k++) tail += 2 * skellam_pmf(4.5, k);
+  check_moments(x, 9.0, tail, 8);
+  int dof;
+  chi = chi_square(x, skellam_pmf, 4.5, 9, &dof);
+  print_message("Skellam(4.5): chi-square %.1f on %d dof\n", chi, dof);
+  assert_true(chi < dof + 5 * sqrt(2.0 * dof));
+  free(x);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bernoulli_exp),
       cmocka_unit_test(test_discrete_laplace),
       cmocka_unit_test(test_discrete_gaussian),
+      cmocka_unit_test(test_poisson_skellam),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

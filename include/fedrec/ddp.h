@@ -19,7 +19,9 @@
 extern "C" {
 #endif
 
-enum { FEDREC_NOISE_NONE = 0, FEDREC_NOISE_DGAUSS = 1 };
+/* Skellam: Poisson(s2/2) - Poisson(s2/2) per coordinate (exact, O(s2) per sample);
+ * discrete Gaussian: N_Z(0, s2) (exact, O(1) expected). s2 = sigma2_num / sigma2_den. */
+enum { FEDREC_NOISE_NONE = 0, FEDREC_NOISE_DGAUSS = 1, FEDREC_NOISE_SKELLAM = 2 };
 
 typedef struct fedrec_ddp_params {
   uint32_t dim;            /* update length d */
