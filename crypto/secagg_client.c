@@ -47,13 +47,6 @@ static int nb_index(const fedrec_secagg_client *c, uint32_t v) {
   return lo < c->k && c->nb[lo] == v ? (int)lo : -1;
 }
 
-static void keys_message(uint8_t out[8 + 4 + 64], uint64_t session, const fedrec_sa_keys *k) {
-  for (int i = 0; i < 8; i++) out[i] = (uint8_t)(session >> (8 * i));
-  for (int i = 0; i < 4; i++) out[8 + i] = (uint8_t)(k->id >> (8 * i));
-  memcpy(out + 12, k->c_pk, 32);
-  memcpy(out + 44, k->s_pk, 32);
-}
-
 fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, uint32_t id,
                                                const fedrec_identity *identity,
                                                const uint8_t (*identity_pks)[FEDREC_SIGN_PK_BYTES],
@@ -113,8 +106,8 @@ fedrec_status fedrec_secagg_client_advertise(fedrec_secagg_client *c, fedrec_sa_
   memcpy(out->c_pk, c->ckey.pk, 32);
   memcpy(out->s_pk, c->skey.pk, 32);
   if (c->p.active) {
-    uint8_t msg[76];
-    keys_message(msg, c->p.session, out);
+    uint8_t msg[SA_KEYS_MSG_BYTES];
+    sa_keys_message(msg, c->p.session, out);
     fedrec_sign(out->sig, msg, sizeof msg, c->identity);
   }
   c->phase = C_ADVERTISED;
@@ -136,8 +129,8 @@ static fedrec_status check_keylist(fedrec_secagg_client *c, const fedrec_sa_keyl
           !memcmp(in->keys[b].s_pk, e->c_pk, 32))
         return fail(c, FEDREC_ERR_PARSE, err, "duplicate client or key in the key list");
     if (c->p.active) {
-      uint8_t msg[76];
-      keys_message(msg, c->p.session, e);
+      uint8_t msg[SA_KEYS_MSG_BYTES];
+      sa_keys_message(msg, c->p.session, e);
       if (e->id >= c->p.n || !fedrec_verify(e->sig, msg, sizeof msg, c->identity_pks[e->id]))
         return fail(c, FEDREC_ERR_PARSE, err, "bad signature on advertised keys");
     }
@@ -304,16 +297,6 @@ void fedrec_secagg_client_release_masked(fedrec_secagg_client *c) {
   c->y = NULL;
 }
 
-static size_t list_message(uint8_t **msg, uint64_t session, const uint32_t *ids, uint32_t n) {
-  size_t len = 8 + 9 + 4 * (size_t)n;
-  *msg = malloc(len);
-  if (!*msg) return 0;
-  for (int i = 0; i < 8; i++) (*msg)[i] = (uint8_t)(session >> (8 * i));
-  memcpy(*msg + 8, "survivors", 9);
-  for (uint32_t a = 0; a < n; a++) put32(*msg + 17 + 4 * a, ids[a]);
-  return len;
-}
-
 /* Survivor-list checks shared by rounds 3 and 4. */
 static fedrec_status check_survivors(fedrec_secagg_client *c, const fedrec_sa_survivors *in,
                                      fedrec_error *err) {
@@ -346,7 +329,7 @@ fedrec_status fedrec_secagg_client_consistency(fedrec_secagg_client *c,
   fedrec_status st = check_survivors(c, in, err);
   if (st) return st;
   uint8_t *msg;
-  size_t len = list_message(&msg, c->p.session, in->ids, in->count);
+  size_t len = sa_list_message(&msg, c->p.session, in->ids, in->count);
   c->signed_ids = malloc(((size_t)in->count + 1) * sizeof *c->signed_ids);
   if (!len || !c->signed_ids) {
     free(msg);
@@ -367,7 +350,7 @@ static fedrec_status check_signatures(fedrec_secagg_client *c, const fedrec_sa_s
   if (in->count != c->nsigned || memcmp(in->ids, c->signed_ids, (size_t)in->count * 4))
     return fail(c, FEDREC_ERR_PARSE, err, "the survivor list differs from the one we signed");
   uint8_t *msg;
-  size_t len = list_message(&msg, c->p.session, in->ids, in->count);
+  size_t len = sa_list_message(&msg, c->p.session, in->ids, in->count);
   if (!len) return fail(c, FEDREC_ERR_NOMEM, err, "signatures");
   uint32_t good = 0;
   fedrec_status st = FEDREC_OK;

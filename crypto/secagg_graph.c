@@ -6,6 +6,26 @@
 #include "fedrec/secagg.h"
 #include "secagg_internal.h"
 
+static void put_le(uint8_t *p, uint64_t v, int n) {
+  for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void sa_keys_message(uint8_t out[SA_KEYS_MSG_BYTES], uint64_t session, const fedrec_sa_keys *k) {
+  put_le(out, session, 8);
+  put_le(out + 8, k->id, 4);
+  memcpy(out + 12, k->c_pk, 32);
+  memcpy(out + 44, k->s_pk, 32);
+}
+
+size_t sa_list_message(uint8_t **msg, uint64_t session, const uint32_t *ids, uint32_t n) {
+  size_t len = 8 + 9 + 4 * (size_t)n;
+  if (!(*msg = malloc(len))) return 0;
+  put_le(*msg, session, 8);
+  memcpy(*msg + 8, "survivors", 9);
+  for (uint32_t a = 0; a < n; a++) put_le(*msg + 17 + 4 * a, ids[a], 4);
+  return len;
+}
+
 fedrec_status fedrec_secagg_check_params(const fedrec_secagg_params *p, fedrec_error *err) {
   if (p->n < 2 || p->n > FEDREC_SECAGG_MAX_CLIENTS)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "secagg: cohort of %u clients, need 2..%u", p->n,

@@ -102,11 +102,8 @@ fedrec_status fedrec_secagg_server_on_keys(fedrec_secagg_server *s, const fedrec
   if (m->id >= s->p.n) return reject(err, FEDREC_ERR_PARSE, "unknown client id", m->id);
   if (s->flags[m->id] & F_KEYS) return reject(err, FEDREC_ERR_PARSE, "keys sent twice", m->id);
   if (s->p.active) {
-    uint8_t msg[76];
-    for (int i = 0; i < 8; i++) msg[i] = (uint8_t)(s->p.session >> (8 * i));
-    for (int i = 0; i < 4; i++) msg[8 + i] = (uint8_t)(m->id >> (8 * i));
-    memcpy(msg + 12, m->c_pk, 32);
-    memcpy(msg + 44, m->s_pk, 32);
+    uint8_t msg[SA_KEYS_MSG_BYTES];
+    sa_keys_message(msg, s->p.session, m);
     if (!fedrec_verify(m->sig, msg, sizeof msg, s->identity_pks[m->id]))
       return reject(err, FEDREC_ERR_PARSE, "bad signature on keys", m->id);
   }
@@ -244,13 +241,9 @@ fedrec_status fedrec_secagg_server_on_signature(fedrec_secagg_server *s,
   if (s->phase != S_CONSISTENCY) return reject(err, FEDREC_ERR_ARG, "signature outside round 3", m->id);
   if (m->id >= s->p.n || !(s->flags[m->id] & F_MASKED) || (s->flags[m->id] & F_SIGNED))
     return reject(err, FEDREC_ERR_PARSE, "signature from a non-survivor or sent twice", m->id);
-  size_t len = 17 + 4 * (size_t)s->nsurv;
-  uint8_t *msg = malloc(len);
-  if (!msg) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server");
-  for (int i = 0; i < 8; i++) msg[i] = (uint8_t)(s->p.session >> (8 * i));
-  memcpy(msg + 8, "survivors", 9);
-  for (uint32_t a = 0; a < s->nsurv; a++)
-    for (int i = 0; i < 4; i++) msg[17 + 4 * a + i] = (uint8_t)(s->surv[a] >> (8 * i));
+  uint8_t *msg;
+  size_t len = sa_list_message(&msg, s->p.session, s->surv, s->nsurv);
+  if (!len) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server");
   int ok = fedrec_verify(m->sig, msg, len, s->identity_pks[m->id]);
   free(msg);
   if (!ok) return reject(err, FEDREC_ERR_PARSE, "bad survivor-list signature", m->id);
