@@ -18,6 +18,7 @@ struct fedrec_secagg_client {
   fedrec_kx_keypair ckey, skey;
   uint8_t *secrets;        /* one guarded block: b, both secret keys, the shares held */
   uint8_t *b;              /* self-mask seed (in secrets) */
+  uint8_t *share_keys;     /* k x 32: the share-box key with each neighbour (in secrets) */
   uint32_t *nb;            /* k neighbours, sorted */
   fedrec_sa_keys *nkeys;   /* keys of each neighbour (valid when in1) */
   uint8_t *in1, *in2;      /* neighbour advertised (round 1) / shared with us (round 2) */
@@ -69,8 +70,8 @@ fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, ui
   c->in1 = calloc(k, 1);
   c->in2 = calloc(k, 1);
   c->revealed = calloc(k, 1);
-  /* layout: shares of b (k), shares of mask keys (k), b, c_sk, s_sk */
-  c->secrets = fedrec_secret_alloc(2 * k * sizeof(fedrec_share) + 3 * 32);
+  /* layout: shares of b (k), shares of mask keys (k), b, c_sk, s_sk, share-box keys (k) */
+  c->secrets = fedrec_secret_alloc(2 * k * sizeof(fedrec_share) + 3 * 32 + k * 32);
   sa_graph g;
   if (!c->nb || !c->nkeys || !c->in1 || !c->in2 || !c->revealed || !c->secrets ||
       sa_graph_init(&g, p) != FEDREC_OK) {
@@ -81,6 +82,7 @@ fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, ui
   c->sh_b = (fedrec_share *)c->secrets;
   c->sh_s = c->sh_b + k;
   c->b = (uint8_t *)(c->sh_s + k);
+  c->share_keys = c->b + 3 * 32;
   sa_graph_neighbours(&g, id, c->nb);
   sa_graph_free(&g);
   return c;
@@ -178,9 +180,9 @@ fedrec_status fedrec_secagg_client_share(fedrec_secagg_client *c, const fedrec_s
   uint32_t live = 0, *xs = malloc(c->k * sizeof *xs);
   fedrec_share *sb = (fedrec_share *)fedrec_secret_alloc(c->k * sizeof(fedrec_share));
   fedrec_share *ss = (fedrec_share *)fedrec_secret_alloc(c->k * sizeof(fedrec_share));
-  uint8_t *plain = fedrec_secret_alloc(FEDREC_SA_SHARE_PLAIN), *key = fedrec_secret_alloc(32);
+  uint8_t *plain = fedrec_secret_alloc(FEDREC_SA_SHARE_PLAIN);
   c->out_boxes = malloc(c->k * sizeof *c->out_boxes);
-  if (!xs || !sb || !ss || !plain || !key || !c->out_boxes) {
+  if (!xs || !sb || !ss || !plain || !c->out_boxes) {
     st = fail(c, FEDREC_ERR_NOMEM, err, "sharing");
     goto done;
   }
@@ -195,6 +197,7 @@ fedrec_status fedrec_secagg_client_share(fedrec_secagg_client *c, const fedrec_s
   for (uint32_t j = 0, m = 0; j < c->k; j++) {
     if (!c->in1[j]) continue;
     uint32_t v = c->nb[j];
+    uint8_t *key = c->share_keys + (size_t)j * 32; /* kept: round 2 opens with the same key */
     if (fedrec_kx_agree(key, c->ckey.sk, c->ckey.pk, c->nkeys[j].c_pk, SA_LABEL_SHARE)) {
       st = fail(c, FEDREC_ERR_PARSE, err, "a neighbour's encryption key is invalid");
       goto done;
@@ -216,15 +219,14 @@ done:
   fedrec_secret_free((uint8_t *)sb);
   fedrec_secret_free((uint8_t *)ss);
   fedrec_secret_free(plain);
-  fedrec_secret_free(key);
   return st;
 }
 
 /* Opens the boxes addressed to us; fills sh_b, sh_s, in2. */
 static fedrec_status open_inbox(fedrec_secagg_client *c, const fedrec_sa_boxes *in,
                                 fedrec_error *err) {
-  uint8_t *plain = fedrec_secret_alloc(FEDREC_SA_SHARE_PLAIN), *key = fedrec_secret_alloc(32);
-  fedrec_status st = plain && key ? FEDREC_OK : fail(c, FEDREC_ERR_NOMEM, err, "inbox");
+  uint8_t *plain = fedrec_secret_alloc(FEDREC_SA_SHARE_PLAIN);
+  fedrec_status st = plain ? FEDREC_OK : fail(c, FEDREC_ERR_NOMEM, err, "inbox");
   uint32_t live = 0;
   for (uint32_t a = 0; !st && a < in->count; a++) {
     const fedrec_sa_box *bx = &in->boxes[a];
@@ -233,8 +235,9 @@ static fedrec_status open_inbox(fedrec_secagg_client *c, const fedrec_sa_boxes *
       st = fail(c, FEDREC_ERR_PARSE, err, "a share box from an unknown, repeated or non-neighbour sender");
       break;
     }
-    if (fedrec_kx_agree(key, c->ckey.sk, c->ckey.pk, c->nkeys[j].c_pk, SA_LABEL_SHARE) ||
-        fedrec_open(plain, bx->data, FEDREC_SA_BOX_BYTES, key, c->p.session, bx->from, c->id) ||
+    /* in1[j]: we derived this key when we shared with j in round 1 */
+    if (fedrec_open(plain, bx->data, FEDREC_SA_BOX_BYTES, c->share_keys + (size_t)j * 32,
+                    c->p.session, bx->from, c->id) ||
         get32(plain) != bx->from || get32(plain + 4) != c->id) {
       st = fail(c, FEDREC_ERR_PARSE, err, "a share box failed authentication");
       break;
@@ -250,7 +253,6 @@ static fedrec_status open_inbox(fedrec_secagg_client *c, const fedrec_sa_boxes *
   }
   if (!st && live < c->p.t) st = fail(c, FEDREC_ERR_EMPTY, err, "fewer neighbours shared keys than the threshold");
   fedrec_secret_free(plain);
-  fedrec_secret_free(key);
   return st;
 }
 
