@@ -12,22 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "fedrec/fedrec.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void emit(const char *name, double value, const char *unit, double limit,
-                 const char *limit_name, const char *extra) {
-  printf("{\"name\": \"%s\", \"value\": %.6g, \"unit\": \"%s\"", name, value, unit);
-  if (limit > 0) printf(", \"limit\": %.6g, \"limit_name\": \"%s\", \"ratio\": %.4f", limit, limit_name, value / limit);
-  if (extra) printf(", %s", extra);
-  printf("}\n");
-  fflush(stdout);
-}
 
 static double peak_rss_mib(void) {
   struct rusage ru;
@@ -41,9 +27,9 @@ static double sgemm_gflops(int n, int reps) {
   for (size_t k = 0; k < (size_t)n * n; k++) a[k] = (float)(k % 7) * 0.1f, b[k] = (float)(k % 5) * 0.1f;
   double best = 1e30;
   for (int r = 0; r < reps; r++) {
-    double t = now();
+    double t = bench_now();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-    t = now() - t;
+    t = bench_now() - t;
     if (t < best) best = t;
   }
   free(a), free(b), free(c);
@@ -70,14 +56,14 @@ static void bench_user_solve(double gemm1) {
   float *work = malloc(fedrec_user_solve_work(d, n) * 4);
   openblas_set_num_threads(1);
   int reps = 20000;
-  double t = now();
+  double t = bench_now();
   for (int k = 0; k < reps; k++) fedrec_user_solve(u, V, G, ni, d, items, NULL, n, 0.1f, 0.003f, work);
-  t = (now() - t) / reps;
+  t = (bench_now() - t) / reps;
   openblas_set_num_threads((int)sysconf(_SC_NPROCESSORS_ONLN));
   /* syrk n d^2 + Cholesky d^3/3 + solve 2 d^2 + rhs 2 n d */
   double flops = (double)n * d * d + d * d * d / 3.0 + 2.0 * d * d + 2.0 * n * d;
-  emit("user_solve_100_items_d64_us", t * 1e6, "us", 0, NULL, NULL);
-  emit("user_solve_100_items_d64_gflops", flops / t / 1e9, "GFLOP/s", gemm1,
+  bench_emit("user_solve_100_items_d64_us", t * 1e6, "us", 0, NULL, NULL);
+  bench_emit("user_solve_100_items_d64_gflops", flops / t / 1e9, "GFLOP/s", gemm1,
        "sgemm_512_1thread_gflops", NULL);
   free(V), free(G), free(u), free(work);
 }
@@ -102,16 +88,16 @@ static void bench_user_grad(void) {
   for (int j = 0; j < d; j++) u[j] = 0.1f;
   openblas_set_num_threads(1);
   int reps = 200;
-  double loss, t = now();
+  double loss, t = bench_now();
   for (int k = 0; k < reps; k++) fedrec_user_loss_grad(&loss, gE, gH, &m, V, u, items, NULL, n, 0.1f, 0.003f, work);
-  t = (now() - t) / reps;
+  t = (bench_now() - t) / reps;
   openblas_set_num_threads((int)sysconf(_SC_NPROCESSORS_ONLN));
   /* bytes touched: V read, gE written, C read: the gradient is memory-bound */
   double bytes = 4.0 * ((double)ni * d * 2 + (double)ni * p);
-  emit("user_grad_20k_items_d64_p64_ms", t * 1e3, "ms", 0, NULL, NULL);
+  bench_emit("user_grad_20k_items_d64_p64_ms", t * 1e3, "ms", 0, NULL, NULL);
   char extra[96];
   snprintf(extra, sizeof extra, "\"bytes_per_call\": %.0f", bytes);
-  emit("user_grad_20k_items_d64_p64_gbps", bytes / t / 1e9, "GB/s", 0, NULL, extra);
+  bench_emit("user_grad_20k_items_d64_p64_gbps", bytes / t / 1e9, "GB/s", 0, NULL, extra);
   fedrec_model_free(&m);
   free(C), free(fr), free(V), free(gE), free(gH), free(u), free(work);
 }
@@ -154,8 +140,8 @@ static void bench_ials_epoch(const char *dir, double gemm) {
     if (head) flops += c.cg_iters * (4.0 * ds.R.cols * d * ds.content_dim + 2.0 * ds.R.cols * d * d + 4 * nnz * d);
     char extra[64];
     snprintf(extra, sizeof extra, "\"dim\": %d, \"epochs_timed\": %d", c.dim, ep.n);
-    emit(head ? "ials_epoch_movielens_head_s" : "ials_epoch_movielens_s", best, "s", 0, NULL, extra);
-    emit(head ? "ials_epoch_movielens_head_gflops" : "ials_epoch_movielens_gflops", flops / best / 1e9,
+    bench_emit(head ? "ials_epoch_movielens_head_s" : "ials_epoch_movielens_s", best, "s", 0, NULL, extra);
+    bench_emit(head ? "ials_epoch_movielens_head_gflops" : "ials_epoch_movielens_gflops", flops / best / 1e9,
          "GFLOP/s", gemm, "sgemm_1024_gflops", NULL);
     fedrec_model_free(&m);
   }
@@ -170,17 +156,17 @@ static void bench_synth(int quick) {
     c.users = sizes[k];
     fedrec_dataset ds;
     fedrec_error err;
-    double t = now();
+    double t = bench_now();
     if (fedrec_synth_generate(&ds, &c, &err)) {
       fprintf(stderr, "synthetic: %s\n", err.msg);
       continue;
     }
-    t = now() - t;
+    t = bench_now() - t;
     char name[64], extra[160];
     snprintf(name, sizeof name, "synth_generate_%dk_users_20k_items_s", sizes[k] / 1000);
     snprintf(extra, sizeof extra, "\"interactions\": %lld, \"peak_rss_mib\": %.0f",
              (long long)fedrec_csr_nnz(&ds.R), peak_rss_mib());
-    emit(name, t, "s", 0, NULL, extra);
+    bench_emit(name, t, "s", 0, NULL, extra);
     fedrec_dataset_free(&ds);
   }
 }
@@ -202,8 +188,8 @@ int main(int argc, char **argv) {
   double gemm = sgemm_gflops(1024, 5), gemm1 = sgemm_gflops_1t(512, 10);
   char extra[96];
   snprintf(extra, sizeof extra, "\"openblas_core\": \"%s\"", core);
-  emit("sgemm_1024_gflops", gemm, "GFLOP/s", 0, NULL, extra);
-  emit("sgemm_512_1thread_gflops", gemm1, "GFLOP/s", 0, NULL, NULL);
+  bench_emit("sgemm_1024_gflops", gemm, "GFLOP/s", 0, NULL, extra);
+  bench_emit("sgemm_512_1thread_gflops", gemm1, "GFLOP/s", 0, NULL, NULL);
   bench_user_solve(gemm1);
   bench_user_grad();
   bench_ials_epoch(dir, gemm);

@@ -8,23 +8,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "fedrec/accountant.h"
 #include "fedrec/ddp.h"
 #include "fedrec/ledger.h"
 #include "fedrec/rng.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void emit(const char *name, double v, const char *unit, double limit, const char *lname) {
-  printf("{\"name\": \"%s\", \"value\": %.6g, \"unit\": \"%s\"", name, v, unit);
-  if (limit > 0) printf(", \"limit\": %.6g, \"limit_name\": \"%s\", \"ratio\": %.4f", limit, lname, v / limit);
-  printf("}\n");
-  fflush(stdout);
-}
 
 int main(void) {
   if (fedrec_crypto_init()) return 1;
@@ -32,27 +20,27 @@ int main(void) {
   fedrec_orders_default(&o);
   /* accountant: 10 000 rounds of a subsampled Gaussian, per-round RDP recomputed each round
    * (as the ledger does), and the epsilon conversion at every round */
-  double r[FEDREC_MAX_ORDERS] = {0}, t = now(), eps = 0;
+  double r[FEDREC_MAX_ORDERS] = {0}, t = bench_now(), eps = 0;
   for (int round = 0; round < 10000; round++) {
     for (size_t k = 0; k < o.n; k++) r[k] += fedrec_rdp_subsampled_gaussian(0.001, 1.0, o.a[k]);
     eps = fedrec_rdp_to_epsilon(r, &o, 1e-6, NULL);
   }
-  t = now() - t;
-  emit("accountant_10000_rounds_s", t, "s", 0, NULL);
+  t = bench_now() - t;
+  bench_emit("accountant_10000_rounds_s", t, "s", 0, NULL, NULL);
   fprintf(stderr, "epsilon after 10000 rounds (q=0.001, z=1): %.4f\n", eps);
   /* noise */
   fedrec_entropy e;
   fedrec_csprng(&e);
   int n = 1000000;
   int64_t x, acc = 0;
-  t = now();
+  t = bench_now();
   for (int i = 0; i < n; i++) fedrec_discrete_gaussian(&x, &e, 400, 1), acc += x;
-  t = now() - t;
-  emit("discrete_gaussian_sigma20_samples_per_s", n / t, "1/s", 0, NULL);
-  t = now();
+  t = bench_now() - t;
+  bench_emit("discrete_gaussian_sigma20_samples_per_s", n / t, "1/s", 0, NULL, NULL);
+  t = bench_now();
   for (int i = 0; i < n / 10; i++) acc += fedrec_skellam(&e, 100, 2); /* lambda 50: variance 100 */
-  t = now() - t;
-  emit("skellam_variance100_samples_per_s", n / 10 / t, "1/s", 0, NULL);
+  t = bench_now() - t;
+  bench_emit("skellam_variance100_samples_per_s", n / 10 / t, "1/s", 0, NULL, NULL);
   /* pipeline at d = 100 000 (padded 131 072), no noise and with noise */
   uint32_t d = 100000, D = fedrec_ddp_padded(d);
   float *u = malloc(d * 4);
@@ -66,22 +54,22 @@ int main(void) {
   double best_fwht = 1e30, best_enc = 1e30, best_noise = 1e30;
   for (int rep = 0; rep < 5; rep++) {
     for (uint32_t i = 0; i < D; i++) work[i] = i < d ? u[i] : 0;
-    t = now();
+    t = bench_now();
     fedrec_fwht(work, D);
-    best_fwht = fmin(best_fwht, now() - t);
+    best_fwht = fmin(best_fwht, bench_now() - t);
     p.noise = FEDREC_NOISE_NONE;
-    t = now();
+    t = bench_now();
     fedrec_ddp_encode(enc, u, &p, &e, work, &err);
-    best_enc = fmin(best_enc, now() - t);
+    best_enc = fmin(best_enc, bench_now() - t);
     p.noise = FEDREC_NOISE_DGAUSS, p.sigma2_num = 100, p.sigma2_den = 1;
-    t = now();
+    t = bench_now();
     fedrec_ddp_encode(enc, u, &p, &e, work, &err);
-    best_noise = fmin(best_noise, now() - t);
+    best_noise = fmin(best_noise, bench_now() - t);
   }
-  emit("fwht_131072_ms", best_fwht * 1e3, "ms", 0, NULL);
-  emit("ddp_encode_d100000_ms", best_enc * 1e3, "ms", 0, NULL);
-  emit("ddp_encode_d100000_fwht_share", best_fwht / best_enc, "x", 0, NULL);
-  emit("ddp_encode_d100000_dgauss_ms", best_noise * 1e3, "ms", 0, NULL);
+  bench_emit("fwht_131072_ms", best_fwht * 1e3, "ms", 0, NULL, NULL);
+  bench_emit("ddp_encode_d100000_ms", best_enc * 1e3, "ms", 0, NULL, NULL);
+  bench_emit("ddp_encode_d100000_fwht_share", best_fwht / best_enc, "x", 0, NULL, NULL);
+  bench_emit("ddp_encode_d100000_dgauss_ms", best_noise * 1e3, "ms", 0, NULL, NULL);
   /* ledger appends (durable: WAL, synchronous=FULL) */
   char path[128];
   snprintf(path, sizeof path, "/tmp/fedrec_bench_ledger_%d.db", (int)getpid());
@@ -91,18 +79,18 @@ int main(void) {
   fedrec_ledger *l;
   if (fedrec_identity_from_seed(&id, seed) || fedrec_ledger_create(&l, path, 1e-6, 1e9, NULL, &id, &err)) return 1;
   fedrec_release rel = {"gaussian", 0, 0.001, 1.0, 0, 0, 0, 1000};
-  t = now();
+  t = bench_now();
   for (int i = 0; i < 200; i++) {
     rel.round = (uint64_t)i + 1;
     fedrec_ledger_append(l, &rel, NULL, &err);
   }
-  t = now() - t;
+  t = bench_now() - t;
   fedrec_ledger_close(l);
-  emit("ledger_appends_per_s", 200 / t, "1/s", 0, NULL);
-  t = now();
+  bench_emit("ledger_appends_per_s", 200 / t, "1/s", 0, NULL, NULL);
+  t = bench_now();
   fedrec_ledger_summary s;
   fedrec_ledger_verify(path, id.pk, &s, NULL, 0, &err);
-  emit("ledger_verify_200_entries_s", now() - t, "s", 0, NULL);
+  bench_emit("ledger_verify_200_entries_s", bench_now() - t, "s", 0, NULL, NULL);
   unlink(path);
   char wal[160];
   snprintf(wal, sizeof wal, "%s-wal", path), unlink(wal);

@@ -12,23 +12,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "fedrec/rng.h"
 #include "fedrec/secagg.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void emit(const char *name, double v, const char *unit, double limit, const char *lname,
-                 const char *extra) {
-  printf("{\"name\": \"%s\", \"value\": %.6g, \"unit\": \"%s\"", name, v, unit);
-  if (limit > 0) printf(", \"limit\": %.6g, \"limit_name\": \"%s\", \"ratio\": %.4f", limit, lname, v / limit);
-  if (extra) printf(", %s", extra);
-  printf("}\n");
-  fflush(stdout);
-}
 
 static void bench_mask_rate(void) {
   size_t n = (size_t)1 << 24; /* 64 MiB */
@@ -36,18 +22,18 @@ static void bench_mask_rate(void) {
   uint8_t key[32] = {1};
   double best_ks = 1e30, best_mask = 1e30;
   for (int rep = 0; rep < 3; rep++) {
-    double t = now();
+    double t = bench_now();
     fedrec_chacha20_keystream((uint8_t *)y, n * 4, key);
-    t = now() - t;
+    t = bench_now() - t;
     if (t < best_ks) best_ks = t;
-    t = now();
+    t = bench_now();
     fedrec_mask_apply(y, n, key, +1, 20);
-    t = now() - t;
+    t = bench_now() - t;
     if (t < best_mask) best_mask = t;
   }
   double gb = n * 4 / 1e9;
-  emit("chacha20_keystream_gbps", gb / best_ks, "GB/s", 0, NULL, NULL);
-  emit("mask_generation_gbps", gb / best_mask, "GB/s", gb / best_ks, "chacha20_keystream_gbps", NULL);
+  bench_emit("chacha20_keystream_gbps", gb / best_ks, "GB/s", 0, NULL, NULL);
+  bench_emit("mask_generation_gbps", gb / best_mask, "GB/s", gb / best_ks, "chacha20_keystream_gbps", NULL);
   free(y);
 }
 
@@ -95,13 +81,13 @@ static round_cost run_round(uint32_t n, uint32_t dim, uint32_t bits, double drop
     c[u] = fedrec_secagg_client_new(&p, u, active ? &ids[u] : NULL, (const uint8_t(*)[32])pks, err);
     alive[u] = 1;
   }
-  double t0 = now();
+  double t0 = bench_now();
   fedrec_secagg_server *s = fedrec_secagg_server_new(&p, (const uint8_t(*)[32])pks, err);
-  rc.server_s += now() - t0;
+  rc.server_s += bench_now() - t0;
   double per_phase = dropout / 4;
   uint8_t *buf = malloc(((size_t)dim * bits + 7) / 8 + 64 + (size_t)ch.k * 300 + 4096);
-#define CL(expr) (t0 = now(), st = (expr), rc.client_s += now() - t0, st)
-#define SV(expr) (t0 = now(), st = (expr), rc.server_s += now() - t0, st)
+#define CL(expr) (t0 = bench_now(), st = (expr), rc.client_s += bench_now() - t0, st)
+#define SV(expr) (t0 = bench_now(), st = (expr), rc.server_s += bench_now() - t0, st)
 #define DROP for (uint32_t u = 0; u < n; u++) if (alive[u] && fedrec_rng_uniform(&r) < per_phase) alive[u] = 0
   fedrec_status st;
   size_t len;
@@ -132,9 +118,9 @@ static round_cost run_round(uint32_t n, uint32_t dim, uint32_t bits, double drop
     fedrec_sa_masked m;
     if (SV(fedrec_secagg_server_inbox(s, u, &in, err))) goto out;
     if (CL(fedrec_secagg_client_mask(c[u], &in, x, &m, err))) { alive[u] = 0; continue; }
-    t0 = now();
+    t0 = bench_now();
     len = fedrec_sa_encode_masked(buf, (size_t)-1, &m, bits); /* the client packs it to send */
-    rc.client_s += now() - t0;
+    rc.client_s += bench_now() - t0;
     if (len > rc.sent_masked) rc.sent_masked = len;
     if (SV(fedrec_secagg_server_on_masked(s, &m, err))) goto out;
     fedrec_secagg_client_release_masked(c[u]);
@@ -207,11 +193,11 @@ int main(int argc, char **argv) {
                "\"n\": %u, \"dim\": 100000, \"bits\": 20, \"dropout\": %.2f, \"survivors\": %u, \"k\": %u, \"t\": %u, \"log2_fail\": %.1f, \"log2_insecure\": %.1f, \"client\": \"mean per client\"",
                cohorts[a], drops[b], rc.survivors, rc.k, rc.t, rc.log2_fail, rc.log2_insecure);
       snprintf(name, sizeof name, "secagg_round_n%u_drop%.0f_client_s", cohorts[a], drops[b] * 100);
-      emit(name, rc.client_s, "s", 0, NULL, extra);
+      bench_emit(name, rc.client_s, "s", 0, NULL, extra);
       snprintf(name, sizeof name, "secagg_round_n%u_drop%.0f_server_s", cohorts[a], drops[b] * 100);
-      emit(name, rc.server_s, "s", 0, NULL, extra);
+      bench_emit(name, rc.server_s, "s", 0, NULL, extra);
       snprintf(name, sizeof name, "secagg_round_n%u_drop%.0f_server_mib", cohorts[a], drops[b] * 100);
-      emit(name, rc.server_bytes / 1048576.0, "MiB", 0, NULL, extra);
+      bench_emit(name, rc.server_bytes / 1048576.0, "MiB", 0, NULL, extra);
     }
   /* Bytes per client at 1 000 clients: run the active protocol at d = 1 000 (every message
    * but the masked vector is independent of d), then size the masked vector at d = 10^6. */
@@ -226,10 +212,10 @@ int main(int argc, char **argv) {
     snprintf(extra, sizeof extra, "\"n\": 1000, \"dim\": 1000000, \"bits\": %u, \"bytes_total\": %zu, \"keys\": %zu, \"boxes\": %zu, \"masked\": %zu, \"signature\": %zu, \"reveals\": %zu, \"bonawitz_2017_ratio\": 1.73",
              bits, total, rc.sent_keys, rc.sent_boxes, masked, rc.sent_sig, rc.sent_reveals);
     snprintf(name, sizeof name, "secagg_client_bytes_ratio_b%u", bits);
-    emit(name, (double)total / (double)vec, "x", 0, NULL, extra);
+    bench_emit(name, (double)total / (double)vec, "x", 0, NULL, extra);
   }
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  emit("secagg_bench_peak_rss_mib", ru.ru_maxrss / 1024.0, "MiB", 0, NULL, NULL);
+  bench_emit("secagg_bench_peak_rss_mib", ru.ru_maxrss / 1024.0, "MiB", 0, NULL, NULL);
   return 0;
 }
