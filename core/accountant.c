@@ -218,3 +218,166 @@ double fedrec_epsilon_skellam(double q, double d2, double d1, double var, uint64
   }
   return fedrec_rdp_to_epsilon(r, o, delta, best_order);
 }
+
+/* ---- distributed discrete Gaussian (Kairouz, Liu, Steinke 2021, Theorem 1 / Prop. 14) ---- */
+
+double fedrec_ddgauss_tau(uint32_t n, double sigma) {
+  double t = 0, s2 = 2 * M_PI * M_PI * sigma * sigma;
+  for (uint32_t k = 1; k < n; k++) {
+    double term = exp(-s2 * (double)k / (k + 1.0));
+    t += term;
+    /* terms grow towards exp(-s2) with k: once they no longer change the sum, the rest is
+     * (n - 1 - k) times the limit to within rounding */
+    if (k > 64 && term < 1e-300) break;
+  }
+  return 10 * t;
+}
+
+double fedrec_rdp_ddgauss(double a, double d2, double d1, double sigma, uint32_t n, uint64_t dim) {
+  if (!(sigma > 0) || n == 0) return INFINITY;
+  double tau = fedrec_ddgauss_tau(n, sigma), sd = sqrt((double)n) * sigma, D = (double)dim;
+  double l2 = d2 / sd, l1 = d1 / sd;
+  double t1 = a / 2 * l2 * l2 + tau * D;
+  double t2 = a / 2 * (l2 * l2 + 2 * l1 * tau + tau * tau * D);
+  double t3 = a / 2 * (l2 + sqrt(D) * tau) * (l2 + sqrt(D) * tau);
+  return fmin(t1, fmin(t2, t3));
+}
+
+typedef struct {
+  double d2, d1, sigma;
+  uint32_t n;
+  uint64_t dim;
+} ddg_ctx;
+
+static double ddg_curve(const void *ctx, double l) {
+  const ddg_ctx *c = ctx;
+  return fedrec_rdp_ddgauss(l, c->d2, c->d1, c->sigma, c->n, c->dim);
+}
+
+double fedrec_rdp_ddgauss_subsampled(double q, double a, double d2, double d1, double sigma,
+                                     uint32_t n, uint64_t dim) {
+  if (a != floor(a) || a < 2) return NAN;
+  ddg_ctx c = {d2, d1, sigma, n, dim};
+  double full = fedrec_rdp_ddgauss(a, d2, d1, sigma, n, dim);
+  if (q >= 1) return full;
+  return fmin(full, fedrec_rdp_poisson_subsampled(q, a, ddg_curve, &c));
+}
+
+double fedrec_epsilon_ddgauss(double q, double d2, double d1, double sigma, uint32_t n,
+                              uint64_t dim, uint64_t steps, double delta, const fedrec_orders *o,
+                              double *best_order) {
+  double r[FEDREC_MAX_ORDERS];
+  for (size_t k = 0; k < o->n; k++) {
+    double v = fedrec_rdp_ddgauss_subsampled(q, o->a[k], d2, d1, sigma, n, dim);
+    r[k] = isnan(v) ? INFINITY : (double)steps * v;
+  }
+  return fedrec_rdp_to_epsilon(r, o, delta, best_order);
+}
+
+/* ---- DP-FTRL tree aggregation (Kairouz et al. 2021, Appendix D) ---- */
+
+double fedrec_tree_restart_sensitivity2(const uint64_t *steps, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (steps[i] == 0) continue;
+    int depth = 0;
+    for (uint64_t x = steps[i]; x > 1; x >>= 1) depth++;
+    s += depth + 1; /* a leaf and its ancestors in a tree of steps[i] leaves */
+  }
+  return s;
+}
+
+/* Worst case over where a user's (at most max_part) contributions fall among `steps` leaves,
+ * at least min_sep leaves apart, of the sum over tree nodes of (contributions under the node)^2.
+ * Dynamic programme over (participations, start, end, size) as in Appendix D.2: start is how
+ * many leaves at the left edge cannot hold a contribution (the separation still owed to the
+ * left neighbour), end the same at the right edge. The sizes met are few: powers of two and the
+ * successive remainders of `steps`. */
+typedef struct {
+  uint32_t P, S;
+  uint64_t sizes[130];
+  int nsizes;
+  double *memo; /* NAN: not computed */
+} tree_dp;
+
+static int size_index(tree_dp *t, uint64_t size) {
+  for (int i = 0; i < t->nsizes; i++)
+    if (t->sizes[i] == size) return i;
+  return -1;
+}
+
+static double tree_sum(tree_dp *t, uint32_t part, uint32_t start, uint32_t end, uint64_t size) {
+  if ((uint64_t)start + (uint64_t)(t->S + 1) * part > size + end) return -INFINITY;
+  if (part == 0) return 0;
+  if (part == 1 && size == 1) return 1;
+  int si = size_index(t, size);
+  size_t key = (((size_t)si * (t->P + 1) + part) * (t->S + 1) + start) * (t->S + 1) + end;
+  if (!isnan(t->memo[key])) return t->memo[key];
+  uint64_t left = 1;
+  while (left * 2 <= size) left *= 2;
+  double v = 0;
+  if (left == size) { /* a full subtree: its root holds every contribution */
+    v = (double)part * part;
+    left /= 2;
+  }
+  double best = -INFINITY;
+  for (uint32_t i = 0; i <= part; i++)     /* contributions in the right part */
+    for (uint32_t j = 0; j <= t->S; j++) { /* separation carried across the split */
+      double l = tree_sum(t, part - i, start, j, left);
+      if (l == -INFINITY) continue;
+      double r = tree_sum(t, i, j, end, size - left);
+      if (l + r > best) best = l + r;
+    }
+  v += best;
+  t->memo[key] = v;
+  return v;
+}
+
+fedrec_status fedrec_tree_single_sensitivity2(double *out, uint64_t steps, uint32_t max_part,
+                                              uint32_t min_sep, fedrec_error *err) {
+  if (steps == 0 || max_part == 0)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "tree: steps and max participation must be >= 1");
+  tree_dp t = {.P = max_part, .S = min_sep};
+  /* collect the sizes the recursion meets */
+  uint64_t todo[300];
+  int ntodo = 0;
+  todo[ntodo++] = steps;
+  while (ntodo) {
+    uint64_t s = todo[--ntodo];
+    if (size_index(&t, s) >= 0) continue;
+    if (t.nsizes == 130) return fedrec_error_set(err, FEDREC_ERR_LIMIT, "tree: too many subtree sizes");
+    t.sizes[t.nsizes++] = s;
+    if (s <= 1) continue;
+    uint64_t left = 1;
+    while (left * 2 <= s) left *= 2;
+    if (left == s) left /= 2;
+    todo[ntodo++] = left;
+    if (s - left != left) todo[ntodo++] = s - left;
+  }
+  double cells = (double)t.nsizes * (max_part + 1.0) * (min_sep + 1.0) * (min_sep + 1.0);
+  if (cells > 5e7)
+    return fedrec_error_set(err, FEDREC_ERR_LIMIT,
+                            "tree: max participation %u with separation %u needs %.3g table cells (limit 5e7)",
+                            max_part, min_sep, cells);
+  t.memo = malloc((size_t)cells * sizeof *t.memo);
+  if (!t.memo) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "tree: %.3g cells", cells);
+  for (size_t i = 0; i < (size_t)cells; i++) t.memo[i] = NAN;
+  /* fewer participations than max_part when the separation does not leave room */
+  uint32_t p = max_part;
+  while (p > 0 && (uint64_t)(min_sep + 1) * p > steps + min_sep) p--;
+  double best = -INFINITY;
+  for (uint32_t k = 1; k <= p; k++) {
+    double v = tree_sum(&t, k, 0, min_sep, steps);
+    if (v > best) best = v;
+  }
+  free(t.memo);
+  *out = best;
+  return FEDREC_OK;
+}
+
+double fedrec_epsilon_tree(double z, double sens2, double delta, const fedrec_orders *o,
+                           double *best_order) {
+  double r[FEDREC_MAX_ORDERS];
+  for (size_t k = 0; k < o->n; k++) r[k] = z > 0 ? o->a[k] * sens2 / (2 * z * z) : INFINITY;
+  return fedrec_rdp_to_epsilon(r, o, delta, best_order);
+}

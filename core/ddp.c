@@ -137,3 +137,31 @@ fedrec_status fedrec_central_dp_noise(int64_t *agg, uint32_t n, double z, double
   }
   return FEDREC_OK;
 }
+
+void fedrec_ddp_sensitivity(const fedrec_ddp_params *p, double *d2, double *d1) {
+  double D = fedrec_ddp_padded(p->dim), b = fedrec_ddp_rounding_bound(p);
+  *d2 = b;
+  *d1 = b * fmin(sqrt(D), b); /* every non-zero integer coordinate has |x| >= 1: L1 <= L2^2 */
+}
+
+fedrec_status fedrec_ddp_choose_bits(uint32_t *bits, double *gamma, double clip, uint32_t dim,
+                                     uint32_t n, double z, double p_wrap, double rounding_ratio,
+                                     fedrec_error *err) {
+  if (!(rounding_ratio > 0))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "choose bits: rounding ratio %g must be > 0", rounding_ratio);
+  double D = fedrec_ddp_padded(dim);
+  /* what the rounding error is compared with, per coordinate of the sum */
+  double ref = z > 0 ? z * clip * z * clip : n * clip * clip / D;
+  for (uint32_t b = 2; b <= 32; b++) {
+    double g;
+    if (fedrec_ddp_choose_gamma(&g, clip, dim, n, z, b, p_wrap, NULL)) continue;
+    if (n * g * g / 4 <= rounding_ratio * ref) {
+      *bits = b;
+      *gamma = g;
+      return FEDREC_OK;
+    }
+  }
+  return fedrec_error_set(err, FEDREC_ERR_ARG,
+                          "choose bits: even 32 bits leave rounding error above %g of the noise for %u clients, d = %u",
+                          rounding_ratio, n, dim);
+}

@@ -174,6 +174,96 @@ static void test_skellam(void **state) {
   assert_true(a2 == floor(a2)); /* subsampled: integer orders only */
 }
 
+/* Distributed discrete Gaussian: tau as quoted in the references (n = 100: 5.5e-4 at sigma 1,
+ * 9.7 at sigma 0.5); Proposition 14 evaluated term by term; the Gaussian limit when tau
+ * vanishes; subsampling never worse than no subsampling. */
+static void test_ddgauss(void **state) {
+  (void)state;
+  assert_near(fedrec_ddgauss_tau(100, 1.0), 5.5e-4, 0.05e-4);
+  assert_near(fedrec_ddgauss_tau(100, 0.5), 9.7, 0.05);
+  assert_near(fedrec_ddgauss_tau(1, 0.5), 0, 0);
+  /* by hand: n = 2 -> tau = 10 exp(-pi^2 sigma^2) */
+  assert_near(fedrec_ddgauss_tau(2, 0.7), 10 * exp(-M_PI * M_PI * 0.49), 1e-15);
+  double d2 = 50, d1 = 50 * 20, sigma = 0.6;
+  uint32_t n = 30;
+  uint64_t dim = 1000;
+  double tau = fedrec_ddgauss_tau(n, sigma), l2 = d2 / (sqrt(30.0) * sigma), l1 = d1 / (sqrt(30.0) * sigma);
+  for (int a = 2; a <= 64; a += 7) {
+    double t1 = a / 2.0 * l2 * l2 + tau * 1000, t2 = a / 2.0 * (l2 * l2 + 2 * l1 * tau + tau * tau * 1000),
+           t3 = a / 2.0 * pow(l2 + sqrt(1000.0) * tau, 2);
+    assert_near(fedrec_rdp_ddgauss(a, d2, d1, sigma, n, dim), fmin(t1, fmin(t2, t3)), 1e-12 * t1);
+  }
+  /* sigma 30: tau underflows to 0 and the sum is a Gaussian of std sqrt(n) sigma */
+  assert_near(fedrec_ddgauss_tau(1000, 30), 0, 0);
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  double ad, ag;
+  double ed = fedrec_epsilon_ddgauss(1, 100, 3000, 30, 1000, 100000, 500, 1e-6, &o, &ad);
+  fedrec_orders oi;
+  fedrec_error err;
+  assert_status(fedrec_orders_parse(&oi, "2:63,128,256,512,1024", &err), FEDREC_OK);
+  double eg = fedrec_epsilon_gaussian(1, sqrt(1000.0) * 30 / 100, 500, 1e-6, &oi, &ag);
+  assert_near(ed, eg, 1e-9 * eg);
+  assert_true(ad == floor(ad));
+  double es = fedrec_epsilon_ddgauss(0.01, 100, 3000, 30, 1000, 100000, 500, 1e-6, &o, NULL);
+  assert_true(es < ed && es > 0);
+  assert_true(isnan(fedrec_rdp_ddgauss_subsampled(1, 2.5, d2, d1, sigma, n, dim)));
+}
+
+/* Tree aggregation: the worst-case squared sensitivities of dp_accounting's tests (toy cases,
+ * every leaf, two contributions), restart = Gaussian composition when every epoch is one step,
+ * restart epochs compose additively, and the StackOverflow setting's published bounds. */
+static void test_tree(void **state) {
+  (void)state;
+  fedrec_error err;
+  double s;
+  const struct { uint32_t part, sep; uint64_t steps; double want; } toy[] = {
+      {1, 7, 8, 4}, {3, 3, 9, 11}, {3, 2, 7, 9}, {8, 2, 24, 88}, {11, 0, 8, 120}, {200, 0, 8, 120}};
+  for (size_t i = 0; i < sizeof toy / sizeof *toy; i++) {
+    assert_status(fedrec_tree_single_sensitivity2(&s, toy[i].steps, toy[i].part, toy[i].sep, &err), FEDREC_OK);
+    if (s != toy[i].want) fail_msg("tree(%u, %u, %llu) = %g, want %g", toy[i].part, toy[i].sep, (unsigned long long)toy[i].steps, s, toy[i].want);
+  }
+  const uint64_t every[] = {3, 8, 11, 19};
+  for (int i = 0; i < 4; i++) {
+    double want = 0, want2;
+    int top = 0;
+    for (int d = 0; d < 63; d++)
+      if (every[i] >> d & 1) {
+        want += ldexp(1, d) * (ldexp(1, d + 1) - 1);
+        top = d;
+      }
+    want2 = 2 + 4 * top;
+    assert_status(fedrec_tree_single_sensitivity2(&s, every[i], (uint32_t)every[i], 0, &err), FEDREC_OK);
+    assert_near(s, want, 0);
+    assert_status(fedrec_tree_single_sensitivity2(&s, every[i], 2, 0, &err), FEDREC_OK);
+    assert_near(s, want2, 0);
+  }
+  assert_status(fedrec_tree_single_sensitivity2(&s, 0, 1, 0, &err), FEDREC_ERR_ARG);
+  assert_status(fedrec_tree_single_sensitivity2(&s, 1000000, 5000, 5000, &err), FEDREC_ERR_LIMIT);
+
+  fedrec_orders o;
+  o.n = 0;
+  for (int x = 1; x <= 99; x++) o.a[o.n++] = 1 + x / 10.0;
+  for (int x = 12; x <= 63; x++) o.a[o.n++] = x;
+  uint64_t ones[100];
+  for (int i = 0; i < 100; i++) ones[i] = 1;
+  double e1 = fedrec_epsilon_tree(5, fedrec_tree_restart_sensitivity2(ones, 100), 1e-5, &o, NULL);
+  assert_near(e1, fedrec_epsilon_gaussian(1, 5, 100, 1e-5, &o, NULL), 1e-12 * e1);
+  const uint64_t adaptive[] = {10, 400, 400, 400, 390};
+  double sum = 0;
+  for (int i = 0; i < 5; i++) sum += fedrec_tree_restart_sensitivity2(&adaptive[i], 1);
+  assert_near(fedrec_tree_restart_sensitivity2(adaptive, 5), sum, 0);
+  assert_near(sum, 4 + 9 + 9 + 9 + 9, 0);
+  uint64_t so = 1600;
+  double sens = fedrec_tree_restart_sensitivity2(&so, 1);
+  assert_near(sens, 11, 0);
+  assert_true(fedrec_epsilon_tree(1.13, sens, 1e-6, &o, NULL) < 19.74);
+  assert_true(fedrec_epsilon_tree(8.83, sens, 1e-6, &o, NULL) < 2.04);
+  /* more noise, less epsilon; no noise, no privacy */
+  assert_true(fedrec_epsilon_tree(2, sens, 1e-6, &o, NULL) < fedrec_epsilon_tree(1.9, sens, 1e-6, &o, NULL));
+  assert_true(isinf(fedrec_epsilon_tree(0, sens, 1e-6, &o, NULL)));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_published_opacus), cmocka_unit_test(test_published_tfprivacy),
@@ -181,6 +271,7 @@ int main(void) {
       cmocka_unit_test(test_small_q),          cmocka_unit_test(test_many_steps),
       cmocka_unit_test(test_delta_above_exact), cmocka_unit_test(test_calibrate),
       cmocka_unit_test(test_generic_subsampling), cmocka_unit_test(test_skellam),
+      cmocka_unit_test(test_ddgauss),          cmocka_unit_test(test_tree),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

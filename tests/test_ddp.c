@@ -147,6 +147,39 @@ static void test_choose_gamma(void **state) {
   free(u), free(work), free(enc), free(plain);
 }
 
+/* The bits chooser: the fewest bits whose gamma keeps rounding below the ratio, and one bit
+ * fewer does not; sensitivities follow the rounding bound. */
+static void test_choose_bits(void **state) {
+  (void)state;
+  fedrec_error err = {0};
+  uint32_t bits, d = 100000, n = 1000;
+  double gamma, g2, z = 1.0, c = 1.0;
+  assert_status(fedrec_ddp_choose_bits(&bits, &gamma, c, d, n, z, 1e-6, 0.01, &err), FEDREC_OK);
+  print_message("d %u, n %u, z %g: %u bits, gamma %.4g\n", d, n, z, bits, gamma);
+  assert_true(bits > 2 && bits <= 32);
+  assert_true(n * gamma * gamma / 4 <= 0.01 * z * z * c * c);
+  assert_status(fedrec_ddp_choose_gamma(&g2, c, d, n, z, bits, 1e-6, &err), FEDREC_OK);
+  assert_near(g2, gamma, 0);
+  if (fedrec_ddp_choose_gamma(&g2, c, d, n, z, bits - 1, 1e-6, NULL) == FEDREC_OK)
+    assert_true(n * g2 * g2 / 4 > 0.01 * z * z * c * c);
+  /* a stricter ratio needs at least as many bits */
+  uint32_t bits2;
+  assert_status(fedrec_ddp_choose_bits(&bits2, &g2, c, d, n, z, 1e-6, 1e-4, &err), FEDREC_OK);
+  assert_true(bits2 >= bits);
+  assert_status(fedrec_ddp_choose_bits(&bits2, &g2, c, d, n, z, 1e-6, 1e-30, &err), FEDREC_ERR_ARG);
+  assert_status(fedrec_ddp_choose_bits(&bits2, &g2, c, d, n, z, 1e-6, 0, &err), FEDREC_ERR_ARG);
+
+  fedrec_ddp_params p = {.dim = 1000, .clip = 1, .gamma = 0.01, .bits = 16, .beta = exp(-0.5)};
+  double d2, d1;
+  fedrec_ddp_sensitivity(&p, &d2, &d1);
+  assert_near(d2, fedrec_ddp_rounding_bound(&p), 0);
+  assert_true(d2 >= 100); /* at least c / gamma */
+  assert_near(d1, d2 * sqrt(1024.0), 1e-9 * d1);
+  p.gamma = 1; /* coarse grid: few non-zero coordinates, L1 <= L2^2 binds */
+  fedrec_ddp_sensitivity(&p, &d2, &d1);
+  assert_near(d1, d2 * d2, 1e-12 * d1);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
@@ -154,6 +187,7 @@ int main(void) {
       cmocka_unit_test(test_roundtrip),
       cmocka_unit_test(test_clip_and_noise),
       cmocka_unit_test(test_choose_gamma),
+      cmocka_unit_test(test_choose_bits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

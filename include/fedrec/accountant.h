@@ -76,6 +76,38 @@ double fedrec_rdp_skellam_subsampled(double q, double a, double d2, double d1, d
 double fedrec_epsilon_skellam(double q, double d2, double d1, double var, uint64_t steps,
                               double delta, const fedrec_orders *o, double *best_order);
 
+/* Distributed discrete Gaussian (Kairouz, Liu, Steinke 2021): n surviving clients each add
+ * N_Z(0, sigma^2) (integer domain) to every coordinate of a dim-long vector; d2 and d1 are the
+ * integer-domain L2 and L1 sensitivities. The sum is close to a discrete Gaussian with
+ * tau = 10 sum_{k=1}^{n-1} exp(-2 pi^2 sigma^2 k / (k+1)); with l2 = d2 / (sqrt(n) sigma) and
+ * l1 = d1 / (sqrt(n) sigma), one release satisfies (Proposition 14)
+ *   RDP(a) = min(a/2 l2^2 + tau dim, a/2 (l2^2 + 2 l1 tau + tau^2 dim), a/2 (l2 + sqrt(dim) tau)^2).
+ * Accounting is good only while tau dim stays small: sigma of about 1 or more. */
+double fedrec_ddgauss_tau(uint32_t n, double sigma);
+double fedrec_rdp_ddgauss(double a, double d2, double d1, double sigma, uint32_t n, uint64_t dim);
+/* Integer orders only (NaN otherwise), as TensorFlow Federated's accountant; q < 1 takes the
+ * smaller of the Zhu-Wang subsampled curve and the unsubsampled one. */
+double fedrec_rdp_ddgauss_subsampled(double q, double a, double d2, double d1, double sigma,
+                                     uint32_t n, uint64_t dim);
+double fedrec_epsilon_ddgauss(double q, double d2, double d1, double sigma, uint32_t n,
+                              uint64_t dim, uint64_t steps, double delta, const fedrec_orders *o,
+                              double *best_order);
+
+/* DP-FTRL with tree aggregation (Kairouz, McMahan, Song, Thakkar, Thakurta, Xu 2021,
+ * Appendix D). No sampling assumption: the Gaussian noise (multiplier z on each tree node)
+ * is accounted with the worst-case sum over tree nodes of the squared number of a user's
+ * contributions under the node, RDP(a) = a * sens2 / (2 z^2).
+ *  - restart: the tree restarts every epoch and a user contributes at most once per epoch;
+ *    sens2 = sum over epochs of floor(log2(steps in the epoch)) + 1;
+ *  - single tree: one tree of `steps` leaves, a user contributes at most max_part times with
+ *    at least min_sep leaves between two contributions (dynamic programme of Appendix D.2).
+ *    FEDREC_ERR_LIMIT when the table would exceed 5e7 cells. */
+double fedrec_tree_restart_sensitivity2(const uint64_t *steps, size_t n);
+fedrec_status fedrec_tree_single_sensitivity2(double *out, uint64_t steps, uint32_t max_part,
+                                              uint32_t min_sep, fedrec_error *err);
+double fedrec_epsilon_tree(double z, double sens2, double delta, const fedrec_orders *o,
+                           double *best_order);
+
 /* The exact (epsilon, delta) curve of the Gaussian mechanism (Balle & Wang 2018):
  * delta(eps) = Phi(-eps z + 1/(2z)) - e^eps Phi(-eps z - 1/(2z)), for one release with
  * sensitivity 1 and noise multiplier z. */

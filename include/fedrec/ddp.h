@@ -51,6 +51,19 @@ double fedrec_ddp_rounding_bound(const fedrec_ddp_params *p);
 fedrec_status fedrec_ddp_choose_gamma(double *gamma, double clip, uint32_t dim, uint32_t n,
                                       double z, uint32_t bits, double p_wrap, fedrec_error *err);
 
+/* Integer-domain sensitivities of one user's contribution, for the accountant: d2 = the
+ * rounding bound above, d1 = d2 min(sqrt(D), d2) (a non-zero integer coordinate has |x| >= 1,
+ * so L1 <= L2^2; and L1 <= sqrt(D) L2). */
+void fedrec_ddp_sensitivity(const fedrec_ddp_params *p, double *d2, double *d1);
+
+/* Chooses the fewest bits (2..32), and gamma for them by fedrec_ddp_choose_gamma, such that
+ * the rounding error's variance in the sum, n gamma^2 / 4 per coordinate, is at most
+ * rounding_ratio times the DP noise variance (z c)^2 per coordinate (z = 0: times the
+ * clipped signal n c^2 / D). E.g. rounding_ratio 0.01 makes rounding 1% of the noise. */
+fedrec_status fedrec_ddp_choose_bits(uint32_t *bits, double *gamma, double clip, uint32_t dim,
+                                     uint32_t n, double z, double p_wrap, double rounding_ratio,
+                                     fedrec_error *err);
+
 /* Central DP for deployments that trust the server: adds N_Z(0, (z c / gamma)^2) to each
  * coordinate of an aggregate in the integer domain (values = real aggregate / gamma, so the
  * real-domain noise has standard deviation z c), exactly, from e. sigma^2 is rounded up to a
