@@ -17,13 +17,20 @@ struct fedrec_ledger {
   double rdp[FEDREC_MAX_ORDERS]; /* cumulative */
   uint64_t seq;
   uint8_t last[32];
+  uint64_t tree_leaf; /* the last tree entry's leaf (0: none yet) and noise multiplier */
+  double tree_z;
+  int cached;         /* the last release's per-order RDP, reused while parameters repeat */
+  fedrec_release cache_key;
+  char cache_mech[16];
+  double cache_rdp[FEDREC_MAX_ORDERS];
 };
 
 static const char *SCHEMA =
     "CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
     "CREATE TABLE entries(seq INTEGER PRIMARY KEY, round INTEGER NOT NULL, mechanism TEXT NOT NULL,"
     " q REAL NOT NULL, z REAL NOT NULL, d2 REAL NOT NULL, d1 REAL NOT NULL, var REAL NOT NULL,"
-    " survivors INTEGER NOT NULL, epsilon REAL NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL,"
+    " survivors INTEGER NOT NULL, sigma REAL NOT NULL, dim INTEGER NOT NULL, leaf INTEGER NOT NULL,"
+    " epsilon REAL NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL,"
     " sig BLOB NOT NULL);"
     "CREATE TABLE head(id INTEGER PRIMARY KEY CHECK(id = 1), seq INTEGER NOT NULL,"
     " hash BLOB NOT NULL, sig BLOB NOT NULL);";
@@ -35,18 +42,20 @@ static void hex(char *out, const uint8_t *b, size_t n) {
 static void genesis(uint8_t out[32], double delta, double budget, const char *orders,
                     const char *pkhex) {
   char text[2048];
-  int n = snprintf(text, sizeof text, "fedrec-ledger-v1\ndelta=%.17g\nbudget=%.17g\norders=%s\npk=%s\n",
+  int n = snprintf(text, sizeof text, "fedrec-ledger-v2\ndelta=%.17g\nbudget=%.17g\norders=%s\npk=%s\n",
                    delta, budget, orders, pkhex);
   fedrec_hash2(out, text, (size_t)n, NULL, 0);
 }
 
 static void entry_hash(uint8_t out[32], const uint8_t prev[32], uint64_t seq, const fedrec_release *r,
                        double eps) {
-  char text[512];
+  char text[640];
   int n = snprintf(text, sizeof text,
-                   "seq=%llu;round=%llu;mech=%s;q=%.17g;z=%.17g;d2=%.17g;d1=%.17g;var=%.17g;surv=%u;eps=%.17g",
+                   "seq=%llu;round=%llu;mech=%s;q=%.17g;z=%.17g;d2=%.17g;d1=%.17g;var=%.17g;surv=%u;"
+                   "sigma=%.17g;dim=%llu;leaf=%llu;eps=%.17g",
                    (unsigned long long)seq, (unsigned long long)r->round, r->mechanism, r->q, r->z,
-                   r->d2, r->d1, r->var, r->survivors, eps);
+                   r->d2, r->d1, r->var, r->survivors, r->sigma, (unsigned long long)r->dim,
+                   (unsigned long long)r->leaf, eps);
   fedrec_hash2(out, prev, 32, text, (size_t)n);
 }
 
@@ -57,21 +66,67 @@ static void head_hash(uint8_t out[32], uint64_t seq, const uint8_t hash[32]) {
   fedrec_hash2(out, b, sizeof b, hash, 32);
 }
 
-/* RDP of one release at every order; FEDREC_ERR_ARG names a bad parameter. */
-static fedrec_status release_rdp(double *r, const fedrec_orders *o, const fedrec_release *x,
+static int same_release(const fedrec_release *a, const fedrec_release *b) {
+  return !strcmp(a->mechanism, b->mechanism) && a->q == b->q && a->z == b->z && a->d2 == b->d2 &&
+         a->d1 == b->d1 && a->var == b->var && a->survivors == b->survivors && a->sigma == b->sigma &&
+         a->dim == b->dim;
+}
+
+/* RDP of one release at every order, given the ledger so far (tree entries depend on the
+ * previous one); FEDREC_ERR_ARG names a bad parameter. */
+static fedrec_status release_rdp(fedrec_ledger *l, double *r, const fedrec_release *x,
                                  fedrec_error *err) {
-  int gauss = !strcmp(x->mechanism, "gaussian"), sk = !strcmp(x->mechanism, "skellam");
-  if (!gauss && !sk) return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown mechanism '%s'", x->mechanism);
+  const fedrec_orders *o = &l->orders;
+  const char *m = x->mechanism;
+  int gauss = !strcmp(m, "gaussian"), sk = !strcmp(m, "skellam"), dg = !strcmp(m, "dgauss"),
+      tree = !strcmp(m, "tree");
+  if (!gauss && !sk && !dg && !tree) return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown mechanism '%s'", m);
   if (!(x->q > 0 && x->q <= 1)) return fedrec_error_set(err, FEDREC_ERR_ARG, "sampling rate %g not in (0, 1]", x->q);
-  if (gauss && !(x->z > 0)) return fedrec_error_set(err, FEDREC_ERR_ARG, "noise multiplier %g not > 0", x->z);
-  if (sk && !(x->d2 > 0 && x->d1 > 0 && x->var > 0))
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "skellam needs d2, d1, var > 0");
+  if ((gauss || tree) && !(x->z > 0)) return fedrec_error_set(err, FEDREC_ERR_ARG, "noise multiplier %g not > 0", x->z);
+  if ((sk || dg) && !(x->d2 > 0 && x->d1 > 0))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "%s needs sensitivities d2, d1 > 0", m);
+  if (sk && !(x->var > 0)) return fedrec_error_set(err, FEDREC_ERR_ARG, "skellam needs var > 0");
+  if (dg && !(x->sigma > 0 && x->dim > 0 && x->survivors > 0))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "dgauss needs sigma > 0, dim >= 1, survivors >= 1");
+  if (tree) {
+    if (x->q != 1) return fedrec_error_set(err, FEDREC_ERR_ARG, "tree aggregation assumes no sampling (q = 1), got q = %g", x->q);
+    if (x->leaf != 1 && (x->leaf != l->tree_leaf + 1 || l->tree_leaf == 0))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "tree leaf %llu does not follow the previous tree entry's leaf %llu (nor start a tree at 1)",
+                              (unsigned long long)x->leaf, (unsigned long long)l->tree_leaf);
+    if (x->leaf != 1 && x->z != l->tree_z)
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "tree leaf %llu: noise multiplier %g differs from the tree's %g",
+                              (unsigned long long)x->leaf, x->z, l->tree_z);
+    /* a tree of k leaves costs floor(log2 k) + 1 Gaussian releases: one more at each power of 2 */
+    int grows = (x->leaf & (x->leaf - 1)) == 0;
+    for (size_t k = 0; k < o->n; k++) r[k] = grows ? o->a[k] / (2 * x->z * x->z) : 0;
+    return FEDREC_OK;
+  }
+  if (l->cached && same_release(&l->cache_key, x)) {
+    memcpy(r, l->cache_rdp, o->n * sizeof *r);
+    return FEDREC_OK;
+  }
   for (size_t k = 0; k < o->n; k++) {
     double v = gauss ? fedrec_rdp_subsampled_gaussian(x->q, x->z, o->a[k])
-                     : fedrec_rdp_skellam_subsampled(x->q, o->a[k], x->d2, x->d1, x->var);
-    r[k] = isnan(v) ? INFINITY : v; /* fractional orders are skipped for subsampled Skellam */
+             : sk    ? fedrec_rdp_skellam_subsampled(x->q, o->a[k], x->d2, x->d1, x->var)
+                     : fedrec_rdp_ddgauss_subsampled(x->q, o->a[k], x->d2, x->d1, x->sigma, x->survivors, x->dim);
+    r[k] = isnan(v) ? INFINITY : v; /* orders a mechanism does not cover */
+  }
+  if (strlen(m) < sizeof l->cache_mech) {
+    strcpy(l->cache_mech, m);
+    l->cache_key = *x;
+    l->cache_key.mechanism = l->cache_mech;
+    memcpy(l->cache_rdp, r, o->n * sizeof *r);
+    l->cached = 1;
   }
   return FEDREC_OK;
+}
+
+/* Records what a tree entry changes in the ledger's state once it is accepted. */
+static void release_done(fedrec_ledger *l, const fedrec_release *x) {
+  if (!strcmp(x->mechanism, "tree")) {
+    l->tree_leaf = x->leaf;
+    l->tree_z = x->z;
+  }
 }
 
 static fedrec_status sql(fedrec_error *err, sqlite3 *db, int rc, const char *what) {
@@ -160,7 +215,7 @@ double fedrec_ledger_epsilon(const fedrec_ledger *l) { return l->epsilon; }
 fedrec_status fedrec_ledger_check(fedrec_ledger *l, const fedrec_release *r, double *eps_after,
                                   fedrec_error *err) {
   double one[FEDREC_MAX_ORDERS], cum[FEDREC_MAX_ORDERS];
-  fedrec_status s = release_rdp(one, &l->orders, r, err);
+  fedrec_status s = release_rdp(l, one, r, err);
   if (s) return s;
   for (size_t k = 0; k < l->orders.n; k++) cum[k] = l->rdp[k] + one[k];
   double e = fedrec_rdp_to_epsilon(cum, &l->orders, l->delta, NULL);
@@ -177,7 +232,10 @@ static fedrec_status write_entry(fedrec_ledger *l, const fedrec_release *r, doub
   sqlite3_stmt *st;
   int rc = sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   if (rc == SQLITE_OK)
-    rc = sqlite3_prepare_v2(l->db, "INSERT INTO entries VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+    rc = sqlite3_prepare_v2(l->db,
+                            "INSERT INTO entries(seq, round, mechanism, q, z, d2, d1, var, survivors, epsilon,"
+                            " prev, hash, sig, sigma, dim, leaf) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                            -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, (sqlite3_int64)(l->seq + 1));
     sqlite3_bind_int64(st, 2, (sqlite3_int64)r->round);
@@ -192,6 +250,9 @@ static fedrec_status write_entry(fedrec_ledger *l, const fedrec_release *r, doub
     sqlite3_bind_blob(st, 11, l->last, 32, SQLITE_STATIC);
     sqlite3_bind_blob(st, 12, hash, 32, SQLITE_STATIC);
     sqlite3_bind_blob(st, 13, sig, 64, SQLITE_STATIC);
+    sqlite3_bind_double(st, 14, r->sigma);
+    sqlite3_bind_int64(st, 15, (sqlite3_int64)r->dim);
+    sqlite3_bind_int64(st, 16, (sqlite3_int64)r->leaf);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
   }
@@ -218,7 +279,7 @@ fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, do
   double eps, one[FEDREC_MAX_ORDERS];
   fedrec_status s = fedrec_ledger_check(l, r, &eps, err);
   if (s) return s;
-  release_rdp(one, &l->orders, r, err);
+  release_rdp(l, one, r, err);
   uint8_t hash[32], sig[64], hh[32], hsig[64];
   entry_hash(hash, l->last, l->seq + 1, r, eps);
   fedrec_sign(sig, hash, 32, l->id);
@@ -226,6 +287,7 @@ fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, do
   fedrec_sign(hsig, hh, 32, l->id);
   if ((s = write_entry(l, r, eps, hash, sig, hsig, err))) return s;
   for (size_t k = 0; k < l->orders.n; k++) l->rdp[k] += one[k];
+  release_done(l, r);
   l->seq++;
   l->epsilon = eps;
   memcpy(l->last, hash, 32);
@@ -250,18 +312,23 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
   if (strcmp(v, "default") ? (s = fedrec_orders_parse(&l->orders, v, err)) : (fedrec_orders_default(&l->orders), 0)) return s;
   genesis(l->last, l->delta, l->budget, v, pkhex);
   sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(l->db, "SELECT seq, round, mechanism, q, z, d2, d1, var, survivors, epsilon, prev, hash, sig FROM entries ORDER BY seq", -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(l->db, "SELECT seq, round, mechanism, q, z, d2, d1, var, survivors, epsilon, prev, hash, sig,"
+                              " sigma, dim, leaf FROM entries ORDER BY seq", -1, &st, NULL);
   if (rc != SQLITE_OK) return sql(err, l->db, rc, "reading entries");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW && !s) {
     uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
-    fedrec_release r = {(const char *)sqlite3_column_text(st, 2), (uint64_t)sqlite3_column_int64(st, 1),
-                        sqlite3_column_double(st, 3), sqlite3_column_double(st, 4),
-                        sqlite3_column_double(st, 5), sqlite3_column_double(st, 6),
-                        sqlite3_column_double(st, 7), (uint32_t)sqlite3_column_int64(st, 8)};
+    fedrec_release r = {.mechanism = (const char *)sqlite3_column_text(st, 2),
+                        .round = (uint64_t)sqlite3_column_int64(st, 1),
+                        .q = sqlite3_column_double(st, 3), .z = sqlite3_column_double(st, 4),
+                        .d2 = sqlite3_column_double(st, 5), .d1 = sqlite3_column_double(st, 6),
+                        .var = sqlite3_column_double(st, 7), .survivors = (uint32_t)sqlite3_column_int64(st, 8),
+                        .sigma = sqlite3_column_double(st, 13), .dim = (uint64_t)sqlite3_column_int64(st, 14),
+                        .leaf = (uint64_t)sqlite3_column_int64(st, 15)};
     double eps = sqlite3_column_double(st, 9);
     const void *prev = sqlite3_column_blob(st, 10), *hash = sqlite3_column_blob(st, 11), *sig = sqlite3_column_blob(st, 12);
     uint8_t h[32];
     double one[FEDREC_MAX_ORDERS];
+    fedrec_error why = {0};
     if (seq != l->seq + 1) s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: expected sequence number %llu (an entry was removed or reordered)", (unsigned long long)seq, (unsigned long long)l->seq + 1);
     else if (!r.mechanism || sqlite3_column_bytes(st, 10) != 32 || sqlite3_column_bytes(st, 11) != 32 || sqlite3_column_bytes(st, 12) != 64)
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: malformed", (unsigned long long)seq);
@@ -271,8 +338,8 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: contents do not match its hash (edited)", (unsigned long long)seq);
     else if (!fedrec_verify(sig, hash, 32, pk))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: bad signature", (unsigned long long)seq);
-    else if (release_rdp(one, &l->orders, &r, err))
-      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: invalid parameters", (unsigned long long)seq);
+    else if (release_rdp(l, one, &r, &why))
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: invalid parameters: %s", (unsigned long long)seq, why.msg);
     if (s) break;
     for (size_t k = 0; k < l->orders.n; k++) l->rdp[k] += one[k];
     double best, mine = fedrec_rdp_to_epsilon(l->rdp, &l->orders, l->delta, &best);
@@ -281,6 +348,7 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
     else if (mine > l->budget * (1 + 1e-12))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: epsilon %.6g exceeds the budget %.6g", (unsigned long long)seq, mine, l->budget);
     if (s) break;
+    release_done(l, &r);
     if (out && json)
       fprintf(out, "{\"entry\": %llu, \"round\": %llu, \"mechanism\": \"%s\", \"sampling_rate\": %.10g, \"survivors\": %u, \"epsilon\": %.10g, \"order\": %g}\n",
               (unsigned long long)seq, (unsigned long long)r.round, r.mechanism, r.q, r.survivors, mine, best);

@@ -1,8 +1,9 @@
 /* fedrec-audit: recompute privacy claims independently of the coordinator.
  *   fedrec-audit epsilon --mechanism gaussian --noise-multiplier Z [--sampling-rate Q]
  *                --steps T --delta D [--orders LIST] [--json]
- *   fedrec-audit calibrate --target-epsilon E --delta D [--sampling-rate Q] --steps T
- *                [--orders LIST] [--json]
+ *   fedrec-audit epsilon --mechanism skellam|dgauss|tree ... (see usage)
+ *   fedrec-audit calibrate [--mechanism gaussian|tree] --target-epsilon E --delta D
+ *                [--sampling-rate Q] --steps T [--orders LIST] [--json]
  *   fedrec-audit verify --ledger FILE --public-key FILE [--json]
  * It links no network code, so an auditor can build it alone. */
 #include <errno.h>
@@ -21,8 +22,19 @@ static void usage(FILE *f) {
         "  fedrec-audit epsilon --mechanism skellam --l2-sensitivity D2 --l1-sensitivity D1\n"
         "               --variance V [--sampling-rate Q] --steps T --delta D [--orders LIST] [--json]\n"
         "               (integer domain; V = total noise variance of the sum over survivors)\n"
-        "  fedrec-audit calibrate --target-epsilon E --delta D [--sampling-rate Q] --steps T\n"
+        "  fedrec-audit epsilon --mechanism dgauss --l2-sensitivity D2 --l1-sensitivity D1\n"
+        "               --local-sigma S --clients N --dim D [--sampling-rate Q] --steps T --delta D\n"
         "               [--orders LIST] [--json]\n"
+        "               (distributed discrete Gaussian: N surviving clients each add N_Z(0, S^2);\n"
+        "                integer domain; only the integer orders of the grid are used)\n"
+        "  fedrec-audit epsilon --mechanism tree --noise-multiplier Z --steps T\n"
+        "               [--epoch-steps S | --max-participation K --min-separation M] --delta D\n"
+        "               [--orders LIST] [--json]\n"
+        "               (DP-FTRL tree aggregation, no sampling: with --epoch-steps the tree restarts\n"
+        "                every S steps and a user contributes at most once per epoch (default S = T);\n"
+        "                otherwise one tree, at most K contributions at least M steps apart)\n"
+        "  fedrec-audit calibrate [--mechanism gaussian|tree] --target-epsilon E --delta D\n"
+        "               [--sampling-rate Q] --steps T [tree flags] [--orders LIST] [--json]\n"
         "  fedrec-audit verify --ledger FILE --public-key FILE [--json]\n"
         "               (FILE: the coordinator's Ed25519 public key, 64 hex digits)\n"
         "LIST: comma-separated orders > 1, 'a:b' for every integer from a to b\n"
@@ -32,9 +44,10 @@ static void usage(FILE *f) {
 
 typedef struct {
   const char *mechanism, *orders;
-  double z, q, delta, target, d2, d1, var;
+  double z, q, delta, target, d2, d1, var, sigma, clients, dim, epoch_steps, max_part, min_sep;
   double steps;
-  int json, have_z, have_steps, have_delta, have_target, have_d2, have_d1, have_var;
+  int json, have_z, have_steps, have_delta, have_target, have_d2, have_d1, have_var, have_sigma,
+      have_clients, have_dim, have_epoch, have_part, have_sep;
 } args;
 
 static int number(const char *flag, const char *v, double lo, double hi, int lo_open, double *out) {
@@ -50,6 +63,16 @@ static int number(const char *flag, const char *v, double lo, double hi, int lo_
     return 0;
   }
   *out = x;
+  return 1;
+}
+
+/* A whole number in [lo, hi]. */
+static int whole(const char *flag, const char *v, double lo, double hi, double *out) {
+  if (!number(flag, v, lo, hi, 0, out)) return 0;
+  if (*out != floor(*out)) {
+    fprintf(stderr, "fedrec-audit: %s: '%s' is not a whole number\n", flag, v);
+    return 0;
+  }
   return 1;
 }
 
@@ -73,6 +96,12 @@ static int parse(args *a, int argc, char **argv) {
     else if (!strcmp(f, "--l2-sensitivity")) ok = (a->have_d2 = number(f, v, 0, 1e15, 1, &a->d2));
     else if (!strcmp(f, "--l1-sensitivity")) ok = (a->have_d1 = number(f, v, 0, 1e18, 1, &a->d1));
     else if (!strcmp(f, "--variance")) ok = (a->have_var = number(f, v, 0, 1e30, 1, &a->var));
+    else if (!strcmp(f, "--local-sigma")) ok = (a->have_sigma = number(f, v, 0, 1e9, 1, &a->sigma));
+    else if (!strcmp(f, "--clients")) ok = (a->have_clients = whole(f, v, 1, 4294967295.0, &a->clients));
+    else if (!strcmp(f, "--dim")) ok = (a->have_dim = whole(f, v, 1, 1e12, &a->dim));
+    else if (!strcmp(f, "--epoch-steps")) ok = (a->have_epoch = whole(f, v, 1, 1e12, &a->epoch_steps));
+    else if (!strcmp(f, "--max-participation")) ok = (a->have_part = whole(f, v, 1, 1e6, &a->max_part));
+    else if (!strcmp(f, "--min-separation")) ok = (a->have_sep = whole(f, v, 0, 1e6, &a->min_sep));
     else if (!strcmp(f, "--steps")) ok = (a->have_steps = number(f, v, 1, 1e12, 0, &a->steps)) && a->steps == floor(a->steps);
     else if (!strcmp(f, "--delta")) ok = (a->have_delta = number(f, v, 0, 1, 1, &a->delta)) && a->delta < 1;
     else if (!strcmp(f, "--target-epsilon")) ok = (a->have_target = number(f, v, 0, 1e6, 1, &a->target));
@@ -94,12 +123,20 @@ static int parse(args *a, int argc, char **argv) {
 static const char *need(const args *a, int epsilon) {
   if (!a->have_steps) return "--steps";
   if (!a->have_delta) return "--delta";
-  int skellam = !strcmp(a->mechanism, "skellam");
-  if (epsilon && skellam && !a->have_d2) return "--l2-sensitivity";
-  if (epsilon && skellam && !a->have_d1) return "--l1-sensitivity";
-  if (epsilon && skellam && !a->have_var) return "--variance";
-  if (epsilon && !skellam && !a->have_z) return "--noise-multiplier";
   if (!epsilon && !a->have_target) return "--target-epsilon";
+  const char *m = a->mechanism;
+  if (!strcmp(m, "skellam") || !strcmp(m, "dgauss")) {
+    if (!a->have_d2) return "--l2-sensitivity";
+    if (!a->have_d1) return "--l1-sensitivity";
+  }
+  if (!strcmp(m, "skellam") && !a->have_var) return "--variance";
+  if (!strcmp(m, "dgauss")) {
+    if (!a->have_sigma) return "--local-sigma";
+    if (!a->have_clients) return "--clients";
+    if (!a->have_dim) return "--dim";
+  }
+  if ((!strcmp(m, "gaussian") || !strcmp(m, "tree")) && epsilon && !a->have_z) return "--noise-multiplier";
+  if (!strcmp(m, "tree") && a->have_part != a->have_sep) return a->have_part ? "--min-separation" : "--max-participation";
   return NULL;
 }
 
@@ -166,15 +203,28 @@ int main(int argc, char **argv) {
   }
   args a;
   if (!parse(&a, argc, argv)) return 2;
+  const char *m = a.mechanism;
+  int skellam = !strcmp(m, "skellam"), dgauss = !strcmp(m, "dgauss"), tree = !strcmp(m, "tree");
+  if (!skellam && !dgauss && !tree && strcmp(m, "gaussian")) {
+    fprintf(stderr, "fedrec-audit: --mechanism '%s' is not one of gaussian, skellam, dgauss, tree\n", m);
+    return 2;
+  }
+  if (calibrate && (skellam || dgauss)) {
+    fprintf(stderr, "fedrec-audit calibrate: --mechanism %s is not supported (gaussian, tree); "
+                    "for %s, run epsilon over a range of noise levels\n", m, m);
+    return 2;
+  }
   const char *missing = need(&a, epsilon);
   if (missing) {
     fprintf(stderr, "fedrec-audit %s: %s is required\n", argv[1], missing);
     return 2;
   }
-  int skellam = !strcmp(a.mechanism, "skellam");
-  if ((strcmp(a.mechanism, "gaussian") && !skellam) || (skellam && calibrate)) {
-    fprintf(stderr, "fedrec-audit: --mechanism '%s' is not supported %s(gaussian, skellam; dgauss and tree come with the distributed-DP pipeline)\n",
-            a.mechanism, calibrate ? "by calibrate " : "");
+  if (tree && a.q != 1) {
+    fprintf(stderr, "fedrec-audit: --mechanism tree assumes no sampling: drop --sampling-rate\n");
+    return 2;
+  }
+  if (tree && a.have_part && a.have_epoch) {
+    fprintf(stderr, "fedrec-audit: --epoch-steps (tree restarts) and --max-participation (one tree) exclude each other\n");
     return 2;
   }
   fedrec_orders o;
@@ -187,41 +237,85 @@ int main(int argc, char **argv) {
   } else {
     fedrec_orders_default(&o);
   }
-  double order, z = a.z;
-  if (calibrate && fedrec_calibrate_gaussian(&z, a.target, a.delta, a.q, (uint64_t)a.steps, &o, &err)) {
+  double order, z = a.z, sens2 = 0;
+  uint64_t steps = (uint64_t)a.steps;
+  if (tree) {
+    if (a.have_part) {
+      if (fedrec_tree_single_sensitivity2(&sens2, steps, (uint32_t)a.max_part, (uint32_t)a.min_sep, &err)) {
+        fprintf(stderr, "fedrec-audit: %s\n", err.msg);
+        return 1;
+      }
+    } else {
+      uint64_t epoch = a.have_epoch ? (uint64_t)a.epoch_steps : steps, rem = steps % epoch;
+      sens2 = (double)(steps / epoch) * fedrec_tree_restart_sensitivity2(&epoch, 1) +
+              fedrec_tree_restart_sensitivity2(&rem, 1);
+    }
+  }
+  /* tree: RDP a sens2 / (2 z^2) is the Gaussian mechanism composed sens2 times (an integer) */
+  uint64_t gsteps = tree ? (uint64_t)sens2 : steps;
+  if (calibrate && fedrec_calibrate_gaussian(&z, a.target, a.delta, a.q, gsteps, &o, &err)) {
     fprintf(stderr, "fedrec-audit calibrate: %s\n", err.msg);
     return 1;
   }
-  double eps = skellam ? fedrec_epsilon_skellam(a.q, a.d2, a.d1, a.var, (uint64_t)a.steps, a.delta, &o, &order)
-                       : fedrec_epsilon_gaussian(a.q, z, (uint64_t)a.steps, a.delta, &o, &order);
+  double eps;
+  if (skellam) eps = fedrec_epsilon_skellam(a.q, a.d2, a.d1, a.var, steps, a.delta, &o, &order);
+  else if (dgauss)
+    eps = fedrec_epsilon_ddgauss(a.q, a.d2, a.d1, a.sigma, (uint32_t)a.clients, (uint64_t)a.dim, steps, a.delta, &o, &order);
+  else if (tree) eps = fedrec_epsilon_tree(z, sens2, a.delta, &o, &order);
+  else eps = fedrec_epsilon_gaussian(a.q, z, steps, a.delta, &o, &order);
+  if (!isfinite(eps)) {
+    fprintf(stderr, "fedrec-audit: epsilon is infinite: no order of the grid gives a finite bound%s\n",
+            dgauss || (skellam && a.q < 1) ? " (only integer orders count here)" : "");
+    return 1;
+  }
   const char *grid = a.orders ? a.orders : "default";
-  if (skellam) {
-    if (a.json)
-      printf("{\"epsilon\": %.10g, \"delta\": %.10g, \"order\": %.10g, \"mechanism\": \"skellam\", "
-             "\"l2_sensitivity\": %.10g, \"l1_sensitivity\": %.10g, \"variance\": %.10g, "
-             "\"sampling_rate\": %.10g, \"steps\": %.0f, \"orders\": \"%s\", "
-             "\"subsampling\": \"%s\", \"conversion\": \"improved (Canonne, Kamath, Steinke 2020)\"}\n",
-             eps, a.delta, order, a.d2, a.d1, a.var, a.q, a.steps, grid,
-             a.q < 1 ? "Zhu and Wang 2019, integer orders" : "none");
-    else
+  const char *conv = "improved (Canonne, Kamath, Steinke 2020)";
+  if (skellam || dgauss) {
+    const char *sub = a.q < 1 ? "Zhu and Wang 2019, integer orders" : "none";
+    if (a.json) {
+      printf("{\"epsilon\": %.10g, \"delta\": %.10g, \"order\": %.10g, \"mechanism\": \"%s\", "
+             "\"l2_sensitivity\": %.10g, \"l1_sensitivity\": %.10g, ",
+             eps, a.delta, order, m, a.d2, a.d1);
+      if (skellam) printf("\"variance\": %.10g, ", a.var);
+      else printf("\"local_sigma\": %.10g, \"clients\": %.0f, \"dim\": %.0f, \"tau\": %.10g, ", a.sigma, a.clients, a.dim,
+                  fedrec_ddgauss_tau((uint32_t)a.clients, a.sigma));
+      printf("\"sampling_rate\": %.10g, \"steps\": %.0f, \"orders\": \"%s\", \"subsampling\": \"%s\", "
+             "\"conversion\": \"%s\"}\n", a.q, a.steps, grid, sub, conv);
+    } else if (skellam) {
       printf("epsilon %.8f at delta %g (best order %g): Skellam, L2 %g, L1 %g, variance %g, sampling rate %g, %.0f steps\n",
              eps, a.delta, order, a.d2, a.d1, a.var, a.q, a.steps);
+    } else {
+      printf("epsilon %.8f at delta %g (best order %g): distributed discrete Gaussian, L2 %g, L1 %g, "
+             "%.0f clients x sigma %g (tau %.3g), dim %.0f, sampling rate %g, %.0f steps\n",
+             eps, a.delta, order, a.d2, a.d1, a.clients, a.sigma, fedrec_ddgauss_tau((uint32_t)a.clients, a.sigma),
+             a.dim, a.q, a.steps);
+    }
     return 0;
   }
   if (a.json) {
     printf("{");
     if (calibrate) printf("\"noise_multiplier\": %.10g, \"target_epsilon\": %.10g, ", z, a.target);
-    printf("\"epsilon\": %.10g, \"delta\": %.10g, \"order\": %.10g, \"mechanism\": \"gaussian\", "
-           "\"noise_multiplier_used\": %.10g, \"sampling_rate\": %.10g, \"steps\": %.0f, "
-           "\"orders\": \"%s\", \"conversion\": \"improved (Canonne, Kamath, Steinke 2020)\", "
-           "\"fractional_orders\": \"exact signed series\"}\n",
-           eps, a.delta, order, z, a.q, a.steps, grid);
-  } else if (calibrate) {
-    printf("noise multiplier %.6f reaches epsilon %.6f (target %.6f) at delta %g after %.0f steps, sampling rate %g (best order %g)\n",
-           z, eps, a.target, a.delta, a.steps, a.q, order);
-  } else {
-    printf("epsilon %.8f at delta %g (best order %g): Gaussian, noise multiplier %g, sampling rate %g, %.0f steps\n",
-           eps, a.delta, order, z, a.q, a.steps);
+    printf("\"epsilon\": %.10g, \"delta\": %.10g, \"order\": %.10g, \"mechanism\": \"%s\", "
+           "\"noise_multiplier_used\": %.10g, ", eps, a.delta, order, m, z);
+    if (tree)
+      printf("\"tree\": \"%s\", \"sensitivity_squared_sum\": %.0f, ", a.have_part ? "single" : "restart", sens2);
+    else
+      printf("\"sampling_rate\": %.10g, ", a.q);
+    printf("\"steps\": %.0f, \"orders\": \"%s\", \"conversion\": \"%s\"%s}\n", a.steps, grid, conv,
+           tree ? "" : ", \"fractional_orders\": \"exact signed series\"");
+    return 0;
   }
+  char what[160];
+  if (tree)
+    snprintf(what, sizeof what, "tree aggregation (%s, squared sensitivity sum %.0f)",
+             a.have_part ? "one tree" : "restarting", sens2);
+  else
+    snprintf(what, sizeof what, "sampling rate %g", a.q);
+  if (calibrate)
+    printf("noise multiplier %.6f reaches epsilon %.6f (target %.6f) at delta %g after %.0f steps, %s (best order %g)\n",
+           z, eps, a.target, a.delta, a.steps, what, order);
+  else
+    printf("epsilon %.8f at delta %g (best order %g): %s, noise multiplier %g, %s, %.0f steps\n", eps, a.delta, order,
+           tree ? "DP-FTRL" : "Gaussian", z, what, a.steps);
   return 0;
 }

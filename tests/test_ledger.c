@@ -26,8 +26,8 @@ static void make_ledger(const char *path, const fedrec_identity *id, int entries
   fedrec_error err = {0};
   assert_status(fedrec_ledger_create(&l, path, 1e-6, 50.0, NULL, id, &err), FEDREC_OK);
   for (int r = 0; r < entries; r++) {
-    fedrec_release g = {"gaussian", (uint64_t)r + 1, 0.01, 1.1, 0, 0, 0, (uint32_t)(100 + r)};
-    fedrec_release s = {"skellam", (uint64_t)r + 1, 1.0, 0, 100, 3000, 1e8, (uint32_t)(100 + r)};
+    fedrec_release g = {.mechanism = "gaussian", .round = (uint64_t)r + 1, .q = 0.01, .z = 1.1, .survivors = (uint32_t)(100 + r)};
+    fedrec_release s = {.mechanism = "skellam", .round = (uint64_t)r + 1, .q = 1.0, .d2 = 100, .d1 = 3000, .var = 1e8, .survivors = (uint32_t)(100 + r)};
     assert_status(fedrec_ledger_append(l, r % 3 == 2 ? &s : &g, NULL, &err), FEDREC_OK);
   }
   fedrec_ledger_close(l);
@@ -75,7 +75,7 @@ static void test_append_and_verify(void **state) {
   fedrec_ledger *l;
   assert_status(fedrec_ledger_open(&l, path, &key_a, &err), FEDREC_OK);
   assert_near(fedrec_ledger_epsilon(l), s.epsilon, 1e-12);
-  fedrec_release g = {"gaussian", 10, 0.01, 1.1, 0, 0, 0, 100};
+  fedrec_release g = {.mechanism = "gaussian", .round = 10, .q = 0.01, .z = 1.1, .survivors = 100};
   assert_status(fedrec_ledger_append(l, &g, NULL, &err), FEDREC_OK);
   fedrec_ledger_close(l);
   assert_status(fedrec_ledger_verify(path, key_a.pk, &s, NULL, 0, &err), FEDREC_OK);
@@ -93,7 +93,7 @@ static void test_budget(void **state) {
   fedrec_ledger *l;
   fedrec_error err = {0};
   assert_status(fedrec_ledger_create(&l, path, 1e-5, 2.0, NULL, &key_a, &err), FEDREC_OK);
-  fedrec_release g = {"gaussian", 1, 1.0, 5.0, 0, 0, 0, 50};
+  fedrec_release g = {.mechanism = "gaussian", .round = 1, .q = 1.0, .z = 5.0, .survivors = 50};
   int appended = 0;
   double eps = 0;
   for (int r = 0; r < 100; r++) {
@@ -168,11 +168,66 @@ static void test_audit_cli(void **state) {
   unlink(path), unlink(keyfile), unlink(out);
 }
 
+/* Distributed discrete Gaussian and tree entries: the ledger's total equals the accountant's
+ * (tree: restart accounting of the epochs' lengths); a tree entry that skips a leaf, changes
+ * the noise inside a tree or claims sampling is refused; a tampered leaf fails verification. */
+static void test_dgauss_and_tree(void **state) {
+  (void)state;
+  char path[256];
+  temp_path(path, sizeof path);
+  fedrec_ledger *l;
+  fedrec_error err = {0};
+  assert_status(fedrec_ledger_create(&l, path, 1e-6, 1000.0, NULL, &key_a, &err), FEDREC_OK);
+  fedrec_release d = {.mechanism = "dgauss", .q = 0.05, .d2 = 300, .d1 = 9000, .survivors = 90,
+                      .sigma = 40, .dim = 100000};
+  for (int r = 1; r <= 5; r++) {
+    d.round = (uint64_t)r;
+    assert_status(fedrec_ledger_append(l, &d, NULL, &err), FEDREC_OK);
+  }
+  /* two trees: 7 leaves then 5 leaves */
+  fedrec_release t = {.mechanism = "tree", .q = 1, .z = 6, .survivors = 100};
+  for (int r = 0; r < 12; r++) {
+    t.round = 6 + (uint64_t)r;
+    t.leaf = r < 7 ? (uint64_t)r + 1 : (uint64_t)r - 6;
+    assert_status(fedrec_ledger_append(l, &t, NULL, &err), FEDREC_OK);
+  }
+  fedrec_release bad = t;
+  bad.leaf = 7; /* skips 6 */
+  assert_status(fedrec_ledger_append(l, &bad, NULL, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "does not follow"));
+  bad.leaf = 6, bad.z = 5;
+  assert_status(fedrec_ledger_append(l, &bad, NULL, &err), FEDREC_ERR_ARG);
+  bad.z = 6, bad.q = 0.5;
+  assert_status(fedrec_ledger_append(l, &bad, NULL, &err), FEDREC_ERR_ARG);
+  double total = fedrec_ledger_epsilon(l);
+  fedrec_ledger_close(l);
+
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  const uint64_t epochs[] = {7, 5};
+  double sens2 = fedrec_tree_restart_sensitivity2(epochs, 2), r[FEDREC_MAX_ORDERS];
+  for (size_t k = 0; k < o.n; k++) {
+    double v = fedrec_rdp_ddgauss_subsampled(0.05, o.a[k], 300, 9000, 40, 90, 100000);
+    r[k] = (isnan(v) ? INFINITY : 5 * v) + o.a[k] * sens2 / 72;
+  }
+  assert_near(total, fedrec_rdp_to_epsilon(r, &o, 1e-6, NULL), 1e-9 * total);
+  fedrec_ledger_summary sum;
+  assert_status(fedrec_ledger_verify(path, key_a.pk, &sum, NULL, 0, &err), FEDREC_OK);
+  assert_near(sum.epsilon, total, 1e-12 * total);
+  assert_int_equal(sum.entries, 17);
+  /* moving an entry to a later leaf of its tree is an edit, and breaks the leaf sequence */
+  tamper(path, "UPDATE entries SET leaf = 9 WHERE seq = 12");
+  assert_int_not_equal(fedrec_ledger_verify(path, key_a.pk, NULL, NULL, 0, &err), FEDREC_OK);
+  assert_non_null(strstr(err.msg, "entry 12"));
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_append_and_verify),
       cmocka_unit_test(test_budget),
       cmocka_unit_test(test_tampering),
+      cmocka_unit_test(test_dgauss_and_tree),
       cmocka_unit_test(test_audit_cli),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
