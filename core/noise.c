@@ -53,7 +53,7 @@ int64_t fedrec_discrete_laplace(const fedrec_entropy *e, uint64_t t) {
 
 /* floor(sqrt(num / den)) by binary search: the largest r with r^2 den <= num. */
 static uint64_t isqrt_ratio(uint64_t num, uint64_t den) {
-  uint64_t lo = 0, hi = 1u << 16; /* num / den < 2^32 */
+  uint64_t lo = 0, hi = 1u << 21; /* num / den < 2^42 */
   while (lo < hi) {
     uint64_t mid = (lo + hi + 1) / 2;
     if ((u128)mid * mid * den <= num) lo = mid;
@@ -91,7 +91,8 @@ static int64_t poisson1(const fedrec_entropy *e) {
   }
 }
 
-int64_t fedrec_poisson(const fedrec_entropy *e, uint64_t num, uint64_t den) {
+/* The O(lambda) method: floor(lambda) Poisson(1) draws plus a thinned one. */
+static int64_t poisson_small(const fedrec_entropy *e, uint64_t num, uint64_t den) {
   uint64_t m = num / den, rem = num % den;
   int64_t x = 0;
   for (uint64_t i = 0; i < m; i++) x += poisson1(e);
@@ -100,6 +101,50 @@ int64_t fedrec_poisson(const fedrec_entropy *e, uint64_t num, uint64_t den) {
     for (int64_t i = 0; i < n; i++) x += fedrec_bernoulli(e, rem, den);
   }
   return x;
+}
+
+/* Rejection around the mode m = floor(lambda), O(sqrt(lambda)) coins per sample.
+ * The ratio r(y) = P(m + y) / P(m) is a product of factors at most 1:
+ *   y > 0: prod_{i=1..y} lambda / (m + i);   y < 0: prod_{i=0..|y|-1} (m - i) / lambda.
+ * Proposal: two-sided geometric, P(y) proportional to rho^|y| with rho = (s - 1)/s,
+ * s ~ sqrt(2 lambda). Envelope constant rho^-W, where W is the first index beyond which every
+ * factor is at most rho. Then y is accepted with probability r(y) / (rho^-W rho^|y|) =
+ *   prod_{i <= min(|y|, W)} f_i * rho^(W - min(|y|, W)) * prod_{i > W} (f_i / rho),
+ * every factor a rational in [0, 1]: one exact coin each, stopping at the first 0. The accepted
+ * y has probability proportional to r(y), so m + y is exactly Poisson(lambda). Expected cost
+ * about 4 sqrt(2 lambda) coins (acceptance about 1/2). */
+static int64_t poisson_large(const fedrec_entropy *e, uint64_t num, uint64_t den) {
+  uint64_t m = num / den;
+  uint64_t s = isqrt_ratio(2 * num, den);
+  if (s < 2) s = 2;
+  /* W: for i > W, lambda / (m + i) <= rho  <=>  m + i >= num s / (den (s - 1)), and
+   *    for i >= W, (m - i) / lambda <= rho  <=>  m - i <= num (s - 1) / (den s) */
+  u128 need = ((u128)num * s + (u128)den * (s - 1) - 1) / ((u128)den * (s - 1)); /* ceil */
+  uint64_t wpos = need > (u128)m + 1 ? (uint64_t)(need - m - 1) : 0;
+  uint64_t low = (uint64_t)(((u128)num * (s - 1)) / ((u128)den * s)); /* floor */
+  uint64_t wneg = m > low ? m - low : 0;
+  uint64_t W = wpos > wneg ? wpos : wneg;
+  for (;;) {
+    uint64_t g = 0;
+    while (fedrec_bernoulli(e, s - 1, s)) g++;
+    int neg = fedrec_bernoulli(e, 1, 2);
+    if (neg && g == 0) continue;
+    if (neg && g > m) continue; /* below zero: probability 0 */
+    uint64_t head = g < W ? g : W;
+    int ok = 1;
+    for (uint64_t i = 0; ok && i < head; i++)
+      ok = neg ? fedrec_bernoulli(e, (u128)(m - i) * den, num)
+               : fedrec_bernoulli(e, num, (u128)den * (m + i + 1));
+    for (uint64_t i = head; ok && i < W; i++) ok = fedrec_bernoulli(e, s - 1, s);
+    for (uint64_t i = W; ok && i < g; i++)
+      ok = neg ? fedrec_bernoulli(e, (u128)(m - i) * den * s, (u128)num * (s - 1))
+               : fedrec_bernoulli(e, (u128)num * s, (u128)den * (m + i + 1) * (s - 1));
+    if (ok) return neg ? (int64_t)m - (int64_t)g : (int64_t)(m + g);
+  }
+}
+
+int64_t fedrec_poisson(const fedrec_entropy *e, uint64_t num, uint64_t den) {
+  return num / den >= 8 ? poisson_large(e, num, den) : poisson_small(e, num, den);
 }
 
 int64_t fedrec_skellam(const fedrec_entropy *e, uint64_t num, uint64_t den) {

@@ -152,6 +152,45 @@ static void test_poisson_skellam(void **state) {
   free(x);
 }
 
+static int64_t g_shift;
+static double poisson_pmf_shifted(double lam, int64_t k) { return poisson_pmf(lam, k + g_shift); }
+
+/* The O(sqrt(lambda)) rejection sampler (lambda >= 8) on both sides of the mode, at the
+ * switch-over (8), a fractional mean (50.5) and a large one (1234.5); Skellam at variance 100. */
+static void test_poisson_large(void **state) {
+  (void)state;
+  fedrec_entropy e;
+  fedrec_csprng(&e);
+  int64_t *x = malloc(N * sizeof *x);
+  const uint64_t nums[] = {16, 101, 2469};
+  for (int c = 0; c < 3; c++) {
+    double lam = nums[c] / 2.0;
+    g_shift = (int64_t)floor(lam);
+    double mean = 0, m2 = 0;
+    for (int64_t i = 0; i < N; i++) {
+      x[i] = fedrec_poisson(&e, nums[c], 2) - g_shift;
+      mean += (double)x[i] + (double)g_shift;
+      m2 += ((double)x[i] + (double)g_shift - lam) * ((double)x[i] + (double)g_shift - lam);
+    }
+    mean /= N, m2 /= N;
+    assert_near(mean, lam, 5 * sqrt(lam / N));
+    assert_near(m2, lam, 5 * lam * sqrt(2.0 / N) * 1.5);
+    int dof, half = (int)(4 * sqrt(lam)) < g_shift ? (int)(4 * sqrt(lam)) : (int)g_shift;
+    double chi = chi_square(x, poisson_pmf_shifted, lam, half, &dof);
+    print_message("Poisson(%g): mean %.4f, variance %.4f, chi-square %.1f on %d dof\n", lam, mean, m2, chi, dof);
+    assert_true(chi < dof + 5 * sqrt(2.0 * dof));
+  }
+  for (int64_t i = 0; i < N; i++) x[i] = fedrec_skellam(&e, 50, 1);
+  double tail = 0;
+  for (int64_t k = 25; k < 200; k++) tail += 2 * skellam_pmf(50, k);
+  check_moments(x, 100.0, tail, 25);
+  int dof;
+  double chi = chi_square(x, skellam_pmf, 50, 30, &dof);
+  print_message("Skellam(50): chi-square %.1f on %d dof\n", chi, dof);
+  assert_true(chi < dof + 5 * sqrt(2.0 * dof));
+  free(x);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
@@ -159,6 +198,7 @@ int main(void) {
       cmocka_unit_test(test_discrete_laplace),
       cmocka_unit_test(test_discrete_gaussian),
       cmocka_unit_test(test_poisson_skellam),
+      cmocka_unit_test(test_poisson_large),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

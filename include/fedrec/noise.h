@@ -34,12 +34,14 @@ int64_t fedrec_discrete_laplace(const fedrec_entropy *e, uint64_t t);
 fedrec_status fedrec_discrete_gaussian(int64_t *out, const fedrec_entropy *e,
                                        uint64_t sigma2_num, uint64_t sigma2_den);
 
-/* Poisson(lambda), lambda = num / den (num < 2^40, 1 <= den < 2^40): the sum of floor(lambda)
- * exact Poisson(1) draws plus a Poisson(1) draw thinned with probability frac(lambda).
- * Poisson(1) is exact by rejection from Geometric(1/2): k is accepted with probability
- * 2^(k-1)/k! = prod_{j=2..k} (2/j) (1/2 for k = 0). Cost O(lambda) per sample. */
+/* Poisson(lambda), lambda = num / den (num < 2^40, 1 <= den < 2^40), exact.
+ * lambda < 8: the sum of floor(lambda) exact Poisson(1) draws plus a Poisson(1) draw thinned
+ * with probability frac(lambda); Poisson(1) by rejection from Geometric(1/2) (k accepted with
+ * probability prod_{j=2..k} 2/j). lambda >= 8: rejection around the mode from a two-sided
+ * geometric proposal, the acceptance a product of rational coins (core/noise.c explains why
+ * it is exact); about 4 sqrt(2 lambda) coins per sample. */
 int64_t fedrec_poisson(const fedrec_entropy *e, uint64_t num, uint64_t den);
-/* Symmetric Skellam: Poisson(lambda) - Poisson(lambda), variance 2 lambda. */
+/* Symmetric Skellam: Poisson(lambda) - Poisson(lambda), variance 2 lambda; O(sqrt(lambda)). */
 int64_t fedrec_skellam(const fedrec_entropy *e, uint64_t num, uint64_t den);
 
 #ifdef __cplusplus
