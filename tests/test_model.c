@@ -1,5 +1,6 @@
 /* The model's per-user computations and the central trainers. */
 #include <math.h>
+#include <string.h>
 
 #include "test_util.h"
 
@@ -277,11 +278,62 @@ static void test_ease(void **state) {
   fedrec_dataset_free(&ds);
 }
 
+/* The model blob round-trips exactly, and every malformed variant is refused with a reason. */
+static void test_model_blob(void **state) {
+  (void)state;
+  enum { N = 50, D = 6, P = 5 };
+  static float C[N * P];
+  for (int i = 0; i < N * P; i++) C[i] = (float)(i % 7) - 3;
+  int32_t free_items[] = {3, 17, 42};
+  fedrec_model m, back;
+  fedrec_error err;
+  assert_status(fedrec_model_init(&m, N, D, C, P, 1, free_items, 3, 9, 0.1f, &err), FEDREC_OK);
+  size_t n = fedrec_model_encoded_size(&m);
+  assert_int_equal(n, 32 + 4 * (3 + D * P + 3 * D));
+  uint8_t *b = malloc(n), *b2 = malloc(n);
+  fedrec_model_encode(b, &m, 0x100000007ULL);
+  uint64_t ver;
+  assert_status(fedrec_model_decode(&back, &ver, b, n, C, P, &err), FEDREC_OK);
+  assert_true(ver == 0x100000007ULL);
+  assert_memory_equal(back.H, m.H, sizeof(float) * D * P);
+  assert_memory_equal(back.E, m.E, sizeof(float) * 3 * D);
+  assert_int_equal(back.free_row[42], 2);
+  fedrec_model_encode(b2, &back, ver);
+  assert_memory_equal(b, b2, n);
+  float x[3 * D + D * P];
+  fedrec_model_get_params(x, &m);
+  assert_memory_equal(x, m.E, sizeof(float) * 3 * D);
+  x[0] = 123;
+  fedrec_model_set_params(&back, x);
+  assert_true(back.E[0] == 123);
+  fedrec_model_free(&back);
+  /* malformed variants */
+  assert_status(fedrec_model_decode(&back, &ver, b, n - 1, C, P, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "the header implies"));
+  assert_status(fedrec_model_decode(&back, &ver, b, 10, C, P, &err), FEDREC_ERR_PARSE);
+  assert_status(fedrec_model_decode(&back, &ver, b, n, C, P + 1, &err), FEDREC_ERR_PARSE);
+  memcpy(b2, b, n);
+  b2[0] = 'X';
+  assert_status(fedrec_model_decode(&back, &ver, b2, n, C, P, &err), FEDREC_ERR_PARSE);
+  memcpy(b2, b, n);
+  b2[32 + 4] = 3; /* second free item repeats the first */
+  b2[32 + 5] = b2[32 + 6] = b2[32 + 7] = 0;
+  assert_status(fedrec_model_decode(&back, &ver, b2, n, C, P, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "repeated"));
+  memcpy(b2, b, n);
+  memset(b2 + n - 4, 0xff, 4); /* a NaN parameter */
+  assert_status(fedrec_model_decode(&back, &ver, b2, n, C, P, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "not finite"));
+  free(b), free(b2);
+  fedrec_model_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gradient),     cmocka_unit_test(test_user_solve),
       cmocka_unit_test(test_ials_monotone), cmocka_unit_test(test_determinism),
       cmocka_unit_test(test_synth_shape),  cmocka_unit_test(test_ease),
+      cmocka_unit_test(test_model_blob),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

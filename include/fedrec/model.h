@@ -39,6 +39,20 @@ void fedrec_model_free(fedrec_model *m);
 /* Number of trainable parameters (d*p + n_free*d). */
 int64_t fedrec_model_params(const fedrec_model *m);
 
+/* The wire and storage form of a model (what the coordinator signs and clients download),
+ * little-endian: "FRMD", format 1, the model version (64 bits), n_items, d, p (0: no head),
+ * n_free, then the free items' indices, H (d x p) and E (n_free x d) as IEEE floats. The
+ * content embeddings are not included: they are public and every device has the catalogue. */
+size_t fedrec_model_encoded_size(const fedrec_model *m);
+void fedrec_model_encode(uint8_t *out, const fedrec_model *m, uint64_t version);
+/* Checks every field (sizes against the length exactly, indices, finite values) before
+ * allocating; C (n_items x expect_p) is borrowed for a model with a head. */
+fedrec_status fedrec_model_decode(fedrec_model *m, uint64_t *version, const uint8_t *b, size_t n,
+                                  const float *C, int32_t expect_p, fedrec_error *err);
+/* The trainable parameters as one vector, [E (n_free x d) | H (d x p)], and back. */
+void fedrec_model_get_params(float *x, const fedrec_model *m);
+void fedrec_model_set_params(fedrec_model *m, const float *x);
+
 /* V = C H^T + scatter(E): all item vectors, (n_items, d). Cold items get the head alone. */
 void fedrec_model_item_vectors(float *V, const fedrec_model *m);
 
