@@ -13,6 +13,7 @@ const char *fedrec_status_str(fedrec_status st) {
   case FEDREC_ERR_ARG: return "invalid argument";
   case FEDREC_ERR_NUMERIC: return "numerical failure";
   case FEDREC_ERR_EMPTY: return "not enough data";
+  case FEDREC_ERR_STATE: return "wrong state";
   }
   return "unknown status";
 }

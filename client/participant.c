@@ -1,0 +1,159 @@
+/* A client's part in one round (see include/fedrec/participant.h). */
+#include "fedrec/participant.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct fedrec_participant {
+  fedrec_round_info info;
+  fedrec_secagg_client *sa;
+  uint32_t *encoded; /* padded, mod 2^bits: the only form of the update that is kept */
+  double loss;
+};
+
+static void wipe_free(void *p, size_t n) {
+  if (!p) return;
+  volatile uint8_t *v = p;
+  for (size_t i = 0; i < n; i++) v[i] = 0;
+  free(p);
+}
+
+fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_round_info *info,
+                                     const fedrec_model *model, const int32_t *items,
+                                     const float *w, int32_t n, const fedrec_entropy *entropy,
+                                     fedrec_error *err) {
+  *out = NULL;
+  int64_t dim = fedrec_model_params(model);
+  if (dim != (int64_t)info->ddp.dim)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: the model has %lld parameters, the round expects %u",
+                            (long long)dim, info->ddp.dim);
+  if (n < 1) return fedrec_error_set(err, FEDREC_ERR_EMPTY, "participant: no history");
+  for (int32_t j = 0; j < n; j++)
+    if (items[j] < 0 || items[j] >= model->n_items)
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: history item %d not in the model's %d items", items[j], model->n_items);
+  fedrec_participant *p = calloc(1, sizeof *p);
+  if (!p) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant");
+  p->info = *info;
+  int32_t d = model->d, ni = model->n_items;
+  uint32_t padded = fedrec_ddp_padded(info->ddp.dim);
+  size_t nv = (size_t)ni * d, swork = fedrec_user_solve_work(d, n), gwork = fedrec_user_grad_work(model, n);
+  float *V = malloc(nv * sizeof *V), *G = malloc((size_t)d * d * sizeof *G), *u = malloc((size_t)d * sizeof *u);
+  float *work = malloc((swork > gwork ? swork : gwork) * sizeof *work);
+  float *grad = calloc((size_t)dim, sizeof *grad);
+  double *dwork = malloc((size_t)padded * sizeof *dwork);
+  p->encoded = malloc((size_t)padded * sizeof *p->encoded);
+  fedrec_status s = FEDREC_OK;
+  if (!V || !G || !u || !work || !grad || !dwork || !p->encoded)
+    s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: %d items x %d", ni, d);
+  if (!s) {
+    fedrec_model_item_vectors(V, model);
+    fedrec_gramian(G, V, ni, d);
+    s = fedrec_user_solve(u, V, G, ni, d, items, w, n, info->alpha0, info->reg, work);
+    if (s) fedrec_error_set(err, s, "participant: the user's system is not positive definite");
+  }
+  if (!s) {
+    size_t ne = (size_t)model->n_free * d;
+    fedrec_user_loss_grad(&p->loss, ne ? grad : NULL, model->H ? grad + ne : NULL, model, V, u, items, w, n,
+                          info->alpha0, info->reg, work);
+    fedrec_entropy e;
+    if (entropy) e = *entropy;
+    else fedrec_csprng(&e);
+    s = fedrec_ddp_encode(p->encoded, grad, &info->ddp, &e, dwork, err);
+  }
+  if (!s) {
+    p->sa = fedrec_secagg_client_new(&info->secagg, info->cohort_index, NULL, NULL, err);
+    if (!p->sa) s = err ? err->status : FEDREC_ERR_ARG;
+  }
+  /* the user vector and the raw gradient are private: wipe them */
+  wipe_free(u, (size_t)d * sizeof *u);
+  wipe_free(grad, (size_t)dim * sizeof *grad);
+  wipe_free(work, (swork > gwork ? swork : gwork) * sizeof *work);
+  wipe_free(dwork, (size_t)padded * sizeof *dwork);
+  free(V), free(G);
+  if (s) {
+    fedrec_participant_free(p);
+    return s;
+  }
+  *out = p;
+  return FEDREC_OK;
+}
+
+void fedrec_participant_free(fedrec_participant *p) {
+  if (!p) return;
+  fedrec_secagg_client_free(p->sa);
+  wipe_free(p->encoded, (size_t)fedrec_ddp_padded(p->info.ddp.dim) * sizeof *p->encoded);
+  free(p);
+}
+
+double fedrec_participant_loss(const fedrec_participant *p) { return p->loss; }
+
+/* Allocates and fills a wire message with an encoder of the given shape. */
+#define ENCODE(fn, msg, ...)                                                        \
+  do {                                                                              \
+    size_t n_ = fn(NULL, 0, msg, ##__VA_ARGS__);                                    \
+    uint8_t *b_ = malloc(n_);                                                       \
+    if (!b_) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: %zu bytes", n_); \
+    fn(b_, n_, msg, ##__VA_ARGS__);                                                 \
+    *out = b_;                                                                      \
+    *len = n_;                                                                      \
+  } while (0)
+
+static fedrec_status decode_as(fedrec_sa_msg *m, int type, const fedrec_participant *p,
+                               const uint8_t *b, size_t n, fedrec_error *err) {
+  fedrec_status s = fedrec_sa_decode(m, b, n, p->info.secagg.n, p->info.secagg.dim, err);
+  if (s) return s;
+  if (m->type != type) {
+    fedrec_sa_msg_free(m);
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "participant: expected message type %d, got %d", type, m->type);
+  }
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_participant_keys(fedrec_participant *p, uint8_t **out, size_t *len,
+                                      fedrec_error *err) {
+  fedrec_sa_keys k;
+  fedrec_status s = fedrec_secagg_client_advertise(p->sa, &k, err);
+  if (s) return s;
+  ENCODE(fedrec_sa_encode_keys, &k);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_participant_shares(fedrec_participant *p, const uint8_t *keylist, size_t n,
+                                        uint8_t **out, size_t *len, fedrec_error *err) {
+  fedrec_sa_msg m;
+  fedrec_status s = decode_as(&m, FEDREC_SA_MSG_KEYLIST, p, keylist, n, err);
+  if (s) return s;
+  fedrec_sa_boxes bx;
+  s = fedrec_secagg_client_share(p->sa, &m.u.keylist, &bx, err);
+  fedrec_sa_msg_free(&m);
+  if (s) return s;
+  ENCODE(fedrec_sa_encode_boxes, &bx);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *inbox, size_t n,
+                                        uint8_t **out, size_t *len, fedrec_error *err) {
+  fedrec_sa_msg m;
+  fedrec_status s = decode_as(&m, FEDREC_SA_MSG_BOXES, p, inbox, n, err);
+  if (s) return s;
+  fedrec_sa_masked y;
+  s = fedrec_secagg_client_mask(p->sa, &m.u.boxes, p->encoded, &y, err);
+  fedrec_sa_msg_free(&m);
+  if (s) return s;
+  ENCODE(fedrec_sa_encode_masked, &y, p->info.secagg.bits);
+  fedrec_secagg_client_release_masked(p->sa);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_participant_unmask(fedrec_participant *p, const uint8_t *survivors,
+                                        size_t n, uint8_t **out, size_t *len, fedrec_error *err) {
+  fedrec_sa_msg m;
+  fedrec_status s = decode_as(&m, FEDREC_SA_MSG_SURVIVORS, p, survivors, n, err);
+  if (s) return s;
+  fedrec_sa_reveals r;
+  s = fedrec_secagg_client_unmask(p->sa, &m.u.survivors, &r, err);
+  fedrec_sa_msg_free(&m);
+  if (s) return s;
+  ENCODE(fedrec_sa_encode_reveals, &r);
+  return FEDREC_OK;
+}

@@ -1,0 +1,594 @@
+/* The coordinator's round engine (see include/fedrec/engine.h). */
+#include "fedrec/engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { DROPPED = -1 };
+
+typedef struct member {
+  uint64_t client;
+  int done; /* the last phase it answered (0: none yet), or DROPPED */
+} member;
+
+struct fedrec_engine {
+  fedrec_engine_config c;
+  fedrec_model model;
+  uint64_t version;
+  uint8_t *blob;
+  size_t len;
+  uint8_t hash[32], sig[FEDREC_SIG_BYTES];
+  const fedrec_identity *id;
+  fedrec_ledger *ledger;
+  fedrec_engine_callbacks cb;
+  fedrec_entropy ent;
+  int64_t dim;            /* parameters */
+  float *x, *m1, *m2;     /* parameters and optimiser state */
+  uint32_t *modsum;       /* padded */
+  double *work;           /* padded */
+  float *avg;             /* dim */
+  fedrec_phase phase;
+  uint64_t round, rounds_done, deadline, phase_start;
+  member *members;
+  uint32_t n, cap;
+  fedrec_secagg_server *sa;
+  fedrec_round_info info; /* shared part; cohort_index is filled per client */
+  fedrec_round_stats stats;
+  char stop[640];
+};
+
+static const char *PHASE_NAMES[FEDREC_PHASES] = {"selecting", "keys", "shares", "masked", "unmask", "stopped"};
+
+const char *fedrec_phase_name(fedrec_phase p) {
+  return (unsigned)p < FEDREC_PHASES ? PHASE_NAMES[p] : "unknown";
+}
+
+void fedrec_engine_defaults(fedrec_engine_config *c) {
+  memset(c, 0, sizeof *c);
+  c->cohort = 50;
+  c->min_cohort = 10;
+  c->min_survivors = 10;
+  c->selection_ms = 10000;
+  c->phase_ms = 30000;
+  c->retry_ms = 5000;
+  c->dropout = 0.1;
+  c->dishonest = 0.05;
+  c->fail_bits = 20;
+  c->sec_bits = 40;
+  c->clip = 1.0;
+  c->noise_multiplier = 1.0;
+  c->noise = FEDREC_NOISE_SKELLAM;
+  c->bits = 0;
+  c->p_wrap = 1e-6;
+  c->rounding_ratio = 0.01;
+  c->optimizer = FEDREC_OPT_FEDAVG;
+  c->server_lr = 1.0;
+  c->momentum = 0.9;
+  c->beta1 = 0.9;
+  c->beta2 = 0.99;
+  c->adam_eps = 1e-3;
+  c->alpha0 = 0.3f;
+  c->reg = 0.003f;
+}
+
+void fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_t version,
+                                 const uint8_t hash[32]) {
+  memcpy(out, "fedrec-model-v1", 15);
+  for (int i = 0; i < 8; i++) out[15 + i] = (uint8_t)(version >> (8 * i));
+  memcpy(out + 23, hash, 32);
+}
+
+int fedrec_model_verify(const uint8_t *blob, size_t len, uint64_t version, const uint8_t hash[32],
+                        const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t pk[FEDREC_SIGN_PK_BYTES]) {
+  uint8_t h[32], msg[FEDREC_MODEL_SIGNED_BYTES];
+  fedrec_hash2(h, blob, len, NULL, 0);
+  if (memcmp(h, hash, 32)) return 0;
+  fedrec_model_signed_message(msg, version, hash);
+  return fedrec_verify(sig, msg, sizeof msg, pk);
+}
+
+static uint64_t random_u64(fedrec_engine *e) {
+  uint64_t v;
+  e->ent.bytes(e->ent.ctx, &v, sizeof v);
+  return v;
+}
+
+static uint32_t jitter(fedrec_engine *e, uint32_t ms) {
+  return (uint32_t)(ms / 2 + random_u64(e) % ((uint64_t)ms + 1));
+}
+
+/* Encodes, hashes and signs the current model as `version`. */
+static fedrec_status seal_model(fedrec_engine *e, uint64_t version, fedrec_error *err) {
+  size_t len = fedrec_model_encoded_size(&e->model);
+  uint8_t *blob = malloc(len);
+  if (!blob) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: model blob of %zu bytes", len);
+  fedrec_model_encode(blob, &e->model, version);
+  free(e->blob);
+  e->blob = blob;
+  e->len = len;
+  e->version = version;
+  fedrec_hash2(e->hash, blob, len, NULL, 0);
+  uint8_t msg[FEDREC_MODEL_SIGNED_BYTES];
+  fedrec_model_signed_message(msg, version, e->hash);
+  fedrec_sign(e->sig, msg, sizeof msg, e->id);
+  return FEDREC_OK;
+}
+
+static int publish(fedrec_engine *e) {
+  if (!e->cb.publish) return 0;
+  fedrec_published p;
+  fedrec_engine_model(e, &p);
+  return e->cb.publish(e->cb.ctx, &p);
+}
+
+fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config *c,
+                                fedrec_model *model, uint64_t version, const fedrec_identity *id,
+                                fedrec_ledger *ledger, const fedrec_engine_callbacks *cb,
+                                const fedrec_entropy *entropy, fedrec_error *err) {
+  *out = NULL;
+  if (c->cohort < 2 || c->cohort > FEDREC_SECAGG_MAX_CLIENTS || c->min_survivors < 1 ||
+      c->min_survivors > c->cohort || c->min_cohort < c->min_survivors || c->min_cohort > c->cohort)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: need 1 <= min_survivors <= min_cohort <= cohort (%u, %u, %u), cohort >= 2",
+                            c->min_survivors, c->min_cohort, c->cohort);
+  if (!(c->sampling_rate >= 0 && c->sampling_rate <= 1) || !(c->clip > 0) || !(c->noise_multiplier >= 0) ||
+      c->phase_ms == 0 || c->retry_ms == 0 || c->bits > 32 || (c->bits && c->bits < 2))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: sampling rate in [0, 1], clip > 0, noise >= 0, phase and retry times > 0, bits 0 or 2..32");
+  if (c->noise_multiplier > 0 && !ledger)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noisy releases need a privacy ledger");
+  if (c->noise_multiplier > 0 && c->noise != FEDREC_NOISE_SKELLAM && c->noise != FEDREC_NOISE_DGAUSS)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noise must be Skellam or discrete Gaussian");
+  fedrec_engine *e = calloc(1, sizeof *e);
+  if (!e) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine");
+  e->c = *c;
+  e->model = *model;
+  memset(model, 0, sizeof *model);
+  e->id = id;
+  e->ledger = ledger;
+  if (cb) e->cb = *cb;
+  if (entropy) e->ent = *entropy;
+  else fedrec_csprng(&e->ent);
+  e->dim = fedrec_model_params(&e->model);
+  uint32_t padded = fedrec_ddp_padded((uint32_t)e->dim);
+  e->x = malloc((size_t)e->dim * sizeof *e->x);
+  e->m1 = calloc((size_t)e->dim, sizeof *e->m1);
+  e->m2 = calloc((size_t)e->dim, sizeof *e->m2);
+  e->avg = malloc((size_t)e->dim * sizeof *e->avg);
+  e->modsum = malloc((size_t)padded * sizeof *e->modsum);
+  e->work = malloc((size_t)padded * sizeof *e->work);
+  e->cap = c->cohort;
+  e->members = calloc(e->cap, sizeof *e->members);
+  fedrec_status s = FEDREC_OK;
+  if (!e->x || !e->m1 || !e->m2 || !e->avg || !e->modsum || !e->work || !e->members)
+    s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: state for %lld parameters", (long long)e->dim);
+  if (!s) {
+    fedrec_model_get_params(e->x, &e->model);
+    s = seal_model(e, version, err);
+  }
+  if (!s && publish(e)) s = fedrec_error_set(err, FEDREC_ERR_IO, "engine: could not persist the initial model");
+  if (s) {
+    fedrec_engine_free(e);
+    return s;
+  }
+  e->phase = FEDREC_PHASE_SELECTING;
+  e->round = 1;
+  *out = e;
+  return FEDREC_OK;
+}
+
+void fedrec_engine_free(fedrec_engine *e) {
+  if (!e) return;
+  fedrec_secagg_server_free(e->sa);
+  fedrec_model_free(&e->model);
+  free(e->blob), free(e->x), free(e->m1), free(e->m2), free(e->avg), free(e->modsum);
+  free(e->work), free(e->members);
+  free(e);
+}
+
+void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out) {
+  out->version = e->version;
+  out->blob = e->blob;
+  out->len = e->len;
+  memcpy(out->hash, e->hash, 32);
+  memcpy(out->sig, e->sig, sizeof out->sig);
+}
+
+const fedrec_model *fedrec_engine_current_model(const fedrec_engine *e) { return &e->model; }
+fedrec_phase fedrec_engine_phase(const fedrec_engine *e) { return e->phase; }
+uint64_t fedrec_engine_round(const fedrec_engine *e) { return e->round; }
+uint64_t fedrec_engine_rounds_done(const fedrec_engine *e) { return e->rounds_done; }
+const char *fedrec_engine_stop_reason(const fedrec_engine *e) { return e->stop; }
+uint64_t fedrec_engine_deadline(const fedrec_engine *e) { return e->deadline; }
+
+static member *find(fedrec_engine *e, uint64_t client, uint32_t *idx) {
+  for (uint32_t i = 0; i < e->n; i++)
+    if (e->members[i].client == client) {
+      if (idx) *idx = i;
+      return &e->members[i];
+    }
+  return NULL;
+}
+
+/* The ledger release for this round with `survivors` clients. */
+static fedrec_release release_for(const fedrec_engine *e, uint32_t survivors) {
+  double d2, d1;
+  fedrec_ddp_sensitivity(&e->info.ddp, &d2, &d1);
+  double s2 = (double)e->info.ddp.sigma2_num / (double)e->info.ddp.sigma2_den;
+  fedrec_release r = {.round = e->round, .q = e->c.sampling_rate > 0 ? e->c.sampling_rate : 1.0,
+                      .d2 = d2, .d1 = d1, .survivors = survivors};
+  if (e->info.ddp.noise == FEDREC_NOISE_SKELLAM) {
+    r.mechanism = "skellam";
+    r.var = survivors * s2;
+  } else {
+    r.mechanism = "dgauss";
+    r.sigma = sqrt(s2);
+    r.dim = fedrec_ddp_padded(e->info.ddp.dim);
+  }
+  return r;
+}
+
+static void stop(fedrec_engine *e, const char *fmt, const char *detail) {
+  snprintf(e->stop, sizeof e->stop, fmt, detail);
+  e->phase = FEDREC_PHASE_STOPPED;
+  fedrec_secagg_server_free(e->sa);
+  e->sa = NULL;
+  e->n = 0;
+}
+
+static void new_selection(fedrec_engine *e) {
+  fedrec_secagg_server_free(e->sa);
+  e->sa = NULL;
+  e->n = 0;
+  e->deadline = 0;
+  e->phase = FEDREC_PHASE_SELECTING;
+  memset(&e->stats, 0, sizeof e->stats);
+}
+
+static void abort_round(fedrec_engine *e, const char *why) {
+  e->stats.round = e->round;
+  e->stats.cohort = e->n;
+  e->stats.aborted = 1;
+  snprintf(e->stats.reason, sizeof e->stats.reason, "%s", why);
+  if (e->cb.round_done) e->cb.round_done(e->cb.ctx, &e->stats);
+  e->round++;
+  new_selection(e);
+}
+
+/* Sets up secure aggregation and the DP pipeline for the selected cohort; checks the budget. */
+static void start_round(fedrec_engine *e, uint64_t now) {
+  fedrec_error err = {0};
+  uint32_t n = e->n;
+  fedrec_secagg_choice ch;
+  if (fedrec_secagg_choose(&ch, n, e->c.dropout, e->c.dishonest, e->c.fail_bits, e->c.sec_bits, &err)) {
+    abort_round(e, err.msg);
+    return;
+  }
+  fedrec_round_info *in = &e->info;
+  memset(in, 0, sizeof *in);
+  in->round = e->round;
+  in->model_version = e->version;
+  in->alpha0 = e->c.alpha0;
+  in->reg = e->c.reg;
+  fedrec_ddp_params *p = &in->ddp;
+  p->dim = (uint32_t)e->dim;
+  p->clip = e->c.clip;
+  p->beta = exp(-0.5);
+  p->round_seed = random_u64(e);
+  p->noise = e->c.noise_multiplier > 0 ? e->c.noise : FEDREC_NOISE_NONE;
+  /* the noise in the sum of min_survivors clients has std z c; with all n surviving it is
+   * sqrt(n / min_survivors) times that, which the wrap-around bound must allow for */
+  double z = e->c.noise_multiplier, zwrap = z * sqrt((double)n / e->c.min_survivors);
+  fedrec_status s = e->c.bits
+                        ? fedrec_ddp_choose_gamma(&p->gamma, p->clip, p->dim, n, zwrap, e->c.bits, e->c.p_wrap, &err)
+                        : fedrec_ddp_choose_bits(&p->bits, &p->gamma, p->clip, p->dim, n, zwrap, e->c.p_wrap,
+                                                 e->c.rounding_ratio, &err);
+  if (e->c.bits) p->bits = e->c.bits;
+  if (s) {
+    stop(e, "cannot encode updates: %s", err.msg);
+    return;
+  }
+  if (z > 0) {
+    double s2 = (z * p->clip / p->gamma) * (z * p->clip / p->gamma) / e->c.min_survivors;
+    uint64_t den = p->noise == FEDREC_NOISE_SKELLAM ? 1024 : 256;
+    double num = ceil(s2 * (double)den);
+    if (!(num >= 1 && num < (p->noise == FEDREC_NOISE_SKELLAM ? 1099511627776.0 : 4294967296.0))) {
+      char why[96];
+      snprintf(why, sizeof why, "per-client noise variance %.4g out of the sampler's range", s2);
+      stop(e, "%s", why);
+      return;
+    }
+    p->sigma2_num = (uint64_t)num;
+    p->sigma2_den = den;
+    fedrec_release r = release_for(e, e->c.min_survivors);
+    if (fedrec_ledger_check(e->ledger, &r, NULL, &err)) {
+      stop(e, "privacy budget: %s", err.msg);
+      return;
+    }
+  }
+  fedrec_secagg_params *sp = &in->secagg;
+  sp->session = random_u64(e);
+  sp->n = n;
+  sp->k = ch.complete ? n - 1 : ch.k;
+  sp->t = ch.t;
+  sp->bits = p->bits;
+  sp->dim = fedrec_ddp_padded(p->dim);
+  sp->active = 0;
+  e->ent.bytes(e->ent.ctx, sp->graph_seed, sizeof sp->graph_seed);
+  e->sa = fedrec_secagg_server_new(sp, NULL, &err);
+  if (!e->sa) {
+    abort_round(e, err.msg);
+    return;
+  }
+  e->stats.round = e->round;
+  e->stats.cohort = n;
+  e->phase = FEDREC_PHASE_KEYS;
+  e->phase_start = now;
+  e->deadline = now + e->c.phase_ms;
+  in->deadline_ms = e->deadline;
+}
+
+fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t now,
+                                    int *accepted, uint64_t *round, uint32_t *retry_ms,
+                                    fedrec_error *err) {
+  (void)err;
+  *accepted = 0;
+  *round = e->round;
+  *retry_ms = jitter(e, e->c.retry_ms);
+  if (e->phase != FEDREC_PHASE_SELECTING) {
+    if (e->phase != FEDREC_PHASE_STOPPED && find(e, client, NULL)) *accepted = 1; /* already in */
+    return FEDREC_OK;
+  }
+  if (find(e, client, NULL)) {
+    *accepted = 1;
+    return FEDREC_OK;
+  }
+  if (e->c.sampling_rate > 0) {
+    /* Poisson sampling: an exact Bernoulli(q) coin, q as a 2^-53 multiple */
+    uint64_t q = (uint64_t)(e->c.sampling_rate * 9007199254740992.0);
+    if ((random_u64(e) >> 11) >= q) return FEDREC_OK;
+  }
+  if (e->n == 0) e->deadline = now + e->c.selection_ms;
+  e->members[e->n++] = (member){client, 0};
+  *accepted = 1;
+  if (e->n == e->cap) start_round(e, now);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64_t round,
+                                       uint64_t now, fedrec_round_info *out, uint32_t *retry_ms,
+                                       fedrec_error *err) {
+  (void)now;
+  uint32_t idx;
+  member *m = round == e->round ? find(e, client, &idx) : NULL;
+  *retry_ms = 0;
+  if (!m || e->phase == FEDREC_PHASE_STOPPED)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client is not in the current cohort", (unsigned long long)round);
+  if (m->done == DROPPED) return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client was dropped", (unsigned long long)round);
+  if (e->phase == FEDREC_PHASE_SELECTING) {
+    *retry_ms = jitter(e, 200);
+    return FEDREC_OK;
+  }
+  *out = e->info;
+  out->cohort_index = idx;
+  out->deadline_ms = e->deadline;
+  return FEDREC_OK;
+}
+
+static const int WANT[FEDREC_PHASES] = {0, FEDREC_SA_MSG_KEYS, FEDREC_SA_MSG_BOXES, FEDREC_SA_MSG_MASKED,
+                                        FEDREC_SA_MSG_REVEALS, 0};
+
+fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t round,
+                                   fedrec_phase phase, const uint8_t *msg, size_t len,
+                                   uint64_t now, fedrec_error *err) {
+  uint32_t idx;
+  member *m = round == e->round && e->phase != FEDREC_PHASE_SELECTING ? find(e, client, &idx) : NULL;
+  if (!m) return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client is not in the current round", (unsigned long long)round);
+  if (m->done == DROPPED) return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client was dropped", (unsigned long long)round);
+  if (phase != e->phase || phase < FEDREC_PHASE_KEYS || phase > FEDREC_PHASE_UNMASK)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu is in phase %s, not %s", (unsigned long long)round,
+                            fedrec_phase_name(e->phase), fedrec_phase_name(phase));
+  if (m->done >= (int)phase)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: %s already received from this client (replay)",
+                            (unsigned long long)round, fedrec_phase_name(phase));
+  if (m->done != (int)phase - 1)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client skipped a phase", (unsigned long long)round);
+  fedrec_sa_msg sm;
+  fedrec_status s = fedrec_sa_decode(&sm, msg, len, e->n, e->info.secagg.dim, err);
+  if (s) return s;
+  uint32_t id = sm.type == FEDREC_SA_MSG_KEYS ? sm.u.keys.id : sm.type == FEDREC_SA_MSG_MASKED ? sm.u.masked.id
+              : sm.type == FEDREC_SA_MSG_REVEALS ? sm.u.reveals.id : idx;
+  if (sm.type != WANT[phase])
+    s = fedrec_error_set(err, FEDREC_ERR_PARSE, "phase %s: unexpected message type %d", fedrec_phase_name(phase), sm.type);
+  else if (id != idx)
+    s = fedrec_error_set(err, FEDREC_ERR_ARG, "message names cohort member %u, the sender is %u", id, idx);
+  else if (phase == FEDREC_PHASE_MASKED && sm.bits != e->info.secagg.bits)
+    s = fedrec_error_set(err, FEDREC_ERR_ARG, "masked input at %u bits, the round uses %u", sm.bits, e->info.secagg.bits);
+  else if (phase == FEDREC_PHASE_KEYS) s = fedrec_secagg_server_on_keys(e->sa, &sm.u.keys, err);
+  else if (phase == FEDREC_PHASE_SHARES) s = fedrec_secagg_server_on_boxes(e->sa, idx, &sm.u.boxes, err);
+  else if (phase == FEDREC_PHASE_MASKED) s = fedrec_secagg_server_on_masked(e->sa, &sm.u.masked, err);
+  else s = fedrec_secagg_server_on_reveals(e->sa, &sm.u.reveals, err);
+  fedrec_sa_msg_free(&sm);
+  if (s) return s;
+  m->done = (int)phase;
+  e->stats.bytes_in += len;
+  fedrec_engine_tick(e, now);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_engine_fetch(fedrec_engine *e, uint64_t client, uint64_t round,
+                                  fedrec_phase phase, uint64_t now, uint8_t **out, size_t *len,
+                                  uint32_t *retry_ms, fedrec_error *err) {
+  (void)now;
+  *out = NULL;
+  *len = 0;
+  *retry_ms = 0;
+  uint32_t idx;
+  member *m = round == e->round && e->phase != FEDREC_PHASE_SELECTING ? find(e, client, &idx) : NULL;
+  if (!m) return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client is not in the current round", (unsigned long long)round);
+  if (m->done == DROPPED) return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client was dropped", (unsigned long long)round);
+  if (phase < FEDREC_PHASE_SHARES || phase > FEDREC_PHASE_UNMASK)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "phase %s has no input to fetch", fedrec_phase_name(phase));
+  if (e->phase < phase) { /* not open yet */
+    *retry_ms = jitter(e, 100);
+    return FEDREC_OK;
+  }
+  if (e->phase > phase)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: phase %s is over", (unsigned long long)round, fedrec_phase_name(phase));
+  fedrec_status s;
+  size_t n = 0;
+  uint8_t *buf = NULL;
+  if (phase == FEDREC_PHASE_SHARES) {
+    fedrec_sa_keylist kl;
+    if ((s = fedrec_secagg_server_keylist(e->sa, idx, &kl, err))) return s;
+    n = fedrec_sa_encode_keylist(NULL, 0, &kl);
+    if ((buf = malloc(n))) fedrec_sa_encode_keylist(buf, n, &kl);
+  } else if (phase == FEDREC_PHASE_MASKED) {
+    fedrec_sa_boxes bx;
+    if ((s = fedrec_secagg_server_inbox(e->sa, idx, &bx, err))) return s;
+    n = fedrec_sa_encode_boxes(NULL, 0, &bx);
+    if ((buf = malloc(n))) fedrec_sa_encode_boxes(buf, n, &bx);
+  } else {
+    fedrec_sa_survivors sv;
+    if ((s = fedrec_secagg_server_survivors(e->sa, &sv, err))) return s;
+    n = fedrec_sa_encode_survivors(NULL, 0, &sv);
+    if ((buf = malloc(n))) fedrec_sa_encode_survivors(buf, n, &sv);
+  }
+  if (!buf) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: %zu-byte message", n);
+  *out = buf;
+  *len = n;
+  return FEDREC_OK;
+}
+
+static void optimise(fedrec_engine *e) {
+  const fedrec_engine_config *c = &e->c;
+  double t = (double)e->rounds_done + 1;
+  for (int64_t i = 0; i < e->dim; i++) {
+    double g = e->avg[i];
+    if (c->optimizer == FEDREC_OPT_FEDADAM) {
+      e->m1[i] = (float)(c->beta1 * e->m1[i] + (1 - c->beta1) * g);
+      e->m2[i] = (float)(c->beta2 * e->m2[i] + (1 - c->beta2) * g * g);
+      double mh = e->m1[i] / (1 - pow(c->beta1, t)), vh = e->m2[i] / (1 - pow(c->beta2, t));
+      e->x[i] -= (float)(c->server_lr * mh / (sqrt(vh) + c->adam_eps));
+    } else {
+      e->m1[i] = (float)(c->momentum * e->m1[i] + g);
+      e->x[i] -= (float)(c->server_lr * e->m1[i]);
+    }
+  }
+  fedrec_model_set_params(&e->model, e->x);
+}
+
+static void finish_round(fedrec_engine *e, uint64_t now) {
+  fedrec_error err = {0};
+  uint32_t summed = 0;
+  if (fedrec_secagg_server_finish(e->sa, e->modsum, &summed, &err)) {
+    abort_round(e, err.msg);
+    return;
+  }
+  if (summed < e->c.min_survivors) {
+    char why[96];
+    snprintf(why, sizeof why, "%u survivors, fewer than the %u required", summed, e->c.min_survivors);
+    abort_round(e, why);
+    return;
+  }
+  double eps = 0;
+  if (e->info.ddp.noise != FEDREC_NOISE_NONE) {
+    fedrec_release r = release_for(e, summed);
+    fedrec_status s = fedrec_ledger_append(e->ledger, &r, &eps, &err);
+    if (s) { /* not recorded: the aggregate must not be used */
+      e->stats.aborted = 1;
+      snprintf(e->stats.reason, sizeof e->stats.reason, "ledger: %s", err.msg);
+      if (e->cb.round_done) e->cb.round_done(e->cb.ctx, &e->stats);
+      stop(e, "ledger refused the release: %s", err.msg);
+      return;
+    }
+  }
+  fedrec_ddp_decode(e->avg, e->modsum, &e->info.ddp, e->work);
+  double norm = 0;
+  for (int64_t i = 0; i < e->dim; i++) {
+    e->avg[i] /= (float)summed;
+    norm += (double)e->avg[i] * e->avg[i];
+  }
+  float *saved = malloc((size_t)e->dim * sizeof *saved), *s1 = malloc((size_t)e->dim * sizeof *s1),
+        *s2 = malloc((size_t)e->dim * sizeof *s2);
+  if (saved && s1 && s2) {
+    memcpy(saved, e->x, (size_t)e->dim * sizeof *saved);
+    memcpy(s1, e->m1, (size_t)e->dim * sizeof *s1);
+    memcpy(s2, e->m2, (size_t)e->dim * sizeof *s2);
+  }
+  optimise(e);
+  uint64_t old = e->version;
+  if (!saved || !s1 || !s2 || seal_model(e, old + 1, &err) || publish(e)) {
+    /* keep serving the previous model; the ledger entry stands (the aggregate was released
+     * to the coordinator) */
+    if (saved && s1 && s2) {
+      memcpy(e->x, saved, (size_t)e->dim * sizeof *saved);
+      memcpy(e->m1, s1, (size_t)e->dim * sizeof *s1);
+      memcpy(e->m2, s2, (size_t)e->dim * sizeof *s2);
+    }
+    fedrec_model_set_params(&e->model, e->x);
+    seal_model(e, old, &err);
+    free(saved), free(s1), free(s2);
+    stop(e, "%s", "the new model could not be persisted");
+    return;
+  }
+  free(saved), free(s1), free(s2);
+  e->stats.survivors = summed;
+  e->stats.epsilon = eps;
+  e->stats.update_norm = sqrt(norm);
+  e->stats.phase_ms[FEDREC_PHASE_UNMASK] = now - e->phase_start;
+  if (e->cb.round_done) e->cb.round_done(e->cb.ctx, &e->stats);
+  e->rounds_done++;
+  e->round++;
+  new_selection(e);
+  if (e->c.max_rounds && e->rounds_done >= e->c.max_rounds) {
+    char what[32];
+    snprintf(what, sizeof what, "%llu", (unsigned long long)e->rounds_done);
+    stop(e, "all %s rounds done", what);
+  }
+}
+
+/* Closes the current phase: drops who did not answer, then moves on. */
+static void close_phase(fedrec_engine *e, uint64_t now) {
+  fedrec_error err = {0};
+  fedrec_phase ph = e->phase;
+  for (uint32_t i = 0; i < e->n; i++)
+    if (e->members[i].done != DROPPED && e->members[i].done < (int)ph) {
+      e->members[i].done = DROPPED;
+      e->stats.dropped[ph]++;
+    }
+  e->stats.phase_ms[ph] = now - e->phase_start;
+  fedrec_status s = FEDREC_OK;
+  if (ph == FEDREC_PHASE_KEYS) s = fedrec_secagg_server_close_keys(e->sa, &err);
+  else if (ph == FEDREC_PHASE_SHARES) s = fedrec_secagg_server_close_shares(e->sa, &err);
+  else if (ph == FEDREC_PHASE_MASKED) s = fedrec_secagg_server_close_masked(e->sa, &err);
+  else {
+    finish_round(e, now);
+    return;
+  }
+  if (s) {
+    abort_round(e, err.msg);
+    return;
+  }
+  e->phase = ph + 1;
+  e->phase_start = now;
+  e->deadline = now + e->c.phase_ms;
+}
+
+void fedrec_engine_tick(fedrec_engine *e, uint64_t now) {
+  for (int guard = 0; guard < 8; guard++) {
+    if (e->phase == FEDREC_PHASE_STOPPED) return;
+    if (e->phase == FEDREC_PHASE_SELECTING) {
+      if (e->n > 0 && now >= e->deadline) {
+        if (e->n >= e->c.min_cohort) start_round(e, now);
+        else e->deadline = now + e->c.selection_ms; /* keep waiting */
+      }
+      return;
+    }
+    int all = 1;
+    for (uint32_t i = 0; i < e->n && all; i++)
+      if (e->members[i].done != DROPPED && e->members[i].done < (int)e->phase) all = 0;
+    if (!all && now < e->deadline) return;
+    close_phase(e, now);
+  }
+}

@@ -1,0 +1,184 @@
+/* The coordinator's round engine: everything the coordinator decides, with no I/O of its own,
+ * so that the gRPC server (fedrec-coordinator) and the simulator drive the same code.
+ *
+ * A transport calls in with what a client sent and the current time; the engine answers
+ * with what to send back. Time is a caller-supplied millisecond clock; nothing here sleeps,
+ * reads a socket or starts a thread. Persistence of published models goes through a
+ * callback; the privacy ledger (SQLite) is the one durable store the engine writes, because
+ * an entry must be durable before an aggregate is used.
+ *
+ * A round:
+ *   selecting   clients check in; each is taken into the cohort (fixed size: the first
+ *               `cohort`; Poisson: each with probability q) or told when to come back
+ *   keys        cohort members fetch the round's parameters and advertise their keys
+ *   shares      they fetch their neighbours' keys and send encrypted shares
+ *   masked      they fetch the shares addressed to them and send their masked update
+ *   unmask      they fetch the survivor list and reveal shares
+ *   finish      the engine removes the masks, decodes the sum (distributed DP), appends the
+ *               ledger entry durably, applies the server optimiser and publishes a signed,
+ *               versioned model.
+ * A phase closes when every client still in the round has answered, or at its deadline;
+ * clients that miss it are dropped. Fewer than the threshold (or than min_survivors at the
+ * end) aborts the round: nothing is released or recorded, and a new round starts.
+ * Before a round starts, the engine checks that the round cannot push epsilon past the
+ * ledger's budget (assuming the fewest survivors it would accept); when it could, training
+ * stops and says why. */
+#ifndef FEDREC_ENGINE_H
+#define FEDREC_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/crypto.h"
+#include "fedrec/ddp.h"
+#include "fedrec/ledger.h"
+#include "fedrec/model.h"
+#include "fedrec/noise.h"
+#include "fedrec/secagg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum fedrec_phase {
+  FEDREC_PHASE_SELECTING = 0,
+  FEDREC_PHASE_KEYS = 1,
+  FEDREC_PHASE_SHARES = 2,
+  FEDREC_PHASE_MASKED = 3,
+  FEDREC_PHASE_UNMASK = 4,
+  FEDREC_PHASE_STOPPED = 5,
+} fedrec_phase;
+#define FEDREC_PHASES 6
+const char *fedrec_phase_name(fedrec_phase p);
+
+enum { FEDREC_OPT_FEDAVG = 0, FEDREC_OPT_FEDADAM = 1 };
+
+typedef struct fedrec_engine_config {
+  /* cohorts */
+  uint32_t cohort;          /* target cohort size */
+  double sampling_rate;     /* 0: fixed-size cohorts; in (0, 1]: Poisson sampling of check-ins */
+  uint32_t min_cohort;      /* a Poisson round starts at the end of selection with at least this */
+  uint32_t min_survivors;   /* a round with fewer survivors is aborted; the budget check uses it */
+  uint64_t selection_ms;    /* how long selection waits for a Poisson cohort */
+  uint64_t phase_ms;        /* deadline of each secure-aggregation phase */
+  uint32_t retry_ms;        /* clients not needed come back after this, jittered to [0.5, 1.5]x */
+  uint32_t max_rounds;      /* 0: until the budget is spent */
+  /* secure aggregation (semi-honest variant; (k, t) chosen per round) */
+  double dropout;           /* expected dropout rate, for choosing (k, t) */
+  double dishonest;         /* assumed fraction of clients colluding with the server */
+  double fail_bits;         /* P(a round fails for want of shares) <= 2^-fail_bits (20) */
+  double sec_bits;          /* P(some client's secrets reachable by the colluders) <= 2^-sec_bits (40) */
+  /* distributed DP */
+  double clip;              /* L2 clip of each client's whole update */
+  double noise_multiplier;  /* z: noise std in the sum of min_survivors clients is z * clip */
+  int noise;                /* FEDREC_NOISE_SKELLAM (default) or FEDREC_NOISE_DGAUSS */
+  uint32_t bits;            /* modulus 2^bits; 0: fewest bits for rounding_ratio */
+  double p_wrap;            /* bound on the probability of a modular wrap-around */
+  double rounding_ratio;    /* rounding error variance / noise variance, when choosing bits */
+  /* server optimiser */
+  int optimizer;            /* FEDREC_OPT_FEDAVG or FEDREC_OPT_FEDADAM */
+  double server_lr, momentum, beta1, beta2, adam_eps;
+  /* what clients use to solve and differentiate (sent with the round) */
+  float alpha0, reg;
+} fedrec_engine_config;
+
+void fedrec_engine_defaults(fedrec_engine_config *c);
+
+/* What a cohort member needs for one round. */
+typedef struct fedrec_round_info {
+  uint64_t round, model_version;
+  uint32_t cohort_index;
+  fedrec_secagg_params secagg;   /* dim = the padded update length */
+  fedrec_ddp_params ddp;         /* dim = the model's parameter count */
+  float alpha0, reg;
+  uint64_t deadline_ms;          /* of the current phase, on the engine's clock */
+} fedrec_round_info;
+
+/* A published model: blob (fedrec_model_encode), its BLAKE2b-256 hash and the coordinator's
+ * Ed25519 signature over "fedrec-model-v1" || version || hash. */
+typedef struct fedrec_published {
+  uint64_t version;
+  const uint8_t *blob;
+  size_t len;
+  uint8_t hash[32];
+  uint8_t sig[FEDREC_SIG_BYTES];
+} fedrec_published;
+
+/* The message a model signature covers (for verifiers): 15 + 8 + 32 bytes. */
+#define FEDREC_MODEL_SIGNED_BYTES (15 + 8 + 32)
+void fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_t version,
+                                 const uint8_t hash[32]);
+/* Checks a downloaded blob against the hash and signature under the coordinator's key. */
+int fedrec_model_verify(const uint8_t *blob, size_t len, uint64_t version, const uint8_t hash[32],
+                        const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t pk[FEDREC_SIGN_PK_BYTES]);
+
+typedef struct fedrec_round_stats {
+  uint64_t round;
+  uint32_t cohort, survivors, dropped[FEDREC_PHASES]; /* dropped at each phase's deadline */
+  uint64_t bytes_in, phase_ms[FEDREC_PHASES];
+  double epsilon;       /* cumulative, after this round */
+  double update_norm;   /* L2 norm of the decoded average update */
+  int aborted;
+  char reason[640];     /* why a round aborted */
+} fedrec_round_stats;
+
+typedef struct fedrec_engine_callbacks {
+  void *ctx;
+  /* A model is about to be served: persist it (return non-zero to refuse; the engine then
+   * keeps serving the previous model and stops). */
+  int (*publish)(void *ctx, const fedrec_published *m);
+  /* A round finished or aborted. */
+  void (*round_done)(void *ctx, const fedrec_round_stats *s);
+} fedrec_engine_callbacks;
+
+typedef struct fedrec_engine fedrec_engine;
+
+/* Takes ownership of model (its C stays borrowed). id signs models and is borrowed; ledger
+ * (borrowed, may be NULL only without noise: noise_multiplier 0, for tests) records every
+ * release. version: that of the initial model. entropy: NULL for the CSPRNG. */
+fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config *c,
+                                 fedrec_model *model, uint64_t version, const fedrec_identity *id,
+                                 fedrec_ledger *ledger, const fedrec_engine_callbacks *cb,
+                                 const fedrec_entropy *entropy, fedrec_error *err);
+void fedrec_engine_free(fedrec_engine *e);
+
+/* The model being served. */
+void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out);
+const fedrec_model *fedrec_engine_current_model(const fedrec_engine *e);
+fedrec_phase fedrec_engine_phase(const fedrec_engine *e);
+uint64_t fedrec_engine_round(const fedrec_engine *e);
+uint64_t fedrec_engine_rounds_done(const fedrec_engine *e);
+/* Why training stopped ("" while it runs). */
+const char *fedrec_engine_stop_reason(const fedrec_engine *e);
+/* The deadline of the current phase (selection: its end), or 0. */
+uint64_t fedrec_engine_deadline(const fedrec_engine *e);
+
+/* A client (transport-level id, e.g. from its token) checks in. *accepted = 1: it is in the
+ * cohort of *round and should fetch the round info; else come back after *retry_ms. */
+fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t now,
+                                    int *accepted, uint64_t *round, uint32_t *retry_ms,
+                                    fedrec_error *err);
+/* The round's parameters for a cohort member, once the round has started (else *retry_ms). */
+fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64_t round,
+                                       uint64_t now, fedrec_round_info *out, uint32_t *retry_ms,
+                                       fedrec_error *err);
+/* A secure-aggregation message (wire encoding) for `phase` of `round`. FEDREC_ERR_STATE: not
+ * this client's round, not the current phase, already answered, or dropped; FEDREC_ERR_PARSE
+ * or FEDREC_ERR_ARG: malformed or rejected by the secure-aggregation server. Nothing changes
+ * on any error. */
+fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t round,
+                                   fedrec_phase phase, const uint8_t *msg, size_t len,
+                                   uint64_t now, fedrec_error *err);
+/* The input of `phase` for this client (keys list, shares addressed to it, survivor list) as
+ * a wire message in *out (malloc'd, the caller frees), once the phase has opened; until then
+ * *out = NULL and *retry_ms says when to ask again. */
+fedrec_status fedrec_engine_fetch(fedrec_engine *e, uint64_t client, uint64_t round,
+                                  fedrec_phase phase, uint64_t now, uint8_t **out, size_t *len,
+                                  uint32_t *retry_ms, fedrec_error *err);
+/* Advances on deadlines and completions; call it after every request and periodically. */
+void fedrec_engine_tick(fedrec_engine *e, uint64_t now);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
