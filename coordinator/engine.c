@@ -39,6 +39,8 @@ struct fedrec_engine {
   char stop[640];
 };
 
+static void stop(fedrec_engine *e, const char *fmt, const char *detail);
+
 static const char *PHASE_NAMES[FEDREC_PHASES] = {"selecting", "keys", "shares", "masked", "unmask", "stopped"};
 
 const char *fedrec_phase_name(fedrec_phase p) {
@@ -186,7 +188,29 @@ void fedrec_engine_free(fedrec_engine *e) {
   free(e);
 }
 
+fedrec_status fedrec_engine_restore(fedrec_engine *e, uint64_t next_round, uint64_t rounds_done,
+                                    const float *opt1, const float *opt2, fedrec_error *err) {
+  if (e->phase != FEDREC_PHASE_SELECTING || e->n || next_round < 1)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "engine: restore only before the first check-in, with a round >= 1");
+  e->round = next_round;
+  e->rounds_done = rounds_done;
+  size_t bytes = (size_t)e->dim * sizeof *e->m1;
+  if (opt1) memcpy(e->m1, opt1, bytes);
+  if (opt2) memcpy(e->m2, opt2, bytes);
+  if (e->c.max_rounds && e->rounds_done >= e->c.max_rounds) {
+    char what[32];
+    snprintf(what, sizeof what, "%llu", (unsigned long long)e->rounds_done);
+    stop(e, "all %s rounds done", what);
+  }
+  return FEDREC_OK;
+}
+
 void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out) {
+  out->next_round = e->round;
+  out->rounds_done = e->rounds_done;
+  out->opt1 = e->m1;
+  out->opt2 = e->m2;
+  out->dim = e->dim;
   out->version = e->version;
   out->blob = e->blob;
   out->len = e->len;
@@ -518,7 +542,10 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
   }
   optimise(e);
   uint64_t old = e->version;
-  if (!saved || !s1 || !s2 || seal_model(e, old + 1, &err) || publish(e)) {
+  e->round++, e->rounds_done++; /* what the published state says comes next */
+  int failed = !saved || !s1 || !s2 || seal_model(e, old + 1, &err) || publish(e);
+  e->round--, e->rounds_done--;
+  if (failed) {
     /* keep serving the previous model; the ledger entry stands (the aggregate was released
      * to the coordinator) */
     if (saved && s1 && s2) {

@@ -15,7 +15,7 @@ struct fedrec_ledger {
   fedrec_orders orders;
   double delta, budget, epsilon;
   double rdp[FEDREC_MAX_ORDERS]; /* cumulative */
-  uint64_t seq;
+  uint64_t seq, last_round;
   uint8_t last[32];
   uint64_t tree_leaf; /* the last tree entry's leaf (0: none yet) and noise multiplier */
   double tree_z;
@@ -211,6 +211,7 @@ void fedrec_ledger_close(fedrec_ledger *l) {
 }
 
 double fedrec_ledger_epsilon(const fedrec_ledger *l) { return l->epsilon; }
+uint64_t fedrec_ledger_last_round(const fedrec_ledger *l) { return l->last_round; }
 
 fedrec_status fedrec_ledger_check(fedrec_ledger *l, const fedrec_release *r, double *eps_after,
                                   fedrec_error *err) {
@@ -288,6 +289,7 @@ fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, do
   if ((s = write_entry(l, r, eps, hash, sig, hsig, err))) return s;
   for (size_t k = 0; k < l->orders.n; k++) l->rdp[k] += one[k];
   release_done(l, r);
+  l->last_round = r->round;
   l->seq++;
   l->epsilon = eps;
   memcpy(l->last, hash, 32);
@@ -349,6 +351,7 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: epsilon %.6g exceeds the budget %.6g", (unsigned long long)seq, mine, l->budget);
     if (s) break;
     release_done(l, &r);
+    l->last_round = r.round;
     if (out && json)
       fprintf(out, "{\"entry\": %llu, \"round\": %llu, \"mechanism\": \"%s\", \"sampling_rate\": %.10g, \"survivors\": %u, \"epsilon\": %.10g, \"order\": %g}\n",
               (unsigned long long)seq, (unsigned long long)r.round, r.mechanism, r.q, r.survivors, mine, best);

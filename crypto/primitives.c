@@ -1,5 +1,6 @@
 /* libsodium-backed primitives: key agreement, mask PRG, share transport, signatures. */
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fedrec/crypto.h"
@@ -206,4 +207,33 @@ fedrec_status fedrec_identity_from_seed(fedrec_identity *id, const uint8_t seed[
   if (!id->sk) return FEDREC_ERR_NOMEM;
   crypto_sign_seed_keypair(id->pk, id->sk, seed);
   return FEDREC_OK;
+}
+
+static void token_mac(uint8_t mac[16], const uint8_t secret[32], uint64_t id) {
+  char msg[48];
+  int n = snprintf(msg, sizeof msg, "fedrec-token-v1:%llu", (unsigned long long)id);
+  crypto_generichash(mac, 16, (const unsigned char *)msg, (size_t)n, secret, 32);
+}
+
+void fedrec_token_make(char out[FEDREC_TOKEN_MAX], const uint8_t secret[32], uint64_t id) {
+  uint8_t mac[16];
+  token_mac(mac, secret, id);
+  int n = snprintf(out, FEDREC_TOKEN_MAX, "%llu.", (unsigned long long)id);
+  sodium_bin2hex(out + n, (size_t)(FEDREC_TOKEN_MAX - n), mac, sizeof mac);
+  sodium_memzero(mac, sizeof mac);
+}
+
+int fedrec_token_check(const char *token, size_t len, const uint8_t secret[32], uint64_t *id) {
+  uint64_t v = 0;
+  size_t i = 0;
+  while (i < len && i < 20 && token[i] >= '0' && token[i] <= '9') v = v * 10 + (uint64_t)(token[i++] - '0');
+  if (i == 0 || i >= len || token[i] != '.' || len - i - 1 != 32) return 0;
+  uint8_t mac[16], want[16];
+  size_t bin_len = 0;
+  if (sodium_hex2bin(mac, sizeof mac, token + i + 1, 32, NULL, &bin_len, NULL) != 0 || bin_len != 16) return 0;
+  token_mac(want, secret, v);
+  int ok = sodium_memcmp(mac, want, 16) == 0;
+  sodium_memzero(want, sizeof want);
+  if (ok) *id = v;
+  return ok;
 }

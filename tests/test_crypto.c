@@ -190,8 +190,33 @@ static void test_shamir_errors(void **state) {
   assert_int_equal(caught, 200);
 }
 
+/* Tokens: a minted token checks, with its id; any change to the id or MAC, another secret,
+ * or a malformed token does not. */
+static void test_tokens(void **state) {
+  (void)state;
+  uint8_t secret[32] = {1, 2, 3}, other[32] = {9};
+  char tok[FEDREC_TOKEN_MAX];
+  fedrec_token_make(tok, secret, 1234567);
+  uint64_t id = 0;
+  assert_true(fedrec_token_check(tok, strlen(tok), secret, &id));
+  assert_true(id == 1234567);
+  assert_false(fedrec_token_check(tok, strlen(tok), other, &id));
+  char bad[FEDREC_TOKEN_MAX];
+  strcpy(bad, tok);
+  bad[0] = '2'; /* another id, same MAC */
+  assert_false(fedrec_token_check(bad, strlen(bad), secret, &id));
+  strcpy(bad, tok);
+  bad[strlen(bad) - 1] ^= 1;
+  assert_false(fedrec_token_check(bad, strlen(bad), secret, &id));
+  assert_false(fedrec_token_check(tok, strlen(tok) - 1, secret, &id));
+  assert_false(fedrec_token_check("", 0, secret, &id));
+  assert_false(fedrec_token_check(".00000000000000000000000000000000", 33, secret, &id));
+  assert_false(fedrec_token_check("12x00000000000000000000000000000000", 35, secret, &id));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_tokens),
       cmocka_unit_test(test_x25519_rfc7748),  cmocka_unit_test(test_chacha20_rfc8439),
       cmocka_unit_test(test_mask_matches_keystream), cmocka_unit_test(test_seal_open),
       cmocka_unit_test(test_signatures),      cmocka_unit_test(test_shamir_subsets),

@@ -102,6 +102,11 @@ typedef struct fedrec_published {
   size_t len;
   uint8_t hash[32];
   uint8_t sig[FEDREC_SIG_BYTES];
+  /* what a restart needs to continue exactly: the next round's number, rounds done, and the
+   * server optimiser's state (two vectors of `dim` floats) */
+  uint64_t next_round, rounds_done;
+  const float *opt1, *opt2;
+  int64_t dim;
 } fedrec_published;
 
 /* The message a model signature covers (for verifiers): 15 + 8 + 32 bytes. */
@@ -141,6 +146,10 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
                                  fedrec_ledger *ledger, const fedrec_engine_callbacks *cb,
                                  const fedrec_entropy *entropy, fedrec_error *err);
 void fedrec_engine_free(fedrec_engine *e);
+/* After a restart: continue at next_round with the optimiser state saved with the model
+ * (opt1/opt2 may be NULL: zeros). Only before the first check-in. */
+fedrec_status fedrec_engine_restore(fedrec_engine *e, uint64_t next_round, uint64_t rounds_done,
+                                    const float *opt1, const float *opt2, fedrec_error *err);
 
 /* The model being served. */
 void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out);

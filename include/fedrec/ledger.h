@@ -52,6 +52,9 @@ fedrec_status fedrec_ledger_check(fedrec_ledger *l, const fedrec_release *r, dou
 fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, double *eps_after,
                                    fedrec_error *err);
 double fedrec_ledger_epsilon(const fedrec_ledger *l);
+/* The round of the last entry (0 when empty): a restarted coordinator numbers rounds after it,
+ * so no round is recorded twice. */
+uint64_t fedrec_ledger_last_round(const fedrec_ledger *l);
 
 typedef struct fedrec_ledger_summary {
   uint64_t entries;
