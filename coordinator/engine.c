@@ -218,6 +218,7 @@ void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out) {
   memcpy(out->sig, e->sig, sizeof out->sig);
 }
 
+void fedrec_engine_set_callbacks(fedrec_engine *e, const fedrec_engine_callbacks *cb) { e->cb = *cb; }
 const fedrec_model *fedrec_engine_current_model(const fedrec_engine *e) { return &e->model; }
 fedrec_phase fedrec_engine_phase(const fedrec_engine *e) { return e->phase; }
 uint64_t fedrec_engine_round(const fedrec_engine *e) { return e->round; }
@@ -564,7 +565,16 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
   e->stats.epsilon = eps;
   e->stats.update_norm = sqrt(norm);
   e->stats.phase_ms[FEDREC_PHASE_UNMASK] = now - e->phase_start;
+  uint64_t *ids = malloc((size_t)e->n * sizeof *ids);
+  uint32_t nid = 0;
+  for (uint32_t i = 0; ids && i < e->n; i++)
+    if (e->members[i].done >= (int)FEDREC_PHASE_MASKED) ids[nid++] = e->members[i].client;
+  e->stats.clients = ids;
+  e->stats.nclients = nid;
   if (e->cb.round_done) e->cb.round_done(e->cb.ctx, &e->stats);
+  free(ids);
+  e->stats.clients = NULL;
+  e->stats.nclients = 0;
   e->rounds_done++;
   e->round++;
   new_selection(e);

@@ -125,6 +125,8 @@ typedef struct fedrec_round_stats {
   double update_norm;   /* L2 norm of the decoded average update */
   int aborted;
   char reason[640];     /* why a round aborted */
+  const uint64_t *clients; /* the survivors' client ids (valid during the callback only) */
+  uint32_t nclients;
 } fedrec_round_stats;
 
 typedef struct fedrec_engine_callbacks {
@@ -151,6 +153,8 @@ void fedrec_engine_free(fedrec_engine *e);
 fedrec_status fedrec_engine_restore(fedrec_engine *e, uint64_t next_round, uint64_t rounds_done,
                                     const float *opt1, const float *opt2, fedrec_error *err);
 
+/* Replaces the callbacks (e.g. after a restart, once the resumed model need not be saved). */
+void fedrec_engine_set_callbacks(fedrec_engine *e, const fedrec_engine_callbacks *cb);
 /* The model being served. */
 void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out);
 const fedrec_model *fedrec_engine_current_model(const fedrec_engine *e);

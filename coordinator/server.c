@@ -1,0 +1,1065 @@
+/* fedrec-coordinator: the gRPC server around the round engine.
+ *
+ *   fedrec-coordinator init  --state-dir DIR           keys: identity (Ed25519) and token secret
+ *   fedrec-coordinator token --state-dir DIR --id N    a client token
+ *   fedrec-coordinator serve [--config FILE] [--key value ...]
+ *
+ * gRPC C core with a completion queue drained by worker threads (see
+ * ../shared/docs/GRPC-C-GUIDE.md); every RPC is unary and answered at once, so no call is
+ * held. The engine is single-threaded: one mutex around it. A ticker thread advances phases
+ * on deadlines. State: DIR/coordinator.db (models, rounds, clients) and DIR/ledger.db (the
+ * privacy ledger), both SQLite WAL with synchronous=FULL. Prometheus text on --metrics-listen.
+ * Logs: one JSON object per line on stderr. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "fedrec/engine.h"
+#include "fedrec/synth.h"
+#include "rpc.h"
+#include "store.h"
+
+/* ---------------------------------------------------------------- configuration */
+
+typedef struct config {
+  char listen[128], state_dir[512], tls_cert[512], tls_key[512], tls_client_ca[512];
+  char metrics_listen[128], catalogue[512], noise[16], optimizer[16];
+  int insecure, workers, dim, free_embeddings, keep_models;
+  uint32_t max_message_mb, chunk_kb;
+  double budget, delta;
+  fedrec_engine_config e;
+} config;
+
+typedef struct opt {
+  const char *key;
+  char type; /* s string, i int, u uint32, d double, f float, l uint64 */
+  size_t off, size;
+  double lo, hi;
+  const char *help;
+} opt;
+
+#define S(f, h) {#f, 's', offsetof(config, f), sizeof(((config *)0)->f), 0, 0, h}
+#define OPTS_END {NULL, 0, 0, 0, 0, 0, NULL}
+static const opt OPTS[] = {
+    {"listen", 's', offsetof(config, listen), sizeof(((config *)0)->listen), 0, 0, "address:port to serve gRPC on"},
+    {"state-dir", 's', offsetof(config, state_dir), sizeof(((config *)0)->state_dir), 0, 0, "keys, coordinator.db and ledger.db"},
+    {"tls-cert", 's', offsetof(config, tls_cert), sizeof(((config *)0)->tls_cert), 0, 0, "server certificate chain (PEM)"},
+    {"tls-key", 's', offsetof(config, tls_key), sizeof(((config *)0)->tls_key), 0, 0, "server private key (PEM)"},
+    {"tls-client-ca", 's', offsetof(config, tls_client_ca), sizeof(((config *)0)->tls_client_ca), 0, 0, "CA for client certificates: turns on mTLS"},
+    {"insecure", 'i', offsetof(config, insecure), sizeof(int), 0, 1, "1: plaintext (tests only)"},
+    {"metrics-listen", 's', offsetof(config, metrics_listen), sizeof(((config *)0)->metrics_listen), 0, 0, "address:port for Prometheus text ('' off)"},
+    {"catalogue", 's', offsetof(config, catalogue), sizeof(((config *)0)->catalogue), 0, 0, "synthetic:key=value,... (the item catalogue)"},
+    {"workers", 'i', offsetof(config, workers), sizeof(int), 1, 64, "completion-queue worker threads"},
+    {"dim", 'i', offsetof(config, dim), sizeof(int), 1, 1024, "embedding dimension d"},
+    {"free-embeddings", 'i', offsetof(config, free_embeddings), sizeof(int), 0, 1, "1: a free embedding per item besides the head"},
+    {"keep-models", 'i', offsetof(config, keep_models), sizeof(int), 1, 1000000, "model versions kept in the state"},
+    {"max-message-mb", 'u', offsetof(config, max_message_mb), sizeof(uint32_t), 1, 2047, "largest request accepted"},
+    {"chunk-kb", 'u', offsetof(config, chunk_kb), sizeof(uint32_t), 1, 65536, "model download chunk"},
+    {"budget", 'd', offsetof(config, budget), sizeof(double), 1e-6, 1e6, "epsilon budget"},
+    {"delta", 'd', offsetof(config, delta), sizeof(double), 1e-300, 0.1, "delta"},
+    {"cohort", 'u', offsetof(config, e.cohort), sizeof(uint32_t), 2, 1048576, "target cohort size"},
+    {"sampling-rate", 'd', offsetof(config, e.sampling_rate), sizeof(double), 0, 1, "0: fixed-size cohorts; else Poisson sampling of check-ins"},
+    {"min-cohort", 'u', offsetof(config, e.min_cohort), sizeof(uint32_t), 1, 1048576, "least cohort a selection window may start"},
+    {"min-survivors", 'u', offsetof(config, e.min_survivors), sizeof(uint32_t), 1, 1048576, "fewer survivors abort a round"},
+    {"selection-ms", 'l', offsetof(config, e.selection_ms), sizeof(uint64_t), 1, 86400000, "selection window"},
+    {"phase-ms", 'l', offsetof(config, e.phase_ms), sizeof(uint64_t), 1, 86400000, "deadline of each secure-aggregation phase"},
+    {"retry-ms", 'u', offsetof(config, e.retry_ms), sizeof(uint32_t), 1, 86400000, "come back after (jittered)"},
+    {"rounds", 'u', offsetof(config, e.max_rounds), sizeof(uint32_t), 0, 100000000, "stop after this many rounds (0: at the budget)"},
+    {"dropout", 'd', offsetof(config, e.dropout), sizeof(double), 0, 0.99, "expected dropout, for (k, t)"},
+    {"dishonest", 'd', offsetof(config, e.dishonest), sizeof(double), 0, 0.99, "assumed colluding fraction"},
+    {"clip", 'd', offsetof(config, e.clip), sizeof(double), 1e-9, 1e9, "L2 clip of each update"},
+    {"noise-multiplier", 'd', offsetof(config, e.noise_multiplier), sizeof(double), 0, 1e6, "z"},
+    {"noise", 's', offsetof(config, noise), sizeof(((config *)0)->noise), 0, 0, "skellam or dgauss"},
+    {"bits", 'u', offsetof(config, e.bits), sizeof(uint32_t), 0, 32, "modulus bits (0: choose)"},
+    {"optimizer", 's', offsetof(config, optimizer), sizeof(((config *)0)->optimizer), 0, 0, "fedavg or fedadam"},
+    {"server-lr", 'd', offsetof(config, e.server_lr), sizeof(double), 0, 1e6, "server learning rate"},
+    {"momentum", 'd', offsetof(config, e.momentum), sizeof(double), 0, 0.9999, "FedAvg server momentum"},
+    {"alpha0", 'f', offsetof(config, e.alpha0), sizeof(float), 0, 1e6, "iALS unobserved weight"},
+    {"reg", 'f', offsetof(config, e.reg), sizeof(float), 1e-9, 1e6, "iALS regularisation"},
+    OPTS_END};
+#undef S
+
+static void config_defaults(config *c) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->listen, sizeof c->listen, "127.0.0.1:50051");
+  snprintf(c->state_dir, sizeof c->state_dir, "fedrec-state");
+  snprintf(c->metrics_listen, sizeof c->metrics_listen, "127.0.0.1:9464");
+  snprintf(c->catalogue, sizeof c->catalogue, "synthetic:users=2000,items=500,dim=16,seed=42");
+  snprintf(c->noise, sizeof c->noise, "skellam");
+  snprintf(c->optimizer, sizeof c->optimizer, "fedavg");
+  c->workers = 4;
+  c->dim = 16;
+  c->free_embeddings = 1;
+  c->keep_models = 10;
+  c->max_message_mb = 64;
+  c->chunk_kb = 1024;
+  c->budget = 10;
+  c->delta = 1e-5;
+  fedrec_engine_defaults(&c->e);
+}
+
+static const opt *find_opt(const char *k) {
+  for (const opt *o = OPTS; o->key; o++)
+    if (!strcmp(o->key, k)) return o;
+  return NULL;
+}
+
+/* Sets one key; where names the source (a file and line, or the command line). */
+static int config_set(config *c, const char *key, const char *val, const char *where) {
+  const opt *o = find_opt(key);
+  if (!o) {
+    fprintf(stderr, "fedrec-coordinator: %s: unknown setting '%s' (see --help)\n", where, key);
+    return 0;
+  }
+  char *p = (char *)c + o->off, *end;
+  if (o->type == 's') {
+    if (strlen(val) >= o->size) {
+      fprintf(stderr, "fedrec-coordinator: %s: %s: value longer than %zu characters\n", where, key, o->size - 1);
+      return 0;
+    }
+    memcpy(p, val, strlen(val) + 1);
+    return 1;
+  }
+  errno = 0;
+  double v = strtod(val, &end);
+  if (end == val || *end || errno || !isfinite(v) || v < o->lo || v > o->hi ||
+      (o->type != 'd' && o->type != 'f' && v != floor(v))) {
+    fprintf(stderr, "fedrec-coordinator: %s: %s: '%s' is not a%s number in [%g, %g]\n", where, key, val,
+            o->type == 'd' || o->type == 'f' ? "" : " whole", o->lo, o->hi);
+    return 0;
+  }
+  if (o->type == 'i') *(int *)p = (int)v;
+  else if (o->type == 'u') *(uint32_t *)p = (uint32_t)v;
+  else if (o->type == 'l') *(uint64_t *)p = (uint64_t)v;
+  else if (o->type == 'f') *(float *)p = (float)v;
+  else *(double *)p = v;
+  return 1;
+}
+
+/* key = value lines; '#' starts a comment. */
+static int config_file(config *c, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "fedrec-coordinator: --config %s: %s\n", path, strerror(errno));
+    return 0;
+  }
+  char line[1024], where[600];
+  int ln = 0, ok = 1;
+  while (ok && fgets(line, sizeof line, f)) {
+    ln++;
+    char *h = strchr(line, '#');
+    if (h) *h = 0;
+    char *s = line;
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = 0;
+    if (!*s) continue;
+    char *eq = strchr(s, '=');
+    snprintf(where, sizeof where, "%s:%d", path, ln);
+    if (!eq) {
+      fprintf(stderr, "fedrec-coordinator: %s: expected 'key = value'\n", where);
+      ok = 0;
+      break;
+    }
+    char *k = s, *v = eq + 1;
+    *eq = 0;
+    for (char *t = eq - 1; t >= k && (*t == ' ' || *t == '\t'); t--) *t = 0;
+    while (*v == ' ' || *v == '\t') v++;
+    ok = config_set(c, k, v, where);
+  }
+  fclose(f);
+  return ok;
+}
+
+static void usage(FILE *f) {
+  fprintf(f, "usage:\n"
+             "  fedrec-coordinator init  --state-dir DIR\n"
+             "  fedrec-coordinator token --state-dir DIR --id N\n"
+             "  fedrec-coordinator serve [--config FILE] [--KEY VALUE ...]\n"
+             "settings (config file lines 'key = value', or flags --key value; flags win):\n");
+  for (const opt *o = OPTS; o->key; o++) fprintf(f, "  %-18s %s\n", o->key, o->help);
+}
+
+/* ---------------------------------------------------------------- logging */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* One JSON object per line: {"ts": ..., "level": ..., "event": ..., fields}. fields is a
+ * preformatted JSON fragment ("\"k\": v, ..."), or NULL. */
+static void logj(const char *level, const char *event, const char *fmt, ...) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  char fields[2048] = "";
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(fields, sizeof fields, fmt, ap);
+    va_end(ap);
+  }
+  pthread_mutex_lock(&log_mu);
+  fprintf(stderr, "{\"ts\": %lld.%03ld, \"level\": \"%s\", \"event\": \"%s\"%s%s}\n", (long long)ts.tv_sec,
+          ts.tv_nsec / 1000000, level, event, fields[0] ? ", " : "", fields);
+  pthread_mutex_unlock(&log_mu);
+}
+
+/* A string made safe for a JSON value (quotes, backslashes and control characters). */
+static void json_str(char *out, size_t cap, const char *s) {
+  size_t j = 0;
+  for (; *s && j + 7 < cap; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') out[j++] = '\\', out[j++] = (char)ch;
+    else if (ch < 0x20) j += (size_t)snprintf(out + j, cap - j, "\\u%04x", ch);
+    else out[j++] = (char)ch;
+  }
+  out[j] = 0;
+}
+
+/* ---------------------------------------------------------------- keys */
+
+static int read_hex32(const char *path, uint8_t out[32]) {
+  char *t = fedrec_rpc_read_text(path);
+  if (!t) return 0;
+  size_t n = 0;
+  int ok = sodium_hex2bin(out, 32, t, strlen(t), " \n\r\t", &n, NULL) == 0 && n == 32;
+  sodium_memzero(t, strlen(t));
+  free(t);
+  return ok;
+}
+
+static int write_secret_hex(const char *path, const uint8_t *b) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return 0;
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, b, 32);
+  hex[64] = '\n';
+  int ok = write(fd, hex, 65) == 65 && fsync(fd) == 0;
+  sodium_memzero(hex, sizeof hex);
+  close(fd);
+  return ok;
+}
+
+static void state_path(char *out, size_t cap, const config *c, const char *name) {
+  snprintf(out, cap, "%s/%s", c->state_dir, name);
+}
+
+static int cmd_init(const config *c) {
+  char p1[600], p2[600], p3[600];
+  if (mkdir(c->state_dir, 0700) && errno != EEXIST) {
+    fprintf(stderr, "fedrec-coordinator init: %s: %s\n", c->state_dir, strerror(errno));
+    return 1;
+  }
+  state_path(p1, sizeof p1, c, "identity.key");
+  state_path(p2, sizeof p2, c, "token.secret");
+  state_path(p3, sizeof p3, c, "identity.pub");
+  uint8_t *seed = fedrec_secret_alloc(64);
+  if (!seed) return 1;
+  randombytes_buf(seed, 64);
+  int ok = write_secret_hex(p1, seed) && write_secret_hex(p2, seed + 32);
+  if (!ok) {
+    fprintf(stderr, "fedrec-coordinator init: cannot create %s and %s (do they exist already?): %s\n", p1, p2, strerror(errno));
+    fedrec_secret_free(seed);
+    return 1;
+  }
+  fedrec_identity id;
+  if (fedrec_identity_from_seed(&id, seed)) return 1;
+  fedrec_secret_free(seed);
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, id.pk, 32);
+  FILE *f = fopen(p3, "w");
+  if (!f || fprintf(f, "%s\n", hex) < 0 || fclose(f)) {
+    fprintf(stderr, "fedrec-coordinator init: cannot write %s\n", p3);
+    return 1;
+  }
+  fedrec_identity_free(&id);
+  printf("%s\n", hex);
+  fprintf(stderr, "fedrec-coordinator: keys in %s; public key (give it to clients and auditors) in %s\n", c->state_dir, p3);
+  return 0;
+}
+
+static int cmd_token(const config *c, uint64_t id) {
+  char p[600];
+  state_path(p, sizeof p, c, "token.secret");
+  uint8_t *secret = fedrec_secret_alloc(32);
+  if (!secret || !read_hex32(p, secret)) {
+    fprintf(stderr, "fedrec-coordinator token: cannot read %s (run init first)\n", p);
+    return 1;
+  }
+  char tok[FEDREC_TOKEN_MAX];
+  fedrec_token_make(tok, secret, id);
+  fedrec_secret_free(secret);
+  printf("%s\n", tok);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- server state */
+
+enum { NPHASE_METRICS = 5 };
+
+typedef struct metrics {
+  uint64_t rounds_published, rounds_aborted, checkins, accepted, bytes_in, bytes_out;
+  uint64_t dropouts[FEDREC_PHASES], rpc_errors[17];
+  uint64_t last_cohort, last_survivors, last_phase_ms[FEDREC_PHASES];
+  double epsilon;
+} metrics;
+
+typedef struct server {
+  config cfg;
+  pthread_mutex_t mu; /* the engine, the store and the metrics */
+  fedrec_engine *engine;
+  coord_store *store;
+  fedrec_ledger *ledger;
+  fedrec_identity id;
+  uint8_t *token_secret;
+  fedrec_dataset catalogue;
+  metrics m;
+  grpc_server *gs;
+  grpc_completion_queue *cq;
+  void *handles[16];
+  atomic_int shutting_down;
+  pthread_mutex_t sd_mu;
+  pthread_cond_t sd_cv;
+  int shutdown_done;
+  int metrics_fd;
+} server;
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int on_publish(void *ctx, const fedrec_published *p) {
+  server *s = ctx;
+  fedrec_error err = {0};
+  if (coord_store_save_model(s->store, p, s->cfg.keep_models, &err)) {
+    char msg[600];
+    json_str(msg, sizeof msg, err.msg);
+    logj("error", "model_not_saved", "\"version\": %llu, \"reason\": \"%s\"", (unsigned long long)p->version, msg);
+    return 1;
+  }
+  char hash[65];
+  sodium_bin2hex(hash, sizeof hash, p->hash, 32);
+  logj("info", "model_published", "\"version\": %llu, \"bytes\": %zu, \"blake2b\": \"%s\"", (unsigned long long)p->version,
+       p->len, hash);
+  return 0;
+}
+
+static void on_round(void *ctx, const fedrec_round_stats *st) {
+  server *s = ctx;
+  fedrec_error err = {0};
+  if (coord_store_save_round(s->store, st, st->clients, st->nclients, &err)) {
+    char msg[600];
+    json_str(msg, sizeof msg, err.msg);
+    logj("error", "round_not_saved", "\"round\": %llu, \"reason\": \"%s\"", (unsigned long long)st->round, msg);
+  }
+  if (st->aborted) s->m.rounds_aborted++;
+  else s->m.rounds_published++;
+  for (int p = 0; p < FEDREC_PHASES; p++) {
+    s->m.dropouts[p] += st->dropped[p];
+    s->m.last_phase_ms[p] = st->phase_ms[p];
+  }
+  s->m.last_cohort = st->cohort;
+  s->m.last_survivors = st->survivors;
+  if (!st->aborted) s->m.epsilon = st->epsilon;
+  char reason[800];
+  json_str(reason, sizeof reason, st->reason);
+  logj(st->aborted ? "warn" : "info", st->aborted ? "round_aborted" : "round_done",
+       "\"round\": %llu, \"cohort\": %u, \"survivors\": %u, \"dropped\": {\"keys\": %u, \"shares\": %u, \"masked\": %u, "
+       "\"unmask\": %u}, \"phase_ms\": {\"keys\": %llu, \"shares\": %llu, \"masked\": %llu, \"unmask\": %llu}, "
+       "\"bytes_in\": %llu, \"epsilon\": %.6f, \"update_norm\": %.6g%s%s%s",
+       (unsigned long long)st->round, st->cohort, st->survivors, st->dropped[1], st->dropped[2], st->dropped[3], st->dropped[4],
+       (unsigned long long)st->phase_ms[1], (unsigned long long)st->phase_ms[2], (unsigned long long)st->phase_ms[3],
+       (unsigned long long)st->phase_ms[4], (unsigned long long)st->bytes_in, st->epsilon, st->update_norm,
+       st->aborted ? ", \"reason\": \"" : "", st->aborted ? reason : "", st->aborted ? "\"" : "");
+}
+
+/* ---------------------------------------------------------------- calls */
+
+typedef struct call {
+  server *s;
+  int method; /* FEDREC_RPC_*, or -1: the catch-all for unknown methods */
+  int stage;  /* 0: waiting for a call; 1: reply sent */
+  grpc_call *call;
+  gpr_timespec deadline;
+  grpc_metadata_array md;
+  grpc_byte_buffer *req, *resp;
+  grpc_call_details details;
+  int cancelled;
+} call;
+
+static void post(server *s, int method);
+
+static void call_free(call *c) {
+  grpc_metadata_array_destroy(&c->md);
+  if (c->method < 0) grpc_call_details_destroy(&c->details);
+  if (c->req) grpc_byte_buffer_destroy(c->req);
+  if (c->resp) grpc_byte_buffer_destroy(c->resp);
+  if (c->call) grpc_call_unref(c->call);
+  free(c);
+}
+
+static void post(server *s, int method) {
+  call *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->s = s;
+  c->method = method;
+  grpc_metadata_array_init(&c->md);
+  grpc_call_error e;
+  if (method < 0) {
+    grpc_call_details_init(&c->details);
+    e = grpc_server_request_call(s->gs, &c->call, &c->details, &c->md, s->cq, s->cq, c);
+  } else {
+    e = grpc_server_request_registered_call(s->gs, s->handles[method], &c->call, &c->deadline, &c->md, &c->req, s->cq,
+                                            s->cq, c);
+  }
+  if (e != GRPC_CALL_OK) {
+    logj("error", "request_call_failed", "\"method\": %d, \"code\": %d", method, (int)e);
+    call_free(c);
+  }
+}
+
+/* The client id from "authorization: Bearer <token>"; 0 when missing or wrong. */
+static int authenticate(server *s, call *c, uint64_t *client) {
+  for (size_t i = 0; i < c->md.count; i++) {
+    if (grpc_slice_str_cmp(c->md.metadata[i].key, "authorization")) continue;
+    grpc_slice v = c->md.metadata[i].value;
+    const char *p = (const char *)GRPC_SLICE_START_PTR(v);
+    size_t n = GRPC_SLICE_LENGTH(v);
+    if (n < 8 || memcmp(p, "Bearer ", 7)) return 0;
+    return fedrec_token_check(p + 7, n - 7, s->token_secret, client);
+  }
+  return 0;
+}
+
+static grpc_status_code status_of(fedrec_status st) {
+  switch (st) {
+  case FEDREC_OK: return GRPC_STATUS_OK;
+  case FEDREC_ERR_STATE: return GRPC_STATUS_FAILED_PRECONDITION;
+  case FEDREC_ERR_PARSE:
+  case FEDREC_ERR_ARG: return GRPC_STATUS_INVALID_ARGUMENT;
+  case FEDREC_ERR_NOMEM:
+  case FEDREC_ERR_LIMIT: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  default: return GRPC_STATUS_INTERNAL;
+  }
+}
+
+static void model_info(server *s, Fedrec__V1__ModelInfo *mi, fedrec_published *p) {
+  fedrec_engine_model(s->engine, p);
+  fedrec__v1__model_info__init(mi);
+  mi->version = p->version;
+  mi->size_bytes = p->len;
+  mi->blake2b_hash.data = p->hash;
+  mi->blake2b_hash.len = 32;
+  mi->signature.data = p->sig;
+  mi->signature.len = FEDREC_SIG_BYTES;
+}
+
+static const fedrec_phase SUBMIT_PHASE[] = {
+    [FEDREC_RPC_ADVERTISE_KEYS] = FEDREC_PHASE_KEYS, [FEDREC_RPC_SHARE_KEYS] = FEDREC_PHASE_SHARES,
+    [FEDREC_RPC_SUBMIT_MASKED_INPUT] = FEDREC_PHASE_MASKED, [FEDREC_RPC_UNMASK] = FEDREC_PHASE_UNMASK};
+
+/* Runs one call's handler: the response buffer (on OK), or a status and details. */
+static grpc_status_code handle(server *s, call *c, char *details, size_t dcap) {
+  int m = c->method;
+  if (m < 0 || m == FEDREC_RPC_HEALTH_WATCH) {
+    snprintf(details, dcap, "method not implemented");
+    return GRPC_STATUS_UNIMPLEMENTED;
+  }
+  if (m == FEDREC_RPC_HEALTH_CHECK) {
+    Grpc__Health__V1__HealthCheckRequest *rq =
+        (Grpc__Health__V1__HealthCheckRequest *)fedrec_rpc_unpack(&grpc__health__v1__health_check_request__descriptor, c->req);
+    if (!rq) {
+      snprintf(details, dcap, "malformed HealthCheckRequest");
+      return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    int known = !rq->service[0] || !strcmp(rq->service, "fedrec.v1.CoordinatorService");
+    protobuf_c_message_free_unpacked(&rq->base, NULL);
+    if (!known) {
+      snprintf(details, dcap, "unknown service");
+      return GRPC_STATUS_NOT_FOUND;
+    }
+    Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    r.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    c->resp = fedrec_rpc_pack(&r.base);
+    return GRPC_STATUS_OK;
+  }
+  uint64_t client;
+  if (!authenticate(s, c, &client)) {
+    snprintf(details, dcap, "missing or invalid token (authorization: Bearer <token>)");
+    return GRPC_STATUS_UNAUTHENTICATED;
+  }
+  static const ProtobufCMessageDescriptor *const REQ[] = {
+      &fedrec__v1__check_in_request__descriptor,       &fedrec__v1__get_model_request__descriptor,
+      &fedrec__v1__get_round_info_request__descriptor, &fedrec__v1__get_phase_input_request__descriptor,
+      &fedrec__v1__advertise_keys_request__descriptor, &fedrec__v1__share_keys_request__descriptor,
+      &fedrec__v1__submit_masked_input_request__descriptor, &fedrec__v1__unmask_request__descriptor};
+  ProtobufCMessage *rq = fedrec_rpc_unpack(REQ[m], c->req);
+  if (!rq) {
+    snprintf(details, dcap, "malformed %s request", REQ[m]->short_name);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  if (c->req) {
+    size_t n = grpc_byte_buffer_length(c->req);
+    pthread_mutex_lock(&s->mu);
+    s->m.bytes_in += n;
+    pthread_mutex_unlock(&s->mu);
+  }
+  fedrec_error err = {0};
+  fedrec_status st = FEDREC_OK;
+  grpc_status_code code = GRPC_STATUS_OK;
+  uint64_t now = now_ms();
+  pthread_mutex_lock(&s->mu);
+  fedrec_engine_tick(s->engine, now);
+  switch (m) {
+  case FEDREC_RPC_CHECK_IN: {
+    Fedrec__V1__CheckInResponse r = FEDREC__V1__CHECK_IN_RESPONSE__INIT;
+    Fedrec__V1__ModelInfo mi;
+    fedrec_published p;
+    int acc;
+    uint64_t round;
+    uint32_t retry;
+    st = fedrec_engine_checkin(s->engine, client, now, &acc, &round, &retry, &err);
+    if (!st) {
+      s->m.checkins++;
+      s->m.accepted += acc != 0;
+      model_info(s, &mi, &p);
+      r.accepted = acc;
+      r.round = round;
+      r.retry_after_ms = acc ? 0 : retry;
+      r.model = &mi;
+      r.stopped_reason = (char *)fedrec_engine_stop_reason(s->engine);
+      c->resp = fedrec_rpc_pack(&r.base);
+    }
+    break;
+  }
+  case FEDREC_RPC_GET_MODEL: {
+    Fedrec__V1__GetModelRequest *q = (Fedrec__V1__GetModelRequest *)rq;
+    Fedrec__V1__GetModelResponse r = FEDREC__V1__GET_MODEL_RESPONSE__INIT;
+    Fedrec__V1__ModelInfo mi;
+    fedrec_published p;
+    model_info(s, &mi, &p);
+    if (q->version != p.version) {
+      st = fedrec_error_set(&err, FEDREC_ERR_STATE, "model version %llu is not served; the current one is %llu",
+                            (unsigned long long)q->version, (unsigned long long)p.version);
+    } else if (q->offset > p.len) {
+      st = fedrec_error_set(&err, FEDREC_ERR_ARG, "offset %llu beyond the model's %zu bytes", (unsigned long long)q->offset, p.len);
+    } else {
+      size_t want = q->max_bytes ? q->max_bytes : (size_t)s->cfg.chunk_kb * 1024;
+      if (want > (size_t)s->cfg.chunk_kb * 1024) want = (size_t)s->cfg.chunk_kb * 1024;
+      size_t n = p.len - (size_t)q->offset < want ? p.len - (size_t)q->offset : want;
+      r.model = &mi;
+      r.offset = q->offset;
+      r.chunk.data = (uint8_t *)p.blob + q->offset;
+      r.chunk.len = n;
+      c->resp = fedrec_rpc_pack(&r.base);
+      s->m.bytes_out += n;
+    }
+    break;
+  }
+  case FEDREC_RPC_GET_ROUND_INFO: {
+    Fedrec__V1__GetRoundInfoRequest *q = (Fedrec__V1__GetRoundInfoRequest *)rq;
+    Fedrec__V1__GetRoundInfoResponse r = FEDREC__V1__GET_ROUND_INFO_RESPONSE__INIT;
+    Fedrec__V1__RoundInfo ri;
+    Fedrec__V1__SecAggParams sa;
+    Fedrec__V1__DdpParams dp;
+    fedrec_round_info info;
+    uint32_t retry;
+    st = fedrec_engine_round_info(s->engine, client, q->round, now, &info, &retry, &err);
+    if (!st) {
+      r.retry_after_ms = retry;
+      if (!retry) {
+        uint64_t dl = fedrec_engine_deadline(s->engine);
+        fedrec_rpc_round_info_to_pb(&ri, &sa, &dp, &info, dl > now ? (uint32_t)(dl - now) : 0);
+        r.info = &ri;
+      }
+      c->resp = fedrec_rpc_pack(&r.base);
+    }
+    break;
+  }
+  case FEDREC_RPC_GET_PHASE_INPUT: {
+    Fedrec__V1__GetPhaseInputRequest *q = (Fedrec__V1__GetPhaseInputRequest *)rq;
+    Fedrec__V1__GetPhaseInputResponse r = FEDREC__V1__GET_PHASE_INPUT_RESPONSE__INIT;
+    uint8_t *out = NULL;
+    size_t len = 0;
+    uint32_t retry;
+    if (q->phase < FEDREC__V1__PHASE__PHASE_SHARE_KEYS || q->phase > FEDREC__V1__PHASE__PHASE_UNMASKING)
+      st = fedrec_error_set(&err, FEDREC_ERR_ARG, "phase %d has no input to fetch", (int)q->phase);
+    else
+      st = fedrec_engine_fetch(s->engine, client, q->round, (fedrec_phase)q->phase, now, &out, &len, &retry, &err);
+    if (!st) {
+      r.retry_after_ms = retry;
+      r.message.data = out;
+      r.message.len = len;
+      c->resp = fedrec_rpc_pack(&r.base);
+      s->m.bytes_out += len;
+      free(out);
+    }
+    break;
+  }
+  default: { /* the four submissions share one shape: {round, message} */
+    const ProtobufCBinaryData *msg = &((Fedrec__V1__AdvertiseKeysRequest *)rq)->message;
+    uint64_t round = ((Fedrec__V1__AdvertiseKeysRequest *)rq)->round;
+    st = fedrec_engine_submit(s->engine, client, round, SUBMIT_PHASE[m], msg->data, msg->len, now, &err);
+    if (!st) {
+      Fedrec__V1__AdvertiseKeysResponse r = FEDREC__V1__ADVERTISE_KEYS_RESPONSE__INIT;
+      c->resp = fedrec_rpc_pack(&r.base); /* all four responses are empty messages */
+    }
+    break;
+  }
+  }
+  if (st) {
+    code = status_of(st);
+    snprintf(details, dcap, "%s", err.msg);
+  }
+  if (code != GRPC_STATUS_OK && (unsigned)code < 17) s->m.rpc_errors[code]++;
+  pthread_mutex_unlock(&s->mu);
+  protobuf_c_message_free_unpacked(rq, NULL);
+  return code;
+}
+
+static void on_new_call(server *s, call *c) {
+  if (!atomic_load(&s->shutting_down)) post(s, c->method); /* the next call of this method */
+  char details[600] = "";
+  grpc_status_code code = handle(s, c, details, sizeof details);
+  if (code != GRPC_STATUS_OK && c->resp) {
+    grpc_byte_buffer_destroy(c->resp);
+    c->resp = NULL;
+  }
+  grpc_op ops[4];
+  memset(ops, 0, sizeof ops);
+  int n = 0;
+  ops[n].op = GRPC_OP_SEND_INITIAL_METADATA; /* mandatory, even for errors (guide pitfall 1) */
+  ops[n++].data.send_initial_metadata.count = 0;
+  if (c->resp) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = c->resp;
+  }
+  grpc_slice ds = grpc_slice_from_copied_string(details);
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = code;
+  ops[n].data.send_status_from_server.status_details = code == GRPC_STATUS_OK ? NULL : &ds;
+  ops[n++].data.send_status_from_server.trailing_metadata_count = 0;
+  ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+  c->stage = 1;
+  grpc_call_error e = grpc_call_start_batch(c->call, ops, (size_t)n, c, NULL);
+  grpc_slice_unref(ds);
+  if (e != GRPC_CALL_OK) {
+    logj("error", "start_batch_failed", "\"code\": %d", (int)e);
+    call_free(c);
+  }
+}
+
+static int SHUTDOWN_TAG;
+
+static void *worker(void *arg) {
+  server *s = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+    if (ev.type != GRPC_OP_COMPLETE) continue;
+    if (ev.tag == &SHUTDOWN_TAG) {
+      pthread_mutex_lock(&s->sd_mu);
+      s->shutdown_done = 1;
+      pthread_cond_broadcast(&s->sd_cv);
+      pthread_mutex_unlock(&s->sd_mu);
+      continue;
+    }
+    call *c = ev.tag;
+    if (c->stage == 0 && ev.success) on_new_call(s, c);
+    else call_free(c); /* a finished reply, or a request slot cancelled by shutdown */
+  }
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- ticker and metrics */
+
+static void *ticker(void *arg) {
+  server *s = arg;
+  while (!atomic_load(&s->shutting_down)) {
+    struct timespec d = {0, 50 * 1000000};
+    nanosleep(&d, NULL);
+    pthread_mutex_lock(&s->mu);
+    fedrec_engine_tick(s->engine, now_ms());
+    pthread_mutex_unlock(&s->mu);
+  }
+  return NULL;
+}
+
+static int parse_hostport(const char *hp, struct sockaddr_in *sa) {
+  char host[128];
+  const char *colon = strrchr(hp, ':');
+  if (!colon || (size_t)(colon - hp) >= sizeof host) return 0;
+  memcpy(host, hp, (size_t)(colon - hp));
+  host[colon - hp] = 0;
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || port < 0 || port > 65535) return 0;
+  memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons((uint16_t)port);
+  if (!strcmp(host, "localhost")) snprintf(host, sizeof host, "127.0.0.1");
+  return inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa->sin_addr) == 1;
+}
+
+static size_t metrics_text(server *s, char *out, size_t cap) {
+  static const char *PH[] = {"selecting", "keys", "shares", "masked", "unmask", "stopped"};
+  size_t n = 0;
+#define PUT(...) n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, __VA_ARGS__)
+  pthread_mutex_lock(&s->mu);
+  metrics m = s->m;
+  uint64_t round = fedrec_engine_round(s->engine);
+  fedrec_phase ph = fedrec_engine_phase(s->engine);
+  fedrec_published p;
+  fedrec_engine_model(s->engine, &p);
+  pthread_mutex_unlock(&s->mu);
+  PUT("# HELP fedrec_rounds_total Rounds by outcome.\n# TYPE fedrec_rounds_total counter\n");
+  PUT("fedrec_rounds_total{outcome=\"published\"} %llu\n", (unsigned long long)m.rounds_published);
+  PUT("fedrec_rounds_total{outcome=\"aborted\"} %llu\n", (unsigned long long)m.rounds_aborted);
+  PUT("# HELP fedrec_round Current round number.\n# TYPE fedrec_round gauge\nfedrec_round %llu\n", (unsigned long long)round);
+  PUT("# HELP fedrec_phase Current phase (1 for the active one).\n# TYPE fedrec_phase gauge\n");
+  for (int i = 0; i < FEDREC_PHASES; i++) PUT("fedrec_phase{phase=\"%s\"} %d\n", PH[i], (int)ph == i);
+  PUT("# HELP fedrec_model_version Published model version.\n# TYPE fedrec_model_version gauge\nfedrec_model_version %llu\n",
+      (unsigned long long)p.version);
+  PUT("# HELP fedrec_checkins_total Check-ins.\n# TYPE fedrec_checkins_total counter\nfedrec_checkins_total %llu\n",
+      (unsigned long long)m.checkins);
+  PUT("# HELP fedrec_checkins_accepted_total Check-ins taken into a cohort.\n# TYPE fedrec_checkins_accepted_total counter\n"
+      "fedrec_checkins_accepted_total %llu\n", (unsigned long long)m.accepted);
+  PUT("# HELP fedrec_round_participants Cohort of the last round.\n# TYPE fedrec_round_participants gauge\n"
+      "fedrec_round_participants %llu\n", (unsigned long long)m.last_cohort);
+  PUT("# HELP fedrec_round_survivors Survivors of the last round.\n# TYPE fedrec_round_survivors gauge\n"
+      "fedrec_round_survivors %llu\n", (unsigned long long)m.last_survivors);
+  PUT("# HELP fedrec_dropouts_total Clients dropped at each phase's deadline.\n# TYPE fedrec_dropouts_total counter\n");
+  for (int i = 1; i <= 4; i++) PUT("fedrec_dropouts_total{phase=\"%s\"} %llu\n", PH[i], (unsigned long long)m.dropouts[i]);
+  PUT("# HELP fedrec_phase_duration_ms Duration of each phase in the last round.\n# TYPE fedrec_phase_duration_ms gauge\n");
+  for (int i = 1; i <= 4; i++) PUT("fedrec_phase_duration_ms{phase=\"%s\"} %llu\n", PH[i], (unsigned long long)m.last_phase_ms[i]);
+  PUT("# HELP fedrec_bytes_total Request and response payload bytes.\n# TYPE fedrec_bytes_total counter\n");
+  PUT("fedrec_bytes_total{direction=\"in\"} %llu\nfedrec_bytes_total{direction=\"out\"} %llu\n", (unsigned long long)m.bytes_in,
+      (unsigned long long)m.bytes_out);
+  PUT("# HELP fedrec_epsilon_spent Cumulative epsilon at the ledger's delta.\n# TYPE fedrec_epsilon_spent gauge\n"
+      "fedrec_epsilon_spent %.6f\n", m.epsilon);
+  PUT("# HELP fedrec_epsilon_remaining Budget left.\n# TYPE fedrec_epsilon_remaining gauge\nfedrec_epsilon_remaining %.6f\n",
+      s->cfg.budget - m.epsilon);
+  PUT("# HELP fedrec_rpc_errors_total Failed calls by gRPC status code.\n# TYPE fedrec_rpc_errors_total counter\n");
+  for (int i = 1; i < 17; i++)
+    if (m.rpc_errors[i]) PUT("fedrec_rpc_errors_total{code=\"%d\"} %llu\n", i, (unsigned long long)m.rpc_errors[i]);
+#undef PUT
+  return n < cap ? n : cap - 1;
+}
+
+/* A minimal HTTP/1.0 responder for Prometheus scrapes: any GET gets the text. */
+static void *metrics_loop(void *arg) {
+  server *s = arg;
+  char *body = malloc(65536), head[256], req[2048];
+  while (body && !atomic_load(&s->shutting_down)) {
+    int fd = accept(s->metrics_fd, NULL, NULL);
+    if (fd < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      break;
+    }
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t got = read(fd, req, sizeof req - 1);
+    int is_get = got >= 4 && !memcmp(req, "GET ", 4);
+    size_t n = is_get ? metrics_text(s, body, 65536) : 0;
+    int hn = snprintf(head, sizeof head, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
+                      is_get ? "200 OK" : "405 Method Not Allowed", n);
+    if (write(fd, head, (size_t)hn) == hn && n) {
+      ssize_t w = write(fd, body, n);
+      (void)w;
+    }
+    close(fd);
+  }
+  free(body);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- serve */
+
+static int load_catalogue(server *s) {
+  const char *spec = s->cfg.catalogue;
+  if (strncmp(spec, "synthetic:", 10) && strcmp(spec, "synthetic")) {
+    fprintf(stderr, "fedrec-coordinator: catalogue '%s': only synthetic:... catalogues are supported so far\n", spec);
+    return 0;
+  }
+  fedrec_synth_config sc;
+  fedrec_synth_defaults(&sc);
+  fedrec_error err = {0};
+  if ((spec[9] == ':' && fedrec_synth_parse(&sc, spec + 10, &err)) || fedrec_synth_generate(&s->catalogue, &sc, &err)) {
+    fprintf(stderr, "fedrec-coordinator: catalogue: %s\n", err.msg);
+    return 0;
+  }
+  return 1;
+}
+
+static fedrec_status start_engine(server *s, fedrec_error *err) {
+  config *c = &s->cfg;
+  c->e.noise = !strcmp(c->noise, "dgauss") ? FEDREC_NOISE_DGAUSS : FEDREC_NOISE_SKELLAM;
+  c->e.optimizer = !strcmp(c->optimizer, "fedadam") ? FEDREC_OPT_FEDADAM : FEDREC_OPT_FEDAVG;
+  char path[600];
+  state_path(path, sizeof path, c, "ledger.db");
+  struct stat sb;
+  fedrec_status st = stat(path, &sb) == 0 ? fedrec_ledger_open(&s->ledger, path, &s->id, err)
+                                          : fedrec_ledger_create(&s->ledger, path, c->delta, c->budget, NULL, &s->id, err);
+  if (st) return st;
+  state_path(path, sizeof path, c, "coordinator.db");
+  if ((st = coord_store_open(&s->store, path, err))) return st;
+  fedrec_engine_callbacks cb = {s, on_publish, on_round};
+  coord_saved_model saved;
+  fedrec_model model;
+  int32_t ni = s->catalogue.R.cols, p = s->catalogue.content_dim;
+  st = coord_store_load_latest(s->store, &saved, err);
+  if (st == FEDREC_ERR_EMPTY) { /* first start */
+    int32_t *all = malloc((size_t)ni * sizeof *all);
+    if (!all) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "items");
+    for (int32_t i = 0; i < ni; i++) all[i] = i;
+    st = fedrec_model_init(&model, ni, c->dim, s->catalogue.content, p, 1, all, c->free_embeddings ? ni : 0, 1, 0.1f, err);
+    free(all);
+    if (!st) st = fedrec_engine_new(&s->engine, &c->e, &model, 1, &s->id, s->ledger, &cb, NULL, err);
+    if (!st) logj("info", "started", "\"resumed\": false, \"model_version\": 1");
+    return st;
+  }
+  if (st) return st;
+  /* resume: the newest saved model, checked against our own key, and rounds after the ledger */
+  uint64_t ver;
+  if (!fedrec_model_verify(saved.blob, saved.len, saved.version, saved.hash, saved.sig, s->id.pk))
+    st = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: model %llu fails its signature check", (unsigned long long)saved.version);
+  if (!st) st = fedrec_model_decode(&model, &ver, saved.blob, saved.len, s->catalogue.content, p, err);
+  if (!st && (ver != saved.version || fedrec_model_params(&model) != saved.dim)) {
+    fedrec_model_free(&model);
+    st = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: model %llu does not match its row", (unsigned long long)saved.version);
+  }
+  if (!st) {
+    /* the engine re-publishes the model it starts from: that row exists, so skip saving it */
+    fedrec_engine_callbacks quiet = {s, NULL, on_round};
+    st = fedrec_engine_new(&s->engine, &c->e, &model, saved.version, &s->id, s->ledger, &quiet, NULL, err);
+  }
+  uint64_t next = saved.next_round, lr = fedrec_ledger_last_round(s->ledger);
+  if (lr + 1 > next) next = lr + 1; /* a round recorded in the ledger but never published */
+  if (!st) st = fedrec_engine_restore(s->engine, next, saved.rounds_done, saved.opt1, saved.opt2, err);
+  if (!st) {
+    s->m.epsilon = fedrec_ledger_epsilon(s->ledger);
+    logj("info", "started", "\"resumed\": true, \"model_version\": %llu, \"next_round\": %llu, \"epsilon\": %.6f",
+         (unsigned long long)saved.version, (unsigned long long)next, s->m.epsilon);
+  }
+  coord_saved_model_free(&saved);
+  /* from now on, new models are saved */
+  if (!st) fedrec_engine_set_callbacks(s->engine, &cb);
+  return st;
+}
+
+static int serve(server *s) {
+  config *c = &s->cfg;
+  fedrec_error err = {0};
+  char path[600];
+  uint8_t *seed = fedrec_secret_alloc(32);
+  s->token_secret = fedrec_secret_alloc(32);
+  state_path(path, sizeof path, c, "identity.key");
+  if (!seed || !s->token_secret || !read_hex32(path, seed)) {
+    fprintf(stderr, "fedrec-coordinator: cannot read %s (run fedrec-coordinator init --state-dir %s)\n", path, c->state_dir);
+    return 1;
+  }
+  state_path(path, sizeof path, c, "token.secret");
+  if (!read_hex32(path, s->token_secret)) {
+    fprintf(stderr, "fedrec-coordinator: cannot read %s\n", path);
+    return 1;
+  }
+  if (fedrec_identity_from_seed(&s->id, seed)) return 1;
+  fedrec_secret_free(seed);
+  if (!c->insecure && (!c->tls_cert[0] || !c->tls_key[0])) {
+    fprintf(stderr, "fedrec-coordinator: TLS is on by default: give --tls-cert and --tls-key (scripts/gen-dev-certs makes them), "
+                    "or --insecure 1 for a plaintext test server\n");
+    return 2;
+  }
+  if (c->e.min_survivors > c->e.cohort || c->e.min_cohort > c->e.cohort || c->e.min_survivors > c->e.min_cohort) {
+    fprintf(stderr, "fedrec-coordinator: need min-survivors <= min-cohort <= cohort\n");
+    return 2;
+  }
+  if (!load_catalogue(s)) return 1;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->sd_mu, NULL);
+  pthread_cond_init(&s->sd_cv, NULL);
+  if (start_engine(s, &err)) {
+    fprintf(stderr, "fedrec-coordinator: %s\n", err.msg);
+    return 1;
+  }
+  /* block the signals in every thread; main waits for them */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  grpc_init();
+  s->cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_arg args[2] = {
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = (int)(c->max_message_mb << 20)},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0}};
+  grpc_channel_args ca = {2, args};
+  s->gs = grpc_server_create(&ca, NULL);
+  grpc_server_register_completion_queue(s->gs, s->cq, NULL);
+  for (int m = 0; m < FEDREC_RPC_NMETHODS; m++) {
+    s->handles[m] = grpc_server_register_method(s->gs, FEDREC_RPC_METHODS[m], NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    if (!s->handles[m]) {
+      fprintf(stderr, "fedrec-coordinator: cannot register %s\n", FEDREC_RPC_METHODS[m]);
+      return 1;
+    }
+  }
+  grpc_server_credentials *creds;
+  if (c->insecure) {
+    creds = grpc_insecure_server_credentials_create();
+  } else {
+    char *cert = fedrec_rpc_read_text(c->tls_cert), *key = fedrec_rpc_read_text(c->tls_key);
+    char *ca_pem = c->tls_client_ca[0] ? fedrec_rpc_read_text(c->tls_client_ca) : NULL;
+    if (!cert || !key || (c->tls_client_ca[0] && !ca_pem)) {
+      fprintf(stderr, "fedrec-coordinator: cannot read %s\n", !cert ? c->tls_cert : !key ? c->tls_key : c->tls_client_ca);
+      return 1;
+    }
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+    creds = grpc_ssl_server_credentials_create_ex(
+        ca_pem, &pair, 1, ca_pem ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        NULL);
+    sodium_memzero(key, strlen(key));
+    free(cert), free(key), free(ca_pem);
+  }
+  int port = grpc_server_add_http2_port(s->gs, c->listen, creds);
+  grpc_server_credentials_release(creds);
+  if (!port) {
+    fprintf(stderr, "fedrec-coordinator: cannot listen on %s (in use, or a bad address)\n", c->listen);
+    return 1;
+  }
+  grpc_server_start(s->gs);
+  for (int m = 0; m < FEDREC_RPC_NMETHODS; m++)
+    for (int k = 0; k < 16; k++) post(s, m);
+  post(s, -1);
+  s->metrics_fd = -1;
+  pthread_t mt = 0, tt, *workers = calloc((size_t)c->workers, sizeof *workers);
+  if (c->metrics_listen[0]) {
+    struct sockaddr_in sa;
+    int one = 1;
+    s->metrics_fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (!parse_hostport(c->metrics_listen, &sa) || s->metrics_fd < 0 ||
+        setsockopt(s->metrics_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(s->metrics_fd, (struct sockaddr *)&sa, sizeof sa) || listen(s->metrics_fd, 16)) {
+      fprintf(stderr, "fedrec-coordinator: metrics: cannot listen on %s: %s\n", c->metrics_listen, strerror(errno));
+      return 1;
+    }
+    pthread_create(&mt, NULL, metrics_loop, s);
+  }
+  for (int i = 0; i < c->workers; i++) pthread_create(&workers[i], NULL, worker, s);
+  pthread_create(&tt, NULL, ticker, s);
+  char pk[65];
+  sodium_bin2hex(pk, sizeof pk, s->id.pk, 32);
+  logj("info", "serving", "\"listen\": \"%s\", \"port\": %d, \"tls\": %s, \"mtls\": %s, \"metrics\": \"%s\", \"public_key\": \"%s\"",
+       c->listen, port, c->insecure ? "false" : "true", c->tls_client_ca[0] ? "true" : "false", c->metrics_listen, pk);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  logj("info", "shutting_down", "\"signal\": %d", sig);
+  atomic_store(&s->shutting_down, 1);
+  grpc_server_shutdown_and_notify(s->gs, s->cq, &SHUTDOWN_TAG);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 5;
+  pthread_mutex_lock(&s->sd_mu);
+  while (!s->shutdown_done)
+    if (pthread_cond_timedwait(&s->sd_cv, &s->sd_mu, &until) == ETIMEDOUT) {
+      grpc_server_cancel_all_calls(s->gs);
+      until.tv_sec += 60;
+    }
+  pthread_mutex_unlock(&s->sd_mu);
+  grpc_completion_queue_shutdown(s->cq);
+  for (int i = 0; i < c->workers; i++) pthread_join(workers[i], NULL);
+  pthread_join(tt, NULL);
+  if (s->metrics_fd >= 0) {
+    shutdown(s->metrics_fd, SHUT_RDWR);
+    close(s->metrics_fd);
+    pthread_join(mt, NULL);
+  }
+  free(workers);
+  grpc_server_destroy(s->gs);
+  grpc_completion_queue_destroy(s->cq);
+  grpc_shutdown();
+  fedrec_engine_free(s->engine);
+  fedrec_ledger_close(s->ledger);
+  coord_store_close(s->store);
+  fedrec_dataset_free(&s->catalogue);
+  fedrec_identity_free(&s->id);
+  fedrec_secret_free(s->token_secret);
+  logj("info", "stopped", NULL);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (fedrec_crypto_init()) return 1;
+  static server srv;
+  config *c = &srv.cfg;
+  config_defaults(c);
+  const char *cmd = argv[1];
+  uint64_t id = 0;
+  int have_id = 0;
+  /* a config file first, so that flags override it */
+  for (int i = 2; i + 1 < argc; i++)
+    if (!strcmp(argv[i], "--config") && !config_file(c, argv[i + 1])) return 2;
+  for (int i = 2; i < argc; i++) {
+    const char *f = argv[i];
+    if (strncmp(f, "--", 2) || i + 1 >= argc) {
+      fprintf(stderr, "fedrec-coordinator: '%s': expected --key value (see --help)\n", f);
+      return 2;
+    }
+    const char *v = argv[++i];
+    if (!strcmp(f, "--config")) continue;
+    if (!strcmp(f, "--id")) {
+      char *end;
+      errno = 0;
+      id = strtoull(v, &end, 10);
+      if (*end || errno || !*v) {
+        fprintf(stderr, "fedrec-coordinator: --id: '%s' is not a whole number\n", v);
+        return 2;
+      }
+      have_id = 1;
+      continue;
+    }
+    if (!config_set(c, f + 2, v, "command line")) return 2;
+  }
+  if (strcmp(c->noise, "skellam") && strcmp(c->noise, "dgauss")) {
+    fprintf(stderr, "fedrec-coordinator: noise: '%s' is not skellam or dgauss\n", c->noise);
+    return 2;
+  }
+  if (strcmp(c->optimizer, "fedavg") && strcmp(c->optimizer, "fedadam")) {
+    fprintf(stderr, "fedrec-coordinator: optimizer: '%s' is not fedavg or fedadam\n", c->optimizer);
+    return 2;
+  }
+  if (!strcmp(cmd, "init")) return cmd_init(c);
+  if (!strcmp(cmd, "token")) {
+    if (!have_id) {
+      fprintf(stderr, "fedrec-coordinator token: --id is required\n");
+      return 2;
+    }
+    return cmd_token(c, id);
+  }
+  if (!strcmp(cmd, "serve")) return serve(&srv);
+  fprintf(stderr, "fedrec-coordinator: unknown command '%s' (init, token, serve)\n", cmd);
+  return 2;
+}

@@ -1,0 +1,183 @@
+/* The coordinator's SQLite state (see store.h). */
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct coord_store {
+  sqlite3 *db;
+};
+
+static const char *SCHEMA =
+    "CREATE TABLE IF NOT EXISTS models(version INTEGER PRIMARY KEY, next_round INTEGER NOT NULL,"
+    " rounds_done INTEGER NOT NULL, blob BLOB NOT NULL, hash BLOB NOT NULL, sig BLOB NOT NULL,"
+    " opt1 BLOB NOT NULL, opt2 BLOB NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS rounds(round INTEGER PRIMARY KEY, cohort INTEGER NOT NULL,"
+    " survivors INTEGER NOT NULL, aborted INTEGER NOT NULL, reason TEXT NOT NULL,"
+    " epsilon REAL NOT NULL, dropped_keys INTEGER NOT NULL, dropped_shares INTEGER NOT NULL,"
+    " dropped_masked INTEGER NOT NULL, dropped_unmask INTEGER NOT NULL, bytes_in INTEGER NOT NULL,"
+    " update_norm REAL NOT NULL, ended INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS clients(id INTEGER PRIMARY KEY, rounds INTEGER NOT NULL,"
+    " last_round INTEGER NOT NULL);";
+
+static fedrec_status fail(fedrec_error *err, sqlite3 *db, const char *what) {
+  return fedrec_error_set(err, FEDREC_ERR_IO, "coordinator state: %s: %s", what, sqlite3_errmsg(db));
+}
+
+fedrec_status coord_store_open(coord_store **out, const char *path, fedrec_error *err) {
+  *out = NULL;
+  coord_store *s = calloc(1, sizeof *s);
+  if (!s) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "coordinator state");
+  if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+      sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK) {
+    fedrec_status st = fedrec_error_set(err, FEDREC_ERR_IO, "coordinator state %s: %s", path,
+                                        s->db ? sqlite3_errmsg(s->db) : "cannot open");
+    coord_store_close(s);
+    return st;
+  }
+  sqlite3_busy_timeout(s->db, 5000);
+  *out = s;
+  return FEDREC_OK;
+}
+
+void coord_store_close(coord_store *s) {
+  if (!s) return;
+  sqlite3_close(s->db);
+  free(s);
+}
+
+fedrec_status coord_store_save_model(coord_store *s, const fedrec_published *m, int keep,
+                                     fedrec_error *err) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return fail(err, s->db, "begin");
+  int rc = sqlite3_prepare_v2(s->db, "INSERT INTO models VALUES(?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    size_t ob = (size_t)m->dim * sizeof(float);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)m->version);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)m->next_round);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)m->rounds_done);
+    sqlite3_bind_blob64(st, 4, m->blob, m->len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, m->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, m->sig, FEDREC_SIG_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 7, m->opt1, ob, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 8, m->opt2, ob, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)time(NULL));
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    sqlite3_finalize(st);
+  }
+  if (rc == SQLITE_OK && keep > 0) {
+    rc = sqlite3_prepare_v2(s->db, "DELETE FROM models WHERE version <= ?", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_int64(st, 1, (sqlite3_int64)m->version - keep);
+      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+      sqlite3_finalize(st);
+    }
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    fedrec_status e = fail(err, s->db, "saving a model");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return e;
+  }
+  return FEDREC_OK;
+}
+
+void coord_saved_model_free(coord_saved_model *m) {
+  free(m->blob), free(m->opt1), free(m->opt2);
+  memset(m, 0, sizeof *m);
+}
+
+static void *copy_blob(sqlite3_stmt *st, int col, size_t *len) {
+  int n = sqlite3_column_bytes(st, col);
+  void *p = malloc(n > 0 ? (size_t)n : 1);
+  if (p && n > 0) memcpy(p, sqlite3_column_blob(st, col), (size_t)n);
+  *len = (size_t)(n > 0 ? n : 0);
+  return p;
+}
+
+fedrec_status coord_store_load_latest(coord_store *s, coord_saved_model *out, fedrec_error *err) {
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "SELECT version, next_round, rounds_done, blob, hash, sig, opt1, opt2 FROM models ORDER BY version DESC LIMIT 1",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(err, s->db, "reading models");
+  int rc = sqlite3_step(st);
+  fedrec_status r = FEDREC_OK;
+  if (rc == SQLITE_DONE) r = fedrec_error_set(err, FEDREC_ERR_EMPTY, "coordinator state: no model yet");
+  else if (rc != SQLITE_ROW) r = fail(err, s->db, "reading models");
+  else if (sqlite3_column_bytes(st, 4) != 32 || sqlite3_column_bytes(st, 5) != FEDREC_SIG_BYTES ||
+           sqlite3_column_bytes(st, 6) != sqlite3_column_bytes(st, 7) || sqlite3_column_bytes(st, 6) % 4)
+    r = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: model row %lld is malformed", (long long)sqlite3_column_int64(st, 0));
+  else {
+    size_t n1, n2;
+    out->version = (uint64_t)sqlite3_column_int64(st, 0);
+    out->next_round = (uint64_t)sqlite3_column_int64(st, 1);
+    out->rounds_done = (uint64_t)sqlite3_column_int64(st, 2);
+    out->blob = copy_blob(st, 3, &out->len);
+    memcpy(out->hash, sqlite3_column_blob(st, 4), 32);
+    memcpy(out->sig, sqlite3_column_blob(st, 5), FEDREC_SIG_BYTES);
+    out->opt1 = copy_blob(st, 6, &n1);
+    out->opt2 = copy_blob(st, 7, &n2);
+    out->dim = (int64_t)(n1 / 4);
+    if (!out->blob || !out->opt1 || !out->opt2) {
+      coord_saved_model_free(out);
+      r = fedrec_error_set(err, FEDREC_ERR_NOMEM, "coordinator state: loading the model");
+    }
+  }
+  sqlite3_finalize(st);
+  return r;
+}
+
+fedrec_status coord_store_save_round(coord_store *s, const fedrec_round_stats *r,
+                                     const uint64_t *clients, uint32_t n, fedrec_error *err) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return fail(err, s->db, "begin");
+  int rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO rounds VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)r->round);
+    sqlite3_bind_int64(st, 2, r->cohort);
+    sqlite3_bind_int64(st, 3, r->survivors);
+    sqlite3_bind_int(st, 4, r->aborted);
+    sqlite3_bind_text(st, 5, r->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 6, r->epsilon);
+    for (int p = 1; p <= 4; p++) sqlite3_bind_int64(st, 6 + p, r->dropped[p]);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)r->bytes_in);
+    sqlite3_bind_double(st, 12, r->update_norm);
+    sqlite3_bind_int64(st, 13, (sqlite3_int64)time(NULL));
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    sqlite3_finalize(st);
+  }
+  if (rc == SQLITE_OK && !r->aborted)
+    rc = sqlite3_prepare_v2(s->db, "INSERT INTO clients VALUES(?, 1, ?) ON CONFLICT(id) DO UPDATE SET"
+                                   " rounds = rounds + 1, last_round = excluded.last_round", -1, &st, NULL);
+  for (uint32_t i = 0; rc == SQLITE_OK && !r->aborted && i < n; i++) {
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)clients[i]);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)r->round);
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+  }
+  if (!r->aborted && st) sqlite3_finalize(st);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    fedrec_status e = fail(err, s->db, "saving a round");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return e;
+  }
+  return FEDREC_OK;
+}
+
+int64_t coord_store_count(coord_store *s, const char *table) {
+  char q[96];
+  snprintf(q, sizeof q, "SELECT count(*) FROM %s", table);
+  sqlite3_stmt *st;
+  int64_t n = -1;
+  if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  return n;
+}

@@ -1,0 +1,39 @@
+/* The coordinator's durable state in SQLite (WAL, synchronous=FULL): published models with
+ * the optimiser state a restart needs, finished and aborted rounds, and the clients that took
+ * part. The privacy ledger is a separate database (ledger.c). */
+#ifndef FEDREC_COORD_STORE_H
+#define FEDREC_COORD_STORE_H
+
+#include <stdint.h>
+
+#include "fedrec/engine.h"
+
+typedef struct coord_store coord_store;
+
+fedrec_status coord_store_open(coord_store **out, const char *path, fedrec_error *err);
+void coord_store_close(coord_store *s);
+
+/* Saves a model and the state to continue from it, in one transaction; keeps the newest
+ * `keep` versions. */
+fedrec_status coord_store_save_model(coord_store *s, const fedrec_published *m, int keep,
+                                     fedrec_error *err);
+
+typedef struct coord_saved_model {
+  uint64_t version, next_round, rounds_done;
+  uint8_t *blob;
+  size_t len;
+  uint8_t hash[32], sig[FEDREC_SIG_BYTES];
+  float *opt1, *opt2;
+  int64_t dim;
+} coord_saved_model;
+/* The newest model; FEDREC_ERR_EMPTY when none was saved. */
+fedrec_status coord_store_load_latest(coord_store *s, coord_saved_model *out, fedrec_error *err);
+void coord_saved_model_free(coord_saved_model *m);
+
+/* A finished or aborted round, and its cohort's client ids. */
+fedrec_status coord_store_save_round(coord_store *s, const fedrec_round_stats *st,
+                                     const uint64_t *clients, uint32_t n, fedrec_error *err);
+/* Counts for reports and tests. */
+int64_t coord_store_count(coord_store *s, const char *table);
+
+#endif

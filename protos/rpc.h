@@ -1,0 +1,42 @@
+/* Glue between protobuf-c messages and gRPC core byte buffers, shared by the client library
+ * and the coordinator (see ../shared/docs/GRPC-C-GUIDE.md section 8). */
+#ifndef FEDREC_RPC_H
+#define FEDREC_RPC_H
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "fedrec/v1/coordinator.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+
+/* A new byte buffer holding m packed (the caller destroys it after the send completes). */
+grpc_byte_buffer *fedrec_rpc_pack(const ProtobufCMessage *m);
+/* Unpacks a received buffer (NULL buffer: an absent message); NULL when malformed. Free the
+ * result with protobuf_c_message_free_unpacked(m, NULL). */
+ProtobufCMessage *fedrec_rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb);
+/* "/fedrec.v1.CoordinatorService/CheckIn" etc.: the method paths, indexed like the service
+ * descriptor's methods. */
+extern const char *const FEDREC_RPC_METHODS[];
+extern const int FEDREC_RPC_NMETHODS;
+enum {
+  FEDREC_RPC_CHECK_IN, FEDREC_RPC_GET_MODEL, FEDREC_RPC_GET_ROUND_INFO, FEDREC_RPC_GET_PHASE_INPUT,
+  FEDREC_RPC_ADVERTISE_KEYS, FEDREC_RPC_SHARE_KEYS, FEDREC_RPC_SUBMIT_MASKED_INPUT, FEDREC_RPC_UNMASK,
+  FEDREC_RPC_HEALTH_CHECK, FEDREC_RPC_HEALTH_WATCH
+};
+/* The round info between the engine's struct and the wire. to_pb points the message's
+ * sub-messages at the given storage (no allocation). from_pb checks every field a hostile
+ * coordinator could get wrong before the client uses it. */
+#include "fedrec/engine.h"
+void fedrec_rpc_round_info_to_pb(Fedrec__V1__RoundInfo *out, Fedrec__V1__SecAggParams *sa,
+                                 Fedrec__V1__DdpParams *dp, const fedrec_round_info *in,
+                                 uint32_t phase_ms_left);
+fedrec_status fedrec_rpc_round_info_from_pb(fedrec_round_info *out, const Fedrec__V1__RoundInfo *in,
+                                            fedrec_error *err);
+/* Reads a whole text file (a PEM) into a NUL-terminated malloc'd string; NULL on failure. */
+char *fedrec_rpc_read_text(const char *path);
+
+#endif
