@@ -141,6 +141,14 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noisy releases need a privacy ledger");
   if (c->noise_multiplier > 0 && c->noise != FEDREC_NOISE_SKELLAM && c->noise != FEDREC_NOISE_DGAUSS)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noise must be Skellam or discrete Gaussian");
+  /* secure aggregation must be possible at both ends of the cohort sizes a round may have */
+  fedrec_secagg_choice ch;
+  uint32_t sizes[2] = {c->min_cohort, c->cohort};
+  for (int i = 0; i < 2; i++)
+    if (fedrec_secagg_choose(&ch, sizes[i], c->dropout, c->dishonest, c->fail_bits, c->sec_bits, err))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: a cohort of %u cannot meet the secure-aggregation bounds "
+                              "(dropout %g, dishonest %g, 2^-%g failure, 2^-%g insecurity): use larger cohorts or other assumptions",
+                              sizes[i], c->dropout, c->dishonest, c->fail_bits, c->sec_bits);
   fedrec_engine *e = calloc(1, sizeof *e);
   if (!e) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine");
   e->c = *c;

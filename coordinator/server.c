@@ -534,7 +534,13 @@ static grpc_status_code handle(server *s, call *c, char *details, size_t dcap) {
     int acc;
     uint64_t round;
     uint32_t retry;
-    st = fedrec_engine_checkin(s->engine, client, now, &acc, &round, &retry, &err);
+    if (((Fedrec__V1__CheckInRequest *)rq)->model_only) {
+      acc = 0;
+      round = fedrec_engine_round(s->engine);
+      retry = s->cfg.e.retry_ms;
+    } else {
+      st = fedrec_engine_checkin(s->engine, client, now, &acc, &round, &retry, &err);
+    }
     if (!st) {
       s->m.checkins++;
       s->m.accepted += acc != 0;

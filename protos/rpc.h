@@ -8,6 +8,8 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/status.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "fedrec/v1/coordinator.pb-c.h"

@@ -1,0 +1,692 @@
+/* The client library (see include/fedrec/client.h). */
+#include "fedrec/client.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "fedrec/eval.h"
+#include "fedrec/participant.h"
+#include "fedrec/synth.h"
+#include "rpc.h"
+
+struct fedrec_client {
+  sqlite3 *db;
+  char target[256], ca_file[512], cert_file[512], key_file[512], token[FEDREC_TOKEN_MAX + 8];
+  char catalogue[512], keyhex[80];
+  int insecure;
+  uint32_t call_ms, sync_ms;
+  uint8_t pk[32];
+  fedrec_dataset cat; /* items and their content; no users are used */
+  int have_cat;
+  grpc_channel *ch;
+  void *handles[16];
+  uint64_t model_version;
+  int drop_phase;
+};
+
+static const char *SCHEMA =
+    "CREATE TABLE IF NOT EXISTS settings(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, item TEXT NOT NULL, weight REAL NOT NULL, ts INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS model(id INTEGER PRIMARY KEY CHECK(id = 1), version INTEGER NOT NULL, blob BLOB NOT NULL,"
+    " hash BLOB NOT NULL, sig BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS download(id INTEGER PRIMARY KEY CHECK(id = 1), version INTEGER NOT NULL, size INTEGER NOT NULL,"
+    " hash BLOB NOT NULL, sig BLOB NOT NULL, data BLOB NOT NULL);";
+
+static fedrec_status dberr(fedrec_error *err, fedrec_client *c, const char *what) {
+  return fedrec_error_set(err, FEDREC_ERR_IO, "client store: %s: %s", what, sqlite3_errmsg(c->db));
+}
+
+static int get_setting(fedrec_client *c, const char *k, char *out, size_t cap) {
+  sqlite3_stmt *st;
+  int found = 0;
+  if (sqlite3_prepare_v2(c->db, "SELECT v FROM settings WHERE k = ?", -1, &st, NULL) != SQLITE_OK) return 0;
+  sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    found = 1;
+  }
+  sqlite3_finalize(st);
+  return found;
+}
+
+static int put_setting(fedrec_client *c, const char *k, const char *v) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO settings VALUES(?, ?)", -1, &st, NULL) != SQLITE_OK) return 0;
+  sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, v, -1, SQLITE_STATIC);
+  int ok = sqlite3_step(st) == SQLITE_DONE;
+  sqlite3_finalize(st);
+  return ok;
+}
+
+/* A setting from the config (saved) or else from the store. */
+static int setting(fedrec_client *c, const char *k, const char *given, char *out, size_t cap) {
+  if (given && *given) {
+    if (strlen(given) >= cap) return 0;
+    snprintf(out, cap, "%s", given);
+    return put_setting(c, k, given);
+  }
+  if (!get_setting(c, k, out, cap)) out[0] = 0;
+  return 1;
+}
+
+static fedrec_status load_catalogue(fedrec_client *c, fedrec_error *err) {
+  if (c->have_cat) return FEDREC_OK;
+  if (!c->catalogue[0]) return fedrec_error_set(err, FEDREC_ERR_ARG, "client: no catalogue configured");
+  if (strncmp(c->catalogue, "synthetic", 9) || (c->catalogue[9] && c->catalogue[9] != ':'))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "client: catalogue '%s': only synthetic:... catalogues are supported so far", c->catalogue);
+  fedrec_synth_config sc;
+  fedrec_synth_defaults(&sc);
+  sc.threads = 1;
+  fedrec_status s = c->catalogue[9] == ':' ? fedrec_synth_parse(&sc, c->catalogue + 10, err) : FEDREC_OK;
+  if (!s) s = fedrec_synth_generate(&c->cat, &sc, err);
+  if (!s) c->have_cat = 1;
+  return s;
+}
+
+fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config *cfg, fedrec_error *err) {
+  *out = NULL;
+  if (!cfg->store || !*cfg->store) return fedrec_error_set(err, FEDREC_ERR_ARG, "client: a store path is required");
+  if (sodium_init() < 0) return fedrec_error_set(err, FEDREC_ERR_IO, "client: libsodium failed to initialise");
+  fedrec_client *c = calloc(1, sizeof *c);
+  if (!c) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "client");
+  fedrec_status s = FEDREC_OK;
+  if (sqlite3_open_v2(cfg->store, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+      sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_exec(c->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
+    s = fedrec_error_set(err, FEDREC_ERR_IO, "client store %s: %s", cfg->store, c->db ? sqlite3_errmsg(c->db) : "cannot open");
+  if (!s) sqlite3_busy_timeout(c->db, 5000);
+  char ins[8] = "", num[32];
+  if (!s && !(setting(c, "target", cfg->target, c->target, sizeof c->target) &&
+              setting(c, "ca_file", cfg->ca_file, c->ca_file, sizeof c->ca_file) &&
+              setting(c, "cert_file", cfg->cert_file, c->cert_file, sizeof c->cert_file) &&
+              setting(c, "key_file", cfg->key_file, c->key_file, sizeof c->key_file) &&
+              setting(c, "token", cfg->token, c->token, sizeof c->token) &&
+              setting(c, "coordinator_key", cfg->coordinator_key, c->keyhex, sizeof c->keyhex) &&
+              setting(c, "catalogue", cfg->catalogue, c->catalogue, sizeof c->catalogue) &&
+              setting(c, "insecure", cfg->insecure ? "1" : NULL, ins, sizeof ins)))
+    s = fedrec_error_set(err, FEDREC_ERR_ARG, "client: a setting is too long, or the store cannot be written");
+  c->insecure = ins[0] == '1';
+  snprintf(num, sizeof num, "%u", cfg->call_timeout_ms);
+  c->call_ms = cfg->call_timeout_ms ? cfg->call_timeout_ms : 15000;
+  c->sync_ms = cfg->sync_timeout_ms ? cfg->sync_timeout_ms : 600000;
+  if (!s && c->keyhex[0]) {
+    size_t n = 0;
+    if (sodium_hex2bin(c->pk, 32, c->keyhex, strlen(c->keyhex), NULL, &n, NULL) || n != 32)
+      s = fedrec_error_set(err, FEDREC_ERR_ARG, "client: coordinator key must be 64 hex digits");
+  }
+  if (!s) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "SELECT version FROM model WHERE id = 1", -1, &st, NULL) == SQLITE_OK) {
+      if (sqlite3_step(st) == SQLITE_ROW) c->model_version = (uint64_t)sqlite3_column_int64(st, 0);
+      sqlite3_finalize(st);
+    }
+  }
+  if (s) {
+    fedrec_client_close(c);
+    return s;
+  }
+  *out = c;
+  return FEDREC_OK;
+}
+
+void fedrec_client_close(fedrec_client *c) {
+  if (!c) return;
+  if (c->ch) {
+    grpc_channel_destroy(c->ch);
+    grpc_shutdown();
+  }
+  if (c->have_cat) fedrec_dataset_free(&c->cat);
+  sodium_memzero(c->token, sizeof c->token);
+  sqlite3_close(c->db);
+  free(c);
+}
+
+int fedrec_client_catalogue_spec(const fedrec_client *c, char *out, size_t cap) {
+  if (!c->catalogue[0]) return 1;
+  snprintf(out, cap, "%s", c->catalogue);
+  return 0;
+}
+
+uint64_t fedrec_client_model_version(const fedrec_client *c) { return c->model_version; }
+void fedrec_client_simulate_dropout(fedrec_client *c, int phase) { c->drop_phase = phase; }
+
+fedrec_status fedrec_client_record(fedrec_client *c, const char *item, float weight, fedrec_error *err) {
+  fedrec_status s = load_catalogue(c, err);
+  if (s) return s;
+  if (!(weight > 0 && weight < 1e6))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "record: weight %g must be in (0, 1e6)", weight);
+  if (fedrec_idmap_get(c->cat.items, item, strlen(item), 0) < 0)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "record: '%s' is not an item of the catalogue", item);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(c->db, "INSERT INTO events(item, weight, ts) VALUES(?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+    return dberr(err, c, "record");
+  sqlite3_bind_text(st, 1, item, -1, SQLITE_STATIC);
+  sqlite3_bind_double(st, 2, weight);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+  int ok = sqlite3_step(st) == SQLITE_DONE;
+  sqlite3_finalize(st);
+  return ok ? FEDREC_OK : dberr(err, c, "record");
+}
+
+/* The history as sorted item indices with summed weights. */
+static fedrec_status history(fedrec_client *c, int32_t **items, float **w, int32_t *n, fedrec_error *err) {
+  *items = NULL, *w = NULL, *n = 0;
+  fedrec_status s = load_catalogue(c, err);
+  if (s) return s;
+  int32_t ni = c->cat.R.cols;
+  float *acc = calloc((size_t)ni, sizeof *acc);
+  if (!acc) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "history");
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(c->db, "SELECT item, weight FROM events", -1, &st, NULL) != SQLITE_OK) {
+    free(acc);
+    return dberr(err, c, "history");
+  }
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    int32_t i = name ? fedrec_idmap_get(c->cat.items, name, strlen(name), 0) : -1;
+    if (i >= 0) acc[i] += (float)sqlite3_column_double(st, 1);
+  }
+  sqlite3_finalize(st);
+  int32_t m = 0;
+  for (int32_t i = 0; i < ni; i++) m += acc[i] > 0;
+  *items = malloc((size_t)(m ? m : 1) * sizeof **items);
+  *w = malloc((size_t)(m ? m : 1) * sizeof **w);
+  if (!*items || !*w) {
+    free(acc), free(*items), free(*w);
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "history");
+  }
+  for (int32_t i = 0; i < ni; i++)
+    if (acc[i] > 0) (*items)[*n] = i, (*w)[(*n)++] = acc[i];
+  sodium_memzero(acc, (size_t)ni * sizeof *acc);
+  free(acc);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_client_history_size(fedrec_client *c, int64_t *events, int64_t *items, fedrec_error *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(c->db, "SELECT count(*), count(DISTINCT item) FROM events", -1, &st, NULL) != SQLITE_OK)
+    return dberr(err, c, "history");
+  if (sqlite3_step(st) == SQLITE_ROW) *events = sqlite3_column_int64(st, 0), *items = sqlite3_column_int64(st, 1);
+  sqlite3_finalize(st);
+  return FEDREC_OK;
+}
+
+/* ---------------------------------------------------------------- RPC */
+
+static fedrec_status connect_channel(fedrec_client *c, fedrec_error *err) {
+  if (c->ch) return FEDREC_OK;
+  if (!c->target[0] || !c->token[0] || !c->keyhex[0])
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "client: target, token and coordinator key must be configured");
+  grpc_init();
+  grpc_channel_credentials *creds;
+  if (c->insecure) {
+    creds = grpc_insecure_credentials_create();
+  } else {
+    char *ca = c->ca_file[0] ? fedrec_rpc_read_text(c->ca_file) : NULL;
+    char *cert = c->cert_file[0] ? fedrec_rpc_read_text(c->cert_file) : NULL;
+    char *key = c->key_file[0] ? fedrec_rpc_read_text(c->key_file) : NULL;
+    if ((c->ca_file[0] && !ca) || (c->cert_file[0] && !cert) || (c->key_file[0] && !key)) {
+      free(ca), free(cert), free(key);
+      grpc_shutdown();
+      return fedrec_error_set(err, FEDREC_ERR_IO, "client: cannot read the TLS files (%s, %s, %s)", c->ca_file, c->cert_file, c->key_file);
+    }
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+    creds = grpc_ssl_credentials_create(ca, cert && key ? &pair : NULL, NULL, NULL);
+    if (key) sodium_memzero(key, strlen(key));
+    free(ca), free(cert), free(key);
+  }
+  grpc_arg args[1] = {{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 256 << 20}};
+  grpc_channel_args ca = {1, args};
+  c->ch = grpc_channel_create(c->target, creds, &ca);
+  grpc_channel_credentials_release(creds);
+  for (int m = 0; m < FEDREC_RPC_NMETHODS; m++) c->handles[m] = grpc_channel_register_call(c->ch, FEDREC_RPC_METHODS[m], NULL, NULL);
+  return FEDREC_OK;
+}
+
+/* One blocking unary call. Returns the gRPC status; details gets the server's message. */
+static grpc_status_code rpc(fedrec_client *c, int m, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+                            ProtobufCMessage **resp, char *details, size_t cap) {
+  *resp = NULL;
+  details[0] = 0;
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(c->call_ms, GPR_TIMESPAN));
+  grpc_call *call = grpc_channel_create_registered_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, c->handles[m], deadline, NULL);
+  char bearer[FEDREC_TOKEN_MAX + 16];
+  snprintf(bearer, sizeof bearer, "Bearer %s", c->token);
+  grpc_metadata md;
+  memset(&md, 0, sizeof md);
+  md.key = grpc_slice_from_static_string("authorization");
+  md.value = grpc_slice_from_copied_string(bearer);
+  sodium_memzero(bearer, sizeof bearer);
+  grpc_byte_buffer *send = fedrec_rpc_pack(req), *recv = NULL;
+  grpc_metadata_array init_md, trail_md;
+  grpc_metadata_array_init(&init_md);
+  grpc_metadata_array_init(&trail_md);
+  grpc_status_code status = GRPC_STATUS_UNKNOWN;
+  grpc_slice det = grpc_empty_slice();
+  const char *error_string = NULL;
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = 1;
+  ops[0].data.send_initial_metadata.metadata = &md;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = send;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &recv;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
+  ops[5].data.recv_status_on_client.status = &status;
+  ops[5].data.recv_status_on_client.status_details = &det;
+  ops[5].data.recv_status_on_client.error_string = &error_string;
+  int tag;
+  grpc_call_error ce = grpc_call_start_batch(call, ops, 6, &tag, NULL);
+  grpc_slice_unref(md.value);
+  if (ce == GRPC_CALL_OK) {
+    grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (status == GRPC_STATUS_OK) {
+      *resp = fedrec_rpc_unpack(rd, recv);
+      if (!*resp) {
+        status = GRPC_STATUS_INTERNAL;
+        snprintf(details, cap, "malformed %s from the coordinator", rd->short_name);
+      }
+    } else {
+      snprintf(details, cap, "%.*s", (int)GRPC_SLICE_LENGTH(det), (const char *)GRPC_SLICE_START_PTR(det));
+    }
+  } else {
+    status = GRPC_STATUS_INTERNAL;
+    snprintf(details, cap, "start_batch failed (%d)", (int)ce);
+  }
+  grpc_slice_unref(det);
+  gpr_free((void *)error_string);
+  grpc_metadata_array_destroy(&init_md);
+  grpc_metadata_array_destroy(&trail_md);
+  grpc_byte_buffer_destroy(send);
+  if (recv) grpc_byte_buffer_destroy(recv);
+  grpc_call_unref(call);
+  grpc_completion_queue_shutdown(cq);
+  while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(cq);
+  return status;
+}
+
+static const char *code_name(grpc_status_code s) {
+  static const char *N[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+                            "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+                            "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  return (unsigned)s < 17 ? N[s] : "?";
+}
+
+static void sleep_ms(uint32_t ms) {
+  struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000};
+  nanosleep(&d, NULL);
+}
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------- model */
+
+/* Makes the cached model `mi`: downloads what is missing (resuming a partial download of the
+ * same version), verifies hash and signature, and stores it in one transaction. */
+static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo *mi, fedrec_error *err) {
+  if (!mi) return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator sent no model information");
+  if (mi->version == c->model_version) return FEDREC_OK;
+  if (mi->blake2b_hash.len != 32 || mi->signature.len != 64 || mi->size_bytes > (1ULL << 32) || mi->size_bytes < 32)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator sent malformed model information");
+  size_t size = (size_t)mi->size_bytes, have = 0;
+  uint8_t *buf = malloc(size);
+  if (!buf) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "model of %zu bytes", size);
+  sqlite3_stmt *st;
+  /* resume a partial download of this very model */
+  if (sqlite3_prepare_v2(c->db, "SELECT version, size, hash, data FROM download WHERE id = 1", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) == mi->version &&
+        (size_t)sqlite3_column_int64(st, 1) == size && sqlite3_column_bytes(st, 2) == 32 &&
+        !memcmp(sqlite3_column_blob(st, 2), mi->blake2b_hash.data, 32) && (size_t)sqlite3_column_bytes(st, 3) <= size) {
+      have = (size_t)sqlite3_column_bytes(st, 3);
+      if (have) memcpy(buf, sqlite3_column_blob(st, 3), have);
+    }
+    sqlite3_finalize(st);
+  }
+  char details[512];
+  while (have < size) {
+    Fedrec__V1__GetModelRequest rq = FEDREC__V1__GET_MODEL_REQUEST__INIT;
+    rq.version = mi->version;
+    rq.offset = have;
+    rq.max_bytes = 1 << 20;
+    Fedrec__V1__GetModelResponse *r;
+    grpc_status_code code = rpc(c, FEDREC_RPC_GET_MODEL, &rq.base, &fedrec__v1__get_model_response__descriptor,
+                                (ProtobufCMessage **)&r, details, sizeof details);
+    if (code != GRPC_STATUS_OK) {
+      free(buf);
+      return fedrec_error_set(err, FEDREC_ERR_IO, "GetModel: %s: %s", code_name(code), details);
+    }
+    if (r->offset != have || r->chunk.len == 0 || r->chunk.len > size - have) {
+      protobuf_c_message_free_unpacked(&r->base, NULL);
+      free(buf);
+      return fedrec_error_set(err, FEDREC_ERR_PARSE, "GetModel: chunk at %zu of %zu bytes does not fit", have, size);
+    }
+    memcpy(buf + have, r->chunk.data, r->chunk.len);
+    have += r->chunk.len;
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* keep the progress, so an interrupted download resumes here */
+    if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO download VALUES(1, ?, ?, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+      sqlite3_bind_int64(st, 1, (sqlite3_int64)mi->version);
+      sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+      sqlite3_bind_blob(st, 3, mi->blake2b_hash.data, 32, SQLITE_STATIC);
+      sqlite3_bind_blob(st, 4, mi->signature.data, 64, SQLITE_STATIC);
+      sqlite3_bind_blob64(st, 5, buf, have, SQLITE_STATIC);
+      sqlite3_step(st);
+      sqlite3_finalize(st);
+    }
+  }
+  if (!fedrec_model_verify(buf, size, mi->version, mi->blake2b_hash.data, mi->signature.data, c->pk)) {
+    sqlite3_exec(c->db, "DELETE FROM download", NULL, NULL, NULL);
+    free(buf);
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "model %llu fails its hash or signature check: not used",
+                            (unsigned long long)mi->version);
+  }
+  fedrec_status s = load_catalogue(c, err);
+  fedrec_model m;
+  uint64_t ver = 0;
+  if (!s) s = fedrec_model_decode(&m, &ver, buf, size, c->cat.content, c->cat.content_dim, err);
+  if (!s) {
+    int bad = ver != mi->version || m.n_items != c->cat.R.cols;
+    fedrec_model_free(&m);
+    if (bad) s = fedrec_error_set(err, FEDREC_ERR_PARSE, "model %llu does not fit the catalogue", (unsigned long long)mi->version);
+  }
+  int ok = !s && sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+  if (ok && sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO model VALUES(1, ?, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)mi->version);
+    sqlite3_bind_blob64(st, 2, buf, size, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, mi->blake2b_hash.data, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, mi->signature.data, 64, SQLITE_STATIC);
+    ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_finalize(st);
+  } else {
+    ok = 0;
+  }
+  ok = ok && sqlite3_exec(c->db, "DELETE FROM download", NULL, NULL, NULL) == SQLITE_OK &&
+       sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+  free(buf);
+  if (s) return s;
+  if (!ok) {
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return dberr(err, c, "saving the model");
+  }
+  c->model_version = mi->version;
+  return FEDREC_OK;
+}
+
+/* The cached model, decoded. */
+static fedrec_status cached_model(fedrec_client *c, fedrec_model *m, fedrec_error *err) {
+  fedrec_status s = load_catalogue(c, err);
+  if (s) return s;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(c->db, "SELECT blob FROM model WHERE id = 1", -1, &st, NULL) != SQLITE_OK) return dberr(err, c, "model");
+  if (sqlite3_step(st) != SQLITE_ROW) s = fedrec_error_set(err, FEDREC_ERR_EMPTY, "no model yet: sync first");
+  else
+    s = fedrec_model_decode(m, NULL, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), c->cat.content,
+                            c->cat.content_dim, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+/* ---------------------------------------------------------------- sync */
+
+static void backoff(fedrec_client *c, fedrec_sync_outcome *out, int failed) {
+  char v[32] = "0";
+  get_setting(c, "failures", v, sizeof v);
+  int f = failed ? atoi(v) + 1 : 0;
+  snprintf(v, sizeof v, "%d", f);
+  put_setting(c, "failures", v);
+  if (!failed) return;
+  double base = 1000.0 * pow(2.0, f < 12 ? f : 12); /* 2 s .. about an hour */
+  uint32_t r = randombytes_uniform(1000);
+  out->retry_after_ms = (uint32_t)(base * (0.5 + r / 1000.0));
+}
+
+static fedrec_status io_fail(fedrec_client *c, fedrec_sync_outcome *out, fedrec_error *err, const char *what,
+                             grpc_status_code code, const char *details) {
+  backoff(c, out, 1);
+  return fedrec_error_set(err, FEDREC_ERR_IO, "%s: %s: %s", what, code_name(code), details);
+}
+
+static void maybe_drop(fedrec_client *c, int phase) {
+  if (c->drop_phase == phase) _exit(3); /* the simulated device vanishes mid-round */
+}
+
+/* Submissions share one message shape ({round, message}); so do their empty responses. */
+static grpc_status_code submit(fedrec_client *c, int method, uint64_t round, uint8_t *msg, size_t len, char *details,
+                               size_t cap) {
+  Fedrec__V1__AdvertiseKeysRequest rq = FEDREC__V1__ADVERTISE_KEYS_REQUEST__INIT;
+  static const ProtobufCMessageDescriptor *const D[] = {
+      [FEDREC_RPC_ADVERTISE_KEYS] = &fedrec__v1__advertise_keys_request__descriptor,
+      [FEDREC_RPC_SHARE_KEYS] = &fedrec__v1__share_keys_request__descriptor,
+      [FEDREC_RPC_SUBMIT_MASKED_INPUT] = &fedrec__v1__submit_masked_input_request__descriptor,
+      [FEDREC_RPC_UNMASK] = &fedrec__v1__unmask_request__descriptor};
+  rq.base.descriptor = D[method]; /* same fields, same numbers */
+  rq.round = round;
+  rq.message.data = msg;
+  rq.message.len = len;
+  ProtobufCMessage *r;
+  grpc_status_code code = rpc(c, method, &rq.base, &fedrec__v1__advertise_keys_response__descriptor, &r, details, cap);
+  if (r) protobuf_c_message_free_unpacked(r, NULL);
+  return code;
+}
+
+fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fedrec_error *err) {
+  memset(out, 0, sizeof *out);
+  fedrec_status s = connect_channel(c, err);
+  if (s) return s;
+  int32_t *items = NULL, n = 0;
+  float *w = NULL;
+  if ((s = history(c, &items, &w, &n, err))) return s;
+  uint64_t start = mono_ms();
+  char details[512];
+  Fedrec__V1__CheckInRequest rq = FEDREC__V1__CHECK_IN_REQUEST__INIT;
+  rq.model_version = c->model_version;
+  rq.model_only = n == 0;
+  Fedrec__V1__CheckInResponse *ci = NULL;
+  grpc_status_code code = rpc(c, FEDREC_RPC_CHECK_IN, &rq.base, &fedrec__v1__check_in_response__descriptor,
+                              (ProtobufCMessage **)&ci, details, sizeof details);
+  if (code != GRPC_STATUS_OK) {
+    free(items), free(w);
+    return io_fail(c, out, err, "CheckIn", code, details);
+  }
+  s = ensure_model(c, ci->model, err);
+  out->model_version = c->model_version;
+  out->round = ci->round;
+  out->retry_after_ms = ci->retry_after_ms;
+  int accepted = ci->accepted;
+  if (ci->stopped_reason && ci->stopped_reason[0]) {
+    out->result = FEDREC_SYNC_STOPPED;
+    snprintf(out->detail, sizeof out->detail, "%s", ci->stopped_reason);
+    accepted = 0;
+  }
+  protobuf_c_message_free_unpacked(&ci->base, NULL);
+  if (s) {
+    free(items), free(w);
+    backoff(c, out, 1);
+    return s;
+  }
+  if (!accepted) {
+    free(items), free(w);
+    backoff(c, out, 0);
+    return FEDREC_OK;
+  }
+  /* selected: wait for the round's parameters */
+  fedrec_round_info info;
+  fedrec_participant *p = NULL;
+  fedrec_model model;
+  int have_model = 0;
+  out->result = FEDREC_SYNC_LEFT_OUT;
+  for (;;) {
+    Fedrec__V1__GetRoundInfoRequest q = FEDREC__V1__GET_ROUND_INFO_REQUEST__INIT;
+    q.round = out->round;
+    Fedrec__V1__GetRoundInfoResponse *r;
+    code = rpc(c, FEDREC_RPC_GET_ROUND_INFO, &q.base, &fedrec__v1__get_round_info_response__descriptor,
+               (ProtobufCMessage **)&r, details, sizeof details);
+    if (code == GRPC_STATUS_FAILED_PRECONDITION) {
+      snprintf(out->detail, sizeof out->detail, "%s", details);
+      goto left_out;
+    }
+    if (code != GRPC_STATUS_OK) {
+      s = io_fail(c, out, err, "GetRoundInfo", code, details);
+      goto done;
+    }
+    uint32_t retry = r->retry_after_ms;
+    if (!retry) s = r->info ? fedrec_rpc_round_info_from_pb(&info, r->info, err)
+                            : fedrec_error_set(err, FEDREC_ERR_PARSE, "round info missing");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    if (s) goto done;
+    if (!retry) break;
+    if (mono_ms() - start > c->sync_ms) goto timeout;
+    sleep_ms(retry < 20 ? 20 : retry > 1000 ? 1000 : retry);
+  }
+  if (info.model_version != c->model_version) {
+    s = fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu trains model %llu, the cached one is %llu",
+                         (unsigned long long)info.round, (unsigned long long)info.model_version,
+                         (unsigned long long)c->model_version);
+    goto done;
+  }
+  if ((s = cached_model(c, &model, err))) goto done;
+  have_model = 1;
+  maybe_drop(c, FEDREC_PHASE_KEYS);
+  if ((s = fedrec_participant_new(&p, &info, &model, items, w, n, NULL, err))) goto done;
+  uint8_t *msg = NULL;
+  size_t len = 0;
+  if ((s = fedrec_participant_keys(p, &msg, &len, err))) goto done;
+  code = submit(c, FEDREC_RPC_ADVERTISE_KEYS, info.round, msg, len, details, sizeof details);
+  free(msg);
+  if (code == GRPC_STATUS_FAILED_PRECONDITION) goto left_out;
+  if (code != GRPC_STATUS_OK) {
+    s = io_fail(c, out, err, "AdvertiseKeys", code, details);
+    goto done;
+  }
+  static const int SUBMIT[] = {0, 0, FEDREC_RPC_SHARE_KEYS, FEDREC_RPC_SUBMIT_MASKED_INPUT, FEDREC_RPC_UNMASK};
+  for (int ph = FEDREC_PHASE_SHARES; ph <= FEDREC_PHASE_UNMASK; ph++) {
+    uint8_t *in = NULL;
+    size_t inlen = 0;
+    for (;;) {
+      Fedrec__V1__GetPhaseInputRequest q = FEDREC__V1__GET_PHASE_INPUT_REQUEST__INIT;
+      q.round = info.round;
+      q.phase = (Fedrec__V1__Phase)ph;
+      Fedrec__V1__GetPhaseInputResponse *r;
+      code = rpc(c, FEDREC_RPC_GET_PHASE_INPUT, &q.base, &fedrec__v1__get_phase_input_response__descriptor,
+                 (ProtobufCMessage **)&r, details, sizeof details);
+      if (code == GRPC_STATUS_FAILED_PRECONDITION) {
+        snprintf(out->detail, sizeof out->detail, "%s", details);
+        goto left_out;
+      }
+      if (code != GRPC_STATUS_OK) {
+        s = io_fail(c, out, err, "GetPhaseInput", code, details);
+        goto done;
+      }
+      uint32_t retry = r->retry_after_ms;
+      if (!retry) {
+        in = malloc(r->message.len ? r->message.len : 1);
+        if (in) memcpy(in, r->message.data, r->message.len);
+        inlen = r->message.len;
+      }
+      protobuf_c_message_free_unpacked(&r->base, NULL);
+      if (!retry) break;
+      if (mono_ms() - start > c->sync_ms) goto timeout;
+      sleep_ms(retry < 20 ? 20 : retry > 1000 ? 1000 : retry);
+    }
+    if (!in) {
+      s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "phase input");
+      goto done;
+    }
+    maybe_drop(c, ph);
+    s = ph == FEDREC_PHASE_SHARES   ? fedrec_participant_shares(p, in, inlen, &msg, &len, err)
+        : ph == FEDREC_PHASE_MASKED ? fedrec_participant_masked(p, in, inlen, &msg, &len, err)
+                                    : fedrec_participant_unmask(p, in, inlen, &msg, &len, err);
+    free(in);
+    if (s) goto done; /* a check failed: this client stops answering, which is safe */
+    code = submit(c, SUBMIT[ph], info.round, msg, len, details, sizeof details);
+    free(msg);
+    if (code == GRPC_STATUS_FAILED_PRECONDITION) goto left_out;
+    if (code != GRPC_STATUS_OK) {
+      s = io_fail(c, out, err, "submit", code, details);
+      goto done;
+    }
+  }
+  out->result = FEDREC_SYNC_PARTICIPATED;
+  backoff(c, out, 0);
+  goto done;
+timeout:
+  snprintf(out->detail, sizeof out->detail, "the round did not progress within %u ms", c->sync_ms);
+left_out:
+  out->result = FEDREC_SYNC_LEFT_OUT;
+  backoff(c, out, 0);
+done:
+  fedrec_participant_free(p);
+  if (have_model) fedrec_model_free(&model);
+  if (items) sodium_memzero(items, (size_t)n * sizeof *items);
+  free(items), free(w);
+  if (!out->retry_after_ms) out->retry_after_ms = 1000 + randombytes_uniform(1000);
+  return s;
+}
+
+/* ---------------------------------------------------------------- recommend */
+
+fedrec_status fedrec_client_recommend(fedrec_client *c, int32_t k, char (*names)[64], float *scores, int32_t *n,
+                                      fedrec_error *err) {
+  *n = 0;
+  if (k < 1) return fedrec_error_set(err, FEDREC_ERR_ARG, "recommend: k must be >= 1");
+  fedrec_model m;
+  fedrec_status s = cached_model(c, &m, err);
+  if (s) return s;
+  int32_t *items = NULL, nh = 0;
+  float *w = NULL;
+  if ((s = history(c, &items, &w, &nh, err))) {
+    fedrec_model_free(&m);
+    return s;
+  }
+  int32_t ni = m.n_items, d = m.d;
+  float *V = malloc((size_t)ni * d * sizeof *V), *G = malloc((size_t)d * d * sizeof *G), *u = calloc((size_t)d, sizeof *u);
+  float *work = malloc(fedrec_user_solve_work(d, nh > 0 ? nh : 1) * sizeof *work), *sc = malloc((size_t)ni * sizeof *sc);
+  uint8_t *allowed = malloc((size_t)ni);
+  int32_t *top = malloc((size_t)k * sizeof *top);
+  if (!V || !G || !u || !work || !sc || !allowed || !top) s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "recommend");
+  if (!s) {
+    fedrec_model_item_vectors(V, &m);
+    fedrec_gramian(G, V, ni, d);
+    if (nh > 0) s = fedrec_user_solve(u, V, G, ni, d, items, w, nh, 0.3f, 0.003f, work);
+    if (s) fedrec_error_set(err, s, "recommend: the user's system is not positive definite");
+  }
+  if (!s) {
+    for (int32_t i = 0; i < ni; i++) {
+      double v = 0;
+      for (int32_t j = 0; j < d; j++) v += (double)V[(size_t)i * d + j] * u[j];
+      sc[i] = nh > 0 ? (float)v : 0.0f;
+      allowed[i] = 1;
+    }
+    for (int32_t j = 0; j < nh; j++) allowed[items[j]] = 0;
+    *n = fedrec_topk(top, sc, ni, k, allowed);
+    for (int32_t r = 0; r < *n; r++) {
+      snprintf(names[r], 64, "%s", fedrec_idmap_name(c->cat.items, top[r]));
+      scores[r] = sc[top[r]];
+    }
+  }
+  if (u) sodium_memzero(u, (size_t)d * sizeof *u);
+  free(V), free(G), free(u), free(work), free(sc), free(allowed), free(top), free(items), free(w);
+  fedrec_model_free(&m);
+  return s;
+}

@@ -1,0 +1,248 @@
+/* fedrec-client: a thin command line over the client library (include/fedrec/client.h).
+ *
+ *   fedrec-client init      --store F --target HOST:PORT --token T --coordinator-key HEX|@FILE
+ *                           --catalogue SPEC [--ca PEM] [--cert PEM --key PEM] [--insecure]
+ *   fedrec-client import    --store F (--csv FILE | --synthetic-user N)
+ *   fedrec-client record    --store F ITEM [WEIGHT]
+ *   fedrec-client sync      --store F [--rounds N] [--max-syncs M] [--simulate-dropout PHASE]
+ *   fedrec-client recommend --store F [--k K]
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fedrec/client.h"
+#include "fedrec/data.h"
+#include "fedrec/synth.h"
+
+static void usage(FILE *f) {
+  fputs("usage:\n"
+        "  fedrec-client init      --store F --target HOST:PORT --token T --coordinator-key HEX|@FILE\n"
+        "                          --catalogue SPEC [--ca PEM] [--cert PEM --key PEM] [--insecure]\n"
+        "  fedrec-client import    --store F (--csv FILE | --synthetic-user N)\n"
+        "  fedrec-client record    --store F ITEM [WEIGHT]\n"
+        "  fedrec-client sync      --store F [--rounds N] [--max-syncs M] [--simulate-dropout PHASE]\n"
+        "  fedrec-client recommend --store F [--k K]\n"
+        "The store keeps the settings given to init; the history never leaves it.\n"
+        "sync repeats until it took part in N rounds (default 1), training stopped, or M syncs\n"
+        "(default 1000) were made, waiting between syncs as the coordinator says.\n"
+        "--simulate-dropout PHASE (1 keys .. 4 unmask): exit abruptly there (for tests).\n",
+        f);
+}
+
+typedef struct args {
+  const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv;
+  long synthetic_user, rounds, max_syncs, k, dropout;
+  int insecure;
+  const char *pos[2];
+  int npos;
+} args;
+
+static int whole(const char *flag, const char *v, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long x = v ? strtol(v, &end, 10) : 0;
+  if (!v || end == v || *end || errno || x < lo || x > hi) {
+    fprintf(stderr, "fedrec-client: %s: '%s' is not a whole number in [%ld, %ld]\n", flag, v ? v : "", lo, hi);
+    return 0;
+  }
+  *out = x;
+  return 1;
+}
+
+static int parse(args *a, int argc, char **argv) {
+  memset(a, 0, sizeof *a);
+  a->synthetic_user = -1, a->rounds = 1, a->max_syncs = 1000, a->k = 10;
+  for (int i = 2; i < argc; i++) {
+    const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    const char **s = NULL;
+    long *num = NULL, lo = 0, hi = 0;
+    if (!strcmp(f, "--insecure")) { a->insecure = 1; continue; }
+    if (!strcmp(f, "--store")) s = &a->store;
+    else if (!strcmp(f, "--target")) s = &a->target;
+    else if (!strcmp(f, "--token")) s = &a->token;
+    else if (!strcmp(f, "--coordinator-key")) s = &a->key;
+    else if (!strcmp(f, "--catalogue")) s = &a->catalogue;
+    else if (!strcmp(f, "--ca")) s = &a->ca;
+    else if (!strcmp(f, "--cert")) s = &a->cert;
+    else if (!strcmp(f, "--key")) s = &a->keyfile;
+    else if (!strcmp(f, "--csv")) s = &a->csv;
+    else if (!strcmp(f, "--synthetic-user")) num = &a->synthetic_user, hi = 100000000;
+    else if (!strcmp(f, "--rounds")) num = &a->rounds, lo = 1, hi = 1000000;
+    else if (!strcmp(f, "--max-syncs")) num = &a->max_syncs, lo = 1, hi = 100000000;
+    else if (!strcmp(f, "--k")) num = &a->k, lo = 1, hi = 10000;
+    else if (!strcmp(f, "--simulate-dropout")) num = &a->dropout, lo = 1, hi = 4;
+    else if (f[0] == '-' && f[1] == '-') {
+      fprintf(stderr, "fedrec-client: unknown option '%s' (see --help)\n", f);
+      return 0;
+    } else {
+      if (a->npos == 2) {
+        fprintf(stderr, "fedrec-client: unexpected argument '%s'\n", f);
+        return 0;
+      }
+      a->pos[a->npos++] = f;
+      continue;
+    }
+    if (!v) {
+      fprintf(stderr, "fedrec-client: %s needs a value\n", f);
+      return 0;
+    }
+    if (s) *s = v;
+    else if (!whole(f, v, lo, hi, num)) return 0;
+    i++;
+  }
+  if (!a->store) {
+    fprintf(stderr, "fedrec-client: --store is required\n");
+    return 0;
+  }
+  return 1;
+}
+
+/* --coordinator-key @FILE reads the key from a file (fedrec-coordinator writes identity.pub). */
+static const char *key_arg(const char *v, char *buf, size_t cap) {
+  if (!v || v[0] != '@') return v;
+  FILE *f = fopen(v + 1, "r");
+  if (!f || !fgets(buf, (int)cap, f)) {
+    if (f) fclose(f);
+    fprintf(stderr, "fedrec-client: --coordinator-key: cannot read %s\n", v + 1);
+    return NULL;
+  }
+  fclose(f);
+  buf[strcspn(buf, "\r\n")] = 0;
+  return buf;
+}
+
+static const char *RESULT[] = {"not selected", "participated", "left out", "stopped"};
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "init") && strcmp(cmd, "import") && strcmp(cmd, "record") && strcmp(cmd, "sync") && strcmp(cmd, "recommend")) {
+    fprintf(stderr, "fedrec-client: unknown command '%s' (init, import, record, sync, recommend)\n", cmd);
+    return 2;
+  }
+  args a;
+  if (!parse(&a, argc, argv)) return 2;
+  char keybuf[128];
+  const char *key = key_arg(a.key, keybuf, sizeof keybuf);
+  if (a.key && !key) return 2;
+  if (!strcmp(cmd, "init") && (!a.target || !a.token || !key || !a.catalogue || (!a.ca && !a.insecure))) {
+    fprintf(stderr, "fedrec-client init: --target, --token, --coordinator-key, --catalogue and --ca (or --insecure) are required\n");
+    return 2;
+  }
+  fedrec_client_config cfg = {.store = a.store, .target = a.target, .ca_file = a.ca, .cert_file = a.cert,
+                              .key_file = a.keyfile, .insecure = a.insecure, .token = a.token,
+                              .coordinator_key = key, .catalogue = a.catalogue};
+  fedrec_client *c;
+  fedrec_error err = {0};
+  if (fedrec_client_open(&c, &cfg, &err)) {
+    fprintf(stderr, "fedrec-client: %s\n", err.msg);
+    return 1;
+  }
+  int rc = 0;
+  if (!strcmp(cmd, "init")) {
+    fprintf(stderr, "fedrec-client: settings saved in %s\n", a.store);
+  } else if (!strcmp(cmd, "import")) {
+    if ((a.csv != NULL) == (a.synthetic_user >= 0)) {
+      fprintf(stderr, "fedrec-client import: give exactly one of --csv and --synthetic-user\n");
+      rc = 2;
+    } else if (a.csv) {
+      /* user,item[,weight] rows (the user column is this device's own and is ignored) */
+      char *buf;
+      int64_t len;
+      fedrec_triplets t = {0};
+      fedrec_idmap *users = fedrec_idmap_new(), *items = fedrec_idmap_new();
+      if (!users || !items || fedrec_read_file(a.csv, &buf, &len, &err) ||
+          fedrec_parse_interactions_csv(&t, users, items, buf, len, a.csv, &err)) {
+        fprintf(stderr, "fedrec-client import: %s\n", err.msg);
+        rc = 1;
+      } else {
+        free(buf);
+        for (int64_t i = 0; !rc && i < t.n; i++)
+          if (fedrec_client_record(c, fedrec_idmap_name(items, t.c[i]), t.v[i], &err)) {
+            fprintf(stderr, "fedrec-client import: %s: row %lld: %s\n", a.csv, (long long)i + 2, err.msg);
+            rc = 1;
+          }
+        if (!rc) fprintf(stderr, "fedrec-client: imported %lld events from %s\n", (long long)t.n, a.csv);
+      }
+      fedrec_triplets_free(&t);
+      fedrec_idmap_free(users), fedrec_idmap_free(items);
+    } else {
+      /* the history of one user of the synthetic catalogue (demos and tests) */
+      char spec[512] = "";
+      fedrec_synth_config sc;
+      fedrec_synth_defaults(&sc);
+      sc.threads = 1;
+      fedrec_dataset ds;
+      if (fedrec_client_catalogue_spec(c, spec, sizeof spec) || strncmp(spec, "synthetic", 9) ||
+          (spec[9] == ':' && fedrec_synth_parse(&sc, spec + 10, &err)) || fedrec_synth_generate(&ds, &sc, &err)) {
+        fprintf(stderr, "fedrec-client import: --synthetic-user needs a synthetic catalogue: %s\n", err.msg[0] ? err.msg : spec);
+        rc = 1;
+      } else {
+        if (a.synthetic_user >= ds.R.rows) {
+          fprintf(stderr, "fedrec-client import: --synthetic-user %ld: the catalogue has %d users\n", a.synthetic_user, ds.R.rows);
+          rc = 2;
+        }
+        int64_t b = rc ? 0 : ds.R.indptr[a.synthetic_user], e = rc ? 0 : ds.R.indptr[a.synthetic_user + 1];
+        for (int64_t k = b; !rc && k < e; k++)
+          if (fedrec_client_record(c, fedrec_idmap_name(ds.items, ds.R.indices[k]), ds.R.values[k], &err)) {
+            fprintf(stderr, "fedrec-client import: %s\n", err.msg);
+            rc = 1;
+          }
+        if (!rc) fprintf(stderr, "fedrec-client: imported %lld events of synthetic user %ld\n", (long long)(e - b), a.synthetic_user);
+        fedrec_dataset_free(&ds);
+      }
+    }
+  } else if (!strcmp(cmd, "record")) {
+    if (a.npos < 1) {
+      fprintf(stderr, "fedrec-client record: ITEM is required\n");
+      rc = 2;
+    } else {
+      char *end;
+      float w = a.npos > 1 ? strtof(a.pos[1], &end) : 1.0f;
+      if (a.npos > 1 && (end == a.pos[1] || *end)) {
+        fprintf(stderr, "fedrec-client record: WEIGHT '%s' is not a number\n", a.pos[1]);
+        rc = 2;
+      } else if (fedrec_client_record(c, a.pos[0], w, &err)) {
+        fprintf(stderr, "fedrec-client record: %s\n", err.msg);
+        rc = 1;
+      }
+    }
+  } else if (!strcmp(cmd, "sync")) {
+    if (a.dropout) fedrec_client_simulate_dropout(c, (int)a.dropout);
+    long done = 0;
+    for (long s = 0; s < a.max_syncs && done < a.rounds; s++) {
+      fedrec_sync_outcome o;
+      fedrec_status st = fedrec_client_sync(c, &o, &err);
+      if (st) fprintf(stderr, "fedrec-client sync: %s (retrying in %u ms)\n", err.msg, o.retry_after_ms);
+      else
+        fprintf(stderr, "fedrec-client sync: %s, round %llu, model %llu%s%s\n", RESULT[o.result], (unsigned long long)o.round,
+                (unsigned long long)o.model_version, o.detail[0] ? ": " : "", o.detail);
+      if (!st && o.result == FEDREC_SYNC_PARTICIPATED) done++;
+      if (!st && o.result == FEDREC_SYNC_STOPPED) break;
+      if (done < a.rounds && s + 1 < a.max_syncs) {
+        struct timespec d = {o.retry_after_ms / 1000, (long)(o.retry_after_ms % 1000) * 1000000};
+        nanosleep(&d, NULL);
+      }
+    }
+    printf("participated in %ld round%s; model version %llu\n", done, done == 1 ? "" : "s",
+           (unsigned long long)fedrec_client_model_version(c));
+  } else {
+    char(*names)[64] = malloc((size_t)a.k * 64);
+    float *scores = malloc((size_t)a.k * sizeof *scores);
+    int32_t n = 0;
+    if (!names || !scores || fedrec_client_recommend(c, (int32_t)a.k, names, scores, &n, &err)) {
+      fprintf(stderr, "fedrec-client recommend: %s\n", err.msg);
+      rc = 1;
+    }
+    for (int32_t i = 0; i < n; i++) printf("%d\t%s\t%.4f\n", i + 1, names[i], scores[i]);
+    free(names), free(scores);
+  }
+  fedrec_client_close(c);
+  return rc;
+}

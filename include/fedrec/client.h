@@ -1,0 +1,90 @@
+/* The fedrec client library, for embedding in apps (libfedrec_client).
+ *
+ * The viewing history stays on the device, in a local SQLite store. `sync` takes part in one
+ * federated round when the coordinator selects this device: it downloads the signed model
+ * (in chunks, resumable) and verifies its hash and signature, solves the user's vector on the
+ * device, computes the gradient, clips it, adds this device's share of the noise, encodes it
+ * and runs secure aggregation. Only the masked, noisy encoding leaves the device; the raw
+ * history and the user vector never do. `recommend` ranks items on the device with the cached
+ * model, offline too.
+ *
+ * A handle is not thread-safe: use one per thread (or a lock). Every call may be interrupted
+ * (the process killed) at any point: the store is transactional, a partial download resumes
+ * from where it stopped, and a round in flight is simply dropped on the coordinator's side. */
+#ifndef FEDREC_CLIENT_H
+#define FEDREC_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fedrec_client fedrec_client;
+
+typedef struct fedrec_client_config {
+  const char *store;           /* the local SQLite file (created if absent) */
+  const char *target;          /* coordinator address, host:port */
+  const char *ca_file;         /* PEM of the CA that signed the coordinator's certificate */
+  const char *cert_file;       /* with key_file: a client certificate for mTLS (optional) */
+  const char *key_file;
+  int insecure;                /* 1: plaintext (tests against --insecure coordinators only) */
+  const char *token;           /* the bearer token the operator issued to this device */
+  const char *coordinator_key; /* the coordinator's Ed25519 public key, 64 hex digits */
+  const char *catalogue;       /* the item catalogue, e.g. "synthetic:users=2000,items=500,seed=42" */
+  uint32_t call_timeout_ms;    /* per RPC (0: 15 000) */
+  uint32_t sync_timeout_ms;    /* one whole sync (0: 600 000) */
+} fedrec_client_config;
+
+/* Opens (or creates) the store and connects lazily. Settings given here are saved in the
+ * store; a NULL or empty field is taken from the store (so later opens need only `store`). */
+fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config *c,
+                                 fedrec_error *err);
+void fedrec_client_close(fedrec_client *c);
+
+/* Records one event (an item of the catalogue, and a weight > 0, e.g. 1 per play). */
+fedrec_status fedrec_client_record(fedrec_client *c, const char *item, float weight,
+                                   fedrec_error *err);
+/* Events stored, and distinct items among them. */
+fedrec_status fedrec_client_history_size(fedrec_client *c, int64_t *events, int64_t *items,
+                                         fedrec_error *err);
+
+typedef enum fedrec_sync_result {
+  FEDREC_SYNC_NOT_SELECTED = 0, /* not needed now: come back after retry_after_ms */
+  FEDREC_SYNC_PARTICIPATED = 1, /* took part in `round` to the end */
+  FEDREC_SYNC_LEFT_OUT = 2,     /* selected, but the round went on without this device */
+  FEDREC_SYNC_STOPPED = 3,      /* training is over (detail says why) */
+} fedrec_sync_result;
+
+typedef struct fedrec_sync_outcome {
+  fedrec_sync_result result;
+  uint64_t round, model_version;
+  uint32_t retry_after_ms; /* when to sync again (with jitter; backs off after failures) */
+  char detail[600];
+} fedrec_sync_outcome;
+
+/* One sync. Network and coordinator errors return FEDREC_ERR_IO with the gRPC status in the
+ * message, and set retry_after_ms with exponential backoff and jitter. */
+fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fedrec_error *err);
+
+/* The k best items for this user that are not in the history (names from the catalogue),
+ * best first, with scores; *n gets how many. Needs a synced model. */
+fedrec_status fedrec_client_recommend(fedrec_client *c, int32_t k, char (*items)[64],
+                                      float *scores, int32_t *n, fedrec_error *err);
+
+/* The catalogue setting (e.g. "synthetic:..."); non-zero when none is configured. */
+int fedrec_client_catalogue_spec(const fedrec_client *c, char *out, size_t cap);
+/* The cached model's version (0: none yet). */
+uint64_t fedrec_client_model_version(const fedrec_client *c);
+
+/* Testing aid: make the process exit abruptly when it reaches `phase` (1 keys .. 4 unmask)
+ * of a round, as a device that loses its connection would. 0: off. */
+void fedrec_client_simulate_dropout(fedrec_client *c, int phase);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
