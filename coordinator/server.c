@@ -192,6 +192,7 @@ static void usage(FILE *f) {
              "  fedrec-coordinator init  --state-dir DIR\n"
              "  fedrec-coordinator token --state-dir DIR --id N\n"
              "  fedrec-coordinator serve [--config FILE] [--KEY VALUE ...]\n"
+             "  fedrec-coordinator export-model --state-dir DIR [--version V] --out FILE\n"
              "settings (config file lines 'key = value', or flags --key value; flags win):\n");
   for (const opt *o = OPTS; o->key; o++) fprintf(f, "  %-18s %s\n", o->key, o->help);
 }
@@ -290,6 +291,36 @@ static int cmd_init(const config *c) {
   printf("%s\n", hex);
   fprintf(stderr, "fedrec-coordinator: keys in %s; public key (give it to clients and auditors) in %s\n", c->state_dir, p3);
   return 0;
+}
+
+/* Writes a kept model blob (newest, or version v) to a file, for evaluation or archiving. */
+static int cmd_export(const config *c, uint64_t v, const char *out) {
+  char path[600];
+  state_path(path, sizeof path, c, "coordinator.db");
+  struct stat sb;
+  coord_store *st;
+  coord_saved_model m;
+  fedrec_error err = {0};
+  if (stat(path, &sb) || coord_store_open(&st, path, &err)) {
+    fprintf(stderr, "fedrec-coordinator export-model: %s: %s\n", path, err.msg[0] ? err.msg : "no such state");
+    return 1;
+  }
+  int rc = 0;
+  if (coord_store_load_version(st, v, &m, &err)) {
+    fprintf(stderr, "fedrec-coordinator export-model: %s\n", err.msg);
+    rc = 1;
+  } else {
+    FILE *f = fopen(out, "wb");
+    if (!f || fwrite(m.blob, 1, m.len, f) != m.len || fclose(f)) {
+      fprintf(stderr, "fedrec-coordinator export-model: cannot write %s\n", out);
+      rc = 1;
+    } else {
+      fprintf(stderr, "fedrec-coordinator: model version %llu (%zu bytes) written to %s\n", (unsigned long long)m.version, m.len, out);
+    }
+    coord_saved_model_free(&m);
+  }
+  coord_store_close(st);
+  return rc;
 }
 
 static int cmd_token(const config *c, uint64_t id) {
@@ -790,6 +821,10 @@ static void *metrics_loop(void *arg) {
       ssize_t w = write(fd, body, n);
       (void)w;
     }
+    /* close gracefully: no reset while the peer still sends (or has unread data in flight) */
+    shutdown(fd, SHUT_WR);
+    while (read(fd, req, sizeof req) > 0) {
+    }
     close(fd);
   }
   free(body);
@@ -956,6 +991,7 @@ static int serve(server *s) {
     for (int k = 0; k < 16; k++) post(s, m);
   post(s, -1);
   s->metrics_fd = -1;
+  int metrics_port = 0;
   pthread_t mt = 0, tt, *workers = calloc((size_t)c->workers, sizeof *workers);
   if (c->metrics_listen[0]) {
     struct sockaddr_in sa;
@@ -967,14 +1003,16 @@ static int serve(server *s) {
       fprintf(stderr, "fedrec-coordinator: metrics: cannot listen on %s: %s\n", c->metrics_listen, strerror(errno));
       return 1;
     }
+    socklen_t sl = sizeof sa;
+    if (getsockname(s->metrics_fd, (struct sockaddr *)&sa, &sl) == 0) metrics_port = ntohs(sa.sin_port);
     pthread_create(&mt, NULL, metrics_loop, s);
   }
   for (int i = 0; i < c->workers; i++) pthread_create(&workers[i], NULL, worker, s);
   pthread_create(&tt, NULL, ticker, s);
   char pk[65];
   sodium_bin2hex(pk, sizeof pk, s->id.pk, 32);
-  logj("info", "serving", "\"listen\": \"%s\", \"port\": %d, \"tls\": %s, \"mtls\": %s, \"metrics\": \"%s\", \"public_key\": \"%s\"",
-       c->listen, port, c->insecure ? "false" : "true", c->tls_client_ca[0] ? "true" : "false", c->metrics_listen, pk);
+  logj("info", "serving", "\"listen\": \"%s\", \"port\": %d, \"tls\": %s, \"mtls\": %s, \"metrics_port\": %d, \"public_key\": \"%s\"",
+       c->listen, port, c->insecure ? "false" : "true", c->tls_client_ca[0] ? "true" : "false", metrics_port, pk);
 
   int sig = 0;
   sigwait(&sigs, &sig);
@@ -1023,8 +1061,9 @@ int main(int argc, char **argv) {
   config *c = &srv.cfg;
   config_defaults(c);
   const char *cmd = argv[1];
-  uint64_t id = 0;
+  uint64_t id = 0, version = 0;
   int have_id = 0;
+  const char *out = NULL;
   /* a config file first, so that flags override it */
   for (int i = 2; i + 1 < argc; i++)
     if (!strcmp(argv[i], "--config") && !config_file(c, argv[i + 1])) return 2;
@@ -1036,6 +1075,20 @@ int main(int argc, char **argv) {
     }
     const char *v = argv[++i];
     if (!strcmp(f, "--config")) continue;
+    if (!strcmp(f, "--out")) {
+      out = v;
+      continue;
+    }
+    if (!strcmp(f, "--version")) {
+      char *end;
+      errno = 0;
+      version = strtoull(v, &end, 10);
+      if (*end || errno || !*v) {
+        fprintf(stderr, "fedrec-coordinator: --version: '%s' is not a whole number\n", v);
+        return 2;
+      }
+      continue;
+    }
     if (!strcmp(f, "--id")) {
       char *end;
       errno = 0;
@@ -1066,6 +1119,13 @@ int main(int argc, char **argv) {
     return cmd_token(c, id);
   }
   if (!strcmp(cmd, "serve")) return serve(&srv);
-  fprintf(stderr, "fedrec-coordinator: unknown command '%s' (init, token, serve)\n", cmd);
+  if (!strcmp(cmd, "export-model")) {
+    if (!out) {
+      fprintf(stderr, "fedrec-coordinator export-model: --out is required\n");
+      return 2;
+    }
+    return cmd_export(c, version, out);
+  }
+  fprintf(stderr, "fedrec-coordinator: unknown command '%s' (init, token, serve, export-model)\n", cmd);
   return 2;
 }

@@ -100,14 +100,23 @@ static void *copy_blob(sqlite3_stmt *st, int col, size_t *len) {
 }
 
 fedrec_status coord_store_load_latest(coord_store *s, coord_saved_model *out, fedrec_error *err) {
+  return coord_store_load_version(s, 0, out, err);
+}
+
+fedrec_status coord_store_load_version(coord_store *s, uint64_t version, coord_saved_model *out,
+                                       fedrec_error *err) {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->db, "SELECT version, next_round, rounds_done, blob, hash, sig, opt1, opt2 FROM models ORDER BY version DESC LIMIT 1",
+  if (sqlite3_prepare_v2(s->db, "SELECT version, next_round, rounds_done, blob, hash, sig, opt1, opt2 FROM models"
+                                " WHERE ?1 = 0 OR version = ?1 ORDER BY version DESC LIMIT 1",
                          -1, &st, NULL) != SQLITE_OK)
     return fail(err, s->db, "reading models");
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)version);
   int rc = sqlite3_step(st);
   fedrec_status r = FEDREC_OK;
-  if (rc == SQLITE_DONE) r = fedrec_error_set(err, FEDREC_ERR_EMPTY, "coordinator state: no model yet");
+  if (rc == SQLITE_DONE)
+    r = version ? fedrec_error_set(err, FEDREC_ERR_EMPTY, "coordinator state: model version %llu is not kept", (unsigned long long)version)
+                : fedrec_error_set(err, FEDREC_ERR_EMPTY, "coordinator state: no model yet");
   else if (rc != SQLITE_ROW) r = fail(err, s->db, "reading models");
   else if (sqlite3_column_bytes(st, 4) != 32 || sqlite3_column_bytes(st, 5) != FEDREC_SIG_BYTES ||
            sqlite3_column_bytes(st, 6) != sqlite3_column_bytes(st, 7) || sqlite3_column_bytes(st, 6) % 4)

@@ -29,6 +29,9 @@ typedef struct coord_saved_model {
 /* The newest model; FEDREC_ERR_EMPTY when none was saved. */
 fedrec_status coord_store_load_latest(coord_store *s, coord_saved_model *out, fedrec_error *err);
 void coord_saved_model_free(coord_saved_model *m);
+/* A given version (0: the newest); FEDREC_ERR_EMPTY when it is not kept. */
+fedrec_status coord_store_load_version(coord_store *s, uint64_t version, coord_saved_model *out,
+                                       fedrec_error *err);
 
 /* A finished or aborted round, and its cohort's client ids. */
 fedrec_status coord_store_save_round(coord_store *s, const fedrec_round_stats *st,

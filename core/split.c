@@ -21,6 +21,7 @@ void fedrec_split_free(fedrec_split *s) {
   fedrec_csr_free(&s->holdout);
   fedrec_csr_free(&s->cold_holdout);
   free(s->is_cold);
+  free(s->train_user);
   memset(s, 0, sizeof *s);
 }
 
@@ -103,12 +104,15 @@ fedrec_status fedrec_split_users(fedrec_split *s, const fedrec_dataset *ds,
     goto done;
   }
   int32_t trow = 0, srow = 0;
+  s->train_user = malloc(((size_t)(nu - nt) + 1) * sizeof *s->train_user);
+  if (!s->train_user) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "split");
   for (int32_t u = 0; u < nu && !st; u++) {
     if (is_test[u]) {
       fedrec_rng ur;
       fedrec_rng_seed(&ur, c->seed, (uint64_t)u + 1);
       st = split_user(&fo, &ho, &co, R, s->is_cold, u, srow++, c->holdout, &ur, order, err);
     } else {
+      s->train_user[trow] = u;
       for (int64_t k = R->indptr[u]; k < R->indptr[u + 1] && !st; k++)
         if (!s->is_cold[R->indices[k]])
           st = fedrec_triplets_push(&tr, trow, R->indices[k], R->values[k], err);

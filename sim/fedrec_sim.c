@@ -107,6 +107,28 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
       sc = fedrec_mf_scorer_make(&mf);
       res->params = fedrec_model_params(&m);
     }
+  } else if (a->algorithm == ALG_MODEL) {
+    char *buf = NULL;
+    int64_t len = 0;
+    uint64_t version = 0;
+    st = fedrec_read_file(a->model, &buf, &len, err);
+    if (!st) st = fedrec_model_decode(&m, &version, (const uint8_t *)buf, (size_t)len, ds->content, ds->content_dim, err);
+    free(buf);
+    if (!st && m.n_items != ni)
+      st = fedrec_error_set(err, FEDREC_ERR_ARG, "--model %s: %d items, the dataset has %d", a->model, m.n_items, ni);
+    if (!st) {
+      say("evaluating model %s (version %llu, d=%d)\n", a->model, (unsigned long long)version, m.d);
+      V = malloc((size_t)ni * m.d * sizeof *V);
+      G = malloc((size_t)m.d * m.d * sizeof *G);
+      if (!V || !G) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "item vectors");
+    }
+    if (!st) {
+      fedrec_model_item_vectors(V, &m);
+      fedrec_gramian(G, V, ni, m.d);
+      mf = (fedrec_mf_scorer){V, G, ni, m.d, a->ials.alpha0, a->ials.reg};
+      sc = fedrec_mf_scorer_make(&mf);
+      res->params = fedrec_model_params(&m);
+    }
   } else if (a->algorithm == ALG_EASE) {
     say("training EASE: lambda=%g over %d items\n", a->ease_lambda, ni);
     st = fedrec_ease_fit(&ease, &sp->train, a->ease_lambda, err);
@@ -147,7 +169,7 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
 }
 
 static const char *alg_name(sim_algorithm a) {
-  return a == ALG_CENTRAL ? "central" : a == ALG_EASE ? "ease" : "popularity";
+  return a == ALG_CENTRAL ? "central" : a == ALG_EASE ? "ease" : a == ALG_MODEL ? "model" : "popularity";
 }
 
 static void json_num(const char *key, double v, int last) {
@@ -220,6 +242,14 @@ int main(int argc, char **argv) {
   if (!st) {
     say("loaded %d users x %d items, %lld interactions%s in %.2fs\n", ds.R.rows, ds.R.cols,
         (long long)fedrec_csr_nnz(&ds.R), ds.content ? " with content" : "", now() - t0);
+    if (a.print_train_users) {
+      if (!sp.train_user) st = fedrec_error_set(&err, FEDREC_ERR_ARG, "--print-train-users needs a built-in split");
+      for (int32_t i = 0; !st && i < a.print_train_users && i < sp.train.rows; i++) printf("%d\n", sp.train_user[i]);
+      fedrec_split_free(&sp);
+      fedrec_dataset_free(&ds);
+      if (st) fprintf(stderr, "fedrec-sim: %s\n", err.msg);
+      return st ? 1 : 0;
+    }
     st = run(&res, &a, &ds, &sp, &err);
   }
   if (st) {

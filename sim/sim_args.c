@@ -8,7 +8,8 @@
 
 void sim_usage(FILE *out) {
   fputs(
-      "usage: fedrec-sim --algorithm central|ease|popularity [options]\n"
+      "usage: fedrec-sim --algorithm central|ease|popularity|model [options]\n"
+      "  model: evaluate a published model blob given by --model FILE (no training)\n"
       "\n"
       "data (one of):\n"
       "  --dataset synthetic[:users=N,items=M,dim=P,...]  built-in catalogue (default)\n"
@@ -28,7 +29,8 @@ void sim_usage(FILE *out) {
       "  --free-items M            free embeddings for the M most popular items (-1 = all)\n"
       "  --free-reg X (1.0)        extra ridge on free embeddings, so the head explains more\n"
       "EASE: --ease-lambda L (200)\n"
-      "other: --k K (20) --seed S (42) --threads T (all cores) --json --quiet --help\n",
+      "other: --k K (20) --seed S (42) --threads T (all cores) --json --quiet --help\n"
+      "       --print-train-users N   print the dataset rows of the first N training users, exit\n",
       out);
 }
 
@@ -73,8 +75,9 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
       if (!strcmp(v, "central")) a->algorithm = ALG_CENTRAL;
       else if (!strcmp(v, "ease")) a->algorithm = ALG_EASE;
       else if (!strcmp(v, "popularity")) a->algorithm = ALG_POPULARITY;
+      else if (!strcmp(v, "model")) a->algorithm = ALG_MODEL;
       else
-        return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm: '%s' is not one of central, ease, popularity", v);
+        return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm: '%s' is not one of central, ease, popularity, model", v);
       i++;
     } else if (FLAG("--dataset")) STR(a->dataset);
     else if (FLAG("--train")) STR(a->train);
@@ -103,6 +106,8 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     } else if (FLAG("--threads")) { if (!NUM(0, 256, 1)) a->ials.threads = (int32_t)x; }
     else if (FLAG("--json")) a->json = 1;
     else if (FLAG("--quiet")) a->quiet = 1;
+    else if (FLAG("--model")) STR(a->model);
+    else if (FLAG("--print-train-users")) { if (!NUM(1, 1e9, 1)) a->print_train_users = (int32_t)x; }
     else return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown option '%s' (see --help)", f);
     if (st) return st;
 #undef FLAG
@@ -116,6 +121,8 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     return fedrec_error_set(err, FEDREC_ERR_ARG, "use either --dataset or --train/--test-foldin/--test-holdout");
   if (a->content && !a->content_ids && !(strlen(a->content) > 4 && !strcmp(a->content + strlen(a->content) - 4, ".csv")))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--content F.npy needs --content-ids (or give a .csv)");
+  if ((a->algorithm == ALG_MODEL) != (a->model != NULL))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm model and --model FILE go together");
   if (!given && !a->dataset) a->dataset = "synthetic";
   return FEDREC_OK;
 }

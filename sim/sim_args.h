@@ -4,7 +4,7 @@
 
 #include "fedrec/fedrec.h"
 
-typedef enum { ALG_CENTRAL, ALG_EASE, ALG_POPULARITY } sim_algorithm;
+typedef enum { ALG_CENTRAL, ALG_EASE, ALG_POPULARITY, ALG_MODEL } sim_algorithm;
 
 typedef struct sim_args {
   sim_algorithm algorithm;
@@ -19,6 +19,8 @@ typedef struct sim_args {
   fedrec_split_config split;
   int32_t k;
   int json, quiet;
+  const char *model;        /* --algorithm model: a model blob to evaluate */
+  int32_t print_train_users; /* > 0: print that many training users' dataset rows and exit */
 } sim_args;
 
 /* Parses argv; on a bad flag fills err (naming the flag) and returns non-OK.

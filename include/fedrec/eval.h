@@ -27,6 +27,8 @@ typedef struct fedrec_split {
   fedrec_csr cold_holdout; /* test users x items: their cold items (empty without cold items) */
   uint8_t *is_cold;        /* (n_items) */
   int32_t n_cold;
+  int32_t *train_user;     /* (train.rows) the dataset row of each training user (NULL for a
+                            * split given as files) */
 } fedrec_split;
 
 typedef struct fedrec_split_config {
