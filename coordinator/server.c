@@ -193,6 +193,7 @@ static void usage(FILE *f) {
              "  fedrec-coordinator token --state-dir DIR --id N\n"
              "  fedrec-coordinator serve [--config FILE] [--KEY VALUE ...]\n"
              "  fedrec-coordinator export-model --state-dir DIR [--version V] --out FILE\n"
+             "  fedrec-coordinator status --state-dir DIR      (JSON: models, rounds, clients, ledger)\n"
              "settings (config file lines 'key = value', or flags --key value; flags win):\n");
   for (const opt *o = OPTS; o->key; o++) fprintf(f, "  %-18s %s\n", o->key, o->help);
 }
@@ -291,6 +292,41 @@ static int cmd_init(const config *c) {
   printf("%s\n", hex);
   fprintf(stderr, "fedrec-coordinator: keys in %s; public key (give it to clients and auditors) in %s\n", c->state_dir, p3);
   return 0;
+}
+
+/* A JSON summary of the state: models kept, rounds, clients, and the verified ledger. */
+static int cmd_status(const config *c) {
+  char path[600], pkfile[600], versions[8192];
+  state_path(path, sizeof path, c, "coordinator.db");
+  struct stat sb;
+  coord_store *st;
+  fedrec_error err = {0};
+  if (stat(path, &sb) || coord_store_open(&st, path, &err)) {
+    fprintf(stderr, "fedrec-coordinator status: %s: %s\n", path, err.msg[0] ? err.msg : "no such state");
+    return 1;
+  }
+  coord_store_versions(st, versions, sizeof versions);
+  printf("{\"model_versions\": [%s], \"rounds\": %lld, \"rounds_aborted\": %lld, \"clients\": %lld", versions,
+         (long long)coord_store_count(st, "rounds WHERE aborted = 0"), (long long)coord_store_count(st, "rounds WHERE aborted = 1"),
+         (long long)coord_store_count(st, "clients"));
+  coord_store_close(st);
+  state_path(path, sizeof path, c, "ledger.db");
+  state_path(pkfile, sizeof pkfile, c, "identity.pub");
+  uint8_t pk[32];
+  fedrec_ledger_summary sum;
+  int rc = 0;
+  if (!read_hex32(pkfile, pk)) {
+    printf(", \"ledger\": null}\n");
+  } else if (fedrec_ledger_verify(path, pk, &sum, NULL, 0, &err)) {
+    char msg[600];
+    json_str(msg, sizeof msg, err.msg);
+    printf(", \"ledger\": {\"verified\": false, \"reason\": \"%s\"}}\n", msg);
+    rc = 1;
+  } else {
+    printf(", \"ledger\": {\"verified\": true, \"entries\": %llu, \"epsilon\": %.10g, \"budget\": %.10g}}\n",
+           (unsigned long long)sum.entries, sum.epsilon, sum.budget);
+  }
+  return rc;
 }
 
 /* Writes a kept model blob (newest, or version v) to a file, for evaluation or archiving. */
@@ -729,11 +765,19 @@ static void *worker(void *arg) {
 
 static void *ticker(void *arg) {
   server *s = arg;
+  int told = 0;
   while (!atomic_load(&s->shutting_down)) {
     struct timespec d = {0, 50 * 1000000};
     nanosleep(&d, NULL);
     pthread_mutex_lock(&s->mu);
     fedrec_engine_tick(s->engine, now_ms());
+    if (!told && fedrec_engine_phase(s->engine) == FEDREC_PHASE_STOPPED) {
+      char why[800];
+      json_str(why, sizeof why, fedrec_engine_stop_reason(s->engine));
+      logj("info", "training_stopped", "\"reason\": \"%s\", \"rounds\": %llu", why,
+           (unsigned long long)fedrec_engine_rounds_done(s->engine));
+      told = 1;
+    }
     pthread_mutex_unlock(&s->mu);
   }
   return NULL;
@@ -1119,6 +1163,7 @@ int main(int argc, char **argv) {
     return cmd_token(c, id);
   }
   if (!strcmp(cmd, "serve")) return serve(&srv);
+  if (!strcmp(cmd, "status")) return cmd_status(c);
   if (!strcmp(cmd, "export-model")) {
     if (!out) {
       fprintf(stderr, "fedrec-coordinator export-model: --out is required\n");
@@ -1126,6 +1171,6 @@ int main(int argc, char **argv) {
     }
     return cmd_export(c, version, out);
   }
-  fprintf(stderr, "fedrec-coordinator: unknown command '%s' (init, token, serve, export-model)\n", cmd);
+  fprintf(stderr, "fedrec-coordinator: unknown command '%s' (init, token, serve, status, export-model)\n", cmd);
   return 2;
 }

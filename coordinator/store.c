@@ -190,3 +190,13 @@ int64_t coord_store_count(coord_store *s, const char *table) {
   }
   return n;
 }
+
+void coord_store_versions(coord_store *s, char *out, size_t cap) {
+  sqlite3_stmt *st;
+  size_t n = 0;
+  out[0] = 0;
+  if (sqlite3_prepare_v2(s->db, "SELECT version FROM models ORDER BY version", -1, &st, NULL) != SQLITE_OK) return;
+  while (sqlite3_step(st) == SQLITE_ROW && n + 24 < cap)
+    n += (size_t)snprintf(out + n, cap - n, "%s%lld", n ? ", " : "", (long long)sqlite3_column_int64(st, 0));
+  sqlite3_finalize(st);
+}

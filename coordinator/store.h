@@ -36,6 +36,8 @@ fedrec_status coord_store_load_version(coord_store *s, uint64_t version, coord_s
 /* A finished or aborted round, and its cohort's client ids. */
 fedrec_status coord_store_save_round(coord_store *s, const fedrec_round_stats *st,
                                      const uint64_t *clients, uint32_t n, fedrec_error *err);
+/* Writes the kept model versions, ascending, as a JSON array body ("1, 2, 3"). */
+void coord_store_versions(coord_store *s, char *out, size_t cap);
 /* Counts for reports and tests. */
 int64_t coord_store_count(coord_store *s, const char *table);
 
