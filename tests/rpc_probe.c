@@ -1,0 +1,254 @@
+/* Sends hostile and out-of-place requests to a running fedrec-coordinator and checks that each
+ * gets its status code, then that nothing changed: the coordinator is still selecting round
+ * 1 with model version 1, no round ran, the ledger is empty.
+ *   rpc_probe HOST:PORT CA_PEM STATE_DIR
+ * (STATE_DIR: the coordinator's, to mint tokens; the coordinator runs with cohort 10.) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "fedrec/secagg.h"
+#include "rpc.h"
+
+static grpc_channel *ch;
+static int failures;
+
+/* One unary call with raw request bytes; returns the status, fills the response bytes. */
+static grpc_status_code call_raw(const char *method, const char *token, const void *req, size_t len,
+                                 grpc_byte_buffer **resp, char *details, size_t cap) {
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(10000, GPR_TIMESPAN));
+  grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(method),
+                                             NULL, deadline, NULL);
+  grpc_metadata md;
+  memset(&md, 0, sizeof md);
+  char bearer[128];
+  snprintf(bearer, sizeof bearer, "Bearer %s", token ? token : "");
+  md.key = grpc_slice_from_static_string("authorization");
+  md.value = grpc_slice_from_copied_string(bearer);
+  grpc_slice s = grpc_slice_from_copied_buffer(req, len);
+  grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&s, 1), *recv = NULL;
+  grpc_slice_unref(s);
+  grpc_metadata_array im, tm;
+  grpc_metadata_array_init(&im);
+  grpc_metadata_array_init(&tm);
+  grpc_status_code status = GRPC_STATUS_UNKNOWN;
+  grpc_slice det = grpc_empty_slice();
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = token ? 1 : 0;
+  ops[0].data.send_initial_metadata.metadata = &md;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = send;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &im;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &recv;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &tm;
+  ops[5].data.recv_status_on_client.status = &status;
+  ops[5].data.recv_status_on_client.status_details = &det;
+  int tag;
+  if (grpc_call_start_batch(call, ops, 6, &tag, NULL) == GRPC_CALL_OK)
+    grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  grpc_slice_unref(md.value);
+  snprintf(details, cap, "%.*s", (int)GRPC_SLICE_LENGTH(det), (const char *)GRPC_SLICE_START_PTR(det));
+  grpc_slice_unref(det);
+  grpc_metadata_array_destroy(&im);
+  grpc_metadata_array_destroy(&tm);
+  grpc_byte_buffer_destroy(send);
+  if (resp) *resp = recv;
+  else if (recv) grpc_byte_buffer_destroy(recv);
+  grpc_call_unref(call);
+  grpc_completion_queue_shutdown(cq);
+  while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(cq);
+  return status;
+}
+
+static grpc_byte_buffer *expect(const char *what, const char *method, const char *token, const void *req, size_t len,
+                                grpc_status_code want) {
+  char details[512];
+  grpc_byte_buffer *resp = NULL;
+  grpc_status_code got = call_raw(method, token, req, len, &resp, details, sizeof details);
+  int ok = got == want;
+  printf("%-4s %-52s status %2d (want %2d) %s\n", ok ? "ok" : "FAIL", what, (int)got, (int)want, details);
+  if (!ok) failures++;
+  if (resp && got != GRPC_STATUS_OK) {
+    grpc_byte_buffer_destroy(resp);
+    resp = NULL;
+  }
+  return resp;
+}
+
+static size_t pack(const ProtobufCMessage *m, uint8_t *buf) {
+  return protobuf_c_message_pack(m, buf);
+}
+
+static void token_for(const char *state, uint64_t id, char *out) {
+  char path[600], hex[80] = "";
+  snprintf(path, sizeof path, "%s/token.secret", state);
+  FILE *f = fopen(path, "r");
+  uint8_t secret[32];
+  size_t n = 0;
+  if (!f || !fgets(hex, sizeof hex, f) || sodium_hex2bin(secret, 32, hex, strlen(hex), "\n", &n, NULL) || n != 32) {
+    fprintf(stderr, "rpc_probe: cannot read %s\n", path);
+    exit(2);
+  }
+  fclose(f);
+  fedrec_token_make(out, secret, id);
+  sodium_memzero(secret, sizeof secret);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 4) {
+    fprintf(stderr, "usage: rpc_probe HOST:PORT CA_PEM STATE_DIR\n");
+    return 2;
+  }
+  if (fedrec_crypto_init()) return 2;
+  grpc_init();
+  char *ca = fedrec_rpc_read_text(argv[2]);
+  grpc_channel_credentials *creds = grpc_ssl_credentials_create(ca, NULL, NULL, NULL);
+  free(ca);
+  ch = grpc_channel_create(argv[1], creds, NULL);
+  grpc_channel_credentials_release(creds);
+  char tok[16][FEDREC_TOKEN_MAX];
+  for (int i = 1; i <= 11; i++) token_for(argv[3], (uint64_t)i, tok[i]);
+  uint8_t buf[4096];
+  size_t n;
+  const char *CHECK_IN = FEDREC_RPC_METHODS[FEDREC_RPC_CHECK_IN];
+
+  /* health: no token needed */
+  Grpc__Health__V1__HealthCheckRequest hq = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+  n = pack(&hq.base, buf);
+  grpc_byte_buffer *r = expect("health check", FEDREC_RPC_METHODS[FEDREC_RPC_HEALTH_CHECK], NULL, buf, n, GRPC_STATUS_OK);
+  Grpc__Health__V1__HealthCheckResponse *hr =
+      (Grpc__Health__V1__HealthCheckResponse *)fedrec_rpc_unpack(&grpc__health__v1__health_check_response__descriptor, r);
+  if (!hr || hr->status != GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING) {
+    printf("FAIL health: not SERVING\n");
+    failures++;
+  }
+  if (hr) protobuf_c_message_free_unpacked(&hr->base, NULL);
+  if (r) grpc_byte_buffer_destroy(r);
+  hq.service = "no.such.Service";
+  n = pack(&hq.base, buf);
+  expect("health check of an unknown service", FEDREC_RPC_METHODS[FEDREC_RPC_HEALTH_CHECK], NULL, buf, n, GRPC_STATUS_NOT_FOUND);
+
+  /* authentication */
+  Fedrec__V1__CheckInRequest cq = FEDREC__V1__CHECK_IN_REQUEST__INIT;
+  cq.model_only = 1;
+  n = pack(&cq.base, buf);
+  expect("check-in without a token", CHECK_IN, NULL, buf, n, GRPC_STATUS_UNAUTHENTICATED);
+  expect("check-in with a forged token", CHECK_IN, "1.00000000000000000000000000000000", buf, n, GRPC_STATUS_UNAUTHENTICATED);
+  char other[FEDREC_TOKEN_MAX];
+  snprintf(other, sizeof other, "2%s", strchr(tok[1], '.'));
+  expect("check-in with another id's MAC", CHECK_IN, other, buf, n, GRPC_STATUS_UNAUTHENTICATED);
+  expect("check-in with garbage for a token", CHECK_IN, "x", buf, n, GRPC_STATUS_UNAUTHENTICATED);
+
+  /* malformed messages and unknown methods */
+  const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x08};
+  expect("malformed CheckInRequest", CHECK_IN, tok[1], junk, sizeof junk, GRPC_STATUS_INVALID_ARGUMENT);
+  expect("malformed GetPhaseInputRequest", FEDREC_RPC_METHODS[FEDREC_RPC_GET_PHASE_INPUT], tok[1], junk, sizeof junk,
+         GRPC_STATUS_INVALID_ARGUMENT);
+  expect("unknown method", "/fedrec.v1.CoordinatorService/DropTables", tok[1], buf, 0, GRPC_STATUS_UNIMPLEMENTED);
+  expect("health Watch (not implemented)", FEDREC_RPC_METHODS[FEDREC_RPC_HEALTH_WATCH], NULL, buf, 0, GRPC_STATUS_UNIMPLEMENTED);
+
+  /* wrong round or phase, before any round */
+  Fedrec__V1__AdvertiseKeysRequest aq = FEDREC__V1__ADVERTISE_KEYS_REQUEST__INIT;
+  aq.round = 1;
+  aq.message.data = (uint8_t *)junk;
+  aq.message.len = sizeof junk;
+  n = pack(&aq.base, buf);
+  expect("advertise keys outside any round", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
+         GRPC_STATUS_FAILED_PRECONDITION);
+  Fedrec__V1__GetRoundInfoRequest rq = FEDREC__V1__GET_ROUND_INFO_REQUEST__INIT;
+  rq.round = 7;
+  n = pack(&rq.base, buf);
+  expect("round info for a round the client is not in", FEDREC_RPC_METHODS[FEDREC_RPC_GET_ROUND_INFO], tok[1], buf, n,
+         GRPC_STATUS_FAILED_PRECONDITION);
+  Fedrec__V1__GetPhaseInputRequest pq = FEDREC__V1__GET_PHASE_INPUT_REQUEST__INIT;
+  pq.round = 1;
+  pq.phase = FEDREC__V1__PHASE__PHASE_UNSPECIFIED;
+  n = pack(&pq.base, buf);
+  expect("phase input of an unspecified phase", FEDREC_RPC_METHODS[FEDREC_RPC_GET_PHASE_INPUT], tok[1], buf, n,
+         GRPC_STATUS_INVALID_ARGUMENT);
+  Fedrec__V1__GetModelRequest mq = FEDREC__V1__GET_MODEL_REQUEST__INIT;
+  mq.version = 99;
+  n = pack(&mq.base, buf);
+  expect("a model version that is not served", FEDREC_RPC_METHODS[FEDREC_RPC_GET_MODEL], tok[1], buf, n,
+         GRPC_STATUS_FAILED_PRECONDITION);
+  mq.version = 1;
+  mq.offset = 1ULL << 40;
+  n = pack(&mq.base, buf);
+  expect("a model offset beyond its end", FEDREC_RPC_METHODS[FEDREC_RPC_GET_MODEL], tok[1], buf, n, GRPC_STATUS_INVALID_ARGUMENT);
+
+  /* a message above the size cap (the coordinator runs with --max-message-mb 1) */
+  size_t big = (size_t)2 << 20;
+  uint8_t *huge = calloc(1, big + 16);
+  aq.message.data = huge;
+  aq.message.len = big;
+  size_t hn = protobuf_c_message_get_packed_size(&aq.base);
+  uint8_t *hb = malloc(hn);
+  pack(&aq.base, hb);
+  expect("a 2 MiB message to a 1 MiB cap", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], hb, hn,
+         GRPC_STATUS_RESOURCE_EXHAUSTED);
+  free(hb), free(huge);
+
+  /* inside a round: ten clients check in (cohort 10), client 1 misbehaves */
+  cq.model_only = 0;
+  n = pack(&cq.base, buf);
+  for (int i = 1; i <= 10; i++) {
+    r = expect("check-in", CHECK_IN, tok[i], buf, n, GRPC_STATUS_OK);
+    if (r) grpc_byte_buffer_destroy(r);
+  }
+  rq.round = 1;
+  n = pack(&rq.base, buf);
+  r = expect("round info", FEDREC_RPC_METHODS[FEDREC_RPC_GET_ROUND_INFO], tok[1], buf, n, GRPC_STATUS_OK);
+  Fedrec__V1__GetRoundInfoResponse *ri =
+      (Fedrec__V1__GetRoundInfoResponse *)fedrec_rpc_unpack(&fedrec__v1__get_round_info_response__descriptor, r);
+  if (r) grpc_byte_buffer_destroy(r);
+  fedrec_round_info info;
+  fedrec_error err = {0};
+  if (!ri || !ri->info || fedrec_rpc_round_info_from_pb(&info, ri->info, &err)) {
+    printf("FAIL round info: %s\n", err.msg);
+    return 1;
+  }
+  protobuf_c_message_free_unpacked(&ri->base, NULL);
+  aq.round = 1;
+  aq.message.data = (uint8_t *)junk;
+  aq.message.len = sizeof junk;
+  n = pack(&aq.base, buf);
+  expect("malformed secure-aggregation keys", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
+         GRPC_STATUS_INVALID_ARGUMENT);
+  fedrec_secagg_client *sc = fedrec_secagg_client_new(&info.secagg, info.cohort_index, NULL, NULL, &err);
+  fedrec_sa_keys k;
+  if (!sc || fedrec_secagg_client_advertise(sc, &k, &err)) {
+    printf("FAIL secagg client: %s\n", err.msg);
+    return 1;
+  }
+  uint8_t km[512];
+  aq.message.data = km;
+  aq.message.len = fedrec_sa_encode_keys(km, sizeof km, &k);
+  n = pack(&aq.base, buf);
+  expect("keys sent with another member's token", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[2], buf, n,
+         GRPC_STATUS_INVALID_ARGUMENT);
+  expect("keys from an outsider", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[11], buf, n, GRPC_STATUS_FAILED_PRECONDITION);
+  expect("keys for the wrong phase (masked input)", FEDREC_RPC_METHODS[FEDREC_RPC_SUBMIT_MASKED_INPUT], tok[1], buf, n,
+         GRPC_STATUS_FAILED_PRECONDITION);
+  expect("keys", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n, GRPC_STATUS_OK);
+  expect("the same keys again (a replay)", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
+         GRPC_STATUS_FAILED_PRECONDITION);
+  aq.round = 2;
+  n = pack(&aq.base, buf);
+  expect("keys for the wrong round", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n, GRPC_STATUS_FAILED_PRECONDITION);
+  fedrec_secagg_client_free(sc);
+  grpc_channel_destroy(ch);
+  grpc_shutdown();
+  printf("%s: %d failure%s\n", failures ? "FAIL" : "PASS", failures, failures == 1 ? "" : "s");
+  return failures ? 1 : 0;
+}
