@@ -49,9 +49,9 @@ const char *fedrec_phase_name(fedrec_phase p) {
 
 void fedrec_engine_defaults(fedrec_engine_config *c) {
   memset(c, 0, sizeof *c);
-  c->cohort = 50;
-  c->min_cohort = 10;
-  c->min_survivors = 10;
+  c->cohort = 100;
+  c->min_cohort = 50;
+  c->min_survivors = 40;
   c->selection_ms = 10000;
   c->phase_ms = 30000;
   c->retry_ms = 5000;
