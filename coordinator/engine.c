@@ -65,6 +65,7 @@ void fedrec_engine_defaults(fedrec_engine_config *c) {
   c->bits = 0;
   c->p_wrap = 1e-6;
   c->rounding_ratio = 0.01;
+  c->max_inflation = 0.05;
   c->optimizer = FEDREC_OPT_FEDAVG;
   c->server_lr = 1.0;
   c->momentum = 0.9;
@@ -315,7 +316,7 @@ static void start_round(fedrec_engine *e, uint64_t now) {
   fedrec_status s = e->c.bits
                         ? fedrec_ddp_choose_gamma(&p->gamma, p->clip, p->dim, n, zwrap, e->c.bits, e->c.p_wrap, &err)
                         : fedrec_ddp_choose_bits(&p->bits, &p->gamma, p->clip, p->dim, n, zwrap, e->c.p_wrap,
-                                                 e->c.rounding_ratio, &err);
+                                                 e->c.rounding_ratio, e->c.max_inflation, &err);
   if (e->c.bits) p->bits = e->c.bits;
   if (s) {
     stop(e, "cannot encode updates: %s", err.msg);

@@ -146,7 +146,7 @@ void fedrec_ddp_sensitivity(const fedrec_ddp_params *p, double *d2, double *d1) 
 
 fedrec_status fedrec_ddp_choose_bits(uint32_t *bits, double *gamma, double clip, uint32_t dim,
                                      uint32_t n, double z, double p_wrap, double rounding_ratio,
-                                     fedrec_error *err) {
+                                     double max_inflation, fedrec_error *err) {
   if (!(rounding_ratio > 0))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "choose bits: rounding ratio %g must be > 0", rounding_ratio);
   double D = fedrec_ddp_padded(dim);
@@ -155,13 +155,15 @@ fedrec_status fedrec_ddp_choose_bits(uint32_t *bits, double *gamma, double clip,
   for (uint32_t b = 2; b <= 32; b++) {
     double g;
     if (fedrec_ddp_choose_gamma(&g, clip, dim, n, z, b, p_wrap, NULL)) continue;
-    if (n * g * g / 4 <= rounding_ratio * ref) {
+    fedrec_ddp_params q = {.dim = dim, .clip = clip, .gamma = g, .beta = exp(-0.5)};
+    int inflation_ok = !(max_inflation > 0) || fedrec_ddp_rounding_bound(&q) <= (1 + max_inflation) * clip / g;
+    if (n * g * g / 4 <= rounding_ratio * ref && inflation_ok) {
       *bits = b;
       *gamma = g;
       return FEDREC_OK;
     }
   }
   return fedrec_error_set(err, FEDREC_ERR_ARG,
-                          "choose bits: even 32 bits leave rounding error above %g of the noise for %u clients, d = %u",
-                          rounding_ratio, n, dim);
+                          "choose bits: even 32 bits leave rounding error above %g of the noise, or the sensitivity inflated by more than %g, for %u clients, d = %u",
+                          rounding_ratio, max_inflation, n, dim);
 }

@@ -154,7 +154,7 @@ static void test_choose_bits(void **state) {
   fedrec_error err = {0};
   uint32_t bits, d = 100000, n = 1000;
   double gamma, g2, z = 1.0, c = 1.0;
-  assert_status(fedrec_ddp_choose_bits(&bits, &gamma, c, d, n, z, 1e-6, 0.01, &err), FEDREC_OK);
+  assert_status(fedrec_ddp_choose_bits(&bits, &gamma, c, d, n, z, 1e-6, 0.01, 0, &err), FEDREC_OK);
   print_message("d %u, n %u, z %g: %u bits, gamma %.4g\n", d, n, z, bits, gamma);
   assert_true(bits > 2 && bits <= 32);
   assert_true(n * gamma * gamma / 4 <= 0.01 * z * z * c * c);
@@ -164,10 +164,17 @@ static void test_choose_bits(void **state) {
     assert_true(n * g2 * g2 / 4 > 0.01 * z * z * c * c);
   /* a stricter ratio needs at least as many bits */
   uint32_t bits2;
-  assert_status(fedrec_ddp_choose_bits(&bits2, &g2, c, d, n, z, 1e-6, 1e-4, &err), FEDREC_OK);
+  assert_status(fedrec_ddp_choose_bits(&bits2, &g2, c, d, n, z, 1e-6, 1e-4, 0, &err), FEDREC_OK);
   assert_true(bits2 >= bits);
-  assert_status(fedrec_ddp_choose_bits(&bits2, &g2, c, d, n, z, 1e-6, 1e-30, &err), FEDREC_ERR_ARG);
-  assert_status(fedrec_ddp_choose_bits(&bits2, &g2, c, d, n, z, 1e-6, 0, &err), FEDREC_ERR_ARG);
+  assert_status(fedrec_ddp_choose_bits(&bits2, &g2, c, d, n, z, 1e-6, 1e-30, 0, &err), FEDREC_ERR_ARG);
+  assert_status(fedrec_ddp_choose_bits(&bits2, &g2, c, d, n, z, 1e-6, 0, 0, &err), FEDREC_ERR_ARG);
+  /* with a bound on the sensitivity inflation: more bits, a finer grid, and the bound holds */
+  assert_status(fedrec_ddp_choose_bits(&bits2, &g2, c, d, n, z, 1e-6, 0.01, 0.05, &err), FEDREC_OK);
+  fedrec_ddp_params q = {.dim = d, .clip = c, .gamma = g2, .beta = exp(-0.5)};
+  print_message("with at most 5%% inflation: %u bits, gamma %.4g, bound %.1f vs c/gamma %.1f\n", bits2, g2,
+                fedrec_ddp_rounding_bound(&q), c / g2);
+  assert_true(bits2 > bits && g2 < gamma);
+  assert_true(fedrec_ddp_rounding_bound(&q) <= 1.05 * c / g2);
 
   fedrec_ddp_params p = {.dim = 1000, .clip = 1, .gamma = 0.01, .bits = 16, .beta = exp(-0.5)};
   double d2, d1;

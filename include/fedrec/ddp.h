@@ -57,12 +57,16 @@ fedrec_status fedrec_ddp_choose_gamma(double *gamma, double clip, uint32_t dim, 
 void fedrec_ddp_sensitivity(const fedrec_ddp_params *p, double *d2, double *d1);
 
 /* Chooses the fewest bits (2..32), and gamma for them by fedrec_ddp_choose_gamma, such that
- * the rounding error's variance in the sum, n gamma^2 / 4 per coordinate, is at most
- * rounding_ratio times the DP noise variance (z c)^2 per coordinate (z = 0: times the
- * clipped signal n c^2 / D). E.g. rounding_ratio 0.01 makes rounding 1% of the noise. */
+ *  - the rounding error's variance in the sum, n gamma^2 / 4 per coordinate, is at most
+ *    rounding_ratio times the DP noise variance (z c)^2 per coordinate (z = 0: times the
+ *    clipped signal n c^2 / D), e.g. 0.01 makes rounding 1% of the noise; and
+ *  - when max_inflation > 0, the rounded vector's norm bound (the sensitivity the accountant
+ *    must use, conditional rounding with beta = exp(-1/2)) is at most (1 + max_inflation) c /
+ *    gamma: a coarse grid inflates the sensitivity by about sqrt(D)/2 in the integer domain,
+ *    which costs epsilon. */
 fedrec_status fedrec_ddp_choose_bits(uint32_t *bits, double *gamma, double clip, uint32_t dim,
                                      uint32_t n, double z, double p_wrap, double rounding_ratio,
-                                     fedrec_error *err);
+                                     double max_inflation, fedrec_error *err);
 
 /* Central DP for deployments that trust the server: adds N_Z(0, (z c / gamma)^2) to each
  * coordinate of an aggregate in the integer domain (values = real aggregate / gamma, so the

@@ -75,6 +75,7 @@ typedef struct fedrec_engine_config {
   uint32_t bits;            /* modulus 2^bits; 0: fewest bits for rounding_ratio */
   double p_wrap;            /* bound on the probability of a modular wrap-around */
   double rounding_ratio;    /* rounding error variance / noise variance, when choosing bits */
+  double max_inflation;     /* sensitivity inflation by rounding allowed, when choosing bits (0.05) */
   /* server optimiser */
   int optimizer;            /* FEDREC_OPT_FEDAVG or FEDREC_OPT_FEDADAM */
   double server_lr, momentum, beta1, beta2, adam_eps;
