@@ -327,12 +327,122 @@ static void test_budget_stops(void **state) {
   world_free(&w);
 }
 
+static int contains(const uint8_t *hay, size_t n, const void *needle, size_t m) {
+  for (size_t i = 0; i + m <= n; i++)
+    if (!memcmp(hay + i, needle, m)) return 1;
+  return 0;
+}
+
+/* What leaves a device: everything one participant sends in a full round is collected, and
+ * neither its user vector, nor its history (items and weights), nor its raw gradient appears
+ * in it; its masked input on its own is indistinguishable from uniform (chi-square over the
+ * top four bits), so without the whole cohort's masks it says nothing about the update. */
+static void test_nothing_private_leaves(void **state) {
+  (void)state;
+  world w;
+  fedrec_engine_config c;
+  base_config(&c);
+  world_init(&w, &c, 1e6);
+  fedrec_error err = {0};
+  const fedrec_csr *R = &w.split.train;
+  uint64_t clients[50];
+  fedrec_participant *part[50];
+  uint64_t round = 0;
+  int32_t u0 = -1;
+  for (uint32_t i = 0, u = 0; i < 50; u++) {
+    if (R->indptr[u + 1] - R->indptr[u] < 8) continue;
+    if (u0 < 0) u0 = (int32_t)u;
+    int acc;
+    uint32_t retry;
+    clients[i] = u;
+    assert_status(fedrec_engine_checkin(w.e, u, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+    i++;
+  }
+  fedrec_published pub;
+  fedrec_engine_model(w.e, &pub);
+  fedrec_model m;
+  assert_status(fedrec_model_decode(&m, NULL, pub.blob, pub.len, w.ds.content, w.ds.content_dim, &err), FEDREC_OK);
+  /* what the first device would never reveal: its vector, history and gradient */
+  int32_t ni = m.n_items, d = m.d, n0 = (int32_t)(R->indptr[u0 + 1] - R->indptr[u0]);
+  const int32_t *items0 = R->indices + R->indptr[u0];
+  const float *w0 = R->values + R->indptr[u0];
+  float *V = malloc((size_t)ni * d * 4), *G = malloc((size_t)d * d * 4), u[64];
+  float *work = malloc(fedrec_user_grad_work(&m, n0) * 4 + fedrec_user_solve_work(d, n0) * 4);
+  int64_t dim = fedrec_model_params(&m);
+  float *grad = calloc((size_t)dim, 4);
+  fedrec_model_item_vectors(V, &m);
+  fedrec_gramian(G, V, ni, d);
+  assert_status(fedrec_user_solve(u, V, G, ni, d, items0, w0, n0, 0.3f, 0.003f, work), FEDREC_OK);
+  double loss;
+  fedrec_user_loss_grad(&loss, grad, grad + (size_t)m.n_free * d, &m, V, u, items0, w0, n0, 0.3f, 0.003f, work);
+  size_t cap = 4 << 20, used = 0;
+  uint8_t *sent = malloc(cap);
+  double hist[16] = {0};
+  size_t nvals = 0;
+  for (fedrec_phase ph = FEDREC_PHASE_KEYS; ph <= FEDREC_PHASE_UNMASK; ph++)
+    for (uint32_t i = 0; i < 50; i++) {
+      uint8_t *in = NULL, *out = NULL;
+      size_t inlen = 0, outlen = 0;
+      uint32_t retry;
+      if (ph == FEDREC_PHASE_KEYS) {
+        fedrec_round_info info;
+        assert_status(fedrec_engine_round_info(w.e, clients[i], round, w.now, &info, &retry, &err), FEDREC_OK);
+        int32_t uu = (int32_t)clients[i];
+        int64_t a = R->indptr[uu], b = R->indptr[uu + 1];
+        assert_status(fedrec_participant_new(&part[i], &info, &m, R->indices + a, R->values + a, (int32_t)(b - a), NULL, &err), FEDREC_OK);
+        assert_status(fedrec_participant_keys(part[i], &out, &outlen, &err), FEDREC_OK);
+      } else {
+        assert_status(fedrec_engine_fetch(w.e, clients[i], round, ph, w.now, &in, &inlen, &retry, &err), FEDREC_OK);
+        fedrec_status s = ph == FEDREC_PHASE_SHARES   ? fedrec_participant_shares(part[i], in, inlen, &out, &outlen, &err)
+                          : ph == FEDREC_PHASE_MASKED ? fedrec_participant_masked(part[i], in, inlen, &out, &outlen, &err)
+                                                      : fedrec_participant_unmask(part[i], in, inlen, &out, &outlen, &err);
+        assert_status(s, FEDREC_OK);
+      }
+      if (i == 0) { /* the device under watch */
+        assert_true(used + outlen <= cap);
+        memcpy(sent + used, out, outlen);
+        used += outlen;
+        if (ph == FEDREC_PHASE_MASKED) {
+          fedrec_sa_msg mm;
+          assert_status(fedrec_sa_decode(&mm, out, outlen, 50, 1u << 24, &err), FEDREC_OK);
+          uint32_t bits = mm.bits;
+          for (uint32_t k = 0; k < mm.u.masked.dim; k++, nvals++) hist[mm.u.masked.y[k] >> (bits - 4)] += 1;
+          fedrec_sa_msg_free(&mm);
+        }
+      }
+      assert_status(fedrec_engine_submit(w.e, clients[i], round, ph, out, outlen, w.now, &err), FEDREC_OK);
+      free(in), free(out);
+    }
+  assert_int_equal(fedrec_engine_rounds_done(w.e), 1);
+  print_message("the watched device sent %zu bytes in the round\n", used);
+  /* the user vector: not as a whole, and no 2 consecutive components */
+  for (int j = 0; j + 2 <= d; j++) assert_false(contains(sent, used, u + j, 8));
+  /* the history: no 3 consecutive item indices, no 3 consecutive weights */
+  for (int32_t j = 0; j + 3 <= n0; j++) {
+    assert_false(contains(sent, used, items0 + j, 12));
+    assert_false(contains(sent, used, w0 + j, 12));
+  }
+  /* the raw gradient: no 2 consecutive non-zero components */
+  for (int64_t j = 0; j + 2 <= dim; j++)
+    if (grad[j] != 0 && grad[j + 1] != 0) assert_false(contains(sent, used, grad + j, 8));
+  /* the masked input on its own: uniform */
+  double chi = 0, e = (double)nvals / 16;
+  for (int b = 0; b < 16; b++) chi += (hist[b] - e) * (hist[b] - e) / e;
+  print_message("masked input of %zu values: chi-square %.1f on 15 dof against uniform\n", nvals, chi);
+  assert_true(chi < 15 + 5 * sqrt(30.0));
+  for (uint32_t i = 0; i < 50; i++) fedrec_participant_free(part[i]);
+  free(V), free(G), free(work), free(grad), free(sent);
+  fedrec_model_free(&m);
+  world_free(&w);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_requests),
       cmocka_unit_test(test_rounds_with_dropouts),
       cmocka_unit_test(test_budget_stops),
+      cmocka_unit_test(test_nothing_private_leaves),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
