@@ -251,83 +251,13 @@ static fedrec_status connect_channel(fedrec_client *c, fedrec_error *err) {
   return FEDREC_OK;
 }
 
-/* One blocking unary call. Returns the gRPC status; details gets the server's message. */
+/* One blocking unary call with this client's token. */
 static grpc_status_code rpc(fedrec_client *c, int m, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
                             ProtobufCMessage **resp, char *details, size_t cap) {
-  *resp = NULL;
-  details[0] = 0;
-  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(c->call_ms, GPR_TIMESPAN));
-  grpc_call *call = grpc_channel_create_registered_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, c->handles[m], deadline, NULL);
-  char bearer[FEDREC_TOKEN_MAX + 16];
-  snprintf(bearer, sizeof bearer, "Bearer %s", c->token);
-  grpc_metadata md;
-  memset(&md, 0, sizeof md);
-  md.key = grpc_slice_from_static_string("authorization");
-  md.value = grpc_slice_from_copied_string(bearer);
-  sodium_memzero(bearer, sizeof bearer);
-  grpc_byte_buffer *send = fedrec_rpc_pack(req), *recv = NULL;
-  grpc_metadata_array init_md, trail_md;
-  grpc_metadata_array_init(&init_md);
-  grpc_metadata_array_init(&trail_md);
-  grpc_status_code status = GRPC_STATUS_UNKNOWN;
-  grpc_slice det = grpc_empty_slice();
-  const char *error_string = NULL;
-  grpc_op ops[6];
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = 1;
-  ops[0].data.send_initial_metadata.metadata = &md;
-  ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = send;
-  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
-  ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &recv;
-  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
-  ops[5].data.recv_status_on_client.status = &status;
-  ops[5].data.recv_status_on_client.status_details = &det;
-  ops[5].data.recv_status_on_client.error_string = &error_string;
-  int tag;
-  grpc_call_error ce = grpc_call_start_batch(call, ops, 6, &tag, NULL);
-  grpc_slice_unref(md.value);
-  if (ce == GRPC_CALL_OK) {
-    grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (status == GRPC_STATUS_OK) {
-      *resp = fedrec_rpc_unpack(rd, recv);
-      if (!*resp) {
-        status = GRPC_STATUS_INTERNAL;
-        snprintf(details, cap, "malformed %s from the coordinator", rd->short_name);
-      }
-    } else {
-      snprintf(details, cap, "%.*s", (int)GRPC_SLICE_LENGTH(det), (const char *)GRPC_SLICE_START_PTR(det));
-    }
-  } else {
-    status = GRPC_STATUS_INTERNAL;
-    snprintf(details, cap, "start_batch failed (%d)", (int)ce);
-  }
-  grpc_slice_unref(det);
-  gpr_free((void *)error_string);
-  grpc_metadata_array_destroy(&init_md);
-  grpc_metadata_array_destroy(&trail_md);
-  grpc_byte_buffer_destroy(send);
-  if (recv) grpc_byte_buffer_destroy(recv);
-  grpc_call_unref(call);
-  grpc_completion_queue_shutdown(cq);
-  while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {
-  }
-  grpc_completion_queue_destroy(cq);
-  return status;
+  return fedrec_rpc_call(c->ch, FEDREC_RPC_METHODS[m], c->handles[m], c->token, req, rd, c->call_ms, resp, details, cap);
 }
 
-static const char *code_name(grpc_status_code s) {
-  static const char *N[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-                            "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-                            "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
-  return (unsigned)s < 17 ? N[s] : "?";
-}
+#define code_name fedrec_rpc_code_name
 
 static void sleep_ms(uint32_t ms) {
   struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000};

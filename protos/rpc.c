@@ -155,3 +155,107 @@ fedrec_status fedrec_rpc_round_info_from_pb(fedrec_round_info *out, const Fedrec
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: alpha0 %g, reg %g out of range", in->alpha0, in->reg);
   return FEDREC_OK;
 }
+
+grpc_status_code fedrec_rpc_call_raw(grpc_channel *ch, const char *method, void *handle, const char *token,
+                                     const void *req, size_t len, uint32_t timeout_ms,
+                                     grpc_byte_buffer **resp, char *details, size_t cap) {
+  *resp = NULL;
+  details[0] = 0;
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+  grpc_call *call = handle ? grpc_channel_create_registered_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, handle, deadline, NULL)
+                           : grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                                      grpc_slice_from_static_string(method), NULL, deadline, NULL);
+  grpc_metadata md;
+  memset(&md, 0, sizeof md);
+  if (token) {
+    char bearer[256];
+    snprintf(bearer, sizeof bearer, "Bearer %s", token);
+    md.key = grpc_slice_from_static_string("authorization");
+    md.value = grpc_slice_from_copied_string(bearer);
+    memset(bearer, 0, sizeof bearer);
+  }
+  grpc_slice s = grpc_slice_from_copied_buffer(req, len);
+  grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&s, 1);
+  grpc_slice_unref(s);
+  grpc_metadata_array im, tm;
+  grpc_metadata_array_init(&im);
+  grpc_metadata_array_init(&tm);
+  grpc_status_code status = GRPC_STATUS_UNKNOWN;
+  grpc_slice det = grpc_empty_slice();
+  const char *error_string = NULL;
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = token ? 1 : 0;
+  ops[0].data.send_initial_metadata.metadata = &md;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = send;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &im;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = resp;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &tm;
+  ops[5].data.recv_status_on_client.status = &status;
+  ops[5].data.recv_status_on_client.status_details = &det;
+  ops[5].data.recv_status_on_client.error_string = &error_string;
+  int tag;
+  grpc_call_error ce = grpc_call_start_batch(call, ops, 6, &tag, NULL);
+  if (token) grpc_slice_unref(md.value);
+  if (ce == GRPC_CALL_OK) {
+    grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    snprintf(details, cap, "%.*s", (int)GRPC_SLICE_LENGTH(det), (const char *)GRPC_SLICE_START_PTR(det));
+  } else {
+    status = GRPC_STATUS_INTERNAL;
+    snprintf(details, cap, "start_batch failed (%d)", (int)ce);
+  }
+  grpc_slice_unref(det);
+  gpr_free((void *)error_string);
+  grpc_metadata_array_destroy(&im);
+  grpc_metadata_array_destroy(&tm);
+  grpc_byte_buffer_destroy(send);
+  if (status != GRPC_STATUS_OK && *resp) {
+    grpc_byte_buffer_destroy(*resp);
+    *resp = NULL;
+  }
+  grpc_call_unref(call);
+  grpc_completion_queue_shutdown(cq);
+  while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(cq);
+  return status;
+}
+
+grpc_status_code fedrec_rpc_call(grpc_channel *ch, const char *method, void *handle, const char *token,
+                                 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+                                 uint32_t timeout_ms, ProtobufCMessage **resp, char *details, size_t cap) {
+  *resp = NULL;
+  size_t n = protobuf_c_message_get_packed_size(req);
+  uint8_t stackbuf[1024], *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
+  if (!buf) {
+    snprintf(details, cap, "out of memory packing %zu bytes", n);
+    return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  }
+  protobuf_c_message_pack(req, buf);
+  grpc_byte_buffer *bb = NULL;
+  grpc_status_code st = fedrec_rpc_call_raw(ch, method, handle, token, buf, n, timeout_ms, &bb, details, cap);
+  if (buf != stackbuf) free(buf);
+  if (st == GRPC_STATUS_OK) {
+    *resp = fedrec_rpc_unpack(rd, bb);
+    if (!*resp) {
+      st = GRPC_STATUS_INTERNAL;
+      snprintf(details, cap, "malformed %s from the server", rd->short_name);
+    }
+  }
+  if (bb) grpc_byte_buffer_destroy(bb);
+  return st;
+}
+
+const char *fedrec_rpc_code_name(grpc_status_code s) {
+  static const char *N[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+                            "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+                            "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  return (unsigned)s < 17 ? N[s] : "?";
+}

@@ -38,6 +38,19 @@ void fedrec_rpc_round_info_to_pb(Fedrec__V1__RoundInfo *out, Fedrec__V1__SecAggP
                                  uint32_t phase_ms_left);
 fedrec_status fedrec_rpc_round_info_from_pb(fedrec_round_info *out, const Fedrec__V1__RoundInfo *in,
                                             fedrec_error *err);
+/* One blocking unary call with raw request bytes on a per-call pluck queue (guide section 7).
+ * method: the path; handle: from grpc_channel_register_call for that path, or NULL. token:
+ * sent as "authorization: Bearer <token>" (NULL: no metadata). On return *resp holds the
+ * response (caller destroys; NULL when none) and details the status message. */
+grpc_status_code fedrec_rpc_call_raw(grpc_channel *ch, const char *method, void *handle, const char *token,
+                                     const void *req, size_t len, uint32_t timeout_ms,
+                                     grpc_byte_buffer **resp, char *details, size_t cap);
+/* The same with messages: packs req, unpacks the response with rd (INTERNAL when malformed). */
+grpc_status_code fedrec_rpc_call(grpc_channel *ch, const char *method, void *handle, const char *token,
+                                 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+                                 uint32_t timeout_ms, ProtobufCMessage **resp, char *details, size_t cap);
+/* "OK", "INVALID_ARGUMENT", ... */
+const char *fedrec_rpc_code_name(grpc_status_code s);
 /* Reads a whole text file (a PEM) into a NUL-terminated malloc'd string; NULL on failure. */
 char *fedrec_rpc_read_text(const char *path);
 

@@ -15,60 +15,13 @@
 static grpc_channel *ch;
 static int failures;
 
-/* One unary call with raw request bytes; returns the status, fills the response bytes. */
 static grpc_status_code call_raw(const char *method, const char *token, const void *req, size_t len,
                                  grpc_byte_buffer **resp, char *details, size_t cap) {
-  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(10000, GPR_TIMESPAN));
-  grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(method),
-                                             NULL, deadline, NULL);
-  grpc_metadata md;
-  memset(&md, 0, sizeof md);
-  char bearer[128];
-  snprintf(bearer, sizeof bearer, "Bearer %s", token ? token : "");
-  md.key = grpc_slice_from_static_string("authorization");
-  md.value = grpc_slice_from_copied_string(bearer);
-  grpc_slice s = grpc_slice_from_copied_buffer(req, len);
-  grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&s, 1), *recv = NULL;
-  grpc_slice_unref(s);
-  grpc_metadata_array im, tm;
-  grpc_metadata_array_init(&im);
-  grpc_metadata_array_init(&tm);
-  grpc_status_code status = GRPC_STATUS_UNKNOWN;
-  grpc_slice det = grpc_empty_slice();
-  grpc_op ops[6];
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = token ? 1 : 0;
-  ops[0].data.send_initial_metadata.metadata = &md;
-  ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = send;
-  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &im;
-  ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &recv;
-  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[5].data.recv_status_on_client.trailing_metadata = &tm;
-  ops[5].data.recv_status_on_client.status = &status;
-  ops[5].data.recv_status_on_client.status_details = &det;
-  int tag;
-  if (grpc_call_start_batch(call, ops, 6, &tag, NULL) == GRPC_CALL_OK)
-    grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-  grpc_slice_unref(md.value);
-  snprintf(details, cap, "%.*s", (int)GRPC_SLICE_LENGTH(det), (const char *)GRPC_SLICE_START_PTR(det));
-  grpc_slice_unref(det);
-  grpc_metadata_array_destroy(&im);
-  grpc_metadata_array_destroy(&tm);
-  grpc_byte_buffer_destroy(send);
-  if (resp) *resp = recv;
-  else if (recv) grpc_byte_buffer_destroy(recv);
-  grpc_call_unref(call);
-  grpc_completion_queue_shutdown(cq);
-  while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {
-  }
-  grpc_completion_queue_destroy(cq);
-  return status;
+  grpc_byte_buffer *r = NULL;
+  grpc_status_code st = fedrec_rpc_call_raw(ch, method, NULL, token, req, len, 10000, &r, details, cap);
+  if (resp) *resp = r;
+  else if (r) grpc_byte_buffer_destroy(r);
+  return st;
 }
 
 static grpc_byte_buffer *expect(const char *what, const char *method, const char *token, const void *req, size_t len,
