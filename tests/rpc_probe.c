@@ -39,6 +39,13 @@ static grpc_byte_buffer *expect(const char *what, const char *method, const char
   return resp;
 }
 
+/* expect() for calls whose response is not needed. */
+static void check(const char *what, const char *method, const char *token, const void *req, size_t len,
+                  grpc_status_code want) {
+  grpc_byte_buffer *r = expect(what, method, token, req, len, want);
+  if (r) grpc_byte_buffer_destroy(r);
+}
+
 static size_t pack(const ProtobufCMessage *m, uint8_t *buf) {
   return protobuf_c_message_pack(m, buf);
 }
@@ -90,26 +97,26 @@ int main(int argc, char **argv) {
   if (r) grpc_byte_buffer_destroy(r);
   hq.service = "no.such.Service";
   n = pack(&hq.base, buf);
-  expect("health check of an unknown service", FEDREC_RPC_METHODS[FEDREC_RPC_HEALTH_CHECK], NULL, buf, n, GRPC_STATUS_NOT_FOUND);
+  check("health check of an unknown service", FEDREC_RPC_METHODS[FEDREC_RPC_HEALTH_CHECK], NULL, buf, n, GRPC_STATUS_NOT_FOUND);
 
   /* authentication */
   Fedrec__V1__CheckInRequest cq = FEDREC__V1__CHECK_IN_REQUEST__INIT;
   cq.model_only = 1;
   n = pack(&cq.base, buf);
-  expect("check-in without a token", CHECK_IN, NULL, buf, n, GRPC_STATUS_UNAUTHENTICATED);
-  expect("check-in with a forged token", CHECK_IN, "1.00000000000000000000000000000000", buf, n, GRPC_STATUS_UNAUTHENTICATED);
+  check("check-in without a token", CHECK_IN, NULL, buf, n, GRPC_STATUS_UNAUTHENTICATED);
+  check("check-in with a forged token", CHECK_IN, "1.00000000000000000000000000000000", buf, n, GRPC_STATUS_UNAUTHENTICATED);
   char other[FEDREC_TOKEN_MAX];
   snprintf(other, sizeof other, "2%s", strchr(tok[1], '.'));
-  expect("check-in with another id's MAC", CHECK_IN, other, buf, n, GRPC_STATUS_UNAUTHENTICATED);
-  expect("check-in with garbage for a token", CHECK_IN, "x", buf, n, GRPC_STATUS_UNAUTHENTICATED);
+  check("check-in with another id's MAC", CHECK_IN, other, buf, n, GRPC_STATUS_UNAUTHENTICATED);
+  check("check-in with garbage for a token", CHECK_IN, "x", buf, n, GRPC_STATUS_UNAUTHENTICATED);
 
   /* malformed messages and unknown methods */
   const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x08};
-  expect("malformed CheckInRequest", CHECK_IN, tok[1], junk, sizeof junk, GRPC_STATUS_INVALID_ARGUMENT);
-  expect("malformed GetPhaseInputRequest", FEDREC_RPC_METHODS[FEDREC_RPC_GET_PHASE_INPUT], tok[1], junk, sizeof junk,
+  check("malformed CheckInRequest", CHECK_IN, tok[1], junk, sizeof junk, GRPC_STATUS_INVALID_ARGUMENT);
+  check("malformed GetPhaseInputRequest", FEDREC_RPC_METHODS[FEDREC_RPC_GET_PHASE_INPUT], tok[1], junk, sizeof junk,
          GRPC_STATUS_INVALID_ARGUMENT);
-  expect("unknown method", "/fedrec.v1.CoordinatorService/DropTables", tok[1], buf, 0, GRPC_STATUS_UNIMPLEMENTED);
-  expect("health Watch (not implemented)", FEDREC_RPC_METHODS[FEDREC_RPC_HEALTH_WATCH], NULL, buf, 0, GRPC_STATUS_UNIMPLEMENTED);
+  check("unknown method", "/fedrec.v1.CoordinatorService/DropTables", tok[1], buf, 0, GRPC_STATUS_UNIMPLEMENTED);
+  check("health Watch (not implemented)", FEDREC_RPC_METHODS[FEDREC_RPC_HEALTH_WATCH], NULL, buf, 0, GRPC_STATUS_UNIMPLEMENTED);
 
   /* wrong round or phase, before any round */
   Fedrec__V1__AdvertiseKeysRequest aq = FEDREC__V1__ADVERTISE_KEYS_REQUEST__INIT;
@@ -117,28 +124,28 @@ int main(int argc, char **argv) {
   aq.message.data = (uint8_t *)junk;
   aq.message.len = sizeof junk;
   n = pack(&aq.base, buf);
-  expect("advertise keys outside any round", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
+  check("advertise keys outside any round", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
          GRPC_STATUS_FAILED_PRECONDITION);
   Fedrec__V1__GetRoundInfoRequest rq = FEDREC__V1__GET_ROUND_INFO_REQUEST__INIT;
   rq.round = 7;
   n = pack(&rq.base, buf);
-  expect("round info for a round the client is not in", FEDREC_RPC_METHODS[FEDREC_RPC_GET_ROUND_INFO], tok[1], buf, n,
+  check("round info for a round the client is not in", FEDREC_RPC_METHODS[FEDREC_RPC_GET_ROUND_INFO], tok[1], buf, n,
          GRPC_STATUS_FAILED_PRECONDITION);
   Fedrec__V1__GetPhaseInputRequest pq = FEDREC__V1__GET_PHASE_INPUT_REQUEST__INIT;
   pq.round = 1;
   pq.phase = FEDREC__V1__PHASE__PHASE_UNSPECIFIED;
   n = pack(&pq.base, buf);
-  expect("phase input of an unspecified phase", FEDREC_RPC_METHODS[FEDREC_RPC_GET_PHASE_INPUT], tok[1], buf, n,
+  check("phase input of an unspecified phase", FEDREC_RPC_METHODS[FEDREC_RPC_GET_PHASE_INPUT], tok[1], buf, n,
          GRPC_STATUS_INVALID_ARGUMENT);
   Fedrec__V1__GetModelRequest mq = FEDREC__V1__GET_MODEL_REQUEST__INIT;
   mq.version = 99;
   n = pack(&mq.base, buf);
-  expect("a model version that is not served", FEDREC_RPC_METHODS[FEDREC_RPC_GET_MODEL], tok[1], buf, n,
+  check("a model version that is not served", FEDREC_RPC_METHODS[FEDREC_RPC_GET_MODEL], tok[1], buf, n,
          GRPC_STATUS_FAILED_PRECONDITION);
   mq.version = 1;
   mq.offset = 1ULL << 40;
   n = pack(&mq.base, buf);
-  expect("a model offset beyond its end", FEDREC_RPC_METHODS[FEDREC_RPC_GET_MODEL], tok[1], buf, n, GRPC_STATUS_INVALID_ARGUMENT);
+  check("a model offset beyond its end", FEDREC_RPC_METHODS[FEDREC_RPC_GET_MODEL], tok[1], buf, n, GRPC_STATUS_INVALID_ARGUMENT);
 
   /* a message above the size cap (the coordinator runs with --max-message-mb 1) */
   size_t big = (size_t)2 << 20;
@@ -148,7 +155,7 @@ int main(int argc, char **argv) {
   size_t hn = protobuf_c_message_get_packed_size(&aq.base);
   uint8_t *hb = malloc(hn);
   pack(&aq.base, hb);
-  expect("a 2 MiB message to a 1 MiB cap", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], hb, hn,
+  check("a 2 MiB message to a 1 MiB cap", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], hb, hn,
          GRPC_STATUS_RESOURCE_EXHAUSTED);
   free(hb), free(huge);
 
@@ -176,7 +183,7 @@ int main(int argc, char **argv) {
   aq.message.data = (uint8_t *)junk;
   aq.message.len = sizeof junk;
   n = pack(&aq.base, buf);
-  expect("malformed secure-aggregation keys", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
+  check("malformed secure-aggregation keys", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
          GRPC_STATUS_INVALID_ARGUMENT);
   fedrec_secagg_client *sc = fedrec_secagg_client_new(&info.secagg, info.cohort_index, NULL, NULL, &err);
   fedrec_sa_keys k;
@@ -188,17 +195,17 @@ int main(int argc, char **argv) {
   aq.message.data = km;
   aq.message.len = fedrec_sa_encode_keys(km, sizeof km, &k);
   n = pack(&aq.base, buf);
-  expect("keys sent with another member's token", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[2], buf, n,
+  check("keys sent with another member's token", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[2], buf, n,
          GRPC_STATUS_INVALID_ARGUMENT);
-  expect("keys from an outsider", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[11], buf, n, GRPC_STATUS_FAILED_PRECONDITION);
-  expect("keys for the wrong phase (masked input)", FEDREC_RPC_METHODS[FEDREC_RPC_SUBMIT_MASKED_INPUT], tok[1], buf, n,
+  check("keys from an outsider", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[11], buf, n, GRPC_STATUS_FAILED_PRECONDITION);
+  check("keys for the wrong phase (masked input)", FEDREC_RPC_METHODS[FEDREC_RPC_SUBMIT_MASKED_INPUT], tok[1], buf, n,
          GRPC_STATUS_FAILED_PRECONDITION);
-  expect("keys", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n, GRPC_STATUS_OK);
-  expect("the same keys again (a replay)", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
+  check("keys", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n, GRPC_STATUS_OK);
+  check("the same keys again (a replay)", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
          GRPC_STATUS_FAILED_PRECONDITION);
   aq.round = 2;
   n = pack(&aq.base, buf);
-  expect("keys for the wrong round", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n, GRPC_STATUS_FAILED_PRECONDITION);
+  check("keys for the wrong round", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n, GRPC_STATUS_FAILED_PRECONDITION);
   fedrec_secagg_client_free(sc);
   grpc_channel_destroy(ch);
   grpc_shutdown();
