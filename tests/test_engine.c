@@ -436,6 +436,48 @@ static void test_nothing_private_leaves(void **state) {
   world_free(&w);
 }
 
+/* FedAdam trains too; Poisson sampling takes about q of the check-ins and the ledger records
+ * the sampling rate. */
+static void test_fedadam_and_poisson(void **state) {
+  (void)state;
+  world w;
+  fedrec_engine_config c;
+  base_config(&c);
+  c.optimizer = FEDREC_OPT_FEDADAM;
+  c.server_lr = 0.05;
+  world_init(&w, &c, 1e6);
+  double r0 = recall(&w);
+  uint64_t cursor = 0;
+  const uint32_t none[5] = {0};
+  for (int r = 0; r < 6; r++) assert_true(run_round(&w, 50, none, &cursor));
+  double r1 = recall(&w);
+  print_message("FedAdam: Recall@20 %.4f -> %.4f after 6 rounds\n", r0, r1);
+  assert_true(r1 > r0 + 0.02);
+  fedrec_engine_free(w.e);
+  w.e = NULL;
+  world_free(&w);
+
+  base_config(&c);
+  c.sampling_rate = 0.25;
+  c.cohort = 200, c.min_cohort = 50, c.min_survivors = 40, c.selection_ms = 1000;
+  world_init(&w, &c, 1e6);
+  fedrec_error err = {0};
+  int acc, taken = 0;
+  uint64_t round;
+  uint32_t retry;
+  for (uint64_t k = 0; k < 400 && fedrec_engine_phase(w.e) == FEDREC_PHASE_SELECTING; k++) {
+    assert_status(fedrec_engine_checkin(w.e, 1000 + k, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+    taken += acc;
+  }
+  print_message("Poisson sampling at q = 0.25: %d of 400 check-ins taken\n", taken);
+  assert_true(taken > 100 - 40 && taken < 100 + 40); /* Binomial(400, 1/4): mean 100, sd 8.7 */
+  assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING); /* below the cohort cap */
+  w.now += c.selection_ms; /* the window closes with more than min_cohort: the round starts */
+  fedrec_engine_tick(w.e, w.now);
+  assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_KEYS);
+  world_free(&w);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
@@ -443,6 +485,7 @@ int main(void) {
       cmocka_unit_test(test_rounds_with_dropouts),
       cmocka_unit_test(test_budget_stops),
       cmocka_unit_test(test_nothing_private_leaves),
+      cmocka_unit_test(test_fedadam_and_poisson),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

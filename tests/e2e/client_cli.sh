@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# fedrec-client without a coordinator: init, import a CSV history, record, errors for unknown
+# items and bad weights, recommend before any model, sync against an address with nothing
+# behind it (an I/O error with backoff, nothing lost).
+#   tests/e2e/client_cli.sh BUILD_DIR
+set -uo pipefail
+B=$(cd "$1" && pwd)
+W=$(mktemp -d /tmp/fedrec-client-cli.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+C=$B/client/fedrec-client
+fail() { echo "FAIL: $*"; exit 1; }
+CAT="synthetic:users=100,items=50,dim=4,seed=1"
+$C init --store "$W/s.db" --target 127.0.0.1:1 --insecure --token 1.00000000000000000000000000000000 \
+  --coordinator-key 0000000000000000000000000000000000000000000000000000000000000000 --catalogue "$CAT" || fail init
+printf 'user,item,weight\nme,i3,2\nme,i7,1\nme,i3,1\n' > "$W/h.csv"
+out=$($C import --store "$W/s.db" --csv "$W/h.csv" 2>&1) || fail "import: $out"
+grep -q "imported 3 events" <<< "$out" || fail "import said: $out"
+$C record --store "$W/s.db" i9 0.5 || fail record
+out=$($C record --store "$W/s.db" nosuchitem 2>&1) && fail "unknown item accepted"
+grep -q "'nosuchitem' is not an item of the catalogue" <<< "$out" || fail "record said: $out"
+out=$($C record --store "$W/s.db" i9 -3 2>&1) && fail "negative weight accepted"
+grep -q "weight -3 must be in (0, 1e6)" <<< "$out" || fail "record said: $out"
+printf 'user,item,weight\nme,i3,x\n' > "$W/bad.csv"
+out=$($C import --store "$W/s.db" --csv "$W/bad.csv" 2>&1) && fail "bad CSV accepted"
+grep -q "bad.csv:2" <<< "$out" || fail "import of a bad file said: $out"
+out=$($C recommend --store "$W/s.db" --k 3 2>&1) && fail "recommend without a model succeeded"
+grep -q "no model yet: sync first" <<< "$out" || fail "recommend said: $out"
+out=$($C sync --store "$W/s.db" --max-syncs 1 2>&1)
+grep -q "CheckIn: UNAVAILABLE" <<< "$out" || fail "sync against nothing said: $out"
+grep -q "retrying in [0-9]* ms" <<< "$out" || fail "no backoff: $out"
+echo "client cli: PASS"
