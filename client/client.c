@@ -274,7 +274,8 @@ static uint64_t mono_ms(void) {
 
 /* Makes the cached model `mi`: downloads what is missing (resuming a partial download of the
  * same version), verifies hash and signature, and stores it in one transaction. */
-static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo *mi, fedrec_error *err) {
+static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo *mi, uint64_t *resumed_at,
+                                  fedrec_error *err) {
   if (!mi) return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator sent no model information");
   if (mi->version == c->model_version) return FEDREC_OK;
   if (mi->blake2b_hash.len != 32 || mi->signature.len != 64 || mi->size_bytes > (1ULL << 32) || mi->size_bytes < 32)
@@ -293,6 +294,7 @@ static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo 
     }
     sqlite3_finalize(st);
   }
+  if (resumed_at) *resumed_at = have;
   char details[512];
   while (have < size) {
     Fedrec__V1__GetModelRequest rq = FEDREC__V1__GET_MODEL_REQUEST__INIT;
@@ -439,7 +441,7 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
     free(items), free(w);
     return io_fail(c, out, err, "CheckIn", code, details);
   }
-  s = ensure_model(c, ci->model, err);
+  s = ensure_model(c, ci->model, &out->resumed_at, err);
   out->model_version = c->model_version;
   out->round = ci->round;
   out->retry_after_ms = ci->retry_after_ms;

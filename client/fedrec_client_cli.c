@@ -219,6 +219,7 @@ int main(int argc, char **argv) {
     for (long s = 0; s < a.max_syncs && done < a.rounds; s++) {
       fedrec_sync_outcome o;
       fedrec_status st = fedrec_client_sync(c, &o, &err);
+      if (o.resumed_at) fprintf(stderr, "fedrec-client sync: resumed the model download at byte %llu\n", (unsigned long long)o.resumed_at);
       if (st) fprintf(stderr, "fedrec-client sync: %s (retrying in %u ms)\n", err.msg, o.retry_after_ms);
       else
         fprintf(stderr, "fedrec-client sync: %s, round %llu, model %llu%s%s\n", RESULT[o.result], (unsigned long long)o.round,

@@ -63,6 +63,7 @@ typedef struct fedrec_sync_outcome {
   fedrec_sync_result result;
   uint64_t round, model_version;
   uint32_t retry_after_ms; /* when to sync again (with jitter; backs off after failures) */
+  uint64_t resumed_at;     /* > 0: a model download resumed at this byte (after an interruption) */
   char detail[600];
 } fedrec_sync_outcome;
 
