@@ -8,7 +8,7 @@
 
 void sim_usage(FILE *out) {
   fputs(
-      "usage: fedrec-sim --algorithm central|ease|popularity|model [options]\n"
+      "usage: fedrec-sim --algorithm central|ease|popularity|model|fedavg [options]\n"
       "  model: evaluate a published model blob given by --model FILE (no training)\n"
       "\n"
       "data (one of):\n"
@@ -29,6 +29,12 @@ void sim_usage(FILE *out) {
       "  --free-items M            free embeddings for the M most popular items (-1 = all)\n"
       "  --free-reg X (1.0)        extra ridge on free embeddings, so the head explains more\n"
       "EASE: --ease-lambda L (200)\n"
+      "federated (fedavg: the coordinator's round engine and the client code in one process,\n"
+      "  with SecAgg+ and distributed DP; every training user is a client):\n"
+      "  --rounds R (20) --cohort N (100) --min-survivors M (80%% of N) --dropout P (0, per phase)\n"
+      "  --privacy skellam|dgauss|none (skellam) --noise-multiplier Z (1) --clip C (1)\n"
+      "  --budget E (1e9) --delta D (1e-6) --optimizer fedavg|fedadam --server-lr L (0.5)\n"
+      "  --momentum M (0.5) --log FILE (per-round JSON lines) --eval-every K (1) --ledger FILE\n"
       "other: --k K (20) --seed S (42) --threads T (all cores) --json --quiet --help\n"
       "       --print-train-users N   print the dataset rows of the first N training users, exit\n",
       out);
@@ -59,6 +65,9 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
   a->threshold = 4.0;
   a->ease_lambda = 200.0f;
   a->k = 20;
+  a->fed = (fedsim_config){.rounds = 20, .cohort = 100, .clip = 1.0, .noise_multiplier = 1.0, .noise = FEDREC_NOISE_SKELLAM,
+                           .budget = 1e9, .delta = 1e-6, .optimizer = FEDREC_OPT_FEDAVG, .server_lr = 0.5, .momentum = 0.5,
+                           .eval_every = 1};
   *help = 0;
   for (int i = 1; i < argc; i++) {
     const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -76,8 +85,9 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
       else if (!strcmp(v, "ease")) a->algorithm = ALG_EASE;
       else if (!strcmp(v, "popularity")) a->algorithm = ALG_POPULARITY;
       else if (!strcmp(v, "model")) a->algorithm = ALG_MODEL;
+      else if (!strcmp(v, "fedavg")) a->algorithm = ALG_FEDAVG;
       else
-        return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm: '%s' is not one of central, ease, popularity, model", v);
+        return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm: '%s' is not one of central, ease, popularity, model, fedavg", v);
       i++;
     } else if (FLAG("--dataset")) STR(a->dataset);
     else if (FLAG("--train")) STR(a->train);
@@ -107,6 +117,33 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     else if (FLAG("--json")) a->json = 1;
     else if (FLAG("--quiet")) a->quiet = 1;
     else if (FLAG("--model")) STR(a->model);
+    else if (FLAG("--rounds")) { if (!NUM(1, 1e7, 1)) a->fed.rounds = (uint32_t)x; }
+    else if (FLAG("--cohort")) { if (!NUM(2, FEDREC_SECAGG_MAX_CLIENTS, 1)) a->fed.cohort = (uint32_t)x; }
+    else if (FLAG("--min-survivors")) { if (!NUM(1, FEDREC_SECAGG_MAX_CLIENTS, 1)) a->fed.min_survivors = (uint32_t)x; }
+    else if (FLAG("--dropout")) { if (!NUM(0, 0.9, 0)) a->fed.dropout = x; }
+    else if (FLAG("--clip")) { if (!NUM(1e-9, 1e9, 0)) a->fed.clip = x; }
+    else if (FLAG("--noise-multiplier")) { if (!NUM(0, 1e6, 0)) a->fed.noise_multiplier = x; }
+    else if (FLAG("--budget")) { if (!NUM(1e-6, 1e12, 0)) a->fed.budget = x; }
+    else if (FLAG("--delta")) { if (!NUM(1e-300, 0.1, 0)) a->fed.delta = x; }
+    else if (FLAG("--server-lr")) { if (!NUM(0, 1e6, 0)) a->fed.server_lr = x; }
+    else if (FLAG("--momentum")) { if (!NUM(0, 0.9999, 0)) a->fed.momentum = x; }
+    else if (FLAG("--eval-every")) { if (!NUM(1, 1e7, 1)) a->fed.eval_every = (uint32_t)x; }
+    else if (FLAG("--log")) STR(a->log);
+    else if (FLAG("--ledger")) STR(a->fed.ledger);
+    else if (FLAG("--privacy")) {
+      if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--privacy needs a value");
+      if (!strcmp(v, "skellam")) a->fed.noise = FEDREC_NOISE_SKELLAM;
+      else if (!strcmp(v, "dgauss")) a->fed.noise = FEDREC_NOISE_DGAUSS;
+      else if (!strcmp(v, "none")) a->fed.noise = FEDREC_NOISE_NONE;
+      else return fedrec_error_set(err, FEDREC_ERR_ARG, "--privacy: '%s' is not one of skellam, dgauss, none", v);
+      i++;
+    } else if (FLAG("--optimizer")) {
+      if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--optimizer needs a value");
+      if (!strcmp(v, "fedavg")) a->fed.optimizer = FEDREC_OPT_FEDAVG;
+      else if (!strcmp(v, "fedadam")) a->fed.optimizer = FEDREC_OPT_FEDADAM;
+      else return fedrec_error_set(err, FEDREC_ERR_ARG, "--optimizer: '%s' is not fedavg or fedadam", v);
+      i++;
+    }
     else if (FLAG("--print-train-users")) { if (!NUM(1, 1e9, 1)) a->print_train_users = (int32_t)x; }
     else return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown option '%s' (see --help)", f);
     if (st) return st;

@@ -3,8 +3,9 @@
 #define FEDREC_SIM_ARGS_H
 
 #include "fedrec/fedrec.h"
+#include "fedsim.h"
 
-typedef enum { ALG_CENTRAL, ALG_EASE, ALG_POPULARITY, ALG_MODEL } sim_algorithm;
+typedef enum { ALG_CENTRAL, ALG_EASE, ALG_POPULARITY, ALG_MODEL, ALG_FEDAVG } sim_algorithm;
 
 typedef struct sim_args {
   sim_algorithm algorithm;
@@ -21,6 +22,8 @@ typedef struct sim_args {
   int json, quiet;
   const char *model;        /* --algorithm model: a model blob to evaluate */
   int32_t print_train_users; /* > 0: print that many training users' dataset rows and exit */
+  fedsim_config fed;        /* --algorithm fedavg */
+  const char *log;          /* per-round JSON lines */
 } sim_args;
 
 /* Parses argv; on a bad flag fills err (naming the flag) and returns non-OK.

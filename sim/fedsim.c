@@ -1,0 +1,331 @@
+/* fedrec-sim --algorithm fedavg: federated training in one process, with the coordinator's
+ * round engine and the clients' participant code (the same code fedrec-coordinator and
+ * libfedrec_client run) joined by an in-process transport, and a thread pool for the clients'
+ * work. Every training user of the split is a client. */
+#include "fedsim.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fedrec/engine.h"
+#include "fedrec/participant.h"
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct sim {
+  const fedsim_config *c;
+  const fedrec_split *sp;
+  fedrec_engine *e;
+  pthread_mutex_t mu; /* the engine */
+  uint64_t now;       /* the engine's clock (ms), advanced by the simulation */
+  uint64_t round;
+  fedrec_model model; /* the published model as the clients decode it */
+  uint32_t n;         /* cohort */
+  uint32_t *users;    /* train rows of the cohort */
+  fedrec_participant **part;
+  uint8_t *silent;    /* gone from this phase on */
+  uint64_t *up, *down;
+  fedrec_phase phase;
+  atomic_uint next;
+  atomic_int failed;
+  char why[600];
+  fedrec_round_stats last;
+  int have_last;
+} sim;
+
+static void on_round(void *ctx, const fedrec_round_stats *s) {
+  sim *m = ctx;
+  m->last = *s;
+  m->last.clients = NULL;
+  m->have_last = 1;
+}
+
+static void fail(sim *m, const char *what, const fedrec_error *err) {
+  if (atomic_exchange(&m->failed, 1) == 0) snprintf(m->why, sizeof m->why, "%s: %s", what, err->msg);
+}
+
+/* One client's step in the current phase. */
+static void client_step(sim *m, uint32_t i) {
+  if (m->silent[i]) return;
+  fedrec_error err = {0};
+  uint64_t id = m->users[i];
+  uint8_t *in = NULL, *out = NULL;
+  size_t inlen = 0, outlen = 0;
+  uint32_t retry = 0;
+  fedrec_status s;
+  if (m->phase == FEDREC_PHASE_KEYS) {
+    fedrec_round_info info;
+    pthread_mutex_lock(&m->mu);
+    s = fedrec_engine_round_info(m->e, id, m->round, m->now, &info, &retry, &err);
+    pthread_mutex_unlock(&m->mu);
+    if (s || retry) {
+      fail(m, "round info", &err);
+      return;
+    }
+    const fedrec_csr *R = &m->sp->train;
+    int64_t a = R->indptr[id], b = R->indptr[id + 1];
+    s = fedrec_participant_new(&m->part[i], &info, &m->model, R->indices + a, R->values + a, (int32_t)(b - a), NULL, &err);
+    if (!s) s = fedrec_participant_keys(m->part[i], &out, &outlen, &err);
+    if (s) {
+      fail(m, "participant", &err);
+      return;
+    }
+  } else {
+    pthread_mutex_lock(&m->mu);
+    s = fedrec_engine_fetch(m->e, id, m->round, m->phase, m->now, &in, &inlen, &retry, &err);
+    pthread_mutex_unlock(&m->mu);
+    if (s || !in) {
+      /* a client whose neighbours all left can be left out of the round: drop it */
+      free(in);
+      m->silent[i] = 1;
+      return;
+    }
+    m->down[i] += inlen;
+    s = m->phase == FEDREC_PHASE_SHARES   ? fedrec_participant_shares(m->part[i], in, inlen, &out, &outlen, &err)
+        : m->phase == FEDREC_PHASE_MASKED ? fedrec_participant_masked(m->part[i], in, inlen, &out, &outlen, &err)
+                                          : fedrec_participant_unmask(m->part[i], in, inlen, &out, &outlen, &err);
+    free(in);
+    if (s) { /* a client-side check failed: it stops answering (a dropout) */
+      m->silent[i] = 1;
+      return;
+    }
+  }
+  m->up[i] += outlen;
+  pthread_mutex_lock(&m->mu);
+  s = fedrec_engine_submit(m->e, id, m->round, m->phase, out, outlen, m->now, &err);
+  pthread_mutex_unlock(&m->mu);
+  free(out);
+  if (s) m->silent[i] = 1;
+}
+
+static void *worker(void *arg) {
+  sim *m = arg;
+  for (;;) {
+    uint32_t i = atomic_fetch_add(&m->next, 1);
+    if (i >= m->n) return NULL;
+    client_step(m, i);
+  }
+}
+
+static void run_phase(sim *m, int threads) {
+  atomic_store(&m->next, 0);
+  pthread_t th[64];
+  int t = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+  for (int k = 0; k < t; k++) pthread_create(&th[k], NULL, worker, m);
+  for (int k = 0; k < t; k++) pthread_join(th[k], NULL);
+}
+
+static uint64_t splitmix(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+static fedrec_status evaluate(const sim *m, const fedrec_dataset *ds, fedrec_metrics *out, fedrec_error *err) {
+  const fedrec_model *md = fedrec_engine_current_model(m->e);
+  int32_t ni = md->n_items, d = md->d;
+  float *V = malloc((size_t)ni * d * sizeof *V), *G = malloc((size_t)d * d * sizeof *G);
+  if (!V || !G) {
+    free(V), free(G);
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "evaluation");
+  }
+  fedrec_model_item_vectors(V, md);
+  fedrec_gramian(G, V, ni, d);
+  fedrec_mf_scorer mf = {V, G, ni, d, m->c->alpha0, m->c->reg};
+  fedrec_scorer sc = fedrec_mf_scorer_make(&mf);
+  fedrec_eval_config ec = {.k = m->c->k, .threads = m->c->threads, .content = ds->content, .content_dim = ds->content_dim};
+  fedrec_status s = fedrec_evaluate(out, &sc, &m->sp->foldin, &m->sp->holdout, &ec, err);
+  free(V), free(G);
+  return s;
+}
+
+fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedrec_dataset *ds,
+                         const fedrec_split *sp, FILE *log, fedrec_error *err) {
+  memset(res, 0, sizeof *res);
+  if (fedrec_crypto_init()) return fedrec_error_set(err, FEDREC_ERR_IO, "libsodium failed to initialise");
+  sim m = {.c = c, .sp = sp, .now = 1000};
+  uint8_t *taken = NULL;
+  pthread_mutex_init(&m.mu, NULL);
+  const fedrec_csr *R = &sp->train;
+  uint32_t pop = 0;
+  for (int32_t u = 0; u < R->rows; u++) pop += R->indptr[u + 1] > R->indptr[u];
+  if (pop < c->cohort)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "fedavg: cohort %u is larger than the %u training users with history", c->cohort, pop);
+  /* the model */
+  int32_t ni = R->cols, *all = malloc((size_t)ni * sizeof *all);
+  if (!all) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "items");
+  for (int32_t i = 0; i < ni; i++) all[i] = i;
+  fedrec_model init;
+  int head = ds->content != NULL && c->use_head;
+  fedrec_status s = fedrec_model_init(&init, ni, c->dim, ds->content, ds->content_dim, head, all, c->free_items ? ni : 0,
+                                      c->seed, 0.1f, err);
+  free(all);
+  if (s) return s;
+  /* identity and ledger: a fresh ledger per run */
+  fedrec_identity id;
+  uint8_t seed[32] = {0};
+  memcpy(seed, &c->seed, sizeof c->seed);
+  if ((s = fedrec_identity_from_seed(&id, seed))) {
+    fedrec_model_free(&init);
+    return fedrec_error_set(err, s, "identity");
+  }
+  char ledger_path[512];
+  if (c->ledger) snprintf(ledger_path, sizeof ledger_path, "%s", c->ledger);
+  else snprintf(ledger_path, sizeof ledger_path, "/tmp/fedrec-sim-ledger-%d.db", (int)getpid());
+  unlink(ledger_path);
+  fedrec_ledger *ledger = NULL;
+  if (c->noise_multiplier > 0 && (s = fedrec_ledger_create(&ledger, ledger_path, c->delta, c->budget, NULL, &id, err))) {
+    fedrec_model_free(&init);
+    fedrec_identity_free(&id);
+    return s;
+  }
+  fedrec_engine_config ec;
+  fedrec_engine_defaults(&ec);
+  ec.cohort = c->cohort;
+  ec.min_cohort = c->cohort;
+  ec.min_survivors = c->min_survivors ? c->min_survivors : (uint32_t)ceil(c->cohort * 0.8);
+  ec.max_rounds = c->rounds;
+  ec.dropout = c->dropout > 0.01 ? c->dropout : 0.01;
+  ec.clip = c->clip;
+  ec.noise_multiplier = c->noise_multiplier;
+  ec.noise = c->noise;
+  ec.server_lr = c->server_lr;
+  ec.momentum = c->momentum;
+  ec.optimizer = c->optimizer;
+  ec.alpha0 = c->alpha0;
+  ec.reg = c->reg;
+  fedrec_engine_callbacks cb = {&m, NULL, on_round};
+  if ((s = fedrec_engine_new(&m.e, &ec, &init, 1, &id, ledger, &cb, NULL, err))) goto done;
+  m.users = malloc(c->cohort * sizeof *m.users);
+  m.part = calloc(c->cohort, sizeof *m.part);
+  m.silent = calloc(c->cohort, 1);
+  m.up = calloc(c->cohort, sizeof *m.up);
+  m.down = calloc(c->cohort, sizeof *m.down);
+  taken = calloc((size_t)R->rows, 1);
+  if (!m.users || !m.part || !m.silent || !m.up || !m.down || !taken) {
+    s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "cohort");
+    goto done;
+  }
+  uint64_t rng = c->seed * 0x2545f4914f6cdd1dULL + 7;
+  double t_start = now_s();
+  fedrec_metrics met = {0};
+  if (log) {
+    if ((s = evaluate(&m, ds, &met, err))) goto done;
+    fprintf(log, "{\"round\": 0, \"epsilon\": 0, \"recall@%d\": %.6f, \"ndcg@%d\": %.6f, \"coverage@%d\": %.6f}\n", c->k,
+            met.recall, c->k, met.ndcg, c->k, met.coverage);
+    fflush(log);
+  }
+  for (uint32_t r = 0; r < c->rounds; r++) {
+    if (fedrec_engine_phase(m.e) == FEDREC_PHASE_STOPPED) break;
+    double t0 = now_s();
+    /* fixed-size cohort: distinct users with history, uniformly */
+    m.n = c->cohort;
+    memset(m.silent, 0, c->cohort);
+    memset(m.up, 0, c->cohort * sizeof *m.up);
+    memset(m.down, 0, c->cohort * sizeof *m.down);
+    for (uint32_t i = 0; i < m.n;) {
+      uint32_t u = (uint32_t)(splitmix(&rng) % (uint64_t)R->rows);
+      if (taken[u] || R->indptr[u + 1] == R->indptr[u]) continue;
+      taken[u] = 1;
+      m.users[i++] = u;
+    }
+    for (uint32_t i = 0; i < m.n; i++) taken[m.users[i]] = 0;
+    for (uint32_t i = 0; i < m.n; i++) {
+      int acc;
+      uint64_t round;
+      uint32_t retry;
+      s = fedrec_engine_checkin(m.e, m.users[i], m.now, &acc, &round, &retry, err);
+      if (s || !acc) break;
+      m.round = round;
+    }
+    if (s) goto done;
+    if (fedrec_engine_phase(m.e) == FEDREC_PHASE_STOPPED) break;
+    fedrec_published pub;
+    fedrec_engine_model(m.e, &pub);
+    fedrec_model_free(&m.model);
+    if ((s = fedrec_model_decode(&m.model, NULL, pub.blob, pub.len, ds->content, ds->content_dim, err))) goto done;
+    m.have_last = 0;
+    for (fedrec_phase ph = FEDREC_PHASE_KEYS; ph <= FEDREC_PHASE_UNMASK; ph++) {
+      /* dropouts: each remaining client goes silent at this phase with the given rate */
+      for (uint32_t i = 0; i < m.n; i++)
+        if (!m.silent[i] && c->dropout > 0 && (double)(splitmix(&rng) >> 11) * 0x1.0p-53 < c->dropout) m.silent[i] = 1;
+      m.phase = ph;
+      run_phase(&m, c->threads);
+      if (atomic_load(&m.failed)) {
+        s = fedrec_error_set(err, FEDREC_ERR_STATE, "fedavg: %s", m.why);
+        goto done;
+      }
+      pthread_mutex_lock(&m.mu);
+      if (fedrec_engine_phase(m.e) == ph) { /* the silent ones hold it open: their deadline passes */
+        m.now = fedrec_engine_deadline(m.e);
+        fedrec_engine_tick(m.e, m.now);
+      }
+      m.now += 10;
+      pthread_mutex_unlock(&m.mu);
+      if (fedrec_engine_phase(m.e) == FEDREC_PHASE_SELECTING || fedrec_engine_phase(m.e) == FEDREC_PHASE_STOPPED) break;
+    }
+    for (uint32_t i = 0; i < m.n; i++) {
+      fedrec_participant_free(m.part[i]);
+      m.part[i] = NULL;
+    }
+    double secs = now_s() - t0;
+    uint64_t up = 0, down = 0;
+    for (uint32_t i = 0; i < m.n; i++) up += m.up[i], down += m.down[i];
+    int evaluate_now = log && ((r + 1) % (c->eval_every ? c->eval_every : 1) == 0 || r + 1 == c->rounds);
+    if (evaluate_now && (s = evaluate(&m, ds, &met, err))) goto done;
+    res->rounds_done += m.have_last && !m.last.aborted;
+    res->epsilon = m.have_last && !m.last.aborted ? m.last.epsilon : res->epsilon;
+    if (log) {
+      fprintf(log, "{\"round\": %u, \"aborted\": %s, \"survivors\": %u, \"epsilon\": %.6f, \"bytes_up_per_client\": %.0f, "
+                   "\"bytes_down_per_client\": %.0f, \"seconds\": %.3f",
+              r + 1, m.have_last && m.last.aborted ? "true" : "false", m.have_last ? m.last.survivors : 0, res->epsilon,
+              (double)up / m.n, (double)down / m.n, secs);
+      if (evaluate_now)
+        fprintf(log, ", \"recall@%d\": %.6f, \"ndcg@%d\": %.6f, \"coverage@%d\": %.6f", c->k, met.recall, c->k, met.ndcg, c->k,
+                met.coverage);
+      fprintf(log, "}\n");
+      fflush(log);
+    }
+    if (c->progress) {
+      fprintf(stderr, "\r  round %u/%u  epsilon %.3f  %.2fs/round  %s", r + 1, c->rounds, res->epsilon, secs,
+              evaluate_now ? "" : "");
+      if (evaluate_now) fprintf(stderr, "Recall@%d %.4f   ", c->k, met.recall);
+      fflush(stderr);
+    }
+    res->bytes_up = (double)up / m.n;
+    res->bytes_down = (double)down / m.n;
+  }
+  if (c->progress) fprintf(stderr, "\n");
+  res->seconds = now_s() - t_start;
+  res->stop_reason[0] = 0;
+  if (fedrec_engine_phase(m.e) == FEDREC_PHASE_STOPPED)
+    snprintf(res->stop_reason, sizeof res->stop_reason, "%s", fedrec_engine_stop_reason(m.e));
+  if ((s = evaluate(&m, ds, &res->metrics, err))) goto done;
+  res->params = fedrec_model_params(fedrec_engine_current_model(m.e));
+done:
+  free(taken);
+  fedrec_engine_free(m.e);
+  fedrec_model_free(&m.model);
+  if (ledger) fedrec_ledger_close(ledger);
+  if (!c->ledger) {
+    char p[600];
+    unlink(ledger_path);
+    snprintf(p, sizeof p, "%s-wal", ledger_path), unlink(p);
+    snprintf(p, sizeof p, "%s-shm", ledger_path), unlink(p);
+  }
+  fedrec_identity_free(&id);
+  free(m.users), free(m.part), free(m.silent), free(m.up), free(m.down);
+  pthread_mutex_destroy(&m.mu);
+  return s;
+}

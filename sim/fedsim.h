@@ -1,0 +1,39 @@
+/* fedrec-sim's federated algorithm (see fedsim.c). */
+#ifndef FEDREC_FEDSIM_H
+#define FEDREC_FEDSIM_H
+
+#include <stdio.h>
+
+#include "fedrec/engine.h"
+#include "fedrec/fedrec.h"
+
+typedef struct fedsim_config {
+  uint32_t rounds, cohort, min_survivors; /* min_survivors 0: 80% of the cohort */
+  double dropout;                          /* per phase, for each remaining client */
+  int32_t dim;
+  int use_head, free_items;
+  double clip, noise_multiplier;           /* 0: no noise (no ledger) */
+  int noise;                               /* FEDREC_NOISE_SKELLAM or FEDREC_NOISE_DGAUSS */
+  double budget, delta;
+  int optimizer;                           /* FEDREC_OPT_FEDAVG / FEDREC_OPT_FEDADAM */
+  double server_lr, momentum;
+  float alpha0, reg;
+  uint64_t seed;
+  int threads, k, progress;
+  uint32_t eval_every;
+  const char *ledger;                      /* keep the ledger here (NULL: a temporary file) */
+} fedsim_config;
+
+typedef struct fedsim_result {
+  fedrec_metrics metrics;
+  double epsilon, seconds, bytes_up, bytes_down;
+  uint32_t rounds_done;
+  int64_t params;
+  char stop_reason[640];
+} fedsim_result;
+
+/* Runs the rounds; per-round JSON lines go to log (NULL: none). */
+fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedrec_dataset *ds,
+                         const fedrec_split *sp, FILE *log, fedrec_error *err);
+
+#endif
