@@ -33,6 +33,8 @@ struct fedrec_engine {
   uint64_t round, rounds_done, deadline, phase_start;
   member *members;
   uint32_t n, cap;
+  uint32_t *slots; /* open addressing: client -> member index + 1 (0: empty) */
+  uint32_t nslots; /* a power of two >= 2 cap */
   fedrec_secagg_server *sa;
   fedrec_round_info info; /* shared part; cohort_index is filled per client */
   fedrec_round_stats stats;
@@ -170,8 +172,11 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
   e->work = malloc((size_t)padded * sizeof *e->work);
   e->cap = c->cohort;
   e->members = calloc(e->cap, sizeof *e->members);
+  for (e->nslots = 4; e->nslots < 2 * e->cap; e->nslots <<= 1) {
+  }
+  e->slots = calloc(e->nslots, sizeof *e->slots);
   fedrec_status s = FEDREC_OK;
-  if (!e->x || !e->m1 || !e->m2 || !e->avg || !e->modsum || !e->work || !e->members)
+  if (!e->x || !e->m1 || !e->m2 || !e->avg || !e->modsum || !e->work || !e->members || !e->slots)
     s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: state for %lld parameters", (long long)e->dim);
   if (!s) {
     fedrec_model_get_params(e->x, &e->model);
@@ -193,7 +198,7 @@ void fedrec_engine_free(fedrec_engine *e) {
   fedrec_secagg_server_free(e->sa);
   fedrec_model_free(&e->model);
   free(e->blob), free(e->x), free(e->m1), free(e->m2), free(e->avg), free(e->modsum);
-  free(e->work), free(e->members);
+  free(e->work), free(e->members), free(e->slots);
   free(e);
 }
 
@@ -235,13 +240,32 @@ uint64_t fedrec_engine_rounds_done(const fedrec_engine *e) { return e->rounds_do
 const char *fedrec_engine_stop_reason(const fedrec_engine *e) { return e->stop; }
 uint64_t fedrec_engine_deadline(const fedrec_engine *e) { return e->deadline; }
 
+static uint32_t slot_of(const fedrec_engine *e, uint64_t client) {
+  uint64_t h = client * 0x9e3779b97f4a7c15ULL;
+  return (uint32_t)(h >> 32) & (e->nslots - 1);
+}
+
 static member *find(fedrec_engine *e, uint64_t client, uint32_t *idx) {
-  for (uint32_t i = 0; i < e->n; i++)
-    if (e->members[i].client == client) {
-      if (idx) *idx = i;
-      return &e->members[i];
+  for (uint32_t s = slot_of(e, client);; s = (s + 1) & (e->nslots - 1)) {
+    uint32_t v = e->slots[s];
+    if (!v) return NULL;
+    if (e->members[v - 1].client == client) {
+      if (idx) *idx = v - 1;
+      return &e->members[v - 1];
     }
-  return NULL;
+  }
+}
+
+static void add_member(fedrec_engine *e, uint64_t client) {
+  uint32_t s = slot_of(e, client);
+  while (e->slots[s]) s = (s + 1) & (e->nslots - 1);
+  e->members[e->n] = (member){client, 0};
+  e->slots[s] = ++e->n;
+}
+
+static void clear_members(fedrec_engine *e) {
+  if (e->n) memset(e->slots, 0, (size_t)e->nslots * sizeof *e->slots);
+  e->n = 0;
 }
 
 /* The ledger release for this round with `survivors` clients. */
@@ -267,13 +291,13 @@ static void stop(fedrec_engine *e, const char *fmt, const char *detail) {
   e->phase = FEDREC_PHASE_STOPPED;
   fedrec_secagg_server_free(e->sa);
   e->sa = NULL;
-  e->n = 0;
+  clear_members(e);
 }
 
 static void new_selection(fedrec_engine *e) {
   fedrec_secagg_server_free(e->sa);
   e->sa = NULL;
-  e->n = 0;
+  clear_members(e);
   e->deadline = 0;
   e->phase = FEDREC_PHASE_SELECTING;
   memset(&e->stats, 0, sizeof e->stats);
@@ -383,7 +407,7 @@ fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t 
     if ((random_u64(e) >> 11) >= q) return FEDREC_OK;
   }
   if (e->n == 0) e->deadline = now + e->c.selection_ms;
-  e->members[e->n++] = (member){client, 0};
+  add_member(e, client);
   *accepted = 1;
   if (e->n == e->cap) start_round(e, now);
   return FEDREC_OK;
