@@ -157,3 +157,10 @@ fedrec_status fedrec_participant_unmask(fedrec_participant *p, const uint8_t *su
   ENCODE(fedrec_sa_encode_reveals, &r);
   return FEDREC_OK;
 }
+
+fedrec_status fedrec_participant_plain(fedrec_participant *p, uint8_t **out, size_t *len,
+                                       fedrec_error *err) {
+  fedrec_sa_masked y = {.id = p->info.cohort_index, .dim = p->info.secagg.dim, .y = p->encoded};
+  ENCODE(fedrec_sa_encode_masked, &y, p->info.secagg.bits);
+  return FEDREC_OK;
+}

@@ -147,7 +147,7 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
   /* secure aggregation must be possible at both ends of the cohort sizes a round may have */
   fedrec_secagg_choice ch;
   uint32_t sizes[2] = {c->min_cohort, c->cohort};
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < 2 && !c->plain; i++)
     if (fedrec_secagg_choose(&ch, sizes[i], c->dropout, c->dishonest, c->fail_bits, c->sec_bits, err))
       return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: a cohort of %u cannot meet the secure-aggregation bounds "
                               "(dropout %g, dishonest %g, 2^-%g failure, 2^-%g insecurity): use larger cohorts or other assumptions",
@@ -317,8 +317,8 @@ static void abort_round(fedrec_engine *e, const char *why) {
 static void start_round(fedrec_engine *e, uint64_t now) {
   fedrec_error err = {0};
   uint32_t n = e->n;
-  fedrec_secagg_choice ch;
-  if (fedrec_secagg_choose(&ch, n, e->c.dropout, e->c.dishonest, e->c.fail_bits, e->c.sec_bits, &err)) {
+  fedrec_secagg_choice ch = {.k = n - 1, .t = n / 2 + 1, .complete = 1};
+  if (!e->c.plain && fedrec_secagg_choose(&ch, n, e->c.dropout, e->c.dishonest, e->c.fail_bits, e->c.sec_bits, &err)) {
     abort_round(e, err.msg);
     return;
   }
@@ -373,13 +373,22 @@ static void start_round(fedrec_engine *e, uint64_t now) {
   sp->dim = fedrec_ddp_padded(p->dim);
   sp->active = 0;
   e->ent.bytes(e->ent.ctx, sp->graph_seed, sizeof sp->graph_seed);
+  e->stats.round = e->round;
+  e->stats.cohort = n;
+  if (e->c.plain) { /* straight to the (unmasked) input */
+    memset(e->modsum, 0, (size_t)sp->dim * sizeof *e->modsum);
+    for (uint32_t i = 0; i < n; i++) e->members[i].done = FEDREC_PHASE_SHARES;
+    e->phase = FEDREC_PHASE_MASKED;
+    e->phase_start = now;
+    e->deadline = now + e->c.phase_ms;
+    in->deadline_ms = e->deadline;
+    return;
+  }
   e->sa = fedrec_secagg_server_new(sp, NULL, &err);
   if (!e->sa) {
     abort_round(e, err.msg);
     return;
   }
-  e->stats.round = e->round;
-  e->stats.cohort = n;
   e->phase = FEDREC_PHASE_KEYS;
   e->phase_start = now;
   e->deadline = now + e->c.phase_ms;
@@ -464,7 +473,12 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
     s = fedrec_error_set(err, FEDREC_ERR_ARG, "masked input at %u bits, the round uses %u", sm.bits, e->info.secagg.bits);
   else if (phase == FEDREC_PHASE_KEYS) s = fedrec_secagg_server_on_keys(e->sa, &sm.u.keys, err);
   else if (phase == FEDREC_PHASE_SHARES) s = fedrec_secagg_server_on_boxes(e->sa, idx, &sm.u.boxes, err);
-  else if (phase == FEDREC_PHASE_MASKED) s = fedrec_secagg_server_on_masked(e->sa, &sm.u.masked, err);
+  else if (phase == FEDREC_PHASE_MASKED && e->c.plain) {
+    uint32_t mask = e->info.secagg.bits >= 32 ? 0xffffffffu : (1u << e->info.secagg.bits) - 1;
+    if (sm.u.masked.dim != e->info.secagg.dim)
+      s = fedrec_error_set(err, FEDREC_ERR_ARG, "input of %u values, the round uses %u", sm.u.masked.dim, e->info.secagg.dim);
+    for (uint32_t k = 0; !s && k < sm.u.masked.dim; k++) e->modsum[k] = (e->modsum[k] + sm.u.masked.y[k]) & mask;
+  } else if (phase == FEDREC_PHASE_MASKED) s = fedrec_secagg_server_on_masked(e->sa, &sm.u.masked, err);
   else s = fedrec_secagg_server_on_reveals(e->sa, &sm.u.reveals, err);
   fedrec_sa_msg_free(&sm);
   if (s) return s;
@@ -539,7 +553,9 @@ static void optimise(fedrec_engine *e) {
 static void finish_round(fedrec_engine *e, uint64_t now) {
   fedrec_error err = {0};
   uint32_t summed = 0;
-  if (fedrec_secagg_server_finish(e->sa, e->modsum, &summed, &err)) {
+  if (e->c.plain) {
+    for (uint32_t i = 0; i < e->n; i++) summed += e->members[i].done >= (int)FEDREC_PHASE_MASKED;
+  } else if (fedrec_secagg_server_finish(e->sa, e->modsum, &summed, &err)) {
     abort_round(e, err.msg);
     return;
   }
@@ -631,7 +647,7 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
   fedrec_status s = FEDREC_OK;
   if (ph == FEDREC_PHASE_KEYS) s = fedrec_secagg_server_close_keys(e->sa, &err);
   else if (ph == FEDREC_PHASE_SHARES) s = fedrec_secagg_server_close_shares(e->sa, &err);
-  else if (ph == FEDREC_PHASE_MASKED) s = fedrec_secagg_server_close_masked(e->sa, &err);
+  else if (ph == FEDREC_PHASE_MASKED && !e->c.plain) s = fedrec_secagg_server_close_masked(e->sa, &err);
   else {
     finish_round(e, now);
     return;

@@ -266,9 +266,9 @@ int main(int argc, char **argv) {
       if (a.log && !(log = fopen(a.log, "w"))) st = fedrec_error_set(&err, FEDREC_ERR_IO, "--log %s: cannot create", a.log);
       fedsim_result fr;
       if (!st) {
-        say("federated: %u rounds, cohorts of %u, d=%d, %s, noise multiplier %g, clip %g, SecAgg+ (full cryptography)\n",
+        say("federated: %u rounds, cohorts of %u, d=%d, %s, noise multiplier %g, clip %g, %s\n",
             fc.rounds, fc.cohort, fc.dim, fc.noise_multiplier > 0 ? (fc.noise == FEDREC_NOISE_DGAUSS ? "discrete Gaussian" : "Skellam") : "no noise",
-            fc.noise_multiplier, fc.clip);
+            fc.noise_multiplier, fc.clip, fc.plain ? "plain sums (no masks)" : "SecAgg+ (full cryptography)");
         st = fedsim_run(&fr, &fc, &ds, &sp, log, &err);
       }
       if (log) fclose(log);
@@ -278,10 +278,12 @@ int main(int argc, char **argv) {
           printf("{\"algorithm\": \"fedavg\", \"dataset\": \"%s\", \"users\": %d, \"items\": %d, \"train_users\": %d, "
                  "\"recall@%d\": %.6g, \"ndcg@%d\": %.6g, \"coverage@%d\": %.6g, \"novelty@%d\": %.6g, \"params\": %lld, "
                  "\"epsilon\": %.6g, \"delta\": %.6g, \"rounds\": %u, \"cohort\": %u, \"noise_multiplier\": %g, "
-                 "\"bytes_up_per_client\": %.0f, \"bytes_down_per_client\": %.0f, \"seconds\": %.3f}\n",
+                 "\"bytes_up_per_client\": %.0f, \"bytes_down_per_client\": %.0f, \"seconds\": %.3f, \"secagg\": \"%s\", "
+                 "\"model_hash\": \"%s\"}\n",
                  ds.name, fr.metrics.users, sp.train.cols, sp.train.rows, a.k, fr.metrics.recall, a.k, fr.metrics.ndcg, a.k,
                  fr.metrics.coverage, a.k, fr.metrics.novelty, (long long)fr.params, fr.epsilon, fc.delta, fr.rounds_done,
-                 fc.cohort, fc.noise_multiplier, fr.bytes_up, fr.bytes_down, fr.seconds);
+                 fc.cohort, fc.noise_multiplier, fr.bytes_up, fr.bytes_down, fr.seconds, fc.plain ? "plain" : "full",
+                 fr.model_hash);
         } else {
           printf("fedrec-sim  algorithm=fedavg  dataset=%s\n", ds.name);
           printf("  %u rounds of %u clients, epsilon %.4f at delta %g (noise multiplier %g)\n", fr.rounds_done, fc.cohort,

@@ -34,6 +34,7 @@ typedef struct sim {
   uint32_t *users;    /* train rows of the cohort */
   fedrec_participant **part;
   uint8_t *silent;    /* gone from this phase on */
+  uint8_t *drop_at;   /* the phase at which each client goes silent (0: never) */
   uint64_t *up, *down;
   fedrec_phase phase;
   atomic_uint next;
@@ -41,7 +42,22 @@ typedef struct sim {
   char why[600];
   fedrec_round_stats last;
   int have_last;
+  fedrec_rng engine_rng; /* the coordinator's randomness: seeded, so runs repeat */
 } sim;
+
+/* A reproducible byte source per (seed, round, user) for the clients' rounding and noise, so
+ * that runs repeat exactly and --secagg full and plain see the same encodings. A simulation
+ * device: deployments use the CSPRNG. */
+static void rng_bytes(void *ctx, void *buf, uint64_t n) {
+  fedrec_rng *r = ctx;
+  uint8_t *o = buf;
+  while (n) {
+    uint64_t v = fedrec_rng_u64(r);
+    size_t k = n < 8 ? (size_t)n : 8;
+    memcpy(o, &v, k);
+    o += k, n -= k;
+  }
+}
 
 static void on_round(void *ctx, const fedrec_round_stats *s) {
   sim *m = ctx;
@@ -63,7 +79,7 @@ static void client_step(sim *m, uint32_t i) {
   size_t inlen = 0, outlen = 0;
   uint32_t retry = 0;
   fedrec_status s;
-  if (m->phase == FEDREC_PHASE_KEYS) {
+  if (m->phase == FEDREC_PHASE_KEYS || (m->c->plain && m->phase == FEDREC_PHASE_MASKED)) {
     fedrec_round_info info;
     pthread_mutex_lock(&m->mu);
     s = fedrec_engine_round_info(m->e, id, m->round, m->now, &info, &retry, &err);
@@ -74,8 +90,12 @@ static void client_step(sim *m, uint32_t i) {
     }
     const fedrec_csr *R = &m->sp->train;
     int64_t a = R->indptr[id], b = R->indptr[id + 1];
-    s = fedrec_participant_new(&m->part[i], &info, &m->model, R->indices + a, R->values + a, (int32_t)(b - a), NULL, &err);
-    if (!s) s = fedrec_participant_keys(m->part[i], &out, &outlen, &err);
+    fedrec_rng r;
+    fedrec_rng_seed(&r, m->c->seed ^ (m->round * 0x9e3779b97f4a7c15ULL), id + 1);
+    fedrec_entropy ent = {rng_bytes, &r};
+    s = fedrec_participant_new(&m->part[i], &info, &m->model, R->indices + a, R->values + a, (int32_t)(b - a), &ent, &err);
+    if (!s) s = m->c->plain ? fedrec_participant_plain(m->part[i], &out, &outlen, &err)
+                            : fedrec_participant_keys(m->part[i], &out, &outlen, &err);
     if (s) {
       fail(m, "participant", &err);
       return;
@@ -205,15 +225,19 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   ec.optimizer = c->optimizer;
   ec.alpha0 = c->alpha0;
   ec.reg = c->reg;
+  ec.plain = c->plain;
   fedrec_engine_callbacks cb = {&m, NULL, on_round};
-  if ((s = fedrec_engine_new(&m.e, &ec, &init, 1, &id, ledger, &cb, NULL, err))) goto done;
+  fedrec_rng_seed(&m.engine_rng, c->seed, 0x636f6f7264ULL);
+  fedrec_entropy engine_ent = {rng_bytes, &m.engine_rng};
+  if ((s = fedrec_engine_new(&m.e, &ec, &init, 1, &id, ledger, &cb, &engine_ent, err))) goto done;
   m.users = malloc(c->cohort * sizeof *m.users);
   m.part = calloc(c->cohort, sizeof *m.part);
   m.silent = calloc(c->cohort, 1);
+  m.drop_at = calloc(c->cohort, 1);
   m.up = calloc(c->cohort, sizeof *m.up);
   m.down = calloc(c->cohort, sizeof *m.down);
   taken = calloc((size_t)R->rows, 1);
-  if (!m.users || !m.part || !m.silent || !m.up || !m.down || !taken) {
+  if (!m.users || !m.part || !m.silent || !m.drop_at || !m.up || !m.down || !taken) {
     s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "cohort");
     goto done;
   }
@@ -256,10 +280,18 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
     fedrec_model_free(&m.model);
     if ((s = fedrec_model_decode(&m.model, NULL, pub.blob, pub.len, ds->content, ds->content_dim, err))) goto done;
     m.have_last = 0;
-    for (fedrec_phase ph = FEDREC_PHASE_KEYS; ph <= FEDREC_PHASE_UNMASK; ph++) {
-      /* dropouts: each remaining client goes silent at this phase with the given rate */
+    /* dropouts, drawn once per client and round whatever the secure-aggregation mode: the first
+     * phase at which a Bernoulli(dropout) hits. Without masks a client that vanishes only at
+     * unmasking has still sent its input, as with masks: both modes sum the same clients. */
+    for (uint32_t i = 0; i < m.n; i++) {
+      m.drop_at[i] = 0;
+      for (int p = FEDREC_PHASE_KEYS; p <= FEDREC_PHASE_UNMASK && !m.drop_at[i] && c->dropout > 0; p++)
+        if ((double)(splitmix(&rng) >> 11) * 0x1.0p-53 < c->dropout) m.drop_at[i] = (uint8_t)p;
+    }
+    for (fedrec_phase ph = c->plain ? FEDREC_PHASE_MASKED : FEDREC_PHASE_KEYS; ph <= FEDREC_PHASE_UNMASK; ph++) {
       for (uint32_t i = 0; i < m.n; i++)
-        if (!m.silent[i] && c->dropout > 0 && (double)(splitmix(&rng) >> 11) * 0x1.0p-53 < c->dropout) m.silent[i] = 1;
+        if (m.drop_at[i] && (c->plain ? m.drop_at[i] <= FEDREC_PHASE_MASKED && ph == FEDREC_PHASE_MASKED : m.drop_at[i] == ph))
+          m.silent[i] = 1;
       m.phase = ph;
       run_phase(&m, c->threads);
       if (atomic_load(&m.failed)) {
@@ -313,6 +345,9 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
     snprintf(res->stop_reason, sizeof res->stop_reason, "%s", fedrec_engine_stop_reason(m.e));
   if ((s = evaluate(&m, ds, &res->metrics, err))) goto done;
   res->params = fedrec_model_params(fedrec_engine_current_model(m.e));
+  fedrec_published fin;
+  fedrec_engine_model(m.e, &fin);
+  for (int k = 0; k < 32; k++) snprintf(res->model_hash + 2 * k, 3, "%02x", fin.hash[k]);
 done:
   free(taken);
   fedrec_engine_free(m.e);
@@ -325,7 +360,7 @@ done:
     snprintf(p, sizeof p, "%s-shm", ledger_path), unlink(p);
   }
   fedrec_identity_free(&id);
-  free(m.users), free(m.part), free(m.silent), free(m.up), free(m.down);
+  free(m.users), free(m.part), free(m.silent), free(m.drop_at), free(m.up), free(m.down);
   pthread_mutex_destroy(&m.mu);
   return s;
 }

@@ -22,6 +22,7 @@ typedef struct fedsim_config {
   int threads, k, progress;
   uint32_t eval_every;
   const char *ledger;                      /* keep the ledger here (NULL: a temporary file) */
+  int plain;                               /* --secagg plain: the same sum without masks */
 } fedsim_config;
 
 typedef struct fedsim_result {
@@ -30,6 +31,7 @@ typedef struct fedsim_result {
   uint32_t rounds_done;
   int64_t params;
   char stop_reason[640];
+  char model_hash[65];                     /* BLAKE2b-256 of the final model blob, hex */
 } fedsim_result;
 
 /* Runs the rounds; per-round JSON lines go to log (NULL: none). */

@@ -35,6 +35,7 @@ void sim_usage(FILE *out) {
       "  --privacy skellam|dgauss|none (skellam) --noise-multiplier Z (1) --clip C (1)\n"
       "  --budget E (1e9) --delta D (1e-6) --optimizer fedavg|fedadam --server-lr L (0.5)\n"
       "  --momentum M (0.5) --log FILE (per-round JSON lines) --eval-every K (1) --ledger FILE\n"
+      "  --secagg full|plain (full: the real cryptography; plain: the same sum without masks)\n"
       "other: --k K (20) --seed S (42) --threads T (all cores) --json --quiet --help\n"
       "       --print-train-users N   print the dataset rows of the first N training users, exit\n",
       out);
@@ -130,7 +131,13 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     else if (FLAG("--eval-every")) { if (!NUM(1, 1e7, 1)) a->fed.eval_every = (uint32_t)x; }
     else if (FLAG("--log")) STR(a->log);
     else if (FLAG("--ledger")) STR(a->fed.ledger);
-    else if (FLAG("--privacy")) {
+    else if (FLAG("--secagg")) {
+      if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--secagg needs a value");
+      if (!strcmp(v, "full")) a->fed.plain = 0;
+      else if (!strcmp(v, "plain")) a->fed.plain = 1;
+      else return fedrec_error_set(err, FEDREC_ERR_ARG, "--secagg: '%s' is not full or plain", v);
+      i++;
+    } else if (FLAG("--privacy")) {
       if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--privacy needs a value");
       if (!strcmp(v, "skellam")) a->fed.noise = FEDREC_NOISE_SKELLAM;
       else if (!strcmp(v, "dgauss")) a->fed.noise = FEDREC_NOISE_DGAUSS;

@@ -81,6 +81,11 @@ typedef struct fedrec_engine_config {
   double server_lr, momentum, beta1, beta2, adam_eps;
   /* what clients use to solve and differentiate (sent with the round) */
   float alpha0, reg;
+  /* simulation only: no secure aggregation. A round goes straight to the masked-input phase,
+   * where clients send their encoded update unmasked (fedrec_participant_plain); the
+   * coordinator's sum mod 2^bits, and so everything after it, is bit-identical to what secure
+   * aggregation of the same encodings gives. Never for deployments. */
+  int plain;
 } fedrec_engine_config;
 
 void fedrec_engine_defaults(fedrec_engine_config *c);

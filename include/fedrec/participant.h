@@ -41,6 +41,11 @@ fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *in
 fedrec_status fedrec_participant_unmask(fedrec_participant *p, const uint8_t *survivors,
                                         size_t n, uint8_t **out, size_t *len, fedrec_error *err);
 
+/* Simulation only (fedrec_engine_config.plain): the encoded update as a masked-input message
+ * with no masks. */
+fedrec_status fedrec_participant_plain(fedrec_participant *p, uint8_t **out, size_t *len,
+                                       fedrec_error *err);
+
 #ifdef __cplusplus
 }
 #endif
