@@ -5,51 +5,21 @@
 # held-out users improves over the initial model, the ledger verifies with fedrec-audit, the
 # metrics endpoint reports the rounds, and SIGTERM stops the coordinator cleanly.
 #   tests/e2e/federated.sh BUILD_DIR [CLIENTS (56)]
-set -euo pipefail
-B=$(cd "$1" && pwd)
 N=${2:-56}
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-W=$(mktemp -d /tmp/fedrec-e2e.XXXXXX)
-COORD=$B/coordinator/fedrec-coordinator
-CLIENT=$B/client/fedrec-client
+source "$(dirname "$0")/lib.sh" "$1" e2e
 CAT="synthetic:users=3000,items=500,dim=16,seed=42"
-cpid=""
-cleanup() {
-  [[ -n "$cpid" ]] && kill -9 "$cpid" 2>/dev/null || true
-  pkill -9 -f "fedrec-client sync --store $W/" 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- coordinator log (last 30 lines)" >&2
-  tail -30 "$W/coord.log" >&2 || true
-  exit 1
-}
 step() { echo "[e2e] $*" >&2; }
 
-step "certificates, keys"
-"$SRC/scripts/gen-dev-certs" "$W/certs" 2>/dev/null
-"$COORD" init --state-dir "$W/state" >/dev/null 2>&1
 step "coordinator: cohorts of 40, at least 25 survivors, 3 rounds, Skellam noise"
-"$COORD" serve --state-dir "$W/state" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-  --tls-cert "$W/certs/server.pem" --tls-key "$W/certs/server.key" --catalogue "$CAT" \
-  --cohort 40 --min-cohort 40 --min-survivors 25 --rounds 3 --phase-ms 6000 --retry-ms 400 \
-  --noise-multiplier 0.5 --clip 2 --server-lr 0.5 --momentum 0.5 --budget 1000 --workers 4 \
-  2> "$W/coord.log" &
-cpid=$!
-for _ in $(seq 100); do grep -q '"event": "serving"' "$W/coord.log" 2>/dev/null && break; sleep 0.1; done
-port=$(grep -o '"port": [0-9]*' "$W/coord.log" | head -1 | grep -o '[0-9]*$') || fail "coordinator did not start"
-mport=$(grep -o '"metrics_port": [0-9]*' "$W/coord.log" | grep -o '[0-9]*$')
+e2e_serve --catalogue "$CAT" --cohort 40 --min-cohort 40 --min-survivors 25 --rounds 3 --phase-ms 6000 --retry-ms 400 \
+  --noise-multiplier 0.5 --clip 2 --server-lr 0.5 --momentum 0.5 --budget 1000 --workers 4
 step "coordinator on 127.0.0.1:$port (metrics $mport)"
 
 step "$N clients: stores, tokens, histories of training users of the catalogue's split"
 mapfile -t users < <("$B/sim/fedrec-sim" --dataset "$CAT" --print-train-users "$N" --quiet)
 [[ ${#users[@]} -eq $N ]] || fail "expected $N training users"
 for i in $(seq 1 "$N"); do
-  tok=$("$COORD" token --state-dir "$W/state" --id "$i")
-  "$CLIENT" init --store "$W/c$i.db" --target "127.0.0.1:$port" --ca "$W/certs/ca.pem" --token "$tok" \
-    --coordinator-key "@$W/state/identity.pub" --catalogue "$CAT" 2>/dev/null
+  e2e_client "$i" --catalogue "$CAT"
   "$CLIENT" import --store "$W/c$i.db" --synthetic-user "${users[$((i - 1))]}" 2>/dev/null
 done
 
@@ -96,9 +66,7 @@ grep -q 'fedrec_rounds_total{outcome="published"} 3' <<< "$metrics" || fail "met
 grep -q 'fedrec_epsilon_spent' <<< "$metrics" || fail "metrics lack epsilon"
 
 step "graceful shutdown on SIGTERM"
-kill -TERM "$cpid"
-wait "$cpid" || fail "coordinator exited with an error after SIGTERM"
-cpid=""
+e2e_stop
 grep -q '"event": "stopped"' "$W/coord.log" || fail "no clean stop logged"
 
 step "the ledger verifies independently"

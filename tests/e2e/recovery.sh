@@ -5,64 +5,29 @@
 # the ledger verifies after every crash; no round is recorded twice and epsilon never goes
 # down; training completes the configured rounds.
 #   tests/e2e/recovery.sh BUILD_DIR
-set -euo pipefail
-B=$(cd "$1" && pwd)
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-W=$(mktemp -d /tmp/fedrec-recovery.XXXXXX)
-COORD=$B/coordinator/fedrec-coordinator
-CLIENT=$B/client/fedrec-client
-AUDIT=$B/sim/fedrec-audit
+source "$(dirname "$0")/lib.sh" "$1" recovery
 CAT="synthetic:users=1000,items=300,dim=16,seed=7"
 N=14
 ROUNDS=6
-cpid=""
-cleanup() {
-  [[ -n "$cpid" ]] && kill -9 "$cpid" 2>/dev/null || true
-  pkill -9 -f "fedrec-client sync --store $W/" 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  tail -20 "$W/coord.log" >&2 || true
-  exit 1
-}
 step() { echo "[recovery] $*" >&2; }
-
-"$SRC/scripts/gen-dev-certs" "$W/certs" 2>/dev/null
-"$COORD" init --state-dir "$W/state" >/dev/null 2>&1
-
 start() {
-  "$COORD" serve --state-dir "$W/state" --listen "127.0.0.1:${port:-0}" --metrics-listen "127.0.0.1:${mport:-0}" \
-    --tls-cert "$W/certs/server.pem" --tls-key "$W/certs/server.key" --catalogue "$CAT" \
-    --cohort 10 --min-cohort 10 --min-survivors 6 --dropout 0.001 --dishonest 0.001 \
-    --rounds $ROUNDS --phase-ms 3000 --retry-ms 300 --noise-multiplier 0.5 --clip 2 --budget 1000 \
-    --keep-models 1000 2>> "$W/coord.log" &
-  cpid=$!
-  local before=$1
-  for _ in $(seq 200); do
-    [[ $(grep -c '"event": "serving"' "$W/coord.log" 2>/dev/null || true) -gt $before ]] && break
-    kill -0 "$cpid" 2>/dev/null || fail "coordinator did not start"
-    sleep 0.05
-  done
+  e2e_serve --catalogue "$CAT" --cohort 10 --min-cohort 10 --min-survivors 6 --dropout 0.001 --dishonest 0.001 \
+    --rounds $ROUNDS --phase-ms 3000 --retry-ms 300 --noise-multiplier 0.5 --clip 2 --budget 1000 --keep-models 1000
+  PORT=$port MPORT=$mport # restarts listen where the clients look
 }
-
-start 0
-port=$(grep -o '"port": [0-9]*' "$W/coord.log" | head -1 | grep -o '[0-9]*$')
-mport=$(grep -o '"metrics_port": [0-9]*' "$W/coord.log" | head -1 | grep -o '[0-9]*$')
 phase_now() { # the active phase, from the metrics endpoint
   (exec 3<>/dev/tcp/127.0.0.1/"$mport" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3 || true) |
     grep 'fedrec_phase{' | grep ' 1$' | sed 's/.*phase="\([a-z]*\)".*/\1/'
 }
-midround=0
+
+start
 step "coordinator on 127.0.0.1:$port; $N clients"
 for i in $(seq 1 $N); do
-  tok=$("$COORD" token --state-dir "$W/state" --id "$i")
-  "$CLIENT" init --store "$W/c$i.db" --target "127.0.0.1:$port" --ca "$W/certs/ca.pem" --token "$tok" \
-    --coordinator-key "@$W/state/identity.pub" --catalogue "$CAT" 2>/dev/null
+  e2e_client "$i" --catalogue "$CAT"
   "$CLIENT" import --store "$W/c$i.db" --synthetic-user "$i" 2>/dev/null
   ("$CLIENT" sync --store "$W/c$i.db" --rounds 1000 > "$W/c$i.out" 2> "$W/c$i.err" &)
 done
+midround=0
 
 published() { grep -c '"event": "model_published"' "$W/coord.log" || true; }
 last_eps=0
@@ -95,7 +60,7 @@ for crash in 1 2 3; do
   vers=$(grep -o '"model_versions": \[[0-9, ]*\]' <<< "$st" | grep -o '[0-9][0-9, ]*' || true)
   n_kept=$(tr ',' '\n' <<< "$vers" | grep -c '[0-9]' || true)
   [[ $n_kept -ge $n_pub ]] || fail "$n_pub models announced, $n_kept in the state"
-  start $crash
+  start
   grep -q '"resumed": true' "$W/coord.log" || fail "no resume logged"
 done
 
@@ -107,9 +72,7 @@ for _ in $(seq 1200); do
   sleep 0.2
 done
 sleep 0.5
-kill -TERM "$cpid"
-wait "$cpid" || fail "coordinator exited with an error after SIGTERM"
-cpid=""
+e2e_stop
 st=$("$COORD" status --state-dir "$W/state") || fail "final state does not verify"
 step "final: $st"
 vers=$(grep -o '"model_versions": \[[0-9, ]*\]' <<< "$st" | grep -o '[0-9][0-9, ]*')

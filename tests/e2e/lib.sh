@@ -1,0 +1,64 @@
+# Shared set-up for the end-to-end tests (sourced): a temporary folder, development
+# certificates, coordinator keys, starting fedrec-coordinator and finding its ports, cleanup.
+#   source lib.sh BUILD_DIR NAME
+# Sets B (build), SRC (sources), W (temporary folder), COORD, CLIENT, AUDIT.
+set -euo pipefail
+B=$(cd "$1" && pwd)
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+W=$(mktemp -d "/tmp/fedrec-$2.XXXXXX")
+COORD=$B/coordinator/fedrec-coordinator
+CLIENT=$B/client/fedrec-client
+AUDIT=$B/sim/fedrec-audit
+cpid=""
+e2e_cleanup() {
+  local rc=$?
+  [[ -n "$cpid" ]] && kill -9 "$cpid" 2>/dev/null
+  pkill -9 -f "fedrec-client sync --store $W/" 2>/dev/null
+  if [[ $rc -ne 0 && -f "$W/coord.log" ]]; then
+    echo "--- coordinator log (last 30 lines)" >&2
+    tail -30 "$W/coord.log" >&2
+  fi
+  rm -rf "$W"
+  return $rc
+}
+trap e2e_cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+"$SRC/scripts/gen-dev-certs" "$W/certs" 2>/dev/null
+"$COORD" init --state-dir "$W/state" >/dev/null 2>&1
+
+# e2e_serve [flags...]: starts the coordinator (TLS, state in $W/state, log appended to
+# $W/coord.log) on 127.0.0.1:${PORT:-0} with metrics on ${MPORT:-0}; waits until it serves and
+# sets cpid, port and mport.
+e2e_serve() {
+  local before
+  before=$(grep -c '"event": "serving"' "$W/coord.log" 2>/dev/null || true)
+  "$COORD" serve --state-dir "$W/state" --listen "127.0.0.1:${PORT:-0}" --metrics-listen "127.0.0.1:${MPORT:-0}" \
+    --tls-cert "$W/certs/server.pem" --tls-key "$W/certs/server.key" "$@" 2>> "$W/coord.log" &
+  cpid=$!
+  for _ in $(seq 200); do
+    [[ $(grep -c '"event": "serving"' "$W/coord.log" 2>/dev/null || true) -gt ${before:-0} ]] && break
+    kill -0 "$cpid" 2>/dev/null || fail "the coordinator did not start"
+    sleep 0.05
+  done
+  port=$(grep -o '"port": [0-9]*' "$W/coord.log" | tail -1 | grep -o '[0-9]*$') || fail "no port in the log"
+  mport=$(grep -o '"metrics_port": [0-9]*' "$W/coord.log" | tail -1 | grep -o '[0-9]*$')
+}
+
+# e2e_stop: SIGTERM, and the coordinator must exit cleanly.
+e2e_stop() {
+  kill -TERM "$cpid"
+  wait "$cpid" || fail "the coordinator exited with an error after SIGTERM"
+  cpid=""
+}
+
+# e2e_client N [init flags...]: a client store $W/cN.db with token N.
+e2e_client() {
+  local i=$1 tok
+  shift
+  tok=$("$COORD" token --state-dir "$W/state" --id "$i")
+  "$CLIENT" init --store "$W/c$i.db" --target "127.0.0.1:$port" --ca "$W/certs/ca.pem" --token "$tok" \
+    --coordinator-key "@$W/state/identity.pub" "$@" 2>/dev/null
+}
