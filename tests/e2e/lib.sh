@@ -12,6 +12,7 @@ AUDIT=$B/sim/fedrec-audit
 cpid=""
 e2e_cleanup() {
   local rc=$?
+  set +e # clean up whatever fails on the way
   [[ -n "$cpid" ]] && kill -9 "$cpid" 2>/dev/null
   pkill -9 -f "fedrec-client sync --store $W/" 2>/dev/null
   if [[ $rc -ne 0 && -f "$W/coord.log" ]]; then
