@@ -438,6 +438,8 @@ fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64
   }
   *out = e->info;
   out->cohort_index = idx;
+  if (e->c.plain && e->c.plain_sum_noise && e->info.ddp.noise == FEDREC_NOISE_SKELLAM)
+    out->ddp.noise = FEDREC_NOISE_NONE; /* the engine draws the sum's noise itself */
   out->deadline_ms = e->deadline;
   return FEDREC_OK;
 }
@@ -555,6 +557,17 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
   uint32_t summed = 0;
   if (e->c.plain) {
     for (uint32_t i = 0; i < e->n; i++) summed += e->members[i].done >= (int)FEDREC_PHASE_MASKED;
+    const fedrec_ddp_params *p = &e->info.ddp;
+    if (e->c.plain_sum_noise && p->noise == FEDREC_NOISE_SKELLAM && summed > 0) {
+      /* Skellam(summed lambda): the distribution of the survivors' shares added up */
+      if ((double)p->sigma2_num * summed >= 1099511627776.0) {
+        abort_round(e, "the sum's Skellam variance is beyond the sampler's range");
+        return;
+      }
+      uint32_t mask = e->info.secagg.bits >= 32 ? 0xffffffffu : (1u << e->info.secagg.bits) - 1;
+      for (uint32_t k = 0; k < e->info.secagg.dim; k++)
+        e->modsum[k] = (uint32_t)(((int64_t)e->modsum[k] + fedrec_skellam(&e->ent, p->sigma2_num * summed, 2 * p->sigma2_den)) & mask);
+    }
   } else if (fedrec_secagg_server_finish(e->sa, e->modsum, &summed, &err)) {
     abort_round(e, err.msg);
     return;

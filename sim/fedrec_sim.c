@@ -277,12 +277,12 @@ int main(int argc, char **argv) {
         if (a.json) {
           printf("{\"algorithm\": \"fedavg\", \"dataset\": \"%s\", \"users\": %d, \"items\": %d, \"train_users\": %d, "
                  "\"recall@%d\": %.6g, \"ndcg@%d\": %.6g, \"coverage@%d\": %.6g, \"novelty@%d\": %.6g, \"params\": %lld, "
-                 "\"epsilon\": %.6g, \"delta\": %.6g, \"rounds\": %u, \"cohort\": %u, \"noise_multiplier\": %g, "
+                 "\"epsilon\": %.6g, \"delta\": %.6g, \"rounds\": %u, \"cohort\": %u, \"sampling_rate\": %g, \"noise_multiplier\": %g, "
                  "\"bytes_up_per_client\": %.0f, \"bytes_down_per_client\": %.0f, \"seconds\": %.3f, \"secagg\": \"%s\", "
                  "\"model_hash\": \"%s\"}\n",
                  ds.name, fr.metrics.users, sp.train.cols, sp.train.rows, a.k, fr.metrics.recall, a.k, fr.metrics.ndcg, a.k,
                  fr.metrics.coverage, a.k, fr.metrics.novelty, (long long)fr.params, fr.epsilon, fc.delta, fr.rounds_done,
-                 fc.cohort, fc.noise_multiplier, fr.bytes_up, fr.bytes_down, fr.seconds, fc.plain ? "plain" : "full",
+                 fc.sampling_rate > 0 ? 0 : fc.cohort, fc.sampling_rate, fc.noise_multiplier, fr.bytes_up, fr.bytes_down, fr.seconds, fc.plain ? "plain" : "full",
                  fr.model_hash);
         } else {
           printf("fedrec-sim  algorithm=fedavg  dataset=%s\n", ds.name);

@@ -180,8 +180,15 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   const fedrec_csr *R = &sp->train;
   uint32_t pop = 0;
   for (int32_t u = 0; u < R->rows; u++) pop += R->indptr[u + 1] > R->indptr[u];
-  if (pop < c->cohort)
+  int poisson = c->sampling_rate > 0;
+  if (!poisson && pop < c->cohort)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "fedavg: cohort %u is larger than the %u training users with history", c->cohort, pop);
+  /* Poisson: the cohort is Binomial(pop, q); rounds with fewer than half the mean wait for more */
+  uint32_t cap = poisson ? pop : c->cohort;
+  uint32_t least = poisson ? (uint32_t)fmax(2, floor(0.5 * c->sampling_rate * pop)) : c->cohort;
+  if (poisson && least < 10)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "fedavg: sampling rate %g of %u users gives cohorts of about %.1f: too few",
+                            c->sampling_rate, pop, c->sampling_rate * pop);
   /* the model */
   int32_t ni = R->cols, *all = malloc((size_t)ni * sizeof *all);
   if (!all) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "items");
@@ -212,9 +219,11 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   }
   fedrec_engine_config ec;
   fedrec_engine_defaults(&ec);
-  ec.cohort = c->cohort;
-  ec.min_cohort = c->cohort;
-  ec.min_survivors = c->min_survivors ? c->min_survivors : (uint32_t)ceil(c->cohort * 0.8);
+  ec.cohort = cap;
+  ec.min_cohort = least;
+  ec.sampling_rate = poisson ? c->sampling_rate : 0;
+  ec.selection_ms = 1000;
+  ec.min_survivors = c->min_survivors ? c->min_survivors : (uint32_t)ceil(least * 0.8);
   ec.max_rounds = c->rounds;
   ec.dropout = c->dropout > 0.01 ? c->dropout : 0.01;
   ec.clip = c->clip;
@@ -226,16 +235,17 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   ec.alpha0 = c->alpha0;
   ec.reg = c->reg;
   ec.plain = c->plain;
+  ec.plain_sum_noise = c->plain && !c->client_noise;
   fedrec_engine_callbacks cb = {&m, NULL, on_round};
   fedrec_rng_seed(&m.engine_rng, c->seed, 0x636f6f7264ULL);
   fedrec_entropy engine_ent = {rng_bytes, &m.engine_rng};
   if ((s = fedrec_engine_new(&m.e, &ec, &init, 1, &id, ledger, &cb, &engine_ent, err))) goto done;
-  m.users = malloc(c->cohort * sizeof *m.users);
-  m.part = calloc(c->cohort, sizeof *m.part);
-  m.silent = calloc(c->cohort, 1);
-  m.drop_at = calloc(c->cohort, 1);
-  m.up = calloc(c->cohort, sizeof *m.up);
-  m.down = calloc(c->cohort, sizeof *m.down);
+  m.users = malloc(cap * sizeof *m.users);
+  m.part = calloc(cap, sizeof *m.part);
+  m.silent = calloc(cap, 1);
+  m.drop_at = calloc(cap, 1);
+  m.up = calloc(cap, sizeof *m.up);
+  m.down = calloc(cap, sizeof *m.down);
   taken = calloc((size_t)R->rows, 1);
   if (!m.users || !m.part || !m.silent || !m.drop_at || !m.up || !m.down || !taken) {
     s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "cohort");
@@ -253,26 +263,44 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   for (uint32_t r = 0; r < c->rounds; r++) {
     if (fedrec_engine_phase(m.e) == FEDREC_PHASE_STOPPED) break;
     double t0 = now_s();
-    /* fixed-size cohort: distinct users with history, uniformly */
-    m.n = c->cohort;
-    memset(m.silent, 0, c->cohort);
-    memset(m.up, 0, c->cohort * sizeof *m.up);
-    memset(m.down, 0, c->cohort * sizeof *m.down);
-    for (uint32_t i = 0; i < m.n;) {
-      uint32_t u = (uint32_t)(splitmix(&rng) % (uint64_t)R->rows);
-      if (taken[u] || R->indptr[u + 1] == R->indptr[u]) continue;
-      taken[u] = 1;
-      m.users[i++] = u;
+    if (poisson) {
+      /* every user with history checks in; the engine takes each with probability q */
+      m.n = 0;
+      while (fedrec_engine_phase(m.e) == FEDREC_PHASE_SELECTING) {
+        for (uint32_t u = 0; u < (uint32_t)R->rows && !s; u++) {
+          if (R->indptr[u + 1] == R->indptr[u]) continue;
+          int acc;
+          uint64_t round;
+          uint32_t retry;
+          s = fedrec_engine_checkin(m.e, u, m.now, &acc, &round, &retry, err);
+          if (acc) m.users[m.n++] = u, m.round = round;
+        }
+        if (s) break;
+        m.now += 1000; /* the selection window closes */
+        fedrec_engine_tick(m.e, m.now);
+      }
+    } else {
+      /* fixed-size cohort: distinct users with history, uniformly */
+      m.n = c->cohort;
+      for (uint32_t i = 0; i < m.n;) {
+        uint32_t u = (uint32_t)(splitmix(&rng) % (uint64_t)R->rows);
+        if (taken[u] || R->indptr[u + 1] == R->indptr[u]) continue;
+        taken[u] = 1;
+        m.users[i++] = u;
+      }
+      for (uint32_t i = 0; i < m.n; i++) taken[m.users[i]] = 0;
+      for (uint32_t i = 0; i < m.n; i++) {
+        int acc;
+        uint64_t round;
+        uint32_t retry;
+        s = fedrec_engine_checkin(m.e, m.users[i], m.now, &acc, &round, &retry, err);
+        if (s || !acc) break;
+        m.round = round;
+      }
     }
-    for (uint32_t i = 0; i < m.n; i++) taken[m.users[i]] = 0;
-    for (uint32_t i = 0; i < m.n; i++) {
-      int acc;
-      uint64_t round;
-      uint32_t retry;
-      s = fedrec_engine_checkin(m.e, m.users[i], m.now, &acc, &round, &retry, err);
-      if (s || !acc) break;
-      m.round = round;
-    }
+    memset(m.silent, 0, m.n);
+    memset(m.up, 0, m.n * sizeof *m.up);
+    memset(m.down, 0, m.n * sizeof *m.down);
     if (s) goto done;
     if (fedrec_engine_phase(m.e) == FEDREC_PHASE_STOPPED) break;
     fedrec_published pub;
@@ -319,9 +347,10 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
     res->rounds_done += m.have_last && !m.last.aborted;
     res->epsilon = m.have_last && !m.last.aborted ? m.last.epsilon : res->epsilon;
     if (log) {
-      fprintf(log, "{\"round\": %u, \"aborted\": %s, \"survivors\": %u, \"epsilon\": %.6f, \"bytes_up_per_client\": %.0f, "
-                   "\"bytes_down_per_client\": %.0f, \"seconds\": %.3f",
+      fprintf(log, "{\"round\": %u, \"aborted\": %s, \"survivors\": %u, \"epsilon\": %.6f, \"update_norm\": %.6g, "
+                   "\"bytes_up_per_client\": %.0f, \"bytes_down_per_client\": %.0f, \"seconds\": %.3f",
               r + 1, m.have_last && m.last.aborted ? "true" : "false", m.have_last ? m.last.survivors : 0, res->epsilon,
+              m.have_last ? m.last.update_norm : 0.0,
               (double)up / m.n, (double)down / m.n, secs);
       if (evaluate_now)
         fprintf(log, ", \"recall@%d\": %.6f, \"ndcg@%d\": %.6f, \"coverage@%d\": %.6f", c->k, met.recall, c->k, met.ndcg, c->k,

@@ -9,6 +9,8 @@
 
 typedef struct fedsim_config {
   uint32_t rounds, cohort, min_survivors; /* min_survivors 0: 80% of the cohort */
+  double sampling_rate;                    /* > 0: Poisson cohorts (each user with this
+                                            * probability, accounted with it); else fixed */
   double dropout;                          /* per phase, for each remaining client */
   int32_t dim;
   int use_head, free_items;
@@ -23,6 +25,8 @@ typedef struct fedsim_config {
   uint32_t eval_every;
   const char *ledger;                      /* keep the ledger here (NULL: a temporary file) */
   int plain;                               /* --secagg plain: the same sum without masks */
+  int client_noise;                        /* plain + Skellam: clients draw their shares (1) or
+                                            * the sum's noise is drawn once (0, faster) */
 } fedsim_config;
 
 typedef struct fedsim_result {

@@ -31,11 +31,14 @@ void sim_usage(FILE *out) {
       "EASE: --ease-lambda L (200)\n"
       "federated (fedavg: the coordinator's round engine and the client code in one process,\n"
       "  with SecAgg+ and distributed DP; every training user is a client):\n"
-      "  --rounds R (20) --cohort N (100) --min-survivors M (80%% of N) --dropout P (0, per phase)\n"
+      "  --rounds R (20) --cohort N (100) | --sampling-rate Q (Poisson cohorts, accounted with Q)\n"
+      "  --min-survivors M (80%% of the least cohort) --dropout P (0, per phase)\n"
       "  --privacy skellam|dgauss|none (skellam) --noise-multiplier Z (1) --clip C (1)\n"
       "  --budget E (1e9) --delta D (1e-6) --optimizer fedavg|fedadam --server-lr L (0.5)\n"
       "  --momentum M (0.5) --log FILE (per-round JSON lines) --eval-every K (1) --ledger FILE\n"
       "  --secagg full|plain (full: the real cryptography; plain: the same sum without masks)\n"
+      "  --noise-draws sum|clients (plain + Skellam: draw the sum's noise once (default), or each\n"
+      "  client's share as devices do: bit-identical to --secagg full)\n"
       "other: --k K (20) --seed S (42) --threads T (all cores) --json --quiet --help\n"
       "       --print-train-users N   print the dataset rows of the first N training users, exit\n",
       out);
@@ -119,6 +122,7 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     else if (FLAG("--quiet")) a->quiet = 1;
     else if (FLAG("--model")) STR(a->model);
     else if (FLAG("--rounds")) { if (!NUM(1, 1e7, 1)) a->fed.rounds = (uint32_t)x; }
+    else if (FLAG("--sampling-rate")) { if (!NUM(1e-9, 1, 0)) a->fed.sampling_rate = x; }
     else if (FLAG("--cohort")) { if (!NUM(2, FEDREC_SECAGG_MAX_CLIENTS, 1)) a->fed.cohort = (uint32_t)x; }
     else if (FLAG("--min-survivors")) { if (!NUM(1, FEDREC_SECAGG_MAX_CLIENTS, 1)) a->fed.min_survivors = (uint32_t)x; }
     else if (FLAG("--dropout")) { if (!NUM(0, 0.9, 0)) a->fed.dropout = x; }
@@ -136,6 +140,12 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
       if (!strcmp(v, "full")) a->fed.plain = 0;
       else if (!strcmp(v, "plain")) a->fed.plain = 1;
       else return fedrec_error_set(err, FEDREC_ERR_ARG, "--secagg: '%s' is not full or plain", v);
+      i++;
+    } else if (FLAG("--noise-draws")) {
+      if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--noise-draws needs a value");
+      if (!strcmp(v, "clients")) a->fed.client_noise = 1;
+      else if (!strcmp(v, "sum")) a->fed.client_noise = 0;
+      else return fedrec_error_set(err, FEDREC_ERR_ARG, "--noise-draws: '%s' is not clients or sum", v);
       i++;
     } else if (FLAG("--privacy")) {
       if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--privacy needs a value");

@@ -86,6 +86,12 @@ typedef struct fedrec_engine_config {
    * coordinator's sum mod 2^bits, and so everything after it, is bit-identical to what secure
    * aggregation of the same encodings gives. Never for deployments. */
   int plain;
+  /* with plain and Skellam noise: clients add none and the engine draws the sum's noise once
+   * per round, Skellam with the survivors' total variance (a sum of independent Skellams is
+   * Skellam: the same distribution, one draw instead of one per client). Not bit-identical to
+   * the secure path, which sums the clients' own draws; discrete Gaussian noise is always
+   * drawn by the clients (a sum of discrete Gaussians is not one). */
+  int plain_sum_noise;
 } fedrec_engine_config;
 
 void fedrec_engine_defaults(fedrec_engine_config *c);
