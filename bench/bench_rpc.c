@@ -118,9 +118,6 @@ static void step(bench *b, uint32_t i) {
     }
   } else { /* shares, masked input, unmasking: fetch the input, answer */
     static const int SUBMIT[] = {0, 0, FEDREC_RPC_SHARE_KEYS, FEDREC_RPC_SUBMIT_MASKED_INPUT, FEDREC_RPC_UNMASK};
-    static const ProtobufCMessageDescriptor *const DESC[] = {
-        NULL, NULL, &fedrec__v1__share_keys_request__descriptor, &fedrec__v1__submit_masked_input_request__descriptor,
-        &fedrec__v1__unmask_request__descriptor};
     Fedrec__V1__GetPhaseInputRequest q = FEDREC__V1__GET_PHASE_INPUT_REQUEST__INIT;
     q.round = b->round;
     q.phase = (Fedrec__V1__Phase)b->phase;
@@ -146,7 +143,7 @@ static void step(bench *b, uint32_t i) {
       return;
     }
     Fedrec__V1__AdvertiseKeysRequest sq = FEDREC__V1__ADVERTISE_KEYS_REQUEST__INIT;
-    sq.base.descriptor = DESC[b->phase]; /* the four submissions share one layout */
+    sq.base.descriptor = FEDREC_RPC_REQUESTS[SUBMIT[b->phase]]; /* the four submissions share one layout */
     sq.round = b->round;
     sq.message.data = msg;
     sq.message.len = len;

@@ -103,7 +103,7 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
       sqlite3_exec(c->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
     s = fedrec_error_set(err, FEDREC_ERR_IO, "client store %s: %s", cfg->store, c->db ? sqlite3_errmsg(c->db) : "cannot open");
   if (!s) sqlite3_busy_timeout(c->db, 5000);
-  char ins[8] = "", num[32];
+  char ins[8] = "";
   if (!s && !(setting(c, "target", cfg->target, c->target, sizeof c->target) &&
               setting(c, "ca_file", cfg->ca_file, c->ca_file, sizeof c->ca_file) &&
               setting(c, "cert_file", cfg->cert_file, c->cert_file, sizeof c->cert_file) &&
@@ -114,7 +114,6 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
               setting(c, "insecure", cfg->insecure ? "1" : NULL, ins, sizeof ins)))
     s = fedrec_error_set(err, FEDREC_ERR_ARG, "client: a setting is too long, or the store cannot be written");
   c->insecure = ins[0] == '1';
-  snprintf(num, sizeof num, "%u", cfg->call_timeout_ms);
   c->call_ms = cfg->call_timeout_ms ? cfg->call_timeout_ms : 15000;
   c->sync_ms = cfg->sync_timeout_ms ? cfg->sync_timeout_ms : 600000;
   if (!s && c->keyhex[0]) {
@@ -403,23 +402,9 @@ static void maybe_drop(fedrec_client *c, int phase) {
   if (c->drop_phase == phase) _exit(3); /* the simulated device vanishes mid-round */
 }
 
-/* Submissions share one message shape ({round, message}); so do their empty responses. */
 static grpc_status_code submit(fedrec_client *c, int method, uint64_t round, uint8_t *msg, size_t len, char *details,
                                size_t cap) {
-  Fedrec__V1__AdvertiseKeysRequest rq = FEDREC__V1__ADVERTISE_KEYS_REQUEST__INIT;
-  static const ProtobufCMessageDescriptor *const D[] = {
-      [FEDREC_RPC_ADVERTISE_KEYS] = &fedrec__v1__advertise_keys_request__descriptor,
-      [FEDREC_RPC_SHARE_KEYS] = &fedrec__v1__share_keys_request__descriptor,
-      [FEDREC_RPC_SUBMIT_MASKED_INPUT] = &fedrec__v1__submit_masked_input_request__descriptor,
-      [FEDREC_RPC_UNMASK] = &fedrec__v1__unmask_request__descriptor};
-  rq.base.descriptor = D[method]; /* same fields, same numbers */
-  rq.round = round;
-  rq.message.data = msg;
-  rq.message.len = len;
-  ProtobufCMessage *r;
-  grpc_status_code code = rpc(c, method, &rq.base, &fedrec__v1__advertise_keys_response__descriptor, &r, details, cap);
-  if (r) protobuf_c_message_free_unpacked(r, NULL);
-  return code;
+  return fedrec_rpc_submit(c->ch, method, c->handles[method], c->token, round, msg, len, c->call_ms, details, cap);
 }
 
 fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fedrec_error *err) {

@@ -376,8 +376,6 @@ static int cmd_token(const config *c, uint64_t id) {
 
 /* ---------------------------------------------------------------- server state */
 
-enum { NPHASE_METRICS = 5 };
-
 typedef struct metrics {
   uint64_t rounds_published, rounds_aborted, checkins, accepted, bytes_in, bytes_out;
   uint64_t dropouts[FEDREC_PHASES], rpc_errors[17];
@@ -571,14 +569,9 @@ static grpc_status_code handle(server *s, call *c, char *details, size_t dcap) {
     snprintf(details, dcap, "missing or invalid token (authorization: Bearer <token>)");
     return GRPC_STATUS_UNAUTHENTICATED;
   }
-  static const ProtobufCMessageDescriptor *const REQ[] = {
-      &fedrec__v1__check_in_request__descriptor,       &fedrec__v1__get_model_request__descriptor,
-      &fedrec__v1__get_round_info_request__descriptor, &fedrec__v1__get_phase_input_request__descriptor,
-      &fedrec__v1__advertise_keys_request__descriptor, &fedrec__v1__share_keys_request__descriptor,
-      &fedrec__v1__submit_masked_input_request__descriptor, &fedrec__v1__unmask_request__descriptor};
-  ProtobufCMessage *rq = fedrec_rpc_unpack(REQ[m], c->req);
+  ProtobufCMessage *rq = fedrec_rpc_unpack(FEDREC_RPC_REQUESTS[m], c->req);
   if (!rq) {
-    snprintf(details, dcap, "malformed %s request", REQ[m]->short_name);
+    snprintf(details, dcap, "malformed %s request", FEDREC_RPC_REQUESTS[m]->short_name);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
   if (c->req) {

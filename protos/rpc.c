@@ -19,6 +19,13 @@ const char *const FEDREC_RPC_METHODS[] = {
 };
 const int FEDREC_RPC_NMETHODS = (int)(sizeof FEDREC_RPC_METHODS / sizeof *FEDREC_RPC_METHODS);
 
+const ProtobufCMessageDescriptor *const FEDREC_RPC_REQUESTS[] = {
+    &fedrec__v1__check_in_request__descriptor,       &fedrec__v1__get_model_request__descriptor,
+    &fedrec__v1__get_round_info_request__descriptor, &fedrec__v1__get_phase_input_request__descriptor,
+    &fedrec__v1__advertise_keys_request__descriptor, &fedrec__v1__share_keys_request__descriptor,
+    &fedrec__v1__submit_masked_input_request__descriptor, &fedrec__v1__unmask_request__descriptor,
+    &grpc__health__v1__health_check_request__descriptor, &grpc__health__v1__health_check_request__descriptor};
+
 grpc_byte_buffer *fedrec_rpc_pack(const ProtobufCMessage *m) {
   size_t n = protobuf_c_message_get_packed_size(m);
   grpc_slice s = grpc_slice_malloc(n);
@@ -258,4 +265,19 @@ const char *fedrec_rpc_code_name(grpc_status_code s) {
                             "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
                             "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
   return (unsigned)s < 17 ? N[s] : "?";
+}
+
+grpc_status_code fedrec_rpc_submit(grpc_channel *ch, int method, void *handle, const char *token,
+                                   uint64_t round, const uint8_t *msg, size_t len, uint32_t timeout_ms,
+                                   char *details, size_t cap) {
+  Fedrec__V1__AdvertiseKeysRequest rq = FEDREC__V1__ADVERTISE_KEYS_REQUEST__INIT;
+  rq.base.descriptor = FEDREC_RPC_REQUESTS[method]; /* same fields, same numbers */
+  rq.round = round;
+  rq.message.data = (uint8_t *)msg;
+  rq.message.len = len;
+  ProtobufCMessage *r = NULL;
+  grpc_status_code st = fedrec_rpc_call(ch, FEDREC_RPC_METHODS[method], handle, token, &rq.base,
+                                        &fedrec__v1__advertise_keys_response__descriptor, timeout_ms, &r, details, cap);
+  if (r) protobuf_c_message_free_unpacked(r, NULL);
+  return st;
 }

@@ -49,6 +49,14 @@ grpc_status_code fedrec_rpc_call_raw(grpc_channel *ch, const char *method, void 
 grpc_status_code fedrec_rpc_call(grpc_channel *ch, const char *method, void *handle, const char *token,
                                  const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
                                  uint32_t timeout_ms, ProtobufCMessage **resp, char *details, size_t cap);
+/* The request message of each FEDREC_RPC_* method (health: the health request). */
+extern const ProtobufCMessageDescriptor *const FEDREC_RPC_REQUESTS[];
+/* One of the four secure-aggregation submissions (AdvertiseKeys, ShareKeys,
+ * SubmitMaskedInput, Unmask): they share one request layout, {round, message}, and an empty
+ * response. */
+grpc_status_code fedrec_rpc_submit(grpc_channel *ch, int method, void *handle, const char *token,
+                                   uint64_t round, const uint8_t *msg, size_t len, uint32_t timeout_ms,
+                                   char *details, size_t cap);
 /* "OK", "INVALID_ARGUMENT", ... */
 const char *fedrec_rpc_code_name(grpc_status_code s);
 /* Reads a whole text file (a PEM) into a NUL-terminated malloc'd string; NULL on failure. */
