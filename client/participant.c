@@ -1,6 +1,7 @@
 /* A client's part in one round (see include/fedrec/participant.h). */
 #include "fedrec/participant.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +14,7 @@ struct fedrec_participant {
 
 static void wipe_free(void *p, size_t n) {
   if (!p) return;
-  volatile uint8_t *v = p;
-  for (size_t i = 0; i < n; i++) v[i] = 0;
+  sodium_memzero(p, n);
   free(p);
 }
 

@@ -19,14 +19,36 @@ double fedrec_ddp_rounding_bound(const fedrec_ddp_params *p) {
   return fmin(a, b);
 }
 
-void fedrec_fwht(double *x, uint32_t n) {
-  for (uint32_t h = 1; h < n; h <<= 1)
-    for (uint32_t i = 0; i < n; i += 2 * h)
-      for (uint32_t j = i; j < i + h; j++) {
-        double a = x[j], b = x[j + h];
-        x[j] = a + b;
-        x[j + h] = a - b;
+/* Stages h = lo, 2lo, ..., < hi of the transform on x[0, n). The two smallest stages run as
+ * one radix-4 step over each quadruple (the same two butterflies per element, same order). */
+static void fwht_stages(double *x, uint32_t n, uint32_t lo, uint32_t hi) {
+  uint32_t h = lo;
+  if (h == 1 && hi >= 4 && n >= 4) {
+    for (uint32_t i = 0; i < n; i += 4) {
+      double a = x[i] + x[i + 1], b = x[i] - x[i + 1], c = x[i + 2] + x[i + 3], d = x[i + 2] - x[i + 3];
+      x[i] = a + c, x[i + 1] = b + d, x[i + 2] = a - c, x[i + 3] = b - d;
+    }
+    h = 4;
+  }
+  for (; h < hi && h < n; h <<= 1)
+    for (uint32_t i = 0; i < n; i += 2 * h) {
+      double *restrict p = x + i, *restrict q = x + i + h; /* disjoint halves: vectorises */
+      for (uint32_t j = 0; j < h; j++) {
+        double a = p[j], b = q[j];
+        p[j] = a + b;
+        q[j] = a - b;
       }
+    }
+}
+
+/* Cache-blocked: the stages that stay inside a block of FWHT_BLOCK doubles (128 KiB) run block
+ * by block while it is in cache, then the wider stages. Every butterfly sees the same operands
+ * as in the textbook order, so the result is bit-for-bit the same. */
+#define FWHT_BLOCK 16384u
+void fedrec_fwht(double *x, uint32_t n) {
+  uint32_t b = n < FWHT_BLOCK ? n : FWHT_BLOCK;
+  for (uint32_t i = 0; i < n; i += b) fwht_stages(x + i, b, 1, b);
+  fwht_stages(x, n, b, n);
   double s = 1 / sqrt((double)n);
   for (uint32_t i = 0; i < n; i++) x[i] *= s;
 }
@@ -37,16 +59,13 @@ static void apply_signs(double *x, uint32_t n, uint64_t seed) {
   fedrec_rng_seed(&r, seed, 0x7369676e73ULL);
   for (uint32_t i = 0; i < n; i += 64) {
     uint64_t bits = fedrec_rng_u64(&r);
-    for (uint32_t j = 0; j < 64 && i + j < n; j++)
-      if (bits >> j & 1) x[i + j] = -x[i + j];
+    for (uint32_t j = 0; j < 64 && i + j < n; j++) { /* flip the sign bit: no branch */
+      uint64_t v;
+      memcpy(&v, &x[i + j], sizeof v);
+      v ^= (bits >> j & 1) << 63;
+      memcpy(&x[i + j], &v, sizeof v);
+    }
   }
-}
-
-/* A uniform double in [0, 1) from the entropy source (53 bits). */
-static double uniform01(const fedrec_entropy *e) {
-  uint64_t v;
-  e->bytes(e->ctx, &v, sizeof v);
-  return (double)(v >> 11) * 0x1.0p-53;
 }
 
 fedrec_status fedrec_ddp_encode(uint32_t *out, const float *update, const fedrec_ddp_params *p,
@@ -69,9 +88,12 @@ fedrec_status fedrec_ddp_encode(uint32_t *out, const float *update, const fedrec
   for (int tries = 0;; tries++) {
     if (tries == 1000) return fedrec_error_set(err, FEDREC_ERR_NUMERIC, "ddp: rounding exceeded its bound 1000 times");
     double len2 = 0;
+    uint64_t coins[64]; /* read in batches: the same bytes, in the same order, as one at a time */
     for (uint32_t i = 0; i < n; i++) {
-      double f = floor(work[i]);
-      int64_t v = (int64_t)f + (uniform01(e) < work[i] - f);
+      if (i % 64 == 0) e->bytes(e->ctx, coins, (n - i < 64 ? n - i : 64) * sizeof *coins);
+      double x = work[i], f = fabs(x) < 0x1.0p52 ? (double)(int64_t)x : floor(x); /* floor without */
+      f -= f > x;                                                                   /* a libm call */
+      int64_t v = (int64_t)f + ((double)(coins[i % 64] >> 11) * 0x1.0p-53 < x - f);
       out[i] = (uint32_t)(v & mask);
       len2 += (double)v * (double)v;
     }
@@ -153,7 +175,7 @@ fedrec_status fedrec_ddp_choose_bits(uint32_t *bits, double *gamma, double clip,
   /* what the rounding error is compared with, per coordinate of the sum */
   double ref = z > 0 ? z * clip * z * clip : n * clip * clip / D;
   for (uint32_t b = 2; b <= 32; b++) {
-    double g;
+    double g = 0;
     if (fedrec_ddp_choose_gamma(&g, clip, dim, n, z, b, p_wrap, NULL)) continue;
     fedrec_ddp_params q = {.dim = dim, .clip = clip, .gamma = g, .beta = exp(-0.5)};
     int inflation_ok = !(max_inflation > 0) || fedrec_ddp_rounding_bound(&q) <= (1 + max_inflation) * clip / g;

@@ -141,8 +141,10 @@ static void run_phase(sim *m, int threads) {
   atomic_store(&m->next, 0);
   pthread_t th[64];
   int t = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+  fedrec_blas_threads(1); /* the pool owns the cores: BLAS inside a client runs on its thread */
   for (int k = 0; k < t; k++) pthread_create(&th[k], NULL, worker, m);
   for (int k = 0; k < t; k++) pthread_join(th[k], NULL);
+  fedrec_blas_threads(t);
 }
 
 static uint64_t splitmix(uint64_t *s) {

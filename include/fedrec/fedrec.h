@@ -13,4 +13,8 @@
 
 #define FEDREC_VERSION "0.1.0"
 
+/* OpenBLAS's own thread count. A program that runs BLAS calls on several threads of its own
+ * (the simulator's client pool) sets it to 1, or the two thread pools fight over the cores. */
+void fedrec_blas_threads(int n);
+
 #endif
