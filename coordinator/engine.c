@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fedrec/accountant.h"
+
 enum { DROPPED = -1 };
 
 typedef struct member {
@@ -268,22 +270,74 @@ static void clear_members(fedrec_engine *e) {
   e->n = 0;
 }
 
-/* The ledger release for this round with `survivors` clients. */
-static fedrec_release release_for(const fedrec_engine *e, uint32_t survivors) {
+/* The ledger release of a round with these DP parameters and `survivors` clients. */
+static fedrec_release release_of(const fedrec_engine_config *c, const fedrec_ddp_params *p, uint64_t round,
+                                 uint32_t survivors) {
   double d2, d1;
-  fedrec_ddp_sensitivity(&e->info.ddp, &d2, &d1);
-  double s2 = (double)e->info.ddp.sigma2_num / (double)e->info.ddp.sigma2_den;
-  fedrec_release r = {.round = e->round, .q = e->c.sampling_rate > 0 ? e->c.sampling_rate : 1.0,
+  fedrec_ddp_sensitivity(p, &d2, &d1);
+  double s2 = (double)p->sigma2_num / (double)p->sigma2_den;
+  fedrec_release r = {.round = round, .q = c->sampling_rate > 0 ? c->sampling_rate : 1.0,
                       .d2 = d2, .d1 = d1, .survivors = survivors};
-  if (e->info.ddp.noise == FEDREC_NOISE_SKELLAM) {
+  if (p->noise == FEDREC_NOISE_SKELLAM) {
     r.mechanism = "skellam";
     r.var = survivors * s2;
   } else {
     r.mechanism = "dgauss";
     r.sigma = sqrt(s2);
-    r.dim = fedrec_ddp_padded(e->info.ddp.dim);
+    r.dim = fedrec_ddp_padded(p->dim);
   }
   return r;
+}
+
+static fedrec_release release_for(const fedrec_engine *e, uint32_t survivors) {
+  return release_of(&e->c, &e->info.ddp, e->round, survivors);
+}
+
+fedrec_status fedrec_engine_round_ddp(const fedrec_engine_config *c, int64_t dim, uint32_t n,
+                                      fedrec_ddp_params *p, fedrec_error *err) {
+  if (dim < 1 || dim > (int64_t)1 << 31 || n < 1 || c->min_survivors < 1)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "round parameters: need 1 <= dim <= 2^31, a cohort and min_survivors >= 1");
+  memset(p, 0, sizeof *p);
+  p->dim = (uint32_t)dim;
+  p->clip = c->clip;
+  p->beta = exp(-0.5);
+  p->noise = c->noise_multiplier > 0 ? c->noise : FEDREC_NOISE_NONE;
+  /* the noise in the sum of min_survivors clients has std z c; with all n surviving it is
+   * sqrt(n / min_survivors) times that, which the wrap-around bound must allow for */
+  double z = c->noise_multiplier, zwrap = z * sqrt((double)n / c->min_survivors);
+  fedrec_error e2 = {0};
+  fedrec_status s = c->bits ? fedrec_ddp_choose_gamma(&p->gamma, p->clip, p->dim, n, zwrap, c->bits, c->p_wrap, &e2)
+                            : fedrec_ddp_choose_bits(&p->bits, &p->gamma, p->clip, p->dim, n, zwrap, c->p_wrap,
+                                                     c->rounding_ratio, c->max_inflation, &e2);
+  if (c->bits) p->bits = c->bits;
+  if (s) return fedrec_error_set(err, s, "cannot encode updates: %s", e2.msg);
+  if (z > 0) {
+    double s2 = (z * p->clip / p->gamma) * (z * p->clip / p->gamma) / c->min_survivors;
+    uint64_t den = p->noise == FEDREC_NOISE_SKELLAM ? 1024 : 256;
+    double num = ceil(s2 * (double)den);
+    if (!(num >= 1 && num < (p->noise == FEDREC_NOISE_SKELLAM ? 1099511627776.0 : 4294967296.0)))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "per-client noise variance %.4g out of the sampler's range", s2);
+    p->sigma2_num = (uint64_t)num;
+    p->sigma2_den = den;
+  }
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim,
+                                         uint32_t n, uint64_t rounds, double delta, fedrec_error *err) {
+  fedrec_ddp_params p;
+  fedrec_status s = fedrec_engine_round_ddp(c, dim, n, &p, err);
+  if (s) return s;
+  if (p.noise == FEDREC_NOISE_NONE) {
+    *eps = INFINITY;
+    return FEDREC_OK;
+  }
+  fedrec_release r = release_of(c, &p, 1, c->min_survivors);
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  *eps = r.var > 0 ? fedrec_epsilon_skellam(r.q, r.d2, r.d1, r.var, rounds, delta, &o, NULL)
+                   : fedrec_epsilon_ddgauss(r.q, r.d2, r.d1, r.sigma, r.survivors, r.dim, rounds, delta, &o, NULL);
+  return FEDREC_OK;
 }
 
 static void stop(fedrec_engine *e, const char *fmt, const char *detail) {
@@ -329,35 +383,12 @@ static void start_round(fedrec_engine *e, uint64_t now) {
   in->alpha0 = e->c.alpha0;
   in->reg = e->c.reg;
   fedrec_ddp_params *p = &in->ddp;
-  p->dim = (uint32_t)e->dim;
-  p->clip = e->c.clip;
-  p->beta = exp(-0.5);
-  p->round_seed = random_u64(e);
-  p->noise = e->c.noise_multiplier > 0 ? e->c.noise : FEDREC_NOISE_NONE;
-  /* the noise in the sum of min_survivors clients has std z c; with all n surviving it is
-   * sqrt(n / min_survivors) times that, which the wrap-around bound must allow for */
-  double z = e->c.noise_multiplier, zwrap = z * sqrt((double)n / e->c.min_survivors);
-  fedrec_status s = e->c.bits
-                        ? fedrec_ddp_choose_gamma(&p->gamma, p->clip, p->dim, n, zwrap, e->c.bits, e->c.p_wrap, &err)
-                        : fedrec_ddp_choose_bits(&p->bits, &p->gamma, p->clip, p->dim, n, zwrap, e->c.p_wrap,
-                                                 e->c.rounding_ratio, e->c.max_inflation, &err);
-  if (e->c.bits) p->bits = e->c.bits;
-  if (s) {
-    stop(e, "cannot encode updates: %s", err.msg);
+  if (fedrec_engine_round_ddp(&e->c, e->dim, n, p, &err)) {
+    stop(e, "%s", err.msg);
     return;
   }
-  if (z > 0) {
-    double s2 = (z * p->clip / p->gamma) * (z * p->clip / p->gamma) / e->c.min_survivors;
-    uint64_t den = p->noise == FEDREC_NOISE_SKELLAM ? 1024 : 256;
-    double num = ceil(s2 * (double)den);
-    if (!(num >= 1 && num < (p->noise == FEDREC_NOISE_SKELLAM ? 1099511627776.0 : 4294967296.0))) {
-      char why[96];
-      snprintf(why, sizeof why, "per-client noise variance %.4g out of the sampler's range", s2);
-      stop(e, "%s", why);
-      return;
-    }
-    p->sigma2_num = (uint64_t)num;
-    p->sigma2_den = den;
+  p->round_seed = random_u64(e);
+  if (p->noise != FEDREC_NOISE_NONE) {
     fedrec_release r = release_for(e, e->c.min_survivors);
     if (fedrec_ledger_check(e->ledger, &r, NULL, &err)) {
       stop(e, "privacy budget: %s", err.msg);

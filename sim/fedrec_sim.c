@@ -1,11 +1,13 @@
 /* fedrec-sim: train and evaluate recommenders on a dataset (central baselines for now;
  * the federated algorithms join this same command). */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sim_args.h"
@@ -220,6 +222,119 @@ static void print_table(const result *r, const sim_args *a, const fedrec_dataset
   printf("  train %.2fs  eval %.2fs\n", r->train_s, r->eval_s);
 }
 
+static const char *noise_name(const fedsim_config *c) {
+  return c->noise_multiplier <= 0 && c->target_epsilon <= 0 ? "none" : c->noise == FEDREC_NOISE_DGAUSS ? "dgauss" : "skellam";
+}
+
+/* The run's full configuration, as JSON (config.json of --out). */
+static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, const fedrec_dataset *ds, int argc,
+                         char **argv) {
+  fprintf(f, "{\"command\": [");
+  for (int i = 0; i < argc; i++) {
+    fputc('"', f);
+    for (const char *p = argv[i]; *p; p++) {
+      if (*p == '"' || *p == '\\') fputc('\\', f);
+      if ((unsigned char)*p >= 0x20) fputc(*p, f);
+    }
+    fprintf(f, "\"%s", i + 1 < argc ? ", " : "");
+  }
+  fprintf(f, "], \"fedrec_version\": \"%s\", \"algorithm\": \"fedavg\", \"dataset\": \"%s\", \"items\": %d, \"users\": %d,\n",
+          FEDREC_VERSION, ds->name, ds->R.cols, ds->R.rows);
+  fprintf(f, " \"split\": {\"test_users\": %g, \"holdout\": %g, \"cold_items\": %g, \"min_items\": %d, \"seed\": %llu},\n",
+          a->split.test_users, a->split.holdout, a->split.cold_items, a->split.min_items, (unsigned long long)a->split.seed);
+  fprintf(f, " \"model\": {\"dim\": %d, \"head\": %s, \"free_items\": %s, \"unobserved_weight\": %g, \"reg\": %g},\n", c->dim,
+          c->use_head && ds->content ? "true" : "false", c->free_items ? "true" : "false", c->alpha0, c->reg);
+  fprintf(f, " \"rounds\": %u, \"cohort\": %u, \"sampling_rate\": %g, \"min_survivors\": %u, \"dropout\": %g,\n", c->rounds,
+          c->sampling_rate > 0 ? 0 : c->cohort, c->sampling_rate, c->min_survivors, c->dropout);
+  fprintf(f, " \"privacy\": \"%s\", \"clip\": %g, \"noise_multiplier\": %g, \"target_epsilon\": %g, \"delta\": %g, \"budget\": %g,\n",
+          noise_name(c), c->clip, c->target_epsilon > 0 ? 0 : c->noise_multiplier, c->target_epsilon, c->delta, c->budget);
+  fprintf(f, " \"optimizer\": \"%s\", \"server_lr\": %g, \"momentum\": %g, \"secagg\": \"%s\", \"noise_draws\": \"%s\",\n",
+          c->optimizer == FEDREC_OPT_FEDADAM ? "fedadam" : "fedavg", c->server_lr, c->momentum, c->plain ? "plain" : "full",
+          c->client_noise || !c->plain ? "clients" : "sum");
+  fprintf(f, " \"k\": %d, \"eval_every\": %u, \"seed\": %llu, \"threads\": %d}\n", c->k, c->eval_every,
+          (unsigned long long)c->seed, c->threads);
+}
+
+/* The final object: the central algorithms' keys plus epsilon, delta, rounds and the run's. */
+static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config *fc, const sim_args *a,
+                          const fedrec_dataset *ds, const fedrec_split *sp) {
+  int k = a->k;
+  fprintf(f,
+          "{\"algorithm\": \"fedavg\", \"dataset\": \"%s\", \"users\": %d, \"items\": %d, \"train_users\": %d, "
+          "\"train_interactions\": %lld, \"recall@%d\": %.6g, \"ndcg@%d\": %.6g, \"coverage@%d\": %.6g, \"params\": %lld, "
+          "\"epsilon\": %.6g, \"delta\": %.6g, \"rounds\": %u, \"planned_epsilon\": %.6g, \"privacy\": \"%s\", "
+          "\"cohort\": %u, \"sampling_rate\": %g, \"noise_multiplier\": %.6g, \"clip\": %g, "
+          "\"bytes_up_per_client\": %.0f, \"bytes_down_per_client\": %.0f, \"seconds\": %.3f, \"secagg\": \"%s\", "
+          "\"stop_reason\": \"%s\", \"model_hash\": \"%s\"}\n",
+          ds->name, fr->metrics.users, sp->train.cols, sp->train.rows, (long long)fedrec_csr_nnz(&sp->train), k,
+          fr->metrics.recall, k, fr->metrics.ndcg, k, fr->metrics.coverage, (long long)fr->params, fr->epsilon, fc->delta,
+          fr->rounds_done, fr->planned_epsilon, noise_name(fc), fc->sampling_rate > 0 ? 0 : fc->cohort, fc->sampling_rate,
+          fr->noise_multiplier, fc->clip, fr->bytes_up, fr->bytes_down, fr->seconds, fc->plain ? "plain" : "full",
+          fr->stop_reason, fr->model_hash);
+}
+
+static FILE *open_in(const char *dir, const char *name, fedrec_error *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  if (!f) fedrec_error_set(err, FEDREC_ERR_IO, "--out: cannot create %s: %s", path, strerror(errno));
+  return f;
+}
+
+static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, const fedrec_split *sp, int argc, char **argv,
+                                fedrec_error *err) {
+  fedsim_config fc = a->fed;
+  if (fc.noise == FEDREC_NOISE_NONE) fc.noise_multiplier = 0, fc.noise = FEDREC_NOISE_SKELLAM;
+  fc.dim = a->ials.dim;
+  fc.use_head = a->head_set ? a->ials.use_head : 1;
+  fc.free_items = a->ials.n_free != 0;
+  fc.alpha0 = a->ials.alpha0;
+  fc.reg = a->ials.reg;
+  fc.seed = a->ials.seed;
+  fc.threads = a->ials.threads > 0 ? a->ials.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  fc.k = a->k;
+  fc.progress = !a->quiet && isatty(2);
+  FILE *log = NULL, *cfg = NULL, *sum = NULL;
+  fedrec_status st = FEDREC_OK;
+  if (a->out) {
+    if (mkdir(a->out, 0755) && errno != EEXIST) return fedrec_error_set(err, FEDREC_ERR_IO, "--out %s: %s", a->out, strerror(errno));
+    if (!(cfg = open_in(a->out, "config.json", err))) return FEDREC_ERR_IO;
+    write_config(cfg, a, &fc, ds, argc, argv);
+    if (fclose(cfg)) return fedrec_error_set(err, FEDREC_ERR_IO, "--out %s: writing config.json failed", a->out);
+    if (!(log = open_in(a->out, "rounds.jsonl", err))) return FEDREC_ERR_IO;
+  } else if (a->log && !(log = fopen(a->log, "w")))
+    return fedrec_error_set(err, FEDREC_ERR_IO, "--log %s: cannot create: %s", a->log, strerror(errno));
+  say("federated: %u rounds, %s, d=%d, %s, %s, clip %g, %s\n", fc.rounds, fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts",
+      fc.dim, noise_name(&fc),
+      fc.target_epsilon > 0 ? "noise calibrated to the target epsilon" : fc.noise_multiplier > 0 ? "noise multiplier given" : "no noise",
+      fc.clip, fc.plain ? "plain sums (no masks)" : "SecAgg+ (full cryptography)");
+  fedsim_result fr;
+  st = fedsim_run(&fr, &fc, ds, sp, log, err);
+  if (log && fclose(log) && !st) st = fedrec_error_set(err, FEDREC_ERR_IO, "writing the per-round log failed");
+  if (st) return st;
+  if (fr.stop_reason[0]) say("stopped: %s\n", fr.stop_reason);
+  if (a->out) {
+    if (!(sum = open_in(a->out, "summary.json", err))) return FEDREC_ERR_IO;
+    write_summary(sum, &fr, &fc, a, ds, sp);
+    if (fclose(sum)) return fedrec_error_set(err, FEDREC_ERR_IO, "--out %s: writing summary.json failed", a->out);
+  }
+  if (a->json) {
+    write_summary(stdout, &fr, &fc, a, ds, sp);
+  } else {
+    printf("fedrec-sim  algorithm=fedavg  dataset=%s\n", ds->name);
+    if (fc.target_epsilon > 0)
+      printf("  noise multiplier %.4g calibrated for epsilon %g at delta %g over %u rounds (planned %.4f)\n", fr.noise_multiplier,
+             fc.target_epsilon, fc.delta, fc.rounds, fr.planned_epsilon);
+    printf("  %u rounds of %s, epsilon %.4f at delta %g (noise multiplier %.4g)\n", fr.rounds_done,
+           fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts", fr.epsilon, fc.delta, fr.noise_multiplier);
+    printf("  Recall@%-6d %8.4f\n  NDCG@%-8d %8.4f\n  Coverage@%-4d %8.4f\n", a->k, fr.metrics.recall, a->k, fr.metrics.ndcg,
+           a->k, fr.metrics.coverage);
+    printf("  per client and round: %.0f bytes up, %.0f bytes down; %.1f s in all\n", fr.bytes_up, fr.bytes_down, fr.seconds);
+    if (a->out) printf("  written: %s/config.json, rounds.jsonl, summary.json\n", a->out);
+  }
+  return FEDREC_OK;
+}
+
 int main(int argc, char **argv) {
   sim_args a;
   fedrec_error err = {0};
@@ -251,48 +366,7 @@ int main(int argc, char **argv) {
       return st ? 1 : 0;
     }
     if (a.algorithm == ALG_FEDAVG) {
-      fedsim_config fc = a.fed;
-      if (fc.noise == FEDREC_NOISE_NONE) fc.noise_multiplier = 0, fc.noise = FEDREC_NOISE_SKELLAM;
-      fc.dim = a.ials.dim;
-      fc.use_head = a.head_set ? a.ials.use_head : 1;
-      fc.free_items = a.ials.n_free != 0;
-      fc.alpha0 = a.ials.alpha0;
-      fc.reg = a.ials.reg;
-      fc.seed = a.ials.seed;
-      fc.threads = a.ials.threads > 0 ? a.ials.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-      fc.k = a.k;
-      fc.progress = !a.quiet && isatty(2);
-      FILE *log = NULL;
-      if (a.log && !(log = fopen(a.log, "w"))) st = fedrec_error_set(&err, FEDREC_ERR_IO, "--log %s: cannot create", a.log);
-      fedsim_result fr;
-      if (!st) {
-        say("federated: %u rounds, cohorts of %u, d=%d, %s, noise multiplier %g, clip %g, %s\n",
-            fc.rounds, fc.cohort, fc.dim, fc.noise_multiplier > 0 ? (fc.noise == FEDREC_NOISE_DGAUSS ? "discrete Gaussian" : "Skellam") : "no noise",
-            fc.noise_multiplier, fc.clip, fc.plain ? "plain sums (no masks)" : "SecAgg+ (full cryptography)");
-        st = fedsim_run(&fr, &fc, &ds, &sp, log, &err);
-      }
-      if (log) fclose(log);
-      if (!st) {
-        if (fr.stop_reason[0]) say("stopped: %s\n", fr.stop_reason);
-        if (a.json) {
-          printf("{\"algorithm\": \"fedavg\", \"dataset\": \"%s\", \"users\": %d, \"items\": %d, \"train_users\": %d, "
-                 "\"recall@%d\": %.6g, \"ndcg@%d\": %.6g, \"coverage@%d\": %.6g, \"novelty@%d\": %.6g, \"params\": %lld, "
-                 "\"epsilon\": %.6g, \"delta\": %.6g, \"rounds\": %u, \"cohort\": %u, \"sampling_rate\": %g, \"noise_multiplier\": %g, "
-                 "\"bytes_up_per_client\": %.0f, \"bytes_down_per_client\": %.0f, \"seconds\": %.3f, \"secagg\": \"%s\", "
-                 "\"model_hash\": \"%s\"}\n",
-                 ds.name, fr.metrics.users, sp.train.cols, sp.train.rows, a.k, fr.metrics.recall, a.k, fr.metrics.ndcg, a.k,
-                 fr.metrics.coverage, a.k, fr.metrics.novelty, (long long)fr.params, fr.epsilon, fc.delta, fr.rounds_done,
-                 fc.sampling_rate > 0 ? 0 : fc.cohort, fc.sampling_rate, fc.noise_multiplier, fr.bytes_up, fr.bytes_down, fr.seconds, fc.plain ? "plain" : "full",
-                 fr.model_hash);
-        } else {
-          printf("fedrec-sim  algorithm=fedavg  dataset=%s\n", ds.name);
-          printf("  %u rounds of %u clients, epsilon %.4f at delta %g (noise multiplier %g)\n", fr.rounds_done, fc.cohort,
-                 fr.epsilon, fc.delta, fc.noise_multiplier);
-          printf("  Recall@%-6d %8.4f\n  NDCG@%-8d %8.4f\n  Coverage@%-4d %8.4f\n", a.k, fr.metrics.recall, a.k,
-                 fr.metrics.ndcg, a.k, fr.metrics.coverage);
-          printf("  per client and round: %.0f bytes up, %.0f bytes down; %.1f s in all\n", fr.bytes_up, fr.bytes_down, fr.seconds);
-        }
-      }
+      st = run_fedavg(&a, &ds, &sp, argc, argv, &err);
       fedrec_split_free(&sp);
       fedrec_dataset_free(&ds);
       if (st) fprintf(stderr, "fedrec-sim: %s\n", err.msg);

@@ -172,6 +172,33 @@ static fedrec_status evaluate(const sim *m, const fedrec_dataset *ds, fedrec_met
   return s;
 }
 
+/* The smallest noise multiplier (to 0.1%) whose planned epsilon after c->rounds rounds is at
+ * most c->target_epsilon: bisection in log z (epsilon falls as z grows). */
+static fedrec_status calibrate(double *z, fedrec_engine_config *ec, int64_t dim, uint32_t n, const fedsim_config *c,
+                               fedrec_error *err) {
+  double lo = 1e-3, hi = 1e4, eps;
+  fedrec_status s;
+  for (;;) { /* the largest multiplier (below 1e4) whose per-client noise the samplers take */
+    ec->noise_multiplier = hi;
+    if (!(s = fedrec_engine_plan_epsilon(&eps, ec, dim, n, c->rounds, c->delta, err))) break;
+    if ((hi /= 2) < lo) return s;
+  }
+  if (eps > c->target_epsilon)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "--target-epsilon %g: even noise multiplier %g gives epsilon %g over %u rounds",
+                            c->target_epsilon, hi, eps, c->rounds);
+  while (hi / lo > 1.001) {
+    double mid = sqrt(lo * hi);
+    ec->noise_multiplier = mid;
+    fedrec_error e2 = {0};
+    /* a multiplier too small for the sampler's range counts as too little noise */
+    if (fedrec_engine_plan_epsilon(&eps, ec, dim, n, c->rounds, c->delta, &e2) || eps > c->target_epsilon) lo = mid;
+    else hi = mid;
+  }
+  *z = hi;
+  ec->noise_multiplier = hi;
+  return FEDREC_OK;
+}
+
 fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedrec_dataset *ds,
                          const fedrec_split *sp, FILE *log, fedrec_error *err) {
   memset(res, 0, sizeof *res);
@@ -214,7 +241,7 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   else snprintf(ledger_path, sizeof ledger_path, "/tmp/fedrec-sim-ledger-%d.db", (int)getpid());
   unlink(ledger_path);
   fedrec_ledger *ledger = NULL;
-  if (c->noise_multiplier > 0 && (s = fedrec_ledger_create(&ledger, ledger_path, c->delta, c->budget, NULL, &id, err))) {
+  if ((c->noise_multiplier > 0 || c->target_epsilon > 0) && (s = fedrec_ledger_create(&ledger, ledger_path, c->delta, c->budget, NULL, &id, err))) {
     fedrec_model_free(&init);
     fedrec_identity_free(&id);
     return s;
@@ -238,6 +265,16 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   ec.reg = c->reg;
   ec.plain = c->plain;
   ec.plain_sum_noise = c->plain && !c->client_noise;
+  res->noise_multiplier = c->noise_multiplier;
+  res->planned_epsilon = 0;
+  if (c->noise_multiplier > 0 || c->target_epsilon > 0) {
+    /* the plan the engine's budget checks follow, with the expected cohort */
+    uint32_t n_plan = poisson ? (uint32_t)fmax(least, round(c->sampling_rate * pop)) : c->cohort;
+    int64_t dim = fedrec_model_params(&init);
+    if (c->target_epsilon > 0 && (s = calibrate(&ec.noise_multiplier, &ec, dim, n_plan, c, err))) goto done;
+    if ((s = fedrec_engine_plan_epsilon(&res->planned_epsilon, &ec, dim, n_plan, c->rounds, c->delta, err))) goto done;
+    res->noise_multiplier = ec.noise_multiplier;
+  }
   fedrec_engine_callbacks cb = {&m, NULL, on_round};
   fedrec_rng_seed(&m.engine_rng, c->seed, 0x636f6f7264ULL);
   fedrec_entropy engine_ent = {rng_bytes, &m.engine_rng};
@@ -309,6 +346,7 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
     fedrec_engine_model(m.e, &pub);
     fedrec_model_free(&m.model);
     if ((s = fedrec_model_decode(&m.model, NULL, pub.blob, pub.len, ds->content, ds->content_dim, err))) goto done;
+    for (uint32_t i = 0; i < m.n; i++) m.down[i] = pub.len; /* each client downloads the model */
     m.have_last = 0;
     /* dropouts, drawn once per client and round whatever the secure-aggregation mode: the first
      * phase at which a Bernoulli(dropout) hits. Without masks a client that vanishes only at

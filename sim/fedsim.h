@@ -15,6 +15,8 @@ typedef struct fedsim_config {
   int32_t dim;
   int use_head, free_items;
   double clip, noise_multiplier;           /* 0: no noise (no ledger) */
+  double target_epsilon;                   /* > 0: choose noise_multiplier so that the planned
+                                            * epsilon after `rounds` rounds is at most this */
   int noise;                               /* FEDREC_NOISE_SKELLAM or FEDREC_NOISE_DGAUSS */
   double budget, delta;
   int optimizer;                           /* FEDREC_OPT_FEDAVG / FEDREC_OPT_FEDADAM */
@@ -32,6 +34,7 @@ typedef struct fedsim_config {
 typedef struct fedsim_result {
   fedrec_metrics metrics;
   double epsilon, seconds, bytes_up, bytes_down;
+  double noise_multiplier, planned_epsilon; /* as used (calibrated or given); the plan's bound */
   uint32_t rounds_done;
   int64_t params;
   char stop_reason[640];

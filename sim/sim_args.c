@@ -34,8 +34,11 @@ void sim_usage(FILE *out) {
       "  --rounds R (20) --cohort N (100) | --sampling-rate Q (Poisson cohorts, accounted with Q)\n"
       "  --min-survivors M (80%% of the least cohort) --dropout P (0, per phase)\n"
       "  --privacy skellam|dgauss|none (skellam) --noise-multiplier Z (1) --clip C (1)\n"
+      "  --target-epsilon E         choose the noise multiplier for epsilon E at --delta after\n"
+      "                             --rounds rounds (planned as the coordinator's budget check)\n"
       "  --budget E (1e9) --delta D (1e-6) --optimizer fedavg|fedadam --server-lr L (0.5)\n"
       "  --momentum M (0.5) --log FILE (per-round JSON lines) --eval-every K (1) --ledger FILE\n"
+      "  --out DIR                  write DIR/config.json, rounds.jsonl (per round) and summary.json\n"
       "  --secagg full|plain (full: the real cryptography; plain: the same sum without masks)\n"
       "  --noise-draws sum|clients (plain + Skellam: draw the sum's noise once (default), or each\n"
       "  client's share as devices do: bit-identical to --secagg full)\n"
@@ -128,12 +131,14 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     else if (FLAG("--dropout")) { if (!NUM(0, 0.9, 0)) a->fed.dropout = x; }
     else if (FLAG("--clip")) { if (!NUM(1e-9, 1e9, 0)) a->fed.clip = x; }
     else if (FLAG("--noise-multiplier")) { if (!NUM(0, 1e6, 0)) a->fed.noise_multiplier = x; }
+    else if (FLAG("--target-epsilon")) { if (!NUM(1e-3, 1e6, 0)) a->fed.target_epsilon = x; }
     else if (FLAG("--budget")) { if (!NUM(1e-6, 1e12, 0)) a->fed.budget = x; }
     else if (FLAG("--delta")) { if (!NUM(1e-300, 0.1, 0)) a->fed.delta = x; }
     else if (FLAG("--server-lr")) { if (!NUM(0, 1e6, 0)) a->fed.server_lr = x; }
     else if (FLAG("--momentum")) { if (!NUM(0, 0.9999, 0)) a->fed.momentum = x; }
     else if (FLAG("--eval-every")) { if (!NUM(1, 1e7, 1)) a->fed.eval_every = (uint32_t)x; }
     else if (FLAG("--log")) STR(a->log);
+    else if (FLAG("--out")) STR(a->out);
     else if (FLAG("--ledger")) STR(a->fed.ledger);
     else if (FLAG("--secagg")) {
       if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--secagg needs a value");
@@ -177,6 +182,9 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--content F.npy needs --content-ids (or give a .csv)");
   if ((a->algorithm == ALG_MODEL) != (a->model != NULL))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm model and --model FILE go together");
+  if (a->fed.target_epsilon > 0 && a->fed.noise == FEDREC_NOISE_NONE)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "--target-epsilon needs noise: not with --privacy none");
+  if (a->out && a->log) return fedrec_error_set(err, FEDREC_ERR_ARG, "--out writes DIR/rounds.jsonl: not with --log");
   if (!given && !a->dataset) a->dataset = "synthetic";
   return FEDREC_OK;
 }

@@ -24,6 +24,7 @@ typedef struct sim_args {
   int32_t print_train_users; /* > 0: print that many training users' dataset rows and exit */
   fedsim_config fed;        /* --algorithm fedavg */
   const char *log;          /* per-round JSON lines */
+  const char *out;          /* a directory for config.json, rounds.jsonl, summary.json */
 } sim_args;
 
 /* Parses argv; on a bad flag fills err (naming the flag) and returns non-OK.

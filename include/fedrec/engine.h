@@ -178,6 +178,17 @@ const char *fedrec_engine_stop_reason(const fedrec_engine *e);
 /* The deadline of the current phase (selection: its end), or 0. */
 uint64_t fedrec_engine_deadline(const fedrec_engine *e);
 
+/* The DP parameters every round with a cohort of n uses for a model of dim parameters (all
+ * but the round seed), as the engine derives them: bits, gamma, per-client noise. */
+fedrec_status fedrec_engine_round_ddp(const fedrec_engine_config *c, int64_t dim, uint32_t n,
+                                      fedrec_ddp_params *p, fedrec_error *err);
+/* Planned epsilon at delta after `rounds` rounds with cohorts of n, each accounted as the
+ * engine's budget check does (only min_survivors surviving, so only their noise): an upper
+ * bound on what the ledger records when every round has at least min_survivors. INFINITY
+ * without noise. For calibrating a noise multiplier to a target epsilon. */
+fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim,
+                                         uint32_t n, uint64_t rounds, double delta, fedrec_error *err);
+
 /* A client (transport-level id, e.g. from its token) checks in. *accepted = 1: it is in the
  * cohort of *round and should fetch the round info; else come back after *retry_ms. */
 fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t now,
