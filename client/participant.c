@@ -18,6 +18,44 @@ static void wipe_free(void *p, size_t n) {
   free(p);
 }
 
+/* Clip, rotate, round, noise and wrap the update into p->encoded; set up the SecAgg client. */
+static fedrec_status encode(fedrec_participant *p, const float *update, const fedrec_entropy *entropy, double *dwork,
+                            fedrec_error *err) {
+  fedrec_entropy e;
+  if (entropy) e = *entropy;
+  else fedrec_csprng(&e);
+  fedrec_status s = fedrec_ddp_encode(p->encoded, update, &p->info.ddp, &e, dwork, err);
+  if (!s) {
+    p->sa = fedrec_secagg_client_new(&p->info.secagg, p->info.cohort_index, NULL, NULL, err);
+    if (!p->sa) s = err ? err->status : FEDREC_ERR_ARG;
+  }
+  return s;
+}
+
+fedrec_status fedrec_participant_new_update(fedrec_participant **out, const fedrec_round_info *info,
+                                            const float *update, int64_t dim, const fedrec_entropy *entropy,
+                                            fedrec_error *err) {
+  *out = NULL;
+  if (dim != (int64_t)info->ddp.dim)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: an update of %lld parameters, the round expects %u",
+                            (long long)dim, info->ddp.dim);
+  fedrec_participant *p = calloc(1, sizeof *p);
+  if (!p) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant");
+  p->info = *info;
+  uint32_t padded = fedrec_ddp_padded(info->ddp.dim);
+  double *dwork = malloc((size_t)padded * sizeof *dwork);
+  p->encoded = malloc((size_t)padded * sizeof *p->encoded);
+  fedrec_status s = !dwork || !p->encoded ? fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: %u", padded)
+                                          : encode(p, update, entropy, dwork, err);
+  wipe_free(dwork, (size_t)padded * sizeof *dwork);
+  if (s) {
+    fedrec_participant_free(p);
+    return s;
+  }
+  *out = p;
+  return FEDREC_OK;
+}
+
 fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_round_info *info,
                                      const fedrec_model *model, const int32_t *items,
                                      const float *w, int32_t n, const fedrec_entropy *entropy,
@@ -55,14 +93,7 @@ fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_roun
     size_t ne = (size_t)model->n_free * d;
     fedrec_user_loss_grad(&p->loss, ne ? grad : NULL, model->H ? grad + ne : NULL, model, V, u, items, w, n,
                           info->alpha0, info->reg, work);
-    fedrec_entropy e;
-    if (entropy) e = *entropy;
-    else fedrec_csprng(&e);
-    s = fedrec_ddp_encode(p->encoded, grad, &info->ddp, &e, dwork, err);
-  }
-  if (!s) {
-    p->sa = fedrec_secagg_client_new(&info->secagg, info->cohort_index, NULL, NULL, err);
-    if (!p->sa) s = err ? err->status : FEDREC_ERR_ARG;
+    s = encode(p, grad, entropy, dwork, err);
   }
   /* the user vector and the raw gradient are private: wipe them */
   wipe_free(u, (size_t)d * sizeof *u);

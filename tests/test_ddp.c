@@ -21,6 +21,27 @@ static void test_fwht(void **state) {
   for (int i = 0; i < 4; i++) assert_near(e[i], 0.5, 1e-15);
 }
 
+/* The cache-blocked transform does the textbook butterflies in another order: the same bits. */
+static void test_fwht_blocked_matches_textbook(void **state) {
+  (void)state;
+  uint32_t n = 1u << 17;
+  double *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+  fedrec_rng r;
+  fedrec_rng_seed(&r, 2, 2);
+  for (uint32_t i = 0; i < n; i++) x[i] = y[i] = fedrec_rng_normal(&r);
+  for (uint32_t h = 1; h < n; h <<= 1)
+    for (uint32_t i = 0; i < n; i += 2 * h)
+      for (uint32_t j = i; j < i + h; j++) {
+        double a = x[j], b = x[j + h];
+        x[j] = a + b, x[j + h] = a - b;
+      }
+  double s = 1 / sqrt((double)n);
+  for (uint32_t i = 0; i < n; i++) x[i] *= s;
+  fedrec_fwht(y, n);
+  assert_memory_equal(x, y, n * sizeof *x);
+  free(x), free(y);
+}
+
 static fedrec_ddp_params params(uint32_t dim) {
   return (fedrec_ddp_params){.dim = dim, .clip = 1.0, .gamma = 1e-3, .bits = 20,
                              .beta = exp(-0.5), .round_seed = 77, .noise = FEDREC_NOISE_NONE};
@@ -191,6 +212,7 @@ int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fwht),
+      cmocka_unit_test(test_fwht_blocked_matches_textbook),
       cmocka_unit_test(test_roundtrip),
       cmocka_unit_test(test_clip_and_noise),
       cmocka_unit_test(test_choose_gamma),

@@ -28,6 +28,11 @@ fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_roun
                                      const fedrec_model *model, const int32_t *items,
                                      const float *w, int32_t n, const fedrec_entropy *entropy,
                                      fedrec_error *err);
+/* The same with a given update of dim parameters instead of the gradient (it is clipped and
+ * encoded like one): for tests and the simulator's audit canaries. */
+fedrec_status fedrec_participant_new_update(fedrec_participant **out, const fedrec_round_info *info,
+                                            const float *update, int64_t dim, const fedrec_entropy *entropy,
+                                            fedrec_error *err);
 void fedrec_participant_free(fedrec_participant *p);
 /* The user's loss on the model before this round's update (for progress reports). */
 double fedrec_participant_loss(const fedrec_participant *p);
