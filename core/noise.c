@@ -2,6 +2,8 @@
  * Algorithms 1-3), integer arithmetic only. */
 #include "fedrec/noise.h"
 
+#include <math.h>
+
 typedef unsigned __int128 u128;
 
 /* Uniform integer in [0, n), n > 0, by rejection on the smallest covering power of two. */
@@ -149,4 +151,30 @@ int64_t fedrec_poisson(const fedrec_entropy *e, uint64_t num, uint64_t den) {
 
 int64_t fedrec_skellam(const fedrec_entropy *e, uint64_t num, uint64_t den) {
   return fedrec_poisson(e, num, den) - fedrec_poisson(e, num, den);
+}
+
+static double unit_open(const fedrec_entropy *e) { /* uniform in (0, 1) */
+  uint64_t v;
+  e->bytes(e->ctx, &v, sizeof v);
+  return ((double)(v >> 11) + 0.5) * 0x1.0p-53;
+}
+
+int64_t fedrec_poisson_fast(const fedrec_entropy *e, double lambda) {
+  if (lambda < 10) return fedrec_poisson(e, (uint64_t)llround(lambda * 1048576.0), 1048576);
+  /* PTRS (W. Hormann, "The transformed rejection method for generating Poisson random
+   * variables", Insurance: Mathematics and Economics 12, 1993), constants from the paper */
+  double slam = sqrt(lambda), loglam = log(lambda);
+  double b = 0.931 + 2.53 * slam, a = -0.059 + 0.02483 * b;
+  double inv_alpha = 1.1239 + 1.1328 / (b - 3.4), vr = 0.9277 - 3.6224 / (b - 2);
+  for (;;) {
+    double u = unit_open(e) - 0.5, v = unit_open(e), us = 0.5 - fabs(u);
+    double k = floor((2 * a / us + b) * u + lambda + 0.43);
+    if (us >= 0.07 && v <= vr) return (int64_t)k;
+    if (k < 0 || (us < 0.013 && v > us)) continue;
+    if (log(v) + log(inv_alpha) - log(a / (us * us) + b) <= -lambda + k * loglam - lgamma(k + 1)) return (int64_t)k;
+  }
+}
+
+int64_t fedrec_skellam_fast(const fedrec_entropy *e, double lambda) {
+  return fedrec_poisson_fast(e, lambda) - fedrec_poisson_fast(e, lambda);
 }

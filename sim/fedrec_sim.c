@@ -251,6 +251,7 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
   fprintf(f, " \"optimizer\": \"%s\", \"server_lr\": %g, \"momentum\": %g, \"secagg\": \"%s\", \"noise_draws\": \"%s\",\n",
           c->optimizer == FEDREC_OPT_FEDADAM ? "fedadam" : "fedavg", c->server_lr, c->momentum, c->plain ? "plain" : "full",
           c->client_noise || !c->plain ? "clients" : "sum");
+  fprintf(f, " \"audit_canaries\": %u, \"audit_guesses\": %u,\n", c->audit_canaries, c->audit_guesses);
   fprintf(f, " \"k\": %d, \"eval_every\": %u, \"seed\": %llu, \"threads\": %d}\n", c->k, c->eval_every,
           (unsigned long long)c->seed, c->threads);
 }
@@ -265,12 +266,17 @@ static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config 
           "\"epsilon\": %.6g, \"delta\": %.6g, \"rounds\": %u, \"planned_epsilon\": %.6g, \"privacy\": \"%s\", "
           "\"cohort\": %u, \"sampling_rate\": %g, \"noise_multiplier\": %.6g, \"clip\": %g, "
           "\"bytes_up_per_client\": %.0f, \"bytes_down_per_client\": %.0f, \"seconds\": %.3f, \"secagg\": \"%s\", "
-          "\"stop_reason\": \"%s\", \"model_hash\": \"%s\"}\n",
+          "\"stop_reason\": \"%s\", \"model_hash\": \"%s\"",
           ds->name, fr->metrics.users, sp->train.cols, sp->train.rows, (long long)fedrec_csr_nnz(&sp->train), k,
           fr->metrics.recall, k, fr->metrics.ndcg, k, fr->metrics.coverage, (long long)fr->params, fr->epsilon, fc->delta,
           fr->rounds_done, fr->planned_epsilon, noise_name(fc), fc->sampling_rate > 0 ? 0 : fc->cohort, fc->sampling_rate,
           fr->noise_multiplier, fc->clip, fr->bytes_up, fr->bytes_down, fr->seconds, fc->plain ? "plain" : "full",
           fr->stop_reason, fr->model_hash);
+  if (fr->audit_canaries)
+    fprintf(f, ", \"audit\": {\"canaries\": %u, \"included\": %u, \"guesses\": %u, \"correct\": %u, "
+               "\"epsilon_lower\": %.6g, \"confidence\": 0.95}",
+            fr->audit_canaries, fr->audit_included, fr->audit_guesses, fr->audit_correct, fr->audit_epsilon_lower);
+  fprintf(f, "}\n");
 }
 
 static FILE *open_in(const char *dir, const char *name, fedrec_error *err) {
@@ -330,6 +336,10 @@ static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, con
     printf("  Recall@%-6d %8.4f\n  NDCG@%-8d %8.4f\n  Coverage@%-4d %8.4f\n", a->k, fr.metrics.recall, a->k, fr.metrics.ndcg,
            a->k, fr.metrics.coverage);
     printf("  per client and round: %.0f bytes up, %.0f bytes down; %.1f s in all\n", fr.bytes_up, fr.bytes_down, fr.seconds);
+    if (fr.audit_canaries)
+      printf("  audit: %u canaries (%u included), %u of %u guesses right: epsilon >= %.3f (95%% confidence) against the "
+             "accountant's %.3f\n",
+             fr.audit_canaries, fr.audit_included, fr.audit_correct, fr.audit_guesses, fr.audit_epsilon_lower, fr.epsilon);
     if (a->out) printf("  written: %s/config.json, rounds.jsonl, summary.json\n", a->out);
   }
   return FEDREC_OK;

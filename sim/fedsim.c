@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fedrec/audit.h"
 #include "fedrec/engine.h"
 #include "fedrec/participant.h"
 
@@ -43,7 +44,27 @@ typedef struct sim {
   fedrec_round_stats last;
   int have_last;
   fedrec_rng engine_rng; /* the coordinator's randomness: seeded, so runs repeat */
+  /* audit canaries: ids rows .. rows + ncanary - 1; only the included ones take part */
+  uint32_t rows, ncanary;
+  uint8_t *canary_in;
+  int64_t dim;
 } sim;
+
+/* Canary j's secret direction: a uniformly random unit vector of dim (from the seed). */
+static void canary_direction(float *x, int64_t dim, uint64_t seed, uint32_t j) {
+  fedrec_rng r;
+  fedrec_rng_seed(&r, seed ^ 0x63616e617279ULL, j);
+  double n2 = 0;
+  for (int64_t i = 0; i < dim; i++) x[i] = (float)fedrec_rng_normal(&r), n2 += (double)x[i] * x[i];
+  float s = (float)(1 / sqrt(n2));
+  for (int64_t i = 0; i < dim; i++) x[i] *= s;
+}
+
+/* A user with history, or an included canary: may be sampled. */
+static int eligible(const sim *m, uint32_t u) {
+  if (u < m->rows) return m->sp->train.indptr[u + 1] > m->sp->train.indptr[u];
+  return m->canary_in[u - m->rows];
+}
 
 /* A reproducible byte source per (seed, round, user) for the clients' rounding and noise, so
  * that runs repeat exactly and --secagg full and plain see the same encodings. A simulation
@@ -89,11 +110,24 @@ static void client_step(sim *m, uint32_t i) {
       return;
     }
     const fedrec_csr *R = &m->sp->train;
-    int64_t a = R->indptr[id], b = R->indptr[id + 1];
     fedrec_rng r;
     fedrec_rng_seed(&r, m->c->seed ^ (m->round * 0x9e3779b97f4a7c15ULL), id + 1);
     fedrec_entropy ent = {rng_bytes, &r};
-    s = fedrec_participant_new(&m->part[i], &info, &m->model, R->indices + a, R->values + a, (int32_t)(b - a), &ent, &err);
+    if (id >= m->rows) { /* a canary: its direction at full clip norm, through the same pipeline */
+      float *x = malloc((size_t)m->dim * sizeof *x);
+      if (!x) {
+        fedrec_error_set(&err, FEDREC_ERR_NOMEM, "%lld floats", (long long)m->dim);
+        fail(m, "canary", &err);
+        return;
+      }
+      canary_direction(x, m->dim, m->c->seed, (uint32_t)(id - m->rows));
+      for (int64_t k = 0; k < m->dim; k++) x[k] *= (float)m->c->clip;
+      s = fedrec_participant_new_update(&m->part[i], &info, x, m->dim, &ent, &err);
+      free(x);
+    } else {
+      int64_t a = R->indptr[id], b = R->indptr[id + 1];
+      s = fedrec_participant_new(&m->part[i], &info, &m->model, R->indices + a, R->values + a, (int32_t)(b - a), &ent, &err);
+    }
     if (!s) s = m->c->plain ? fedrec_participant_plain(m->part[i], &out, &outlen, &err)
                             : fedrec_participant_keys(m->part[i], &out, &outlen, &err);
     if (s) {
@@ -172,6 +206,48 @@ static fedrec_status evaluate(const sim *m, const fedrec_dataset *ds, fedrec_met
   return s;
 }
 
+typedef struct { double score; uint8_t in; } canary_score;
+static int by_score(const void *a, const void *b) {
+  double x = ((const canary_score *)a)->score, y = ((const canary_score *)b)->score;
+  return (x < y) - (x > y); /* descending */
+}
+
+/* The one-run audit: each canary's score is how far the model moved along its direction,
+ * <c_j, theta_0 - theta_T>; the top guesses/2 are guessed included, the bottom guesses/2
+ * excluded; the count of right guesses gives a 95%-confidence lower bound on epsilon. */
+static fedrec_status audit(fedsim_result *res, const sim *m, const float *theta0, fedrec_error *err) {
+  int64_t dim = m->dim;
+  float *x = malloc((size_t)dim * sizeof *x), *dir = malloc((size_t)dim * sizeof *dir);
+  canary_score *sc = malloc((size_t)m->ncanary * sizeof *sc);
+  if (!x || !dir || !sc) {
+    free(x), free(dir), free(sc);
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "audit");
+  }
+  fedrec_model_get_params(x, fedrec_engine_current_model(m->e));
+  for (int64_t i = 0; i < dim; i++) x[i] = theta0[i] - x[i];
+  uint32_t included = 0;
+  for (uint32_t j = 0; j < m->ncanary; j++) {
+    canary_direction(dir, dim, m->c->seed, j);
+    double d = 0;
+    for (int64_t i = 0; i < dim; i++) d += (double)dir[i] * x[i];
+    sc[j] = (canary_score){d, m->canary_in[j]};
+    included += m->canary_in[j];
+  }
+  qsort(sc, m->ncanary, sizeof *sc, by_score);
+  uint32_t g = m->c->audit_guesses ? m->c->audit_guesses : (m->ncanary / 5 > 2 ? m->ncanary / 5 : 2);
+  if (g > m->ncanary) g = m->ncanary;
+  uint32_t top = (g + 1) / 2, bottom = g - top, right = 0;
+  for (uint32_t j = 0; j < top; j++) right += sc[j].in;
+  for (uint32_t j = 0; j < bottom; j++) right += !sc[m->ncanary - 1 - j].in;
+  res->audit_canaries = m->ncanary;
+  res->audit_included = included;
+  res->audit_guesses = g;
+  res->audit_correct = right;
+  res->audit_epsilon_lower = fedrec_audit_epsilon_lower(m->ncanary, g, right, m->c->delta, 0.05);
+  free(x), free(dir), free(sc);
+  return FEDREC_OK;
+}
+
 /* The smallest noise multiplier (to 0.1%) whose planned epsilon after c->rounds rounds is at
  * most c->target_epsilon: bisection in log z (epsilon falls as z grows). */
 static fedrec_status calibrate(double *z, fedrec_engine_config *ec, int64_t dim, uint32_t n, const fedsim_config *c,
@@ -207,27 +283,55 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   uint8_t *taken = NULL;
   pthread_mutex_init(&m.mu, NULL);
   const fedrec_csr *R = &sp->train;
-  uint32_t pop = 0;
-  for (int32_t u = 0; u < R->rows; u++) pop += R->indptr[u + 1] > R->indptr[u];
+  m.rows = (uint32_t)R->rows;
+  m.ncanary = c->audit_canaries;
+  m.canary_in = calloc(m.ncanary + 1, 1);
+  if (!m.canary_in) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "canaries");
+  { /* each canary is included with probability 1/2, independently (secret from the server) */
+    uint64_t cs = c->seed ^ 0x696e636c75646564ULL;
+    for (uint32_t j = 0; j < m.ncanary; j++) m.canary_in[j] = splitmix(&cs) >> 63;
+  }
+  uint32_t pop = 0, everyone = m.rows + m.ncanary;
+  for (uint32_t u = 0; u < everyone; u++) pop += eligible(&m, u);
   int poisson = c->sampling_rate > 0;
-  if (!poisson && pop < c->cohort)
+  if (!poisson && pop < c->cohort) {
+    free(m.canary_in);
     return fedrec_error_set(err, FEDREC_ERR_ARG, "fedavg: cohort %u is larger than the %u training users with history", c->cohort, pop);
+  }
   /* Poisson: the cohort is Binomial(pop, q); rounds with fewer than half the mean wait for more */
   uint32_t cap = poisson ? pop : c->cohort;
   uint32_t least = poisson ? (uint32_t)fmax(2, floor(0.5 * c->sampling_rate * pop)) : c->cohort;
-  if (poisson && least < 10)
+  if (poisson && least < 10) {
+    free(m.canary_in);
     return fedrec_error_set(err, FEDREC_ERR_ARG, "fedavg: sampling rate %g of %u users gives cohorts of about %.1f: too few",
                             c->sampling_rate, pop, c->sampling_rate * pop);
+  }
   /* the model */
   int32_t ni = R->cols, *all = malloc((size_t)ni * sizeof *all);
-  if (!all) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "items");
+  if (!all) {
+    free(m.canary_in);
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "items");
+  }
   for (int32_t i = 0; i < ni; i++) all[i] = i;
   fedrec_model init;
   int head = ds->content != NULL && c->use_head;
   fedrec_status s = fedrec_model_init(&init, ni, c->dim, ds->content, ds->content_dim, head, all, c->free_items ? ni : 0,
                                       c->seed, 0.1f, err);
   free(all);
-  if (s) return s;
+  if (s) {
+    free(m.canary_in);
+    return s;
+  }
+  m.dim = fedrec_model_params(&init);
+  float *theta0 = NULL; /* the initial parameters, for the canaries' scores */
+  if (m.ncanary) {
+    if (!(theta0 = malloc((size_t)m.dim * sizeof *theta0))) {
+      fedrec_model_free(&init);
+      free(m.canary_in);
+      return fedrec_error_set(err, FEDREC_ERR_NOMEM, "audit: %lld parameters", (long long)m.dim);
+    }
+    fedrec_model_get_params(theta0, &init);
+  }
   /* identity and ledger: a fresh ledger per run */
   fedrec_identity id;
   uint8_t seed[32] = {0};
@@ -285,7 +389,7 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   m.drop_at = calloc(cap, 1);
   m.up = calloc(cap, sizeof *m.up);
   m.down = calloc(cap, sizeof *m.down);
-  taken = calloc((size_t)R->rows, 1);
+  taken = calloc((size_t)everyone, 1);
   if (!m.users || !m.part || !m.silent || !m.drop_at || !m.up || !m.down || !taken) {
     s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "cohort");
     goto done;
@@ -306,8 +410,8 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
       /* every user with history checks in; the engine takes each with probability q */
       m.n = 0;
       while (fedrec_engine_phase(m.e) == FEDREC_PHASE_SELECTING) {
-        for (uint32_t u = 0; u < (uint32_t)R->rows && !s; u++) {
-          if (R->indptr[u + 1] == R->indptr[u]) continue;
+        for (uint32_t u = 0; u < everyone && !s; u++) {
+          if (!eligible(&m, u)) continue;
           int acc;
           uint64_t round;
           uint32_t retry;
@@ -322,8 +426,8 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
       /* fixed-size cohort: distinct users with history, uniformly */
       m.n = c->cohort;
       for (uint32_t i = 0; i < m.n;) {
-        uint32_t u = (uint32_t)(splitmix(&rng) % (uint64_t)R->rows);
-        if (taken[u] || R->indptr[u + 1] == R->indptr[u]) continue;
+        uint32_t u = (uint32_t)(splitmix(&rng) % (uint64_t)everyone);
+        if (taken[u] || !eligible(&m, u)) continue;
         taken[u] = 1;
         m.users[i++] = u;
       }
@@ -414,11 +518,14 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
     snprintf(res->stop_reason, sizeof res->stop_reason, "%s", fedrec_engine_stop_reason(m.e));
   if ((s = evaluate(&m, ds, &res->metrics, err))) goto done;
   res->params = fedrec_model_params(fedrec_engine_current_model(m.e));
+  if (m.ncanary && (s = audit(res, &m, theta0, err))) goto done;
   fedrec_published fin;
   fedrec_engine_model(m.e, &fin);
   for (int k = 0; k < 32; k++) snprintf(res->model_hash + 2 * k, 3, "%02x", fin.hash[k]);
 done:
   free(taken);
+  free(theta0);
+  free(m.canary_in);
   fedrec_engine_free(m.e);
   fedrec_model_free(&m.model);
   if (ledger) fedrec_ledger_close(ledger);

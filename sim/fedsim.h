@@ -29,6 +29,7 @@ typedef struct fedsim_config {
   int plain;                               /* --secagg plain: the same sum without masks */
   int client_noise;                        /* plain + Skellam: clients draw their shares (1) or
                                             * the sum's noise is drawn once (0, faster) */
+  uint32_t audit_canaries, audit_guesses;  /* --audit-canaries N: one-run audit (0: none) */
 } fedsim_config;
 
 typedef struct fedsim_result {
@@ -37,6 +38,10 @@ typedef struct fedsim_result {
   double noise_multiplier, planned_epsilon; /* as used (calibrated or given); the plan's bound */
   uint32_t rounds_done;
   int64_t params;
+  /* the audit: canaries, how many were included, guesses made, right ones, and the
+   * 95%-confidence empirical lower bound on epsilon at delta */
+  uint32_t audit_canaries, audit_included, audit_guesses, audit_correct;
+  double audit_epsilon_lower;
   char stop_reason[640];
   char model_hash[65];                     /* BLAKE2b-256 of the final model blob, hex */
 } fedsim_result;

@@ -38,6 +38,10 @@ void sim_usage(FILE *out) {
       "                             --rounds rounds (planned as the coordinator's budget check)\n"
       "  --budget E (1e9) --delta D (1e-6) --optimizer fedavg|fedadam --server-lr L (0.5)\n"
       "  --momentum M (0.5) --log FILE (per-round JSON lines) --eval-every K (1) --ledger FILE\n"
+      "  --audit-canaries N         one-run privacy audit: N canary clients, each included with\n"
+      "                             probability 1/2, send a secret random direction at full clip\n"
+      "                             norm; reports a 95%%-confidence lower bound on epsilon\n"
+      "  --audit-guesses G          guesses made (half top, half bottom score; default N/5)\n"
       "  --out DIR                  write DIR/config.json, rounds.jsonl (per round) and summary.json\n"
       "  --secagg full|plain (full: the real cryptography; plain: the same sum without masks)\n"
       "  --noise-draws sum|clients (plain + Skellam: draw the sum's noise once (default), or each\n"
@@ -132,6 +136,8 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     else if (FLAG("--clip")) { if (!NUM(1e-9, 1e9, 0)) a->fed.clip = x; }
     else if (FLAG("--noise-multiplier")) { if (!NUM(0, 1e6, 0)) a->fed.noise_multiplier = x; }
     else if (FLAG("--target-epsilon")) { if (!NUM(1e-3, 1e6, 0)) a->fed.target_epsilon = x; }
+    else if (FLAG("--audit-canaries")) { if (!NUM(2, 1e6, 1)) a->fed.audit_canaries = (uint32_t)x; }
+    else if (FLAG("--audit-guesses")) { if (!NUM(1, 1e6, 1)) a->fed.audit_guesses = (uint32_t)x; }
     else if (FLAG("--budget")) { if (!NUM(1e-6, 1e12, 0)) a->fed.budget = x; }
     else if (FLAG("--delta")) { if (!NUM(1e-300, 0.1, 0)) a->fed.delta = x; }
     else if (FLAG("--server-lr")) { if (!NUM(0, 1e6, 0)) a->fed.server_lr = x; }
@@ -184,6 +190,9 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm model and --model FILE go together");
   if (a->fed.target_epsilon > 0 && a->fed.noise == FEDREC_NOISE_NONE)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--target-epsilon needs noise: not with --privacy none");
+  if (a->fed.audit_guesses > a->fed.audit_canaries)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "--audit-guesses %u: more than the %u canaries", a->fed.audit_guesses,
+                            a->fed.audit_canaries);
   if (a->out && a->log) return fedrec_error_set(err, FEDREC_ERR_ARG, "--out writes DIR/rounds.jsonl: not with --log");
   if (!given && !a->dataset) a->dataset = "synthetic";
   return FEDREC_OK;

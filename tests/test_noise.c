@@ -191,6 +191,39 @@ static void test_poisson_large(void **state) {
   free(x);
 }
 
+/* The simulation-only PTRS sampler: chi-square against the pmf at lambda 50.5 and 1234.5,
+ * mean and variance at 1e9 (where the exact sampler would take ~10^5 coins per draw). */
+static void test_poisson_fast(void **state) {
+  (void)state;
+  fedrec_entropy e;
+  fedrec_csprng(&e);
+  int64_t *x = malloc(N * sizeof *x);
+  const double lams[] = {50.5, 1234.5};
+  for (int c = 0; c < 2; c++) {
+    double lam = lams[c];
+    g_shift = (int64_t)floor(lam);
+    for (int64_t i = 0; i < N; i++) x[i] = fedrec_poisson_fast(&e, lam) - g_shift;
+    int dof;
+    double chi = chi_square(x, poisson_pmf_shifted, lam, (int)(4 * sqrt(lam)), &dof);
+    print_message("fast Poisson(%g): chi-square %.1f on %d dof\n", lam, chi, dof);
+    assert_true(chi < dof + 5 * sqrt(2.0 * dof));
+  }
+  double lam = 1e9, mean = 0, m2 = 0;
+  for (int64_t i = 0; i < N; i++) {
+    double v = (double)fedrec_poisson_fast(&e, lam) - lam;
+    mean += v, m2 += v * v;
+  }
+  mean /= N, m2 /= N;
+  assert_near(mean, 0, 5 * sqrt(lam / N));
+  assert_near(m2, lam, 5 * lam * sqrt(2.0 / N));
+  for (int64_t i = 0; i < N; i++) x[i] = fedrec_skellam_fast(&e, 50);
+  int dof;
+  double chi = chi_square(x, skellam_pmf, 50, 30, &dof);
+  print_message("fast Skellam(50): chi-square %.1f on %d dof\n", chi, dof);
+  assert_true(chi < dof + 5 * sqrt(2.0 * dof));
+  free(x);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
@@ -199,6 +232,7 @@ int main(void) {
       cmocka_unit_test(test_discrete_gaussian),
       cmocka_unit_test(test_poisson_skellam),
       cmocka_unit_test(test_poisson_large),
+      cmocka_unit_test(test_poisson_fast),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
