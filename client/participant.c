@@ -18,18 +18,13 @@ static void wipe_free(void *p, size_t n) {
   free(p);
 }
 
-/* Clip, rotate, round, noise and wrap the update into p->encoded; set up the SecAgg client. */
+/* Clip, rotate, round, noise and wrap the update into p->encoded. */
 static fedrec_status encode(fedrec_participant *p, const float *update, const fedrec_entropy *entropy, double *dwork,
                             fedrec_error *err) {
   fedrec_entropy e;
   if (entropy) e = *entropy;
   else fedrec_csprng(&e);
-  fedrec_status s = fedrec_ddp_encode(p->encoded, update, &p->info.ddp, &e, dwork, err);
-  if (!s) {
-    p->sa = fedrec_secagg_client_new(&p->info.secagg, p->info.cohort_index, NULL, NULL, err);
-    if (!p->sa) s = err ? err->status : FEDREC_ERR_ARG;
-  }
-  return s;
+  return fedrec_ddp_encode(p->encoded, update, &p->info.ddp, &e, dwork, err);
 }
 
 fedrec_status fedrec_participant_new_update(fedrec_participant **out, const fedrec_round_info *info,
@@ -109,6 +104,11 @@ fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_roun
   return FEDREC_OK;
 }
 
+static void drop_encoded(fedrec_participant *p) {
+  wipe_free(p->encoded, (size_t)fedrec_ddp_padded(p->info.ddp.dim) * sizeof *p->encoded);
+  p->encoded = NULL;
+}
+
 void fedrec_participant_free(fedrec_participant *p) {
   if (!p) return;
   fedrec_secagg_client_free(p->sa);
@@ -131,6 +131,7 @@ double fedrec_participant_loss(const fedrec_participant *p) { return p->loss; }
 
 static fedrec_status decode_as(fedrec_sa_msg *m, int type, const fedrec_participant *p,
                                const uint8_t *b, size_t n, fedrec_error *err) {
+  if (!p->sa) return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: keys must be advertised first");
   fedrec_status s = fedrec_sa_decode(m, b, n, p->info.secagg.n, p->info.secagg.dim, err);
   if (s) return s;
   if (m->type != type) {
@@ -142,6 +143,10 @@ static fedrec_status decode_as(fedrec_sa_msg *m, int type, const fedrec_particip
 
 fedrec_status fedrec_participant_keys(fedrec_participant *p, uint8_t **out, size_t *len,
                                       fedrec_error *err) {
+  if (p->sa) return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: keys were already advertised");
+  /* the SecAgg client (its secrets in locked memory) exists only in secure-aggregation rounds */
+  p->sa = fedrec_secagg_client_new(&p->info.secagg, p->info.cohort_index, NULL, NULL, err);
+  if (!p->sa) return err ? err->status : FEDREC_ERR_ARG;
   fedrec_sa_keys k;
   fedrec_status s = fedrec_secagg_client_advertise(p->sa, &k, err);
   if (s) return s;
@@ -167,12 +172,17 @@ fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *in
   fedrec_sa_msg m;
   fedrec_status s = decode_as(&m, FEDREC_SA_MSG_BOXES, p, inbox, n, err);
   if (s) return s;
+  if (!p->encoded) {
+    fedrec_sa_msg_free(&m);
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: the masked update was already sent");
+  }
   fedrec_sa_masked y;
   s = fedrec_secagg_client_mask(p->sa, &m.u.boxes, p->encoded, &y, err);
   fedrec_sa_msg_free(&m);
   if (s) return s;
   ENCODE(fedrec_sa_encode_masked, &y, p->info.secagg.bits);
   fedrec_secagg_client_release_masked(p->sa);
+  drop_encoded(p); /* sent: a cohort's worth of update copies need not stay in memory */
   return FEDREC_OK;
 }
 
@@ -191,7 +201,9 @@ fedrec_status fedrec_participant_unmask(fedrec_participant *p, const uint8_t *su
 
 fedrec_status fedrec_participant_plain(fedrec_participant *p, uint8_t **out, size_t *len,
                                        fedrec_error *err) {
+  if (!p->encoded) return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: the update was already sent");
   fedrec_sa_masked y = {.id = p->info.cohort_index, .dim = p->info.secagg.dim, .y = p->encoded};
   ENCODE(fedrec_sa_encode_masked, &y, p->info.secagg.bits);
+  drop_encoded(p);
   return FEDREC_OK;
 }

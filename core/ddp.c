@@ -103,8 +103,12 @@ fedrec_status fedrec_ddp_encode(uint32_t *out, const float *update, const fedrec
     if (!p->sigma2_num || !p->sigma2_den || p->sigma2_num >= (1ULL << 40) || p->sigma2_den >= (1ULL << 38))
       return fedrec_error_set(err, FEDREC_ERR_ARG, "ddp: Skellam variance %llu/%llu out of range",
                               (unsigned long long)p->sigma2_num, (unsigned long long)p->sigma2_den);
-    for (uint32_t i = 0; i < n; i++) /* lambda = s2 / 2 per side */
-      out[i] = (uint32_t)(((int64_t)out[i] + fedrec_skellam(e, p->sigma2_num, 2 * p->sigma2_den)) & mask);
+    if (e->simulation_fast_noise) { /* fedrec-sim only: see fedrec_entropy */
+      double lambda = (double)p->sigma2_num / (2.0 * (double)p->sigma2_den);
+      for (uint32_t i = 0; i < n; i++) out[i] = (uint32_t)(((int64_t)out[i] + fedrec_skellam_fast(e, lambda)) & mask);
+    } else
+      for (uint32_t i = 0; i < n; i++) /* lambda = s2 / 2 per side */
+        out[i] = (uint32_t)(((int64_t)out[i] + fedrec_skellam(e, p->sigma2_num, 2 * p->sigma2_den)) & mask);
   } else if (p->noise == FEDREC_NOISE_DGAUSS)
     for (uint32_t i = 0; i < n; i++) {
       int64_t z;

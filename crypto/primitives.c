@@ -190,8 +190,7 @@ static void csprng_bytes(void *ctx, void *buf, uint64_t n) {
 }
 
 void fedrec_csprng(fedrec_entropy *out) {
-  out->bytes = csprng_bytes;
-  out->ctx = NULL;
+  *out = (fedrec_entropy){csprng_bytes, NULL, 0}; /* exact samplers */
 }
 
 void fedrec_hash2(uint8_t out[32], const void *a, size_t alen, const void *b, size_t blen) {

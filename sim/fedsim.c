@@ -48,6 +48,7 @@ typedef struct sim {
   uint32_t rows, ncanary;
   uint8_t *canary_in;
   int64_t dim;
+  uint32_t secagg_k;
 } sim;
 
 /* Canary j's secret direction: a uniformly random unit vector of dim (from the seed). */
@@ -109,10 +110,11 @@ static void client_step(sim *m, uint32_t i) {
       fail(m, "round info", &err);
       return;
     }
+    if (i == 0) m->secagg_k = info.secagg.k; /* for the report: neighbours per client */
     const fedrec_csr *R = &m->sp->train;
     fedrec_rng r;
     fedrec_rng_seed(&r, m->c->seed ^ (m->round * 0x9e3779b97f4a7c15ULL), id + 1);
-    fedrec_entropy ent = {rng_bytes, &r};
+    fedrec_entropy ent = {rng_bytes, &r, m->c->exact_noise ? 0 : 1}; /* a simulation device */
     if (id >= m->rows) { /* a canary: its direction at full clip norm, through the same pipeline */
       float *x = malloc((size_t)m->dim * sizeof *x);
       if (!x) {
@@ -381,7 +383,7 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   }
   fedrec_engine_callbacks cb = {&m, NULL, on_round};
   fedrec_rng_seed(&m.engine_rng, c->seed, 0x636f6f7264ULL);
-  fedrec_entropy engine_ent = {rng_bytes, &m.engine_rng};
+  fedrec_entropy engine_ent = {rng_bytes, &m.engine_rng, 0};
   if ((s = fedrec_engine_new(&m.e, &ec, &init, 1, &id, ledger, &cb, &engine_ent, err))) goto done;
   m.users = malloc(cap * sizeof *m.users);
   m.part = calloc(cap, sizeof *m.part);
@@ -396,6 +398,7 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   }
   uint64_t rng = c->seed * 0x2545f4914f6cdd1dULL + 7;
   double t_start = now_s();
+  uint64_t clients_total = 0;
   fedrec_metrics met = {0};
   if (log) {
     if ((s = evaluate(&m, ds, &met, err))) goto done;
@@ -484,6 +487,7 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
       m.part[i] = NULL;
     }
     double secs = now_s() - t0;
+    clients_total += m.n;
     uint64_t up = 0, down = 0;
     for (uint32_t i = 0; i < m.n; i++) up += m.up[i], down += m.down[i];
     int evaluate_now = log && ((r + 1) % (c->eval_every ? c->eval_every : 1) == 0 || r + 1 == c->rounds);
@@ -518,6 +522,8 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
     snprintf(res->stop_reason, sizeof res->stop_reason, "%s", fedrec_engine_stop_reason(m.e));
   if ((s = evaluate(&m, ds, &res->metrics, err))) goto done;
   res->params = fedrec_model_params(fedrec_engine_current_model(m.e));
+  res->secagg_k = m.secagg_k;
+  res->clients = clients_total;
   if (m.ncanary && (s = audit(res, &m, theta0, err))) goto done;
   fedrec_published fin;
   fedrec_engine_model(m.e, &fin);

@@ -29,6 +29,9 @@ typedef struct fedsim_config {
   int plain;                               /* --secagg plain: the same sum without masks */
   int client_noise;                        /* plain + Skellam: clients draw their shares (1) or
                                             * the sum's noise is drawn once (0, faster) */
+  int exact_noise;                         /* clients draw Skellam noise with the exact sampler
+                                            * (as devices do; slow at large lambda) rather than
+                                            * the fast floating-point one (default) */
   uint32_t audit_canaries, audit_guesses;  /* --audit-canaries N: one-run audit (0: none) */
 } fedsim_config;
 
@@ -38,6 +41,8 @@ typedef struct fedsim_result {
   double noise_multiplier, planned_epsilon; /* as used (calibrated or given); the plan's bound */
   uint32_t rounds_done;
   int64_t params;
+  uint32_t secagg_k;                       /* neighbours per client in the last round */
+  uint64_t clients;                        /* cohort members over all rounds */
   /* the audit: canaries, how many were included, guesses made, right ones, and the
    * 95%-confidence empirical lower bound on epsilon at delta */
   uint32_t audit_canaries, audit_included, audit_guesses, audit_correct;

@@ -20,6 +20,11 @@ typedef void (*fedrec_bytes_fn)(void *ctx, void *buf, uint64_t n);
 typedef struct fedrec_entropy {
   fedrec_bytes_fn bytes;
   void *ctx;
+  /* Simulation devices only (fedrec-sim): 1 lets the distributed-DP encoder draw Skellam noise
+   * with the fast floating-point sampler (fedrec_skellam_fast) instead of the exact one, whose
+   * cost grows with sqrt(lambda). Never set where the noise protects anyone; the CSPRNG source
+   * (fedrec_csprng) always leaves it 0. */
+  int simulation_fast_noise;
 } fedrec_entropy;
 
 /* Bernoulli(num / den), 0 <= num <= den, den > 0. */

@@ -1,0 +1,169 @@
+/* Simulator benchmarks (fedrec-sim --algorithm fedavg, in-process), JSON lines like the others.
+ * Usage: bench_sim [--quick]   (--quick: populations up to 10^5 only)
+ * - simulated clients per second with --secagg full, as a ratio to the bound set by generating
+ *   k + 1 mask keystreams of the update's length per client at the ChaCha20 rate measured in
+ *   the same run on the same threads (target >= 0.7)
+ * - simulated clients per second with --secagg plain at d = 64 000 (target >= 2 000 on 2 cores)
+ * - peak memory (max RSS of a fresh process) with 10^4, 10^5 and 10^6 synthetic clients, the
+ *   same model and cohort: it should grow with the data, not with population x model. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "fedrec/crypto.h"
+#include "fedrec/ddp.h"
+#include "fedrec/fedrec.h"
+#include "fedsim.h"
+
+#define KS_BYTES ((size_t)1 << 26)
+
+static void *keystream(void *arg) {
+  uint8_t *buf = arg, key[32] = {7};
+  fedrec_chacha20_keystream(buf, KS_BYTES, key);
+  return NULL;
+}
+
+/* ChaCha20 keystream bytes per second with `threads` threads generating at once. */
+static double chacha_rate(int threads) {
+  uint8_t *buf[64];
+  pthread_t th[64];
+  for (int t = 0; t < threads; t++) buf[t] = malloc(KS_BYTES);
+  double best = 1e30;
+  for (int rep = 0; rep < 3; rep++) {
+    double t0 = bench_now();
+    for (int t = 0; t < threads; t++) pthread_create(&th[t], NULL, keystream, buf[t]);
+    for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
+    double s = bench_now() - t0;
+    if (s < best) best = s;
+  }
+  for (int t = 0; t < threads; t++) free(buf[t]);
+  return (double)threads * KS_BYTES / best;
+}
+
+typedef struct {
+  fedrec_dataset ds;
+  fedrec_split sp;
+} data;
+
+static int make_data(data *d, int32_t users, int32_t items, fedrec_error *err) {
+  memset(d, 0, sizeof *d);
+  fedrec_synth_config sc;
+  fedrec_synth_defaults(&sc);
+  sc.users = users, sc.items = items, sc.content_dim = 16;
+  fedrec_split_config spc;
+  fedrec_split_defaults(&spc);
+  if (fedrec_synth_generate(&d->ds, &sc, err)) return 1;
+  return fedrec_split_users(&d->sp, &d->ds, &spc, err) != FEDREC_OK;
+}
+
+static void free_data(data *d) {
+  fedrec_split_free(&d->sp);
+  fedrec_dataset_free(&d->ds);
+}
+
+static fedsim_config config(uint32_t rounds, uint32_t cohort, int plain, int threads) {
+  fedsim_config c = {.rounds = rounds, .cohort = cohort, .dim = 16, .use_head = 0, .free_items = 1, .clip = 1,
+                     .noise_multiplier = 1, .noise = FEDREC_NOISE_SKELLAM, .budget = 1e9, .delta = 1e-6,
+                     .optimizer = FEDREC_OPT_FEDAVG, .server_lr = 0.5, .momentum = 0.5, .alpha0 = 0.3f, .reg = 0.003f,
+                     .seed = 1, .threads = threads, .k = 20, .eval_every = 1000, .plain = plain};
+  return c;
+}
+
+static long max_rss_kb(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+/* One population's run, in a process of its own: 2 rounds of Poisson cohorts of about 1 000. */
+static int memory_run(int32_t pop, int threads) {
+  fedrec_error err = {0};
+  data x;
+  double t0 = bench_now();
+  if (make_data(&x, pop, 4000, &err)) {
+    fprintf(stderr, "bench_sim: %s\n", err.msg);
+    return 1;
+  }
+  double t_data = bench_now() - t0;
+  fedsim_config c = config(2, 1000, 1, threads);
+  c.sampling_rate = 1000.0 / (0.8 * pop); /* every training client checks in each round */
+  fedsim_result r;
+  if (fedsim_run(&r, &c, &x.ds, &x.sp, NULL, &err)) {
+    fprintf(stderr, "bench_sim: %s\n", err.msg);
+    return 1;
+  }
+  char extra[240];
+  snprintf(extra, sizeof extra, "\"population\": %d, \"interactions\": %lld, \"rounds\": 2, \"clients\": %llu, "
+           "\"seconds_data\": %.1f, \"seconds_rounds\": %.1f", pop, (long long)fedrec_csr_nnz(&x.ds.R),
+           (unsigned long long)r.clients, t_data, r.seconds);
+  bench_emit("sim_peak_rss_mib", (double)max_rss_kb() / 1024, "MiB", 0, NULL, extra);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  int quick = argc > 1 && !strcmp(argv[1], "--quick");
+  int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (threads > 64) threads = 64;
+  fedrec_blas_threads(1);
+  if (argc == 3 && !strcmp(argv[1], "--memory")) return memory_run(atoi(argv[2]), threads);
+  fedrec_error err = {0};
+  data d;
+  /* d = 4 000 items x 16 = 64 000 parameters (free embeddings, no head), 20 000 users */
+  if (make_data(&d, 20000, 4000, &err)) {
+    fprintf(stderr, "bench_sim: %s\n", err.msg);
+    return 1;
+  }
+  uint32_t padded = fedrec_ddp_padded(64000);
+  double ks = chacha_rate(threads);
+  bench_emit("chacha20_keystream_all_threads_gbps", ks / 1e9, "GB/s", 0, NULL, NULL);
+  /* --secagg full: clients per second against (k + 1) keystreams of the padded update each */
+  uint32_t cohorts[] = {100, 300};
+  for (int i = 0; i < 2; i++) {
+    fedsim_config c = config(3, cohorts[i], 0, threads);
+    fedsim_result r;
+    if (fedsim_run(&r, &c, &d.ds, &d.sp, NULL, &err)) {
+      fprintf(stderr, "bench_sim: %s\n", err.msg);
+      return 1;
+    }
+    double cps = (double)r.clients / r.seconds;
+    double bound = ks / ((double)(r.secagg_k + 1) * padded * 4.0);
+    char extra[200];
+    snprintf(extra, sizeof extra, "\"cohort\": %u, \"k\": %u, \"params\": %lld, \"rounds\": %u", cohorts[i], r.secagg_k,
+             (long long)r.params, r.rounds_done);
+    bench_emit("sim_full_clients_per_s", cps, "clients/s", bound, "keystream_bound_clients_per_s", extra);
+  }
+  /* --secagg plain at d = 64 000 */
+  {
+    fedsim_config c = config(5, 1000, 1, threads);
+    fedsim_result r;
+    if (fedsim_run(&r, &c, &d.ds, &d.sp, NULL, &err)) {
+      fprintf(stderr, "bench_sim: %s\n", err.msg);
+      return 1;
+    }
+    char extra[160];
+    snprintf(extra, sizeof extra, "\"cohort\": 1000, \"params\": %lld, \"rounds\": %u, \"target\": 2000", (long long)r.params,
+             r.rounds_done);
+    bench_emit("sim_plain_clients_per_s", (double)r.clients / r.seconds, "clients/s", 0, NULL, extra);
+  }
+  free_data(&d);
+  fflush(stdout);
+  /* peak memory: a fresh process per population (this program again, exec'd: a forked child
+   * would count its parent's pages) */
+  int32_t pops[] = {10000, 100000, 1000000};
+  for (int i = 0; i < (quick ? 2 : 3); i++) {
+    char cmd[4200], self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return 1;
+    self[n] = 0;
+    snprintf(cmd, sizeof cmd, "'%s' --memory %d", self, pops[i]);
+    if (system(cmd)) {
+      fprintf(stderr, "bench_sim: population %d failed\n", pops[i]);
+      return 1;
+    }
+  }
+  return 0;
+}
