@@ -270,6 +270,16 @@ static void clear_members(fedrec_engine *e) {
   e->n = 0;
 }
 
+static double unit_open(fedrec_engine *e) { /* uniform in (0, 1) */
+  uint64_t v = random_u64(e);
+  return ((double)(v >> 11) + 0.5) * 0x1.0p-53;
+}
+
+/* Central mode: the noise multiplier relative to the rounded sum's L2 sensitivity. */
+static double central_z(const fedrec_engine_config *c, const fedrec_ddp_params *p) {
+  return c->noise_multiplier * c->clip / (p->gamma * fedrec_ddp_rounding_bound(p));
+}
+
 /* The ledger release of a round with these DP parameters and `survivors` clients. */
 static fedrec_release release_of(const fedrec_engine_config *c, const fedrec_ddp_params *p, uint64_t round,
                                  uint32_t survivors) {
@@ -278,7 +288,9 @@ static fedrec_release release_of(const fedrec_engine_config *c, const fedrec_ddp
   double s2 = (double)p->sigma2_num / (double)p->sigma2_den;
   fedrec_release r = {.round = round, .q = c->sampling_rate > 0 ? c->sampling_rate : 1.0,
                       .d2 = d2, .d1 = d1, .survivors = survivors};
-  if (p->noise == FEDREC_NOISE_SKELLAM) {
+  if (c->central) { /* Gaussian noise z c on the sum, whose sensitivity is gamma times the rounded bound */
+    r = (fedrec_release){.mechanism = "gaussian", .round = round, .q = r.q, .z = central_z(c, p), .survivors = survivors};
+  } else if (p->noise == FEDREC_NOISE_SKELLAM) {
     r.mechanism = "skellam";
     r.var = survivors * s2;
   } else {
@@ -301,10 +313,10 @@ fedrec_status fedrec_engine_round_ddp(const fedrec_engine_config *c, int64_t dim
   p->dim = (uint32_t)dim;
   p->clip = c->clip;
   p->beta = exp(-0.5);
-  p->noise = c->noise_multiplier > 0 ? c->noise : FEDREC_NOISE_NONE;
+  p->noise = c->noise_multiplier > 0 && !c->central ? c->noise : FEDREC_NOISE_NONE;
   /* the noise in the sum of min_survivors clients has std z c; with all n surviving it is
    * sqrt(n / min_survivors) times that, which the wrap-around bound must allow for */
-  double z = c->noise_multiplier, zwrap = z * sqrt((double)n / c->min_survivors);
+  double z = c->central ? 0 : c->noise_multiplier, zwrap = z * sqrt((double)n / c->min_survivors);
   fedrec_error e2 = {0};
   fedrec_status s = c->bits ? fedrec_ddp_choose_gamma(&p->gamma, p->clip, p->dim, n, zwrap, c->bits, c->p_wrap, &e2)
                             : fedrec_ddp_choose_bits(&p->bits, &p->gamma, p->clip, p->dim, n, zwrap, c->p_wrap,
@@ -328,13 +340,18 @@ fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config
   fedrec_ddp_params p;
   fedrec_status s = fedrec_engine_round_ddp(c, dim, n, &p, err);
   if (s) return s;
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  if (c->central && c->noise_multiplier > 0) {
+    fedrec_release r = release_of(c, &p, 1, c->min_survivors);
+    *eps = fedrec_epsilon_gaussian(r.q, r.z, rounds, delta, &o, NULL);
+    return FEDREC_OK;
+  }
   if (p.noise == FEDREC_NOISE_NONE) {
     *eps = INFINITY;
     return FEDREC_OK;
   }
   fedrec_release r = release_of(c, &p, 1, c->min_survivors);
-  fedrec_orders o;
-  fedrec_orders_default(&o);
   *eps = r.var > 0 ? fedrec_epsilon_skellam(r.q, r.d2, r.d1, r.var, rounds, delta, &o, NULL)
                    : fedrec_epsilon_ddgauss(r.q, r.d2, r.d1, r.sigma, r.survivors, r.dim, rounds, delta, &o, NULL);
   return FEDREC_OK;
@@ -388,7 +405,7 @@ static void start_round(fedrec_engine *e, uint64_t now) {
     return;
   }
   p->round_seed = random_u64(e);
-  if (p->noise != FEDREC_NOISE_NONE) {
+  if (p->noise != FEDREC_NOISE_NONE || (e->c.central && e->c.noise_multiplier > 0)) {
     fedrec_release r = release_for(e, e->c.min_survivors);
     if (fedrec_ledger_check(e->ledger, &r, NULL, &err)) {
       stop(e, "privacy budget: %s", err.msg);
@@ -609,7 +626,8 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
     return;
   }
   double eps = 0;
-  if (e->info.ddp.noise != FEDREC_NOISE_NONE) {
+  int central = e->c.central && e->c.noise_multiplier > 0;
+  if (e->info.ddp.noise != FEDREC_NOISE_NONE || central) {
     fedrec_release r = release_for(e, summed);
     fedrec_status s = fedrec_ledger_append(e->ledger, &r, &eps, &err);
     if (s) { /* not recorded: the aggregate must not be used */
@@ -621,6 +639,14 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
     }
   }
   fedrec_ddp_decode(e->avg, e->modsum, &e->info.ddp, e->work);
+  if (central) { /* simulation only: N(0, (z c)^2) per coordinate, Box-Muller from the engine's source */
+    double sd = e->c.noise_multiplier * e->c.clip;
+    for (int64_t i = 0; i < e->dim; i += 2) {
+      double u = unit_open(e), v = unit_open(e), rad = sd * sqrt(-2 * log(u));
+      e->avg[i] += (float)(rad * cos(6.283185307179586 * v));
+      if (i + 1 < e->dim) e->avg[i + 1] += (float)(rad * sin(6.283185307179586 * v));
+    }
+  }
   double norm = 0;
   for (int64_t i = 0; i < e->dim; i++) {
     e->avg[i] /= (float)summed;

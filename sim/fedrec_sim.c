@@ -223,7 +223,10 @@ static void print_table(const result *r, const sim_args *a, const fedrec_dataset
 }
 
 static const char *noise_name(const fedsim_config *c) {
-  return c->noise_multiplier <= 0 && c->target_epsilon <= 0 ? "none" : c->noise == FEDREC_NOISE_DGAUSS ? "dgauss" : "skellam";
+  return c->noise_multiplier <= 0 && c->target_epsilon <= 0 ? "none"
+         : c->central                                       ? "central"
+         : c->noise == FEDREC_NOISE_DGAUSS                  ? "dgauss"
+                                                            : "skellam";
 }
 
 /* The run's full configuration, as JSON (config.json of --out). */

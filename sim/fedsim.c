@@ -371,6 +371,7 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   ec.reg = c->reg;
   ec.plain = c->plain;
   ec.plain_sum_noise = c->plain && !c->client_noise;
+  ec.central = c->central;
   res->noise_multiplier = c->noise_multiplier;
   res->planned_epsilon = 0;
   if (c->noise_multiplier > 0 || c->target_epsilon > 0) {

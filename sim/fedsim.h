@@ -18,6 +18,7 @@ typedef struct fedsim_config {
   double target_epsilon;                   /* > 0: choose noise_multiplier so that the planned
                                             * epsilon after `rounds` rounds is at most this */
   int noise;                               /* FEDREC_NOISE_SKELLAM or FEDREC_NOISE_DGAUSS */
+  int central;                             /* central DP: the server adds Gaussian noise */
   double budget, delta;
   int optimizer;                           /* FEDREC_OPT_FEDAVG / FEDREC_OPT_FEDADAM */
   double server_lr, momentum;

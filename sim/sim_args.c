@@ -33,7 +33,8 @@ void sim_usage(FILE *out) {
       "  with SecAgg+ and distributed DP; every training user is a client):\n"
       "  --rounds R (20) --cohort N (100) | --sampling-rate Q (Poisson cohorts, accounted with Q)\n"
       "  --min-survivors M (80%% of the least cohort) --dropout P (0, per phase)\n"
-      "  --privacy skellam|dgauss|none (skellam) --noise-multiplier Z (1) --clip C (1)\n"
+      "  --privacy skellam|dgauss|central|none (skellam; central: the server adds Gaussian noise)\n"
+      "            --noise-multiplier Z (1) --clip C (1)\n"
       "  --target-epsilon E         choose the noise multiplier for epsilon E at --delta after\n"
       "                             --rounds rounds (planned as the coordinator's budget check)\n"
       "  --budget E (1e9) --delta D (1e-6) --optimizer fedavg|fedadam --server-lr L (0.5)\n"
@@ -166,7 +167,8 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
       if (!strcmp(v, "skellam")) a->fed.noise = FEDREC_NOISE_SKELLAM;
       else if (!strcmp(v, "dgauss")) a->fed.noise = FEDREC_NOISE_DGAUSS;
       else if (!strcmp(v, "none")) a->fed.noise = FEDREC_NOISE_NONE;
-      else return fedrec_error_set(err, FEDREC_ERR_ARG, "--privacy: '%s' is not one of skellam, dgauss, none", v);
+      else if (!strcmp(v, "central")) a->fed.noise = FEDREC_NOISE_SKELLAM, a->fed.central = 1;
+      else return fedrec_error_set(err, FEDREC_ERR_ARG, "--privacy: '%s' is not one of none, central, skellam, dgauss", v);
       i++;
     } else if (FLAG("--optimizer")) {
       if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--optimizer needs a value");

@@ -92,6 +92,11 @@ typedef struct fedrec_engine_config {
    * the secure path, which sums the clients' own draws; discrete Gaussian noise is always
    * drawn by the clients (a sum of discrete Gaussians is not one). */
   int plain_sum_noise;
+  /* simulation only: central DP for comparison (DP-FedAvg with a trusted server). Clients add
+   * no noise; the engine adds Gaussian noise of standard deviation noise_multiplier * clip to
+   * each coordinate of the decoded sum (floating point: not for deployments) and the ledger
+   * records a "gaussian" release whose multiplier is that over the rounded sum's sensitivity. */
+  int central;
 } fedrec_engine_config;
 
 void fedrec_engine_defaults(fedrec_engine_config *c);

@@ -6,7 +6,7 @@ set -euo pipefail
 B=$(cd "$1" && pwd)
 W=$(mktemp -d /tmp/fedrec-simout.XXXXXX)
 trap 'rm -rf "$W"' EXIT
-for privacy in skellam dgauss; do
+for privacy in skellam dgauss central; do
   "$B/sim/fedrec-sim" --algorithm fedavg --dataset synthetic:users=800,items=100,dim=8,seed=3 --dim 8 --rounds 3 \
     --cohort 50 --privacy $privacy --target-epsilon 2 --delta 1e-6 --secagg plain --threads 2 --quiet \
     --out "$W/$privacy" > "$W/$privacy.txt"
