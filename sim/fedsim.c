@@ -507,10 +507,15 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
       fprintf(log, "}\n");
       fflush(log);
     }
-    if (c->progress) {
-      fprintf(stderr, "\r  round %u/%u  epsilon %.3f  %.2fs/round  %s", r + 1, c->rounds, res->epsilon, secs,
-              evaluate_now ? "" : "");
-      if (evaluate_now) fprintf(stderr, "Recall@%d %.4f   ", c->k, met.recall);
+    if (c->progress) { /* a bar, the rate and the time left, on one terminal line */
+      double done = (double)(r + 1) / c->rounds, spent = now_s() - t_start, left = spent / done - spent;
+      char bar[31];
+      int fill = (int)(done * 30);
+      for (int k = 0; k < 30; k++) bar[k] = k < fill ? '#' : '.';
+      bar[30] = 0;
+      fprintf(stderr, "\r  [%s] round %u/%u  %.0f clients/s  epsilon %.3f", bar, r + 1, c->rounds, m.n / secs, res->epsilon);
+      if (evaluate_now) fprintf(stderr, "  Recall@%d %.4f", c->k, met.recall);
+      fprintf(stderr, "  %02d:%02d left \033[K", (int)left / 60, (int)left % 60);
       fflush(stderr);
     }
     res->bytes_up = (double)up / m.n;
