@@ -78,17 +78,49 @@ fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_roun
   fedrec_status s = FEDREC_OK;
   if (!V || !G || !u || !work || !grad || !dwork || !p->encoded)
     s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: %d items x %d", ni, d);
-  if (!s) {
-    fedrec_model_item_vectors(V, model);
+  /* local training: K gradient steps of size lr on a private copy x of the parameters; the
+   * update is the total move x_0 - x_K. K = 1 sends lr times the gradient (lr = 1: the gradient
+   * itself, as before local steps existed). */
+  uint32_t K = info->local_steps > 1 ? info->local_steps : 1;
+  float lr = info->client_lr > 0 ? info->client_lr : 1.0f;
+  size_t ne = (size_t)model->n_free * d;
+  float *x = NULL;
+  fedrec_model local = *model;
+  if (!s && K > 1) {
+    if (!(x = malloc((size_t)dim * sizeof *x))) s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: local copy");
+    else {
+      fedrec_model_get_params(x, model);
+      local.E = ne ? x : NULL;
+      local.H = model->H ? x + ne : NULL;
+    }
+  }
+  for (uint32_t step = 0; step < K && !s; step++) {
+    fedrec_model_item_vectors(V, &local);
     fedrec_gramian(G, V, ni, d);
     s = fedrec_user_solve(u, V, G, ni, d, items, w, n, info->alpha0, info->reg, work);
-    if (s) fedrec_error_set(err, s, "participant: the user's system is not positive definite");
+    if (s) {
+      fedrec_error_set(err, s, "participant: the user's system is not positive definite");
+      break;
+    }
+    double loss;
+    fedrec_user_loss_grad(&loss, ne ? grad : NULL, model->H ? grad + ne : NULL, &local, V, u, items, w, n,
+                          info->alpha0, info->reg, work);
+    if (step == 0) p->loss = loss;
+    if (K > 1)
+      for (int64_t i = 0; i < dim; i++) x[i] -= lr * grad[i];
   }
   if (!s) {
-    size_t ne = (size_t)model->n_free * d;
-    fedrec_user_loss_grad(&p->loss, ne ? grad : NULL, model->H ? grad + ne : NULL, model, V, u, items, w, n,
-                          info->alpha0, info->reg, work);
+    if (K > 1) {
+      fedrec_model_get_params(grad, model);
+      for (int64_t i = 0; i < dim; i++) grad[i] -= x[i];
+    } else if (lr != 1.0f)
+      for (int64_t i = 0; i < dim; i++) grad[i] *= lr;
     s = encode(p, grad, entropy, dwork, err);
+  }
+  if (x) { /* the locally trained parameters, and item vectors derived from them, are private */
+    wipe_free(x, (size_t)dim * sizeof *x);
+    sodium_memzero(V, nv * sizeof *V);
+    sodium_memzero(G, (size_t)d * d * sizeof *G);
   }
   /* the user vector and the raw gradient are private: wipe them */
   wipe_free(u, (size_t)d * sizeof *u);

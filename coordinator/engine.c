@@ -399,6 +399,8 @@ static void start_round(fedrec_engine *e, uint64_t now) {
   in->model_version = e->version;
   in->alpha0 = e->c.alpha0;
   in->reg = e->c.reg;
+  in->local_steps = e->c.local_steps;
+  in->client_lr = e->c.client_lr;
   fedrec_ddp_params *p = &in->ddp;
   if (fedrec_engine_round_ddp(&e->c, e->dim, n, p, &err)) {
     stop(e, "%s", err.msg);

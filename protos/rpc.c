@@ -87,6 +87,8 @@ void fedrec_rpc_round_info_to_pb(Fedrec__V1__RoundInfo *out, Fedrec__V1__SecAggP
   out->cohort_index = in->cohort_index;
   out->alpha0 = in->alpha0;
   out->reg = in->reg;
+  out->local_steps = in->local_steps;
+  out->client_lr = in->client_lr;
   out->phase_ms_left = phase_ms_left;
   sa->session = in->secagg.session;
   sa->cohort_size = in->secagg.n;
@@ -125,6 +127,8 @@ fedrec_status fedrec_rpc_round_info_from_pb(fedrec_round_info *out, const Fedrec
   out->cohort_index = in->cohort_index;
   out->alpha0 = in->alpha0;
   out->reg = in->reg;
+  out->local_steps = in->local_steps;
+  out->client_lr = in->client_lr;
   out->secagg.session = sa->session;
   out->secagg.n = sa->cohort_size;
   out->secagg.k = sa->neighbours;
@@ -160,6 +164,9 @@ fedrec_status fedrec_rpc_round_info_from_pb(fedrec_round_info *out, const Fedrec
                             (unsigned long long)dp->sigma2_num, (unsigned long long)dp->sigma2_den);
   if (!(in->alpha0 >= 0 && in->alpha0 < 1e6) || !(in->reg > 0 && in->reg < 1e6))
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: alpha0 %g, reg %g out of range", in->alpha0, in->reg);
+  if (in->local_steps > 1000 || !(in->client_lr >= 0 && in->client_lr <= 1e6))
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: %u local steps of size %g out of range (<= 1000, [0, 1e6])",
+                            in->local_steps, in->client_lr);
   return FEDREC_OK;
 }
 

@@ -372,6 +372,8 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   ec.plain = c->plain;
   ec.plain_sum_noise = c->plain && !c->client_noise;
   ec.central = c->central;
+  ec.local_steps = c->local_steps;
+  ec.client_lr = (float)c->client_lr;
   res->noise_multiplier = c->noise_multiplier;
   res->planned_epsilon = 0;
   if (c->noise_multiplier > 0 || c->target_epsilon > 0) {

@@ -22,6 +22,8 @@ typedef struct fedsim_config {
   double budget, delta;
   int optimizer;                           /* FEDREC_OPT_FEDAVG / FEDREC_OPT_FEDADAM */
   double server_lr, momentum;
+  uint32_t local_steps;                    /* client gradient steps per round (0, 1: one) */
+  double client_lr;                        /* their step size (0: 1) */
   float alpha0, reg;
   uint64_t seed;
   int threads, k, progress;

@@ -39,6 +39,8 @@ void sim_usage(FILE *out) {
       "                             --rounds rounds (planned as the coordinator's budget check)\n"
       "  --budget E (1e9) --delta D (1e-6) --optimizer fedavg|fedadam --server-lr L (0.5)\n"
       "  --momentum M (0.5) --log FILE (per-round JSON lines) --eval-every K (1) --ledger FILE\n"
+      "  --local-steps K (1) --client-lr L (1)   K gradient steps of size L on each client; it\n"
+      "                             sends the total move (K = 1: L times the gradient)\n"
       "  --exact-noise              clients draw Skellam noise with the exact sampler devices use\n"
       "                             (slow at large variance); default: a fast floating-point one\n"
       "  --audit-canaries N         one-run privacy audit: N canary clients, each included with\n"
@@ -139,6 +141,8 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     else if (FLAG("--clip")) { if (!NUM(1e-9, 1e9, 0)) a->fed.clip = x; }
     else if (FLAG("--noise-multiplier")) { if (!NUM(0, 1e6, 0)) a->fed.noise_multiplier = x; }
     else if (FLAG("--target-epsilon")) { if (!NUM(1e-3, 1e6, 0)) a->fed.target_epsilon = x; }
+    else if (FLAG("--local-steps")) { if (!NUM(1, 1000, 1)) a->fed.local_steps = (uint32_t)x; }
+    else if (FLAG("--client-lr")) { if (!NUM(1e-9, 1e6, 0)) a->fed.client_lr = x; }
     else if (FLAG("--exact-noise")) a->fed.exact_noise = 1;
     else if (FLAG("--audit-canaries")) { if (!NUM(2, 1e6, 1)) a->fed.audit_canaries = (uint32_t)x; }
     else if (FLAG("--audit-guesses")) { if (!NUM(1, 1e6, 1)) a->fed.audit_guesses = (uint32_t)x; }

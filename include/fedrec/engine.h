@@ -81,6 +81,8 @@ typedef struct fedrec_engine_config {
   double server_lr, momentum, beta1, beta2, adam_eps;
   /* what clients use to solve and differentiate (sent with the round) */
   float alpha0, reg;
+  uint32_t local_steps;     /* client-side gradient steps per round (0 or 1: send the gradient) */
+  float client_lr;          /* their step size (0: 1) */
   /* simulation only: no secure aggregation. A round goes straight to the masked-input phase,
    * where clients send their encoded update unmasked (fedrec_participant_plain); the
    * coordinator's sum mod 2^bits, and so everything after it, is bit-identical to what secure
@@ -108,6 +110,8 @@ typedef struct fedrec_round_info {
   fedrec_secagg_params secagg;   /* dim = the padded update length */
   fedrec_ddp_params ddp;         /* dim = the model's parameter count */
   float alpha0, reg;
+  uint32_t local_steps;          /* client gradient steps before sending the move (0, 1: one) */
+  float client_lr;               /* their step size (0: 1, the update is the gradient) */
   uint64_t deadline_ms;          /* of the current phase, on the engine's clock */
 } fedrec_round_info;
 
