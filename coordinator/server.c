@@ -90,6 +90,8 @@ static const opt OPTS[] = {
     {"optimizer", 's', offsetof(config, optimizer), sizeof(((config *)0)->optimizer), 0, 0, "fedavg or fedadam"},
     {"server-lr", 'd', offsetof(config, e.server_lr), sizeof(double), 0, 1e6, "server learning rate"},
     {"momentum", 'd', offsetof(config, e.momentum), sizeof(double), 0, 0.9999, "FedAvg server momentum"},
+    {"local-steps", 'u', offsetof(config, e.local_steps), sizeof(uint32_t), 0, 1000, "client gradient steps per round (0, 1: one)"},
+    {"client-lr", 'f', offsetof(config, e.client_lr), sizeof(float), 0, 1e6, "client step size (0: 1)"},
     {"alpha0", 'f', offsetof(config, e.alpha0), sizeof(float), 0, 1e6, "iALS unobserved weight"},
     {"reg", 'f', offsetof(config, e.reg), sizeof(float), 1e-9, 1e6, "iALS regularisation"},
     OPTS_END};
