@@ -5,6 +5,7 @@
  *   fedrec-audit calibrate [--mechanism gaussian|tree] --target-epsilon E --delta D
  *                [--sampling-rate Q] --steps T [--orders LIST] [--json]
  *   fedrec-audit verify --ledger FILE --public-key FILE [--json]
+ *   fedrec-audit canaries --canaries M --guesses R --correct V --delta D [--alpha A] [--json]
  * It links no network code, so an auditor can build it alone. */
 #include <errno.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "fedrec/accountant.h"
+#include "fedrec/audit.h"
 #include "fedrec/ledger.h"
 
 static void usage(FILE *f) {
@@ -37,6 +39,10 @@ static void usage(FILE *f) {
         "               [--sampling-rate Q] --steps T [tree flags] [--orders LIST] [--json]\n"
         "  fedrec-audit verify --ledger FILE --public-key FILE [--json]\n"
         "               (FILE: the coordinator's Ed25519 public key, 64 hex digits)\n"
+        "  fedrec-audit canaries --canaries M --guesses R --correct V --delta D [--alpha A] [--json]\n"
+        "               (one-run audit, Steinke-Nasr-Jagielski 2023: M canaries each included with\n"
+        "                probability 1/2, V of R guesses right; prints the (1 - A)-confidence lower\n"
+        "                bound on epsilon at delta, A = 0.05 by default)\n"
         "LIST: comma-separated orders > 1, 'a:b' for every integer from a to b\n"
         "      (default: 1.1, 1.2, ..., 10.9, 11..63, 128, 256, 512, 1024)\n",
         f);
@@ -190,15 +196,53 @@ static int verify(int argc, char **argv) {
   return 0;
 }
 
+/* fedrec-audit canaries: the empirical lower bound from a canary count, recomputed. */
+static int canaries(int argc, char **argv) {
+  double m = -1, r = -1, v = -1, delta = -1, alpha = 0.05;
+  int json = 0;
+  for (int i = 2; i < argc; i++) {
+    const char *f = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+    int ok = 1;
+    if (!strcmp(f, "--canaries")) ok = whole(f, val, 1, 1e9, &m), i++;
+    else if (!strcmp(f, "--guesses")) ok = whole(f, val, 0, 1e9, &r), i++;
+    else if (!strcmp(f, "--correct")) ok = whole(f, val, 0, 1e9, &v), i++;
+    else if (!strcmp(f, "--delta")) ok = number(f, val, 0, 1, 0, &delta), i++;
+    else if (!strcmp(f, "--alpha")) ok = number(f, val, 0, 1, 1, &alpha), i++;
+    else if (!strcmp(f, "--json")) json = 1;
+    else {
+      fprintf(stderr, "fedrec-audit canaries: unknown option '%s'\n", f);
+      return 2;
+    }
+    if (!ok) return 2;
+  }
+  if (m < 0 || r < 0 || v < 0 || delta < 0) {
+    fprintf(stderr, "fedrec-audit canaries: --canaries, --guesses, --correct and --delta are required\n");
+    return 2;
+  }
+  if (v > r || r > m || alpha >= 1) {
+    fprintf(stderr, "fedrec-audit canaries: need correct <= guesses <= canaries and alpha < 1 (got %g, %g, %g, %g)\n", v, r, m, alpha);
+    return 2;
+  }
+  double lo = fedrec_audit_epsilon_lower((uint64_t)m, (uint64_t)r, (uint64_t)v, delta, alpha);
+  if (json)
+    printf("{\"canaries\": %.0f, \"guesses\": %.0f, \"correct\": %.0f, \"delta\": %g, \"confidence\": %g, \"epsilon_lower\": %.6f}\n",
+           m, r, v, delta, 1 - alpha, lo);
+  else
+    printf("%.0f of %.0f guesses right (%.0f canaries): epsilon >= %.6f at delta %g with %g%% confidence\n", v, r, m, lo,
+           delta, 100 * (1 - alpha));
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "verify")) return verify(argc, argv);
+  if (argc >= 2 && !strcmp(argv[1], "canaries")) return canaries(argc, argv);
   if (argc < 2 || !strcmp(argv[1], "--help")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   int epsilon = !strcmp(argv[1], "epsilon"), calibrate = !strcmp(argv[1], "calibrate");
   if (!epsilon && !calibrate) {
-    fprintf(stderr, "fedrec-audit: unknown command '%s' (epsilon, calibrate, verify)\n", argv[1]);
+    fprintf(stderr, "fedrec-audit: unknown command '%s' (epsilon, calibrate, verify, canaries)\n", argv[1]);
     return 2;
   }
   args a;
