@@ -9,7 +9,7 @@
 #include "secagg_internal.h"
 
 enum { S_KEYS, S_SHARES, S_MASKED, S_CONSISTENCY, S_UNMASK, S_DONE, S_ABORTED };
-enum { F_KEYS = 1, F_SHARED = 2, F_MASKED = 4, F_SIGNED = 8, F_REVEALED = 16 };
+enum { F_KEYS = 1, F_SHARED = 2, F_MASKED = 4, F_SIGNED = 8, F_REVEALED = 16, F_PENDING = 32 };
 
 struct fedrec_secagg_server {
   fedrec_secagg_params p;
@@ -207,6 +207,31 @@ fedrec_status fedrec_secagg_server_on_masked(fedrec_secagg_server *s, const fedr
     if (m->y[i] > lim) return reject(err, FEDREC_ERR_PARSE, "masked value out of range", m->id);
   for (uint32_t i = 0; i < m->dim; i++) s->sum[i] = (s->sum[i] + m->y[i]) & lim;
   s->flags[m->id] |= F_MASKED;
+  return FEDREC_OK;
+}
+
+/* The sum of several clients' masked inputs, added up mod 2^bits elsewhere (an MPI rank of the
+ * simulator): the same checks as one input at a time, all made before anything is added, so a
+ * rejected batch changes nothing. */
+fedrec_status fedrec_secagg_server_on_masked_sum(fedrec_secagg_server *s, const uint32_t *ids, uint32_t n,
+                                                 const uint32_t *y, uint32_t dim, fedrec_error *err) {
+  if (s->phase != S_MASKED) return reject(err, FEDREC_ERR_ARG, "masked sum outside round 2", n ? ids[0] : 0);
+  if (dim != s->p.dim) return reject(err, FEDREC_ERR_PARSE, "masked sum of the wrong length", n ? ids[0] : 0);
+  uint32_t lim = s->p.bits == 32 ? 0xffffffffu : (1u << s->p.bits) - 1, a = 0;
+  fedrec_status st = FEDREC_OK;
+  for (; a < n && !st; a++) { /* F_PENDING catches a client named twice; cleared below */
+    uint32_t u = ids[a];
+    if (u >= s->p.n || !(s->flags[u] & F_SHARED)) st = reject(err, FEDREC_ERR_PARSE, "masked sum names a client that did not share", u);
+    else if (s->flags[u] & (F_MASKED | F_PENDING)) st = reject(err, FEDREC_ERR_PARSE, "masked input sent twice (in a masked sum)", u);
+    else s->flags[u] |= F_PENDING;
+  }
+  for (uint32_t i = 0; i < dim && !st; i++)
+    if (y[i] > lim) st = reject(err, FEDREC_ERR_PARSE, "masked sum value out of range", n ? ids[0] : 0);
+  for (uint32_t b = 0; b < a; b++)
+    if (ids[b] < s->p.n && (s->flags[ids[b]] & F_PENDING))
+      s->flags[ids[b]] = (uint8_t)((s->flags[ids[b]] & ~F_PENDING) | (st ? 0 : F_MASKED));
+  if (st) return st;
+  for (uint32_t i = 0; i < dim; i++) s->sum[i] = (s->sum[i] + y[i]) & lim;
   return FEDREC_OK;
 }
 

@@ -42,6 +42,10 @@ static void on_round(void *ctx, const fedrec_round_stats *s) {
                 s->aborted ? ", aborted: " : "", s->aborted ? s->reason : "");
 }
 
+static fedrec_entropy *g_engine_ent; /* the engine's randomness in world_init (NULL: the CSPRNG) */
+static uint32_t g_sum_from;          /* run_round: members from this index on send their masked
+                                      * inputs as one sum (fedrec_engine_submit_sum); 0: none */
+
 static void world_init(world *w, const fedrec_engine_config *c, double budget) {
   memset(w, 0, sizeof *w);
   fedrec_error err = {0};
@@ -65,7 +69,7 @@ static void world_init(world *w, const fedrec_engine_config *c, double budget) {
   free(all);
   fedrec_engine_callbacks cb = {w, on_publish, on_round};
   w->now = 1000;
-  assert_status(fedrec_engine_new(&w->e, c, &m, 1, &w->id, w->ledger, &cb, NULL, &err), FEDREC_OK);
+  assert_status(fedrec_engine_new(&w->e, c, &m, 1, &w->id, w->ledger, &cb, g_engine_ent, &err), FEDREC_OK);
   assert_int_equal(w->published, 1);
 }
 
@@ -129,7 +133,9 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
   fedrec_model m;
   assert_true(fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.sig, w->id.pk));
   assert_status(fedrec_model_decode(&m, NULL, pub.blob, pub.len, w->ds.content, w->ds.content_dim, &err), FEDREC_OK);
-  uint32_t alive = cohort;
+  uint32_t alive = cohort, nb = 0, bdim = 0, bbits = 0;
+  uint64_t *bids = malloc((cohort + 1) * sizeof *bids), bbytes = 0, single = 0;
+  uint32_t *bsum = NULL;
   for (fedrec_phase ph = FEDREC_PHASE_KEYS; ph <= FEDREC_PHASE_UNMASK; ph++) {
     uint32_t silent = drop[ph], dropped_now = 0;
     for (uint32_t i = 0; i < cohort; i++) {
@@ -149,7 +155,7 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
         assert_int_equal(retry, 0);
         int32_t u = (int32_t)clients[i];
         int64_t a = R->indptr[u], b = R->indptr[u + 1];
-        if (fedrec_participant_new(&part[i], &info, &m, R->indices + a, R->values + a, (int32_t)(b - a), NULL, &err))
+        if (fedrec_participant_new(&part[i], &info, &m, R->indices + a, R->values + a, (int32_t)(b - a), g_engine_ent, &err))
           fail_msg("participant: %s", err.msg);
         assert_status(fedrec_participant_keys(part[i], &out, &outlen, &err), FEDREC_OK);
       } else {
@@ -161,14 +167,40 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
                                                       : fedrec_participant_unmask(part[i], in, inlen, &out, &outlen, &err);
         if (s) fail_msg("participant %s: %s", fedrec_phase_name(ph), err.msg);
       }
+      if (ph == FEDREC_PHASE_MASKED && g_sum_from && i >= g_sum_from) { /* into the batch sum */
+        fedrec_sa_msg mm;
+        assert_status(fedrec_sa_decode(&mm, out, outlen, cohort, 1u << 24, &err), FEDREC_OK);
+        if (!bsum) bsum = calloc(mm.u.masked.dim, sizeof *bsum), bdim = mm.u.masked.dim, bbits = mm.bits;
+        uint32_t lim = bbits >= 32 ? 0xffffffffu : (1u << bbits) - 1;
+        for (uint32_t k = 0; k < bdim; k++) bsum[k] = (bsum[k] + mm.u.masked.y[k]) & lim;
+        fedrec_sa_msg_free(&mm);
+        bids[nb++] = clients[i], bbytes += outlen;
+        free(in), free(out);
+        continue;
+      }
       if (fedrec_engine_submit(w->e, clients[i], round, ph, out, outlen, w->now, &err))
         fail_msg("submit %s: %s", fedrec_phase_name(ph), err.msg);
+      single = clients[i];
       /* a replay of the same message is refused and changes nothing */
-      if (i == cohort - 1 && ph != FEDREC_PHASE_UNMASK && fedrec_engine_phase(w->e) == ph) {
+      if (i == cohort - 1 && ph != FEDREC_PHASE_UNMASK && fedrec_engine_phase(w->e) == ph && !(g_sum_from && ph == FEDREC_PHASE_MASKED)) {
         assert_status(fedrec_engine_submit(w->e, clients[i], round, ph, out, outlen, w->now, &err), FEDREC_ERR_STATE);
         assert_non_null(strstr(err.msg, "replay"));
       }
       free(in), free(out);
+    }
+    if (nb) {
+      /* refused as a whole, changing nothing: a member named twice, one that already sent,
+       * the wrong length */
+      bids[nb] = bids[0];
+      assert_status(fedrec_engine_submit_sum(w->e, round, bids, nb + 1, bsum, bdim, bbytes, w->now, &err), FEDREC_ERR_STATE);
+      assert_non_null(strstr(err.msg, "named twice"));
+      bids[nb] = single; /* sent on its own above */
+      assert_status(fedrec_engine_submit_sum(w->e, round, bids, nb + 1, bsum, bdim, bbytes, w->now, &err), FEDREC_ERR_STATE);
+      assert_non_null(strstr(err.msg, "already sent"));
+      assert_status(fedrec_engine_submit_sum(w->e, round, bids, nb, bsum, bdim - 1, bbytes, w->now, &err), FEDREC_ERR_ARG);
+      if (fedrec_engine_submit_sum(w->e, round, bids, nb, bsum, bdim, bbytes, w->now, &err)) fail_msg("submit_sum: %s", err.msg);
+      free(bsum);
+      bsum = NULL, nb = 0, bbytes = 0;
     }
     alive -= dropped_now;
     if (silent) { /* the silent ones hold the phase open until its deadline */
@@ -179,7 +211,7 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
     w->now += 10;
   }
   for (uint32_t i = 0; i < cohort; i++) fedrec_participant_free(part[i]);
-  free(part), free(clients);
+  free(part), free(clients), free(bids);
   fedrec_model_free(&m);
   (void)alive;
   return 1;
@@ -513,6 +545,37 @@ static void test_local_steps(void **state) {
   world_free(&w);
 }
 
+/* Masked inputs added up elsewhere (as fedrec-sim-mpi's ranks do) and given to the engine as
+ * one sum: the round ends with exactly the model of one input at a time, bit for bit, with
+ * dropouts before and after the masked phase (so the server removes pairwise masks of a client
+ * that left and self masks of the summed ones); bad sums are refused whole (in run_round). */
+static void test_submit_sum(void **state) {
+  (void)state;
+  uint8_t hash[2][32];
+  fedrec_entropy ent = {fixed_bytes, NULL, 0};
+  const uint32_t drops[3][5] = {{0, 0, 2, 0, 0}, {0, 0, 0, 3, 0}, {0, 0, 0, 0, 2}};
+  for (int batched = 0; batched < 2; batched++) {
+    world w;
+    fedrec_engine_config c;
+    base_config(&c);
+    g_engine_ent = &ent;
+    g_fixed_seed = 1000;
+    world_init(&w, &c, 1e6);
+    uint64_t cursor = 0;
+    g_sum_from = batched ? 20 : 0;
+    for (int r = 0; r < 3; r++) assert_true(run_round(&w, 50, drops[r], &cursor));
+    g_sum_from = 0;
+    g_engine_ent = NULL;
+    assert_int_equal(fedrec_engine_rounds_done(w.e), 3);
+    assert_int_equal(w.aborted, 0);
+    fedrec_published pub;
+    fedrec_engine_model(w.e, &pub);
+    memcpy(hash[batched], pub.hash, 32);
+    world_free(&w);
+  }
+  assert_memory_equal(hash[0], hash[1], 32);
+}
+
 /* FedAdam trains too; Poisson sampling takes about q of the check-ins and the ledger records
  * the sampling rate. */
 static void test_fedadam_and_poisson(void **state) {
@@ -564,6 +627,7 @@ int main(void) {
       cmocka_unit_test(test_nothing_private_leaves),
       cmocka_unit_test(test_fedadam_and_poisson),
       cmocka_unit_test(test_local_steps),
+      cmocka_unit_test(test_submit_sum),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,6 +184,12 @@ fedrec_status fedrec_secagg_server_inbox(fedrec_secagg_server *s, uint32_t u,
 /* Adds y into the running sum. */
 fedrec_status fedrec_secagg_server_on_masked(fedrec_secagg_server *s, const fedrec_sa_masked *m,
                                              fedrec_error *err);
+/* Adds y, the sum mod 2^bits of the masked inputs of clients ids[0..n), as if each had been
+ * given to fedrec_secagg_server_on_masked (the modular sum is associative): for simulators
+ * that add inputs up on several machines. Rejected as a whole, changing nothing, if any id
+ * did not share or was already counted, or a value is out of range. */
+fedrec_status fedrec_secagg_server_on_masked_sum(fedrec_secagg_server *s, const uint32_t *ids, uint32_t n,
+                                                 const uint32_t *y, uint32_t dim, fedrec_error *err);
 fedrec_status fedrec_secagg_server_close_masked(fedrec_secagg_server *s, fedrec_error *err);
 /* The survivor list (with signatures after round 3 in the active variant). */
 fedrec_status fedrec_secagg_server_survivors(fedrec_secagg_server *s, fedrec_sa_survivors *out,
