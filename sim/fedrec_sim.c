@@ -12,6 +12,10 @@
 
 #include "sim_args.h"
 
+#ifdef FEDREC_SIM_MPI
+#include <mpi.h>
+#endif
+
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -284,6 +288,23 @@ static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config 
   fprintf(f, "}\n");
 }
 
+/* mkdir -p: DIR and its missing parents, so that --out fails (or not) before the data loads. */
+static fedrec_status make_dirs(const char *dir, fedrec_error *err) {
+  char p[4096];
+  if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return fedrec_error_set(err, FEDREC_ERR_ARG, "--out: path too long");
+  for (char *q = p + 1;; q++) {
+    if (*q != '/' && *q) continue;
+    char c = *q;
+    *q = 0;
+    struct stat st;
+    if (mkdir(p, 0755) && (errno != EEXIST || stat(p, &st) || !S_ISDIR(st.st_mode)))
+      return fedrec_error_set(err, FEDREC_ERR_IO, "--out %s: cannot create %s: %s", dir, p, errno == EEXIST ? "not a directory" : strerror(errno));
+    if (!(*q = c)) break;
+  }
+  if (access(dir, W_OK)) return fedrec_error_set(err, FEDREC_ERR_IO, "--out %s: not writable: %s", dir, strerror(errno));
+  return FEDREC_OK;
+}
+
 static FILE *open_in(const char *dir, const char *name, fedrec_error *err) {
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -307,14 +328,21 @@ static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, con
   fc.progress = !a->quiet && isatty(2);
   FILE *log = NULL, *cfg = NULL, *sum = NULL;
   fedrec_status st = FEDREC_OK;
+  if (fedsim_rank() != 0) { /* fedrec-sim-mpi: another rank's clients; rank 0 reports */
+    fedsim_result fr;
+    if (!fedsim_agree(1)) return fedrec_error_set(err, FEDREC_ERR_STATE, "rank 0 stopped before the run");
+    return fedsim_run(&fr, &fc, ds, sp, NULL, err);
+  }
   if (a->out) {
-    if (mkdir(a->out, 0755) && errno != EEXIST) return fedrec_error_set(err, FEDREC_ERR_IO, "--out %s: %s", a->out, strerror(errno));
-    if (!(cfg = open_in(a->out, "config.json", err))) return FEDREC_ERR_IO;
-    write_config(cfg, a, &fc, ds, argc, argv);
-    if (fclose(cfg)) return fedrec_error_set(err, FEDREC_ERR_IO, "--out %s: writing config.json failed", a->out);
-    if (!(log = open_in(a->out, "rounds.jsonl", err))) return FEDREC_ERR_IO;
+    if (!(cfg = open_in(a->out, "config.json", err))) st = FEDREC_ERR_IO;
+    else {
+      write_config(cfg, a, &fc, ds, argc, argv);
+      if (fclose(cfg)) st = fedrec_error_set(err, FEDREC_ERR_IO, "--out %s: writing config.json failed", a->out);
+      else if (!(log = open_in(a->out, "rounds.jsonl", err))) st = FEDREC_ERR_IO;
+    }
   } else if (a->log && !(log = fopen(a->log, "w")))
-    return fedrec_error_set(err, FEDREC_ERR_IO, "--log %s: cannot create: %s", a->log, strerror(errno));
+    st = fedrec_error_set(err, FEDREC_ERR_IO, "--log %s: cannot create: %s", a->log, strerror(errno));
+  if (!fedsim_agree(st == FEDREC_OK)) return st;
   say("federated: %u rounds, %s, d=%d, %s, %s, clip %g, %s\n", fc.rounds, fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts",
       fc.dim, noise_name(&fc),
       fc.target_epsilon > 0 ? "noise calibrated to the target epsilon" : fc.noise_multiplier > 0 ? "noise multiplier given" : "no noise",
@@ -350,17 +378,27 @@ static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, con
   return FEDREC_OK;
 }
 
-int main(int argc, char **argv) {
+static int sim_main(int argc, char **argv) {
   sim_args a;
   fedrec_error err = {0};
   int help;
   if (sim_parse_args(&a, argc, argv, &help, &err)) {
-    fprintf(stderr, "fedrec-sim: %s\n", err.msg);
+    if (fedsim_rank() == 0) fprintf(stderr, "fedrec-sim: %s\n", err.msg);
     return 2;
   }
   if (help) {
-    sim_usage(stdout);
+    if (fedsim_rank() == 0) sim_usage(stdout);
     return 0;
+  }
+  if (fedsim_ranks() > 1 && a.algorithm != ALG_FEDAVG) {
+    if (fedsim_rank() == 0) fprintf(stderr, "fedrec-sim-mpi: only --algorithm fedavg runs over MPI ranks (use fedrec-sim)\n");
+    return 2;
+  }
+  if (fedsim_rank() != 0) a.quiet = 1, a.json = 0, a.out = NULL, a.log = NULL;
+  /* --out before the data loads, to fail early (on every rank: it is decided on rank 0) */
+  if (!fedsim_agree(!(a.algorithm == ALG_FEDAVG && a.out && make_dirs(a.out, &err)))) {
+    if (fedsim_rank() == 0) fprintf(stderr, "fedrec-sim: %s\n", err.msg);
+    return 1;
   }
   g_args = &a;
   fedrec_dataset ds = {0};
@@ -384,7 +422,7 @@ int main(int argc, char **argv) {
       st = run_fedavg(&a, &ds, &sp, argc, argv, &err);
       fedrec_split_free(&sp);
       fedrec_dataset_free(&ds);
-      if (st) fprintf(stderr, "fedrec-sim: %s\n", err.msg);
+      if (st && fedsim_rank() == 0) fprintf(stderr, "fedrec-sim: %s\n", err.msg);
       return st ? 1 : 0;
     }
     st = run(&res, &a, &ds, &sp, &err);
@@ -399,4 +437,16 @@ int main(int argc, char **argv) {
   fedrec_split_free(&sp);
   fedrec_dataset_free(&ds);
   return st ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+#ifdef FEDREC_SIM_MPI
+  int provided;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided); /* MPI calls come from the main thread */
+  int rc = sim_main(argc, argv);
+  MPI_Finalize();
+  return rc;
+#else
+  return sim_main(argc, argv);
+#endif
 }

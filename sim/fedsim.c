@@ -3,6 +3,7 @@
  * libfedrec_client run) joined by an in-process transport, and a thread pool for the clients'
  * work. Every training user of the split is a client. */
 #include "fedsim.h"
+#include "fedsim_internal.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -23,33 +24,6 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-typedef struct sim {
-  const fedsim_config *c;
-  const fedrec_split *sp;
-  fedrec_engine *e;
-  pthread_mutex_t mu; /* the engine */
-  uint64_t now;       /* the engine's clock (ms), advanced by the simulation */
-  uint64_t round;
-  fedrec_model model; /* the published model as the clients decode it */
-  uint32_t n;         /* cohort */
-  uint32_t *users;    /* train rows of the cohort */
-  fedrec_participant **part;
-  uint8_t *silent;    /* gone from this phase on */
-  uint8_t *drop_at;   /* the phase at which each client goes silent (0: never) */
-  uint64_t *up, *down;
-  fedrec_phase phase;
-  atomic_uint next;
-  atomic_int failed;
-  char why[600];
-  fedrec_round_stats last;
-  int have_last;
-  fedrec_rng engine_rng; /* the coordinator's randomness: seeded, so runs repeat */
-  /* audit canaries: ids rows .. rows + ncanary - 1; only the included ones take part */
-  uint32_t rows, ncanary;
-  uint8_t *canary_in;
-  int64_t dim;
-  uint32_t secagg_k;
-} sim;
 
 /* Canary j's secret direction: a uniformly random unit vector of dim (from the seed). */
 static void canary_direction(float *x, int64_t dim, uint64_t seed, uint32_t j) {
@@ -88,29 +62,16 @@ static void on_round(void *ctx, const fedrec_round_stats *s) {
   m->have_last = 1;
 }
 
-static void fail(sim *m, const char *what, const fedrec_error *err) {
+void fedsim_fail(sim *m, const char *what, const fedrec_error *err) {
   if (atomic_exchange(&m->failed, 1) == 0) snprintf(m->why, sizeof m->why, "%s: %s", what, err->msg);
 }
 
-/* One client's step in the current phase. */
-static void client_step(sim *m, uint32_t i) {
-  if (m->silent[i]) return;
+int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, const uint8_t *in, size_t inlen,
+                          uint8_t **out, size_t *outlen) {
   fedrec_error err = {0};
   uint64_t id = m->users[i];
-  uint8_t *in = NULL, *out = NULL;
-  size_t inlen = 0, outlen = 0;
-  uint32_t retry = 0;
   fedrec_status s;
-  if (m->phase == FEDREC_PHASE_KEYS || (m->c->plain && m->phase == FEDREC_PHASE_MASKED)) {
-    fedrec_round_info info;
-    pthread_mutex_lock(&m->mu);
-    s = fedrec_engine_round_info(m->e, id, m->round, m->now, &info, &retry, &err);
-    pthread_mutex_unlock(&m->mu);
-    if (s || retry) {
-      fail(m, "round info", &err);
-      return;
-    }
-    if (i == 0) m->secagg_k = info.secagg.k; /* for the report: neighbours per client */
+  if (info) {
     const fedrec_csr *R = &m->sp->train;
     fedrec_rng r;
     fedrec_rng_seed(&r, m->c->seed ^ (m->round * 0x9e3779b97f4a7c15ULL), id + 1);
@@ -119,23 +80,53 @@ static void client_step(sim *m, uint32_t i) {
       float *x = malloc((size_t)m->dim * sizeof *x);
       if (!x) {
         fedrec_error_set(&err, FEDREC_ERR_NOMEM, "%lld floats", (long long)m->dim);
-        fail(m, "canary", &err);
-        return;
+        fedsim_fail(m, "canary", &err);
+        return -1;
       }
       canary_direction(x, m->dim, m->c->seed, (uint32_t)(id - m->rows));
       for (int64_t k = 0; k < m->dim; k++) x[k] *= (float)m->c->clip;
-      s = fedrec_participant_new_update(&m->part[i], &info, x, m->dim, &ent, &err);
+      s = fedrec_participant_new_update(&m->part[i], info, x, m->dim, &ent, &err);
       free(x);
     } else {
       int64_t a = R->indptr[id], b = R->indptr[id + 1];
-      s = fedrec_participant_new(&m->part[i], &info, &m->model, R->indices + a, R->values + a, (int32_t)(b - a), &ent, &err);
+      s = fedrec_participant_new(&m->part[i], info, &m->model, R->indices + a, R->values + a, (int32_t)(b - a), &ent, &err);
     }
-    if (!s) s = m->c->plain ? fedrec_participant_plain(m->part[i], &out, &outlen, &err)
-                            : fedrec_participant_keys(m->part[i], &out, &outlen, &err);
+    if (!s) s = m->c->plain ? fedrec_participant_plain(m->part[i], out, outlen, &err)
+                            : fedrec_participant_keys(m->part[i], out, outlen, &err);
     if (s) {
-      fail(m, "participant", &err);
+      fedsim_fail(m, "participant", &err);
+      return -1;
+    }
+    return 0;
+  }
+  s = m->phase == FEDREC_PHASE_SHARES   ? fedrec_participant_shares(m->part[i], in, inlen, out, outlen, &err)
+      : m->phase == FEDREC_PHASE_MASKED ? fedrec_participant_masked(m->part[i], in, inlen, out, outlen, &err)
+                                        : fedrec_participant_unmask(m->part[i], in, inlen, out, outlen, &err);
+  return s ? 1 : 0; /* a client-side check failed: it stops answering (a dropout) */
+}
+
+/* One client's step in the current phase, straight against the engine (one process). */
+static void client_step(void *ctx, uint32_t i) {
+  sim *m = ctx;
+  if (m->silent[i]) return;
+  fedrec_error err = {0};
+  uint64_t id = m->users[i];
+  uint8_t *in = NULL, *out = NULL;
+  size_t inlen = 0, outlen = 0;
+  uint32_t retry = 0;
+  fedrec_status s;
+  int r;
+  if (m->phase == FEDREC_PHASE_KEYS || (m->c->plain && m->phase == FEDREC_PHASE_MASKED)) {
+    fedrec_round_info info;
+    pthread_mutex_lock(&m->mu);
+    s = fedrec_engine_round_info(m->e, id, m->round, m->now, &info, &retry, &err);
+    pthread_mutex_unlock(&m->mu);
+    if (s || retry) {
+      fedsim_fail(m, "round info", &err);
       return;
     }
+    if (i == 0) m->secagg_k = info.secagg.k; /* for the report: neighbours per client */
+    r = fedsim_client_compute(m, i, &info, NULL, 0, &out, &outlen);
   } else {
     pthread_mutex_lock(&m->mu);
     s = fedrec_engine_fetch(m->e, id, m->round, m->phase, m->now, &in, &inlen, &retry, &err);
@@ -147,14 +138,12 @@ static void client_step(sim *m, uint32_t i) {
       return;
     }
     m->down[i] += inlen;
-    s = m->phase == FEDREC_PHASE_SHARES   ? fedrec_participant_shares(m->part[i], in, inlen, &out, &outlen, &err)
-        : m->phase == FEDREC_PHASE_MASKED ? fedrec_participant_masked(m->part[i], in, inlen, &out, &outlen, &err)
-                                          : fedrec_participant_unmask(m->part[i], in, inlen, &out, &outlen, &err);
+    r = fedsim_client_compute(m, i, NULL, in, inlen, &out, &outlen);
     free(in);
-    if (s) { /* a client-side check failed: it stops answering (a dropout) */
-      m->silent[i] = 1;
-      return;
-    }
+  }
+  if (r) {
+    if (r > 0) m->silent[i] = 1;
+    return;
   }
   m->up[i] += outlen;
   pthread_mutex_lock(&m->mu);
@@ -164,21 +153,28 @@ static void client_step(sim *m, uint32_t i) {
   if (s) m->silent[i] = 1;
 }
 
-static void *worker(void *arg) {
-  sim *m = arg;
+typedef struct pool {
+  void (*fn)(void *ctx, uint32_t j);
+  void *ctx;
+  uint32_t n;
+  atomic_uint next;
+} pool;
+
+static void *pool_worker(void *arg) {
+  pool *p = arg;
   for (;;) {
-    uint32_t i = atomic_fetch_add(&m->next, 1);
-    if (i >= m->n) return NULL;
-    client_step(m, i);
+    uint32_t j = atomic_fetch_add(&p->next, 1);
+    if (j >= p->n) return NULL;
+    p->fn(p->ctx, j);
   }
 }
 
-static void run_phase(sim *m, int threads) {
-  atomic_store(&m->next, 0);
+void fedsim_pool(int threads, void (*fn)(void *ctx, uint32_t j), void *ctx, uint32_t n) {
+  pool p = {fn, ctx, n, 0};
   pthread_t th[64];
   int t = threads < 1 ? 1 : threads > 64 ? 64 : threads;
   fedrec_blas_threads(1); /* the pool owns the cores: BLAS inside a client runs on its thread */
-  for (int k = 0; k < t; k++) pthread_create(&th[k], NULL, worker, m);
+  for (int k = 0; k < t; k++) pthread_create(&th[k], NULL, pool_worker, &p);
   for (int k = 0; k < t; k++) pthread_join(th[k], NULL);
   fedrec_blas_threads(t);
 }
@@ -277,11 +273,13 @@ static fedrec_status calibrate(double *z, fedrec_engine_config *ec, int64_t dim,
   return FEDREC_OK;
 }
 
-fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedrec_dataset *ds,
-                         const fedrec_split *sp, FILE *log, fedrec_error *err) {
+/* The coordinator's side: the engine, the round loop and the clients (all of them, or with
+ * MPI those of rank 0 and, through fedsim_mpi.c, the other ranks'). */
+static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, const fedrec_dataset *ds,
+                                const fedrec_split *sp, FILE *log, int ranks, fedrec_error *err) {
   memset(res, 0, sizeof *res);
   if (fedrec_crypto_init()) return fedrec_error_set(err, FEDREC_ERR_IO, "libsodium failed to initialise");
-  sim m = {.c = c, .sp = sp, .now = 1000};
+  sim m = {.c = c, .sp = sp, .now = 1000, .mpi_size = ranks};
   uint8_t *taken = NULL;
   pthread_mutex_init(&m.mu, NULL);
   const fedrec_csr *R = &sp->train;
@@ -360,7 +358,10 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
   ec.selection_ms = 1000;
   ec.min_survivors = c->min_survivors ? c->min_survivors : (uint32_t)ceil(least * 0.8);
   ec.max_rounds = c->rounds;
-  ec.dropout = c->dropout > 0.01 ? c->dropout : 0.01;
+  /* SecAgg+ sizes (k, t) for the fraction lost over the whole round: with a rate per phase,
+   * a client is gone by the unmasking with probability 1 - (1 - p)^4 */
+  double lost = 1 - pow(1 - c->dropout, 4);
+  ec.dropout = lost > 0.01 ? lost : 0.01;
   ec.clip = c->clip;
   ec.noise_multiplier = c->noise_multiplier;
   ec.noise = c->noise;
@@ -457,6 +458,9 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
     fedrec_model_free(&m.model);
     if ((s = fedrec_model_decode(&m.model, NULL, pub.blob, pub.len, ds->content, ds->content_dim, err))) goto done;
     for (uint32_t i = 0; i < m.n; i++) m.down[i] = pub.len; /* each client downloads the model */
+#ifdef FEDREC_SIM_MPI
+    if (m.mpi_size > 1) fedsim_mpi_round(&m, &pub);
+#endif
     m.have_last = 0;
     /* dropouts, drawn once per client and round whatever the secure-aggregation mode: the first
      * phase at which a Bernoulli(dropout) hits. Without masks a client that vanishes only at
@@ -471,7 +475,11 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
         if (m.drop_at[i] && (c->plain ? m.drop_at[i] <= FEDREC_PHASE_MASKED && ph == FEDREC_PHASE_MASKED : m.drop_at[i] == ph))
           m.silent[i] = 1;
       m.phase = ph;
-      run_phase(&m, c->threads);
+#ifdef FEDREC_SIM_MPI
+      if (m.mpi_size > 1) fedsim_mpi_phase(&m);
+      else
+#endif
+        fedsim_pool(c->threads, client_step, &m, m.n);
       if (atomic_load(&m.failed)) {
         s = fedrec_error_set(err, FEDREC_ERR_STATE, "fedavg: %s", m.why);
         goto done;
@@ -503,6 +511,13 @@ fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedre
               r + 1, m.have_last && m.last.aborted ? "true" : "false", m.have_last ? m.last.survivors : 0, res->epsilon,
               m.have_last ? m.last.update_norm : 0.0,
               (double)up / m.n, (double)down / m.n, secs);
+      if (m.have_last && m.last.aborted) {
+        fprintf(log, ", \"reason\": \"");
+        for (const char *q = m.last.reason; *q; q++) /* a JSON string */
+          if (*q == '"' || *q == '\\') fprintf(log, "\\%c", *q);
+          else if ((unsigned char)*q >= 0x20) fputc(*q, log);
+        fprintf(log, "\"");
+      }
       if (evaluate_now)
         fprintf(log, ", \"recall@%d\": %.6f, \"ndcg@%d\": %.6f, \"coverage@%d\": %.6f", c->k, met.recall, c->k, met.ndcg, c->k,
                 met.coverage);
@@ -553,4 +568,29 @@ done:
   free(m.users), free(m.part), free(m.silent), free(m.drop_at), free(m.up), free(m.down);
   pthread_mutex_destroy(&m.mu);
   return s;
+}
+
+#ifdef FEDREC_SIM_MPI
+int fedsim_rank(void) { return fedsim_mpi_rank(); }
+int fedsim_ranks(void) { return fedsim_mpi_size(); }
+int fedsim_agree(int ok) { return fedsim_mpi_agree(ok); }
+#else
+int fedsim_rank(void) { return 0; }
+int fedsim_ranks(void) { return 1; }
+int fedsim_agree(int ok) { return ok; }
+#endif
+
+fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedrec_dataset *ds,
+                         const fedrec_split *sp, FILE *log, fedrec_error *err) {
+#ifdef FEDREC_SIM_MPI
+  if (fedsim_mpi_rank() != 0) {
+    memset(res, 0, sizeof *res);
+    return fedsim_mpi_serve(c, sp, ds, err);
+  }
+  fedrec_status s = coordinate(res, c, ds, sp, log, fedsim_mpi_size(), err);
+  fedsim_mpi_stop();
+  return s;
+#else
+  return coordinate(res, c, ds, sp, log, 1, err);
+#endif
 }

@@ -54,7 +54,13 @@ typedef struct fedsim_result {
   char model_hash[65];                     /* BLAKE2b-256 of the final model blob, hex */
 } fedsim_result;
 
-/* Runs the rounds; per-round JSON lines go to log (NULL: none). */
+/* fedrec-sim-mpi: this process's MPI rank and the number of ranks (0 and 1 in fedrec-sim). */
+int fedsim_rank(void);
+int fedsim_ranks(void);
+/* fedrec-sim-mpi: every rank learns whether rank 0 is ready (ok != 0) to start; returns it. */
+int fedsim_agree(int ok);
+
+/* Runs the rounds (fedrec-sim-mpi: on every rank; rank 0 coordinates and reports); per-round JSON lines go to log (NULL: none). */
 fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedrec_dataset *ds,
                          const fedrec_split *sp, FILE *log, fedrec_error *err);
 

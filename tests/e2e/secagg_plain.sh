@@ -8,7 +8,7 @@ B=$(cd "$1" && pwd)
 for privacy in skellam dgauss; do
   run() {
     "$B/sim/fedrec-sim" --algorithm fedavg --dataset synthetic:users=800,items=100,dim=8,seed=3 --dim 8 --rounds 3 \
-      --cohort 50 --privacy "$privacy" --noise-multiplier 1 --dropout 0.05 --threads 2 --json --quiet --secagg "$1" \
+      --cohort 50 --privacy "$privacy" --noise-multiplier 1 --dropout 0.03 --threads 2 --json --quiet --secagg "$1" \
       --noise-draws clients |
       grep -o '"model_hash": "[0-9a-f]*"\|"epsilon": [0-9.e+-]*\|"recall@20": [0-9.e+-]*' | tr '\n' ' '
   }

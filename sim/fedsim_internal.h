@@ -1,0 +1,66 @@
+/* fedrec-sim's federated simulation, shared between fedsim.c (the round loop, one process)
+ * and fedsim_mpi.c (the same clients spread over MPI ranks). Not a public interface. */
+#ifndef FEDREC_FEDSIM_INTERNAL_H
+#define FEDREC_FEDSIM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "fedsim.h"
+#include "fedrec/participant.h"
+
+typedef struct sim {
+  const fedsim_config *c;
+  const fedrec_split *sp;
+  fedrec_engine *e;
+  pthread_mutex_t mu; /* the engine */
+  uint64_t now;       /* the engine's clock (ms), advanced by the simulation */
+  uint64_t round;
+  fedrec_model model; /* the published model as the clients decode it */
+  uint32_t n;         /* cohort */
+  uint32_t *users;    /* train rows of the cohort */
+  fedrec_participant **part;
+  uint8_t *silent;    /* gone from this phase on */
+  uint8_t *drop_at;   /* the phase at which each client goes silent (0: never) */
+  uint64_t *up, *down;
+  fedrec_phase phase;
+  atomic_int failed;
+  char why[600];
+  fedrec_round_stats last;
+  int have_last;
+  fedrec_rng engine_rng; /* the coordinator's randomness: seeded, so runs repeat */
+  /* audit canaries: ids rows .. rows + ncanary - 1; only the included ones take part */
+  uint32_t rows, ncanary;
+  uint8_t *canary_in;
+  int64_t dim;
+  uint32_t secagg_k;
+  uint32_t sa_dim, sa_bits; /* the round's masked-input length and bits (MPI: the reduction) */
+  int mpi_size;             /* > 1: fedrec-sim-mpi with this many ranks (fedsim_mpi.c) */
+} sim;
+
+/* Client i's work in the current phase, from what it received: `info` in the keys phase (and
+ * the plain masked phase), else the engine's message `in`. 0: *out (malloc'd) is its answer;
+ * 1: it goes silent (a check on its side failed, as a device would stop answering); -1: the
+ * simulation failed (fedsim_fail recorded why). */
+int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, const uint8_t *in, size_t inlen,
+                          uint8_t **out, size_t *outlen);
+void fedsim_fail(sim *m, const char *what, const fedrec_error *err);
+/* Runs fn(ctx, j) for j in [0, n) on `threads` threads (BLAS single-threaded meanwhile). */
+void fedsim_pool(int threads, void (*fn)(void *ctx, uint32_t j), void *ctx, uint32_t n);
+
+/* fedsim_mpi.c (fedrec-sim-mpi only). Rank 0 runs the engine and the round loop; every rank
+ * runs the clients i with i % size == rank. */
+int fedsim_mpi_rank(void);
+int fedsim_mpi_size(void);
+int fedsim_mpi_agree(int ok);
+/* Rank 0, at each round's start: the cohort and the published model to every rank. */
+void fedsim_mpi_round(sim *m, const fedrec_published *pub);
+/* Rank 0: one phase over all ranks (replaces the local thread pool's pass). */
+void fedsim_mpi_phase(sim *m);
+/* Rank 0: the run is over (sent on every exit path, so the other ranks return). */
+void fedsim_mpi_stop(void);
+/* The other ranks: serve rounds until rank 0 stops. */
+fedrec_status fedsim_mpi_serve(const fedsim_config *c, const fedrec_split *sp, const fedrec_dataset *ds,
+                               fedrec_error *err);
+
+#endif
