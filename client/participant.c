@@ -239,3 +239,13 @@ fedrec_status fedrec_participant_plain(fedrec_participant *p, uint8_t **out, siz
   drop_encoded(p);
   return FEDREC_OK;
 }
+
+fedrec_status fedrec_participant_plain_vector(fedrec_participant *p, uint32_t **y, size_t *wire_len,
+                                              fedrec_error *err) {
+  if (!p->encoded) return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: the update was already sent");
+  fedrec_sa_masked m = {.id = p->info.cohort_index, .dim = p->info.secagg.dim, .y = p->encoded};
+  *wire_len = fedrec_sa_encode_masked(NULL, 0, &m, p->info.secagg.bits);
+  *y = p->encoded; /* handed over: the caller frees it */
+  p->encoded = NULL;
+  return FEDREC_OK;
+}

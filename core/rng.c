@@ -1,6 +1,7 @@
 #include "fedrec/rng.h"
 
 #include <math.h>
+#include <string.h>
 
 static uint64_t splitmix64(uint64_t *x) {
   uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
@@ -28,6 +29,20 @@ uint64_t fedrec_rng_u64(fedrec_rng *r) {
   s[2] ^= t;
   s[3] = rotl(s[3], 45);
   return result;
+}
+
+void fedrec_rng_fill(fedrec_rng *r, void *buf, uint64_t n) {
+  uint8_t *o = buf;
+  fedrec_rng x = *r; /* in registers for the loop */
+  for (; n >= 8; n -= 8, o += 8) {
+    uint64_t v = fedrec_rng_u64(&x);
+    memcpy(o, &v, 8);
+  }
+  if (n) {
+    uint64_t v = fedrec_rng_u64(&x);
+    memcpy(o, &v, (size_t)n);
+  }
+  *r = x;
 }
 
 double fedrec_rng_uniform(fedrec_rng *r) {

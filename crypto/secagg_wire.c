@@ -69,33 +69,39 @@ size_t fedrec_sa_encode_boxes(uint8_t *out, size_t cap, const fedrec_sa_boxes *m
   return w_done(&w);
 }
 
+/* Little-endian bit stream, 32 bits at a time (bytes assembled by hand: any host order). */
+static void store32(uint8_t *p, uint64_t v) {
+  p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+static uint64_t load32(const uint8_t *p) {
+  return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
+}
+
 void fedrec_pack_bits(uint8_t *out, const uint32_t *in, size_t n, uint32_t bits) {
-  size_t nbytes = (n * bits + 7) / 8;
-  memset(out, 0, nbytes);
-  uint64_t acc = 0;
+  uint64_t acc = 0; /* holds `have` <= 31 bits between values, so a value (<= 32 bits) fits */
   uint32_t have = 0;
   size_t o = 0;
   uint64_t mask = bits == 32 ? 0xffffffffULL : ((1ULL << bits) - 1);
   for (size_t i = 0; i < n; i++) {
     acc |= ((uint64_t)in[i] & mask) << have;
     have += bits;
-    while (have >= 8) {
-      out[o++] = (uint8_t)acc;
-      acc >>= 8;
-      have -= 8;
+    if (have >= 32) {
+      store32(out + o, acc);
+      o += 4, acc >>= 32, have -= 32;
     }
   }
-  if (have) out[o] = (uint8_t)acc;
+  for (; have > 0; have = have > 8 ? have - 8 : 0) out[o++] = (uint8_t)acc, acc >>= 8;
 }
 
 void fedrec_unpack_bits(uint32_t *out, const uint8_t *in, size_t n, uint32_t bits) {
+  size_t nbytes = (n * bits + 7) / 8, o = 0;
   uint64_t acc = 0, mask = bits == 32 ? 0xffffffffULL : ((1ULL << bits) - 1);
   uint32_t have = 0;
-  size_t o = 0;
   for (size_t i = 0; i < n; i++) {
-    while (have < bits) {
-      acc |= (uint64_t)in[o++] << have;
-      have += 8;
+    if (have < bits) { /* have < 32: room for 32 more */
+      if (o + 4 <= nbytes) acc |= load32(in + o) << have, o += 4, have += 32;
+      else
+        while (have < bits) acc |= (uint64_t)in[o++] << have, have += 8;
     }
     out[i] = (uint32_t)(acc & mask);
     acc >>= bits;

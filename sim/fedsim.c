@@ -44,16 +44,7 @@ static int eligible(const sim *m, uint32_t u) {
 /* A reproducible byte source per (seed, round, user) for the clients' rounding and noise, so
  * that runs repeat exactly and --secagg full and plain see the same encodings. A simulation
  * device: deployments use the CSPRNG. */
-static void rng_bytes(void *ctx, void *buf, uint64_t n) {
-  fedrec_rng *r = ctx;
-  uint8_t *o = buf;
-  while (n) {
-    uint64_t v = fedrec_rng_u64(r);
-    size_t k = n < 8 ? (size_t)n : 8;
-    memcpy(o, &v, k);
-    o += k, n -= k;
-  }
-}
+static void rng_bytes(void *ctx, void *buf, uint64_t n) { fedrec_rng_fill(ctx, buf, n); }
 
 static void on_round(void *ctx, const fedrec_round_stats *s) {
   sim *m = ctx;
@@ -91,8 +82,11 @@ int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, con
       int64_t a = R->indptr[id], b = R->indptr[id + 1];
       s = fedrec_participant_new(&m->part[i], info, &m->model, R->indices + a, R->values + a, (int32_t)(b - a), &ent, &err);
     }
-    if (!s) s = m->c->plain ? fedrec_participant_plain(m->part[i], out, outlen, &err)
-                            : fedrec_participant_keys(m->part[i], out, outlen, &err);
+    uint32_t *y = NULL;
+    if (!s && m->c->plain) { /* the vector itself: no wire round trip in the simulator */
+      s = fedrec_participant_plain_vector(m->part[i], &y, outlen, &err);
+      *out = (uint8_t *)y;
+    } else if (!s) s = fedrec_participant_keys(m->part[i], out, outlen, &err);
     if (s) {
       fedsim_fail(m, "participant", &err);
       return -1;
@@ -126,6 +120,7 @@ static void client_step(void *ctx, uint32_t i) {
       return;
     }
     if (i == 0) m->secagg_k = info.secagg.k; /* for the report: neighbours per client */
+    m->sa_dim = info.secagg.dim;
     r = fedsim_client_compute(m, i, &info, NULL, 0, &out, &outlen);
   } else {
     pthread_mutex_lock(&m->mu);
@@ -147,7 +142,8 @@ static void client_step(void *ctx, uint32_t i) {
   }
   m->up[i] += outlen;
   pthread_mutex_lock(&m->mu);
-  s = fedrec_engine_submit(m->e, id, m->round, m->phase, out, outlen, m->now, &err);
+  if (m->c->plain) s = fedrec_engine_submit_sum(m->e, m->round, &id, 1, (const uint32_t *)(void *)out, m->sa_dim, outlen, m->now, &err);
+  else s = fedrec_engine_submit(m->e, id, m->round, m->phase, out, outlen, m->now, &err);
   pthread_mutex_unlock(&m->mu);
   free(out);
   if (s) m->silent[i] = 1;

@@ -41,7 +41,9 @@ typedef struct sim {
 /* Client i's work in the current phase, from what it received: `info` in the keys phase (and
  * the plain masked phase), else the engine's message `in`. 0: *out (malloc'd) is its answer;
  * 1: it goes silent (a check on its side failed, as a device would stop answering); -1: the
- * simulation failed (fedsim_fail recorded why). */
+ * simulation failed (fedsim_fail recorded why). With --secagg plain *out is the encoded update
+ * itself, secagg.dim uint32 values (fedrec_participant_plain_vector), and *outlen the length
+ * its message would have: the wire round trip is lossless, so the simulator skips it. */
 int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, const uint8_t *in, size_t inlen,
                           uint8_t **out, size_t *outlen);
 void fedsim_fail(sim *m, const char *what, const fedrec_error *err);

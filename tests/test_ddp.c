@@ -208,6 +208,65 @@ static void test_choose_bits(void **state) {
   assert_near(d1, d2 * d2, 1e-12 * d1);
 }
 
+/* The rounding kernel against the plain loop it replaced (floor, one coin per value, the
+ * squared length summed in double in order): the same output bit for bit, including values
+ * past 2^26 and totals past 2^53, where the fast path hands over to the double sum. */
+static void ref_bytes(void *ctx, void *buf, uint64_t n) { fedrec_rng_fill(ctx, buf, n); }
+static int ref_round(uint32_t *out, const double *x, uint32_t n, uint32_t bits, double bound, fedrec_rng *r) {
+  int64_t mask = bits == 32 ? 0xffffffffLL : ((1LL << bits) - 1);
+  for (int tries = 0; tries < 1000; tries++) {
+    double len2 = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      uint64_t coin = fedrec_rng_u64(r);
+      double f = floor(x[i]);
+      int64_t v = (int64_t)f + ((double)(coin >> 11) * 0x1.0p-53 < x[i] - f);
+      out[i] = (uint32_t)(v & mask);
+      len2 += (double)v * (double)v;
+    }
+    if (len2 <= bound * bound) return tries + 1;
+  }
+  return 0;
+}
+
+static void test_round_matches_reference(void **state) {
+  (void)state;
+  enum { N = 1000 };
+  double *x = malloc(N * sizeof *x);
+  uint32_t *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+  const double scales[] = {0.7, 300, 3e6, 1e8, 4e9};
+  for (int k = 0; k < 5; k++) {
+    fedrec_rng g;
+    fedrec_rng_seed(&g, 5, (uint64_t)k);
+    double len2 = 0;
+    for (int i = 0; i < N; i++) x[i] = scales[k] * (fedrec_rng_normal(&g) + (i % 7 == 0 ? 0.5 : 0)), len2 += x[i] * x[i];
+    x[N - 1] = -x[N - 1];
+    for (int tight = 0; tight < 2; tight++) { /* a bound that makes it draw again, and one that does not */
+      double bound = tight ? sqrt(len2) + 0.2 * sqrt((double)N) : 1e300;
+      fedrec_rng r1, r2;
+      fedrec_rng_seed(&r1, 9, (uint64_t)(10 * k + tight));
+      r2 = r1;
+      fedrec_entropy ent = {ref_bytes, &r1, 0};
+      fedrec_error err = {0};
+      fedrec_status st = fedrec_ddp_round(a, x, N, 32, bound, &ent, &err);
+      int tries = ref_round(b, x, N, 32, bound, &r2);
+      assert_true(tries > 0 ? st == FEDREC_OK : st == FEDREC_ERR_NUMERIC);
+      if (tries) assert_memory_equal(a, b, N * sizeof *a);
+      assert_memory_equal(r1.s, r2.s, sizeof r1.s); /* the same coins consumed */
+    }
+  }
+  /* fedrec_rng_fill gives the bytes of successive u64 draws, the last cut short */
+  fedrec_rng r1, r2;
+  fedrec_rng_seed(&r1, 1, 2), fedrec_rng_seed(&r2, 1, 2);
+  uint8_t got[61], want[64];
+  fedrec_rng_fill(&r1, got, sizeof got);
+  for (int i = 0; i < 8; i++) {
+    uint64_t v = fedrec_rng_u64(&r2);
+    memcpy(want + 8 * i, &v, 8);
+  }
+  assert_memory_equal(got, want, sizeof got);
+  free(x), free(a), free(b);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
@@ -217,6 +276,7 @@ int main(void) {
       cmocka_unit_test(test_clip_and_noise),
       cmocka_unit_test(test_choose_gamma),
       cmocka_unit_test(test_choose_bits),
+      cmocka_unit_test(test_round_matches_reference),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,6 +78,13 @@ fedrec_status fedrec_central_dp_noise(int64_t *agg, uint32_t n, double z, double
 /* In-place normalised Walsh-Hadamard transform (orthonormal, its own inverse); n a power of 2. */
 void fedrec_fwht(double *x, uint32_t n);
 
+/* Conditional randomized rounding of x[0, n) (already scaled to the integer grid): each value
+ * to floor or ceil with the probability that keeps it unbiased, one 64-bit coin from e per value
+ * (its top 53 bits), and the whole vector drawn again while its L2 norm is above bound.
+ * out = the rounded values mod 2^bits. FEDREC_ERR_NUMERIC after 1000 draws over the bound. */
+fedrec_status fedrec_ddp_round(uint32_t *out, const double *x, uint32_t n, uint32_t bits, double bound,
+                               const fedrec_entropy *e, fedrec_error *err);
+
 /* Client: encodes update (dim floats) into out (padded values mod 2^bits). work holds
  * padded doubles. Randomness (rounding, noise) from e, which must be a CSPRNG. */
 fedrec_status fedrec_ddp_encode(uint32_t *out, const float *update, const fedrec_ddp_params *p,

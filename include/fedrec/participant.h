@@ -50,6 +50,11 @@ fedrec_status fedrec_participant_unmask(fedrec_participant *p, const uint8_t *su
  * with no masks. */
 fedrec_status fedrec_participant_plain(fedrec_participant *p, uint8_t **out, size_t *len,
                                        fedrec_error *err);
+/* Simulation only, plain, in one process: the same encoded update as a vector of secagg.dim
+ * values mod 2^bits (malloc'd, the caller frees it), skipping the wire round trip (lossless);
+ * *wire_len is the length fedrec_participant_plain's message would have. */
+fedrec_status fedrec_participant_plain_vector(fedrec_participant *p, uint32_t **y, size_t *wire_len,
+                                              fedrec_error *err);
 
 #ifdef __cplusplus
 }

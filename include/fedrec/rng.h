@@ -14,6 +14,9 @@ typedef struct fedrec_rng {
  * so per-user streams give results that do not depend on the number of threads. */
 void fedrec_rng_seed(fedrec_rng *r, uint64_t seed, uint64_t stream);
 uint64_t fedrec_rng_u64(fedrec_rng *r);
+/* n bytes: the in-memory bytes of successive fedrec_rng_u64 values
+ * (the last one cut short), the same as n/8 calls copied out one by one, only faster. */
+void fedrec_rng_fill(fedrec_rng *r, void *buf, uint64_t n);
 /* Uniform in [0, 1). */
 double fedrec_rng_uniform(fedrec_rng *r);
 /* Uniform integer in [0, n), n > 0, without modulo bias. */
