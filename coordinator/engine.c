@@ -488,7 +488,7 @@ fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64
   }
   *out = e->info;
   out->cohort_index = idx;
-  if (e->c.plain && e->c.plain_sum_noise && e->info.ddp.noise == FEDREC_NOISE_SKELLAM)
+  if (e->c.sum_noise && e->info.ddp.noise == FEDREC_NOISE_SKELLAM)
     out->ddp.noise = FEDREC_NOISE_NONE; /* the engine draws the sum's noise itself */
   out->deadline_ms = e->deadline;
   return FEDREC_OK;
@@ -646,19 +646,20 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
   uint32_t summed = 0;
   if (e->c.plain) {
     for (uint32_t i = 0; i < e->n; i++) summed += e->members[i].done >= (int)FEDREC_PHASE_MASKED;
-    const fedrec_ddp_params *p = &e->info.ddp;
-    if (e->c.plain_sum_noise && p->noise == FEDREC_NOISE_SKELLAM && summed > 0) {
-      /* Skellam(summed lambda): the distribution of the survivors' shares added up */
-      /* simulation only (plain): a fast floating-point Poisson sampler, O(1) at any lambda;
-       * the clients' own draws (and everything deployed) use the exact one */
-      double lambda = (double)p->sigma2_num * summed / (2.0 * (double)p->sigma2_den);
-      uint32_t mask = e->info.secagg.bits >= 32 ? 0xffffffffu : (1u << e->info.secagg.bits) - 1;
-      for (uint32_t k = 0; k < e->info.secagg.dim; k++)
-        e->modsum[k] = (uint32_t)(((int64_t)e->modsum[k] + fedrec_skellam_fast(&e->ent, lambda)) & mask);
-    }
   } else if (fedrec_secagg_server_finish(e->sa, e->modsum, &summed, &err)) {
     abort_round(e, err.msg);
     return;
+  }
+  const fedrec_ddp_params *p = &e->info.ddp;
+  if (e->c.sum_noise && p->noise == FEDREC_NOISE_SKELLAM && summed > 0) {
+    /* Skellam(summed lambda): the distribution of the survivors' shares added up. Simulation
+     * only: a fast floating-point Poisson sampler, O(1) at any lambda; the clients' own draws
+     * (and everything deployed) use the exact one */
+    double lambda = (double)p->sigma2_num * summed / (2.0 * (double)p->sigma2_den);
+    uint32_t mask = e->info.secagg.bits >= 32 ? 0xffffffffu : (1u << e->info.secagg.bits) - 1;
+    const fedrec_entropy *src = e->c.sum_noise_entropy.bytes ? &e->c.sum_noise_entropy : &e->ent;
+    for (uint32_t k = 0; k < e->info.secagg.dim; k++)
+      e->modsum[k] = (uint32_t)(((int64_t)e->modsum[k] + fedrec_skellam_fast(src, lambda)) & mask);
   }
   if (summed < e->c.min_survivors) {
     char why[96];

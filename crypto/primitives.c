@@ -48,8 +48,17 @@ fedrec_status fedrec_kx_agree(uint8_t key[FEDREC_KEY_BYTES], const uint8_t *sk,
                               const uint8_t peer_pk[FEDREC_PK_BYTES], const char *label) {
   uint8_t *point = fedrec_secret_alloc(crypto_scalarmult_BYTES);
   if (!point) return FEDREC_ERR_NOMEM;
+  fedrec_status st = fedrec_kx_agree_in(key, sk, my_pk, peer_pk, label, point);
+  fedrec_secret_free(point);
+  return st;
+}
+
+fedrec_status fedrec_kx_agree_in(uint8_t key[FEDREC_KEY_BYTES], const uint8_t *sk,
+                                 const uint8_t my_pk[FEDREC_PK_BYTES],
+                                 const uint8_t peer_pk[FEDREC_PK_BYTES], const char *label,
+                                 uint8_t point[FEDREC_KEY_BYTES]) {
   if (crypto_scalarmult(point, sk, peer_pk) != 0) { /* low-order peer key: all-zero point */
-    fedrec_secret_free(point);
+    sodium_memzero(point, crypto_scalarmult_BYTES);
     return FEDREC_ERR_ARG;
   }
   int mine_first = memcmp(my_pk, peer_pk, FEDREC_PK_BYTES) < 0;
@@ -61,7 +70,7 @@ fedrec_status fedrec_kx_agree(uint8_t key[FEDREC_KEY_BYTES], const uint8_t *sk,
   crypto_generichash_update(&st, mine_first ? peer_pk : my_pk, FEDREC_PK_BYTES);
   crypto_generichash_final(&st, key, FEDREC_KEY_BYTES);
   sodium_memzero(&st, sizeof st);
-  fedrec_secret_free(point);
+  sodium_memzero(point, crypto_scalarmult_BYTES);
   return FEDREC_OK;
 }
 

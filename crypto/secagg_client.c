@@ -19,6 +19,10 @@ struct fedrec_secagg_client {
   uint8_t *secrets;        /* one guarded block: b, both secret keys, the shares held */
   uint8_t *b;              /* self-mask seed (in secrets) */
   uint8_t *share_keys;     /* k x 32: the share-box key with each neighbour (in secrets) */
+  /* scratch in secrets, wiped after each use (one guarded block, not one per use): our
+   * secrets' shares while sharing, a share box's plaintext, a mask seed and key, a point */
+  fedrec_share *tmp_b, *tmp_s;
+  uint8_t *plain, *seed, *mk, *point;
   uint32_t *nb;            /* k neighbours, sorted */
   fedrec_sa_keys *nkeys;   /* keys of each neighbour (valid when in1) */
   uint8_t *in1, *in2;      /* neighbour advertised (round 1) / shared with us (round 2) */
@@ -70,8 +74,9 @@ fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, ui
   c->in1 = calloc(k, 1);
   c->in2 = calloc(k, 1);
   c->revealed = calloc(k, 1);
-  /* layout: shares of b (k), shares of mask keys (k), b, c_sk, s_sk, share-box keys (k) */
-  c->secrets = fedrec_secret_alloc(2 * k * sizeof(fedrec_share) + 3 * 32 + k * 32);
+  /* layout: shares of b (k), shares of mask keys (k), our shares of b and s_sk (2k), b, c_sk,
+   * s_sk, share-box keys (k), scratch: a box's plaintext, seed, mask key, point */
+  c->secrets = fedrec_secret_alloc(4 * k * sizeof(fedrec_share) + 3 * 32 + k * 32 + FEDREC_SA_SHARE_PLAIN + 3 * 32);
   sa_graph g;
   if (!c->nb || !c->nkeys || !c->in1 || !c->in2 || !c->revealed || !c->secrets ||
       sa_graph_init(&g, p) != FEDREC_OK) {
@@ -81,8 +86,14 @@ fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, ui
   }
   c->sh_b = (fedrec_share *)c->secrets;
   c->sh_s = c->sh_b + k;
-  c->b = (uint8_t *)(c->sh_s + k);
+  c->tmp_b = c->sh_s + k;
+  c->tmp_s = c->tmp_b + k;
+  c->b = (uint8_t *)(c->tmp_s + k);
   c->share_keys = c->b + 3 * 32;
+  c->plain = c->share_keys + k * 32;
+  c->seed = c->plain + FEDREC_SA_SHARE_PLAIN;
+  c->mk = c->seed + 32;
+  c->point = c->mk + 32;
   sa_graph_neighbours(&g, id, c->nb);
   sa_graph_free(&g);
   return c;
@@ -178,11 +189,10 @@ fedrec_status fedrec_secagg_client_share(fedrec_secagg_client *c, const fedrec_s
   fedrec_status st = check_keylist(c, in, err);
   if (st) return st;
   uint32_t live = 0, *xs = malloc(c->k * sizeof *xs);
-  fedrec_share *sb = (fedrec_share *)fedrec_secret_alloc(c->k * sizeof(fedrec_share));
-  fedrec_share *ss = (fedrec_share *)fedrec_secret_alloc(c->k * sizeof(fedrec_share));
-  uint8_t *plain = fedrec_secret_alloc(FEDREC_SA_SHARE_PLAIN);
+  fedrec_share *sb = c->tmp_b, *ss = c->tmp_s;
+  uint8_t *plain = c->plain;
   c->out_boxes = malloc(c->k * sizeof *c->out_boxes);
-  if (!xs || !sb || !ss || !plain || !c->out_boxes) {
+  if (!xs || !c->out_boxes) {
     st = fail(c, FEDREC_ERR_NOMEM, err, "sharing");
     goto done;
   }
@@ -198,7 +208,7 @@ fedrec_status fedrec_secagg_client_share(fedrec_secagg_client *c, const fedrec_s
     if (!c->in1[j]) continue;
     uint32_t v = c->nb[j];
     uint8_t *key = c->share_keys + (size_t)j * 32; /* kept: round 2 opens with the same key */
-    if (fedrec_kx_agree(key, c->ckey.sk, c->ckey.pk, c->nkeys[j].c_pk, SA_LABEL_SHARE)) {
+    if (fedrec_kx_agree_in(key, c->ckey.sk, c->ckey.pk, c->nkeys[j].c_pk, SA_LABEL_SHARE, c->point)) {
       st = fail(c, FEDREC_ERR_PARSE, err, "a neighbour's encryption key is invalid");
       goto done;
     }
@@ -216,17 +226,17 @@ fedrec_status fedrec_secagg_client_share(fedrec_secagg_client *c, const fedrec_s
   c->phase = C_SHARED;
 done:
   free(xs);
-  fedrec_secret_free((uint8_t *)sb);
-  fedrec_secret_free((uint8_t *)ss);
-  fedrec_secret_free(plain);
+  sodium_memzero(sb, c->k * sizeof *sb);
+  sodium_memzero(ss, c->k * sizeof *ss);
+  sodium_memzero(plain, FEDREC_SA_SHARE_PLAIN);
   return st;
 }
 
 /* Opens the boxes addressed to us; fills sh_b, sh_s, in2. */
 static fedrec_status open_inbox(fedrec_secagg_client *c, const fedrec_sa_boxes *in,
                                 fedrec_error *err) {
-  uint8_t *plain = fedrec_secret_alloc(FEDREC_SA_SHARE_PLAIN);
-  fedrec_status st = plain ? FEDREC_OK : fail(c, FEDREC_ERR_NOMEM, err, "inbox");
+  uint8_t *plain = c->plain;
+  fedrec_status st = FEDREC_OK;
   uint32_t live = 0;
   for (uint32_t a = 0; !st && a < in->count; a++) {
     const fedrec_sa_box *bx = &in->boxes[a];
@@ -252,7 +262,7 @@ static fedrec_status open_inbox(fedrec_secagg_client *c, const fedrec_sa_boxes *
     live++;
   }
   if (!st && live < c->p.t) st = fail(c, FEDREC_ERR_EMPTY, err, "fewer neighbours shared keys than the threshold");
-  fedrec_secret_free(plain);
+  sodium_memzero(plain, FEDREC_SA_SHARE_PLAIN);
   return st;
 }
 
@@ -265,8 +275,8 @@ fedrec_status fedrec_secagg_client_mask(fedrec_secagg_client *c, const fedrec_sa
   uint32_t dim = c->p.dim, bits = c->p.bits;
   uint32_t lim = bits == 32 ? 0xffffffffu : (1u << bits) - 1;
   c->y = malloc((size_t)dim * sizeof *c->y);
-  uint8_t *seed = fedrec_secret_alloc(32), *mk = fedrec_secret_alloc(32);
-  if (!c->y || !seed || !mk) {
+  uint8_t *seed = c->seed, *mk = c->mk;
+  if (!c->y) {
     st = fail(c, FEDREC_ERR_NOMEM, err, "masking");
     goto done;
   }
@@ -276,7 +286,7 @@ fedrec_status fedrec_secagg_client_mask(fedrec_secagg_client *c, const fedrec_sa
   for (uint32_t j = 0; j < c->k; j++) {
     if (!c->in2[j]) continue;
     uint32_t v = c->nb[j];
-    if (fedrec_kx_agree(seed, c->skey.sk, c->skey.pk, c->nkeys[j].s_pk, SA_LABEL_MASK)) {
+    if (fedrec_kx_agree_in(seed, c->skey.sk, c->skey.pk, c->nkeys[j].s_pk, SA_LABEL_MASK, c->point)) {
       st = fail(c, FEDREC_ERR_PARSE, err, "a neighbour's mask key is invalid");
       goto done;
     }
@@ -289,8 +299,8 @@ fedrec_status fedrec_secagg_client_mask(fedrec_secagg_client *c, const fedrec_sa
   out->y = c->y;
   c->phase = C_MASKED;
 done:
-  fedrec_secret_free(seed);
-  fedrec_secret_free(mk);
+  sodium_memzero(seed, 32);
+  sodium_memzero(mk, 32);
   return st;
 }
 

@@ -258,7 +258,7 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
   fprintf(f, " \"local_steps\": %u, \"client_lr\": %g,", c->local_steps ? c->local_steps : 1, c->client_lr > 0 ? c->client_lr : 1);
   fprintf(f, " \"optimizer\": \"%s\", \"server_lr\": %g, \"momentum\": %g, \"secagg\": \"%s\", \"noise_draws\": \"%s\",\n",
           c->optimizer == FEDREC_OPT_FEDADAM ? "fedadam" : "fedavg", c->server_lr, c->momentum, c->plain ? "plain" : "full",
-          c->client_noise || !c->plain ? "clients" : "sum");
+          c->client_noise ? "clients" : "sum");
   fprintf(f, " \"exact_noise\": %s,", c->exact_noise ? "true" : "false");
   fprintf(f, " \"audit_canaries\": %u, \"audit_guesses\": %u,\n", c->audit_canaries, c->audit_guesses);
   fprintf(f, " \"k\": %d, \"eval_every\": %u, \"seed\": %llu, \"threads\": %d}\n", c->k, c->eval_every,

@@ -30,8 +30,9 @@ typedef struct fedsim_config {
   uint32_t eval_every;
   const char *ledger;                      /* keep the ledger here (NULL: a temporary file) */
   int plain;                               /* --secagg plain: the same sum without masks */
-  int client_noise;                        /* plain + Skellam: clients draw their shares (1) or
-                                            * the sum's noise is drawn once (0, faster) */
+  int client_noise;                        /* Skellam: clients draw their shares as devices do
+                                            * (1), or the engine draws the sum's noise once (0,
+                                            * faster, the same distribution) */
   int exact_noise;                         /* clients draw Skellam noise with the exact sampler
                                             * (as devices do; slow at large lambda) rather than
                                             * the fast floating-point one (default) */

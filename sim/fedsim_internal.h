@@ -29,6 +29,7 @@ typedef struct sim {
   fedrec_round_stats last;
   int have_last;
   fedrec_rng engine_rng; /* the coordinator's randomness: seeded, so runs repeat */
+  fedrec_rng noise_rng;  /* the sum's noise when the engine draws it (--noise-draws sum) */
   /* audit canaries: ids rows .. rows + ncanary - 1; only the included ones take part */
   uint32_t rows, ncanary;
   uint8_t *canary_in;

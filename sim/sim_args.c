@@ -49,8 +49,8 @@ void sim_usage(FILE *out) {
       "  --audit-guesses G          guesses made (half top, half bottom score; default N/5)\n"
       "  --out DIR                  write DIR/config.json, rounds.jsonl (per round) and summary.json\n"
       "  --secagg full|plain (full: the real cryptography; plain: the same sum without masks)\n"
-      "  --noise-draws sum|clients (plain + Skellam: draw the sum's noise once (default), or each\n"
-      "  client's share as devices do: bit-identical to --secagg full)\n"
+      "  --noise-draws sum|clients (Skellam: the engine draws the sum's noise once (default: the\n"
+      "  same distribution, faster), or each client draws its share as devices do)\n"
       "other: --k K (20) --seed S (42) --threads T (all cores) --json --quiet --help\n"
       "       --print-train-users N   print the dataset rows of the first N training users, exit\n",
       out);

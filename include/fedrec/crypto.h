@@ -77,6 +77,12 @@ fedrec_status fedrec_kx_agree(uint8_t key[FEDREC_KEY_BYTES], const uint8_t *sk,
                               const uint8_t my_pk[FEDREC_PK_BYTES],
                               const uint8_t peer_pk[FEDREC_PK_BYTES], const char *label)
     __attribute__((warn_unused_result));
+/* The same, with the shared point computed in `point` (32 bytes of the caller's secure memory,
+ * wiped before return): for callers that agree many keys, to save a guarded allocation each. */
+fedrec_status fedrec_kx_agree_in(uint8_t key[FEDREC_KEY_BYTES], const uint8_t *sk,
+                                 const uint8_t my_pk[FEDREC_PK_BYTES],
+                                 const uint8_t peer_pk[FEDREC_PK_BYTES], const char *label,
+                                 uint8_t point[FEDREC_KEY_BYTES]) __attribute__((warn_unused_result));
 
 /* Mask kinds for domain separation. */
 enum { FEDREC_MASK_PAIR = 1, FEDREC_MASK_SELF = 2 };

@@ -88,12 +88,14 @@ typedef struct fedrec_engine_config {
    * coordinator's sum mod 2^bits, and so everything after it, is bit-identical to what secure
    * aggregation of the same encodings gives. Never for deployments. */
   int plain;
-  /* with plain and Skellam noise: clients add none and the engine draws the sum's noise once
-   * per round, Skellam with the survivors' total variance (a sum of independent Skellams is
-   * Skellam: the same distribution, one draw instead of one per client). Not bit-identical to
-   * the secure path, which sums the clients' own draws; discrete Gaussian noise is always
-   * drawn by the clients (a sum of discrete Gaussians is not one). */
-  int plain_sum_noise;
+  /* simulation only, with Skellam noise (plain or masked sums): clients add none and the
+   * engine draws the sum's noise once per round, Skellam with the survivors' total variance
+   * (a sum of independent Skellams is Skellam: the same distribution, one draw instead of one
+   * per client), from sum_noise_entropy if set (so plain and masked runs draw alike), else
+   * from the engine's source. Not bit-identical to the clients' own draws; discrete Gaussian
+   * noise is always drawn by the clients (a sum of discrete Gaussians is not one). */
+  int sum_noise;
+  fedrec_entropy sum_noise_entropy;
   /* simulation only: central DP for comparison (DP-FedAvg with a trusted server). Clients add
    * no noise; the engine adds Gaussian noise of standard deviation noise_multiplier * clip to
    * each coordinate of the decoded sum (floating point: not for deployments) and the ledger

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # fedrec-sim --secagg plain computes the identical sum as --secagg full: with the same seed,
-# dropouts at every phase, and Skellam or discrete-Gaussian noise, the final models are
-# bit-identical (same BLAKE2b hash), and so are epsilon and Recall@20.
+# dropouts at every phase, and Skellam or discrete-Gaussian noise drawn by the clients, or
+# Skellam noise drawn once for the sum, the final models are bit-identical (same BLAKE2b
+# hash), and so are epsilon and Recall@20.
 #   tests/e2e/secagg_plain.sh BUILD_DIR
 set -euo pipefail
 B=$(cd "$1" && pwd)
-for privacy in skellam dgauss; do
+for setting in "skellam clients" "dgauss clients" "skellam sum"; do
+  read -r privacy draws <<<"$setting"
   run() {
     "$B/sim/fedrec-sim" --algorithm fedavg --dataset synthetic:users=800,items=100,dim=8,seed=3 --dim 8 --rounds 3 \
       --cohort 50 --privacy "$privacy" --noise-multiplier 1 --dropout 0.03 --threads 2 --json --quiet --secagg "$1" \
-      --noise-draws clients |
+      --noise-draws "$draws" |
       grep -o '"model_hash": "[0-9a-f]*"\|"epsilon": [0-9.e+-]*\|"recall@20": [0-9.e+-]*' | tr '\n' ' '
   }
   full=$(run full)
   plain=$(run plain)
-  echo "$privacy full:  $full"
-  echo "$privacy plain: $plain"
-  [[ -n "$full" && "$full" == "$plain" ]] || { echo "FAIL: --secagg plain differs from full ($privacy)"; exit 1; }
+  echo "$privacy, noise drawn by $draws, full:  $full"
+  echo "$privacy, noise drawn by $draws, plain: $plain"
+  [[ -n "$full" && "$full" == "$plain" ]] || { echo "FAIL: --secagg plain differs from full ($setting)"; exit 1; }
 done
 echo "secagg plain: PASS (bit-identical models)"
 # --noise-draws sum (the engine draws the survivors' Skellam noise once) has the same
