@@ -55,6 +55,13 @@ fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_roun
                                      const fedrec_model *model, const int32_t *items,
                                      const float *w, int32_t n, const fedrec_entropy *entropy,
                                      fedrec_error *err) {
+  return fedrec_participant_new_shared(out, info, model, NULL, NULL, items, w, n, entropy, err);
+}
+
+fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedrec_round_info *info,
+                                            const fedrec_model *model, const float *V0, const float *G0,
+                                            const int32_t *items, const float *w, int32_t n,
+                                            const fedrec_entropy *entropy, fedrec_error *err) {
   *out = NULL;
   int64_t dim = fedrec_model_params(model);
   if (dim != (int64_t)info->ddp.dim)
@@ -95,15 +102,19 @@ fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_roun
     }
   }
   for (uint32_t step = 0; step < K && !s; step++) {
-    fedrec_model_item_vectors(V, &local);
-    fedrec_gramian(G, V, ni, d);
-    s = fedrec_user_solve(u, V, G, ni, d, items, w, n, info->alpha0, info->reg, work);
+    const float *Vs = V, *Gs = G; /* step 0 on the model as published: the caller's, if given */
+    if (step == 0 && V0 && G0) Vs = V0, Gs = G0;
+    else {
+      fedrec_model_item_vectors(V, &local);
+      fedrec_gramian(G, V, ni, d);
+    }
+    s = fedrec_user_solve(u, Vs, Gs, ni, d, items, w, n, info->alpha0, info->reg, work);
     if (s) {
       fedrec_error_set(err, s, "participant: the user's system is not positive definite");
       break;
     }
     double loss;
-    fedrec_user_loss_grad(&loss, ne ? grad : NULL, model->H ? grad + ne : NULL, &local, V, u, items, w, n,
+    fedrec_user_loss_grad(&loss, ne ? grad : NULL, model->H ? grad + ne : NULL, &local, Vs, u, items, w, n,
                           info->alpha0, info->reg, work);
     if (step == 0) p->loss = loss;
     if (K > 1)

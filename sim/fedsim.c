@@ -80,7 +80,8 @@ int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, con
       free(x);
     } else {
       int64_t a = R->indptr[id], b = R->indptr[id + 1];
-      s = fedrec_participant_new(&m->part[i], info, &m->model, R->indices + a, R->values + a, (int32_t)(b - a), &ent, &err);
+      s = fedrec_participant_new_shared(&m->part[i], info, &m->model, m->V, m->G, R->indices + a, R->values + a, (int32_t)(b - a),
+                                        &ent, &err);
     }
     uint32_t *y = NULL;
     if (!s && m->c->plain) { /* the vector itself: no wire round trip in the simulator */
@@ -99,8 +100,21 @@ int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, con
   return s ? 1 : 0; /* a client-side check failed: it stops answering (a dropout) */
 }
 
+fedrec_status fedsim_shared_vectors(sim *m, fedrec_error *err) {
+  const fedrec_model *md = &m->model;
+  free(m->V), free(m->G);
+  m->V = malloc((size_t)md->n_items * md->d * sizeof *m->V);
+  m->G = malloc((size_t)md->d * md->d * sizeof *m->G);
+  if (!m->V || !m->G) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "item vectors: %d x %d", md->n_items, md->d);
+  fedrec_model_item_vectors(m->V, md);
+  fedrec_blas_threads(1); /* as inside a client: the same bits as the participant's own */
+  fedrec_gramian(m->G, m->V, md->n_items, md->d);
+  fedrec_blas_threads(m->nthreads > 0 ? m->nthreads : 1);
+  return FEDREC_OK;
+}
+
 /* One client's step in the current phase, straight against the engine (one process). */
-static void client_step(void *ctx, uint32_t i) {
+static void client_step(void *ctx, uint32_t i, int t) {
   sim *m = ctx;
   if (m->silent[i]) return;
   fedrec_error err = {0};
@@ -120,8 +134,17 @@ static void client_step(void *ctx, uint32_t i) {
       return;
     }
     if (i == 0) m->secagg_k = info.secagg.k; /* for the report: neighbours per client */
-    m->sa_dim = info.secagg.dim;
     r = fedsim_client_compute(m, i, &info, NULL, 0, &out, &outlen);
+    if (!r && m->c->plain) { /* into this thread's sum, given to the engine after the phase */
+      const uint32_t *y = (const uint32_t *)(void *)out, lim = info.secagg.bits >= 32 ? 0xffffffffu : (1u << info.secagg.bits) - 1;
+      uint32_t *sum = m->tsum + (size_t)t * m->sa_dim;
+      for (uint32_t k = 0; k < m->sa_dim; k++) sum[k] = (sum[k] + y[k]) & lim;
+      m->tids[(size_t)t * m->n + m->tn[t]++] = id;
+      m->tbytes[t] += outlen;
+      m->up[i] += outlen;
+      free(out);
+      return;
+    }
   } else {
     pthread_mutex_lock(&m->mu);
     s = fedrec_engine_fetch(m->e, id, m->round, m->phase, m->now, &in, &inlen, &retry, &err);
@@ -142,33 +165,34 @@ static void client_step(void *ctx, uint32_t i) {
   }
   m->up[i] += outlen;
   pthread_mutex_lock(&m->mu);
-  if (m->c->plain) s = fedrec_engine_submit_sum(m->e, m->round, &id, 1, (const uint32_t *)(void *)out, m->sa_dim, outlen, m->now, &err);
-  else s = fedrec_engine_submit(m->e, id, m->round, m->phase, out, outlen, m->now, &err);
+  s = fedrec_engine_submit(m->e, id, m->round, m->phase, out, outlen, m->now, &err);
   pthread_mutex_unlock(&m->mu);
   free(out);
   if (s) m->silent[i] = 1;
 }
 
 typedef struct pool {
-  void (*fn)(void *ctx, uint32_t j);
+  void (*fn)(void *ctx, uint32_t j, int t);
   void *ctx;
   uint32_t n;
   atomic_uint next;
+  atomic_int threads;
 } pool;
 
 static void *pool_worker(void *arg) {
   pool *p = arg;
+  int t = atomic_fetch_add(&p->threads, 1);
   for (;;) {
     uint32_t j = atomic_fetch_add(&p->next, 1);
     if (j >= p->n) return NULL;
-    p->fn(p->ctx, j);
+    p->fn(p->ctx, j, t);
   }
 }
 
-void fedsim_pool(int threads, void (*fn)(void *ctx, uint32_t j), void *ctx, uint32_t n) {
-  pool p = {fn, ctx, n, 0};
-  pthread_t th[64];
-  int t = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+void fedsim_pool(int threads, void (*fn)(void *ctx, uint32_t j, int t), void *ctx, uint32_t n) {
+  pool p = {fn, ctx, n, 0, 0};
+  pthread_t th[FEDSIM_MAX_THREADS];
+  int t = threads < 1 ? 1 : threads > FEDSIM_MAX_THREADS ? FEDSIM_MAX_THREADS : threads;
   fedrec_blas_threads(1); /* the pool owns the cores: BLAS inside a client runs on its thread */
   for (int k = 0; k < t; k++) pthread_create(&th[k], NULL, pool_worker, &p);
   for (int k = 0; k < t; k++) pthread_join(th[k], NULL);
@@ -387,6 +411,15 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
   fedrec_rng_seed(&m.engine_rng, c->seed, 0x636f6f7264ULL);
   fedrec_entropy engine_ent = {rng_bytes, &m.engine_rng, 0};
   if ((s = fedrec_engine_new(&m.e, &ec, &init, 1, &id, ledger, &cb, &engine_ent, err))) goto done;
+  m.nthreads = c->threads < 1 ? 1 : c->threads > FEDSIM_MAX_THREADS ? FEDSIM_MAX_THREADS : c->threads;
+  if (c->plain) {
+    m.tsum = malloc((size_t)m.nthreads * fedrec_ddp_padded((uint32_t)m.dim) * sizeof *m.tsum);
+    m.tids = malloc((size_t)m.nthreads * cap * sizeof *m.tids);
+    if (!m.tsum || !m.tids) {
+      s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "plain sums");
+      goto done;
+    }
+  }
   m.users = malloc(cap * sizeof *m.users);
   m.part = calloc(cap, sizeof *m.part);
   m.silent = calloc(cap, 1);
@@ -455,6 +488,7 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
     fedrec_engine_model(m.e, &pub);
     fedrec_model_free(&m.model);
     if ((s = fedrec_model_decode(&m.model, NULL, pub.blob, pub.len, ds->content, ds->content_dim, err))) goto done;
+    if ((s = fedsim_shared_vectors(&m, err))) goto done;
     for (uint32_t i = 0; i < m.n; i++) m.down[i] = pub.len; /* each client downloads the model */
 #ifdef FEDREC_SIM_MPI
     if (m.mpi_size > 1) fedsim_mpi_round(&m, &pub);
@@ -477,7 +511,20 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
       if (m.mpi_size > 1) fedsim_mpi_phase(&m);
       else
 #endif
+      {
+        if (c->plain) { /* per-thread sums of the plain inputs */
+          m.sa_dim = fedrec_ddp_padded((uint32_t)m.dim);
+          memset(m.tsum, 0, (size_t)m.nthreads * m.sa_dim * sizeof *m.tsum);
+          memset(m.tn, 0, sizeof m.tn), memset(m.tbytes, 0, sizeof m.tbytes);
+        }
         fedsim_pool(c->threads, client_step, &m, m.n);
+        for (int t = 0; c->plain && t < m.nthreads && !atomic_load(&m.failed); t++) {
+          fedrec_error e2 = {0};
+          if (m.tn[t] && fedrec_engine_submit_sum(m.e, m.round, m.tids + (size_t)t * m.n, m.tn[t], m.tsum + (size_t)t * m.sa_dim,
+                                                  m.sa_dim, m.tbytes[t], m.now, &e2))
+            fedsim_fail(&m, "plain sums", &e2);
+        }
+      }
       if (atomic_load(&m.failed)) {
         s = fedrec_error_set(err, FEDREC_ERR_STATE, "fedavg: %s", m.why);
         goto done;
@@ -563,7 +610,8 @@ done:
     snprintf(p, sizeof p, "%s-shm", ledger_path), unlink(p);
   }
   fedrec_identity_free(&id);
-  free(m.users), free(m.part), free(m.silent), free(m.drop_at), free(m.up), free(m.down);
+  free(m.users), free(m.part), free(m.silent), free(m.drop_at), free(m.up), free(m.down), free(m.tsum), free(m.tids);
+  free(m.V), free(m.G);
   pthread_mutex_destroy(&m.mu);
   return s;
 }

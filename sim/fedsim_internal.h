@@ -9,6 +9,8 @@
 #include "fedsim.h"
 #include "fedrec/participant.h"
 
+#define FEDSIM_MAX_THREADS 64
+
 typedef struct sim {
   const fedsim_config *c;
   const fedrec_split *sp;
@@ -37,6 +39,14 @@ typedef struct sim {
   uint32_t secagg_k;
   uint32_t sa_dim, sa_bits; /* the round's masked-input length and bits (MPI: the reduction) */
   int mpi_size;             /* > 1: fedrec-sim-mpi with this many ranks (fedsim_mpi.c) */
+  /* --secagg plain in one process: each pool thread adds its clients' inputs up, and the
+   * engine takes the sums after the phase (fedrec_engine_submit_sum) */
+  float *V, *G;              /* the published model's item vectors and Gramian, shared */
+  int nthreads;
+  uint32_t *tsum;           /* nthreads x sa_dim */
+  uint64_t *tids;           /* nthreads x cohort: the clients in each sum */
+  uint32_t tn[FEDSIM_MAX_THREADS];
+  uint64_t tbytes[FEDSIM_MAX_THREADS];
 } sim;
 
 /* Client i's work in the current phase, from what it received: `info` in the keys phase (and
@@ -48,8 +58,12 @@ typedef struct sim {
 int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, const uint8_t *in, size_t inlen,
                           uint8_t **out, size_t *outlen);
 void fedsim_fail(sim *m, const char *what, const fedrec_error *err);
-/* Runs fn(ctx, j) for j in [0, n) on `threads` threads (BLAS single-threaded meanwhile). */
-void fedsim_pool(int threads, void (*fn)(void *ctx, uint32_t j), void *ctx, uint32_t n);
+/* The round's item vectors and Gramian (m->V, m->G) from m->model, computed once for all the
+ * clients (each would compute the same). */
+fedrec_status fedsim_shared_vectors(sim *m, fedrec_error *err);
+/* Runs fn(ctx, j, t) for j in [0, n) on `threads` threads, t the thread's index (BLAS
+ * single-threaded meanwhile). */
+void fedsim_pool(int threads, void (*fn)(void *ctx, uint32_t j, int t), void *ctx, uint32_t n);
 
 /* fedsim_mpi.c (fedrec-sim-mpi only). Rank 0 runs the engine and the round loop; every rank
  * runs the clients i with i % size == rank. */

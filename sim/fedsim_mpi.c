@@ -107,7 +107,8 @@ typedef struct slice {
   pthread_mutex_t mu;
 } slice;
 
-static void slice_step(void *ctx, uint32_t j) {
+static void slice_step(void *ctx, uint32_t j, int t) {
+  (void)t;
   slice *sl = ctx;
   sim *m = sl->m;
   entry *x = &sl->e[j];
@@ -337,7 +338,8 @@ static void free_participants(sim *m) {
 
 fedrec_status fedsim_mpi_serve(const fedsim_config *c, const fedrec_split *sp, const fedrec_dataset *ds,
                                fedrec_error *err) {
-  sim m = {.c = c, .sp = sp, .rows = (uint32_t)sp->train.rows, .mpi_size = g_size};
+  sim m = {.c = c, .sp = sp, .rows = (uint32_t)sp->train.rows, .mpi_size = g_size,
+           .nthreads = c->threads < 1 ? 1 : c->threads};
   fedrec_error e2 = {0};
   if (fedrec_crypto_init()) {
     fedrec_error_set(&e2, FEDREC_ERR_IO, "libsodium failed to initialise");
@@ -367,6 +369,7 @@ fedrec_status fedsim_mpi_serve(const fedsim_config *c, const fedrec_split *sp, c
       if (have_model) fedrec_model_free(&m.model);
       have_model = !fedrec_model_decode(&m.model, NULL, blob, cmd.bloblen, ds->content, ds->content_dim, &e2);
       if (!have_model) fedsim_fail(&m, "the published model", &e2);
+      else if (fedsim_shared_vectors(&m, &e2)) fedsim_fail(&m, "item vectors", &e2);
       else m.dim = fedrec_model_params(&m.model);
       continue;
     }
@@ -378,7 +381,7 @@ fedrec_status fedsim_mpi_serve(const fedsim_config *c, const fedrec_split *sp, c
   }
   free_participants(&m);
   if (have_model) fedrec_model_free(&m.model);
-  free(blob), free(m.users), free(m.part);
+  free(blob), free(m.users), free(m.part), free(m.V), free(m.G);
   if (g_modadd != MPI_OP_NULL) MPI_Op_free(&g_modadd);
   if (atomic_load(&m.failed)) return fedrec_error_set(err, FEDREC_ERR_STATE, "%s", m.why);
   return FEDREC_OK;

@@ -28,6 +28,13 @@ fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_roun
                                      const fedrec_model *model, const int32_t *items,
                                      const float *w, int32_t n, const fedrec_entropy *entropy,
                                      fedrec_error *err);
+/* The same with the model's item vectors V (n_items x d, fedrec_model_item_vectors) and their
+ * Gramian G (d x d, fedrec_gramian) computed by the caller (NULL: here): a simulator running
+ * many participants on one model computes them once per round. Same results. */
+fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedrec_round_info *info,
+                                            const fedrec_model *model, const float *V, const float *G,
+                                            const int32_t *items, const float *w, int32_t n,
+                                            const fedrec_entropy *entropy, fedrec_error *err);
 /* The same with a given update of dim parameters instead of the gradient (it is clipped and
  * encoded like one): for tests and the simulator's audit canaries. */
 fedrec_status fedrec_participant_new_update(fedrec_participant **out, const fedrec_round_info *info,
