@@ -269,16 +269,21 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
 static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config *fc, const sim_args *a,
                           const fedrec_dataset *ds, const fedrec_split *sp) {
   int k = a->k;
+  char eps[32] = "null", planned[32] = "null"; /* without privacy no epsilon holds */
+  if (strcmp(noise_name(fc), "none")) {
+    snprintf(eps, sizeof eps, "%.6g", fr->epsilon);
+    snprintf(planned, sizeof planned, "%.6g", fr->planned_epsilon);
+  }
   fprintf(f,
           "{\"algorithm\": \"fedavg\", \"dataset\": \"%s\", \"users\": %d, \"items\": %d, \"train_users\": %d, "
           "\"train_interactions\": %lld, \"recall@%d\": %.6g, \"ndcg@%d\": %.6g, \"coverage@%d\": %.6g, \"params\": %lld, "
-          "\"epsilon\": %.6g, \"delta\": %.6g, \"rounds\": %u, \"planned_epsilon\": %.6g, \"privacy\": \"%s\", "
+          "\"epsilon\": %s, \"delta\": %.6g, \"rounds\": %u, \"planned_epsilon\": %s, \"privacy\": \"%s\", "
           "\"cohort\": %u, \"sampling_rate\": %g, \"noise_multiplier\": %.6g, \"clip\": %g, "
           "\"bytes_up_per_client\": %.0f, \"bytes_down_per_client\": %.0f, \"seconds\": %.3f, \"secagg\": \"%s\", "
           "\"stop_reason\": \"%s\", \"model_hash\": \"%s\"",
           ds->name, fr->metrics.users, sp->train.cols, sp->train.rows, (long long)fedrec_csr_nnz(&sp->train), k,
-          fr->metrics.recall, k, fr->metrics.ndcg, k, fr->metrics.coverage, (long long)fr->params, fr->epsilon, fc->delta,
-          fr->rounds_done, fr->planned_epsilon, noise_name(fc), fc->sampling_rate > 0 ? 0 : fc->cohort, fc->sampling_rate,
+          fr->metrics.recall, k, fr->metrics.ndcg, k, fr->metrics.coverage, (long long)fr->params, eps, fc->delta,
+          fr->rounds_done, planned, noise_name(fc), fc->sampling_rate > 0 ? 0 : fc->cohort, fc->sampling_rate,
           fr->noise_multiplier, fc->clip, fr->bytes_up, fr->bytes_down, fr->seconds, fc->plain ? "plain" : "full",
           fr->stop_reason, fr->model_hash);
   if (fr->audit_canaries)
@@ -364,8 +369,11 @@ static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, con
     if (fc.target_epsilon > 0)
       printf("  noise multiplier %.4g calibrated for epsilon %g at delta %g over %u rounds (planned %.4f)\n", fr.noise_multiplier,
              fc.target_epsilon, fc.delta, fc.rounds, fr.planned_epsilon);
-    printf("  %u rounds of %s, epsilon %.4f at delta %g (noise multiplier %.4g)\n", fr.rounds_done,
-           fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts", fr.epsilon, fc.delta, fr.noise_multiplier);
+    if (!strcmp(noise_name(&fc), "none"))
+      printf("  %u rounds of %s, no differential privacy\n", fr.rounds_done, fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts");
+    else
+      printf("  %u rounds of %s, epsilon %.4f at delta %g (noise multiplier %.4g)\n", fr.rounds_done,
+             fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts", fr.epsilon, fc.delta, fr.noise_multiplier);
     printf("  Recall@%-6d %8.4f\n  NDCG@%-8d %8.4f\n  Coverage@%-4d %8.4f\n", a->k, fr.metrics.recall, a->k, fr.metrics.ndcg,
            a->k, fr.metrics.coverage);
     printf("  per client and round: %.0f bytes up, %.0f bytes down; %.1f s in all\n", fr.bytes_up, fr.bytes_down, fr.seconds);

@@ -551,9 +551,12 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
     res->rounds_done += m.have_last && !m.last.aborted;
     res->epsilon = m.have_last && !m.last.aborted ? m.last.epsilon : res->epsilon;
     if (log) {
-      fprintf(log, "{\"round\": %u, \"aborted\": %s, \"survivors\": %u, \"epsilon\": %.6f, \"update_norm\": %.6g, "
+      char eps[32]; /* without privacy no epsilon holds: null */
+      if (c->noise_multiplier > 0 || c->target_epsilon > 0) snprintf(eps, sizeof eps, "%.6f", res->epsilon);
+      else snprintf(eps, sizeof eps, "null");
+      fprintf(log, "{\"round\": %u, \"aborted\": %s, \"survivors\": %u, \"epsilon\": %s, \"update_norm\": %.6g, "
                    "\"bytes_up_per_client\": %.0f, \"bytes_down_per_client\": %.0f, \"seconds\": %.3f",
-              r + 1, m.have_last && m.last.aborted ? "true" : "false", m.have_last ? m.last.survivors : 0, res->epsilon,
+              r + 1, m.have_last && m.last.aborted ? "true" : "false", m.have_last ? m.last.survivors : 0, eps,
               m.have_last ? m.last.update_norm : 0.0,
               (double)up / m.n, (double)down / m.n, secs);
       if (m.have_last && m.last.aborted) {

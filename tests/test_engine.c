@@ -229,12 +229,17 @@ static void base_config(fedrec_engine_config *c) {
   c->max_rounds = 0;
 }
 
+/* A world with the base configuration and an ample budget. */
+static void world_start(world *w) {
+  fedrec_engine_config c;
+  base_config(&c);
+  world_init(w, &c, 1e6);
+}
+
 static void test_rounds_with_dropouts(void **state) {
   (void)state;
   world w;
-  fedrec_engine_config c;
-  base_config(&c);
-  world_init(&w, &c, 1e6);
+  world_start(&w);
   double r0 = recall(&w);
   uint64_t cursor = 0;
   const uint32_t none[5] = {0}, keys[5] = {0, 3, 0, 0, 0}, shares[5] = {0, 0, 3, 0, 0},
@@ -372,9 +377,7 @@ static int contains(const uint8_t *hay, size_t n, const void *needle, size_t m) 
 static void test_nothing_private_leaves(void **state) {
   (void)state;
   world w;
-  fedrec_engine_config c;
-  base_config(&c);
-  world_init(&w, &c, 1e6);
+  world_start(&w);
   fedrec_error err = {0};
   const fedrec_csr *R = &w.split.train;
   uint64_t clients[50];
@@ -483,9 +486,7 @@ static void fixed_bytes(void *ctx, void *buf, uint64_t n) {
 static void test_local_steps(void **state) {
   (void)state;
   world w;
-  fedrec_engine_config c;
-  base_config(&c);
-  world_init(&w, &c, 1e6);
+  world_start(&w);
   fedrec_error err = {0};
   fedrec_published pub;
   fedrec_engine_model(w.e, &pub);
