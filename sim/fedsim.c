@@ -318,9 +318,14 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
     free(m.canary_in);
     return fedrec_error_set(err, FEDREC_ERR_ARG, "fedavg: cohort %u is larger than the %u training users with history", c->cohort, pop);
   }
-  /* Poisson: the cohort is Binomial(pop, q); rounds with fewer than half the mean wait for more */
+  /* Poisson: the cohort is Binomial(pop, q), mean E; rounds with fewer than max(E/2, E - 4 sd)
+   * wait for more (at 4 sd below the mean that is about one round in 30 000). The noise shares
+   * are sized for 80% of that many survivors: the closer it is to E, the closer the ledger's
+   * epsilon comes to the planned one (with E/2 alone it was about 40% of E, and the ledger ended
+   * far below a calibrated target). */
   uint32_t cap = poisson ? pop : c->cohort;
-  uint32_t least = poisson ? (uint32_t)fmax(2, floor(0.5 * c->sampling_rate * pop)) : c->cohort;
+  double mean = c->sampling_rate * pop;
+  uint32_t least = poisson ? (uint32_t)fmax(2, floor(fmax(0.5 * mean, mean - 4 * sqrt(mean)))) : c->cohort;
   if (poisson && least < 10) {
     free(m.canary_in);
     return fedrec_error_set(err, FEDREC_ERR_ARG, "fedavg: sampling rate %g of %u users gives cohorts of about %.1f: too few",
