@@ -536,6 +536,27 @@ static void test_local_steps(void **state) {
   assert_status(fedrec_participant_plain(b, &mb, &lb, &err), FEDREC_OK);
   assert_int_equal(la, lb);
   assert_memory_equal(ma, mb, la);
+  /* with the item vectors and Gramian given (as the simulator shares them): the same message,
+   * for K = 2 (step 1 recomputes them from the local copy) and K = 1 */
+  for (uint32_t K = 2; K >= 1; K--) {
+    fedrec_round_info ik = info;
+    ik.local_steps = K;
+    fedrec_participant *c1, *c2;
+    uint8_t *m1, *m2;
+    size_t l1, l2;
+    fedrec_model_item_vectors(V, &m);
+    fedrec_gramian(G, V, ni, d);
+    g_fixed_seed = 200;
+    assert_status(fedrec_participant_new(&c1, &ik, &m, items, wt, n, &ent, &err), FEDREC_OK);
+    g_fixed_seed = 200;
+    assert_status(fedrec_participant_new_shared(&c2, &ik, &m, V, G, items, wt, n, &ent, &err), FEDREC_OK);
+    assert_status(fedrec_participant_plain(c1, &m1, &l1, &err), FEDREC_OK);
+    assert_status(fedrec_participant_plain(c2, &m2, &l2, &err), FEDREC_OK);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(m1, m2, l1);
+    fedrec_participant_free(c1), fedrec_participant_free(c2);
+    free(m1), free(m2);
+  }
   /* sent once: a second send is refused */
   uint8_t *again;
   size_t lagain;
