@@ -101,8 +101,8 @@ static void apply_signs(double *x, uint32_t n, uint64_t seed) {
 }
 
 FEDREC_CLONES
-fedrec_status fedrec_ddp_round(uint32_t *out, const double *work, uint32_t n, uint32_t bits, double bound,
-                               const fedrec_entropy *e, fedrec_error *err) {
+static fedrec_status round_kernel(uint32_t *out, const double *work, uint32_t n, uint32_t bits, double bound,
+                                  const fedrec_entropy *e, fedrec_error *err) {
   double bound2 = bound * bound;
   int64_t mask = bits == 32 ? 0xffffffffLL : ((1LL << bits) - 1);
   for (int tries = 0;; tries++) {
@@ -149,6 +149,12 @@ fedrec_status fedrec_ddp_round(uint32_t *out, const double *work, uint32_t n, ui
     if (len2 <= bound2) break;
   }
   return FEDREC_OK;
+}
+
+/* Exported without clones (clang cannot link a multi-versioned function from another file). */
+fedrec_status fedrec_ddp_round(uint32_t *out, const double *x, uint32_t n, uint32_t bits, double bound,
+                               const fedrec_entropy *e, fedrec_error *err) {
+  return round_kernel(out, x, n, bits, bound, e, err);
 }
 
 fedrec_status fedrec_ddp_encode(uint32_t *out, const float *update, const fedrec_ddp_params *p,
