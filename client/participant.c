@@ -229,6 +229,27 @@ fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *in
   return FEDREC_OK;
 }
 
+fedrec_status fedrec_participant_masked_add(fedrec_participant *p, const uint8_t *inbox, size_t n, uint32_t *sum,
+                                            size_t *wire_len, fedrec_error *err) {
+  fedrec_sa_msg m;
+  fedrec_status s = decode_as(&m, FEDREC_SA_MSG_BOXES, p, inbox, n, err);
+  if (s) return s;
+  if (!p->encoded) {
+    fedrec_sa_msg_free(&m);
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: the masked update was already sent");
+  }
+  fedrec_sa_masked y;
+  s = fedrec_secagg_client_mask(p->sa, &m.u.boxes, p->encoded, &y, err);
+  fedrec_sa_msg_free(&m);
+  if (s) return s;
+  uint32_t bits = p->info.secagg.bits, lim = bits >= 32 ? 0xffffffffu : (1u << bits) - 1;
+  for (uint32_t i = 0; i < y.dim; i++) sum[i] = (sum[i] + y.y[i]) & lim;
+  *wire_len = fedrec_sa_encode_masked(NULL, 0, &y, bits);
+  fedrec_secagg_client_release_masked(p->sa);
+  drop_encoded(p);
+  return FEDREC_OK;
+}
+
 fedrec_status fedrec_participant_unmask(fedrec_participant *p, const uint8_t *survivors,
                                         size_t n, uint8_t **out, size_t *len, fedrec_error *err) {
   fedrec_sa_msg m;

@@ -58,7 +58,7 @@ void fedsim_fail(sim *m, const char *what, const fedrec_error *err) {
 }
 
 int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, const uint8_t *in, size_t inlen,
-                          uint8_t **out, size_t *outlen) {
+                          uint32_t *sum, uint8_t **out, size_t *outlen) {
   fedrec_error err = {0};
   uint64_t id = m->users[i];
   fedrec_status s;
@@ -84,9 +84,13 @@ int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, con
                                         &ent, &err);
     }
     uint32_t *y = NULL;
-    if (!s && m->c->plain) { /* the vector itself: no wire round trip in the simulator */
-      s = fedrec_participant_plain_vector(m->part[i], &y, outlen, &err);
-      *out = (uint8_t *)y;
+    if (!s && m->c->plain) { /* the vector itself into the sum: no wire round trip */
+      if (!(s = fedrec_participant_plain_vector(m->part[i], &y, outlen, &err))) {
+        uint32_t lim = info->secagg.bits >= 32 ? 0xffffffffu : (1u << info->secagg.bits) - 1;
+        for (uint32_t k = 0; k < info->secagg.dim; k++) sum[k] = (sum[k] + y[k]) & lim;
+        free(y);
+        *out = NULL;
+      }
     } else if (!s) s = fedrec_participant_keys(m->part[i], out, outlen, &err);
     if (s) {
       fedsim_fail(m, "participant", &err);
@@ -94,8 +98,9 @@ int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, con
     }
     return 0;
   }
+  *out = NULL;
   s = m->phase == FEDREC_PHASE_SHARES   ? fedrec_participant_shares(m->part[i], in, inlen, out, outlen, &err)
-      : m->phase == FEDREC_PHASE_MASKED ? fedrec_participant_masked(m->part[i], in, inlen, out, outlen, &err)
+      : m->phase == FEDREC_PHASE_MASKED ? fedrec_participant_masked_add(m->part[i], in, inlen, sum, outlen, &err)
                                         : fedrec_participant_unmask(m->part[i], in, inlen, out, outlen, &err);
   return s ? 1 : 0; /* a client-side check failed: it stops answering (a dropout) */
 }
@@ -134,17 +139,7 @@ static void client_step(void *ctx, uint32_t i, int t) {
       return;
     }
     if (i == 0) m->secagg_k = info.secagg.k; /* for the report: neighbours per client */
-    r = fedsim_client_compute(m, i, &info, NULL, 0, &out, &outlen);
-    if (!r && m->c->plain) { /* into this thread's sum, given to the engine after the phase */
-      const uint32_t *y = (const uint32_t *)(void *)out, lim = info.secagg.bits >= 32 ? 0xffffffffu : (1u << info.secagg.bits) - 1;
-      uint32_t *sum = m->tsum + (size_t)t * m->sa_dim;
-      for (uint32_t k = 0; k < m->sa_dim; k++) sum[k] = (sum[k] + y[k]) & lim;
-      m->tids[(size_t)t * m->n + m->tn[t]++] = id;
-      m->tbytes[t] += outlen;
-      m->up[i] += outlen;
-      free(out);
-      return;
-    }
+    r = fedsim_client_compute(m, i, &info, NULL, 0, m->tsum + (size_t)t * m->sa_dim, &out, &outlen);
   } else {
     pthread_mutex_lock(&m->mu);
     s = fedrec_engine_fetch(m->e, id, m->round, m->phase, m->now, &in, &inlen, &retry, &err);
@@ -156,7 +151,7 @@ static void client_step(void *ctx, uint32_t i, int t) {
       return;
     }
     m->down[i] += inlen;
-    r = fedsim_client_compute(m, i, NULL, in, inlen, &out, &outlen);
+    r = fedsim_client_compute(m, i, NULL, in, inlen, m->tsum + (size_t)t * m->sa_dim, &out, &outlen);
     free(in);
   }
   if (r) {
@@ -164,6 +159,11 @@ static void client_step(void *ctx, uint32_t i, int t) {
     return;
   }
   m->up[i] += outlen;
+  if (m->phase == FEDREC_PHASE_MASKED) { /* in this thread's sum, given to the engine after the phase */
+    m->tids[(size_t)t * m->n + m->tn[t]++] = id;
+    m->tbytes[t] += outlen;
+    return;
+  }
   pthread_mutex_lock(&m->mu);
   s = fedrec_engine_submit(m->e, id, m->round, m->phase, out, outlen, m->now, &err);
   pthread_mutex_unlock(&m->mu);
@@ -417,13 +417,12 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
   fedrec_entropy engine_ent = {rng_bytes, &m.engine_rng, 0};
   if ((s = fedrec_engine_new(&m.e, &ec, &init, 1, &id, ledger, &cb, &engine_ent, err))) goto done;
   m.nthreads = c->threads < 1 ? 1 : c->threads > FEDSIM_MAX_THREADS ? FEDSIM_MAX_THREADS : c->threads;
-  if (c->plain) {
-    m.tsum = malloc((size_t)m.nthreads * fedrec_ddp_padded((uint32_t)m.dim) * sizeof *m.tsum);
-    m.tids = malloc((size_t)m.nthreads * cap * sizeof *m.tids);
-    if (!m.tsum || !m.tids) {
-      s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "plain sums");
-      goto done;
-    }
+  m.sa_dim = fedrec_ddp_padded((uint32_t)m.dim); /* the masked inputs' length */
+  m.tsum = malloc((size_t)m.nthreads * m.sa_dim * sizeof *m.tsum);
+  m.tids = malloc((size_t)m.nthreads * cap * sizeof *m.tids);
+  if (!m.tsum || !m.tids) {
+    s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "input sums");
+    goto done;
   }
   m.users = malloc(cap * sizeof *m.users);
   m.part = calloc(cap, sizeof *m.part);
@@ -517,17 +516,17 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
       else
 #endif
       {
-        if (c->plain) { /* per-thread sums of the plain inputs */
-          m.sa_dim = fedrec_ddp_padded((uint32_t)m.dim);
+        int sums = ph == FEDREC_PHASE_MASKED; /* per-thread sums of the (masked or plain) inputs */
+        if (sums) {
           memset(m.tsum, 0, (size_t)m.nthreads * m.sa_dim * sizeof *m.tsum);
           memset(m.tn, 0, sizeof m.tn), memset(m.tbytes, 0, sizeof m.tbytes);
         }
         fedsim_pool(c->threads, client_step, &m, m.n);
-        for (int t = 0; c->plain && t < m.nthreads && !atomic_load(&m.failed); t++) {
+        for (int t = 0; sums && t < m.nthreads && !atomic_load(&m.failed); t++) {
           fedrec_error e2 = {0};
           if (m.tn[t] && fedrec_engine_submit_sum(m.e, m.round, m.tids + (size_t)t * m.n, m.tn[t], m.tsum + (size_t)t * m.sa_dim,
                                                   m.sa_dim, m.tbytes[t], m.now, &e2))
-            fedsim_fail(&m, "plain sums", &e2);
+            fedsim_fail(&m, "input sums", &e2);
         }
       }
       if (atomic_load(&m.failed)) {

@@ -39,7 +39,7 @@ typedef struct sim {
   uint32_t secagg_k;
   uint32_t sa_dim, sa_bits; /* the round's masked-input length and bits (MPI: the reduction) */
   int mpi_size;             /* > 1: fedrec-sim-mpi with this many ranks (fedsim_mpi.c) */
-  /* --secagg plain in one process: each pool thread adds its clients' inputs up, and the
+  /* one process: in the masked phase each pool thread adds its clients' inputs up, and the
    * engine takes the sums after the phase (fedrec_engine_submit_sum) */
   float *V, *G;              /* the published model's item vectors and Gramian, shared */
   int nthreads;
@@ -52,11 +52,12 @@ typedef struct sim {
 /* Client i's work in the current phase, from what it received: `info` in the keys phase (and
  * the plain masked phase), else the engine's message `in`. 0: *out (malloc'd) is its answer;
  * 1: it goes silent (a check on its side failed, as a device would stop answering); -1: the
- * simulation failed (fedsim_fail recorded why). With --secagg plain *out is the encoded update
- * itself, secagg.dim uint32 values (fedrec_participant_plain_vector), and *outlen the length
- * its message would have: the wire round trip is lossless, so the simulator skips it. */
+ * simulation failed (fedsim_fail recorded why). The input of the masked phase (masked, or with
+ * --secagg plain the encoded update) is added into sum (secagg.dim values mod 2^bits) rather
+ * than encoded for the wire, which is lossless: *out = NULL and *outlen is the length its
+ * message would have. */
 int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, const uint8_t *in, size_t inlen,
-                          uint8_t **out, size_t *outlen);
+                          uint32_t *sum, uint8_t **out, size_t *outlen);
 void fedsim_fail(sim *m, const char *what, const fedrec_error *err);
 /* The round's item vectors and Gramian (m->V, m->G) from m->model, computed once for all the
  * clients (each would compute the same). */

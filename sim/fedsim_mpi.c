@@ -5,10 +5,10 @@
  * messages for its clients (client i lives on rank i % size: its round info, or what the
  * engine holds for it), every rank runs its clients on its own thread pool with the same
  * participant code, and the answers come back to rank 0, which gives them to the engine.
- * Masked inputs do not travel one by one: each rank adds its clients' inputs up mod 2^bits,
- * MPI_Reduce combines the ranks' sums with the same modular addition (associative and
- * commutative, so the grouping changes nothing), and the engine takes the total through
- * fedrec_engine_submit_sum. It then removes the masks exactly as if every input had come on
+ * Masked inputs do not travel one by one: each rank adds its clients' inputs up mod 2^bits as
+ * they are made, MPI_Reduce combines the ranks' sums with the same modular addition
+ * (associative and commutative, so the grouping changes nothing), and the engine takes the
+ * total through fedrec_engine_submit_sum. It then removes the masks exactly as if every input had come on
  * its own: the model is bit-identical to the one-process run's (tests/e2e/sim_mpi.sh).
  *
  * All ranks run the same binary on machines of one architecture: round info travels as its
@@ -101,52 +101,20 @@ typedef struct entry {
 
 typedef struct slice {
   sim *m;
-  const mpi_cmd *cmd;
   entry *e;
-  uint32_t *sum; /* masked phase: this rank's inputs added up */
-  pthread_mutex_t mu;
+  uint32_t *tsum; /* masked phase: each pool thread's inputs added up (threads x dim) */
+  uint32_t dim;
 } slice;
 
 static void slice_step(void *ctx, uint32_t j, int t) {
-  (void)t;
   slice *sl = ctx;
   sim *m = sl->m;
   entry *x = &sl->e[j];
   fedrec_round_info info;
   int keys = keys_phase(m);
   if (keys) memcpy(&info, x->in, sizeof info);
-  x->r = fedsim_client_compute(m, x->i, keys ? &info : NULL, keys ? NULL : x->in, x->len, &x->out, &x->outlen);
-  if (x->r || m->phase != FEDREC_PHASE_MASKED) return;
-  if (m->c->plain) { /* the encoded update itself */
-    const uint32_t *y = (const uint32_t *)(void *)x->out;
-    pthread_mutex_lock(&sl->mu);
-    for (uint32_t k = 0; k < sl->cmd->dim; k++) sl->sum[k] = (sl->sum[k] + y[k]) & g_mask;
-    pthread_mutex_unlock(&sl->mu);
-    free(x->out);
-    x->out = NULL;
-    return;
-  }
-  /* the input goes into this rank's sum, with the checks the engine would make */
-  fedrec_sa_msg sm;
-  fedrec_error err = {0};
-  if (fedrec_sa_decode(&sm, x->out, x->outlen, sl->cmd->n, sl->cmd->dim, &err)) {
-    fedsim_fail(m, "masked input", &err);
-    x->r = -1;
-    return;
-  }
-  if (sm.type != FEDREC_SA_MSG_MASKED || sm.bits != sl->cmd->bits || sm.u.masked.dim != sl->cmd->dim || sm.u.masked.id != x->i) {
-    fedrec_error_set(&err, FEDREC_ERR_PARSE, "client %u sent type %d, %u bits, %u values, as member %u", x->i, sm.type, sm.bits,
-                     sm.type == FEDREC_SA_MSG_MASKED ? sm.u.masked.dim : 0, sm.type == FEDREC_SA_MSG_MASKED ? sm.u.masked.id : 0);
-    fedsim_fail(m, "masked input", &err);
-    x->r = -1;
-  } else {
-    pthread_mutex_lock(&sl->mu);
-    for (uint32_t k = 0; k < sl->cmd->dim; k++) sl->sum[k] = (sl->sum[k] + sm.u.masked.y[k]) & g_mask;
-    pthread_mutex_unlock(&sl->mu);
-  }
-  fedrec_sa_msg_free(&sm);
-  free(x->out);
-  x->out = NULL; /* only its length is reported */
+  x->r = fedsim_client_compute(m, x->i, keys ? &info : NULL, keys ? NULL : x->in, x->len,
+                               sl->tsum ? sl->tsum + (size_t)t * sl->dim : NULL, &x->out, &x->outlen);
 }
 
 /* Runs this rank's clients on what rank 0 sent them (`in`); the answers go to *reply:
@@ -162,8 +130,9 @@ static void run_slice(sim *m, const mpi_cmd *cmd, const uint8_t *in, size_t inle
   }
   entry *e = calloc(count + 1, sizeof *e);
   if (!e) die("a phase's clients");
-  slice sl = {.m = m, .cmd = cmd, .e = e, .sum = sum};
-  pthread_mutex_init(&sl.mu, NULL);
+  int threads = m->c->threads < 1 ? 1 : m->c->threads > FEDSIM_MAX_THREADS ? FEDSIM_MAX_THREADS : m->c->threads;
+  slice sl = {.m = m, .e = e, .dim = cmd->dim};
+  if (sum && !(sl.tsum = calloc((size_t)threads * cmd->dim + 1, sizeof *sl.tsum))) die("the masked sums");
   uint32_t bad = 0;
   size_t off = 0;
   for (uint32_t j = 0; j < count; j++) { /* from rank 0: checked anyway, it is cheap */
@@ -178,10 +147,14 @@ static void run_slice(sim *m, const mpi_cmd *cmd, const uint8_t *in, size_t inle
     fedsim_fail(m, "phase", &err);
     count = 0;
   }
-  if (sum) memset(sum, 0, (size_t)cmd->dim * sizeof *sum);
-  g_mask = cmd->bits >= 32 ? 0xffffffffu : (1u << cmd->bits) - 1;
-  if (!atomic_load(&m->failed)) fedsim_pool(m->c->threads, slice_step, &sl, count);
-  pthread_mutex_destroy(&sl.mu);
+  if (!atomic_load(&m->failed)) fedsim_pool(threads, slice_step, &sl, count);
+  if (sum) { /* the threads' sums into the rank's */
+    uint32_t lim = cmd->bits >= 32 ? 0xffffffffu : (1u << cmd->bits) - 1;
+    memset(sum, 0, (size_t)cmd->dim * sizeof *sum);
+    for (int t = 0; t < threads; t++)
+      for (uint32_t k = 0; k < cmd->dim; k++) sum[k] = (sum[k] + sl.tsum[(size_t)t * cmd->dim + k]) & lim;
+    free(sl.tsum);
+  }
   int failed = atomic_load(&m->failed);
   put_u32(reply, (uint32_t)failed);
   put_u32(reply, failed ? (uint32_t)strlen(m->why) : 0);

@@ -53,6 +53,12 @@ fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *in
 fedrec_status fedrec_participant_unmask(fedrec_participant *p, const uint8_t *survivors,
                                         size_t n, uint8_t **out, size_t *len, fedrec_error *err);
 
+/* Simulation only, in one process: fedrec_participant_masked's masked input added into sum
+ * (secagg.dim values, mod 2^bits) instead of encoded for the wire (lossless), *wire_len the
+ * length its message would have; the caller gives the sum to fedrec_engine_submit_sum. */
+fedrec_status fedrec_participant_masked_add(fedrec_participant *p, const uint8_t *inbox, size_t n, uint32_t *sum,
+                                            size_t *wire_len, fedrec_error *err);
+
 /* Simulation only (fedrec_engine_config.plain): the encoded update as a masked-input message
  * with no masks. */
 fedrec_status fedrec_participant_plain(fedrec_participant *p, uint8_t **out, size_t *len,
