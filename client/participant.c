@@ -210,8 +210,10 @@ fedrec_status fedrec_participant_shares(fedrec_participant *p, const uint8_t *ke
   return FEDREC_OK;
 }
 
-fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *inbox, size_t n,
-                                        uint8_t **out, size_t *len, fedrec_error *err) {
+/* Opens the inbox and masks the encoded update into *y (owned by the SecAgg client until
+ * fedrec_secagg_client_release_masked). */
+static fedrec_status mask_update(fedrec_participant *p, const uint8_t *inbox, size_t n, fedrec_sa_masked *y,
+                                 fedrec_error *err) {
   fedrec_sa_msg m;
   fedrec_status s = decode_as(&m, FEDREC_SA_MSG_BOXES, p, inbox, n, err);
   if (s) return s;
@@ -219,9 +221,15 @@ fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *in
     fedrec_sa_msg_free(&m);
     return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: the masked update was already sent");
   }
-  fedrec_sa_masked y;
-  s = fedrec_secagg_client_mask(p->sa, &m.u.boxes, p->encoded, &y, err);
+  s = fedrec_secagg_client_mask(p->sa, &m.u.boxes, p->encoded, y, err);
   fedrec_sa_msg_free(&m);
+  return s;
+}
+
+fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *inbox, size_t n,
+                                        uint8_t **out, size_t *len, fedrec_error *err) {
+  fedrec_sa_masked y;
+  fedrec_status s = mask_update(p, inbox, n, &y, err);
   if (s) return s;
   ENCODE(fedrec_sa_encode_masked, &y, p->info.secagg.bits);
   fedrec_secagg_client_release_masked(p->sa);
@@ -231,16 +239,8 @@ fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *in
 
 fedrec_status fedrec_participant_masked_add(fedrec_participant *p, const uint8_t *inbox, size_t n, uint32_t *sum,
                                             size_t *wire_len, fedrec_error *err) {
-  fedrec_sa_msg m;
-  fedrec_status s = decode_as(&m, FEDREC_SA_MSG_BOXES, p, inbox, n, err);
-  if (s) return s;
-  if (!p->encoded) {
-    fedrec_sa_msg_free(&m);
-    return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: the masked update was already sent");
-  }
   fedrec_sa_masked y;
-  s = fedrec_secagg_client_mask(p->sa, &m.u.boxes, p->encoded, &y, err);
-  fedrec_sa_msg_free(&m);
+  fedrec_status s = mask_update(p, inbox, n, &y, err);
   if (s) return s;
   uint32_t bits = p->info.secagg.bits, lim = bits >= 32 ? 0xffffffffu : (1u << bits) - 1;
   for (uint32_t i = 0; i < y.dim; i++) sum[i] = (sum[i] + y.y[i]) & lim;
