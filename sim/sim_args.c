@@ -51,7 +51,9 @@ void sim_usage(FILE *out) {
       "  --secagg full|plain (full: the real cryptography; plain: the same sum without masks)\n"
       "  --noise-draws sum|clients (Skellam: the engine draws the sum's noise once (default: the\n"
       "  same distribution, faster), or each client draws its share as devices do)\n"
-      "other: --k K (20) --seed S (42) --threads T (all cores) --json --quiet --help\n"
+      "other: --k K (20) --seed S (42) --threads T (all cores; per rank with MPI) --json --quiet --help\n"
+      "MPI: mpirun -np N fedrec-sim-mpi --algorithm fedavg ... spreads each round's clients over N ranks\n"
+      "     (same flags, bit-identical results; docs/SIMULATION.md)\n"
       "       --print-train-users N   print the dataset rows of the first N training users, exit\n",
       out);
 }
