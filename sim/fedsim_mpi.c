@@ -263,12 +263,22 @@ static void apply_answers(sim *m, const mpi_cmd *cmd, const uint8_t *all, const 
     const uint8_t *p = all + displs[r], *end = p + counts[r];
     uint32_t failed, whylen, i, up, len;
     memcpy(&failed, p, 4), memcpy(&whylen, p + 4, 4);
+    if (counts[r] < 8 || whylen > (uint32_t)counts[r] - 8) { /* ranks run this binary: a bug, not an attack */
+      fedrec_error_set(&err, FEDREC_ERR_PARSE, "rank %d: a malformed answer of %d bytes", r, counts[r]);
+      fedsim_fail(m, "fedrec-sim-mpi", &err);
+      continue;
+    }
     if (failed) {
       fedrec_error_set(&err, FEDREC_ERR_STATE, "rank %d: %.*s", r, (int)whylen, (const char *)p + 8);
       fedsim_fail(m, "fedrec-sim-mpi", &err);
     }
     for (p += 8 + whylen; p + 12 <= end; p += 12 + len) {
       memcpy(&i, p, 4), memcpy(&up, p + 4, 4), memcpy(&len, p + 8, 4);
+      if (i >= m->n || len > (size_t)(end - p) - 12 || answered[i]) {
+        fedrec_error_set(&err, FEDREC_ERR_PARSE, "rank %d: a malformed answer (member %u)", r, i);
+        fedsim_fail(m, "fedrec-sim-mpi", &err);
+        break;
+      }
       answered[i] = 1;
       m->up[i] += up;
       if (m->phase == FEDREC_PHASE_MASKED) ids[nid++] = m->users[i], bytes += up;
