@@ -102,23 +102,37 @@ void fedrec_chacha20_keystream(uint8_t *out, size_t n, const uint8_t key[FEDREC_
 enum { MASK_CHUNK = 4096 }; /* words per keystream block: 16 KiB stays in cache */
 static const uint8_t zeros[MASK_CHUNK * 4];
 
-void fedrec_mask_apply(uint32_t *y, size_t n, const uint8_t key[FEDREC_KEY_BYTES], int sign,
-                       int bits) {
+/* out[k] = (out[k] +- ks[k]) & mask over one chunk; an AVX2 copy is picked at load time on
+ * machines that have it (integer adds only: the same words either way). */
+__attribute__((target_clones("avx2", "default")))
+static void add_chunk(uint32_t *restrict out, const uint32_t *restrict ks, size_t m, int sign, uint32_t mask) {
+  if (sign > 0)
+    for (size_t k = 0; k < m; k++) out[k] = (out[k] + ks[k]) & mask;
+  else
+    for (size_t k = 0; k < m; k++) out[k] = (out[k] - ks[k]) & mask;
+}
+
+void fedrec_mask_apply_many(uint32_t *y, size_t n, const uint8_t *keys, const int *signs, size_t count,
+                            int bits) {
   static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
   uint32_t ks[MASK_CHUNK];
   uint32_t mask = bits >= 32 ? 0xffffffffu : ((1u << bits) - 1u);
+  /* chunk by chunk, every key on a chunk while it is in cache: one pass over y, not count */
   for (size_t off = 0; off < n; off += MASK_CHUNK) {
     size_t m = n - off < MASK_CHUNK ? n - off : MASK_CHUNK;
-    /* the keystream of words [off, off + m): 64-byte block counter off / 16 */
-    crypto_stream_chacha20_ietf_xor_ic((uint8_t *)ks, zeros, m * 4, nonce, (uint32_t)(off / 16),
-                                       key);
-    uint32_t *out = y + off;
-    if (sign > 0)
-      for (size_t k = 0; k < m; k++) out[k] = (out[k] + ks[k]) & mask;
-    else
-      for (size_t k = 0; k < m; k++) out[k] = (out[k] - ks[k]) & mask;
+    for (size_t j = 0; j < count; j++) {
+      /* the keystream of words [off, off + m): 64-byte block counter off / 16 */
+      crypto_stream_chacha20_ietf_xor_ic((uint8_t *)ks, zeros, m * 4, nonce, (uint32_t)(off / 16),
+                                         keys + j * FEDREC_KEY_BYTES);
+      add_chunk(y + off, ks, m, signs[j], mask);
+    }
   }
   sodium_memzero(ks, sizeof ks);
+}
+
+void fedrec_mask_apply(uint32_t *y, size_t n, const uint8_t key[FEDREC_KEY_BYTES], int sign,
+                       int bits) {
+  fedrec_mask_apply_many(y, n, key, &sign, 1, bits);
 }
 
 static void aead_ad(uint8_t ad[32], uint64_t session, uint32_t sender, uint32_t recipient) {

@@ -22,7 +22,8 @@ struct fedrec_secagg_client {
   /* scratch in secrets, wiped after each use (one guarded block, not one per use): our
    * secrets' shares while sharing, a share box's plaintext, a mask seed and key, a point */
   fedrec_share *tmp_b, *tmp_s;
-  uint8_t *plain, *seed, *mk, *point;
+  uint8_t *plain, *seed, *point, *mk; /* mk: k + 1 mask keys */
+  int *msign;                          /* their signs */
   uint32_t *nb;            /* k neighbours, sorted */
   fedrec_sa_keys *nkeys;   /* keys of each neighbour (valid when in1) */
   uint8_t *in1, *in2;      /* neighbour advertised (round 1) / shared with us (round 2) */
@@ -75,10 +76,12 @@ fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, ui
   c->in2 = calloc(k, 1);
   c->revealed = calloc(k, 1);
   /* layout: shares of b (k), shares of mask keys (k), our shares of b and s_sk (2k), b, c_sk,
-   * s_sk, share-box keys (k), scratch: a box's plaintext, seed, mask key, point */
-  c->secrets = fedrec_secret_alloc(4 * k * sizeof(fedrec_share) + 3 * 32 + k * 32 + FEDREC_SA_SHARE_PLAIN + 3 * 32);
+   * s_sk, share-box keys (k), scratch: a box's plaintext, seed, point, mask keys (k + 1) */
+  c->secrets = fedrec_secret_alloc(4 * k * sizeof(fedrec_share) + 3 * 32 + k * 32 + FEDREC_SA_SHARE_PLAIN + 2 * 32 +
+                                   (k + 1) * 32);
+  c->msign = malloc((k + 1) * sizeof *c->msign);
   sa_graph g;
-  if (!c->nb || !c->nkeys || !c->in1 || !c->in2 || !c->revealed || !c->secrets ||
+  if (!c->nb || !c->nkeys || !c->in1 || !c->in2 || !c->revealed || !c->secrets || !c->msign ||
       sa_graph_init(&g, p) != FEDREC_OK) {
     fedrec_secagg_client_free(c);
     fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg client %u", id);
@@ -92,8 +95,8 @@ fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, ui
   c->share_keys = c->b + 3 * 32;
   c->plain = c->share_keys + k * 32;
   c->seed = c->plain + FEDREC_SA_SHARE_PLAIN;
-  c->mk = c->seed + 32;
-  c->point = c->mk + 32;
+  c->point = c->seed + 32;
+  c->mk = c->point + 32;
   sa_graph_neighbours(&g, id, c->nb);
   sa_graph_free(&g);
   return c;
@@ -104,7 +107,7 @@ void fedrec_secagg_client_free(fedrec_secagg_client *c) {
   fedrec_kx_keypair_free(&c->ckey);
   fedrec_kx_keypair_free(&c->skey);
   fedrec_secret_free(c->secrets); /* wipes b, the secret keys and the shares */
-  free(c->nb), free(c->nkeys), free(c->in1), free(c->in2), free(c->revealed);
+  free(c->nb), free(c->nkeys), free(c->in1), free(c->in2), free(c->revealed), free(c->msign);
   free(c->out_boxes), free(c->y), free(c->reveals), free(c->signed_ids);
   free(c);
 }
@@ -281,8 +284,10 @@ fedrec_status fedrec_secagg_client_mask(fedrec_secagg_client *c, const fedrec_sa
     goto done;
   }
   for (uint32_t i = 0; i < dim; i++) c->y[i] = x[i] & lim;
+  /* the self mask and one pairwise mask per live neighbour: all keys first, then one pass */
+  size_t nk = 1;
   fedrec_mask_key(mk, c->b, c->p.session, FEDREC_MASK_SELF, c->id, 0, 0);
-  fedrec_mask_apply(c->y, dim, mk, +1, (int)bits);
+  c->msign[0] = +1;
   for (uint32_t j = 0; j < c->k; j++) {
     if (!c->in2[j]) continue;
     uint32_t v = c->nb[j];
@@ -291,16 +296,17 @@ fedrec_status fedrec_secagg_client_mask(fedrec_secagg_client *c, const fedrec_sa
       goto done;
     }
     uint32_t lo = c->id < v ? c->id : v, hi = c->id < v ? v : c->id;
-    fedrec_mask_key(mk, seed, c->p.session, FEDREC_MASK_PAIR, lo, hi, 0);
-    fedrec_mask_apply(c->y, dim, mk, c->id < v ? +1 : -1, (int)bits);
+    fedrec_mask_key(mk + nk * 32, seed, c->p.session, FEDREC_MASK_PAIR, lo, hi, 0);
+    c->msign[nk++] = c->id < v ? +1 : -1;
   }
+  fedrec_mask_apply_many(c->y, dim, mk, c->msign, nk, (int)bits);
   out->id = c->id;
   out->dim = dim;
   out->y = c->y;
   c->phase = C_MASKED;
 done:
   sodium_memzero(seed, 32);
-  sodium_memzero(mk, 32);
+  sodium_memzero(mk, ((size_t)c->k + 1) * 32);
   return st;
 }
 

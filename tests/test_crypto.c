@@ -65,6 +65,33 @@ static void test_chacha20_rfc8439(void **state) {
   assert_memory_equal(out, ct, 114);
 }
 
+/* Several masks in one pass: word by word the input plus each keystream with its sign, mod
+ * 2^bits, computed here from the raw keystreams. */
+static void test_mask_many(void **state) {
+  (void)state;
+  enum { KEYS = 5 };
+  uint8_t keys[KEYS * 32];
+  int signs[KEYS] = {+1, -1, -1, +1, -1};
+  randombytes_buf(keys, sizeof keys);
+  size_t n = 4096 * 3 + 5;
+  uint32_t *ks = malloc(KEYS * n * 4), *x = malloc(n * 4), *y = malloc(n * 4);
+  assert_non_null(ks), assert_non_null(x), assert_non_null(y);
+  for (int j = 0; j < KEYS; j++) fedrec_chacha20_keystream((uint8_t *)(ks + j * n), n * 4, keys + 32 * j);
+  randombytes_buf(x, n * 4);
+  int bits_list[] = {1, 20, 32};
+  for (int bi = 0; bi < 3; bi++) {
+    uint32_t m = bits_list[bi] == 32 ? 0xffffffffu : (1u << bits_list[bi]) - 1;
+    for (size_t k = 0; k < n; k++) y[k] = x[k] & m;
+    fedrec_mask_apply_many(y, n, keys, signs, KEYS, bits_list[bi]);
+    for (size_t k = 0; k < n; k++) {
+      uint32_t want = x[k];
+      for (int j = 0; j < KEYS; j++) want += signs[j] > 0 ? ks[j * n + k] : -ks[j * n + k];
+      assert_int_equal(y[k], want & m);
+    }
+  }
+  free(ks), free(x), free(y);
+}
+
 /* The mask PRG is the ChaCha20 keystream, word by word, mod 2^bits, across chunk edges. */
 static void test_mask_matches_keystream(void **state) {
   (void)state;
@@ -218,7 +245,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tokens),
       cmocka_unit_test(test_x25519_rfc7748),  cmocka_unit_test(test_chacha20_rfc8439),
-      cmocka_unit_test(test_mask_matches_keystream), cmocka_unit_test(test_seal_open),
+      cmocka_unit_test(test_mask_matches_keystream), cmocka_unit_test(test_mask_many), cmocka_unit_test(test_seal_open),
       cmocka_unit_test(test_signatures),      cmocka_unit_test(test_shamir_subsets),
       cmocka_unit_test(test_shamir_errors),
   };

@@ -98,6 +98,12 @@ void fedrec_mask_key(uint8_t out[FEDREC_KEY_BYTES], const uint8_t seed[FEDREC_KE
 void fedrec_mask_apply(uint32_t *y, size_t n, const uint8_t key[FEDREC_KEY_BYTES], int sign,
                        int bits);
 
+/* The same as fedrec_mask_apply with each of count keys (keys: count x 32 bytes) and its sign
+ * in turn, in one pass over y: each chunk of y stays in cache while every keystream is added.
+ * The sum mod 2^bits does not depend on the order. */
+void fedrec_mask_apply_many(uint32_t *y, size_t n, const uint8_t *keys, const int *signs, size_t count,
+                            int bits);
+
 /* Raw ChaCha20-IETF keystream (for the benchmark's limit). */
 void fedrec_chacha20_keystream(uint8_t *out, size_t n, const uint8_t key[FEDREC_KEY_BYTES]);
 
