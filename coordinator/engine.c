@@ -439,6 +439,7 @@ static void start_round(fedrec_engine *e, uint64_t now) {
     abort_round(e, err.msg);
     return;
   }
+  fedrec_secagg_server_set_threads(e->sa, (int)e->c.unmask_threads);
   e->phase = FEDREC_PHASE_KEYS;
   e->phase_start = now;
   e->deadline = now + e->c.phase_ms;

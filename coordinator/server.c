@@ -66,6 +66,7 @@ static const opt OPTS[] = {
     {"metrics-listen", 's', offsetof(config, metrics_listen), sizeof(((config *)0)->metrics_listen), 0, 0, "address:port for Prometheus text ('' off)"},
     {"catalogue", 's', offsetof(config, catalogue), sizeof(((config *)0)->catalogue), 0, 0, "synthetic:key=value,... (the item catalogue)"},
     {"workers", 'i', offsetof(config, workers), sizeof(int), 1, 64, "completion-queue worker threads"},
+    {"unmask-threads", 'u', offsetof(config, e.unmask_threads), sizeof(uint32_t), 1, 64, "threads removing the masks at a round's end"},
     {"dim", 'i', offsetof(config, dim), sizeof(int), 1, 1024, "embedding dimension d"},
     {"free-embeddings", 'i', offsetof(config, free_embeddings), sizeof(int), 0, 1, "1: a free embedding per item besides the head"},
     {"keep-models", 'i', offsetof(config, keep_models), sizeof(int), 1, 1000000, "model versions kept in the state"},
@@ -114,6 +115,8 @@ static void config_defaults(config *c) {
   c->budget = 10;
   c->delta = 1e-5;
   fedrec_engine_defaults(&c->e);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN); /* unmasking holds the engine: use every core */
+  c->e.unmask_threads = cores < 1 ? 1 : cores > 64 ? 64 : (uint32_t)cores;
 }
 
 static const opt *find_opt(const char *k) {

@@ -1,4 +1,5 @@
 /* libsodium-backed primitives: key agreement, mask PRG, share transport, signatures. */
+#include <assert.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,22 +113,29 @@ static void add_chunk(uint32_t *restrict out, const uint32_t *restrict ks, size_
     for (size_t k = 0; k < m; k++) out[k] = (out[k] - ks[k]) & mask;
 }
 
-void fedrec_mask_apply_many(uint32_t *y, size_t n, const uint8_t *keys, const int *signs, size_t count,
-                            int bits) {
+void fedrec_mask_apply_range(uint32_t *y, size_t from, size_t to, const uint8_t *keys, const int *signs,
+                             size_t count, int bits) {
   static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
   uint32_t ks[MASK_CHUNK];
   uint32_t mask = bits >= 32 ? 0xffffffffu : ((1u << bits) - 1u);
+  assert(from % 16 == 0);
   /* chunk by chunk, every key on a chunk while it is in cache: one pass over y, not count */
-  for (size_t off = 0; off < n; off += MASK_CHUNK) {
-    size_t m = n - off < MASK_CHUNK ? n - off : MASK_CHUNK;
+  for (size_t off = from; off < to; off += MASK_CHUNK) {
+    size_t m = to - off < MASK_CHUNK ? to - off : MASK_CHUNK;
     for (size_t j = 0; j < count; j++) {
-      /* the keystream of words [off, off + m): 64-byte block counter off / 16 */
+      /* the keystream of words [off, off + m): 64-byte block counter off / 16 (from is a
+       * multiple of 16 words, and so is every chunk start) */
       crypto_stream_chacha20_ietf_xor_ic((uint8_t *)ks, zeros, m * 4, nonce, (uint32_t)(off / 16),
                                          keys + j * FEDREC_KEY_BYTES);
       add_chunk(y + off, ks, m, signs[j], mask);
     }
   }
   sodium_memzero(ks, sizeof ks);
+}
+
+void fedrec_mask_apply_many(uint32_t *y, size_t n, const uint8_t *keys, const int *signs, size_t count,
+                            int bits) {
+  fedrec_mask_apply_range(y, 0, n, keys, signs, count, bits);
 }
 
 void fedrec_mask_apply(uint32_t *y, size_t n, const uint8_t key[FEDREC_KEY_BYTES], int sign,

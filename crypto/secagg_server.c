@@ -1,6 +1,7 @@
 /* The SecAgg+ server state machine: relays keys and share boxes, adds masked inputs into a
  * running sum as they arrive, and removes the masks from the revealed shares.
  * Memory: O(dim) for the sum plus O(n k) for boxes and shares; never n x dim. */
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct fedrec_secagg_server {
   uint32_t nsigs;
   fedrec_share *shares;    /* per owner: t slots */
   uint32_t *nshares;
+  int threads;             /* for unmasking (1: the calling thread) */
 };
 
 static fedrec_status reject(fedrec_error *err, fedrec_status st, const char *what, uint32_t id) {
@@ -318,9 +320,10 @@ size_t fedrec_secagg_server_memory(const fedrec_secagg_server *s) {
   return b;
 }
 
-/* Removes the masks of one dropped client v from the sum, given its reconstructed key. */
-static fedrec_status remove_pairs(fedrec_secagg_server *s, uint32_t v, const uint8_t *seed,
-                                  uint8_t *key, uint8_t *mk) {
+/* The mask keys that undo one dropped client v's pairwise terms in the sum (one per neighbour
+ * that sent a masked input), from its reconstructed key seed: appended at keys + 32 * *nk. */
+static fedrec_status pair_keys(fedrec_secagg_server *s, uint32_t v, const uint8_t *seed, uint8_t *key,
+                               uint8_t *keys, int *signs, size_t *nk) {
   fedrec_kx_keypair kp;
   if (fedrec_kx_keypair_from_seed(&kp, seed)) return FEDREC_ERR_NOMEM;
   fedrec_status st = memcmp(kp.pk, s->keys[v].s_pk, 32) ? FEDREC_ERR_PARSE : FEDREC_OK;
@@ -332,26 +335,74 @@ static fedrec_status remove_pairs(fedrec_secagg_server *s, uint32_t v, const uin
       st = FEDREC_ERR_PARSE;
       break;
     }
-    fedrec_mask_key(mk, key, s->p.session, FEDREC_MASK_PAIR, u < v ? u : v, u < v ? v : u, 0);
-    fedrec_mask_apply(s->sum, s->p.dim, mk, u < v ? -1 : +1, (int)s->p.bits); /* undo u's term */
+    fedrec_mask_key(keys + 32 * *nk, key, s->p.session, FEDREC_MASK_PAIR, u < v ? u : v, u < v ? v : u, 0);
+    signs[(*nk)++] = u < v ? -1 : +1; /* undo u's term */
   }
   fedrec_kx_keypair_free(&kp);
   return st;
 }
 
+typedef struct {
+  uint32_t *y;
+  size_t from, to, count;
+  const uint8_t *keys;
+  const int *signs;
+  int bits;
+} unmask_part;
+
+static void *unmask_worker(void *arg) {
+  unmask_part *u = arg;
+  fedrec_mask_apply_range(u->y, u->from, u->to, u->keys, u->signs, u->count, u->bits);
+  return NULL;
+}
+
+void fedrec_secagg_server_set_threads(fedrec_secagg_server *s, int threads) {
+  s->threads = threads < 1 ? 1 : threads > FEDREC_SECAGG_MAX_THREADS ? FEDREC_SECAGG_MAX_THREADS : threads;
+}
+
+/* Subtracts every mask in one pass over the sum, its coordinates split over s->threads
+ * threads (whole 4096-word chunks each; the calling thread takes the first range). */
+static void unmask(fedrec_secagg_server *s, const uint8_t *keys, const int *signs, size_t nk) {
+  size_t dim = s->p.dim, chunk = 4096, chunks = (dim + chunk - 1) / chunk;
+  int t = s->threads > 1 ? s->threads : 1;
+  if ((size_t)t > chunks) t = chunks ? (int)chunks : 1;
+  unmask_part part[FEDREC_SECAGG_MAX_THREADS];
+  pthread_t th[FEDREC_SECAGG_MAX_THREADS];
+  int started[FEDREC_SECAGG_MAX_THREADS] = {0};
+  for (int i = 0; i < t; i++) {
+    size_t a = chunks * i / t * chunk, b = chunks * (i + 1) / t * chunk;
+    part[i] = (unmask_part){s->sum, a, b < dim ? b : dim, nk, keys, signs, (int)s->p.bits};
+  }
+  for (int i = 1; i < t; i++) started[i] = pthread_create(&th[i], NULL, unmask_worker, &part[i]) == 0;
+  unmask_worker(&part[0]);
+  for (int i = 1; i < t; i++) { /* a thread that could not start: its range here */
+    if (started[i]) pthread_join(th[i], NULL);
+    else unmask_worker(&part[i]);
+  }
+}
+
 fedrec_status fedrec_secagg_server_finish(fedrec_secagg_server *s, uint32_t *sum,
                                           uint32_t *n_summed, fedrec_error *err) {
   if (s->phase != S_UNMASK) return fedrec_error_set(err, FEDREC_ERR_ARG, "secagg server: not in the unmasking round");
-  uint8_t *secret = fedrec_secret_alloc(32), *key = fedrec_secret_alloc(32), *mk = fedrec_secret_alloc(32);
-  fedrec_status st = secret && key && mk ? FEDREC_OK : FEDREC_ERR_NOMEM;
+  /* first every secret and mask key (nothing touches the sum while a share may still fail),
+   * then all masks off in one pass: a self mask per survivor, and for each client that
+   * dropped after sharing, its pairwise masks with the neighbours that sent inputs */
+  size_t cap = 0;
+  for (uint32_t u = 0; u < s->p.n; u++)
+    if (s->flags[u] & F_SHARED) cap += (s->flags[u] & F_MASKED) ? 1 : s->k;
+  uint8_t *secret = fedrec_secret_alloc(32), *key = fedrec_secret_alloc(32);
+  uint8_t *keys = fedrec_secret_alloc((cap ? cap : 1) * 32);
+  int *signs = malloc((cap ? cap : 1) * sizeof *signs);
+  size_t nk = 0;
+  fedrec_status st = secret && key && keys && signs ? FEDREC_OK : FEDREC_ERR_NOMEM;
+  if (st) fedrec_error_set(err, st, "secagg server: %zu mask keys", cap);
   for (uint32_t u = 0; u < s->p.n && !st; u++) {
     int masked = (s->flags[u] & F_MASKED) != 0;
     if (!(s->flags[u] & F_SHARED)) continue; /* dropped before sharing: in nobody's masks */
     if (s->nshares[u] < s->p.t) {
-      s->phase = S_ABORTED;
-      fedrec_secret_free(secret), fedrec_secret_free(key), fedrec_secret_free(mk);
-      return fedrec_error_set(err, FEDREC_ERR_EMPTY, "secagg server: round aborted: %u of %u shares of client %u's %s",
-                              s->nshares[u], s->p.t, u, masked ? "self mask" : "mask key");
+      st = fedrec_error_set(err, FEDREC_ERR_EMPTY, "secagg server: round aborted: %u of %u shares of client %u's %s",
+                            s->nshares[u], s->p.t, u, masked ? "self mask" : "mask key");
+      break;
     }
     if (fedrec_shamir_combine(secret, s->shares + (size_t)u * s->p.t, (int)s->p.t)) {
       st = FEDREC_ERR_PARSE;
@@ -359,13 +410,15 @@ fedrec_status fedrec_secagg_server_finish(fedrec_secagg_server *s, uint32_t *sum
       break;
     }
     if (masked) {
-      fedrec_mask_key(mk, secret, s->p.session, FEDREC_MASK_SELF, u, 0, 0);
-      fedrec_mask_apply(s->sum, s->p.dim, mk, -1, (int)s->p.bits);
-    } else if ((st = remove_pairs(s, u, secret, key, mk))) {
+      fedrec_mask_key(keys + 32 * nk, secret, s->p.session, FEDREC_MASK_SELF, u, 0, 0);
+      signs[nk++] = -1;
+    } else if ((st = pair_keys(s, u, secret, key, keys, signs, &nk))) {
       fedrec_error_set(err, st, "secagg server: client %u's reconstructed mask key does not match its public key", u);
     }
   }
-  fedrec_secret_free(secret), fedrec_secret_free(key), fedrec_secret_free(mk);
+  if (!st) unmask(s, keys, signs, nk);
+  fedrec_secret_free(secret), fedrec_secret_free(key), fedrec_secret_free(keys); /* wiped */
+  free(signs);
   if (st) {
     s->phase = S_ABORTED;
     return st;

@@ -396,6 +396,7 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
   ec.alpha0 = c->alpha0;
   ec.reg = c->reg;
   ec.plain = c->plain;
+  ec.unmask_threads = (uint32_t)(c->threads > 0 ? c->threads : 1);
   ec.sum_noise = !c->client_noise;
   fedrec_rng_seed(&m.noise_rng, c->seed, 0x73756d6e6f697365ULL); /* its own stream: plain and masked runs draw alike */
   ec.sum_noise_entropy = (fedrec_entropy){rng_bytes, &m.noise_rng, 1};

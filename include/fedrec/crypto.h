@@ -104,6 +104,12 @@ void fedrec_mask_apply(uint32_t *y, size_t n, const uint8_t key[FEDREC_KEY_BYTES
 void fedrec_mask_apply_many(uint32_t *y, size_t n, const uint8_t *keys, const int *signs, size_t count,
                             int bits);
 
+/* fedrec_mask_apply_many on words [from, to) of y only (the keystreams' words [from, to)):
+ * disjoint ranges can be masked on different threads. from must be a multiple of 16 (one
+ * ChaCha20 block). */
+void fedrec_mask_apply_range(uint32_t *y, size_t from, size_t to, const uint8_t *keys, const int *signs,
+                             size_t count, int bits);
+
 /* Raw ChaCha20-IETF keystream (for the benchmark's limit). */
 void fedrec_chacha20_keystream(uint8_t *out, size_t n, const uint8_t key[FEDREC_KEY_BYTES]);
 

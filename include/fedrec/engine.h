@@ -83,6 +83,9 @@ typedef struct fedrec_engine_config {
   float alpha0, reg;
   uint32_t local_steps;     /* client-side gradient steps per round (0 or 1: send the gradient) */
   float client_lr;          /* their step size (0: 1) */
+  /* threads that remove the masks at the end of a round, each over a range of coordinates
+   * (0 or 1: the thread that delivers the last message) */
+  uint32_t unmask_threads;
   /* simulation only: no secure aggregation. A round goes straight to the masked-input phase,
    * where clients send their encoded update unmasked (fedrec_participant_plain); the
    * coordinator's sum mod 2^bits, and so everything after it, is bit-identical to what secure

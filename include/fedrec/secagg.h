@@ -201,6 +201,10 @@ fedrec_status fedrec_secagg_server_on_reveals(fedrec_secagg_server *s, const fed
                                               fedrec_error *err);
 /* Bytes the server holds now (sum, keys, boxes, shares, index), for capacity planning. */
 size_t fedrec_secagg_server_memory(const fedrec_secagg_server *s);
+/* Threads fedrec_secagg_server_finish uses to remove the masks (default 1: the caller's own),
+ * each over its own range of coordinates; at most FEDREC_SECAGG_MAX_THREADS. */
+#define FEDREC_SECAGG_MAX_THREADS 64
+void fedrec_secagg_server_set_threads(fedrec_secagg_server *s, int threads);
 /* Reconstructs the secrets and removes every mask: sum (dim) = sum of the survivors' x
  * mod 2^bits. Fails with a reason when some secret has fewer than t shares. */
 fedrec_status fedrec_secagg_server_finish(fedrec_secagg_server *s, uint32_t *sum,
