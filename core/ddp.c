@@ -40,6 +40,16 @@ static void fwht_stages(double *x, uint32_t n, uint32_t lo, uint32_t hi) {
     }
     h = 4;
   }
+  /* then two stages at a time (h and 2h on each quadruple j, j + h, j + 2h, j + 3h: the same
+   * butterflies, half the loads and stores), and a last single stage if one is left */
+  for (; 2 * h < hi && 2 * h < n; h <<= 2)
+    for (uint32_t i = 0; i < n; i += 4 * h) {
+      double *restrict p = x + i, *restrict q = p + h, *restrict r = q + h, *restrict t = r + h;
+      for (uint32_t j = 0; j < h; j++) {
+        double a = p[j] + q[j], b = p[j] - q[j], c = r[j] + t[j], d = r[j] - t[j];
+        p[j] = a + c, q[j] = b + d, r[j] = a - c, t[j] = b - d;
+      }
+    }
   for (; h < hi && h < n; h <<= 1)
     for (uint32_t i = 0; i < n; i += 2 * h) {
       double *restrict p = x + i, *restrict q = x + i + h; /* disjoint halves: vectorises */
