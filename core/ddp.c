@@ -85,6 +85,16 @@ static void scale_signs(double *work, const float *update, uint32_t dim, uint32_
   fedrec_rng_seed(&r, seed, 0x7369676e73ULL);
   for (uint32_t i = 0; i < n; i += 64) {
     uint64_t bits = fedrec_rng_u64(&r);
+    if (i + 64 <= dim) { /* a whole block of the update: no bounds in the loop, it vectorises */
+      for (uint32_t j = 0; j < 64; j++) {
+        double x = update[i + j] * scale;
+        uint64_t v;
+        memcpy(&v, &x, sizeof v);
+        v ^= (bits >> j & 1) << 63;
+        memcpy(&work[i + j], &v, sizeof v);
+      }
+      continue;
+    }
     for (uint32_t j = 0; j < 64 && i + j < n; j++) {
       double x = i + j < dim ? update[i + j] * scale : 0.0;
       uint64_t v;
@@ -110,9 +120,35 @@ static void apply_signs(double *x, uint32_t n, uint64_t seed) {
   }
 }
 
-FEDREC_CLONES
+/* One batch of the rounding: v = floor(x) + Bernoulli(x - floor(x)) from the coins, out = v mod
+ * 2^bits; returns sum v^2 (exact while *big stays 0) and ORs every |v| >> 26 into *big. Also
+ * an AVX-512 copy (x86-64-v4: int64 <-> double conversions in vectors): conversions, compares
+ * and a multiply by 2^-53 are exact, so every copy gives the same words. */
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+static uint64_t round_batch(uint32_t *restrict out, int64_t *restrict v, const double *restrict work,
+                            const uint64_t *restrict coins, uint32_t m, int64_t mask, double mul, double div,
+                            uint64_t *big) {
+  uint64_t sq = 0, bg = 0; /* sq <= 256 * 2^52 while bg == 0: no overflow */
+  for (uint32_t j = 0; j < m; j++) {
+    /* floor(x) without libm or a branch (a sign-dependent branch mispredicts half the time);
+     * exact for |x| < 2^63, and at or above 2^52 x is already an integer */
+    double x = work[j] * mul / div; /* the grid: x * 1 / 1 is x */
+    int64_t f = (int64_t)x;
+    f -= (double)f > x;
+    int64_t vj = f + ((double)(coins[j] >> 11) * 0x1.0p-53 < x - (double)f);
+    v[j] = vj;
+    out[j] = (uint32_t)(vj & mask);
+    uint64_t a = (uint64_t)(vj < 0 ? -vj : vj);
+    bg |= a >> 26;
+    sq += a * a;
+  }
+  *big = bg;
+  return sq;
+}
+
+/* Rounds work[i] * mul / div (each value computed as written: the same bits as scaling first). */
 static fedrec_status round_kernel(uint32_t *out, const double *work, uint32_t n, uint32_t bits, double bound,
-                                  const fedrec_entropy *e, fedrec_error *err) {
+                                  double mul, double div, const fedrec_entropy *e, fedrec_error *err) {
   double bound2 = bound * bound;
   int64_t mask = bits == 32 ? 0xffffffffLL : ((1LL << bits) - 1);
   for (int tries = 0;; tries++) {
@@ -124,24 +160,14 @@ static fedrec_status round_kernel(uint32_t *out, const double *work, uint32_t n,
     uint64_t exact = 0;
     int in_double = 0;
     double len2 = 0;
-    uint64_t coins[64]; /* read in batches: the same bytes, in the same order, as one at a time */
-    int64_t v[64];
-    for (uint32_t b = 0; b < n; b += 64) {
-      uint32_t m = n - b < 64 ? n - b : 64;
+    enum { BATCH = 256 };
+    uint64_t coins[BATCH]; /* read in batches: the same bytes, in the same order, as one at a time */
+    int64_t v[BATCH];
+    for (uint32_t b = 0; b < n; b += BATCH) {
+      uint32_t m = n - b < BATCH ? n - b : BATCH;
       e->bytes(e->ctx, coins, m * sizeof *coins);
-      uint64_t sq = 0, big = 0; /* sq <= 64 * 2^52 while big == 0: no overflow */
-      for (uint32_t j = 0; j < m; j++) {
-        /* floor(x) without libm or a branch (a sign-dependent branch mispredicts half the
-         * time); exact for |x| < 2^63, and at or above 2^52 x is already an integer */
-        double x = work[b + j];
-        int64_t f = (int64_t)x;
-        f -= (double)f > x;
-        v[j] = f + ((double)(coins[j] >> 11) * 0x1.0p-53 < x - (double)f);
-        out[b + j] = (uint32_t)(v[j] & mask);
-        uint64_t a = (uint64_t)(v[j] < 0 ? -v[j] : v[j]);
-        big |= a >> 26;
-        sq += a * a;
-      }
+      uint64_t big;
+      uint64_t sq = round_batch(out + b, v, work + b, coins, m, mask, mul, div, &big);
       if (!in_double && !big && exact + sq < (1ULL << 53)) {
         exact += sq;
         continue;
@@ -164,7 +190,7 @@ static fedrec_status round_kernel(uint32_t *out, const double *work, uint32_t n,
 /* Exported without clones (clang cannot link a multi-versioned function from another file). */
 fedrec_status fedrec_ddp_round(uint32_t *out, const double *x, uint32_t n, uint32_t bits, double bound,
                                const fedrec_entropy *e, fedrec_error *err) {
-  return round_kernel(out, x, n, bits, bound, e, err);
+  return round_kernel(out, x, n, bits, bound, 1, 1, e, err);
 }
 
 fedrec_status fedrec_ddp_encode(uint32_t *out, const float *update, const fedrec_ddp_params *p,
@@ -178,9 +204,8 @@ fedrec_status fedrec_ddp_encode(uint32_t *out, const float *update, const fedrec
   double scale = norm > p->clip ? p->clip / norm : 1.0;
   scale_signs(work, update, p->dim, n, scale, p->round_seed);
   fwht_unscaled(work, n);
-  double s = 1 / sqrt((double)n); /* fedrec_fwht's normalisation, then the grid: one pass */
-  for (uint32_t i = 0; i < n; i++) work[i] = work[i] * s / p->gamma;
-  fedrec_status rs = fedrec_ddp_round(out, work, n, p->bits, fedrec_ddp_rounding_bound(p), e, err);
+  double s = 1 / sqrt((double)n); /* fedrec_fwht's normalisation, then the grid, as it rounds */
+  fedrec_status rs = round_kernel(out, work, n, p->bits, fedrec_ddp_rounding_bound(p), s, p->gamma, e, err);
   if (rs) return rs;
   int64_t mask = p->bits == 32 ? 0xffffffffLL : ((1LL << p->bits) - 1);
   if (p->noise == FEDREC_NOISE_SKELLAM) {
