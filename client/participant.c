@@ -239,13 +239,18 @@ fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *in
 
 fedrec_status fedrec_participant_masked_add(fedrec_participant *p, const uint8_t *inbox, size_t n, uint32_t *sum,
                                             size_t *wire_len, fedrec_error *err) {
-  fedrec_sa_masked y;
-  fedrec_status s = mask_update(p, inbox, n, &y, err);
+  fedrec_sa_msg m;
+  fedrec_status s = decode_as(&m, FEDREC_SA_MSG_BOXES, p, inbox, n, err);
   if (s) return s;
-  uint32_t bits = p->info.secagg.bits, lim = bits >= 32 ? 0xffffffffu : (1u << bits) - 1;
-  for (uint32_t i = 0; i < y.dim; i++) sum[i] = (sum[i] + y.y[i]) & lim;
-  *wire_len = fedrec_sa_encode_masked(NULL, 0, &y, bits);
-  fedrec_secagg_client_release_masked(p->sa);
+  if (!p->encoded) {
+    fedrec_sa_msg_free(&m);
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: the masked update was already sent");
+  }
+  s = fedrec_secagg_client_mask_add(p->sa, &m.u.boxes, p->encoded, sum, err);
+  fedrec_sa_msg_free(&m);
+  if (s) return s;
+  fedrec_sa_masked y = {.id = 0, .dim = p->info.secagg.dim, .y = NULL}; /* the size it would have had */
+  *wire_len = fedrec_sa_encode_masked(NULL, 0, &y, p->info.secagg.bits);
   drop_encoded(p);
   return FEDREC_OK;
 }

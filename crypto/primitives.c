@@ -113,8 +113,9 @@ static void add_chunk(uint32_t *restrict out, const uint32_t *restrict ks, size_
     for (size_t k = 0; k < m; k++) out[k] = (out[k] - ks[k]) & mask;
 }
 
-void fedrec_mask_apply_range(uint32_t *y, size_t from, size_t to, const uint8_t *keys, const int *signs,
-                             size_t count, int bits) {
+/* y[from, to) += x[from, to) (if x) and the keystreams with their signs, mod 2^bits. */
+static void mask_range(uint32_t *y, const uint32_t *x, size_t from, size_t to, const uint8_t *keys, const int *signs,
+                       size_t count, int bits) {
   static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
   uint32_t ks[MASK_CHUNK];
   uint32_t mask = bits >= 32 ? 0xffffffffu : ((1u << bits) - 1u);
@@ -122,6 +123,7 @@ void fedrec_mask_apply_range(uint32_t *y, size_t from, size_t to, const uint8_t 
   /* chunk by chunk, every key on a chunk while it is in cache: one pass over y, not count */
   for (size_t off = from; off < to; off += MASK_CHUNK) {
     size_t m = to - off < MASK_CHUNK ? to - off : MASK_CHUNK;
+    if (x) add_chunk(y + off, x + off, m, +1, mask);
     for (size_t j = 0; j < count; j++) {
       /* the keystream of words [off, off + m): 64-byte block counter off / 16 (from is a
        * multiple of 16 words, and so is every chunk start) */
@@ -133,9 +135,19 @@ void fedrec_mask_apply_range(uint32_t *y, size_t from, size_t to, const uint8_t 
   sodium_memzero(ks, sizeof ks);
 }
 
+void fedrec_mask_apply_range(uint32_t *y, size_t from, size_t to, const uint8_t *keys, const int *signs,
+                             size_t count, int bits) {
+  mask_range(y, NULL, from, to, keys, signs, count, bits);
+}
+
 void fedrec_mask_apply_many(uint32_t *y, size_t n, const uint8_t *keys, const int *signs, size_t count,
                             int bits) {
-  fedrec_mask_apply_range(y, 0, n, keys, signs, count, bits);
+  mask_range(y, NULL, 0, n, keys, signs, count, bits);
+}
+
+void fedrec_mask_add_many(uint32_t *sum, const uint32_t *x, size_t n, const uint8_t *keys, const int *signs,
+                          size_t count, int bits) {
+  mask_range(sum, x, 0, n, keys, signs, count, bits);
 }
 
 void fedrec_mask_apply(uint32_t *y, size_t n, const uint8_t key[FEDREC_KEY_BYTES], int sign,

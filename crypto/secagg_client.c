@@ -269,6 +269,29 @@ static fedrec_status open_inbox(fedrec_secagg_client *c, const fedrec_sa_boxes *
   return st;
 }
 
+/* The self mask's and each live neighbour's mask key into c->mk, their signs into c->msign;
+ * *nk: how many. */
+static fedrec_status mask_keys(fedrec_secagg_client *c, size_t *nk, fedrec_error *err) {
+  uint8_t *seed = c->seed, *mk = c->mk;
+  fedrec_status st = FEDREC_OK;
+  *nk = 1;
+  fedrec_mask_key(mk, c->b, c->p.session, FEDREC_MASK_SELF, c->id, 0, 0);
+  c->msign[0] = +1;
+  for (uint32_t j = 0; j < c->k; j++) {
+    if (!c->in2[j]) continue;
+    uint32_t v = c->nb[j];
+    if (fedrec_kx_agree_in(seed, c->skey.sk, c->skey.pk, c->nkeys[j].s_pk, SA_LABEL_MASK, c->point)) {
+      st = fail(c, FEDREC_ERR_PARSE, err, "a neighbour's mask key is invalid");
+      break;
+    }
+    uint32_t lo = c->id < v ? c->id : v, hi = c->id < v ? v : c->id;
+    fedrec_mask_key(mk + *nk * 32, seed, c->p.session, FEDREC_MASK_PAIR, lo, hi, 0);
+    c->msign[(*nk)++] = c->id < v ? +1 : -1;
+  }
+  sodium_memzero(seed, 32);
+  return st;
+}
+
 fedrec_status fedrec_secagg_client_mask(fedrec_secagg_client *c, const fedrec_sa_boxes *in,
                                         const uint32_t *x, fedrec_sa_masked *out,
                                         fedrec_error *err) {
@@ -277,36 +300,36 @@ fedrec_status fedrec_secagg_client_mask(fedrec_secagg_client *c, const fedrec_sa
   if (st) return st;
   uint32_t dim = c->p.dim, bits = c->p.bits;
   uint32_t lim = bits == 32 ? 0xffffffffu : (1u << bits) - 1;
+  size_t nk = 0;
   c->y = malloc((size_t)dim * sizeof *c->y);
-  uint8_t *seed = c->seed, *mk = c->mk;
   if (!c->y) {
     st = fail(c, FEDREC_ERR_NOMEM, err, "masking");
     goto done;
   }
+  if ((st = mask_keys(c, &nk, err))) goto done;
   for (uint32_t i = 0; i < dim; i++) c->y[i] = x[i] & lim;
-  /* the self mask and one pairwise mask per live neighbour: all keys first, then one pass */
-  size_t nk = 1;
-  fedrec_mask_key(mk, c->b, c->p.session, FEDREC_MASK_SELF, c->id, 0, 0);
-  c->msign[0] = +1;
-  for (uint32_t j = 0; j < c->k; j++) {
-    if (!c->in2[j]) continue;
-    uint32_t v = c->nb[j];
-    if (fedrec_kx_agree_in(seed, c->skey.sk, c->skey.pk, c->nkeys[j].s_pk, SA_LABEL_MASK, c->point)) {
-      st = fail(c, FEDREC_ERR_PARSE, err, "a neighbour's mask key is invalid");
-      goto done;
-    }
-    uint32_t lo = c->id < v ? c->id : v, hi = c->id < v ? v : c->id;
-    fedrec_mask_key(mk + nk * 32, seed, c->p.session, FEDREC_MASK_PAIR, lo, hi, 0);
-    c->msign[nk++] = c->id < v ? +1 : -1;
-  }
-  fedrec_mask_apply_many(c->y, dim, mk, c->msign, nk, (int)bits);
+  /* the self mask and one pairwise mask per live neighbour, in one pass */
+  fedrec_mask_apply_many(c->y, dim, c->mk, c->msign, nk, (int)bits);
   out->id = c->id;
   out->dim = dim;
   out->y = c->y;
   c->phase = C_MASKED;
 done:
-  sodium_memzero(seed, 32);
-  sodium_memzero(mk, ((size_t)c->k + 1) * 32);
+  sodium_memzero(c->mk, ((size_t)c->k + 1) * 32);
+  return st;
+}
+
+fedrec_status fedrec_secagg_client_mask_add(fedrec_secagg_client *c, const fedrec_sa_boxes *in,
+                                            const uint32_t *x, uint32_t *sum, fedrec_error *err) {
+  if (c->phase != C_SHARED) return fail(c, FEDREC_ERR_ARG, err, "mask out of order");
+  fedrec_status st = open_inbox(c, in, err);
+  if (st) return st;
+  size_t nk = 0;
+  if (!(st = mask_keys(c, &nk, err))) {
+    fedrec_mask_add_many(sum, x, c->p.dim, c->mk, c->msign, nk, (int)c->p.bits);
+    c->phase = C_MASKED;
+  }
+  sodium_memzero(c->mk, ((size_t)c->k + 1) * 32);
   return st;
 }
 

@@ -66,7 +66,7 @@ static void test_chacha20_rfc8439(void **state) {
 }
 
 /* Several masks in one pass: word by word the input plus each keystream with its sign, mod
- * 2^bits, computed here from the raw keystreams. */
+ * 2^bits, computed here from the raw keystreams; and the same added into a running sum. */
 static void test_mask_many(void **state) {
   (void)state;
   enum { KEYS = 5 };
@@ -85,6 +85,14 @@ static void test_mask_many(void **state) {
     fedrec_mask_apply_many(y, n, keys, signs, KEYS, bits_list[bi]);
     for (size_t k = 0; k < n; k++) {
       uint32_t want = x[k];
+      for (int j = 0; j < KEYS; j++) want += signs[j] > 0 ? ks[j * n + k] : -ks[j * n + k];
+      assert_int_equal(y[k], want & m);
+    }
+    /* the same masks with x added into a running sum: sum + x + masks */
+    for (size_t k = 0; k < n; k++) y[k] = (uint32_t)(k * 2654435761u) & m;
+    fedrec_mask_add_many(y, x, n, keys, signs, KEYS, bits_list[bi]);
+    for (size_t k = 0; k < n; k++) {
+      uint32_t want = (uint32_t)(k * 2654435761u) + x[k];
       for (int j = 0; j < KEYS; j++) want += signs[j] > 0 ? ks[j * n + k] : -ks[j * n + k];
       assert_int_equal(y[k], want & m);
     }

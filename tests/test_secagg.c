@@ -87,13 +87,14 @@ static fedrec_status run_round(world *w, const double drop[5], fedrec_rng *r, ui
     fedrec_sa_boxes in;
     fedrec_sa_masked m;
     assert_status(fedrec_secagg_server_inbox(w->s, u, &in, &err), FEDREC_OK);
-    if (fedrec_secagg_client_mask(w->c[u], &in, w->x[u], &m, &err)) { alive[u] = 0; continue; }
-    masked[u] = 1;
-    if (g_batch && u >= n / 2) {
-      for (uint32_t i = 0; i < dim; i++) bsum[i] = (bsum[i] + m.y[i]) & lim;
+    if (g_batch && u >= n / 2) { /* masked straight into the sum (fedrec_secagg_client_mask_add) */
+      if (fedrec_secagg_client_mask_add(w->c[u], &in, w->x[u], bsum, &err)) { alive[u] = 0; continue; }
+      masked[u] = 1;
       bids[nb++] = u;
       continue;
     }
+    if (fedrec_secagg_client_mask(w->c[u], &in, w->x[u], &m, &err)) { alive[u] = 0; continue; }
+    masked[u] = 1;
     assert_status(fedrec_secagg_server_on_masked(w->s, &m, &err), FEDREC_OK);
     single = u;
   }

@@ -110,6 +110,11 @@ void fedrec_mask_apply_many(uint32_t *y, size_t n, const uint8_t *keys, const in
 void fedrec_mask_apply_range(uint32_t *y, size_t from, size_t to, const uint8_t *keys, const int *signs,
                              size_t count, int bits);
 
+/* sum = sum + x + the masks of fedrec_mask_apply_many, mod 2^bits, in one pass: adds the masked
+ * x to a running sum without making the masked vector (the simulator's per-thread sums). */
+void fedrec_mask_add_many(uint32_t *sum, const uint32_t *x, size_t n, const uint8_t *keys, const int *signs,
+                          size_t count, int bits);
+
 /* Raw ChaCha20-IETF keystream (for the benchmark's limit). */
 void fedrec_chacha20_keystream(uint8_t *out, size_t n, const uint8_t key[FEDREC_KEY_BYTES]);
 

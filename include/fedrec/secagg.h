@@ -145,6 +145,10 @@ fedrec_status fedrec_secagg_client_share(fedrec_secagg_client *c, const fedrec_s
 fedrec_status fedrec_secagg_client_mask(fedrec_secagg_client *c, const fedrec_sa_boxes *in,
                                         const uint32_t *x, fedrec_sa_masked *out,
                                         fedrec_error *err);
+/* The same masking, with the masked x added into sum (dim values mod 2^bits) instead of kept:
+ * for a simulator that sums its clients' masked inputs itself (no masked vector is made). */
+fedrec_status fedrec_secagg_client_mask_add(fedrec_secagg_client *c, const fedrec_sa_boxes *in,
+                                            const uint32_t *x, uint32_t *sum, fedrec_error *err);
 /* Frees the masked vector once it has been sent (it is dim x 4 bytes). */
 void fedrec_secagg_client_release_masked(fedrec_secagg_client *c);
 /* Active variant: checks the survivor list and signs it. */
