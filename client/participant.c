@@ -210,10 +210,10 @@ fedrec_status fedrec_participant_shares(fedrec_participant *p, const uint8_t *ke
   return FEDREC_OK;
 }
 
-/* Opens the inbox and masks the encoded update into *y (owned by the SecAgg client until
- * fedrec_secagg_client_release_masked). */
+/* Opens the inbox and masks the encoded update: into *y (owned by the SecAgg client until
+ * fedrec_secagg_client_release_masked), or, given sum, straight into that running sum. */
 static fedrec_status mask_update(fedrec_participant *p, const uint8_t *inbox, size_t n, fedrec_sa_masked *y,
-                                 fedrec_error *err) {
+                                 uint32_t *sum, fedrec_error *err) {
   fedrec_sa_msg m;
   fedrec_status s = decode_as(&m, FEDREC_SA_MSG_BOXES, p, inbox, n, err);
   if (s) return s;
@@ -221,7 +221,8 @@ static fedrec_status mask_update(fedrec_participant *p, const uint8_t *inbox, si
     fedrec_sa_msg_free(&m);
     return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: the masked update was already sent");
   }
-  s = fedrec_secagg_client_mask(p->sa, &m.u.boxes, p->encoded, y, err);
+  s = sum ? fedrec_secagg_client_mask_add(p->sa, &m.u.boxes, p->encoded, sum, err)
+          : fedrec_secagg_client_mask(p->sa, &m.u.boxes, p->encoded, y, err);
   fedrec_sa_msg_free(&m);
   return s;
 }
@@ -229,7 +230,7 @@ static fedrec_status mask_update(fedrec_participant *p, const uint8_t *inbox, si
 fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *inbox, size_t n,
                                         uint8_t **out, size_t *len, fedrec_error *err) {
   fedrec_sa_masked y;
-  fedrec_status s = mask_update(p, inbox, n, &y, err);
+  fedrec_status s = mask_update(p, inbox, n, &y, NULL, err);
   if (s) return s;
   ENCODE(fedrec_sa_encode_masked, &y, p->info.secagg.bits);
   fedrec_secagg_client_release_masked(p->sa);
@@ -239,15 +240,7 @@ fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *in
 
 fedrec_status fedrec_participant_masked_add(fedrec_participant *p, const uint8_t *inbox, size_t n, uint32_t *sum,
                                             size_t *wire_len, fedrec_error *err) {
-  fedrec_sa_msg m;
-  fedrec_status s = decode_as(&m, FEDREC_SA_MSG_BOXES, p, inbox, n, err);
-  if (s) return s;
-  if (!p->encoded) {
-    fedrec_sa_msg_free(&m);
-    return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: the masked update was already sent");
-  }
-  s = fedrec_secagg_client_mask_add(p->sa, &m.u.boxes, p->encoded, sum, err);
-  fedrec_sa_msg_free(&m);
+  fedrec_status s = mask_update(p, inbox, n, NULL, sum, err);
   if (s) return s;
   fedrec_sa_masked y = {.id = 0, .dim = p->info.secagg.dim, .y = NULL}; /* the size it would have had */
   *wire_len = fedrec_sa_encode_masked(NULL, 0, &y, p->info.secagg.bits);
