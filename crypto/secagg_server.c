@@ -361,9 +361,10 @@ void fedrec_secagg_server_set_threads(fedrec_secagg_server *s, int threads) {
 }
 
 /* Subtracts every mask in one pass over the sum, its coordinates split over s->threads
- * threads (whole 4096-word chunks each; the calling thread takes the first range). */
+ * threads (ranges of whole 16-word ChaCha20 blocks, as fedrec_mask_apply_range needs; the
+ * calling thread takes the first range). */
 static void unmask(fedrec_secagg_server *s, const uint8_t *keys, const int *signs, size_t nk) {
-  size_t dim = s->p.dim, chunk = 4096, chunks = (dim + chunk - 1) / chunk;
+  size_t dim = s->p.dim, chunk = 16, chunks = (dim + chunk - 1) / chunk;
   int t = s->threads > 1 ? s->threads : 1;
   if ((size_t)t > chunks) t = chunks ? (int)chunks : 1;
   unmask_part part[FEDREC_SECAGG_MAX_THREADS];

@@ -155,7 +155,7 @@ out:
 /* The unmasked sum equals the plain sum, over many random cohorts, graphs and dropouts; also
  * when half the masked inputs arrive as one sum added up elsewhere (as in fedrec-sim-mpi), and
  * bad sums are refused without changing anything; with the masks removed by 1 to 4 threads
- * (more threads than 4096-word ranges too). */
+ * (split at 16-word block edges). */
 static void test_sum_property(void **state) {
   (void)state;
   fedrec_rng r;
