@@ -41,7 +41,13 @@ struct fedrec_engine {
   fedrec_round_info info; /* shared part; cohort_index is filled per client */
   fedrec_round_stats stats;
   char stop[640];
+  /* members caught sending what no honest client sends: left out of later selections
+   * (open addressing on client id + 1; 0: empty; at most MAX_BANNED, then no more) */
+  uint64_t *banned;
+  uint32_t nbanned, bslots;
 };
+
+enum { MAX_BANNED = 1u << 20 };
 
 static void stop(fedrec_engine *e, const char *fmt, const char *detail);
 
@@ -200,7 +206,7 @@ void fedrec_engine_free(fedrec_engine *e) {
   fedrec_secagg_server_free(e->sa);
   fedrec_model_free(&e->model);
   free(e->blob), free(e->x), free(e->m1), free(e->m2), free(e->avg), free(e->modsum);
-  free(e->work), free(e->members), free(e->slots);
+  free(e->work), free(e->members), free(e->slots), free(e->banned);
   free(e);
 }
 
@@ -256,6 +262,34 @@ static member *find(fedrec_engine *e, uint64_t client, uint32_t *idx) {
       return &e->members[v - 1];
     }
   }
+}
+
+/* The ban-list slot of client: where it is, or the empty slot where it would go. */
+static uint32_t ban_slot(const fedrec_engine *e, uint64_t client) {
+  uint32_t s = (uint32_t)((client * 0x9e3779b97f4a7c15ULL) >> 32) & (e->bslots - 1);
+  while (e->banned[s] && e->banned[s] != client + 1) s = (s + 1) & (e->bslots - 1);
+  return s;
+}
+
+int fedrec_engine_banned(const fedrec_engine *e, uint64_t client) {
+  return e->bslots && e->banned[ban_slot(e, client)] == client + 1;
+}
+
+/* Leaves a misbehaving member out of this round (dropped) and of every later selection. */
+static void ban(fedrec_engine *e, member *m) {
+  m->done = DROPPED;
+  if (fedrec_engine_banned(e, m->client) || e->nbanned >= MAX_BANNED) return;
+  if (2 * (e->nbanned + 1) > e->bslots) { /* grow: at most half full */
+    uint32_t ns = e->bslots ? 2 * e->bslots : 64, os = e->bslots;
+    uint64_t *old = e->banned, *nb = calloc(ns, sizeof *nb);
+    if (!nb) return;
+    e->banned = nb, e->bslots = ns;
+    for (uint32_t i = 0; i < os; i++)
+      if (old[i]) e->banned[ban_slot(e, old[i] - 1)] = old[i];
+    free(old);
+  }
+  e->banned[ban_slot(e, m->client)] = m->client + 1;
+  e->nbanned++;
 }
 
 static void add_member(fedrec_engine *e, uint64_t client) {
@@ -449,10 +483,11 @@ static void start_round(fedrec_engine *e, uint64_t now) {
 fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t now,
                                     int *accepted, uint64_t *round, uint32_t *retry_ms,
                                     fedrec_error *err) {
-  (void)err;
   *accepted = 0;
   *round = e->round;
   *retry_ms = jitter(e, e->c.retry_ms);
+  if (fedrec_engine_banned(e, client))
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "left out: this device sent a secure-aggregation message that no honest client sends");
   if (e->phase != FEDREC_PHASE_SELECTING) {
     if (e->phase != FEDREC_PHASE_STOPPED && find(e, client, NULL)) *accepted = 1; /* already in */
     return FEDREC_OK;
@@ -515,7 +550,10 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
     return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client skipped a phase", (unsigned long long)round);
   fedrec_sa_msg sm;
   fedrec_status s = fedrec_sa_decode(&sm, msg, len, e->n, e->info.secagg.dim, err);
-  if (s) return s;
+  if (s) {
+    if (s == FEDREC_ERR_PARSE || s == FEDREC_ERR_LIMIT) ban(e, m);
+    return s;
+  }
   uint32_t id = sm.type == FEDREC_SA_MSG_KEYS ? sm.u.keys.id : sm.type == FEDREC_SA_MSG_MASKED ? sm.u.masked.id
               : sm.type == FEDREC_SA_MSG_REVEALS ? sm.u.reveals.id : idx;
   if (sm.type != WANT[phase])
@@ -534,7 +572,12 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
   } else if (phase == FEDREC_PHASE_MASKED) s = fedrec_secagg_server_on_masked(e->sa, &sm.u.masked, err);
   else s = fedrec_secagg_server_on_reveals(e->sa, &sm.u.reveals, err);
   fedrec_sa_msg_free(&sm);
-  if (s) return s;
+  if (s) {
+    /* a malformed message, or one the secure-aggregation server refused (bad keys, boxes
+     * to anyone but its neighbours, indices past the cohort, ...): no honest client sends it */
+    if (s == FEDREC_ERR_PARSE || s == FEDREC_ERR_ARG) ban(e, m);
+    return s;
+  }
   m->done = (int)phase;
   e->stats.bytes_in += len;
   fedrec_engine_tick(e, now);

@@ -54,6 +54,14 @@ fedrec_status fedrec_kx_agree(uint8_t key[FEDREC_KEY_BYTES], const uint8_t *sk,
   return st;
 }
 
+int fedrec_kx_pk_valid(const uint8_t pk[FEDREC_PK_BYTES]) {
+  /* the scalar is public, and so is the product: no secret memory needed */
+  static const uint8_t scalar[crypto_scalarmult_SCALARBYTES] = {9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                                                16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+  uint8_t q[crypto_scalarmult_BYTES];
+  return crypto_scalarmult(q, scalar, pk) == 0;
+}
+
 fedrec_status fedrec_kx_agree_in(uint8_t key[FEDREC_KEY_BYTES], const uint8_t *sk,
                                  const uint8_t my_pk[FEDREC_PK_BYTES],
                                  const uint8_t peer_pk[FEDREC_PK_BYTES], const char *label,

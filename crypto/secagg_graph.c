@@ -103,7 +103,7 @@ void sa_graph_neighbours(const sa_graph *g, uint32_t u, uint32_t *out) {
 }
 
 int sa_graph_adjacent(const sa_graph *g, uint32_t u, uint32_t v) {
-  if (u == v) return 0;
+  if (u == v || u >= g->n || v >= g->n) return 0; /* ids from the wire: never index with them */
   if (g->k >= g->n - 1) return 1;
   uint32_t a = g->inv[u], b = g->inv[v];
   uint32_t d = a > b ? a - b : b - a;

@@ -35,6 +35,11 @@ struct fedrec_secagg_server {
   fedrec_share *shares;    /* per owner: t slots */
   uint32_t *nshares;
   int threads;             /* for unmasking (1: the calling thread) */
+  /* every advertised public key (both kinds), so a key used twice is refused: open
+   * addressing on a keyed hash (SipHash, random key: clients cannot aim for collisions),
+   * slot = 2 * client + kind + 1 (0: empty) */
+  uint32_t *kset, kslots;
+  uint8_t kset_key[crypto_shorthash_KEYBYTES];
 };
 
 static fedrec_status reject(fedrec_error *err, fedrec_status st, const char *what, uint32_t id) {
@@ -63,7 +68,11 @@ fedrec_secagg_server *fedrec_secagg_server_new(const fedrec_secagg_params *p,
   s->inbox = malloc(k * sizeof *s->inbox);
   s->sum = calloc(p->dim, sizeof *s->sum);
   s->nshares = calloc(n, sizeof *s->nshares);
-  if (!s->flags || !s->keys || !s->nboxes || !s->klist || !s->nb || !s->inbox || !s->sum ||
+  for (s->kslots = 8; s->kslots < 4 * n; s->kslots <<= 1) {
+  }
+  s->kset = calloc(s->kslots, sizeof *s->kset);
+  randombytes_buf(s->kset_key, sizeof s->kset_key);
+  if (!s->kset || !s->flags || !s->keys || !s->nboxes || !s->klist || !s->nb || !s->inbox || !s->sum ||
       !s->nshares || sa_graph_init(&s->g, p)) {
     fedrec_secagg_server_free(s);
     fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server for %u clients", p->n);
@@ -77,7 +86,7 @@ void fedrec_secagg_server_free(fedrec_secagg_server *s) {
   sa_graph_free(&s->g);
   free(s->flags), free(s->keys), free(s->boxes), free(s->nboxes), free(s->in_off);
   free(s->in_idx), free(s->inbox), free(s->klist), free(s->nb), free(s->sum), free(s->surv);
-  free(s->sigs), free(s->nshares);
+  free(s->sigs), free(s->nshares), free(s->kset);
   if (s->shares) {
     sodium_memzero(s->shares, (size_t)s->p.n * s->p.t * sizeof *s->shares);
     free(s->shares);
@@ -98,6 +107,25 @@ static fedrec_status abort_round(fedrec_secagg_server *s, fedrec_error *err, con
                           have, what, s->p.t);
 }
 
+/* The advertised key equal to pk: 1 and its slot when present, else 0 and the free slot to
+ * put it in. */
+static int key_find(const fedrec_secagg_server *s, const uint8_t pk[FEDREC_PK_BYTES], uint32_t *slot) {
+  uint8_t h[crypto_shorthash_BYTES];
+  crypto_shorthash(h, pk, FEDREC_PK_BYTES, s->kset_key);
+  uint32_t i = ((uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24) & (s->kslots - 1);
+  for (;; i = (i + 1) & (s->kslots - 1)) {
+    uint32_t v = s->kset[i];
+    if (!v) break;
+    const fedrec_sa_keys *k = &s->keys[(v - 1) / 2];
+    if (!memcmp((v - 1) % 2 ? k->s_pk : k->c_pk, pk, FEDREC_PK_BYTES)) {
+      *slot = i;
+      return 1;
+    }
+  }
+  *slot = i;
+  return 0;
+}
+
 fedrec_status fedrec_secagg_server_on_keys(fedrec_secagg_server *s, const fedrec_sa_keys *m,
                                            fedrec_error *err) {
   if (s->phase != S_KEYS) return reject(err, FEDREC_ERR_ARG, "keys outside round 0", m->id);
@@ -109,6 +137,19 @@ fedrec_status fedrec_secagg_server_on_keys(fedrec_secagg_server *s, const fedrec
     if (!fedrec_verify(m->sig, msg, sizeof msg, s->identity_pks[m->id]))
       return reject(err, FEDREC_ERR_PARSE, "bad signature on keys", m->id);
   }
+  /* what every honest neighbour would refuse in its key list, refused here, so that one
+   * member's bad keys cost only its own place in the round */
+  if (!memcmp(m->c_pk, m->s_pk, FEDREC_PK_BYTES)) return reject(err, FEDREC_ERR_PARSE, "both advertised keys are equal", m->id);
+  if (!fedrec_kx_pk_valid(m->c_pk) || !fedrec_kx_pk_valid(m->s_pk))
+    return reject(err, FEDREC_ERR_PARSE, "an advertised key is a low-order point", m->id);
+  uint32_t slot[2];
+  for (int kind = 0; kind < 2; kind++)
+    if (key_find(s, kind ? m->s_pk : m->c_pk, &slot[kind]))
+      return reject(err, FEDREC_ERR_PARSE, "an advertised key is already another member's", m->id);
+  s->kset[slot[0]] = 2 * m->id + 1;
+  s->keys[m->id] = *m;
+  (void)key_find(s, m->s_pk, &slot[1]); /* absent (checked above, and c_pk != s_pk): a free slot */
+  s->kset[slot[1]] = 2 * m->id + 2;
   s->keys[m->id] = *m;
   s->flags[m->id] |= F_KEYS;
   return FEDREC_OK;
@@ -148,7 +189,8 @@ fedrec_status fedrec_secagg_server_on_boxes(fedrec_secagg_server *s, uint32_t fr
     const fedrec_sa_box *b = &m->boxes[a];
     int dup = 0;
     for (uint32_t c = 0; c < a; c++) dup |= m->boxes[c].to == b->to;
-    if (b->from != from || dup || !sa_graph_adjacent(&s->g, from, b->to) || !(s->flags[b->to] & F_KEYS))
+    if (b->from != from || b->to >= s->p.n || dup || !sa_graph_adjacent(&s->g, from, b->to) ||
+        !(s->flags[b->to] & F_KEYS))
       return reject(err, FEDREC_ERR_PARSE, "a share box with a wrong sender or recipient", from);
   }
   memcpy(s->boxes + (size_t)from * s->k, m->boxes, m->count * sizeof *m->boxes);
@@ -313,6 +355,7 @@ size_t fedrec_secagg_server_memory(const fedrec_secagg_server *s) {
   b += n * (1 + sizeof *s->keys + sizeof *s->nboxes + sizeof *s->nshares);
   b += (k + 1) * sizeof *s->klist + k * (sizeof *s->nb + sizeof *s->inbox);
   b += (size_t)s->p.dim * sizeof *s->sum + 2 * n * sizeof(uint32_t); /* sum, graph */
+  b += (size_t)s->kslots * sizeof *s->kset;
   if (s->boxes) b += n * k * sizeof *s->boxes;
   if (s->in_off) b += (n + 1) * sizeof *s->in_off + n * k * sizeof *s->in_idx;
   if (s->surv) b += (n + 1) * (sizeof *s->surv + sizeof *s->sigs);

@@ -298,7 +298,12 @@ static void test_bad_requests(void **state) {
   assert_status(fedrec_engine_submit(w.e, 99, round, FEDREC_PHASE_KEYS, junk, 3, w.now, &err), FEDREC_ERR_STATE);
   assert_status(fedrec_engine_submit(w.e, 1, round + 1, FEDREC_PHASE_KEYS, junk, 3, w.now, &err), FEDREC_ERR_STATE);
   assert_status(fedrec_engine_submit(w.e, 1, round, FEDREC_PHASE_SHARES, junk, 3, w.now, &err), FEDREC_ERR_STATE);
-  assert_status(fedrec_engine_submit(w.e, 1, round, FEDREC_PHASE_KEYS, junk, 3, w.now, &err), FEDREC_ERR_PARSE);
+  assert_status(fedrec_engine_submit(w.e, 3, round, FEDREC_PHASE_KEYS, junk, 3, w.now, &err), FEDREC_ERR_PARSE);
+  /* a malformed message is what no honest client sends: its sender is dropped and banned */
+  assert_true(fedrec_engine_banned(w.e, 3));
+  assert_false(fedrec_engine_banned(w.e, 1));
+  assert_status(fedrec_engine_submit(w.e, 3, round, FEDREC_PHASE_KEYS, junk, 3, w.now, &err), FEDREC_ERR_STATE);
+  assert_non_null(strstr(err.msg, "dropped"));
   /* keys that name another member are refused */
   fedrec_round_info info;
   assert_status(fedrec_engine_round_info(w.e, 2, round, w.now, &info, &retry, &err), FEDREC_OK);
@@ -309,6 +314,7 @@ static void test_bad_requests(void **state) {
   size_t n = fedrec_sa_encode_keys(buf, sizeof buf, &k);
   assert_status(fedrec_engine_submit(w.e, 2, round, FEDREC_PHASE_KEYS, buf, n, w.now, &err), FEDREC_ERR_ARG);
   assert_non_null(strstr(err.msg, "names cohort member 0"));
+  assert_true(fedrec_engine_banned(w.e, 2));
   /* ... and accepted from member 0 itself, once */
   assert_status(fedrec_engine_submit(w.e, 1, round, FEDREC_PHASE_KEYS, buf, n, w.now, &err), FEDREC_OK);
   assert_status(fedrec_engine_submit(w.e, 1, round, FEDREC_PHASE_KEYS, buf, n, w.now, &err), FEDREC_ERR_STATE);
@@ -322,6 +328,13 @@ static void test_bad_requests(void **state) {
   assert_int_equal(w.aborted, 1);
   assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING);
   assert_int_equal(fedrec_engine_round(w.e), round + 1);
+  /* the two caught misbehaving are left out of later selections, with the reason */
+  for (uint64_t cl = 2; cl <= 3; cl++) {
+    assert_status(fedrec_engine_checkin(w.e, cl, w.now, &acc, &round, &retry, &err), FEDREC_ERR_STATE);
+    assert_non_null(strstr(err.msg, "left out"));
+  }
+  assert_status(fedrec_engine_checkin(w.e, 1, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+  assert_true(acc);
   fedrec_ledger_summary s;
   fedrec_ledger_close(w.ledger);
   w.ledger = NULL;

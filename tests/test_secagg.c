@@ -1,5 +1,6 @@
 /* SecAgg+ protocol: exact sums under dropouts at every phase, and every client-side check. */
 #include <math.h>
+#include <sodium.h>
 
 #include "fedrec/secagg.h"
 #include "test_util.h"
@@ -14,6 +15,9 @@ typedef struct {
 } world;
 
 static int g_batch; /* run_round: half the masked inputs as one sum (on_masked_sum) */
+static int g_hostile; /* run_round: hostile calls before every honest one (hostile_calls) */
+static void hostile_calls(const void *world, int phase, fedrec_rng *r);
+#define HOSTILE(ph) if (g_hostile) hostile_calls(w, ph, r)
 
 static void world_new(world *w, const fedrec_secagg_params *p, fedrec_rng *r) {
   fedrec_error err = {0};
@@ -65,8 +69,10 @@ static fedrec_status run_round(world *w, const double drop[5], fedrec_rng *r, ui
     if (!alive[u]) continue;
     fedrec_sa_keys k;
     assert_status(fedrec_secagg_client_advertise(w->c[u], &k, &err), FEDREC_OK);
+    HOSTILE(0);
     assert_status(fedrec_secagg_server_on_keys(w->s, &k, &err), FEDREC_OK);
   }
+  HOSTILE(0);
   if ((st = fedrec_secagg_server_close_keys(w->s, &err))) goto out;
   DROP(1);
   for (uint32_t u = 0; u < n; u++) {
@@ -75,6 +81,7 @@ static fedrec_status run_round(world *w, const double drop[5], fedrec_rng *r, ui
     fedrec_sa_boxes bx;
     assert_status(fedrec_secagg_server_keylist(w->s, u, &kl, &err), FEDREC_OK);
     if (fedrec_secagg_client_share(w->c[u], &kl, &bx, &err)) { alive[u] = 0; continue; }
+    HOSTILE(1);
     assert_status(fedrec_secagg_server_on_boxes(w->s, u, &bx, &err), FEDREC_OK);
   }
   if ((st = fedrec_secagg_server_close_shares(w->s, &err))) goto out;
@@ -95,6 +102,7 @@ static fedrec_status run_round(world *w, const double drop[5], fedrec_rng *r, ui
     }
     if (fedrec_secagg_client_mask(w->c[u], &in, w->x[u], &m, &err)) { alive[u] = 0; continue; }
     masked[u] = 1;
+    HOSTILE(2);
     assert_status(fedrec_secagg_server_on_masked(w->s, &m, &err), FEDREC_OK);
     single = u;
   }
@@ -124,6 +132,7 @@ static fedrec_status run_round(world *w, const double drop[5], fedrec_rng *r, ui
       if (!alive[u]) continue;
       fedrec_sa_signature sg;
       if (fedrec_secagg_client_consistency(w->c[u], &sv, &sg, &err)) { alive[u] = 0; continue; }
+      HOSTILE(3);
       assert_status(fedrec_secagg_server_on_signature(w->s, &sg, &err), FEDREC_OK);
     }
     if ((st = fedrec_secagg_server_close_consistency(w->s, &err))) goto out;
@@ -134,8 +143,10 @@ static fedrec_status run_round(world *w, const double drop[5], fedrec_rng *r, ui
     if (!alive[u]) continue;
     fedrec_sa_reveals rv;
     if (fedrec_secagg_client_unmask(w->c[u], &sv, &rv, &err)) { alive[u] = 0; continue; }
+    HOSTILE(4);
     assert_status(fedrec_secagg_server_on_reveals(w->s, &rv, &err), FEDREC_OK);
   }
+  HOSTILE(4);
   uint32_t *sum = malloc(dim * 4), *want = calloc(dim, 4);
   st = fedrec_secagg_server_finish(w->s, sum, summed, &err);
   if (!st) {
@@ -196,6 +207,160 @@ static void test_sum_property(void **state) {
   assert_true(aborted >= 1);
 }
 
+/* An id from the wire: mostly out of range (n, n + 1, 2^31, 2^32 - 1, random), sometimes in. */
+static uint32_t wild_id(fedrec_rng *r, uint32_t n) {
+  static const uint32_t edge[] = {0x80000000u, 0xffffffffu, 0xfffffffeu};
+  switch (fedrec_rng_below(r, 5)) {
+  case 0: return n + (uint32_t)fedrec_rng_below(r, 3);
+  case 1: return edge[fedrec_rng_below(r, 3)];
+  case 2: return (uint32_t)fedrec_rng_u64(r);
+  default: return (uint32_t)fedrec_rng_below(r, n);
+  }
+}
+
+/* Calls every server entry point with what a hostile member could send: ids and inner
+ * indices out of range, bad keys (equal, low-order, another member's), boxes addressed past
+ * the cohort. Each must be refused (ASan catches any out-of-bounds access on the way), and
+ * the honest round around it must still sum exactly. Messages that an in-range id could
+ * legitimately send are never made, so every refusal is required. */
+static void hostile_calls(const void *world_, int phase, fedrec_rng *r) {
+  const world *w = world_;
+  fedrec_error err = {0};
+  uint32_t n = w->p.n, out = n + (uint32_t)fedrec_rng_below(r, 1000), in = (uint32_t)fedrec_rng_below(r, n);
+  fedrec_sa_keylist kl;
+  fedrec_sa_boxes bx;
+  fedrec_sa_survivors sv;
+  uint32_t y[4] = {0}, ids[3] = {in, out, in};
+  fedrec_sa_masked m = {out, w->p.dim, NULL};
+  /* read-only queries with bad ids */
+  assert_int_not_equal(fedrec_secagg_server_keylist(w->s, out, &kl, &err), FEDREC_OK);
+  assert_int_not_equal(fedrec_secagg_server_inbox(w->s, out, &bx, &err), FEDREC_OK);
+  if (phase == 0) {
+    fedrec_sa_keys k = {0};
+    k.id = wild_id(r, n);
+    randombytes_buf(k.c_pk, 32);
+    randombytes_buf(k.s_pk, 32);
+    int kind = (int)fedrec_rng_below(r, 4);
+    if (k.id < n || kind == 0) { /* in range: make the keys refusable whatever the id's state */
+      k.id = in;
+      if (kind <= 1) memcpy(k.s_pk, k.c_pk, 32);                 /* equal */
+      else if (kind == 2) memset(k.s_pk, 0, 32);                 /* low-order (0) */
+      else memset(k.c_pk, 0, 32), k.c_pk[0] = 1;                 /* low-order (1) */
+    }
+    assert_int_not_equal(fedrec_secagg_server_on_keys(w->s, &k, &err), FEDREC_OK);
+  } else if (phase == 1) {
+    fedrec_sa_box b[3] = {{in, out, {0}}, {in, wild_id(r, n), {0}}, {wild_id(r, n), in, {0}}};
+    fedrec_sa_boxes m1 = {3, b};
+    assert_int_not_equal(fedrec_secagg_server_on_boxes(w->s, in, &m1, &err), FEDREC_OK);
+    b[0].to = out;
+    m1.count = 1 + (uint32_t)fedrec_rng_below(r, 3);
+    assert_int_not_equal(fedrec_secagg_server_on_boxes(w->s, out, &m1, &err), FEDREC_OK);
+    m1.count = 0xffffffffu; /* a count the boxes array does not hold */
+    assert_int_not_equal(fedrec_secagg_server_on_boxes(w->s, in, &m1, &err), FEDREC_OK);
+  } else if (phase == 2) {
+    m.y = y;
+    m.dim = 1 + (uint32_t)fedrec_rng_below(r, 3);
+    if (m.dim != w->p.dim) {
+      m.id = in;
+      assert_int_not_equal(fedrec_secagg_server_on_masked(w->s, &m, &err), FEDREC_OK);
+    }
+    m.id = out;
+    assert_int_not_equal(fedrec_secagg_server_on_masked(w->s, &m, &err), FEDREC_OK);
+    uint32_t *sum = calloc(w->p.dim, 4);
+    assert_int_not_equal(fedrec_secagg_server_on_masked_sum(w->s, ids, 3, sum, w->p.dim, &err), FEDREC_OK);
+    free(sum);
+  } else if (phase == 3) {
+    fedrec_sa_signature sg = {out, {0}};
+    assert_int_not_equal(fedrec_secagg_server_on_signature(w->s, &sg, &err), FEDREC_OK);
+  } else {
+    fedrec_sa_reveal x[2] = {{wild_id(r, n), FEDREC_SA_REVEAL_SELF, {0}}, {out, FEDREC_SA_REVEAL_KEY, {0}}};
+    x[0].share.x = in + 1;
+    x[1].share.x = in + 1;
+    fedrec_sa_reveals rv = {in, 2, x};
+    assert_int_not_equal(fedrec_secagg_server_on_reveals(w->s, &rv, &err), FEDREC_OK);
+    rv.id = wild_id(r, n) | n; /* >= n */
+    assert_int_not_equal(fedrec_secagg_server_on_reveals(w->s, &rv, &err), FEDREC_OK);
+  }
+  (void)fedrec_secagg_server_survivors(w->s, &sv, &err); /* any phase: answers or refuses */
+}
+
+/* Hostile indices and keys at every server call, over random cohorts, graphs and dropouts:
+ * all refused, no out-of-bounds access, and every round that completes sums exactly. */
+static void test_hostile_indices(void **state) {
+  (void)state;
+  fedrec_rng r;
+  fedrec_rng_seed(&r, 2027, 13);
+  int ok = 0;
+  for (int trial = 0; trial < 60; trial++) {
+    fedrec_secagg_params p = {0};
+    p.session = (uint64_t)trial + 1;
+    p.n = 3 + (uint32_t)fedrec_rng_below(&r, 24);
+    uint32_t kmax = p.n - 1;
+    p.k = trial % 2 ? kmax : 2 * (1 + (uint32_t)fedrec_rng_below(&r, (kmax + 1) / 2)); /* sparse every other */
+    uint32_t k = p.k >= p.n - 1 ? p.n - 1 : p.k;
+    p.t = k / 2 + 1;
+    p.bits = 16;
+    p.dim = 1 + (uint32_t)fedrec_rng_below(&r, 40);
+    p.active = trial % 3 == 0;
+    for (int b = 0; b < 32; b++) p.graph_seed[b] = (uint8_t)fedrec_rng_u64(&r);
+    double drop[5] = {0, 0, 0, 0, 0};
+    if (trial % 2) drop[2] = drop[4] = 0.05;
+    world w;
+    world_new(&w, &p, &r);
+    uint32_t summed = 0;
+    g_hostile = 1;
+    fedrec_status st = run_round(&w, drop, &r, &summed);
+    g_hostile = 0;
+    if (st == FEDREC_OK) ok++;
+    else assert_int_equal(st, FEDREC_ERR_EMPTY);
+    world_free(&w);
+  }
+  assert_true(ok >= 40);
+}
+
+/* Keys every honest neighbour would refuse are refused by the server at once, so they cost
+ * only the sender's place: equal keys, low-order points, a key another member advertised. */
+static void test_server_refuses_bad_keys(void **state) {
+  (void)state;
+  fedrec_rng r;
+  fedrec_rng_seed(&r, 8, 8);
+  fedrec_secagg_params p = {.session = 5, .n = 6, .k = 5, .t = 3, .bits = 16, .dim = 9};
+  world w;
+  world_new(&w, &p, &r);
+  fedrec_error err = {0};
+  fedrec_sa_keys k0, k1;
+  assert_status(fedrec_secagg_client_advertise(w.c[0], &k0, &err), FEDREC_OK);
+  assert_status(fedrec_secagg_server_on_keys(w.s, &k0, &err), FEDREC_OK);
+  assert_status(fedrec_secagg_client_advertise(w.c[1], &k1, &err), FEDREC_OK);
+  fedrec_sa_keys bad = k1;
+  memcpy(bad.s_pk, bad.c_pk, 32);
+  assert_status(fedrec_secagg_server_on_keys(w.s, &bad, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "equal"));
+  bad = k1;
+  memcpy(bad.c_pk, k0.s_pk, 32); /* another member's mask key as our encryption key */
+  assert_status(fedrec_secagg_server_on_keys(w.s, &bad, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "another member"));
+  bad = k1;
+  memcpy(bad.s_pk, k0.s_pk, 32);
+  assert_status(fedrec_secagg_server_on_keys(w.s, &bad, &err), FEDREC_ERR_PARSE);
+  /* the low-order points of Curve25519: 0, 1, and the order-8 point from the X25519 paper */
+  static const uint8_t order8[32] = {0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3,
+                                     0xfa, 0xf1, 0x9f, 0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32,
+                                     0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00};
+  uint8_t low[3][32] = {{0}, {1}, {0}};
+  memcpy(low[2], order8, 32);
+  for (int i = 0; i < 3; i++) {
+    bad = k1;
+    memcpy(i % 2 ? bad.c_pk : bad.s_pk, low[i], 32);
+    assert_status(fedrec_secagg_server_on_keys(w.s, &bad, &err), FEDREC_ERR_PARSE);
+    assert_non_null(strstr(err.msg, "low-order"));
+    assert_false(fedrec_kx_pk_valid(low[i]));
+  }
+  assert_true(fedrec_kx_pk_valid(k1.c_pk));
+  /* none of the refusals took member 1's place: its real keys are accepted */
+  assert_status(fedrec_secagg_server_on_keys(w.s, &k1, &err), FEDREC_OK);
+  world_free(&w);
+}
 
 static fedrec_secagg_params small_params(int active) {
   fedrec_secagg_params p = {.session = 77, .n = 6, .k = 5, .t = 3, .bits = 16, .dim = 9, .active = active};
@@ -558,7 +723,8 @@ int main(void) {
       cmocka_unit_test(test_inbox_checks),   cmocka_unit_test(test_survivor_checks),
       cmocka_unit_test(test_active_checks),  cmocka_unit_test(test_abort),
       cmocka_unit_test(test_choose),         cmocka_unit_test(test_bitpack),
-      cmocka_unit_test(test_wire_roundtrip),
+      cmocka_unit_test(test_wire_roundtrip), cmocka_unit_test(test_hostile_indices),
+      cmocka_unit_test(test_server_refuses_bad_keys),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

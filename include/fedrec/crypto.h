@@ -84,6 +84,11 @@ fedrec_status fedrec_kx_agree_in(uint8_t key[FEDREC_KEY_BYTES], const uint8_t *s
                                  const uint8_t peer_pk[FEDREC_PK_BYTES], const char *label,
                                  uint8_t point[FEDREC_KEY_BYTES]) __attribute__((warn_unused_result));
 
+/* 1 when an X25519 public key is usable by fedrec_kx_agree: not of small order, so that
+ * every agreement with it gives a non-zero point (checked by one scalar multiplication with
+ * a fixed scalar: every clamped scalar is a multiple of the cofactor). 0 otherwise. */
+int fedrec_kx_pk_valid(const uint8_t pk[FEDREC_PK_BYTES]) __attribute__((warn_unused_result));
+
 /* Mask kinds for domain separation. */
 enum { FEDREC_MASK_PAIR = 1, FEDREC_MASK_SELF = 2 };
 

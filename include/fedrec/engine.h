@@ -213,9 +213,10 @@ fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64
                                        uint64_t now, fedrec_round_info *out, uint32_t *retry_ms,
                                        fedrec_error *err);
 /* A secure-aggregation message (wire encoding) for `phase` of `round`. FEDREC_ERR_STATE: not
- * this client's round, not the current phase, already answered, or dropped; FEDREC_ERR_PARSE
- * or FEDREC_ERR_ARG: malformed or rejected by the secure-aggregation server. Nothing changes
- * on any error. */
+ * this client's round, not the current phase, already answered, or dropped (nothing changes);
+ * FEDREC_ERR_PARSE, FEDREC_ERR_LIMIT or FEDREC_ERR_ARG: malformed or rejected by the
+ * secure-aggregation server, which no honest client causes: the member is dropped from the
+ * round and left out of every later selection (fedrec_engine_banned). */
 fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t round,
                                    fedrec_phase phase, const uint8_t *msg, size_t len,
                                    uint64_t now, fedrec_error *err);
@@ -233,6 +234,8 @@ fedrec_status fedrec_engine_submit_sum(fedrec_engine *e, uint64_t round, const u
 fedrec_status fedrec_engine_fetch(fedrec_engine *e, uint64_t client, uint64_t round,
                                   fedrec_phase phase, uint64_t now, uint8_t **out, size_t *len,
                                   uint32_t *retry_ms, fedrec_error *err);
+/* 1 when the client was caught misbehaving (kept in memory: a restart forgets). */
+int fedrec_engine_banned(const fedrec_engine *e, uint64_t client);
 /* Advances on deadlines and completions; call it after every request and periodically. */
 void fedrec_engine_tick(fedrec_engine *e, uint64_t now);
 
