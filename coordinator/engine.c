@@ -45,6 +45,10 @@ struct fedrec_engine {
    * (open addressing on client id + 1; 0: empty; at most MAX_BANNED, then no more) */
   uint64_t *banned;
   uint32_t nbanned, bslots;
+  /* Poisson selection: one coin per (device, round), a keyed PRF of both, so checking in
+   * again never draws again; the key is drawn once from the engine's entropy */
+  uint8_t coin_key[FEDREC_KEY_BYTES];
+  int overflow; /* more devices sampled than the cohort cap: the round will not run */
 };
 
 enum { MAX_BANNED = 1u << 20 };
@@ -195,10 +199,22 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
     fedrec_engine_free(e);
     return s;
   }
+  e->ent.bytes(e->ent.ctx, e->coin_key, sizeof e->coin_key);
   e->phase = FEDREC_PHASE_SELECTING;
   e->round = 1;
   *out = e;
   return FEDREC_OK;
+}
+
+/* The device's selection coin for this round: heads with probability sampling_rate (a
+ * 2^-53 multiple), the same however often it checks in. */
+static int coin(const fedrec_engine *e, uint64_t client) {
+  uint8_t h[FEDREC_KEY_BYTES];
+  fedrec_mask_key(h, e->coin_key, e->round, FEDREC_PRF_COIN, (uint32_t)client, (uint32_t)(client >> 32), 0);
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v |= (uint64_t)h[i] << (8 * i);
+  uint64_t q = (uint64_t)(e->c.sampling_rate * 9007199254740992.0);
+  return (v >> 11) < q;
 }
 
 void fedrec_engine_free(fedrec_engine *e) {
@@ -404,6 +420,7 @@ static void new_selection(fedrec_engine *e) {
   e->sa = NULL;
   clear_members(e);
   e->deadline = 0;
+  e->overflow = 0;
   e->phase = FEDREC_PHASE_SELECTING;
   memset(&e->stats, 0, sizeof e->stats);
 }
@@ -496,12 +513,19 @@ fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t 
     *accepted = 1;
     return FEDREC_OK;
   }
+  if (!e->deadline) e->deadline = now + e->c.selection_ms; /* the window opens */
   if (e->c.sampling_rate > 0) {
-    /* Poisson sampling: an exact Bernoulli(q) coin, q as a 2^-53 multiple */
-    uint64_t q = (uint64_t)(e->c.sampling_rate * 9007199254740992.0);
-    if ((random_u64(e) >> 11) >= q) return FEDREC_OK;
+    /* Poisson sampling: every device whose coin says yes, none other, no cap. The round
+     * starts when the window closes; a cohort past the cap cannot run (see fedrec_engine_tick) */
+    if (!coin(e, client)) return FEDREC_OK;
+    if (e->n == e->cap) {
+      e->overflow = 1;
+      return FEDREC_OK;
+    }
+    add_member(e, client);
+    *accepted = 1;
+    return FEDREC_OK;
   }
-  if (e->n == 0) e->deadline = now + e->c.selection_ms;
   add_member(e, client);
   *accepted = 1;
   if (e->n == e->cap) start_round(e, now);
@@ -705,12 +729,8 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
     for (uint32_t k = 0; k < e->info.secagg.dim; k++)
       e->modsum[k] = (uint32_t)(((int64_t)e->modsum[k] + fedrec_skellam_fast(src, lambda)) & mask);
   }
-  if (summed < e->c.min_survivors) {
-    char why[96];
-    snprintf(why, sizeof why, "%u survivors, fewer than the %u required", summed, e->c.min_survivors);
-    abort_round(e, why);
-    return;
-  }
+  /* The sum is unmasked: from here on it is a release, recorded before anything else,
+   * whatever happens to the round afterwards (discarded rounds included) */
   double eps = 0;
   int central = e->c.central && e->c.noise_multiplier > 0;
   if (e->info.ddp.noise != FEDREC_NOISE_NONE || central) {
@@ -723,6 +743,13 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
       stop(e, "ledger refused the release: %s", err.msg);
       return;
     }
+  }
+  if (summed < e->c.min_survivors) { /* cannot happen (checked before unmasking); recorded above */
+    char why[128];
+    snprintf(why, sizeof why, "%u survivors, fewer than the %u required (released and recorded)", summed, e->c.min_survivors);
+    e->stats.epsilon = eps;
+    abort_round(e, why);
+    return;
   }
   fedrec_ddp_decode(e->avg, e->modsum, &e->info.ddp, e->work);
   if (central) { /* simulation only: N(0, (z c)^2) per coordinate, Box-Muller from the engine's source */
@@ -800,6 +827,19 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
     }
   e->stats.phase_ms[ph] = now - e->phase_start;
   fedrec_status s = FEDREC_OK;
+  if (ph == FEDREC_PHASE_MASKED) {
+    /* the noise was planned for min_survivors inputs: with fewer, nothing may be unmasked
+     * (nobody is asked for a share), so nothing is released */
+    uint32_t inputs = 0;
+    for (uint32_t i = 0; i < e->n; i++) inputs += e->members[i].done >= (int)FEDREC_PHASE_MASKED;
+    if (inputs < e->c.min_survivors) {
+      char why[160];
+      snprintf(why, sizeof why, "%u masked inputs, fewer than the %u the noise was planned for: nothing unmasked",
+               inputs, e->c.min_survivors);
+      abort_round(e, why);
+      return;
+    }
+  }
   if (ph == FEDREC_PHASE_KEYS) s = fedrec_secagg_server_close_keys(e->sa, &err);
   else if (ph == FEDREC_PHASE_SHARES) s = fedrec_secagg_server_close_shares(e->sa, &err);
   else if (ph == FEDREC_PHASE_MASKED && !e->c.plain) s = fedrec_secagg_server_close_masked(e->sa, &err);
@@ -820,9 +860,20 @@ void fedrec_engine_tick(fedrec_engine *e, uint64_t now) {
   for (int guard = 0; guard < 8; guard++) {
     if (e->phase == FEDREC_PHASE_STOPPED) return;
     if (e->phase == FEDREC_PHASE_SELECTING) {
-      if (e->n > 0 && now >= e->deadline) {
-        if (e->n >= e->c.min_cohort) start_round(e, now);
-        else e->deadline = now + e->c.selection_ms; /* keep waiting */
+      if (!e->deadline || now < e->deadline) return;
+      if (e->c.sampling_rate > 0) {
+        /* Poisson: the coins are spent. Too few or too many sampled: the round does not run
+         * (nothing was asked of anyone, nothing is released) and the next one draws anew */
+        char why[192];
+        if (e->overflow)
+          snprintf(why, sizeof why, "more than %u devices sampled (the cohort cap): raise cohort or lower sampling-rate", e->cap);
+        else snprintf(why, sizeof why, "%u devices sampled, fewer than min-cohort %u", e->n, e->c.min_cohort);
+        if (e->overflow || e->n < e->c.min_cohort) abort_round(e, why);
+        else start_round(e, now);
+      } else if (e->n >= e->c.min_cohort) {
+        start_round(e, now);
+      } else {
+        e->deadline = e->n ? now + e->c.selection_ms : 0; /* keep waiting */
       }
       return;
     }

@@ -1,6 +1,7 @@
 /* RDP accountant for the (subsampled) Gaussian mechanism. All sums in log space. */
 #include "fedrec/accountant.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,19 +66,28 @@ static double log_erfc(double x) {
   return -x * x - log(x) - 0.5 * log(M_PI) + log(series);
 }
 
-/* Integer order: A = sum_i C(a,i) (1-q)^(a-i) q^i exp((i^2 - i) / (2 z^2)). */
+/* log(expm1(y)), y > 0, without overflow. */
+static double log_expm1(double y) { return y < 30 ? log(expm1(y)) : y + log1p(-exp(-y)); }
+
+/* log(1 + exp(x)): log A from log(A - 1). */
+static double log1p_exp(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+
+/* Integer order: A = sum_i C(a,i) (1-q)^(a-i) q^i exp((i^2 - i) / (2 z^2)). The binomial
+ * weights sum to 1, so A - 1 = sum_{i >= 2} C(a,i) (1-q)^(a-i) q^i expm1((i^2 - i) / (2 z^2)):
+ * positive terms only. Summing A itself adds O(1) terms whose excess over 1 can be 1e-12 (tiny
+ * q, large z), losing that excess to rounding; over 1e10 steps the loss under-reported epsilon. */
 static double log_a_int(double q, double z, int a) {
-  double la = -INFINITY;
-  for (int i = 0; i <= a; i++) {
+  double lam1 = -INFINITY; /* log(A - 1) */
+  for (int i = 2; i <= a; i++) {
     double lc = lgamma(a + 1.0) - lgamma(i + 1.0) - lgamma(a - i + 1.0);
-    double t = lc + i * log(q) + (a - i) * log1p(-q) + (double)(i * (double)i - i) / (2 * z * z);
-    la = log_add(la, t);
+    double t = lc + i * log(q) + (a - i) * log1p(-q) + log_expm1((double)(i * (double)i - i) / (2 * z * z));
+    lam1 = log_add(lam1, t);
   }
-  return la;
+  return log1p_exp(lam1);
 }
 
 /* Fractional order: the exact signed series of Mironov, Talwar, Zhang 2019 (as Opacus). */
-static double log_a_frac(double q, double z, double a) {
+static double log_a_frac(double q, double z, double a, int *terms) {
   double la0 = -INFINITY, la1 = -INFINITY;
   double z0 = z * z * log(1 / q - 1) + 0.5;
   double lc = 0; /* log |C(a, i)| */
@@ -102,6 +112,7 @@ static double log_a_frac(double q, double z, double a) {
       la0 = log_sub(la0, ls0);
       la1 = log_sub(la1, ls1);
     }
+    *terms = i + 1;
     if (fmax(ls0, ls1) < -30) break;
   }
   return log_add(la0, la1);
@@ -112,7 +123,16 @@ double fedrec_rdp_subsampled_gaussian(double q, double z, double a) {
   if (z <= 0) return INFINITY;
   if (q >= 1) return a / (2 * z * z);
   if (a == floor(a)) return log_a_int(q, z, (int)a) / (a - 1);
-  return log_a_frac(q, z, a) / (a - 1);
+  /* The fractional series is signed, and its terms of size 1 cancel down to log A, which can
+   * be 1e-12: rounding is then a visible part of it, in either direction. Two upper bounds,
+   * the smaller taken: the series plus a bound on its rounding (a few ulps of 1 per term), and
+   * the chord between the neighbouring integer orders (log A is convex in the order, log A(1)
+   * = 0), which log_a_int sums without cancellation. */
+  int terms = 0;
+  double la = log_a_frac(q, z, a, &terms) + 16.0 * terms * DBL_EPSILON;
+  double lo = floor(a), hi = lo + 1, f = a - lo;
+  double chord = (1 - f) * (lo >= 2 ? log_a_int(q, z, (int)lo) : 0) + f * log_a_int(q, z, (int)hi);
+  return fmin(la, chord) / (a - 1);
 }
 
 double fedrec_rdp_to_epsilon(const double *r, const fedrec_orders *o, double delta,
@@ -185,13 +205,17 @@ double fedrec_rdp_poisson_subsampled(double q, double a, double (*rdp)(const voi
   if (q >= 1) return rdp(ctx, a);
   int m = (int)a;
   double lq = log(q), l1q = log1p(-q);
-  double acc = (a - 1) * l1q + log(a * q - q + 1);
-  acc = log_add(acc, log(a * (a - 1) / 2) + 2 * lq + (a - 2) * l1q + rdp(ctx, 2));
+  /* The bound is (1-q)^(a-1)(aq - q + 1) + C(a,2) q^2 (1-q)^(a-2) e^eps(2)
+   * + 3 sum_{l>=3} C(a,l) (1-q)^(a-l) q^l e^((l-1) eps(l)). Its binomial weights sum to 1, so
+   * minus 1 it is C(a,2) q^2 (1-q)^(a-2) expm1(eps(2)) + sum_{l>=3} C(a,l) (1-q)^(a-l) q^l
+   * (3 e^((l-1) eps(l)) - 1): positive terms, no cancellation (as in log_a_int). */
+  double e2 = rdp(ctx, 2);
+  double acc = log(a * (a - 1) / 2) + 2 * lq + (a - 2) * l1q + (e2 > 0 ? log_expm1(e2) : -INFINITY);
   for (int l = 3; l <= m; l++) {
-    double lc = lgamma(a + 1.0) - lgamma(l + 1.0) - lgamma(a - l + 1.0);
-    acc = log_add(acc, log(3.0) + lc + (a - l) * l1q + l * lq + (l - 1) * rdp(ctx, l));
+    double lc = lgamma(a + 1.0) - lgamma(l + 1.0) - lgamma(a - l + 1.0), x = (l - 1) * rdp(ctx, l);
+    acc = log_add(acc, lc + (a - l) * l1q + l * lq + x + log(3 - exp(-x)));
   }
-  return acc / (a - 1);
+  return log1p_exp(acc) / (a - 1);
 }
 
 typedef struct {

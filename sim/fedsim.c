@@ -451,8 +451,8 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
     double t0 = now_s();
     if (poisson) {
       /* every user with history checks in; the engine takes each with probability q */
-      m.n = 0;
       while (fedrec_engine_phase(m.e) == FEDREC_PHASE_SELECTING) {
+        m.n = 0; /* each pass lists the whole cohort: members are accepted again, coins do not change */
         for (uint32_t u = 0; u < everyone && !s; u++) {
           if (!eligible(&m, u)) continue;
           int acc;

@@ -159,7 +159,8 @@ int main(int argc, char **argv) {
          GRPC_STATUS_RESOURCE_EXHAUSTED);
   free(hb), free(huge);
 
-  /* inside a round: ten clients check in (cohort 10), client 1 misbehaves */
+  /* inside a round: ten clients check in (cohort 10), clients 2 and 3 misbehave, client 1
+   * sends its messages out of place */
   cq.model_only = 0;
   n = pack(&cq.base, buf);
   for (int i = 1; i <= 10; i++) {
@@ -183,8 +184,11 @@ int main(int argc, char **argv) {
   aq.message.data = (uint8_t *)junk;
   aq.message.len = sizeof junk;
   n = pack(&aq.base, buf);
-  check("malformed secure-aggregation keys", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
+  check("malformed secure-aggregation keys", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[3], buf, n,
          GRPC_STATUS_INVALID_ARGUMENT);
+  /* no honest client sends that: its sender is out of this round and of later selections */
+  check("anything more from the member that sent it", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[3], buf, n,
+         GRPC_STATUS_FAILED_PRECONDITION);
   fedrec_secagg_client *sc = fedrec_secagg_client_new(&info.secagg, info.cohort_index, NULL, NULL, &err);
   fedrec_sa_keys k;
   if (!sc || fedrec_secagg_client_advertise(sc, &k, &err)) {

@@ -89,6 +89,33 @@ static void test_small_q(void **state) {
   }
 }
 
+/* Tiny sampling rates with large noise, where the excess of A over 1 is 1e-12 or less: the
+ * sums of terms near 1 lost it to rounding (61d538e: up to 4.5e-4 relative under at 1e10+
+ * steps). Against 60-digit values from tests/tools/rdp_reference.py. */
+static void test_extreme_corners(void **state) {
+  (void)state;
+  static const struct { double q, z; int a; double rdp; } g[] = {
+      {1e-6, 100, 2, 1.00005000166670825e-16},  {1e-6, 100, 8, 4.00020000906715038e-16},
+      {1e-6, 100, 32, 1.60008000746736833e-15}, {1e-5, 300, 2, 1.11111728397347926e-15},
+      {1e-5, 300, 8, 4.44446913885689437e-15},  {1e-5, 300, 32, 1.77778766028352149e-14}};
+  for (size_t k = 0; k < sizeof g / sizeof g[0]; k++) {
+    double r = fedrec_rdp_subsampled_gaussian(g[k].q, g[k].z, g[k].a);
+    if (!(fabs(r / g[k].rdp - 1) < 1e-9))
+      fail_msg("gaussian q=%g z=%g a=%d: %.17g, reference %.17g", g[k].q, g[k].z, g[k].a, r, g[k].rdp);
+    /* a fractional order between two integers stays between them, and so above the lower */
+    if (g[k].a == 8) {
+      double f = fedrec_rdp_subsampled_gaussian(g[k].q, g[k].z, 8.5), up = fedrec_rdp_subsampled_gaussian(g[k].q, g[k].z, 9);
+      assert_true(f >= r && f <= up);
+    }
+  }
+  static const struct { int a; double rdp; } sk[] = {
+      {2, 1.00000052250018929e-16}, {8, 1.63994482174958555e-14}, {32, 3.21531368491761954e-13}};
+  for (size_t k = 0; k < sizeof sk / sizeof sk[0]; k++) {
+    double r = fedrec_rdp_skellam_subsampled(1e-5, sk[k].a, 10, 100, 1e8);
+    if (!(fabs(r / sk[k].rdp - 1) < 1e-9)) fail_msg("skellam a=%d: %.17g, reference %.17g", sk[k].a, r, sk[k].rdp);
+  }
+}
+
 /* Tens of thousands of steps: epsilon grows with T and composition is linear in RDP. */
 static void test_many_steps(void **state) {
   (void)state;
@@ -268,7 +295,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_published_opacus), cmocka_unit_test(test_published_tfprivacy),
       cmocka_unit_test(test_full_batch),       cmocka_unit_test(test_series_consistency),
-      cmocka_unit_test(test_small_q),          cmocka_unit_test(test_many_steps),
+      cmocka_unit_test(test_small_q), cmocka_unit_test(test_extreme_corners),          cmocka_unit_test(test_many_steps),
       cmocka_unit_test(test_delta_above_exact), cmocka_unit_test(test_calibrate),
       cmocka_unit_test(test_generic_subsampling), cmocka_unit_test(test_skellam),
       cmocka_unit_test(test_ddgauss),          cmocka_unit_test(test_tree),

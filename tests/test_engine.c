@@ -209,6 +209,7 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
       fedrec_engine_tick(w->e, w->now);
     }
     w->now += 10;
+    if (fedrec_engine_phase(w->e) == FEDREC_PHASE_SELECTING && ph < FEDREC_PHASE_UNMASK) break; /* aborted */
   }
   for (uint32_t i = 0; i < cohort; i++) fedrec_participant_free(part[i]);
   free(part), free(clients), free(bids);
@@ -653,6 +654,82 @@ static void test_fedadam_and_poisson(void **state) {
   world_free(&w);
 }
 
+/* One coin per device and round: 200 devices checking in 20 times each in one window are
+ * taken with probability q, not 1 - (1 - q)^20 (61d538e took 19 of 20 at q = 0.05); a window
+ * with too few sampled, or more than the cap, runs no round; the next round draws anew. */
+static void test_poisson_one_coin(void **state) {
+  (void)state;
+  world w;
+  fedrec_engine_config c;
+  base_config(&c);
+  c.sampling_rate = 0.05;
+  c.cohort = 100, c.min_cohort = 10, c.min_survivors = 10, c.selection_ms = 1000;
+  c.dropout = 0.001, c.dishonest = 0.001;
+  world_init(&w, &c, 1e6);
+  fedrec_error err = {0};
+  int acc, taken[200] = {0}, n = 0;
+  uint64_t round, first = fedrec_engine_round(w.e);
+  uint32_t retry;
+  for (int pass = 0; pass < 20; pass++)
+    for (uint64_t k = 0; k < 200; k++) {
+      assert_status(fedrec_engine_checkin(w.e, 5000 + k, w.now + (uint64_t)pass, &acc, &round, &retry, &err), FEDREC_OK);
+      if (pass == 0) taken[k] = acc, n += acc;
+      else assert_int_equal(acc, taken[k]); /* the same answer every time */
+    }
+  print_message("q = 0.05, 200 devices x 20 check-ins: %d taken\n", n);
+  assert_true(n >= 1 && n <= 30); /* Binomial(200, 0.05): mean 10, sd 3.1 */
+  /* too few for min_cohort: the window closes without a round, the next one draws anew */
+  fedrec_engine_free(w.e);
+  w.e = NULL;
+  world_free(&w);
+  c.min_cohort = 150, c.min_survivors = 100, c.cohort = 200;
+  c.sampling_rate = 0.5;
+  world_init(&w, &c, 1e6);
+  first = fedrec_engine_round(w.e);
+  for (uint64_t k = 0; k < 200; k++) (void)fedrec_engine_checkin(w.e, 5000 + k, w.now, &acc, &round, &retry, &err);
+  w.now += c.selection_ms;
+  fedrec_engine_tick(w.e, w.now);
+  assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING);
+  assert_int_equal(fedrec_engine_round(w.e), first + 1);
+  assert_int_equal(w.aborted, 1);
+  fedrec_engine_free(w.e);
+  w.e = NULL;
+  world_free(&w);
+  /* more yes-coins than the cap: no round (a cap would take the first ones only) */
+  c.min_cohort = 10, c.min_survivors = 10, c.cohort = 20, c.sampling_rate = 0.5;
+  world_init(&w, &c, 1e6);
+  for (uint64_t k = 0; k < 200; k++) (void)fedrec_engine_checkin(w.e, 5000 + k, w.now, &acc, &round, &retry, &err);
+  assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING); /* no early start at the cap */
+  w.now += c.selection_ms;
+  fedrec_engine_tick(w.e, w.now);
+  assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING);
+  assert_int_equal(w.aborted, 1);
+  world_free(&w);
+}
+
+/* With fewer masked inputs than min_survivors (but at least the SecAgg threshold), nothing
+ * is unmasked: the round ends before anyone is asked for a share, and the ledger has no entry
+ * because nothing was released (61d538e unmasked the sum, then aborted without an entry). */
+static void test_no_unmask_below_plan(void **state) {
+  (void)state;
+  world w;
+  world_start(&w); /* cohort 50, min_survivors 30 */
+  uint64_t cursor = 0;
+  const uint32_t masked[5] = {0, 0, 0, 22, 0}; /* 28 inputs */
+  run_round(&w, 50, masked, &cursor);
+  assert_int_equal(w.aborted, 1);
+  assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING);
+  fedrec_ledger_summary s;
+  fedrec_error err = {0};
+  fedrec_engine_free(w.e);
+  w.e = NULL;
+  fedrec_ledger_close(w.ledger);
+  w.ledger = NULL;
+  assert_status(fedrec_ledger_verify(w.ledger_path, w.id.pk, &s, NULL, 0, &err), FEDREC_OK);
+  assert_int_equal(s.entries, 0);
+  world_free(&w);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
@@ -663,6 +740,8 @@ int main(void) {
       cmocka_unit_test(test_fedadam_and_poisson),
       cmocka_unit_test(test_local_steps),
       cmocka_unit_test(test_submit_sum),
+      cmocka_unit_test(test_poisson_one_coin),
+      cmocka_unit_test(test_no_unmask_below_plan),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,8 +89,9 @@ fedrec_status fedrec_kx_agree_in(uint8_t key[FEDREC_KEY_BYTES], const uint8_t *s
  * a fixed scalar: every clamped scalar is a multiple of the cofactor). 0 otherwise. */
 int fedrec_kx_pk_valid(const uint8_t pk[FEDREC_PK_BYTES]) __attribute__((warn_unused_result));
 
-/* Mask kinds for domain separation. */
-enum { FEDREC_MASK_PAIR = 1, FEDREC_MASK_SELF = 2 };
+/* Mask kinds for domain separation (3: the SecAgg+ graph; FEDREC_PRF_COIN: the engine's
+ * Poisson selection coins, one per device and round). */
+enum { FEDREC_MASK_PAIR = 1, FEDREC_MASK_SELF = 2, FEDREC_PRF_COIN = 4 };
 
 /* Derives the per-use mask key: BLAKE2b-256 keyed with seed over
  * ("fedrec-mask-v1", session, kind, a, b, vector). */
