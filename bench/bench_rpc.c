@@ -268,7 +268,7 @@ static int one_cohort(bench *b, uint32_t n, int checkin_rate) {
   free(ca);
   b->n = n;
   b->vc = calloc(n, sizeof *b->vc);
-  for (uint32_t i = 0; i < n; i++) fedrec_token_make(b->vc[i].token, secret, i + 1);
+  for (uint32_t i = 0; i < n; i++) fedrec_token_make(b->vc[i].token, secret, i + 1, (uint64_t)time(NULL) + 86400);
   /* the model: downloaded once and shared by the virtual clients (one device, one download) */
   Fedrec__V1__CheckInRequest mq = FEDREC__V1__CHECK_IN_REQUEST__INIT;
   mq.model_only = 1;

@@ -154,6 +154,12 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: sampling rate in [0, 1], clip > 0, noise >= 0, phase and retry times > 0, bits 0 or 2..32");
   if (c->noise_multiplier > 0 && !ledger)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noisy releases need a privacy ledger");
+  /* a ledger promises that every release is accounted: a noiseless one cannot be (its epsilon
+   * is unbounded), so a state with a ledger never trains without noise (61d538e published
+   * noiseless models with no entry after a restart with noise 0) */
+  if (ledger && !(c->noise_multiplier > 0))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noise multiplier 0 with a privacy ledger: noiseless releases "
+                            "have unbounded epsilon and cannot be recorded; set a noise multiplier > 0");
   if (c->noise_multiplier > 0 && c->noise != FEDREC_NOISE_SKELLAM && c->noise != FEDREC_NOISE_DGAUSS)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noise must be Skellam or discrete Gaussian");
   /* secure aggregation must be possible at both ends of the cohort sizes a round may have */

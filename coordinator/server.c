@@ -195,7 +195,8 @@ static int config_file(config *c, const char *path) {
 static void usage(FILE *f) {
   fprintf(f, "usage:\n"
              "  fedrec-coordinator init  --state-dir DIR\n"
-             "  fedrec-coordinator token --state-dir DIR --id N\n"
+             "  fedrec-coordinator token --state-dir DIR --id N [--days D]   (a token valid D days, default 365)\n"
+             "  fedrec-coordinator revoke --state-dir DIR --id N   (refused from then on, also by a running serve)\n"
              "  fedrec-coordinator serve [--config FILE] [--KEY VALUE ...]\n"
              "  fedrec-coordinator export-model --state-dir DIR [--version V] --out FILE\n"
              "  fedrec-coordinator status --state-dir DIR      (JSON: models, rounds, clients, ledger)\n"
@@ -267,7 +268,7 @@ static void state_path(char *out, size_t cap, const config *c, const char *name)
 
 static int cmd_init(const config *c) {
   char p1[600], p2[600], p3[600];
-  if (mkdir(c->state_dir, 0700) && errno != EEXIST) {
+  if ((mkdir(c->state_dir, 0700) && errno != EEXIST) || chmod(c->state_dir, 0700)) {
     fprintf(stderr, "fedrec-coordinator init: %s: %s\n", c->state_dir, strerror(errno));
     return 1;
   }
@@ -364,7 +365,7 @@ static int cmd_export(const config *c, uint64_t v, const char *out) {
   return rc;
 }
 
-static int cmd_token(const config *c, uint64_t id) {
+static int cmd_token(const config *c, uint64_t id, uint64_t days) {
   char p[600];
   state_path(p, sizeof p, c, "token.secret");
   uint8_t *secret = fedrec_secret_alloc(32);
@@ -373,9 +374,25 @@ static int cmd_token(const config *c, uint64_t id) {
     return 1;
   }
   char tok[FEDREC_TOKEN_MAX];
-  fedrec_token_make(tok, secret, id);
+  fedrec_token_make(tok, secret, id, (uint64_t)time(NULL) + days * 86400);
   fedrec_secret_free(secret);
   printf("%s\n", tok);
+  return 0;
+}
+
+/* Adds id to the deny list in the state; a running coordinator picks it up within seconds. */
+static int cmd_revoke(const config *c, uint64_t id) {
+  char p[600];
+  state_path(p, sizeof p, c, "coordinator.db");
+  coord_store *st;
+  fedrec_error err = {0};
+  if (coord_store_open(&st, p, &err) || coord_store_revoke(st, id, &err)) {
+    fprintf(stderr, "fedrec-coordinator revoke: %s\n", err.msg);
+    if (st) coord_store_close(st);
+    return 1;
+  }
+  coord_store_close(st);
+  fprintf(stderr, "fedrec-coordinator: client %llu's tokens are revoked\n", (unsigned long long)id);
   return 0;
 }
 
@@ -406,6 +423,10 @@ typedef struct server {
   pthread_cond_t sd_cv;
   int shutdown_done;
   int metrics_fd;
+  /* revoked client ids, sorted; reloaded from the state every few seconds by the ticker */
+  pthread_mutex_t revoke_mu;
+  uint64_t *revoked;
+  size_t nrevoked;
 } server;
 
 static uint64_t now_ms(void) {
@@ -446,7 +467,7 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
   }
   s->m.last_cohort = st->cohort;
   s->m.last_survivors = st->survivors;
-  if (!st->aborted) s->m.epsilon = st->epsilon;
+  s->m.epsilon = fedrec_ledger_epsilon(s->ledger); /* from the ledger, whatever the round did */
   char reason[800];
   json_str(reason, sizeof reason, st->reason);
   logj(st->aborted ? "warn" : "info", st->aborted ? "round_aborted" : "round_done",
@@ -504,16 +525,52 @@ static void post(server *s, int method) {
   }
 }
 
-/* The client id from "authorization: Bearer <token>"; 0 when missing or wrong. */
-static int authenticate(server *s, call *c, uint64_t *client) {
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static int is_revoked(server *s, uint64_t client) {
+  pthread_mutex_lock(&s->revoke_mu);
+  int r = s->nrevoked && bsearch(&client, s->revoked, s->nrevoked, sizeof client, cmp_u64);
+  pthread_mutex_unlock(&s->revoke_mu);
+  return r;
+}
+
+/* Rereads the deny list (under s->mu, which guards the store). */
+static void reload_revoked(server *s) {
+  uint64_t *ids;
+  size_t n;
+  fedrec_error err = {0};
+  if (coord_store_revoked(s->store, &ids, &n, &err)) {
+    logj("error", "revoked_unreadable", "\"reason\": \"%s\"", err.msg);
+    return;
+  }
+  pthread_mutex_lock(&s->revoke_mu);
+  free(s->revoked);
+  s->revoked = ids, s->nrevoked = n;
+  pthread_mutex_unlock(&s->revoke_mu);
+}
+
+/* The client id from "authorization: Bearer <token>": 1 when the token is genuine, unexpired
+ * and not revoked; else 0 and why in details. */
+static int authenticate(server *s, call *c, uint64_t *client, char *details, size_t dcap) {
   for (size_t i = 0; i < c->md.count; i++) {
     if (grpc_slice_str_cmp(c->md.metadata[i].key, "authorization")) continue;
     grpc_slice v = c->md.metadata[i].value;
     const char *p = (const char *)GRPC_SLICE_START_PTR(v);
     size_t n = GRPC_SLICE_LENGTH(v);
-    if (n < 8 || memcmp(p, "Bearer ", 7)) return 0;
-    return fedrec_token_check(p + 7, n - 7, s->token_secret, client);
+    uint64_t expiry = 0;
+    fedrec_token_verdict t = n < 8 || memcmp(p, "Bearer ", 7)
+                                 ? FEDREC_TOKEN_INVALID
+                                 : fedrec_token_check(p + 7, n - 7, s->token_secret, (uint64_t)time(NULL), client, &expiry);
+    if (t == FEDREC_TOKEN_EXPIRED) snprintf(details, dcap, "token expired (ask the operator for a new one)");
+    else if (t == FEDREC_TOKEN_VALID && is_revoked(s, *client)) snprintf(details, dcap, "token revoked");
+    else if (t == FEDREC_TOKEN_VALID) return 1;
+    else snprintf(details, dcap, "missing or invalid token (authorization: Bearer <token>)");
+    return 0;
   }
+  snprintf(details, dcap, "missing or invalid token (authorization: Bearer <token>)");
   return 0;
 }
 
@@ -570,10 +627,7 @@ static grpc_status_code handle(server *s, call *c, char *details, size_t dcap) {
     return GRPC_STATUS_OK;
   }
   uint64_t client;
-  if (!authenticate(s, c, &client)) {
-    snprintf(details, dcap, "missing or invalid token (authorization: Bearer <token>)");
-    return GRPC_STATUS_UNAUTHENTICATED;
-  }
+  if (!authenticate(s, c, &client, details, dcap)) return GRPC_STATUS_UNAUTHENTICATED;
   ProtobufCMessage *rq = fedrec_rpc_unpack(FEDREC_RPC_REQUESTS[m], c->req);
   if (!rq) {
     snprintf(details, dcap, "malformed %s request", FEDREC_RPC_REQUESTS[m]->short_name);
@@ -764,11 +818,16 @@ static void *worker(void *arg) {
 static void *ticker(void *arg) {
   server *s = arg;
   int told = 0;
+  uint64_t reloaded = now_ms();
   while (!atomic_load(&s->shutting_down)) {
     struct timespec d = {0, 50 * 1000000};
     nanosleep(&d, NULL);
     pthread_mutex_lock(&s->mu);
     fedrec_engine_tick(s->engine, now_ms());
+    if (now_ms() - reloaded >= 2000) { /* revocations by `fedrec-coordinator revoke` */
+      reload_revoked(s);
+      reloaded = now_ms();
+    }
     if (!told && fedrec_engine_phase(s->engine) == FEDREC_PHASE_STOPPED) {
       char why[800];
       json_str(why, sizeof why, fedrec_engine_stop_reason(s->engine));
@@ -933,8 +992,9 @@ static fedrec_status start_engine(server *s, fedrec_error *err) {
     fedrec_engine_callbacks quiet = {s, NULL, on_round};
     st = fedrec_engine_new(&s->engine, &c->e, &model, saved.version, &s->id, s->ledger, &quiet, NULL, err);
   }
-  uint64_t next = saved.next_round, lr = fedrec_ledger_last_round(s->ledger);
+  uint64_t next = saved.next_round, lr = fedrec_ledger_last_round(s->ledger), sr = coord_store_last_round(s->store);
   if (lr + 1 > next) next = lr + 1; /* a round recorded in the ledger but never published */
+  if (sr + 1 > next) next = sr + 1; /* an aborted round's number is never used again */
   if (!st) st = fedrec_engine_restore(s->engine, next, saved.rounds_done, saved.opt1, saved.opt2, err);
   if (!st) {
     s->m.epsilon = fedrec_ledger_epsilon(s->ledger);
@@ -977,11 +1037,19 @@ static int serve(server *s) {
   if (!load_catalogue(s)) return 1;
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->sd_mu, NULL);
+  pthread_mutex_init(&s->revoke_mu, NULL);
   pthread_cond_init(&s->sd_cv, NULL);
+  /* the state holds keys, client ids and the ledger: owner only, whatever the umask was */
+  umask(077);
+  if (chmod(c->state_dir, 0700)) {
+    fprintf(stderr, "fedrec-coordinator: cannot make %s owner-only (chmod 0700): %s\n", c->state_dir, strerror(errno));
+    return 1;
+  }
   if (start_engine(s, &err)) {
     fprintf(stderr, "fedrec-coordinator: %s\n", err.msg);
     return 1;
   }
+  reload_revoked(s);
   /* block the signals in every thread; main waits for them */
   sigset_t sigs;
   sigemptyset(&sigs);
@@ -1103,7 +1171,7 @@ int main(int argc, char **argv) {
   config *c = &srv.cfg;
   config_defaults(c);
   const char *cmd = argv[1];
-  uint64_t id = 0, version = 0;
+  uint64_t id = 0, version = 0, days = 365;
   int have_id = 0;
   const char *out = NULL;
   /* a config file first, so that flags override it */
@@ -1131,11 +1199,21 @@ int main(int argc, char **argv) {
       }
       continue;
     }
+    if (!strcmp(f, "--days")) {
+      char *end;
+      errno = 0;
+      days = strtoull(v, &end, 10);
+      if (*end || errno || !*v || v[0] == '-' || days < 1 || days > 3650) {
+        fprintf(stderr, "fedrec-coordinator: --days: '%s' is not a whole number of days in 1..3650\n", v);
+        return 2;
+      }
+      continue;
+    }
     if (!strcmp(f, "--id")) {
       char *end;
       errno = 0;
       id = strtoull(v, &end, 10);
-      if (*end || errno || !*v) {
+      if (*end || errno || !(v[0] >= '0' && v[0] <= '9')) { /* strtoull takes "-1" and " 1" */
         fprintf(stderr, "fedrec-coordinator: --id: '%s' is not a whole number\n", v);
         return 2;
       }
@@ -1158,7 +1236,14 @@ int main(int argc, char **argv) {
       fprintf(stderr, "fedrec-coordinator token: --id is required\n");
       return 2;
     }
-    return cmd_token(c, id);
+    return cmd_token(c, id, days);
+  }
+  if (!strcmp(cmd, "revoke")) {
+    if (!have_id) {
+      fprintf(stderr, "fedrec-coordinator revoke: --id is required\n");
+      return 2;
+    }
+    return cmd_revoke(c, id);
   }
   if (!strcmp(cmd, "serve")) return serve(&srv);
   if (!strcmp(cmd, "status")) return cmd_status(c);
@@ -1169,6 +1254,6 @@ int main(int argc, char **argv) {
     }
     return cmd_export(c, version, out);
   }
-  fprintf(stderr, "fedrec-coordinator: unknown command '%s' (init, token, serve, status, export-model)\n", cmd);
+  fprintf(stderr, "fedrec-coordinator: unknown command '%s' (init, token, revoke, serve, status, export-model)\n", cmd);
   return 2;
 }

@@ -21,7 +21,8 @@ static const char *SCHEMA =
     " dropped_masked INTEGER NOT NULL, dropped_unmask INTEGER NOT NULL, bytes_in INTEGER NOT NULL,"
     " update_norm REAL NOT NULL, ended INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS clients(id INTEGER PRIMARY KEY, rounds INTEGER NOT NULL,"
-    " last_round INTEGER NOT NULL);";
+    " last_round INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS revoked(id INTEGER PRIMARY KEY, at INTEGER NOT NULL);";
 
 static fedrec_status fail(fedrec_error *err, sqlite3 *db, const char *what) {
   return fedrec_error_set(err, FEDREC_ERR_IO, "coordinator state: %s: %s", what, sqlite3_errmsg(db));
@@ -145,7 +146,9 @@ fedrec_status coord_store_save_round(coord_store *s, const fedrec_round_stats *r
                                      const uint64_t *clients, uint32_t n, fedrec_error *err) {
   sqlite3_stmt *st = NULL;
   if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return fail(err, s->db, "begin");
-  int rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO rounds VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+  /* INSERT, not INSERT OR REPLACE: a round's record is never overwritten (round numbers are
+   * never reused, coord_store_last_round; a clash is a bug to surface, not a record to erase) */
+  int rc = sqlite3_prepare_v2(s->db, "INSERT INTO rounds VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, (sqlite3_int64)r->round);
     sqlite3_bind_int64(st, 2, r->cohort);
@@ -199,4 +202,51 @@ void coord_store_versions(coord_store *s, char *out, size_t cap) {
   while (sqlite3_step(st) == SQLITE_ROW && n + 24 < cap)
     n += (size_t)snprintf(out + n, cap - n, "%s%lld", n ? ", " : "", (long long)sqlite3_column_int64(st, 0));
   sqlite3_finalize(st);
+}
+
+uint64_t coord_store_last_round(coord_store *s) {
+  sqlite3_stmt *st;
+  uint64_t r = 0;
+  if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(round), 0) FROM rounds", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) r = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  return r;
+}
+
+fedrec_status coord_store_revoke(coord_store *s, uint64_t id, fedrec_error *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO revoked VALUES(?, ?)", -1, &st, NULL) != SQLITE_OK)
+    return fail(err, s->db, "revoking");
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? FEDREC_OK : fail(err, s->db, "revoking");
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+fedrec_status coord_store_revoked(coord_store *s, uint64_t **ids, size_t *n, fedrec_error *err) {
+  *ids = NULL;
+  *n = 0;
+  int64_t count = coord_store_count(s, "revoked");
+  if (count < 0) return fail(err, s->db, "reading revoked tokens");
+  uint64_t *v = malloc(((size_t)count + 1) * sizeof *v);
+  sqlite3_stmt *st;
+  if (!v) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "revoked tokens");
+  if (sqlite3_prepare_v2(s->db, "SELECT id FROM revoked", -1, &st, NULL) != SQLITE_OK) {
+    free(v);
+    return fail(err, s->db, "reading revoked tokens");
+  }
+  size_t k = 0;
+  while (k < (size_t)count && sqlite3_step(st) == SQLITE_ROW) v[k++] = (uint64_t)sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  qsort(v, k, sizeof *v, cmp_u64);
+  *ids = v;
+  *n = k;
+  return FEDREC_OK;
 }

@@ -38,6 +38,12 @@ fedrec_status coord_store_save_round(coord_store *s, const fedrec_round_stats *s
                                      const uint64_t *clients, uint32_t n, fedrec_error *err);
 /* Writes the kept model versions, ascending, as a JSON array body ("1, 2, 3"). */
 void coord_store_versions(coord_store *s, char *out, size_t cap);
+/* The highest round number recorded (0: none): a restart numbers rounds after it, so that an
+ * aborted round's number is never used again. */
+uint64_t coord_store_last_round(coord_store *s);
+/* Revoked client ids (`fedrec-coordinator revoke`): add one; read all, sorted (malloc'd). */
+fedrec_status coord_store_revoke(coord_store *s, uint64_t id, fedrec_error *err);
+fedrec_status coord_store_revoked(coord_store *s, uint64_t **ids, size_t *n, fedrec_error *err);
 /* Counts for reports and tests. */
 int64_t coord_store_count(coord_store *s, const char *table);
 

@@ -176,6 +176,13 @@ fedrec_status fedrec_calibrate_gaussian(double *z, double target_epsilon, double
   if (fedrec_epsilon_gaussian(q, hi, steps, delta, o, NULL) > target_epsilon)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "calibrate: epsilon %g is out of reach even at noise multiplier %g",
                             target_epsilon, hi);
+  /* the answer can lie below the usual bracket (a large target, a tiny q): widen it down, so
+   * that the bisection always has epsilon(lo) > target (61d538e returned 1e-3 then) */
+  while (lo > 1e-12 && fedrec_epsilon_gaussian(q, lo, steps, delta, o, NULL) <= target_epsilon) hi = lo, lo /= 16;
+  if (fedrec_epsilon_gaussian(q, lo, steps, delta, o, NULL) <= target_epsilon) {
+    *z = lo; /* even this little noise meets the target */
+    return FEDREC_OK;
+  }
   /* epsilon decreases in z: bisect on a log scale */
   while (hi / lo > 1 + 1e-7) {
     double mid = sqrt(lo * hi);

@@ -259,31 +259,52 @@ fedrec_status fedrec_identity_from_seed(fedrec_identity *id, const uint8_t seed[
   return FEDREC_OK;
 }
 
-static void token_mac(uint8_t mac[16], const uint8_t secret[32], uint64_t id) {
-  char msg[48];
-  int n = snprintf(msg, sizeof msg, "fedrec-token-v1:%llu", (unsigned long long)id);
+static void token_mac(uint8_t mac[16], const uint8_t secret[32], uint64_t id, uint64_t expiry) {
+  char msg[80];
+  int n = snprintf(msg, sizeof msg, "fedrec-token-v2:%llu:%llu", (unsigned long long)id, (unsigned long long)expiry);
   crypto_generichash(mac, 16, (const unsigned char *)msg, (size_t)n, secret, 32);
 }
 
-void fedrec_token_make(char out[FEDREC_TOKEN_MAX], const uint8_t secret[32], uint64_t id) {
+void fedrec_token_make(char out[FEDREC_TOKEN_MAX], const uint8_t secret[32], uint64_t id, uint64_t expiry) {
   uint8_t mac[16];
-  token_mac(mac, secret, id);
-  int n = snprintf(out, FEDREC_TOKEN_MAX, "%llu.", (unsigned long long)id);
+  token_mac(mac, secret, id, expiry);
+  int n = snprintf(out, FEDREC_TOKEN_MAX, "%llu.%llu.", (unsigned long long)id, (unsigned long long)expiry);
   sodium_bin2hex(out + n, (size_t)(FEDREC_TOKEN_MAX - n), mac, sizeof mac);
   sodium_memzero(mac, sizeof mac);
 }
 
-int fedrec_token_check(const char *token, size_t len, const uint8_t secret[32], uint64_t *id) {
+/* A canonical decimal uint64 at s[*i..]: digits, no leading zero (but "0"), no overflow. */
+static int token_number(const char *s, size_t len, size_t *i, uint64_t *out) {
+  size_t start = *i;
   uint64_t v = 0;
+  while (*i < len && s[*i] >= '0' && s[*i] <= '9') {
+    uint64_t d = (uint64_t)(s[*i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return 0;
+    v = v * 10 + d;
+    (*i)++;
+  }
+  if (*i == start || (s[start] == '0' && *i - start > 1)) return 0;
+  *out = v;
+  return 1;
+}
+
+fedrec_token_verdict fedrec_token_check(const char *token, size_t len, const uint8_t secret[32], uint64_t now,
+                                        uint64_t *id, uint64_t *expiry) {
+  uint64_t v, exp;
   size_t i = 0;
-  while (i < len && i < 20 && token[i] >= '0' && token[i] <= '9') v = v * 10 + (uint64_t)(token[i++] - '0');
-  if (i == 0 || i >= len || token[i] != '.' || len - i - 1 != 32) return 0;
+  if (!token_number(token, len, &i, &v) || i >= len || token[i++] != '.') return FEDREC_TOKEN_INVALID;
+  if (!token_number(token, len, &i, &exp) || i >= len || token[i++] != '.') return FEDREC_TOKEN_INVALID;
+  if (len - i != 32) return FEDREC_TOKEN_INVALID;
+  for (size_t k = i; k < len; k++) /* lower-case hex only: one spelling */
+    if (!((token[k] >= '0' && token[k] <= '9') || (token[k] >= 'a' && token[k] <= 'f'))) return FEDREC_TOKEN_INVALID;
   uint8_t mac[16], want[16];
   size_t bin_len = 0;
-  if (sodium_hex2bin(mac, sizeof mac, token + i + 1, 32, NULL, &bin_len, NULL) != 0 || bin_len != 16) return 0;
-  token_mac(want, secret, v);
+  if (sodium_hex2bin(mac, sizeof mac, token + i, 32, NULL, &bin_len, NULL) != 0 || bin_len != 16) return FEDREC_TOKEN_INVALID;
+  token_mac(want, secret, v, exp);
   int ok = sodium_memcmp(mac, want, 16) == 0;
   sodium_memzero(want, sizeof want);
-  if (ok) *id = v;
-  return ok;
+  if (!ok) return FEDREC_TOKEN_INVALID;
+  *id = v;
+  *expiry = exp;
+  return now >= exp ? FEDREC_TOKEN_EXPIRED : FEDREC_TOKEN_VALID;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -14,6 +15,7 @@
 
 static grpc_channel *ch;
 static int failures;
+static uint64_t g_expiry; /* token_for: this expiry instead of a day from now */
 
 static grpc_status_code call_raw(const char *method, const char *token, const void *req, size_t len,
                                  grpc_byte_buffer **resp, char *details, size_t cap) {
@@ -61,13 +63,13 @@ static void token_for(const char *state, uint64_t id, char *out) {
     exit(2);
   }
   fclose(f);
-  fedrec_token_make(out, secret, id);
+  fedrec_token_make(out, secret, id, g_expiry ? g_expiry : (uint64_t)time(NULL) + 86400);
   sodium_memzero(secret, sizeof secret);
 }
 
 int main(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: rpc_probe HOST:PORT CA_PEM STATE_DIR\n");
+  if (argc != 4 && !(argc == 6 && !strcmp(argv[4], "revoked"))) {
+    fprintf(stderr, "usage: rpc_probe HOST:PORT CA_PEM STATE_DIR [revoked ID]\n");
     return 2;
   }
   if (fedrec_crypto_init()) return 2;
@@ -82,6 +84,19 @@ int main(int argc, char **argv) {
   uint8_t buf[4096];
   size_t n;
   const char *CHECK_IN = FEDREC_RPC_METHODS[FEDREC_RPC_CHECK_IN];
+  if (argc == 6) { /* after `fedrec-coordinator revoke --id ID`: that id's fresh token is refused */
+    char t[FEDREC_TOKEN_MAX];
+    token_for(argv[3], strtoull(argv[5], NULL, 10), t);
+    Fedrec__V1__CheckInRequest q = FEDREC__V1__CHECK_IN_REQUEST__INIT;
+    q.model_only = 1;
+    n = pack(&q.base, buf);
+    check("check-in with a revoked id's token", CHECK_IN, t, buf, n, GRPC_STATUS_UNAUTHENTICATED);
+    check("check-in with another id's token", CHECK_IN, tok[1], buf, n, GRPC_STATUS_OK);
+    grpc_channel_destroy(ch);
+    grpc_shutdown();
+    printf("%s: %d failure%s\n", failures ? "FAIL" : "PASS", failures, failures == 1 ? "" : "s");
+    return failures ? 1 : 0;
+  }
 
   /* health: no token needed */
   Grpc__Health__V1__HealthCheckRequest hq = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
@@ -105,10 +120,20 @@ int main(int argc, char **argv) {
   n = pack(&cq.base, buf);
   check("check-in without a token", CHECK_IN, NULL, buf, n, GRPC_STATUS_UNAUTHENTICATED);
   check("check-in with a forged token", CHECK_IN, "1.00000000000000000000000000000000", buf, n, GRPC_STATUS_UNAUTHENTICATED);
-  char other[FEDREC_TOKEN_MAX];
+  char other[FEDREC_TOKEN_MAX + 8];
   snprintf(other, sizeof other, "2%s", strchr(tok[1], '.'));
   check("check-in with another id's MAC", CHECK_IN, other, buf, n, GRPC_STATUS_UNAUTHENTICATED);
   check("check-in with garbage for a token", CHECK_IN, "x", buf, n, GRPC_STATUS_UNAUTHENTICATED);
+  /* one spelling per token: a leading zero or upper-case hex is another string, refused */
+  snprintf(other, sizeof other, "0%s", tok[1]);
+  check("check-in with a leading zero on the id", CHECK_IN, other, buf, n, GRPC_STATUS_UNAUTHENTICATED);
+  snprintf(other, sizeof other, "%s", tok[1]);
+  for (char *q = strrchr(other, '.'); *q; q++) *q = (char)(*q >= 'a' && *q <= 'f' ? *q - 32 : *q);
+  check("check-in with upper-case hex", CHECK_IN, other, buf, n, GRPC_STATUS_UNAUTHENTICATED);
+  g_expiry = (uint64_t)time(NULL) - 1;
+  token_for(argv[3], 1, other);
+  g_expiry = 0;
+  check("check-in with an expired token", CHECK_IN, other, buf, n, GRPC_STATUS_UNAUTHENTICATED);
 
   /* malformed messages and unknown methods */
   const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x08};

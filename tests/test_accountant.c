@@ -155,6 +155,11 @@ static void test_calibrate(void **state) {
   double e = fedrec_epsilon_gaussian(0.01, z, 5000, 1e-5, &o, NULL);
   assert_true(e <= 2.0 && e > 2.0 * (1 - 1e-4));
   assert_status(fedrec_calibrate_gaussian(&z, 0, 1e-5, 0.01, 5000, &o, &err), FEDREC_ERR_ARG);
+  /* an answer below the usual bracket's 1e-3 is found, not clamped to it */
+  assert_status(fedrec_calibrate_gaussian(&z, 1e7, 1e-5, 1e-6, 1, &o, &err), FEDREC_OK);
+  e = fedrec_epsilon_gaussian(1e-6, z, 1, 1e-5, &o, NULL);
+  print_message("target 1e7 at q = 1e-6, one step: z = %.6g, epsilon %.6g\n", z, e);
+  assert_true(z < 1e-3 && e <= 1e7 && e > 1e7 * (1 - 1e-4));
   fedrec_orders bad;
   assert_status(fedrec_orders_parse(&bad, "2,0.5", &err), FEDREC_ERR_ARG);
   assert_status(fedrec_orders_parse(&bad, "2,x", &err), FEDREC_ERR_ARG);

@@ -225,28 +225,47 @@ static void test_shamir_errors(void **state) {
   assert_int_equal(caught, 200);
 }
 
-/* Tokens: a minted token checks, with its id; any change to the id or MAC, another secret,
- * or a malformed token does not. */
+/* Tokens: a minted token checks, with its id and expiry; any change to the id, expiry or
+ * MAC, another secret, a malformed or non-canonical spelling (leading zeros, upper-case hex,
+ * an id past 2^64 that would wrap) does not; past its expiry it is reported expired. */
 static void test_tokens(void **state) {
   (void)state;
   uint8_t secret[32] = {1, 2, 3}, other[32] = {9};
   char tok[FEDREC_TOKEN_MAX];
-  fedrec_token_make(tok, secret, 1234567);
-  uint64_t id = 0;
-  assert_true(fedrec_token_check(tok, strlen(tok), secret, &id));
-  assert_true(id == 1234567);
-  assert_false(fedrec_token_check(tok, strlen(tok), other, &id));
-  char bad[FEDREC_TOKEN_MAX];
+  fedrec_token_make(tok, secret, 1234567, 2000000000);
+  uint64_t id = 0, exp = 0, now = 1800000000;
+  assert_int_equal(fedrec_token_check(tok, strlen(tok), secret, now, &id, &exp), FEDREC_TOKEN_VALID);
+  assert_true(id == 1234567 && exp == 2000000000);
+  assert_int_equal(fedrec_token_check(tok, strlen(tok), secret, 2000000000, &id, &exp), FEDREC_TOKEN_EXPIRED);
+  assert_int_equal(fedrec_token_check(tok, strlen(tok), other, now, &id, &exp), FEDREC_TOKEN_INVALID);
+  char bad[FEDREC_TOKEN_MAX + 8];
   strcpy(bad, tok);
   bad[0] = '2'; /* another id, same MAC */
-  assert_false(fedrec_token_check(bad, strlen(bad), secret, &id));
+  assert_int_equal(fedrec_token_check(bad, strlen(bad), secret, now, &id, &exp), FEDREC_TOKEN_INVALID);
+  strcpy(bad, tok);
+  bad[8] = '3'; /* a later expiry, same MAC */
+  assert_int_equal(fedrec_token_check(bad, strlen(bad), secret, now, &id, &exp), FEDREC_TOKEN_INVALID);
   strcpy(bad, tok);
   bad[strlen(bad) - 1] ^= 1;
-  assert_false(fedrec_token_check(bad, strlen(bad), secret, &id));
-  assert_false(fedrec_token_check(tok, strlen(tok) - 1, secret, &id));
-  assert_false(fedrec_token_check("", 0, secret, &id));
-  assert_false(fedrec_token_check(".00000000000000000000000000000000", 33, secret, &id));
-  assert_false(fedrec_token_check("12x00000000000000000000000000000000", 35, secret, &id));
+  assert_int_equal(fedrec_token_check(bad, strlen(bad), secret, now, &id, &exp), FEDREC_TOKEN_INVALID);
+  assert_int_equal(fedrec_token_check(tok, strlen(tok) - 1, secret, now, &id, &exp), FEDREC_TOKEN_INVALID);
+  assert_int_equal(fedrec_token_check("", 0, secret, now, &id, &exp), FEDREC_TOKEN_INVALID);
+  /* other spellings of the same genuine token */
+  snprintf(bad, sizeof bad, "0%s", tok); /* a leading zero */
+  assert_int_equal(fedrec_token_check(bad, strlen(bad), secret, now, &id, &exp), FEDREC_TOKEN_INVALID);
+  strcpy(bad, tok);
+  for (char *p = strrchr(bad, '.'); *p; p++) *p = (char)(*p >= 'a' && *p <= 'f' ? *p - 32 : *p); /* upper case */
+  assert_true(strcmp(bad, tok) != 0);
+  assert_int_equal(fedrec_token_check(bad, strlen(bad), secret, now, &id, &exp), FEDREC_TOKEN_INVALID);
+  /* an id of 2^64 + 1234567 would wrap to 1234567 with unchecked arithmetic */
+  snprintf(bad, sizeof bad, "18446744073710786183%s", strchr(tok, '.'));
+  assert_int_equal(fedrec_token_check(bad, strlen(bad), secret, now, &id, &exp), FEDREC_TOKEN_INVALID);
+  /* the largest id is fine */
+  fedrec_token_make(tok, secret, UINT64_MAX, 2000000000);
+  assert_int_equal(fedrec_token_check(tok, strlen(tok), secret, now, &id, &exp), FEDREC_TOKEN_VALID);
+  assert_true(id == UINT64_MAX);
+  /* the old format (no expiry) is not accepted */
+  assert_int_equal(fedrec_token_check("12.00000000000000000000000000000000", 35, secret, now, &id, &exp), FEDREC_TOKEN_INVALID);
 }
 
 int main(void) {

@@ -707,6 +707,30 @@ static void test_poisson_one_coin(void **state) {
   world_free(&w);
 }
 
+/* A state with a privacy ledger never trains without noise: every release must be recorded,
+ * and a noiseless one has no finite epsilon (61d538e restarted with noise 0 and published
+ * models with no ledger entry). */
+static void test_no_noise_with_ledger(void **state) {
+  (void)state;
+  world w;
+  world_start(&w);
+  fedrec_engine_config c;
+  base_config(&c);
+  c.noise_multiplier = 0;
+  fedrec_model m;
+  fedrec_error err = {0};
+  int32_t ni = w.ds.R.cols, *all = malloc((size_t)ni * sizeof *all);
+  for (int32_t i = 0; i < ni; i++) all[i] = i;
+  assert_status(fedrec_model_init(&m, ni, 8, w.ds.content, w.ds.content_dim, 1, all, ni, 5, 0.1f, &err), FEDREC_OK);
+  free(all);
+  fedrec_engine *e2 = NULL;
+  assert_status(fedrec_engine_new(&e2, &c, &m, 1, &w.id, w.ledger, NULL, NULL, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "noise multiplier 0 with a privacy ledger"));
+  assert_null(e2);
+  fedrec_model_free(&m);
+  world_free(&w);
+}
+
 /* With fewer masked inputs than min_survivors (but at least the SecAgg threshold), nothing
  * is unmasked: the round ends before anyone is asked for a share, and the ledger has no entry
  * because nothing was released (61d538e unmasked the sum, then aborted without an entry). */
@@ -742,6 +766,7 @@ int main(void) {
       cmocka_unit_test(test_submit_sum),
       cmocka_unit_test(test_poisson_one_coin),
       cmocka_unit_test(test_no_unmask_below_plan),
+      cmocka_unit_test(test_no_noise_with_ledger),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,13 +33,22 @@ fedrec_status fedrec_crypto_init(void) __attribute__((warn_unused_result));
 
 /* BLAKE2b-256 of the concatenation of two byte strings (either may be empty). */
 void fedrec_hash2(uint8_t out[32], const void *a, size_t alen, const void *b, size_t blen);
-/* Client tokens: "<id>.<32 hex digits>", the digits a BLAKE2b-128 MAC keyed with the
- * coordinator's 32-byte token secret over "fedrec-token-v1" and the decimal id. The
- * coordinator checks tokens without storing them. */
-#define FEDREC_TOKEN_MAX 64
-void fedrec_token_make(char out[FEDREC_TOKEN_MAX], const uint8_t secret[32], uint64_t id);
-/* 1 and *id when token is well-formed and its MAC matches (constant-time compare). */
-int fedrec_token_check(const char *token, size_t len, const uint8_t secret[32], uint64_t *id);
+/* Client tokens: "<id>.<expiry>.<32 hex digits>", the digits a BLAKE2b-128 MAC keyed with
+ * the coordinator's 32-byte token secret over "fedrec-token-v2:<id>:<expiry>"; expiry in Unix
+ * seconds. The coordinator checks tokens without storing them (revocation: a deny list of
+ * ids). One spelling only: decimal numbers without leading zeros or overflow, lower-case hex,
+ * so that no two strings name the same token. */
+#define FEDREC_TOKEN_MAX 80
+void fedrec_token_make(char out[FEDREC_TOKEN_MAX], const uint8_t secret[32], uint64_t id, uint64_t expiry);
+typedef enum fedrec_token_verdict {
+  FEDREC_TOKEN_VALID = 0,
+  FEDREC_TOKEN_INVALID = 1, /* malformed, not canonical, or the MAC does not match */
+  FEDREC_TOKEN_EXPIRED = 2, /* genuine, but now >= its expiry */
+} fedrec_token_verdict;
+/* Checks a token at time now (Unix seconds); *id and *expiry are set when it is genuine
+ * (valid or expired). The MAC is compared in constant time. */
+fedrec_token_verdict fedrec_token_check(const char *token, size_t len, const uint8_t secret[32], uint64_t now,
+                                        uint64_t *id, uint64_t *expiry);
 /* Ed25519 identity from a 32-byte seed (deterministic), sk in guarded memory. */
 struct fedrec_identity;
 fedrec_status fedrec_identity_from_seed(struct fedrec_identity *id, const uint8_t seed[32])
