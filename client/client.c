@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,7 +40,9 @@ static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS model(id INTEGER PRIMARY KEY CHECK(id = 1), version INTEGER NOT NULL, blob BLOB NOT NULL,"
     " hash BLOB NOT NULL, sig BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS download(id INTEGER PRIMARY KEY CHECK(id = 1), version INTEGER NOT NULL, size INTEGER NOT NULL,"
-    " hash BLOB NOT NULL, sig BLOB NOT NULL, data BLOB NOT NULL);";
+    " hash BLOB NOT NULL, sig BLOB NOT NULL, data BLOB NOT NULL);"
+    /* a partial download: its chunks, each appended once (the download row's data stays empty) */
+    "CREATE TABLE IF NOT EXISTS download_chunk(offset INTEGER PRIMARY KEY, data BLOB NOT NULL);";
 
 static fedrec_status dberr(fedrec_error *err, fedrec_client *c, const char *what) {
   return fedrec_error_set(err, FEDREC_ERR_IO, "client store: %s: %s", what, sqlite3_errmsg(c->db));
@@ -98,6 +103,16 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
   fedrec_client *c = calloc(1, sizeof *c);
   if (!c) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "client");
   fedrec_status s = FEDREC_OK;
+  /* the store holds the bearer token and the whole viewing history: owner only. Created here
+   * 0600 before SQLite opens it (SQLite's own creation follows the umask), and its journal and
+   * WAL files take the database file's mode. An existing store is narrowed to 0600 too. */
+  int fd = open(cfg->store, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 || fchmod(fd, 0600)) {
+    if (fd >= 0) close(fd);
+    free(c);
+    return fedrec_error_set(err, FEDREC_ERR_IO, "client store %s: %s", cfg->store, strerror(errno));
+  }
+  close(fd);
   if (sqlite3_open_v2(cfg->store, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
       sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
       sqlite3_exec(c->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
@@ -271,31 +286,97 @@ static uint64_t mono_ms(void) {
 
 /* ---------------------------------------------------------------- model */
 
-/* Makes the cached model `mi`: downloads what is missing (resuming a partial download of the
- * same version), verifies hash and signature, and stores it in one transaction. */
-static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo *mi, uint64_t *resumed_at,
-                                  fedrec_error *err) {
-  if (!mi) return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator sent no model information");
-  if (mi->version == c->model_version) return FEDREC_OK;
-  if (mi->blake2b_hash.len != 32 || mi->signature.len != 64 || mi->size_bytes > (1ULL << 32) || mi->size_bytes < 32)
-    return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator sent malformed model information");
-  size_t size = (size_t)mi->size_bytes, have = 0;
-  uint8_t *buf = malloc(size);
-  if (!buf) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "model of %zu bytes", size);
+/* The exact encoded size a model header implies, or 0 when the header does not fit this
+ * device's catalogue (items, content dimensions) or the decoder's limits (core/model_blob.c). */
+static uint64_t implied_size(const fedrec_client *c, const uint8_t h[32]) {
+  uint32_t v[4];
+  for (int k = 0; k < 4; k++) v[k] = (uint32_t)h[16 + 4 * k] | (uint32_t)h[17 + 4 * k] << 8 | (uint32_t)h[18 + 4 * k] << 16 | (uint32_t)h[19 + 4 * k] << 24;
+  uint32_t n_items = v[0], d = v[1], p = v[2], n_free = v[3];
+  if (memcmp(h, "FRMD", 4) || (int64_t)n_items != c->cat.R.cols || d < 1 || d > 4096 || n_free > n_items ||
+      (p && (int32_t)p != c->cat.content_dim) || (!p && !n_free))
+    return 0;
+  return 32 + 4 * ((uint64_t)n_free + (uint64_t)d * p + (uint64_t)n_free * d);
+}
+
+/* A partial download of this model (same version, size and hash) into buf: how many bytes
+ * (contiguous chunks from 0); any other partial download is discarded. */
+static size_t resume_download(fedrec_client *c, const Fedrec__V1__ModelInfo *mi, uint8_t *buf, size_t size) {
   sqlite3_stmt *st;
-  /* resume a partial download of this very model */
-  if (sqlite3_prepare_v2(c->db, "SELECT version, size, hash, data FROM download WHERE id = 1", -1, &st, NULL) == SQLITE_OK) {
-    if (sqlite3_step(st) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) == mi->version &&
-        (size_t)sqlite3_column_int64(st, 1) == size && sqlite3_column_bytes(st, 2) == 32 &&
-        !memcmp(sqlite3_column_blob(st, 2), mi->blake2b_hash.data, 32) && (size_t)sqlite3_column_bytes(st, 3) <= size) {
-      have = (size_t)sqlite3_column_bytes(st, 3);
-      if (have) memcpy(buf, sqlite3_column_blob(st, 3), have);
+  int same = 0;
+  if (sqlite3_prepare_v2(c->db, "SELECT version, size, hash FROM download WHERE id = 1", -1, &st, NULL) == SQLITE_OK) {
+    same = sqlite3_step(st) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) == mi->version &&
+           (uint64_t)sqlite3_column_int64(st, 1) == size && sqlite3_column_bytes(st, 2) == 32 &&
+           !memcmp(sqlite3_column_blob(st, 2), mi->blake2b_hash.data, 32);
+    sqlite3_finalize(st);
+  }
+  size_t have = 0;
+  if (same && sqlite3_prepare_v2(c->db, "SELECT offset, data FROM download_chunk ORDER BY offset", -1, &st, NULL) == SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      size_t off = (size_t)sqlite3_column_int64(st, 0), n = (size_t)sqlite3_column_bytes(st, 1);
+      if (off != have || n == 0 || n > size - have) break; /* a gap or an overrun: keep what is contiguous */
+      memcpy(buf + have, sqlite3_column_blob(st, 1), n);
+      have += n;
     }
     sqlite3_finalize(st);
   }
-  if (resumed_at) *resumed_at = have;
+  if (!same) sqlite3_exec(c->db, "DELETE FROM download; DELETE FROM download_chunk", NULL, NULL, NULL);
+  return have;
+}
+
+/* Records a downloaded chunk: the first one writes the download's identity, each appends. */
+static void save_chunk(fedrec_client *c, const Fedrec__V1__ModelInfo *mi, size_t size, size_t off, const uint8_t *data,
+                       size_t n) {
+  sqlite3_stmt *st;
+  if (off == 0 && sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO download VALUES(1, ?, ?, ?, ?, x'')", -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)mi->version);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+    sqlite3_bind_blob(st, 3, mi->blake2b_hash.data, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, mi->signature.data, 64, SQLITE_STATIC);
+    sqlite3_step(st);
+    sqlite3_finalize(st);
+  }
+  if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO download_chunk VALUES(?, ?)", -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)off);
+    sqlite3_bind_blob64(st, 2, data, n, SQLITE_STATIC);
+    sqlite3_step(st);
+    sqlite3_finalize(st);
+  }
+}
+
+/* Makes the cached model `mi`: downloads what is missing (resuming a partial download of the
+ * same version), verifies hash and signature, and stores it in one transaction. Refuses a
+ * version older than the cached one (a rollback), a size the catalogue's shape cannot have
+ * and a header that disagrees with the size, before allocating for it; gives up at
+ * `deadline` (monotonic ms). */
+static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo *mi, uint64_t *resumed_at,
+                                  uint64_t deadline, fedrec_error *err) {
+  if (!mi) return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator sent no model information");
+  if (mi->version == c->model_version) return FEDREC_OK;
+  if (mi->version < c->model_version)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "coordinator offers model %llu, older than the cached %llu: refused (rollback)",
+                            (unsigned long long)mi->version, (unsigned long long)c->model_version);
+  if (mi->blake2b_hash.len != 32 || mi->signature.len != 64 || mi->size_bytes < 32)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator sent malformed model information");
+  fedrec_status s = load_catalogue(c, err);
+  if (s) return s;
+  /* the largest model this catalogue can have (d <= 4096, every item a free embedding) */
+  uint64_t ni = (uint64_t)c->cat.R.cols, most = 32 + 4 * (ni + 4096 * ((uint64_t)c->cat.content_dim + ni));
+  if (mi->size_bytes > most || mi->size_bytes > SIZE_MAX / 2)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator claims a %llu-byte model; %llu items of %d content dimensions allow %llu at most",
+                            (unsigned long long)mi->size_bytes, (unsigned long long)ni, c->cat.content_dim, (unsigned long long)most);
+  size_t size = (size_t)mi->size_bytes, have = 0;
   char details[512];
+  uint8_t *buf = malloc(size);
+  if (!buf) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "model of %zu bytes", size);
+  have = resume_download(c, mi, buf, size);
+  if (resumed_at) *resumed_at = have;
   while (have < size) {
+    /* once the header is in: the size it implies must be the size claimed */
+    if (have >= 32 && implied_size(c, buf) != size) break;
+    if (mono_ms() > deadline) {
+      free(buf);
+      return fedrec_error_set(err, FEDREC_ERR_IO, "GetModel: download deadline passed at byte %zu of %zu (resumes next sync)", have, size);
+    }
     Fedrec__V1__GetModelRequest rq = FEDREC__V1__GET_MODEL_REQUEST__INIT;
     rq.version = mi->version;
     rq.offset = have;
@@ -307,40 +388,37 @@ static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo 
       free(buf);
       return fedrec_error_set(err, FEDREC_ERR_IO, "GetModel: %s: %s", code_name(code), details);
     }
-    if (r->offset != have || r->chunk.len == 0 || r->chunk.len > size - have) {
+    if (r->offset != have || r->chunk.len == 0 || r->chunk.len > size - have || (have == 0 && r->chunk.len < 32)) {
       protobuf_c_message_free_unpacked(&r->base, NULL);
       free(buf);
       return fedrec_error_set(err, FEDREC_ERR_PARSE, "GetModel: chunk at %zu of %zu bytes does not fit", have, size);
     }
     memcpy(buf + have, r->chunk.data, r->chunk.len);
+    save_chunk(c, mi, size, have, r->chunk.data, r->chunk.len); /* an interrupted download resumes here */
     have += r->chunk.len;
     protobuf_c_message_free_unpacked(&r->base, NULL);
-    /* keep the progress, so an interrupted download resumes here */
-    if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO download VALUES(1, ?, ?, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
-      sqlite3_bind_int64(st, 1, (sqlite3_int64)mi->version);
-      sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
-      sqlite3_bind_blob(st, 3, mi->blake2b_hash.data, 32, SQLITE_STATIC);
-      sqlite3_bind_blob(st, 4, mi->signature.data, 64, SQLITE_STATIC);
-      sqlite3_bind_blob64(st, 5, buf, have, SQLITE_STATIC);
-      sqlite3_step(st);
-      sqlite3_finalize(st);
-    }
+  }
+  if (implied_size(c, buf) != size) {
+    sqlite3_exec(c->db, "DELETE FROM download; DELETE FROM download_chunk", NULL, NULL, NULL);
+    free(buf);
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "model %llu: its header does not fit the catalogue or the %zu bytes claimed: not used",
+                            (unsigned long long)mi->version, size);
   }
   if (!fedrec_model_verify(buf, size, mi->version, mi->blake2b_hash.data, mi->signature.data, c->pk)) {
-    sqlite3_exec(c->db, "DELETE FROM download", NULL, NULL, NULL);
+    sqlite3_exec(c->db, "DELETE FROM download; DELETE FROM download_chunk", NULL, NULL, NULL);
     free(buf);
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "model %llu fails its hash or signature check: not used",
                             (unsigned long long)mi->version);
   }
-  fedrec_status s = load_catalogue(c, err);
   fedrec_model m;
   uint64_t ver = 0;
-  if (!s) s = fedrec_model_decode(&m, &ver, buf, size, c->cat.content, c->cat.content_dim, err);
+  s = fedrec_model_decode(&m, &ver, buf, size, c->cat.content, c->cat.content_dim, err);
   if (!s) {
     int bad = ver != mi->version || m.n_items != c->cat.R.cols;
     fedrec_model_free(&m);
     if (bad) s = fedrec_error_set(err, FEDREC_ERR_PARSE, "model %llu does not fit the catalogue", (unsigned long long)mi->version);
   }
+  sqlite3_stmt *st;
   int ok = !s && sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
   if (ok && sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO model VALUES(1, ?, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, (sqlite3_int64)mi->version);
@@ -352,7 +430,7 @@ static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo 
   } else {
     ok = 0;
   }
-  ok = ok && sqlite3_exec(c->db, "DELETE FROM download", NULL, NULL, NULL) == SQLITE_OK &&
+  ok = ok && sqlite3_exec(c->db, "DELETE FROM download; DELETE FROM download_chunk", NULL, NULL, NULL) == SQLITE_OK &&
        sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
   free(buf);
   if (s) return s;
@@ -426,14 +504,17 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
     free(items), free(w);
     return io_fail(c, out, err, "CheckIn", code, details);
   }
-  s = ensure_model(c, ci->model, &out->resumed_at, err);
+  s = ensure_model(c, ci->model, &out->resumed_at, start + c->sync_ms, err);
   out->model_version = c->model_version;
   out->round = ci->round;
   out->retry_after_ms = ci->retry_after_ms;
   int accepted = ci->accepted;
   if (ci->stopped_reason && ci->stopped_reason[0]) {
+    /* unsigned: anyone on the path, or a coordinator with a full disk, can say it. So it is
+     * news, not an order: the device comes back after a long, jittered wait (an hour) */
     out->result = FEDREC_SYNC_STOPPED;
     snprintf(out->detail, sizeof out->detail, "%s", ci->stopped_reason);
+    out->retry_after_ms = 1800000 + randombytes_uniform(3600000);
     accepted = 0;
   }
   protobuf_c_message_free_unpacked(&ci->base, NULL);

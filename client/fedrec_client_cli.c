@@ -1,6 +1,6 @@
 /* fedrec-client: a thin command line over the client library (include/fedrec/client.h).
  *
- *   fedrec-client init      --store F --target HOST:PORT --token T --coordinator-key HEX|@FILE
+ *   fedrec-client init      --store F --target HOST:PORT --token @FILE|- --coordinator-key HEX|@FILE
  *                           --catalogue SPEC [--ca PEM] [--cert PEM --key PEM] [--insecure]
  *   fedrec-client import    --store F (--csv FILE | --synthetic-user N)
  *   fedrec-client record    --store F ITEM [WEIGHT]
@@ -13,13 +13,16 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "fedrec/client.h"
 #include "fedrec/data.h"
 #include "fedrec/synth.h"
 
 static void usage(FILE *f) {
   fputs("usage:\n"
-        "  fedrec-client init      --store F --target HOST:PORT --token T --coordinator-key HEX|@FILE\n"
+        "  fedrec-client init      --store F --target HOST:PORT --token @FILE|- --coordinator-key HEX|@FILE\n"
+        "                          (the token from a file, or - for standard input: never on the command line)\n"
         "                          --catalogue SPEC [--ca PEM] [--cert PEM --key PEM] [--insecure]\n"
         "  fedrec-client import    --store F (--csv FILE | --synthetic-user N)\n"
         "  fedrec-client record    --store F ITEM [WEIGHT]\n"
@@ -114,6 +117,26 @@ static const char *key_arg(const char *v, char *buf, size_t cap) {
   return buf;
 }
 
+/* --token @FILE or - (standard input): a bearer token on the command line would be readable
+ * by every user of the machine (ps, /proc/PID/cmdline), so a literal one is refused. */
+static const char *token_arg(const char *v, char *buf, size_t cap) {
+  if (!v) return NULL;
+  if (v[0] != '@' && strcmp(v, "-")) {
+    fprintf(stderr, "fedrec-client: --token: give @FILE or - (standard input), not the token itself: the command line "
+                    "is visible to every user of this machine\n");
+    return NULL;
+  }
+  FILE *f = strcmp(v, "-") ? fopen(v + 1, "r") : stdin;
+  int ok = f && fgets(buf, (int)cap, f);
+  if (f && f != stdin) fclose(f);
+  if (!ok) {
+    fprintf(stderr, "fedrec-client: --token: cannot read %s\n", strcmp(v, "-") ? v + 1 : "standard input");
+    return NULL;
+  }
+  buf[strcspn(buf, "\r\n")] = 0;
+  return buf;
+}
+
 static const char *RESULT[] = {"not selected", "participated", "left out", "stopped"};
 
 int main(int argc, char **argv) {
@@ -128,9 +151,10 @@ int main(int argc, char **argv) {
   }
   args a;
   if (!parse(&a, argc, argv)) return 2;
-  char keybuf[128];
+  char keybuf[128], tokbuf[128];
   const char *key = key_arg(a.key, keybuf, sizeof keybuf);
   if (a.key && !key) return 2;
+  if (a.token && !(a.token = token_arg(a.token, tokbuf, sizeof tokbuf))) return 2;
   if (!strcmp(cmd, "init") && (!a.target || !a.token || !key || !a.catalogue || (!a.ca && !a.insecure))) {
     fprintf(stderr, "fedrec-client init: --target, --token, --coordinator-key, --catalogue and --ca (or --insecure) are required\n");
     return 2;
@@ -140,7 +164,9 @@ int main(int argc, char **argv) {
                               .coordinator_key = key, .catalogue = a.catalogue};
   fedrec_client *c;
   fedrec_error err = {0};
-  if (fedrec_client_open(&c, &cfg, &err)) {
+  int opened = fedrec_client_open(&c, &cfg, &err);
+  sodium_memzero(tokbuf, sizeof tokbuf); /* kept in the store (0600) only */
+  if (opened) {
     fprintf(stderr, "fedrec-client: %s\n", err.msg);
     return 1;
   }
@@ -225,7 +251,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fedrec-client sync: %s, round %llu, model %llu%s%s\n", RESULT[o.result], (unsigned long long)o.round,
                 (unsigned long long)o.model_version, o.detail[0] ? ": " : "", o.detail);
       if (!st && o.result == FEDREC_SYNC_PARTICIPATED) done++;
-      if (!st && o.result == FEDREC_SYNC_STOPPED) break;
+      if (!st && o.result == FEDREC_SYNC_STOPPED) { /* unsigned news: this loop ends, the next sync asks again */
+        fprintf(stderr, "fedrec-client sync: the stop is not signed: an app would sync again in %u s\n", o.retry_after_ms / 1000);
+        break;
+      }
       if (done < a.rounds && s + 1 < a.max_syncs) {
         struct timespec d = {o.retry_after_ms / 1000, (long)(o.retry_after_ms % 1000) * 1000000};
         nanosleep(&d, NULL);

@@ -10,8 +10,20 @@ trap 'rm -rf "$W"' EXIT
 C=$B/client/fedrec-client
 fail() { echo "FAIL: $*"; exit 1; }
 CAT="synthetic:users=100,items=50,dim=4,seed=1"
-$C init --store "$W/s.db" --target 127.0.0.1:1 --insecure --token 1.00000000000000000000000000000000 \
+# a token on the command line is refused (every user of the machine can read it)
+out=$($C init --store "$W/s.db" --target 127.0.0.1:1 --insecure --token 1.2.00000000000000000000000000000000 \
+  --coordinator-key 0000000000000000000000000000000000000000000000000000000000000000 --catalogue "$CAT" 2>&1) &&
+  fail "a literal token was accepted"
+grep -q "not the token itself" <<< "$out" || fail "no reason for refusing a literal token: $out"
+echo 1.2.00000000000000000000000000000000 > "$W/token"
+$C init --store "$W/s.db" --target 127.0.0.1:1 --insecure --token "@$W/token" \
   --coordinator-key 0000000000000000000000000000000000000000000000000000000000000000 --catalogue "$CAT" || fail init
+[ "$(stat -c %a "$W/s.db")" = 600 ] || fail "the client store (token, history) is not 0600"
+umask 022
+$C init --store "$W/s2.db" --target 127.0.0.1:1 --insecure --token "@$W/token" \
+  --coordinator-key 0000000000000000000000000000000000000000000000000000000000000000 --catalogue "$CAT" || fail init2
+[ "$(stat -c %a "$W/s2.db")" = 600 ] || fail "a new client store is not 0600 under umask 022"
+for f in "$W"/s2.db-*; do [ -e "$f" ] && { [ "$(stat -c %a "$f")" = 600 ] || fail "$f is not 0600"; }; done
 printf 'user,item,weight\nme,i3,2\nme,i7,1\nme,i3,1\n' > "$W/h.csv"
 out=$($C import --store "$W/s.db" --csv "$W/h.csv" 2>&1) || fail "import: $out"
 grep -q "imported 3 events" <<< "$out" || fail "import said: $out"

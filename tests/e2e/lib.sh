@@ -57,9 +57,26 @@ e2e_stop() {
 
 # e2e_client N [init flags...]: a client store $W/cN.db with token N.
 e2e_client() {
-  local i=$1 tok
+  local i=$1
   shift
-  tok=$("$COORD" token --state-dir "$W/state" --id "$i")
-  "$CLIENT" init --store "$W/c$i.db" --target "127.0.0.1:$port" --ca "$W/certs/ca.pem" --token "$tok" \
-    --coordinator-key "@$W/state/identity.pub" "$@" 2>/dev/null
+  "$COORD" token --state-dir "$W/state" --id "$i" |
+    "$CLIENT" init --store "$W/c$i.db" --target "127.0.0.1:$port" --ca "$W/certs/ca.pem" --token - \
+      --coordinator-key "@$W/state/identity.pub" "$@" 2>/dev/null
+}
+
+# e2e_python_stubs: Python gRPC stubs generated from protos/ into $W/gen (Debian's protoc and
+# grpc_python_plugin); exits 77 (skipped) when python3-grpcio or the compilers are missing.
+PY=/usr/bin/python3
+e2e_python_stubs() {
+  if ! [[ -x /usr/bin/protoc && -x /usr/bin/grpc_python_plugin ]] || ! $PY -c 'import grpc, google.protobuf, cryptography' 2>/dev/null; then
+    echo "SKIPPED (needs python3-grpcio python3-protobuf python3-cryptography protobuf-compiler protobuf-compiler-grpc; scripts/install-deps installs them)"
+    exit 77
+  fi
+  mkdir -p "$W/gen"
+  /usr/bin/protoc -I"$SRC/protos" --python_out="$W/gen" --grpc_python_out="$W/gen" \
+    --plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin \
+    "$SRC/protos/fedrec/v1/coordinator.proto" "$SRC/protos/grpc/health/v1/health.proto"
+  # the package name grpc.health would shadow the grpc module: move it aside
+  mkdir -p "$W/gen/grpc_health" && mv "$W/gen/grpc/health/v1" "$W/gen/grpc_health/v1" && rm -rf "$W/gen/grpc"
+  sed -i 's/from grpc.health.v1 import/from grpc_health.v1 import/' "$W/gen/grpc_health/v1/health_pb2_grpc.py"
 }
