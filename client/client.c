@@ -257,8 +257,14 @@ static fedrec_status connect_channel(fedrec_client *c, fedrec_error *err) {
     if (key) sodium_memzero(key, strlen(key));
     free(ca), free(cert), free(key);
   }
-  grpc_arg args[1] = {{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 256 << 20}};
-  grpc_channel_args ca = {1, args};
+  /* one backoff: the client's own (after failed syncs, bounded, docs/CLIENT.md). gRPC's
+   * reconnect backoff (up to 2 minutes by default) would stack on it after a coordinator
+   * restart, so it is kept to 1-5 s */
+  grpc_arg args[4] = {{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 256 << 20},
+                      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 1000},
+                      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 1000},
+                      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 5000}};
+  grpc_channel_args ca = {4, args};
   c->ch = grpc_channel_create(c->target, creds, &ca);
   grpc_channel_credentials_release(creds);
   for (int m = 0; m < FEDREC_RPC_NMETHODS; m++) c->handles[m] = grpc_channel_register_call(c->ch, FEDREC_RPC_METHODS[m], NULL, NULL);
@@ -465,7 +471,7 @@ static void backoff(fedrec_client *c, fedrec_sync_outcome *out, int failed) {
   snprintf(v, sizeof v, "%d", f);
   put_setting(c, "failures", v);
   if (!failed) return;
-  double base = 1000.0 * pow(2.0, f < 12 ? f : 12); /* 2 s .. about an hour */
+  double base = 1000.0 * pow(2.0, f < 9 ? f : 9); /* 2 s .. 512 s (4.3 to 12.8 minutes with jitter) */
   uint32_t r = randombytes_uniform(1000);
   out->retry_after_ms = (uint32_t)(base * (0.5 + r / 1000.0));
 }
