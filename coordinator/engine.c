@@ -715,6 +715,20 @@ static void optimise(fedrec_engine *e) {
   fedrec_model_set_params(&e->model, e->x);
 }
 
+/* A bound on the L2 norm of the decoded sum of `summed` honest inputs, exceeded with
+ * probability below 1e-13: each input's rounded encoding is at most gamma times
+ * fedrec_ddp_rounding_bound (the encoder enforces it), and the noise in the sum, iid per
+ * coordinate with the survivors' total variance v (integer units), has squared norm at most
+ * v (D + 2 sqrt(D x) + 2 x) with x = 30 for a Gaussian (Laurent and Massart 2000); Skellam
+ * and discrete Gaussian noise get 10% on top for their lattice and tails. */
+static double sum_norm_bound(const fedrec_engine *e, uint32_t summed) {
+  const fedrec_ddp_params *p = &e->info.ddp;
+  double D = (double)e->info.secagg.dim, x = 30, v = 0;
+  if (p->noise != FEDREC_NOISE_NONE) v = (double)summed * (double)p->sigma2_num / (double)p->sigma2_den;
+  double noise = 1.1 * p->gamma * sqrt(v * (D + 2 * sqrt(D * x) + 2 * x));
+  return summed * p->gamma * fedrec_ddp_rounding_bound(p) + noise;
+}
+
 static void finish_round(fedrec_engine *e, uint64_t now) {
   fedrec_error err = {0};
   uint32_t summed = 0;
@@ -758,6 +772,20 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
     return;
   }
   fedrec_ddp_decode(e->avg, e->modsum, &e->info.ddp, e->work);
+  /* SecAgg cannot check what a client put in its input: one that skipped clipping can steer
+   * the sum. The sum cannot be longer than summed clipped (and rounded) updates plus the
+   * noise; longer, it is discarded (its release is recorded above). */
+  double sum2 = 0, bound = sum_norm_bound(e, summed);
+  for (int64_t i = 0; i < e->dim; i++) sum2 += (double)e->avg[i] * e->avg[i];
+  if (!(sqrt(sum2) <= bound)) {
+    char why[240];
+    snprintf(why, sizeof why, "the decoded sum's norm %.4g exceeds %.4g (%u clipped updates and the noise): "
+             "an input was not clipped; discarded, the release is recorded", sqrt(sum2), bound, summed);
+    e->stats.epsilon = eps;
+    e->stats.survivors = summed;
+    abort_round(e, why);
+    return;
+  }
   if (central) { /* simulation only: N(0, (z c)^2) per coordinate, Box-Muller from the engine's source */
     double sd = e->c.noise_multiplier * e->c.clip;
     for (int64_t i = 0; i < e->dim; i += 2) {

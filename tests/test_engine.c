@@ -707,6 +707,73 @@ static void test_poisson_one_coin(void **state) {
   world_free(&w);
 }
 
+/* One member of ten skips clipping (its encoded input carries a vector far longer than the
+ * clip): the decoded sum is longer than ten clipped updates and the noise can be, so the round
+ * is discarded, not published, and its release is in the ledger (61d538e published it). The
+ * same round with honest inputs only is published. Plain inputs (no masks) stand for what a
+ * device puts under its masks: SecAgg cannot see it either way. */
+static void poisoned_round(world *w, int poison, uint64_t first_user) {
+  fedrec_error err = {0};
+  int acc;
+  uint64_t round;
+  uint32_t retry;
+  for (uint64_t k = 0; k < 10; k++)
+    assert_status(fedrec_engine_checkin(w->e, first_user + k, w->now, &acc, &round, &retry, &err), FEDREC_OK);
+  assert_int_equal(fedrec_engine_phase(w->e), FEDREC_PHASE_MASKED); /* plain: straight to the inputs */
+  fedrec_round_info info;
+  int64_t dim = fedrec_model_params(fedrec_engine_current_model(w->e));
+  float *u = malloc((size_t)dim * sizeof *u);
+  for (uint64_t k = 0; k < 10; k++) {
+    assert_status(fedrec_engine_round_info(w->e, first_user + k, round, w->now, &info, &retry, &err), FEDREC_OK);
+    for (int64_t i = 0; i < dim; i++) u[i] = (float)(((i * 7 + (int64_t)k) % 11) - 5) * 0.01f;
+    fedrec_participant *pt;
+    assert_status(fedrec_participant_new_update(&pt, &info, u, dim, NULL, &err), FEDREC_OK);
+    uint8_t *msg;
+    size_t len;
+    assert_status(fedrec_participant_plain(pt, &msg, &len, &err), FEDREC_OK);
+    if (poison && k == 3) { /* what a device that skips clipping sends: its input times 40 */
+      fedrec_sa_msg m;
+      assert_status(fedrec_sa_decode(&m, msg, len, 10, 1u << 24, &err), FEDREC_OK);
+      uint32_t lim = m.bits >= 32 ? 0xffffffffu : (1u << m.bits) - 1;
+      for (uint32_t i = 0; i < m.u.masked.dim; i++) m.u.masked.y[i] = (uint32_t)((int64_t)(int32_t)(m.u.masked.y[i] << (32 - m.bits)) / (1 << (32 - m.bits)) * 40) & lim;
+      size_t n2 = fedrec_sa_encode_masked(msg, len, &m.u.masked, m.bits);
+      assert_int_equal(n2, len);
+      fedrec_sa_msg_free(&m);
+    }
+    assert_status(fedrec_engine_submit(w->e, first_user + k, round, FEDREC_PHASE_MASKED, msg, len, w->now, &err), FEDREC_OK);
+    free(msg);
+    fedrec_participant_free(pt);
+  }
+  free(u);
+  fedrec_engine_tick(w->e, w->now);
+  assert_int_equal(fedrec_engine_phase(w->e), FEDREC_PHASE_SELECTING);
+}
+
+static void test_poisoned_update(void **state) {
+  (void)state;
+  world w;
+  fedrec_engine_config c;
+  base_config(&c);
+  c.plain = 1;
+  c.cohort = 10, c.min_cohort = 10, c.min_survivors = 8;
+  world_init(&w, &c, 1e6);
+  poisoned_round(&w, 0, 100);
+  assert_int_equal(w.aborted, 0);
+  assert_int_equal(w.published, 2);
+  poisoned_round(&w, 1, 200);
+  assert_int_equal(w.aborted, 1);
+  assert_int_equal(w.published, 2); /* not published */
+  fedrec_ledger_summary s;
+  fedrec_error err = {0};
+  fedrec_engine_free(w.e);
+  w.e = NULL;
+  fedrec_ledger_close(w.ledger);
+  w.ledger = NULL;
+  assert_status(fedrec_ledger_verify(w.ledger_path, w.id.pk, &s, NULL, 0, &err), FEDREC_OK);
+  assert_int_equal(s.entries, 2); /* the discarded round was released to the coordinator: recorded */
+  world_free(&w);
+}
+
 /* A state with a privacy ledger never trains without noise: every release must be recorded,
  * and a noiseless one has no finite epsilon (61d538e restarted with noise 0 and published
  * models with no ledger entry). */
@@ -767,6 +834,7 @@ int main(void) {
       cmocka_unit_test(test_poisson_one_coin),
       cmocka_unit_test(test_no_unmask_below_plan),
       cmocka_unit_test(test_no_noise_with_ledger),
+      cmocka_unit_test(test_poisoned_update),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
