@@ -361,7 +361,7 @@ static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo 
   if (mi->version < c->model_version)
     return fedrec_error_set(err, FEDREC_ERR_STATE, "coordinator offers model %llu, older than the cached %llu: refused (rollback)",
                             (unsigned long long)mi->version, (unsigned long long)c->model_version);
-  if (mi->blake2b_hash.len != 32 || mi->signature.len != 64 || mi->size_bytes < 32)
+  if (mi->blake2b_hash.len != 32 || mi->signature.len != 64 || mi->ledger_head.len != 32 || mi->size_bytes < 32)
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator sent malformed model information");
   fedrec_status s = load_catalogue(c, err);
   if (s) return s;
@@ -410,7 +410,8 @@ static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo 
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "model %llu: its header does not fit the catalogue or the %zu bytes claimed: not used",
                             (unsigned long long)mi->version, size);
   }
-  if (!fedrec_model_verify(buf, size, mi->version, mi->blake2b_hash.data, mi->signature.data, c->pk)) {
+  if (!fedrec_model_verify(buf, size, mi->version, mi->blake2b_hash.data, mi->ledger_entries, mi->ledger_head.data,
+                           mi->signature.data, c->pk)) {
     sqlite3_exec(c->db, "DELETE FROM download; DELETE FROM download_chunk", NULL, NULL, NULL);
     free(buf);
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "model %llu fails its hash or signature check: not used",

@@ -22,6 +22,8 @@ struct fedrec_engine {
   uint8_t *blob;
   size_t len;
   uint8_t hash[32], sig[FEDREC_SIG_BYTES];
+  uint64_t ledger_entries; /* the ledger head the served model's signature covers */
+  uint8_t ledger_head[32];
   const fedrec_identity *id;
   fedrec_ledger *ledger;
   fedrec_engine_callbacks cb;
@@ -90,19 +92,22 @@ void fedrec_engine_defaults(fedrec_engine_config *c) {
   c->reg = 0.003f;
 }
 
-void fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_t version,
-                                 const uint8_t hash[32]) {
-  memcpy(out, "fedrec-model-v1", 15);
+void fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_t version, const uint8_t hash[32],
+                                 uint64_t ledger_entries, const uint8_t ledger_head[32]) {
+  memcpy(out, "fedrec-model-v2", 15);
   for (int i = 0; i < 8; i++) out[15 + i] = (uint8_t)(version >> (8 * i));
   memcpy(out + 23, hash, 32);
+  for (int i = 0; i < 8; i++) out[55 + i] = (uint8_t)(ledger_entries >> (8 * i));
+  memcpy(out + 63, ledger_head, 32);
 }
 
 int fedrec_model_verify(const uint8_t *blob, size_t len, uint64_t version, const uint8_t hash[32],
-                        const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t pk[FEDREC_SIGN_PK_BYTES]) {
+                        uint64_t ledger_entries, const uint8_t ledger_head[32], const uint8_t sig[FEDREC_SIG_BYTES],
+                        const uint8_t pk[FEDREC_SIGN_PK_BYTES]) {
   uint8_t h[32], msg[FEDREC_MODEL_SIGNED_BYTES];
   fedrec_hash2(h, blob, len, NULL, 0);
   if (memcmp(h, hash, 32)) return 0;
-  fedrec_model_signed_message(msg, version, hash);
+  fedrec_model_signed_message(msg, version, hash, ledger_entries, ledger_head);
   return fedrec_verify(sig, msg, sizeof msg, pk);
 }
 
@@ -127,8 +132,11 @@ static fedrec_status seal_model(fedrec_engine *e, uint64_t version, fedrec_error
   e->len = len;
   e->version = version;
   fedrec_hash2(e->hash, blob, len, NULL, 0);
+  /* the ledger as it stands behind this model (every release it used is in it) */
+  if (e->ledger) fedrec_ledger_head(e->ledger, &e->ledger_entries, e->ledger_head);
+  else e->ledger_entries = 0, memset(e->ledger_head, 0, 32);
   uint8_t msg[FEDREC_MODEL_SIGNED_BYTES];
-  fedrec_model_signed_message(msg, version, e->hash);
+  fedrec_model_signed_message(msg, version, e->hash, e->ledger_entries, e->ledger_head);
   fedrec_sign(e->sig, msg, sizeof msg, e->id);
   return FEDREC_OK;
 }
@@ -260,6 +268,8 @@ void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out) {
   out->len = e->len;
   memcpy(out->hash, e->hash, 32);
   memcpy(out->sig, e->sig, sizeof out->sig);
+  out->ledger_entries = e->ledger_entries;
+  memcpy(out->ledger_head, e->ledger_head, 32);
 }
 
 void fedrec_engine_set_callbacks(fedrec_engine *e, const fedrec_engine_callbacks *cb) { e->cb = *cb; }
@@ -336,19 +346,29 @@ static double central_z(const fedrec_engine_config *c, const fedrec_ddp_params *
   return c->noise_multiplier * c->clip / (p->gamma * fedrec_ddp_rounding_bound(p));
 }
 
-/* The ledger release of a round with these DP parameters and `survivors` clients. */
+uint32_t fedrec_engine_colluders(const fedrec_engine_config *c, uint32_t n) {
+  if (c->central || !(c->dishonest > 0)) return 0;
+  double k = ceil(c->dishonest * n - 1e-9);
+  return k >= n ? n : (uint32_t)k;
+}
+
+/* The ledger release of a round of a cohort of n with these DP parameters and `survivors`
+ * clients: the noise of up to fedrec_engine_colluders(n) of them is not credited (they may
+ * collude with the server, who then subtracts it, or skip it). */
 static fedrec_release release_of(const fedrec_engine_config *c, const fedrec_ddp_params *p, uint64_t round,
-                                 uint32_t survivors) {
+                                 uint32_t survivors, uint32_t n) {
   double d2, d1;
   fedrec_ddp_sensitivity(p, &d2, &d1);
   double s2 = (double)p->sigma2_num / (double)p->sigma2_den;
+  uint32_t col = fedrec_engine_colluders(c, n);
+  if (col > survivors) col = survivors;
   fedrec_release r = {.round = round, .q = c->sampling_rate > 0 ? c->sampling_rate : 1.0,
-                      .d2 = d2, .d1 = d1, .survivors = survivors};
+                      .d2 = d2, .d1 = d1, .survivors = survivors, .colluders = col};
   if (c->central) { /* Gaussian noise z c on the sum, whose sensitivity is gamma times the rounded bound */
     r = (fedrec_release){.mechanism = "gaussian", .round = round, .q = r.q, .z = central_z(c, p), .survivors = survivors};
   } else if (p->noise == FEDREC_NOISE_SKELLAM) {
     r.mechanism = "skellam";
-    r.var = survivors * s2;
+    r.var = (survivors - col) * s2;
   } else {
     r.mechanism = "dgauss";
     r.sigma = sqrt(s2);
@@ -358,7 +378,7 @@ static fedrec_release release_of(const fedrec_engine_config *c, const fedrec_ddp
 }
 
 static fedrec_release release_for(const fedrec_engine *e, uint32_t survivors) {
-  return release_of(&e->c, &e->info.ddp, e->round, survivors);
+  return release_of(&e->c, &e->info.ddp, e->round, survivors, e->n);
 }
 
 fedrec_status fedrec_engine_round_ddp(const fedrec_engine_config *c, int64_t dim, uint32_t n,
@@ -370,9 +390,15 @@ fedrec_status fedrec_engine_round_ddp(const fedrec_engine_config *c, int64_t dim
   p->clip = c->clip;
   p->beta = exp(-0.5);
   p->noise = c->noise_multiplier > 0 && !c->central ? c->noise : FEDREC_NOISE_NONE;
-  /* the noise in the sum of min_survivors clients has std z c; with all n surviving it is
-   * sqrt(n / min_survivors) times that, which the wrap-around bound must allow for */
-  double z = c->central ? 0 : c->noise_multiplier, zwrap = z * sqrt((double)n / c->min_survivors);
+  /* the noise of the honest ones among min_survivors clients (all but the colluders a cohort
+   * of n may hold) has std z c; with all n surviving it is sqrt(n / honest) times that, which
+   * the wrap-around bound must allow for */
+  uint32_t col = fedrec_engine_colluders(c, n);
+  if (col >= c->min_survivors)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "round parameters: a cohort of %u may hold %u colluders (dishonest %g), "
+                            "as many as min_survivors %u: no noise could be credited", n, col, c->dishonest, c->min_survivors);
+  uint32_t honest = c->min_survivors - col;
+  double z = c->central ? 0 : c->noise_multiplier, zwrap = z * sqrt((double)n / honest);
   fedrec_error e2 = {0};
   fedrec_status s = c->bits ? fedrec_ddp_choose_gamma(&p->gamma, p->clip, p->dim, n, zwrap, c->bits, c->p_wrap, &e2)
                             : fedrec_ddp_choose_bits(&p->bits, &p->gamma, p->clip, p->dim, n, zwrap, c->p_wrap,
@@ -380,7 +406,7 @@ fedrec_status fedrec_engine_round_ddp(const fedrec_engine_config *c, int64_t dim
   if (c->bits) p->bits = c->bits;
   if (s) return fedrec_error_set(err, s, "cannot encode updates: %s", e2.msg);
   if (z > 0) {
-    double s2 = (z * p->clip / p->gamma) * (z * p->clip / p->gamma) / c->min_survivors;
+    double s2 = (z * p->clip / p->gamma) * (z * p->clip / p->gamma) / honest;
     uint64_t den = p->noise == FEDREC_NOISE_SKELLAM ? 1024 : 256;
     double num = ceil(s2 * (double)den);
     if (!(num >= 1 && num < (p->noise == FEDREC_NOISE_SKELLAM ? 1099511627776.0 : 4294967296.0)))
@@ -399,7 +425,7 @@ fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config
   fedrec_orders o;
   fedrec_orders_default(&o);
   if (c->central && c->noise_multiplier > 0) {
-    fedrec_release r = release_of(c, &p, 1, c->min_survivors);
+    fedrec_release r = release_of(c, &p, 1, c->min_survivors, n);
     *eps = fedrec_epsilon_gaussian(r.q, r.z, rounds, delta, &o, NULL);
     return FEDREC_OK;
   }
@@ -407,9 +433,9 @@ fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config
     *eps = INFINITY;
     return FEDREC_OK;
   }
-  fedrec_release r = release_of(c, &p, 1, c->min_survivors);
+  fedrec_release r = release_of(c, &p, 1, c->min_survivors, n);
   *eps = r.var > 0 ? fedrec_epsilon_skellam(r.q, r.d2, r.d1, r.var, rounds, delta, &o, NULL)
-                   : fedrec_epsilon_ddgauss(r.q, r.d2, r.d1, r.sigma, r.survivors, r.dim, rounds, delta, &o, NULL);
+                   : fedrec_epsilon_ddgauss(r.q, r.d2, r.d1, r.sigma, r.survivors - r.colluders, r.dim, rounds, delta, &o, NULL);
   return FEDREC_OK;
 }
 

@@ -17,6 +17,10 @@ struct fedrec_ledger {
   double rdp[FEDREC_MAX_ORDERS]; /* cumulative */
   uint64_t seq, last_round;
   uint8_t last[32];
+  int format;         /* 3 (colluders, a signed head from genesis on); 2: older, verify only */
+  uint64_t want_seq;  /* fedrec_ledger_verify_covers: this entry must have this hash */
+  uint8_t want_hash[32];
+  int want_found;
   uint64_t tree_leaf; /* the last tree entry's leaf (0: none yet) and noise multiplier */
   double tree_z;
   int cached;         /* the last release's per-order RDP, reused while parameters repeat */
@@ -31,7 +35,7 @@ static const char *SCHEMA =
     " q REAL NOT NULL, z REAL NOT NULL, d2 REAL NOT NULL, d1 REAL NOT NULL, var REAL NOT NULL,"
     " survivors INTEGER NOT NULL, sigma REAL NOT NULL, dim INTEGER NOT NULL, leaf INTEGER NOT NULL,"
     " epsilon REAL NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL,"
-    " sig BLOB NOT NULL);"
+    " sig BLOB NOT NULL, colluders INTEGER NOT NULL);"
     "CREATE TABLE head(id INTEGER PRIMARY KEY CHECK(id = 1), seq INTEGER NOT NULL,"
     " hash BLOB NOT NULL, sig BLOB NOT NULL);";
 
@@ -39,15 +43,15 @@ static void hex(char *out, const uint8_t *b, size_t n) {
   for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", b[i]);
 }
 
-static void genesis(uint8_t out[32], double delta, double budget, const char *orders,
+static void genesis(uint8_t out[32], int format, double delta, double budget, const char *orders,
                     const char *pkhex) {
   char text[2048];
-  int n = snprintf(text, sizeof text, "fedrec-ledger-v2\ndelta=%.17g\nbudget=%.17g\norders=%s\npk=%s\n",
-                   delta, budget, orders, pkhex);
+  int n = snprintf(text, sizeof text, "fedrec-ledger-v%d\ndelta=%.17g\nbudget=%.17g\norders=%s\npk=%s\n",
+                   format, delta, budget, orders, pkhex);
   fedrec_hash2(out, text, (size_t)n, NULL, 0);
 }
 
-static void entry_hash(uint8_t out[32], const uint8_t prev[32], uint64_t seq, const fedrec_release *r,
+static void entry_hash(uint8_t out[32], int format, const uint8_t prev[32], uint64_t seq, const fedrec_release *r,
                        double eps) {
   char text[640];
   int n = snprintf(text, sizeof text,
@@ -56,6 +60,7 @@ static void entry_hash(uint8_t out[32], const uint8_t prev[32], uint64_t seq, co
                    (unsigned long long)seq, (unsigned long long)r->round, r->mechanism, r->q, r->z,
                    r->d2, r->d1, r->var, r->survivors, r->sigma, (unsigned long long)r->dim,
                    (unsigned long long)r->leaf, eps);
+  if (format >= 3) n += snprintf(text + n, sizeof text - (size_t)n, ";coll=%u", r->colluders);
   fedrec_hash2(out, prev, 32, text, (size_t)n);
 }
 
@@ -69,7 +74,7 @@ static void head_hash(uint8_t out[32], uint64_t seq, const uint8_t hash[32]) {
 static int same_release(const fedrec_release *a, const fedrec_release *b) {
   return !strcmp(a->mechanism, b->mechanism) && a->q == b->q && a->z == b->z && a->d2 == b->d2 &&
          a->d1 == b->d1 && a->var == b->var && a->survivors == b->survivors && a->sigma == b->sigma &&
-         a->dim == b->dim;
+         a->dim == b->dim && a->colluders == b->colluders;
 }
 
 /* RDP of one release at every order, given the ledger so far (tree entries depend on the
@@ -86,8 +91,10 @@ static fedrec_status release_rdp(fedrec_ledger *l, double *r, const fedrec_relea
   if ((sk || dg) && !(x->d2 > 0 && x->d1 > 0))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "%s needs sensitivities d2, d1 > 0", m);
   if (sk && !(x->var > 0)) return fedrec_error_set(err, FEDREC_ERR_ARG, "skellam needs var > 0");
-  if (dg && !(x->sigma > 0 && x->dim > 0 && x->survivors > 0))
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "dgauss needs sigma > 0, dim >= 1, survivors >= 1");
+  if (dg && !(x->sigma > 0 && x->dim > 0 && x->survivors > x->colluders))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "dgauss needs sigma > 0, dim >= 1, survivors > colluders");
+  if (x->colluders > x->survivors)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "%u colluders among %u survivors", x->colluders, x->survivors);
   if (tree) {
     if (x->q != 1) return fedrec_error_set(err, FEDREC_ERR_ARG, "tree aggregation assumes no sampling (q = 1), got q = %g", x->q);
     if (x->leaf != 1 && (x->leaf != l->tree_leaf + 1 || l->tree_leaf == 0))
@@ -108,7 +115,7 @@ static fedrec_status release_rdp(fedrec_ledger *l, double *r, const fedrec_relea
   for (size_t k = 0; k < o->n; k++) {
     double v = gauss ? fedrec_rdp_subsampled_gaussian(x->q, x->z, o->a[k])
              : sk    ? fedrec_rdp_skellam_subsampled(x->q, o->a[k], x->d2, x->d1, x->var)
-                     : fedrec_rdp_ddgauss_subsampled(x->q, o->a[k], x->d2, x->d1, x->sigma, x->survivors, x->dim);
+                     : fedrec_rdp_ddgauss_subsampled(x->q, o->a[k], x->d2, x->d1, x->sigma, x->survivors - x->colluders, x->dim);
     r[k] = isnan(v) ? INFINITY : v; /* orders a mechanism does not cover */
   }
   if (strlen(m) < sizeof l->cache_mech) {
@@ -191,6 +198,20 @@ fedrec_status fedrec_ledger_create(fedrec_ledger **out, const char *path, double
   if (!s) snprintf(num, sizeof num, "%.17g", budget), s = set_meta(l->db, "budget", num, err);
   if (!s) s = set_meta(l->db, "orders", orders ? orders : "default", err);
   if (!s) s = set_meta(l->db, "public_key", pkhex, err);
+  if (!s) s = set_meta(l->db, "format", "3", err);
+  /* a signed head from the start: an emptied ledger (rows and head deleted) fails to verify */
+  l->format = 3;
+  genesis(l->last, 3, delta, budget, orders ? orders : "default", pkhex);
+  uint8_t hh[32], hsig[64];
+  head_hash(hh, 0, l->last);
+  fedrec_sign(hsig, hh, 32, id);
+  sqlite3_stmt *st;
+  if (!s && sqlite3_prepare_v2(l->db, "INSERT INTO head VALUES(1, 0, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_blob(st, 1, l->last, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, hsig, 64, SQLITE_STATIC);
+    s = sql(err, l->db, sqlite3_step(st), "writing the head");
+    sqlite3_finalize(st);
+  }
   if (!s) s = sql(err, l->db, sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL), "commit");
   if (s) {
     fedrec_ledger_close(l);
@@ -199,7 +220,6 @@ fedrec_status fedrec_ledger_create(fedrec_ledger **out, const char *path, double
   l->id = id;
   l->delta = delta;
   l->budget = budget;
-  genesis(l->last, delta, budget, orders ? orders : "default", pkhex);
   *out = l;
   return FEDREC_OK;
 }
@@ -211,6 +231,11 @@ void fedrec_ledger_close(fedrec_ledger *l) {
 }
 
 double fedrec_ledger_epsilon(const fedrec_ledger *l) { return l->epsilon; }
+
+void fedrec_ledger_head(const fedrec_ledger *l, uint64_t *entries, uint8_t hash[32]) {
+  *entries = l->seq;
+  memcpy(hash, l->last, 32);
+}
 uint64_t fedrec_ledger_last_round(const fedrec_ledger *l) { return l->last_round; }
 
 fedrec_status fedrec_ledger_check(fedrec_ledger *l, const fedrec_release *r, double *eps_after,
@@ -235,7 +260,7 @@ static fedrec_status write_entry(fedrec_ledger *l, const fedrec_release *r, doub
   if (rc == SQLITE_OK)
     rc = sqlite3_prepare_v2(l->db,
                             "INSERT INTO entries(seq, round, mechanism, q, z, d2, d1, var, survivors, epsilon,"
-                            " prev, hash, sig, sigma, dim, leaf) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                            " prev, hash, sig, sigma, dim, leaf, colluders) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, (sqlite3_int64)(l->seq + 1));
@@ -254,6 +279,7 @@ static fedrec_status write_entry(fedrec_ledger *l, const fedrec_release *r, doub
     sqlite3_bind_double(st, 14, r->sigma);
     sqlite3_bind_int64(st, 15, (sqlite3_int64)r->dim);
     sqlite3_bind_int64(st, 16, (sqlite3_int64)r->leaf);
+    sqlite3_bind_int64(st, 17, r->colluders);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
   }
@@ -282,7 +308,7 @@ fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, do
   if (s) return s;
   release_rdp(l, one, r, err);
   uint8_t hash[32], sig[64], hh[32], hsig[64];
-  entry_hash(hash, l->last, l->seq + 1, r, eps);
+  entry_hash(hash, l->format, l->last, l->seq + 1, r, eps);
   fedrec_sign(sig, hash, 32, l->id);
   head_hash(hh, l->seq + 1, hash);
   fedrec_sign(hsig, hh, 32, l->id);
@@ -309,13 +335,20 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
   hex(want, pk, 32);
   if (!s && strcmp(pkhex, want))
     s = fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: signed for public key %.16s..., not the given key %.16s...", pkhex, want);
+  char fmt[16];
+  fedrec_error none = {0};
+  l->format = get_meta(l->db, "format", fmt, sizeof fmt, &none) ? 2 : atoi(fmt); /* no key: format 2 */
+  if (l->format != 2 && l->format != 3) return fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: format %d unknown (2, 3)", l->format);
   if (!s) s = get_meta(l->db, "orders", v, sizeof v, err);
   if (s) return s;
   if (strcmp(v, "default") ? (s = fedrec_orders_parse(&l->orders, v, err)) : (fedrec_orders_default(&l->orders), 0)) return s;
-  genesis(l->last, l->delta, l->budget, v, pkhex);
+  genesis(l->last, l->format, l->delta, l->budget, v, pkhex);
+  if (l->want_seq == 0 && !memcmp(l->last, l->want_hash, 32)) l->want_found = 1;
   sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(l->db, "SELECT seq, round, mechanism, q, z, d2, d1, var, survivors, epsilon, prev, hash, sig,"
-                              " sigma, dim, leaf FROM entries ORDER BY seq", -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(l->db, l->format >= 3 ? "SELECT seq, round, mechanism, q, z, d2, d1, var, survivors, epsilon, prev, hash, sig,"
+                                                      " sigma, dim, leaf, colluders FROM entries ORDER BY seq"
+                                                    : "SELECT seq, round, mechanism, q, z, d2, d1, var, survivors, epsilon, prev, hash, sig,"
+                                                      " sigma, dim, leaf, 0 FROM entries ORDER BY seq", -1, &st, NULL);
   if (rc != SQLITE_OK) return sql(err, l->db, rc, "reading entries");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW && !s) {
     uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
@@ -325,18 +358,21 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
                         .d2 = sqlite3_column_double(st, 5), .d1 = sqlite3_column_double(st, 6),
                         .var = sqlite3_column_double(st, 7), .survivors = (uint32_t)sqlite3_column_int64(st, 8),
                         .sigma = sqlite3_column_double(st, 13), .dim = (uint64_t)sqlite3_column_int64(st, 14),
-                        .leaf = (uint64_t)sqlite3_column_int64(st, 15)};
+                        .leaf = (uint64_t)sqlite3_column_int64(st, 15), .colluders = (uint32_t)sqlite3_column_int64(st, 16)};
+    /* counts are 32-bit: a stored value past that would be verified as its low half */
+    int64_t surv64 = sqlite3_column_int64(st, 8), coll64 = sqlite3_column_int64(st, 16);
+    int counts_ok = surv64 >= 0 && surv64 <= UINT32_MAX && coll64 >= 0 && coll64 <= UINT32_MAX;
     double eps = sqlite3_column_double(st, 9);
     const void *prev = sqlite3_column_blob(st, 10), *hash = sqlite3_column_blob(st, 11), *sig = sqlite3_column_blob(st, 12);
     uint8_t h[32];
     double one[FEDREC_MAX_ORDERS];
     fedrec_error why = {0};
     if (seq != l->seq + 1) s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: expected sequence number %llu (an entry was removed or reordered)", (unsigned long long)seq, (unsigned long long)l->seq + 1);
-    else if (!r.mechanism || sqlite3_column_bytes(st, 10) != 32 || sqlite3_column_bytes(st, 11) != 32 || sqlite3_column_bytes(st, 12) != 64)
+    else if (!r.mechanism || !counts_ok || sqlite3_column_bytes(st, 10) != 32 || sqlite3_column_bytes(st, 11) != 32 || sqlite3_column_bytes(st, 12) != 64)
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: malformed", (unsigned long long)seq);
     else if (memcmp(prev, l->last, 32))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: does not chain to the previous entry", (unsigned long long)seq);
-    else if (entry_hash(h, l->last, seq, &r, eps), memcmp(h, hash, 32))
+    else if (entry_hash(h, l->format, l->last, seq, &r, eps), memcmp(h, hash, 32))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: contents do not match its hash (edited)", (unsigned long long)seq);
     else if (!fedrec_verify(sig, hash, 32, pk))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: bad signature", (unsigned long long)seq);
@@ -361,6 +397,7 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
     l->seq = seq;
     l->epsilon = mine;
     memcpy(l->last, hash, 32);
+    if (seq == l->want_seq && !memcmp(hash, l->want_hash, 32)) l->want_found = 1;
   }
   sqlite3_finalize(st);
   if (s) return s;
@@ -368,7 +405,8 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
   rc = sqlite3_prepare_v2(l->db, "SELECT seq, hash, sig FROM head WHERE id = 1", -1, &st, NULL);
   if (rc != SQLITE_OK) return sql(err, l->db, rc, "reading the head");
   rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) s = l->seq ? fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: the head record is missing") : FEDREC_OK;
+  /* format 3 writes a head at creation: even an empty ledger has one */
+  if (rc != SQLITE_ROW) s = l->seq || l->format >= 3 ? fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: the head record is missing (entries or the head deleted)") : FEDREC_OK;
   else {
     uint8_t hh[32];
     uint64_t hseq = (uint64_t)sqlite3_column_int64(st, 0);
@@ -391,7 +429,31 @@ fedrec_status fedrec_ledger_verify(const char *path, const uint8_t pk[FEDREC_SIG
   if (stat(path, &sb) != 0) return fedrec_error_set(err, FEDREC_ERR_IO, "ledger %s: not found", path);
   fedrec_status s = open_db(&l.db, path, SQLITE_OPEN_READONLY, err);
   if (!s) s = replay(&l, pk, out, json, err);
-  if (!s && sum) *sum = (fedrec_ledger_summary){l.seq, l.epsilon, l.delta, l.budget};
+  if (!s && sum) {
+    *sum = (fedrec_ledger_summary){l.seq, l.epsilon, l.delta, l.budget, {0}, l.format};
+    memcpy(sum->head, l.last, 32);
+  }
+  sqlite3_close(l.db);
+  return s;
+}
+
+fedrec_status fedrec_ledger_verify_covers(const char *path, const uint8_t pk[FEDREC_SIGN_PK_BYTES], uint64_t entries,
+                                          const uint8_t hash[32], fedrec_ledger_summary *sum, fedrec_error *err) {
+  fedrec_ledger l = {0};
+  struct stat sb;
+  if (stat(path, &sb) != 0) return fedrec_error_set(err, FEDREC_ERR_IO, "ledger %s: not found", path);
+  l.want_seq = entries;
+  memcpy(l.want_hash, hash, 32);
+  fedrec_status s = open_db(&l.db, path, SQLITE_OPEN_READONLY, err);
+  if (!s) s = replay(&l, pk, NULL, 0, err);
+  if (!s && !l.want_found)
+    s = fedrec_error_set(err, FEDREC_ERR_PARSE, l.seq < entries ? "ledger: %llu entries, but the model was published after entry %llu (an older copy?)"
+                                                                : "ledger: entry %llu of %llu is not the one the model names (another ledger?)",
+                         (unsigned long long)(l.seq < entries ? l.seq : entries), (unsigned long long)(l.seq < entries ? entries : l.seq));
+  if (!s && sum) {
+    *sum = (fedrec_ledger_summary){l.seq, l.epsilon, l.delta, l.budget, {0}, l.format};
+    memcpy(sum->head, l.last, 32);
+  }
   sqlite3_close(l.db);
   return s;
 }
@@ -404,6 +466,9 @@ fedrec_status fedrec_ledger_open(fedrec_ledger **out, const char *path, const fe
   fedrec_status s = open_db(&l->db, path, SQLITE_OPEN_READWRITE, err);
   if (!s) s = sql(err, l->db, sqlite3_exec(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL), "pragmas");
   if (!s) s = replay(l, id->pk, NULL, 0, err);
+  if (!s && l->format < 3)
+    s = fedrec_error_set(err, FEDREC_ERR_ARG, "ledger %s is format %d: this version verifies it (fedrec-audit verify) but "
+                         "appends only to format 3; start a new state for training", path, l->format);
   if (s) {
     fedrec_ledger_close(l);
     return s;

@@ -357,7 +357,16 @@ static int cmd_export(const config *c, uint64_t v, const char *out) {
       fprintf(stderr, "fedrec-coordinator export-model: cannot write %s\n", out);
       rc = 1;
     } else {
+      char hh[65], hl[65], hs[129];
+      sodium_bin2hex(hh, sizeof hh, m.hash, 32);
+      sodium_bin2hex(hl, sizeof hl, m.ledger_head, 32);
+      sodium_bin2hex(hs, sizeof hs, m.sig, FEDREC_SIG_BYTES);
       fprintf(stderr, "fedrec-coordinator: model version %llu (%zu bytes) written to %s\n", (unsigned long long)m.version, m.len, out);
+      /* what its signature covers: an auditor checks a ledger against it (fedrec-audit verify --covers) */
+      printf("{\"version\": %llu, \"blake2b\": \"%s\", \"signature\": \"%s\", \"ledger_entries\": %llu, "
+             "\"ledger_head\": \"%s\", \"covers\": \"%llu:%s\"}\n",
+             (unsigned long long)m.version, hh, hs, (unsigned long long)m.ledger_entries, hl,
+             (unsigned long long)m.ledger_entries, hl);
     }
     coord_saved_model_free(&m);
   }
@@ -595,6 +604,9 @@ static void model_info(server *s, Fedrec__V1__ModelInfo *mi, fedrec_published *p
   mi->blake2b_hash.len = 32;
   mi->signature.data = p->sig;
   mi->signature.len = FEDREC_SIG_BYTES;
+  mi->ledger_entries = p->ledger_entries;
+  mi->ledger_head.data = p->ledger_head;
+  mi->ledger_head.len = 32;
 }
 
 static const fedrec_phase SUBMIT_PHASE[] = {
@@ -980,7 +992,8 @@ static fedrec_status start_engine(server *s, fedrec_error *err) {
   if (st) return st;
   /* resume: the newest saved model, checked against our own key, and rounds after the ledger */
   uint64_t ver;
-  if (!fedrec_model_verify(saved.blob, saved.len, saved.version, saved.hash, saved.sig, s->id.pk))
+  if (!fedrec_model_verify(saved.blob, saved.len, saved.version, saved.hash, saved.ledger_entries, saved.ledger_head,
+                           saved.sig, s->id.pk))
     st = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: model %llu fails its signature check", (unsigned long long)saved.version);
   if (!st) st = fedrec_model_decode(&model, &ver, saved.blob, saved.len, s->catalogue.content, p, err);
   if (!st && (ver != saved.version || fedrec_model_params(&model) != saved.dim)) {

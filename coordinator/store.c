@@ -14,7 +14,8 @@ struct coord_store {
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS models(version INTEGER PRIMARY KEY, next_round INTEGER NOT NULL,"
     " rounds_done INTEGER NOT NULL, blob BLOB NOT NULL, hash BLOB NOT NULL, sig BLOB NOT NULL,"
-    " opt1 BLOB NOT NULL, opt2 BLOB NOT NULL, created INTEGER NOT NULL);"
+    " opt1 BLOB NOT NULL, opt2 BLOB NOT NULL, created INTEGER NOT NULL,"
+    " ledger_entries INTEGER NOT NULL DEFAULT 0, ledger_head BLOB NOT NULL DEFAULT x'');"
     "CREATE TABLE IF NOT EXISTS rounds(round INTEGER PRIMARY KEY, cohort INTEGER NOT NULL,"
     " survivors INTEGER NOT NULL, aborted INTEGER NOT NULL, reason TEXT NOT NULL,"
     " epsilon REAL NOT NULL, dropped_keys INTEGER NOT NULL, dropped_shares INTEGER NOT NULL,"
@@ -28,13 +29,27 @@ static fedrec_status fail(fedrec_error *err, sqlite3 *db, const char *what) {
   return fedrec_error_set(err, FEDREC_ERR_IO, "coordinator state: %s: %s", what, sqlite3_errmsg(db));
 }
 
+/* A state from before model signatures covered the ledger head: the two columns added (its
+ * models' signatures will not verify: such a state needs a new start). */
+static int ensure_ledger_columns(sqlite3 *db) {
+  sqlite3_stmt *st;
+  int have = 0;
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info('models') WHERE name = 'ledger_entries'", -1, &st, NULL) != SQLITE_OK)
+    return 0;
+  if (sqlite3_step(st) == SQLITE_ROW) have = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return have || sqlite3_exec(db, "ALTER TABLE models ADD COLUMN ledger_entries INTEGER NOT NULL DEFAULT 0;"
+                                  "ALTER TABLE models ADD COLUMN ledger_head BLOB NOT NULL DEFAULT x''", NULL, NULL, NULL) == SQLITE_OK;
+}
+
 fedrec_status coord_store_open(coord_store **out, const char *path, fedrec_error *err) {
   *out = NULL;
   coord_store *s = calloc(1, sizeof *s);
   if (!s) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "coordinator state");
   if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
       sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
-      sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK) {
+      sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
+      !ensure_ledger_columns(s->db)) {
     fedrec_status st = fedrec_error_set(err, FEDREC_ERR_IO, "coordinator state %s: %s", path,
                                         s->db ? sqlite3_errmsg(s->db) : "cannot open");
     coord_store_close(s);
@@ -55,7 +70,7 @@ fedrec_status coord_store_save_model(coord_store *s, const fedrec_published *m, 
                                      fedrec_error *err) {
   sqlite3_stmt *st = NULL;
   if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return fail(err, s->db, "begin");
-  int rc = sqlite3_prepare_v2(s->db, "INSERT INTO models VALUES(?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(s->db, "INSERT INTO models VALUES(?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
   if (rc == SQLITE_OK) {
     size_t ob = (size_t)m->dim * sizeof(float);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)m->version);
@@ -67,6 +82,8 @@ fedrec_status coord_store_save_model(coord_store *s, const fedrec_published *m, 
     sqlite3_bind_blob64(st, 7, m->opt1, ob, SQLITE_STATIC);
     sqlite3_bind_blob64(st, 8, m->opt2, ob, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, (sqlite3_int64)time(NULL));
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)m->ledger_entries);
+    sqlite3_bind_blob(st, 11, m->ledger_head, 32, SQLITE_STATIC);
     rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     sqlite3_finalize(st);
   }
@@ -108,7 +125,8 @@ fedrec_status coord_store_load_version(coord_store *s, uint64_t version, coord_s
                                        fedrec_error *err) {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->db, "SELECT version, next_round, rounds_done, blob, hash, sig, opt1, opt2 FROM models"
+  if (sqlite3_prepare_v2(s->db, "SELECT version, next_round, rounds_done, blob, hash, sig, opt1, opt2, ledger_entries,"
+                                " ledger_head FROM models"
                                 " WHERE ?1 = 0 OR version = ?1 ORDER BY version DESC LIMIT 1",
                          -1, &st, NULL) != SQLITE_OK)
     return fail(err, s->db, "reading models");
@@ -133,6 +151,8 @@ fedrec_status coord_store_load_version(coord_store *s, uint64_t version, coord_s
     out->opt1 = copy_blob(st, 6, &n1);
     out->opt2 = copy_blob(st, 7, &n2);
     out->dim = (int64_t)(n1 / 4);
+    out->ledger_entries = (uint64_t)sqlite3_column_int64(st, 8);
+    if (sqlite3_column_bytes(st, 9) == 32) memcpy(out->ledger_head, sqlite3_column_blob(st, 9), 32);
     if (!out->blob || !out->opt1 || !out->opt2) {
       coord_saved_model_free(out);
       r = fedrec_error_set(err, FEDREC_ERR_NOMEM, "coordinator state: loading the model");

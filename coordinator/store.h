@@ -23,6 +23,8 @@ typedef struct coord_saved_model {
   uint8_t *blob;
   size_t len;
   uint8_t hash[32], sig[FEDREC_SIG_BYTES];
+  uint64_t ledger_entries; /* the ledger head the signature covers */
+  uint8_t ledger_head[32];
   float *opt1, *opt2;
   int64_t dim;
 } coord_saved_model;

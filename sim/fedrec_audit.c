@@ -4,9 +4,10 @@
  *   fedrec-audit epsilon --mechanism skellam|dgauss|tree ... (see usage)
  *   fedrec-audit calibrate [--mechanism gaussian|tree] --target-epsilon E --delta D
  *                [--sampling-rate Q] --steps T [--orders LIST] [--json]
- *   fedrec-audit verify --ledger FILE --public-key FILE [--json]
+ *   fedrec-audit verify --ledger FILE --public-key FILE [--covers N:HEX] [--json]
  *   fedrec-audit canaries --canaries M --guesses R --correct V --delta D [--alpha A] [--json]
  * It links no network code, so an auditor can build it alone. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -37,7 +38,9 @@ static void usage(FILE *f) {
         "                otherwise one tree, at most K contributions at least M steps apart)\n"
         "  fedrec-audit calibrate [--mechanism gaussian|tree] --target-epsilon E --delta D\n"
         "               [--sampling-rate Q] --steps T [tree flags] [--orders LIST] [--json]\n"
-        "  fedrec-audit verify --ledger FILE --public-key FILE [--json]\n"
+        "  fedrec-audit verify --ledger FILE --public-key FILE [--covers N:HEX] [--json]\n"
+        "      (--covers: the ledger entries and head a model's signature names, e.g. from\n"
+        "       fedrec-coordinator export-model: the ledger must hold that entry)\n"
         "               (FILE: the coordinator's Ed25519 public key, 64 hex digits)\n"
         "  fedrec-audit canaries --canaries M --guesses R --correct V --delta D [--alpha A] [--json]\n"
         "               (one-run audit, Steinke-Nasr-Jagielski 2023: M canaries each included with\n"
@@ -148,11 +151,12 @@ static const char *need(const args *a, int epsilon) {
 
 /* fedrec-audit verify: exit 0 only when every check passes. */
 static int verify(int argc, char **argv) {
-  const char *ledger = NULL, *keyfile = NULL;
+  const char *ledger = NULL, *keyfile = NULL, *covers = NULL;
   int json = 0;
   for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "--json")) json = 1;
     else if (!strcmp(argv[i], "--ledger") && i + 1 < argc) ledger = argv[++i];
+    else if (!strcmp(argv[i], "--covers") && i + 1 < argc) covers = argv[++i];
     else if (!strcmp(argv[i], "--public-key") && i + 1 < argc) keyfile = argv[++i];
     else {
       fprintf(stderr, "fedrec-audit verify: unknown or incomplete option '%s'\n", argv[i]);
@@ -177,11 +181,31 @@ static int verify(int argc, char **argv) {
     fprintf(stderr, "fedrec-audit verify: %s: expected 64 hex digits (an Ed25519 public key)\n", keyfile);
     return 2;
   }
+  uint64_t want = 0;
+  uint8_t head[32];
+  if (covers) { /* N:HEX, N decimal, HEX 64 hex digits */
+    char *end;
+    int okc = covers[0] >= '0' && covers[0] <= '9';
+    errno = 0;
+    want = strtoull(covers, &end, 10);
+    okc = okc && !errno && *end == ':' && strlen(end + 1) == 64;
+    for (int i = 0; okc && i < 32; i++) {
+      unsigned v;
+      okc = isxdigit((unsigned char)end[1 + 2 * i]) && isxdigit((unsigned char)end[2 + 2 * i]) &&
+            sscanf(end + 1 + 2 * i, "%2x", &v) == 1;
+      head[i] = (uint8_t)v;
+    }
+    if (!okc) {
+      fprintf(stderr, "fedrec-audit verify: --covers: '%s' is not ENTRIES:HEAD (a number, a colon, 64 hex digits)\n", covers);
+      return 2;
+    }
+  }
   if (fedrec_crypto_init()) return 1;
   fedrec_ledger_summary s;
   fedrec_error err = {0};
   if (!json) printf(" entry    round mechanism  sampling  survivors  cumulative epsilon\n");
   fedrec_status st = fedrec_ledger_verify(ledger, pk, &s, stdout, json, &err);
+  if (!st && covers) st = fedrec_ledger_verify_covers(ledger, pk, want, head, &s, &err);
   if (st) {
     fprintf(stderr, "fedrec-audit verify: %s: FAILED: %s\n", ledger, err.msg);
     if (json) printf("{\"verified\": false, \"reason\": \"%s\"}\n", err.msg);
@@ -191,8 +215,9 @@ static int verify(int argc, char **argv) {
     printf("{\"verified\": true, \"entries\": %llu, \"epsilon\": %.10g, \"delta\": %.10g, \"budget\": %.10g}\n",
            (unsigned long long)s.entries, s.epsilon, s.delta, s.budget);
   else
-    printf("verified: %llu entries, epsilon %.6f at delta %g (budget %g), chain and signatures intact\n",
-           (unsigned long long)s.entries, s.epsilon, s.delta, s.budget);
+    printf("verified: %llu entries, epsilon %.6f at delta %g (budget %g), chain and signatures intact%s\n",
+           (unsigned long long)s.entries, s.epsilon, s.delta, s.budget,
+           covers ? "; it holds the entry the model's signature names" : "");
   return 0;
 }
 

@@ -125,6 +125,12 @@ static void test_tampering(void **state) {
   expect_verify_fails("DELETE FROM entries WHERE seq = 6", "truncated");
   expect_verify_fails("DELETE FROM head", "head record is missing");
   expect_verify_fails("UPDATE meta SET v = '100' WHERE k = 'budget'", "chain");
+  /* every row and the head deleted: 61d538e verified that as "0 entries, epsilon 0" */
+  expect_verify_fails("DELETE FROM entries; DELETE FROM head", "head record is missing");
+  /* a count past 32 bits would be verified as its low half (what was signed) */
+  expect_verify_fails("UPDATE entries SET survivors = survivors + 4294967296 WHERE seq = 2", "malformed");
+  expect_verify_fails("UPDATE entries SET colluders = 4294967296 WHERE seq = 2", "malformed");
+  expect_verify_fails("UPDATE entries SET colluders = 3 WHERE seq = 2", "edited");
   /* re-signed with another key: the whole ledger rebuilt by someone holding key b */
   char path[256];
   temp_path(path, sizeof path);
@@ -140,6 +146,63 @@ static void test_tampering(void **state) {
   assert_int_not_equal(fedrec_ledger_verify(path, key_a.pk, NULL, NULL, 0, &err), FEDREC_OK);
   unlink(path);
   assert_status(fedrec_ledger_verify("/nonexistent.db", key_a.pk, NULL, NULL, 0, &err), FEDREC_ERR_IO);
+}
+
+/* An older genuine copy of a ledger is told apart from the one behind a model: a model's
+ * signature names the ledger's entry count and head, and the copy does not hold that entry. */
+static void test_covers(void **state) {
+  (void)state;
+  char path[256], copy[300];
+  temp_path(path, sizeof path);
+  snprintf(copy, sizeof copy, "%s.old", path);
+  make_ledger(path, &key_a, 3);
+  fedrec_error err = {0};
+  fedrec_ledger *l;
+  uint64_t n0, n1;
+  uint8_t h0[32], h1[32];
+  assert_status(fedrec_ledger_open(&l, path, &key_a, &err), FEDREC_OK);
+  fedrec_ledger_head(l, &n0, h0);
+  assert_int_equal(n0, 3);
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "cp %s %s", path, copy);
+  assert_int_equal(system(cmd), 0);
+  fedrec_release g = {.mechanism = "gaussian", .round = 4, .q = 0.01, .z = 1.1, .survivors = 100};
+  assert_status(fedrec_ledger_append(l, &g, NULL, &err), FEDREC_OK);
+  fedrec_ledger_head(l, &n1, h1);
+  fedrec_ledger_close(l);
+  assert_int_equal(n1, 4);
+  fedrec_ledger_summary s;
+  assert_status(fedrec_ledger_verify_covers(path, key_a.pk, 4, h1, &s, &err), FEDREC_OK);
+  assert_status(fedrec_ledger_verify_covers(path, key_a.pk, 3, h0, &s, &err), FEDREC_OK); /* longer is fine */
+  assert_status(fedrec_ledger_verify(copy, key_a.pk, &s, NULL, 0, &err), FEDREC_OK);     /* genuine on its own */
+  assert_status(fedrec_ledger_verify_covers(copy, key_a.pk, 4, h1, &s, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "an older copy"));
+  h0[0] ^= 1; /* the right length, another head */
+  assert_status(fedrec_ledger_verify_covers(path, key_a.pk, 3, h0, &s, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "another ledger"));
+  unlink(path);
+  unlink(copy);
+}
+
+/* Colluders' noise is not credited: the same dgauss release with colluders costs more. */
+static void test_colluders(void **state) {
+  (void)state;
+  char path[256];
+  temp_path(path, sizeof path);
+  fedrec_ledger *l;
+  fedrec_error err = {0};
+  assert_status(fedrec_ledger_create(&l, path, 1e-5, 1e6, NULL, &key_a, &err), FEDREC_OK);
+  fedrec_release d = {.mechanism = "dgauss", .round = 1, .q = 1, .d2 = 100, .d1 = 3000, .sigma = 40, .survivors = 50, .dim = 4096};
+  double e0, e1;
+  assert_status(fedrec_ledger_check(l, &d, &e0, &err), FEDREC_OK);
+  d.colluders = 10;
+  assert_status(fedrec_ledger_check(l, &d, &e1, &err), FEDREC_OK);
+  print_message("dgauss, 50 survivors: epsilon %.4f, with 10 colluders %.4f\n", e0, e1);
+  assert_true(e1 > e0);
+  d.colluders = 50;
+  assert_status(fedrec_ledger_check(l, &d, &e1, &err), FEDREC_ERR_ARG);
+  fedrec_ledger_close(l);
+  unlink(path);
 }
 
 /* fedrec-audit verify on a good and a tampered ledger. */
@@ -229,6 +292,8 @@ int main(void) {
       cmocka_unit_test(test_tampering),
       cmocka_unit_test(test_dgauss_and_tree),
       cmocka_unit_test(test_audit_cli),
+      cmocka_unit_test(test_covers),
+      cmocka_unit_test(test_colluders),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -121,13 +121,17 @@ typedef struct fedrec_round_info {
 } fedrec_round_info;
 
 /* A published model: blob (fedrec_model_encode), its BLAKE2b-256 hash and the coordinator's
- * Ed25519 signature over "fedrec-model-v1" || version || hash. */
+ * Ed25519 signature over "fedrec-model-v2" || version || hash || ledger entries || ledger head
+ * (fedrec_model_signed_message): the privacy ledger as it stood when the model was sealed, so
+ * that a device or an auditor shown a ledger can tell whether it is at least that long. */
 typedef struct fedrec_published {
   uint64_t version;
   const uint8_t *blob;
   size_t len;
   uint8_t hash[32];
   uint8_t sig[FEDREC_SIG_BYTES];
+  uint64_t ledger_entries; /* the ledger head the signature covers (0 and zeros: no ledger) */
+  uint8_t ledger_head[32];
   /* what a restart needs to continue exactly: the next round's number, rounds done, and the
    * server optimiser's state (two vectors of `dim` floats) */
   uint64_t next_round, rounds_done;
@@ -135,13 +139,16 @@ typedef struct fedrec_published {
   int64_t dim;
 } fedrec_published;
 
-/* The message a model signature covers (for verifiers): 15 + 8 + 32 bytes. */
-#define FEDREC_MODEL_SIGNED_BYTES (15 + 8 + 32)
-void fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_t version,
-                                 const uint8_t hash[32]);
+/* The message a model signature covers (for verifiers): "fedrec-model-v2" (15 bytes), the
+ * version (8, little endian), the blob's hash (32), the ledger's entry count (8, little
+ * endian) and the hash of its last entry (32; the genesis hash when empty). */
+#define FEDREC_MODEL_SIGNED_BYTES (15 + 8 + 32 + 8 + 32)
+void fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_t version, const uint8_t hash[32],
+                                 uint64_t ledger_entries, const uint8_t ledger_head[32]);
 /* Checks a downloaded blob against the hash and signature under the coordinator's key. */
 int fedrec_model_verify(const uint8_t *blob, size_t len, uint64_t version, const uint8_t hash[32],
-                        const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t pk[FEDREC_SIGN_PK_BYTES]);
+                        uint64_t ledger_entries, const uint8_t ledger_head[32], const uint8_t sig[FEDREC_SIG_BYTES],
+                        const uint8_t pk[FEDREC_SIGN_PK_BYTES]);
 
 typedef struct fedrec_round_stats {
   uint64_t round;
@@ -196,6 +203,11 @@ uint64_t fedrec_engine_deadline(const fedrec_engine *e);
  * but the round seed), as the engine derives them: bits, gamma, per-client noise. */
 fedrec_status fedrec_engine_round_ddp(const fedrec_engine_config *c, int64_t dim, uint32_t n,
                                       fedrec_ddp_params *p, fedrec_error *err);
+/* How many members of a cohort of n may collude with the server: ceil(dishonest n), the
+ * assumption SecAgg+ is sized for (0 in central mode). Their noise shares are not credited:
+ * the per-client noise is planned so that min_survivors minus these carry the whole noise,
+ * and every ledger entry records them (fedrec_release.colluders). */
+uint32_t fedrec_engine_colluders(const fedrec_engine_config *c, uint32_t n);
 /* Planned epsilon at delta after `rounds` rounds with cohorts of n, each accounted as the
  * engine's budget check does (only min_survivors surviving, so only their noise): an upper
  * bound on what the ledger records when every round has at least min_survivors. INFINITY

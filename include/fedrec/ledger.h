@@ -17,12 +17,14 @@ extern "C" {
 
 typedef struct fedrec_ledger fedrec_ledger;
 
-/* One released aggregate; survivors: clients whose contribution is in the aggregate.
+/* One released aggregate; survivors: clients whose contribution is in the aggregate;
+ * colluders: how many of them may collude with the server (or skip their noise), so that
+ * their noise shares are not credited (format 3; 0 in older ledgers).
  *  - "gaussian": noise multiplier z, Poisson sampling rate q (central DP or any Gaussian sum);
- *  - "skellam": integer-domain L2/L1 sensitivities d2/d1, total variance var of the
- *    survivors' noise, sampling rate q;
+ *  - "skellam": integer-domain L2/L1 sensitivities d2/d1, total variance var of the honest
+ *    survivors' noise (survivors - colluders shares), sampling rate q;
  *  - "dgauss": distributed discrete Gaussian: d2, d1, each survivor's integer-domain sigma,
- *    the vector length dim, sampling rate q (the survivors count is the n of the accountant);
+ *    the vector length dim, sampling rate q (survivors - colluders is the n of the accountant);
  *  - "tree": DP-FTRL tree aggregation with restarts: noise multiplier z on every tree node,
  *    leaf = this release's position in the current tree (1 starts a new tree; otherwise the
  *    previous tree entry's leaf + 1 with the same z); q must be 1 (no sampling assumption) and
@@ -34,6 +36,7 @@ typedef struct fedrec_release {
   uint32_t survivors;
   double sigma;
   uint64_t dim, leaf;
+  uint32_t colluders;
 } fedrec_release;
 
 /* Creates a new ledger (fails if path exists) for a fixed delta, epsilon budget and order
@@ -55,10 +58,16 @@ double fedrec_ledger_epsilon(const fedrec_ledger *l);
 /* The round of the last entry (0 when empty): a restarted coordinator numbers rounds after it,
  * so no round is recorded twice. */
 uint64_t fedrec_ledger_last_round(const fedrec_ledger *l);
+/* The head: how many entries, and the hash of the last (the genesis hash when empty). Every
+ * published model's signature covers it (fedrec_model_signed_message), so that whoever holds
+ * a model can tell a ledger shorter than the one behind it (fedrec_ledger_verify_covers). */
+void fedrec_ledger_head(const fedrec_ledger *l, uint64_t *entries, uint8_t hash[32]);
 
 typedef struct fedrec_ledger_summary {
   uint64_t entries;
   double epsilon, delta, budget;
+  uint8_t head[32]; /* hash of the last entry (genesis hash when empty) */
+  int format;       /* 2 or 3 */
 } fedrec_ledger_summary;
 
 /* Verifies a ledger file independently: genesis, chain, signatures, head, sequence numbers,
@@ -68,6 +77,10 @@ typedef struct fedrec_ledger_summary {
 fedrec_status fedrec_ledger_verify(const char *path, const uint8_t pk[FEDREC_SIGN_PK_BYTES],
                                    fedrec_ledger_summary *s, FILE *out, int json,
                                    fedrec_error *err);
+/* Verifies the ledger and that it holds entry `entries` with hash `hash` (0: the genesis), as
+ * a model's signature says: a ledger that is shorter, or another ledger, fails (FEDREC_ERR_PARSE). */
+fedrec_status fedrec_ledger_verify_covers(const char *path, const uint8_t pk[FEDREC_SIGN_PK_BYTES], uint64_t entries,
+                                          const uint8_t hash[32], fedrec_ledger_summary *s, fedrec_error *err);
 
 #ifdef __cplusplus
 }

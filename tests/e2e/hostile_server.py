@@ -26,10 +26,10 @@ MODE = sys.argv[5]
 
 def info():
     if MODE == "huge":
-        return pb.ModelInfo(version=2, size_bytes=1 << 32, blake2b_hash=b"\0" * 32, signature=b"\0" * 64)
+        return pb.ModelInfo(version=2, size_bytes=1 << 32, blake2b_hash=b"\0" * 32, signature=b"\0" * 64, ledger_head=b"\0" * 32)
     if MODE == "header":
         # 50 items, p = 4 content dimensions, d = 8, no free embeddings: 32 + 4 * 8 * 4 bytes
-        return pb.ModelInfo(version=2, size_bytes=32 + 4 * 32, blake2b_hash=b"\0" * 32, signature=b"\0" * 64)
+        return pb.ModelInfo(version=2, size_bytes=32 + 4 * 32, blake2b_hash=b"\0" * 32, signature=b"\0" * 64, ledger_head=b"\0" * 32)
     return pb.ModelInfo(version=0, size_bytes=0)
 
 

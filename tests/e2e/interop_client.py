@@ -2,7 +2,8 @@
 """Interop: a client written with Debian's Python gRPC, from stubs generated out of protos/
 at test time. It checks in, downloads the published model in chunks, and verifies its
 BLAKE2b-256 hash and the coordinator's Ed25519 signature over
-"fedrec-model-v1" || version (8 bytes, little endian) || hash.
+"fedrec-model-v2" || version (8 bytes, little endian) || hash || ledger entries (8 bytes,
+little endian) || ledger head.
     interop_client.py GEN_DIR TARGET CA_PEM TOKEN PUBLIC_KEY_HEX
 """
 import hashlib
@@ -40,7 +41,8 @@ def main():
         blob += r.chunk
     digest = hashlib.blake2b(blob, digest_size=32).digest()
     assert digest == info.blake2b_hash, "hash mismatch"
-    msg = b"fedrec-model-v1" + struct.pack("<Q", info.version) + digest
+    assert len(info.ledger_head) == 32, "no ledger head in the model information"
+    msg = b"fedrec-model-v2" + struct.pack("<Q", info.version) + digest + struct.pack("<Q", info.ledger_entries) + info.ledger_head
     Ed25519PublicKey.from_public_bytes(bytes.fromhex(pk_hex)).verify(info.signature, msg)
     # a tampered model fails the same check
     try:
