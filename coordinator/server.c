@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -41,7 +42,7 @@ typedef struct config {
   char listen[128], state_dir[512], tls_cert[512], tls_key[512], tls_client_ca[512];
   char metrics_listen[128], catalogue[512], noise[16], optimizer[16];
   int insecure, workers, dim, free_embeddings, keep_models;
-  uint32_t max_message_mb, chunk_kb;
+  uint32_t max_message_mb, chunk_kb, memory_quota_mb, handshake_ms, idle_ms, max_streams;
   double budget, delta;
   fedrec_engine_config e;
 } config;
@@ -70,7 +71,11 @@ static const opt OPTS[] = {
     {"dim", 'i', offsetof(config, dim), sizeof(int), 1, 1024, "embedding dimension d"},
     {"free-embeddings", 'i', offsetof(config, free_embeddings), sizeof(int), 0, 1, "1: a free embedding per item besides the head"},
     {"keep-models", 'i', offsetof(config, keep_models), sizeof(int), 1, 1000000, "model versions kept in the state"},
-    {"max-message-mb", 'u', offsetof(config, max_message_mb), sizeof(uint32_t), 1, 2047, "largest request accepted"},
+    {"max-message-mb", 'u', offsetof(config, max_message_mb), sizeof(uint32_t), 0, 2047, "largest request accepted (0: what the model's masked input needs)"},
+    {"memory-quota-mb", 'u', offsetof(config, memory_quota_mb), sizeof(uint32_t), 16, 1048576, "memory gRPC may use for connections and messages"},
+    {"handshake-ms", 'u', offsetof(config, handshake_ms), sizeof(uint32_t), 100, 600000, "a connection must finish its TLS handshake within this"},
+    {"idle-ms", 'u', offsetof(config, idle_ms), sizeof(uint32_t), 1000, 86400000, "a connection with no call for this long is closed"},
+    {"max-streams", 'u', offsetof(config, max_streams), sizeof(uint32_t), 1, 100000, "concurrent calls per connection"},
     {"chunk-kb", 'u', offsetof(config, chunk_kb), sizeof(uint32_t), 1, 65536, "model download chunk"},
     {"budget", 'd', offsetof(config, budget), sizeof(double), 1e-6, 1e6, "epsilon budget"},
     {"delta", 'd', offsetof(config, delta), sizeof(double), 1e-300, 0.1, "delta"},
@@ -110,7 +115,11 @@ static void config_defaults(config *c) {
   c->dim = 16;
   c->free_embeddings = 1;
   c->keep_models = 10;
-  c->max_message_mb = 64;
+  c->max_message_mb = 0;
+  c->memory_quota_mb = 1024;
+  c->handshake_ms = 10000;
+  c->idle_ms = 300000;
+  c->max_streams = 32;
   c->chunk_kb = 1024;
   c->budget = 10;
   c->delta = 1e-5;
@@ -494,7 +503,8 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
 typedef struct call {
   server *s;
   int method; /* FEDREC_RPC_*, or -1: the catch-all for unknown methods */
-  int stage;  /* 0: waiting for a call; 1: reply sent */
+  int stage;  /* 0: waiting for a call; 2: reading its message (authenticated); 1: reply sent */
+  uint64_t client; /* the authenticated client id (stage 2) */
   grpc_call *call;
   gpr_timespec deadline;
   grpc_metadata_array md;
@@ -525,7 +535,7 @@ static void post(server *s, int method) {
     grpc_call_details_init(&c->details);
     e = grpc_server_request_call(s->gs, &c->call, &c->details, &c->md, s->cq, s->cq, c);
   } else {
-    e = grpc_server_request_registered_call(s->gs, s->handles[method], &c->call, &c->deadline, &c->md, &c->req, s->cq,
+    e = grpc_server_request_registered_call(s->gs, s->handles[method], &c->call, &c->deadline, &c->md, NULL, s->cq,
                                             s->cq, c);
   }
   if (e != GRPC_CALL_OK) {
@@ -614,17 +624,37 @@ static const fedrec_phase SUBMIT_PHASE[] = {
     [FEDREC_RPC_SUBMIT_MASKED_INPUT] = FEDREC_PHASE_MASKED, [FEDREC_RPC_UNMASK] = FEDREC_PHASE_UNMASK};
 
 /* Runs one call's handler: the response buffer (on OK), or a status and details. */
+/* The largest request each method can legitimately need: a few fields for queries, one key
+ * pair, a cohort's share boxes or reveals, one masked input of the model's padded length. */
+static size_t method_cap(server *s, int m) {
+  size_t cohort = s->cfg.e.cohort;
+  switch (m) {
+  case FEDREC_RPC_ADVERTISE_KEYS: return 4096;
+  case FEDREC_RPC_SHARE_KEYS:
+  case FEDREC_RPC_UNMASK: return 4096 + cohort * (FEDREC_SA_BOX_BYTES + 64);
+  case FEDREC_RPC_SUBMIT_MASKED_INPUT: {
+    pthread_mutex_lock(&s->mu);
+    size_t d = fedrec_ddp_padded((uint32_t)fedrec_model_params(fedrec_engine_current_model(s->engine)));
+    pthread_mutex_unlock(&s->mu);
+    return 4096 + 4 * d;
+  }
+  default: return 1024; /* CheckIn, GetModel, GetRoundInfo, GetPhaseInput, Health */
+  }
+}
+
 static grpc_status_code handle(server *s, call *c, char *details, size_t dcap) {
   int m = c->method;
-  if (m < 0 || m == FEDREC_RPC_HEALTH_WATCH) {
-    snprintf(details, dcap, "method not implemented");
-    return GRPC_STATUS_UNIMPLEMENTED;
+  size_t bytes = c->req ? grpc_byte_buffer_length(c->req) : 0, cap = method_cap(s, m);
+  const char *why;
+  if (bytes > cap) {
+    snprintf(details, dcap, "a %zu-byte request; %s takes at most %zu", bytes, FEDREC_RPC_REQUESTS[m]->short_name, cap);
+    return GRPC_STATUS_RESOURCE_EXHAUSTED;
   }
   if (m == FEDREC_RPC_HEALTH_CHECK) {
-    Grpc__Health__V1__HealthCheckRequest *rq =
-        (Grpc__Health__V1__HealthCheckRequest *)fedrec_rpc_unpack(&grpc__health__v1__health_check_request__descriptor, c->req);
+    Grpc__Health__V1__HealthCheckRequest *rq = (Grpc__Health__V1__HealthCheckRequest *)fedrec_rpc_unpack_checked(
+        &grpc__health__v1__health_check_request__descriptor, c->req, 1, &why);
     if (!rq) {
-      snprintf(details, dcap, "malformed HealthCheckRequest");
+      snprintf(details, dcap, "HealthCheckRequest %s", why);
       return GRPC_STATUS_INVALID_ARGUMENT;
     }
     int known = !rq->service[0] || !strcmp(rq->service, "fedrec.v1.CoordinatorService");
@@ -638,11 +668,10 @@ static grpc_status_code handle(server *s, call *c, char *details, size_t dcap) {
     c->resp = fedrec_rpc_pack(&r.base);
     return GRPC_STATUS_OK;
   }
-  uint64_t client;
-  if (!authenticate(s, c, &client, details, dcap)) return GRPC_STATUS_UNAUTHENTICATED;
-  ProtobufCMessage *rq = fedrec_rpc_unpack(FEDREC_RPC_REQUESTS[m], c->req);
+  uint64_t client = c->client; /* authenticated before the message was read (on_new_call) */
+  ProtobufCMessage *rq = fedrec_rpc_unpack_checked(FEDREC_RPC_REQUESTS[m], c->req, 1, &why);
   if (!rq) {
-    snprintf(details, dcap, "malformed %s request", FEDREC_RPC_REQUESTS[m]->short_name);
+    snprintf(details, dcap, "malformed %s: %s", FEDREC_RPC_REQUESTS[m]->short_name, why);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
   if (c->req) {
@@ -770,14 +799,7 @@ static grpc_status_code handle(server *s, call *c, char *details, size_t dcap) {
   return code;
 }
 
-static void on_new_call(server *s, call *c) {
-  if (!atomic_load(&s->shutting_down)) post(s, c->method); /* the next call of this method */
-  char details[600] = "";
-  grpc_status_code code = handle(s, c, details, sizeof details);
-  if (code != GRPC_STATUS_OK && c->resp) {
-    grpc_byte_buffer_destroy(c->resp);
-    c->resp = NULL;
-  }
+static void reply(call *c, grpc_status_code code, const char *details) {
   grpc_op ops[4];
   memset(ops, 0, sizeof ops);
   int n = 0;
@@ -803,6 +825,46 @@ static void on_new_call(server *s, call *c) {
   }
 }
 
+/* A call arrived, with its metadata but not its message (methods are registered with
+ * GRPC_SRM_PAYLOAD_NONE): the token is checked first, and only an authenticated call's
+ * message is read, so that nobody without a token makes the coordinator hold a message. */
+static void on_new_call(server *s, call *c) {
+  if (!atomic_load(&s->shutting_down)) post(s, c->method); /* the next call of this method */
+  char details[600] = "";
+  int m = c->method;
+  if (m < 0 || m == FEDREC_RPC_HEALTH_WATCH) {
+    reply(c, GRPC_STATUS_UNIMPLEMENTED, "method not implemented");
+    return;
+  }
+  if (m != FEDREC_RPC_HEALTH_CHECK && !authenticate(s, c, &c->client, details, sizeof details)) {
+    pthread_mutex_lock(&s->mu);
+    s->m.rpc_errors[GRPC_STATUS_UNAUTHENTICATED]++;
+    pthread_mutex_unlock(&s->mu);
+    reply(c, GRPC_STATUS_UNAUTHENTICATED, details);
+    return;
+  }
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &c->req;
+  c->stage = 2;
+  if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK) {
+    logj("error", "start_batch_failed", "\"stage\": \"receive\"");
+    call_free(c);
+  }
+}
+
+/* The authenticated call's message is in: answer it. */
+static void on_message(server *s, call *c) {
+  char details[600] = "";
+  grpc_status_code code = handle(s, c, details, sizeof details);
+  if (code != GRPC_STATUS_OK && c->resp) {
+    grpc_byte_buffer_destroy(c->resp);
+    c->resp = NULL;
+  }
+  reply(c, code, details);
+}
+
 static int SHUTDOWN_TAG;
 
 static void *worker(void *arg) {
@@ -820,7 +882,8 @@ static void *worker(void *arg) {
     }
     call *c = ev.tag;
     if (c->stage == 0 && ev.success) on_new_call(s, c);
-    else call_free(c); /* a finished reply, or a request slot cancelled by shutdown */
+    else if (c->stage == 2 && ev.success) on_message(s, c);
+    else call_free(c); /* a finished reply, a cancelled call, or a request slot cancelled by shutdown */
   }
   return NULL;
 }
@@ -849,6 +912,89 @@ static void *ticker(void *arg) {
     }
     pthread_mutex_unlock(&s->mu);
   }
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- file descriptors */
+
+static uint64_t fd_limit(void) {
+  struct rlimit rl;
+  return getrlimit(RLIMIT_NOFILE, &rl) ? 0 : (uint64_t)rl.rlim_cur;
+}
+
+/* Every connection takes a descriptor; the default soft limit (1024) is a few hundred idle
+ * connections away. Raised to the hard limit (the unit sets LimitNOFILE). */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+/* The listener watchdog. gRPC 1.51 stops accepting for good after accept4 fails with EMFILE,
+ * while the process stays up and so is never restarted. A connection the kernel completed but
+ * nobody accepted sits in the listen queue with no file behind it (inode 0 in /proc/net/tcp):
+ * when there are such connections at three looks two seconds apart, one of them at two looks
+ * in a row, the listener is stuck, and the coordinator exits (status 3) for its supervisor to
+ * restart it. */
+typedef struct queued {
+  char remote[40];
+} queued;
+
+static size_t unaccepted(int port, queued *out, size_t cap) {
+  static const char *files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+  size_t n = 0;
+  for (int f = 0; f < 2; f++) {
+    FILE *fp = fopen(files[f], "r");
+    char line[512];
+    if (!fp) continue;
+    while (fgets(line, sizeof line, fp)) {
+      char local[64], remote[64];
+      unsigned st;
+      unsigned long inode;
+      if (sscanf(line, " %*d: %63s %63s %x %*s %*s %*s %*s %*s %lu", local, remote, &st, &inode) != 4) continue;
+      const char *colon = strrchr(local, ':');
+      if (!colon || strtol(colon + 1, NULL, 16) != port || st != 1 || inode != 0) continue;
+      if (n < cap) snprintf(out[n++].remote, sizeof out->remote, "%.39s", remote);
+    }
+    fclose(fp);
+  }
+  return n;
+}
+
+typedef struct watchdog_arg {
+  server *s;
+  int port;
+} watchdog_arg;
+
+static void *watchdog(void *arg) {
+  watchdog_arg *w = arg;
+  enum { CAP = 256 };
+  queued *seen[3];
+  size_t nseen[3] = {0, 0, 0};
+  for (int k = 0; k < 3; k++) seen[k] = calloc(CAP, sizeof(queued));
+  for (int tick = 0; seen[0] && seen[1] && seen[2] && !atomic_load(&w->s->shutting_down); tick++) {
+    struct timespec d = {2, 0};
+    nanosleep(&d, NULL);
+    queued *now = seen[tick % 3];
+    nseen[tick % 3] = unaccepted(w->port, now, CAP);
+    if (tick < 2) continue;
+    /* stuck: unaccepted connections at each of three looks, one of them at two in a row (a
+     * working listener takes a connection within milliseconds) */
+    const queued *prev = seen[(tick + 2) % 3];
+    int persists = 0;
+    for (size_t a = 0; a < nseen[tick % 3] && !persists; a++)
+      for (size_t b = 0; b < nseen[(tick + 2) % 3] && !persists; b++) persists = !strcmp(now[a].remote, prev[b].remote);
+    {
+      if (persists && nseen[0] && nseen[1] && nseen[2]) {
+        logj("error", "listener_stuck", "\"port\": %d, \"unaccepted\": %zu, \"open_files_limit\": %llu, \"action\": "
+             "\"exit 3 for the supervisor to restart (see docs/SECURITY.md)\"", w->port, nseen[tick % 3], (unsigned long long)fd_limit());
+        _exit(3);
+      }
+    }
+  }
+  for (int k = 0; k < 3; k++) free(seen[k]);
   return NULL;
 }
 
@@ -1071,16 +1217,35 @@ static int serve(server *s) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  raise_fd_limit();
   grpc_init();
   s->cq = grpc_completion_queue_create_for_next(NULL);
-  grpc_arg args[2] = {
-      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = (int)(c->max_message_mb << 20)},
-      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0}};
-  grpc_channel_args ca = {2, args};
+  /* the largest message any method can need (a masked input of the model's padded length),
+   * unless the operator says otherwise: gRPC reads a whole message before the method's own
+   * cap can look at it */
+  size_t need = method_cap(s, FEDREC_RPC_SUBMIT_MASKED_INPUT), share = method_cap(s, FEDREC_RPC_SHARE_KEYS);
+  if (share > need) need = share;
+  size_t max_msg = c->max_message_mb ? (size_t)c->max_message_mb << 20 : need;
+  if (max_msg > INT32_MAX) max_msg = INT32_MAX;
+  grpc_resource_quota *quota = grpc_resource_quota_create("fedrec-coordinator");
+  grpc_resource_quota_resize(quota, (size_t)c->memory_quota_mb << 20);
+  grpc_arg args[7] = {
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = (int)max_msg},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, .value.integer = (int)c->handshake_ms},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONNECTION_IDLE_MS, .value.integer = (int)c->idle_ms},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONCURRENT_STREAMS, .value.integer = (int)c->max_streams},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_METADATA_SIZE, .value.integer = 16 * 1024},
+      {.type = GRPC_ARG_POINTER, .key = GRPC_ARG_RESOURCE_QUOTA, .value.pointer = {quota, grpc_resource_quota_arg_vtable()}}};
+  grpc_channel_args ca = {7, args};
   s->gs = grpc_server_create(&ca, NULL);
+  grpc_resource_quota_unref(quota);
+  logj("info", "limits", "\"max_message_bytes\": %zu, \"memory_quota_mb\": %u, \"handshake_ms\": %u, \"idle_ms\": %u, "
+       "\"max_streams\": %u, \"open_files\": %llu", max_msg, c->memory_quota_mb, c->handshake_ms, c->idle_ms, c->max_streams,
+       (unsigned long long)fd_limit());
   grpc_server_register_completion_queue(s->gs, s->cq, NULL);
   for (int m = 0; m < FEDREC_RPC_NMETHODS; m++) {
-    s->handles[m] = grpc_server_register_method(s->gs, FEDREC_RPC_METHODS[m], NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    s->handles[m] = grpc_server_register_method(s->gs, FEDREC_RPC_METHODS[m], NULL, GRPC_SRM_PAYLOAD_NONE, 0);
     if (!s->handles[m]) {
       fprintf(stderr, "fedrec-coordinator: cannot register %s\n", FEDREC_RPC_METHODS[m]);
       return 1;
@@ -1110,6 +1275,10 @@ static int serve(server *s) {
     return 1;
   }
   grpc_server_start(s->gs);
+  static watchdog_arg wa;
+  wa = (watchdog_arg){s, port};
+  pthread_t wt;
+  if (pthread_create(&wt, NULL, watchdog, &wa) == 0) pthread_detach(wt);
   for (int m = 0; m < FEDREC_RPC_NMETHODS; m++)
     for (int k = 0; k < 16; k++) post(s, m);
   post(s, -1);

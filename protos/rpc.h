@@ -17,8 +17,15 @@
 
 /* A new byte buffer holding m packed (the caller destroys it after the send completes). */
 grpc_byte_buffer *fedrec_rpc_pack(const ProtobufCMessage *m);
-/* Unpacks a received buffer (NULL buffer: an absent message); NULL when malformed. Free the
- * result with protobuf_c_message_free_unpacked(m, NULL). */
+/* Unpacks a received buffer (NULL buffer: an absent message); NULL when malformed. Decoding
+ * may take at most twice the message's size plus FEDREC_RPC_UNPACK_SLACK bytes (unknown
+ * fields cost protobuf-c many times their size); strict: a message with unknown fields is
+ * refused (what a request has no use for). *why says what was wrong. Free the result with
+ * protobuf_c_message_free_unpacked(m, NULL). */
+#define FEDREC_RPC_UNPACK_SLACK (64 * 1024)
+ProtobufCMessage *fedrec_rpc_unpack_checked(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb, int strict,
+                                            const char **why);
+/* The same, not strict (responses: a newer coordinator may add fields). */
 ProtobufCMessage *fedrec_rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb);
 /* "/fedrec.v1.CoordinatorService/CheckIn" etc.: the method paths, indexed like the service
  * descriptor's methods. */

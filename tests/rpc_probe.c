@@ -182,7 +182,19 @@ int main(int argc, char **argv) {
   pack(&aq.base, hb);
   check("a 2 MiB message to a 1 MiB cap", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], hb, hn,
          GRPC_STATUS_RESOURCE_EXHAUSTED);
+  /* without a token the message is never read: the same call is refused for its token */
+  check("a 2 MiB message without a token", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], NULL, hb, hn,
+         GRPC_STATUS_UNAUTHENTICATED);
   free(hb), free(huge);
+  /* each method's own cap: a check-in needs a few bytes, not 100 KiB */
+  uint8_t *unk = malloc(100 << 10);
+  for (size_t k = 0; k + 2 <= (100 << 10); k += 2) unk[k] = (uint8_t)(99 << 3), unk[k + 1] = 0; /* field 99, varint 0 */
+  check("a 100 KiB CheckIn (cap 1 KiB)", CHECK_IN, tok[1], unk, 100 << 10, GRPC_STATUS_RESOURCE_EXHAUSTED);
+  /* fields the method has no use for: refused, not kept (protobuf-c keeps unknown fields) */
+  check("a CheckIn with an unknown field", CHECK_IN, tok[1], unk, 2, GRPC_STATUS_INVALID_ARGUMENT);
+  check("a 3 KiB AdvertiseKeys of unknown fields", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], unk, 3 << 10,
+         GRPC_STATUS_INVALID_ARGUMENT);
+  free(unk);
 
   /* inside a round: ten clients check in (cohort 10), clients 2 and 3 misbehave, client 1
    * sends its messages out of place */
