@@ -10,11 +10,9 @@
  * on deadlines. State: DIR/coordinator.db (models, rounds, clients) and DIR/ledger.db (the
  * privacy ledger), both SQLite WAL with synchronous=FULL. Prometheus text on --metrics-listen.
  * Logs: one JSON object per line on stderr. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +30,7 @@
 
 #include "fedrec/engine.h"
 #include "fedrec/synth.h"
+#include "metrics_http.h"
 #include "rpc.h"
 #include "store.h"
 
@@ -440,7 +438,7 @@ typedef struct server {
   pthread_mutex_t sd_mu;
   pthread_cond_t sd_cv;
   int shutdown_done;
-  int metrics_fd;
+  metrics_http *metrics;
   /* revoked client ids, sorted; reloaded from the state every few seconds by the ticker */
   pthread_mutex_t revoke_mu;
   uint64_t *revoked;
@@ -998,22 +996,6 @@ static void *watchdog(void *arg) {
   return NULL;
 }
 
-static int parse_hostport(const char *hp, struct sockaddr_in *sa) {
-  char host[128];
-  const char *colon = strrchr(hp, ':');
-  if (!colon || (size_t)(colon - hp) >= sizeof host) return 0;
-  memcpy(host, hp, (size_t)(colon - hp));
-  host[colon - hp] = 0;
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end || port < 0 || port > 65535) return 0;
-  memset(sa, 0, sizeof *sa);
-  sa->sin_family = AF_INET;
-  sa->sin_port = htons((uint16_t)port);
-  if (!strcmp(host, "localhost")) snprintf(host, sizeof host, "127.0.0.1");
-  return inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa->sin_addr) == 1;
-}
-
 static size_t metrics_text(server *s, char *out, size_t cap) {
   static const char *PH[] = {"selecting", "keys", "shares", "masked", "unmask", "stopped"};
   size_t n = 0;
@@ -1059,36 +1041,7 @@ static size_t metrics_text(server *s, char *out, size_t cap) {
   return n < cap ? n : cap - 1;
 }
 
-/* A minimal HTTP/1.0 responder for Prometheus scrapes: any GET gets the text. */
-static void *metrics_loop(void *arg) {
-  server *s = arg;
-  char *body = malloc(65536), head[256], req[2048];
-  while (body && !atomic_load(&s->shutting_down)) {
-    int fd = accept(s->metrics_fd, NULL, NULL);
-    if (fd < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      break;
-    }
-    struct timeval tv = {2, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ssize_t got = read(fd, req, sizeof req - 1);
-    int is_get = got >= 4 && !memcmp(req, "GET ", 4);
-    size_t n = is_get ? metrics_text(s, body, 65536) : 0;
-    int hn = snprintf(head, sizeof head, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
-                      is_get ? "200 OK" : "405 Method Not Allowed", n);
-    if (write(fd, head, (size_t)hn) == hn && n) {
-      ssize_t w = write(fd, body, n);
-      (void)w;
-    }
-    /* close gracefully: no reset while the peer still sends (or has unread data in flight) */
-    shutdown(fd, SHUT_WR);
-    while (read(fd, req, sizeof req) > 0) {
-    }
-    close(fd);
-  }
-  free(body);
-  return NULL;
-}
+static size_t render_metrics(void *ctx, char *out, size_t cap) { return metrics_text(ctx, out, cap); }
 
 /* ---------------------------------------------------------------- serve */
 
@@ -1282,22 +1235,11 @@ static int serve(server *s) {
   for (int m = 0; m < FEDREC_RPC_NMETHODS; m++)
     for (int k = 0; k < 16; k++) post(s, m);
   post(s, -1);
-  s->metrics_fd = -1;
   int metrics_port = 0;
-  pthread_t mt = 0, tt, *workers = calloc((size_t)c->workers, sizeof *workers);
-  if (c->metrics_listen[0]) {
-    struct sockaddr_in sa;
-    int one = 1;
-    s->metrics_fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (!parse_hostport(c->metrics_listen, &sa) || s->metrics_fd < 0 ||
-        setsockopt(s->metrics_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
-        bind(s->metrics_fd, (struct sockaddr *)&sa, sizeof sa) || listen(s->metrics_fd, 16)) {
-      fprintf(stderr, "fedrec-coordinator: metrics: cannot listen on %s: %s\n", c->metrics_listen, strerror(errno));
-      return 1;
-    }
-    socklen_t sl = sizeof sa;
-    if (getsockname(s->metrics_fd, (struct sockaddr *)&sa, &sl) == 0) metrics_port = ntohs(sa.sin_port);
-    pthread_create(&mt, NULL, metrics_loop, s);
+  pthread_t tt, *workers = calloc((size_t)c->workers, sizeof *workers);
+  if (c->metrics_listen[0] && metrics_http_start(&s->metrics, c->metrics_listen, 5, render_metrics, s, &metrics_port, &err)) {
+    fprintf(stderr, "fedrec-coordinator: %s\n", err.msg);
+    return 1;
   }
   for (int i = 0; i < c->workers; i++) pthread_create(&workers[i], NULL, worker, s);
   pthread_create(&tt, NULL, ticker, s);
@@ -1324,11 +1266,7 @@ static int serve(server *s) {
   grpc_completion_queue_shutdown(s->cq);
   for (int i = 0; i < c->workers; i++) pthread_join(workers[i], NULL);
   pthread_join(tt, NULL);
-  if (s->metrics_fd >= 0) {
-    shutdown(s->metrics_fd, SHUT_RDWR);
-    close(s->metrics_fd);
-    pthread_join(mt, NULL);
-  }
+  metrics_http_stop(s->metrics);
   free(workers);
   grpc_server_destroy(s->gs);
   grpc_completion_queue_destroy(s->cq);
