@@ -1,0 +1,205 @@
+/* The coordinator's settings table and its parsers (see config.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int config_quiet; /* 1: no messages (the fuzz target) */
+
+/* Messages about bad settings go to stderr, naming where. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+  if (config_quiet) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+}
+
+typedef struct opt {
+  const char *key;
+  char type; /* s string, i int, u uint32, d double, f float, l uint64 */
+  size_t off, size;
+  double lo, hi;
+  const char *help;
+} opt;
+
+#define S(f, h) {#f, 's', offsetof(config, f), sizeof(((config *)0)->f), 0, 0, h}
+#define OPTS_END {NULL, 0, 0, 0, 0, 0, NULL}
+static const opt OPTS[] = {
+    {"listen", 's', offsetof(config, listen), sizeof(((config *)0)->listen), 0, 0, "address:port to serve gRPC on"},
+    {"state-dir", 's', offsetof(config, state_dir), sizeof(((config *)0)->state_dir), 0, 0, "keys, coordinator.db and ledger.db"},
+    {"tls-cert", 's', offsetof(config, tls_cert), sizeof(((config *)0)->tls_cert), 0, 0, "server certificate chain (PEM)"},
+    {"tls-key", 's', offsetof(config, tls_key), sizeof(((config *)0)->tls_key), 0, 0, "server private key (PEM)"},
+    {"tls-client-ca", 's', offsetof(config, tls_client_ca), sizeof(((config *)0)->tls_client_ca), 0, 0, "CA for client certificates: turns on mTLS"},
+    {"insecure", 'i', offsetof(config, insecure), sizeof(int), 0, 1, "1: plaintext (tests only)"},
+    {"metrics-listen", 's', offsetof(config, metrics_listen), sizeof(((config *)0)->metrics_listen), 0, 0, "address:port for Prometheus text ('' off)"},
+    {"catalogue", 's', offsetof(config, catalogue), sizeof(((config *)0)->catalogue), 0, 0, "synthetic:key=value,... (the item catalogue)"},
+    {"workers", 'i', offsetof(config, workers), sizeof(int), 1, 64, "completion-queue worker threads"},
+    {"unmask-threads", 'u', offsetof(config, e.unmask_threads), sizeof(uint32_t), 1, 64, "threads removing the masks at a round's end"},
+    {"dim", 'i', offsetof(config, dim), sizeof(int), 1, 1024, "embedding dimension d"},
+    {"free-embeddings", 'i', offsetof(config, free_embeddings), sizeof(int), 0, 1, "1: a free embedding per item besides the head"},
+    {"keep-models", 'i', offsetof(config, keep_models), sizeof(int), 1, 1000000, "model versions kept in the state"},
+    {"max-message-mb", 'u', offsetof(config, max_message_mb), sizeof(uint32_t), 0, 2047, "largest request accepted (0: what the model's masked input needs)"},
+    {"memory-quota-mb", 'u', offsetof(config, memory_quota_mb), sizeof(uint32_t), 16, 1048576, "memory gRPC may use for connections and messages"},
+    {"handshake-ms", 'u', offsetof(config, handshake_ms), sizeof(uint32_t), 100, 600000, "a connection must finish its TLS handshake within this"},
+    {"idle-ms", 'u', offsetof(config, idle_ms), sizeof(uint32_t), 1000, 86400000, "a connection with no call for this long is closed"},
+    {"max-streams", 'u', offsetof(config, max_streams), sizeof(uint32_t), 1, 100000, "concurrent calls per connection"},
+    {"chunk-kb", 'u', offsetof(config, chunk_kb), sizeof(uint32_t), 1, 65536, "model download chunk"},
+    {"budget", 'd', offsetof(config, budget), sizeof(double), 1e-6, 1e6, "epsilon budget"},
+    {"delta", 'd', offsetof(config, delta), sizeof(double), 1e-300, 0.1, "delta"},
+    {"cohort", 'u', offsetof(config, e.cohort), sizeof(uint32_t), 2, 1048576, "target cohort size"},
+    {"sampling-rate", 'd', offsetof(config, e.sampling_rate), sizeof(double), 0, 1, "0: fixed-size cohorts; else Poisson sampling of check-ins"},
+    {"min-cohort", 'u', offsetof(config, e.min_cohort), sizeof(uint32_t), 1, 1048576, "least cohort a selection window may start"},
+    {"min-survivors", 'u', offsetof(config, e.min_survivors), sizeof(uint32_t), 1, 1048576, "fewer survivors abort a round"},
+    {"selection-ms", 'l', offsetof(config, e.selection_ms), sizeof(uint64_t), 1, 86400000, "selection window"},
+    {"phase-ms", 'l', offsetof(config, e.phase_ms), sizeof(uint64_t), 1, 86400000, "deadline of each secure-aggregation phase"},
+    {"retry-ms", 'u', offsetof(config, e.retry_ms), sizeof(uint32_t), 1, 86400000, "come back after (jittered)"},
+    {"rounds", 'u', offsetof(config, e.max_rounds), sizeof(uint32_t), 0, 100000000, "stop after this many rounds (0: at the budget)"},
+    {"dropout", 'd', offsetof(config, e.dropout), sizeof(double), 0, 0.99, "expected dropout, for (k, t)"},
+    {"dishonest", 'd', offsetof(config, e.dishonest), sizeof(double), 0, 0.99, "assumed colluding fraction"},
+    {"clip", 'd', offsetof(config, e.clip), sizeof(double), 1e-9, 1e9, "L2 clip of each update"},
+    {"noise-multiplier", 'd', offsetof(config, e.noise_multiplier), sizeof(double), 0, 1e6, "z"},
+    {"noise", 's', offsetof(config, noise), sizeof(((config *)0)->noise), 0, 0, "skellam or dgauss"},
+    {"bits", 'u', offsetof(config, e.bits), sizeof(uint32_t), 0, 32, "modulus bits (0: choose)"},
+    {"optimizer", 's', offsetof(config, optimizer), sizeof(((config *)0)->optimizer), 0, 0, "fedavg or fedadam"},
+    {"server-lr", 'd', offsetof(config, e.server_lr), sizeof(double), 0, 1e6, "server learning rate"},
+    {"momentum", 'd', offsetof(config, e.momentum), sizeof(double), 0, 0.9999, "FedAvg server momentum"},
+    {"local-steps", 'u', offsetof(config, e.local_steps), sizeof(uint32_t), 0, 1000, "client gradient steps per round (0, 1: one)"},
+    {"client-lr", 'f', offsetof(config, e.client_lr), sizeof(float), 0, 1e6, "client step size (0: 1)"},
+    {"alpha0", 'f', offsetof(config, e.alpha0), sizeof(float), 0, 1e6, "iALS unobserved weight"},
+    {"reg", 'f', offsetof(config, e.reg), sizeof(float), 1e-9, 1e6, "iALS regularisation"},
+    OPTS_END};
+#undef S
+
+void config_defaults(config *c) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->listen, sizeof c->listen, "127.0.0.1:50051");
+  snprintf(c->state_dir, sizeof c->state_dir, "fedrec-state");
+  snprintf(c->metrics_listen, sizeof c->metrics_listen, "127.0.0.1:9464");
+  snprintf(c->catalogue, sizeof c->catalogue, "synthetic:users=2000,items=500,dim=16,seed=42");
+  snprintf(c->noise, sizeof c->noise, "skellam");
+  snprintf(c->optimizer, sizeof c->optimizer, "fedavg");
+  c->workers = 4;
+  c->dim = 16;
+  c->free_embeddings = 1;
+  c->keep_models = 10;
+  c->max_message_mb = 0;
+  c->memory_quota_mb = 1024;
+  c->handshake_ms = 10000;
+  c->idle_ms = 300000;
+  c->max_streams = 32;
+  c->chunk_kb = 1024;
+  c->budget = 10;
+  c->delta = 1e-5;
+  fedrec_engine_defaults(&c->e);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN); /* unmasking holds the engine: use every core */
+  c->e.unmask_threads = cores < 1 ? 1 : cores > 64 ? 64 : (uint32_t)cores;
+}
+
+static const opt *find_opt(const char *k) {
+  for (const opt *o = OPTS; o->key; o++)
+    if (!strcmp(o->key, k)) return o;
+  return NULL;
+}
+
+int config_set(config *c, const char *key, const char *val, const char *where) {
+  const opt *o = find_opt(key);
+  if (!o) {
+    say("fedrec-coordinator: %s: unknown setting '%s' (see --help)\n", where, key);
+    return 0;
+  }
+  char *p = (char *)c + o->off, *end;
+  if (o->type == 's') {
+    if (strlen(val) >= o->size) {
+      say("fedrec-coordinator: %s: %s: value longer than %zu characters\n", where, key, o->size - 1);
+      return 0;
+    }
+    memcpy(p, val, strlen(val) + 1);
+    return 1;
+  }
+  errno = 0;
+  double v = strtod(val, &end);
+  if (end == val || *end || errno || !isfinite(v) || v < o->lo || v > o->hi ||
+      (o->type != 'd' && o->type != 'f' && v != floor(v))) {
+    say("fedrec-coordinator: %s: %s: '%s' is not a%s number in [%g, %g]\n", where, key, val,
+            o->type == 'd' || o->type == 'f' ? "" : " whole", o->lo, o->hi);
+    return 0;
+  }
+  if (o->type == 'i') *(int *)p = (int)v;
+  else if (o->type == 'u') *(uint32_t *)p = (uint32_t)v;
+  else if (o->type == 'l') *(uint64_t *)p = (uint64_t)v;
+  else if (o->type == 'f') *(float *)p = (float)v;
+  else *(double *)p = v;
+  return 1;
+}
+
+int config_parse_text(config *c, const char *text, size_t len, const char *name) {
+  char line[1024], where[600];
+  size_t at = 0;
+  int ln = 0, ok = 1;
+  while (ok && at < len) {
+    size_t e = at;
+    while (e < len && text[e] != '\n') e++;
+    ln++;
+    snprintf(where, sizeof where, "%.500s:%d", name, ln);
+    if (e - at >= sizeof line) {
+      say("fedrec-coordinator: %s: line longer than %zu characters\n", where, sizeof line - 1);
+      return 0;
+    }
+    if (memchr(text + at, 0, e - at)) { /* a binary file, or worse */
+      say("fedrec-coordinator: %s: a NUL byte in the line\n", where);
+      return 0;
+    }
+    memcpy(line, text + at, e - at);
+    line[e - at] = 0;
+    at = e + 1;
+    char *h = strchr(line, '#');
+    if (h) *h = 0;
+    char *s = line;
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = 0;
+    if (!*s) continue;
+    char *eq = strchr(s, '=');
+    if (!eq) {
+      say("fedrec-coordinator: %s: expected 'key = value'\n", where);
+      return 0;
+    }
+    char *k = s, *v = eq + 1;
+    *eq = 0;
+    for (char *t = eq - 1; t >= k && (*t == ' ' || *t == '\t'); t--) *t = 0;
+    while (*v == ' ' || *v == '\t') v++;
+    ok = config_set(c, k, v, where);
+  }
+  return ok;
+}
+
+int config_file(config *c, const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    say("fedrec-coordinator: --config %s: %s\n", path, strerror(errno));
+    return 0;
+  }
+  enum { CAP = 1 << 20 };
+  char *text = malloc(CAP + 1);
+  size_t n = text ? fread(text, 1, CAP + 1, f) : 0;
+  int err = ferror(f);
+  fclose(f);
+  if (!text || err || n > CAP) {
+    say("fedrec-coordinator: --config %s: %s\n", path, !text ? "out of memory" : err ? "read error" : "larger than 1 MiB");
+    free(text);
+    return 0;
+  }
+  int ok = config_parse_text(c, text, n, path);
+  free(text);
+  return ok;
+}
+
+void config_usage(FILE *f) {
+  for (const opt *o = OPTS; o->key; o++) fprintf(f, "  %-18s %s\n", o->key, o->help);
+}
