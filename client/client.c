@@ -463,6 +463,61 @@ static fedrec_status cached_model(fedrec_client *c, fedrec_model *m, fedrec_erro
   return s;
 }
 
+/* ---------------------------------------------------------------- hostile build (tests only) */
+
+#ifdef FEDREC_HOSTILE
+/* Compiled only into tests/hostile_client (-DFEDREC_HOSTILE), never into libfedrec_client:
+ * what an attacker holding one device token gets by editing this library. FEDREC_HOSTILE in
+ * the environment picks the attack:
+ *   box-index   a share box addressed past the cohort (the 61d538e heap overflow)
+ *   equal-keys  both advertised keys equal;  low-order  a low-order mask key
+ *   no-clip     the update clipped at 40x the round's clip (a poisoned update) */
+static const char *hostile(void) {
+  const char *m = getenv("FEDREC_HOSTILE");
+  return m ? m : "";
+}
+
+/* Rewrites an outgoing secure-aggregation message as the attack says. */
+static void tamper(uint8_t *msg, size_t len, const fedrec_round_info *info) {
+  fedrec_sa_msg m;
+  fedrec_error err;
+  if (fedrec_sa_decode(&m, msg, len, info->secagg.n, info->secagg.dim, &err)) return;
+  size_t n = 0;
+  if (m.type == FEDREC_SA_MSG_KEYS && !strcmp(hostile(), "equal-keys")) {
+    memcpy(m.u.keys.s_pk, m.u.keys.c_pk, 32);
+    n = fedrec_sa_encode_keys(msg, len, &m.u.keys);
+  } else if (m.type == FEDREC_SA_MSG_KEYS && !strcmp(hostile(), "low-order")) {
+    memset(m.u.keys.s_pk, 0, 32);
+    n = fedrec_sa_encode_keys(msg, len, &m.u.keys);
+  } else if (m.type == FEDREC_SA_MSG_BOXES && !strcmp(hostile(), "box-index") && m.u.boxes.count) {
+    m.u.boxes.boxes[0].to = info->secagg.n + 7;
+    n = fedrec_sa_encode_boxes(msg, len, &m.u.boxes);
+  }
+  (void)n;
+  fedrec_sa_msg_free(&m);
+}
+/* no-clip: instead of its gradient, an update of norm 1000 clips pointing one way, encoded
+ * with the clip raised 10 000x (what steering the model takes) */
+static fedrec_status hostile_participant(fedrec_participant **p, fedrec_round_info *info, const fedrec_model *m,
+                                         fedrec_error *err) {
+  int64_t dim = fedrec_model_params(m);
+  float *u = malloc((size_t)dim * sizeof *u);
+  if (!u) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "hostile update");
+  for (int64_t i = 0; i < dim; i++) u[i] = (float)(1000 * info->ddp.clip / sqrt((double)dim));
+  info->ddp.clip *= 10000;
+  fedrec_status s = fedrec_participant_new_update(p, info, u, dim, NULL, err);
+  free(u);
+  return s;
+}
+#define HOSTILE_TAMPER(msg, len, info) tamper(msg, len, info)
+#define HOSTILE_NEW(p, info, model, err) (!strcmp(hostile(), "no-clip") ? hostile_participant(p, info, model, err) : FEDREC_OK)
+#define HOSTILE_ACTIVE() (!strcmp(hostile(), "no-clip"))
+#else
+#define HOSTILE_TAMPER(msg, len, info) ((void)(info))
+#define HOSTILE_NEW(p, info, model, err) FEDREC_OK
+#define HOSTILE_ACTIVE() 0
+#endif
+
 /* ---------------------------------------------------------------- sync */
 
 static void backoff(fedrec_client *c, fedrec_sync_outcome *out, int failed) {
@@ -573,10 +628,14 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
   if ((s = cached_model(c, &model, err))) goto done;
   have_model = 1;
   maybe_drop(c, FEDREC_PHASE_KEYS);
-  if ((s = fedrec_participant_new(&p, &info, &model, items, w, n, NULL, err))) goto done;
+  fedrec_round_info sent = info; /* the round as announced (the hostile build may change its copy) */
+  if (HOSTILE_ACTIVE()) s = HOSTILE_NEW(&p, &info, &model, err);
+  else s = fedrec_participant_new(&p, &info, &model, items, w, n, NULL, err);
+  if (s) goto done;
   uint8_t *msg = NULL;
   size_t len = 0;
   if ((s = fedrec_participant_keys(p, &msg, &len, err))) goto done;
+  HOSTILE_TAMPER(msg, len, &sent);
   code = submit(c, FEDREC_RPC_ADVERTISE_KEYS, info.round, msg, len, details, sizeof details);
   free(msg);
   if (code == GRPC_STATUS_FAILED_PRECONDITION) goto left_out;
@@ -624,6 +683,7 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
                                     : fedrec_participant_unmask(p, in, inlen, &msg, &len, err);
     free(in);
     if (s) goto done; /* a check failed: this client stops answering, which is safe */
+    HOSTILE_TAMPER(msg, len, &sent);
     code = submit(c, SUBMIT[ph], info.round, msg, len, details, sizeof details);
     free(msg);
     if (code == GRPC_STATUS_FAILED_PRECONDITION) goto left_out;

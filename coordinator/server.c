@@ -615,7 +615,14 @@ static grpc_status_code handle(server *s, call *c, char *details, size_t dcap) {
   default: { /* the four submissions share one shape: {round, message} */
     const ProtobufCBinaryData *msg = &((Fedrec__V1__AdvertiseKeysRequest *)rq)->message;
     uint64_t round = ((Fedrec__V1__AdvertiseKeysRequest *)rq)->round;
+    int was_banned = fedrec_engine_banned(s->engine, client);
     st = fedrec_engine_submit(s->engine, client, round, SUBMIT_PHASE[m], msg->data, msg->len, now, &err);
+    if (st && !was_banned && fedrec_engine_banned(s->engine, client)) {
+      char reason[600];
+      json_str(reason, sizeof reason, err.msg);
+      logj("warn", "client_banned", "\"client\": %llu, \"round\": %llu, \"reason\": \"%s\"", (unsigned long long)client,
+           (unsigned long long)round, reason);
+    }
     if (!st) {
       Fedrec__V1__AdvertiseKeysResponse r = FEDREC__V1__ADVERTISE_KEYS_RESPONSE__INIT;
       c->resp = fedrec_rpc_pack(&r.base); /* all four responses are empty messages */
