@@ -190,7 +190,7 @@ static int verify(int argc, char **argv) {
     want = strtoull(covers, &end, 10);
     okc = okc && !errno && *end == ':' && strlen(end + 1) == 64;
     for (int i = 0; okc && i < 32; i++) {
-      unsigned v;
+      unsigned v = 0;
       okc = isxdigit((unsigned char)end[1 + 2 * i]) && isxdigit((unsigned char)end[2 + 2 * i]) &&
             sscanf(end + 1 + 2 * i, "%2x", &v) == 1;
       head[i] = (uint8_t)v;
