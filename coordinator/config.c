@@ -89,7 +89,7 @@ void config_defaults(config *c) {
   c->free_embeddings = 1;
   c->keep_models = 10;
   c->max_message_mb = 0;
-  c->memory_quota_mb = 1024;
+  c->memory_quota_mb = 256;
   c->handshake_ms = 10000;
   c->idle_ms = 300000;
   c->max_streams = 32;

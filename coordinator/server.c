@@ -1025,7 +1025,12 @@ static int serve(server *s) {
   if (max_msg > INT32_MAX) max_msg = INT32_MAX;
   grpc_resource_quota *quota = grpc_resource_quota_create("fedrec-coordinator");
   grpc_resource_quota_resize(quota, (size_t)c->memory_quota_mb << 20);
-  grpc_arg args[7] = {
+  /* HTTP/2 flow control: gRPC grows a stream's window towards what the link can carry (the
+   * BDP probe), and buffers that much of every incoming message; off, each stream holds at
+   * most its 64 KiB window, so a flood of large calls costs concurrency x 64 KiB */
+  grpc_arg args[9] = {
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, .value.integer = 64 * 1024},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = (int)max_msg},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, .value.integer = (int)c->handshake_ms},
@@ -1033,7 +1038,7 @@ static int serve(server *s) {
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONCURRENT_STREAMS, .value.integer = (int)c->max_streams},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_METADATA_SIZE, .value.integer = 16 * 1024},
       {.type = GRPC_ARG_POINTER, .key = GRPC_ARG_RESOURCE_QUOTA, .value.pointer = {quota, grpc_resource_quota_arg_vtable()}}};
-  grpc_channel_args ca = {7, args};
+  grpc_channel_args ca = {9, args};
   s->gs = grpc_server_create(&ca, NULL);
   grpc_resource_quota_unref(quota);
   logj("info", "limits", "\"max_message_bytes\": %zu, \"memory_quota_mb\": %u, \"handshake_ms\": %u, \"idle_ms\": %u, "
