@@ -470,6 +470,7 @@ static fedrec_status cached_model(fedrec_client *c, fedrec_model *m, fedrec_erro
  * what an attacker holding one device token gets by editing this library. FEDREC_HOSTILE in
  * the environment picks the attack:
  *   box-index   a share box addressed past the cohort (the 61d538e heap overflow)
+ *   spoil-boxes share boxes that open for nobody (and its masked input sent anyway)
  *   equal-keys  both advertised keys equal;  low-order  a low-order mask key
  *   no-clip     the update clipped at 40x the round's clip (a poisoned update) */
 static const char *hostile(void) {
@@ -491,6 +492,9 @@ static void tamper(uint8_t *msg, size_t len, const fedrec_round_info *info) {
     n = fedrec_sa_encode_keys(msg, len, &m.u.keys);
   } else if (m.type == FEDREC_SA_MSG_BOXES && !strcmp(hostile(), "box-index") && m.u.boxes.count) {
     m.u.boxes.boxes[0].to = info->secagg.n + 7;
+    n = fedrec_sa_encode_boxes(msg, len, &m.u.boxes);
+  } else if (m.type == FEDREC_SA_MSG_BOXES && !strcmp(hostile(), "spoil-boxes")) {
+    for (uint32_t a = 0; a < m.u.boxes.count; a++) m.u.boxes.boxes[a].data[20] ^= 1; /* opens for nobody */
     n = fedrec_sa_encode_boxes(msg, len, &m.u.boxes);
   }
   (void)n;

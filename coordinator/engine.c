@@ -761,6 +761,8 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
   if (e->c.plain) {
     for (uint32_t i = 0; i < e->n; i++) summed += e->members[i].done >= (int)FEDREC_PHASE_MASKED;
   } else if (fedrec_secagg_server_finish(e->sa, e->modsum, &summed, &err)) {
+    uint32_t culprit = fedrec_secagg_server_culprit(e->sa); /* its boxes did not open: banned */
+    if (culprit && culprit <= e->n) ban(e, &e->members[culprit - 1]);
     abort_round(e, err.msg);
     return;
   }

@@ -1,5 +1,7 @@
 /* The SecAgg+ client state machine. Every check a correct client makes happens before it
- * reveals anything; on a failed check it stops (the round goes on without it). */
+ * reveals anything; on a failed check it stops (the round goes on without it). A share box
+ * that does not open is the sender's fault, not the server's: the client treats that sender
+ * as dropped (no pairwise mask with it, no share of it) and says so when it reveals. */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@ struct fedrec_secagg_client {
   uint32_t *nb;            /* k neighbours, sorted */
   fedrec_sa_keys *nkeys;   /* keys of each neighbour (valid when in1) */
   uint8_t *in1, *in2;      /* neighbour advertised (round 1) / shared with us (round 2) */
+  uint8_t *rejected;       /* its share box to us did not open: dropped for us (round 2) */
   fedrec_share *sh_b, *sh_s; /* shares we hold of each neighbour's b and mask key */
   uint8_t *revealed;       /* 0, FEDREC_SA_REVEAL_SELF or FEDREC_SA_REVEAL_KEY per neighbour */
   fedrec_sa_box *out_boxes;
@@ -75,13 +78,14 @@ fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, ui
   c->in1 = calloc(k, 1);
   c->in2 = calloc(k, 1);
   c->revealed = calloc(k, 1);
+  c->rejected = calloc(k, 1);
   /* layout: shares of b (k), shares of mask keys (k), our shares of b and s_sk (2k), b, c_sk,
    * s_sk, share-box keys (k), scratch: a box's plaintext, seed, point, mask keys (k + 1) */
   c->secrets = fedrec_secret_alloc(4 * k * sizeof(fedrec_share) + 3 * 32 + k * 32 + FEDREC_SA_SHARE_PLAIN + 2 * 32 +
                                    (k + 1) * 32);
   c->msign = malloc((k + 1) * sizeof *c->msign);
   sa_graph g;
-  if (!c->nb || !c->nkeys || !c->in1 || !c->in2 || !c->revealed || !c->secrets || !c->msign ||
+  if (!c->nb || !c->nkeys || !c->in1 || !c->in2 || !c->revealed || !c->rejected || !c->secrets || !c->msign ||
       sa_graph_init(&g, p) != FEDREC_OK) {
     fedrec_secagg_client_free(c);
     fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg client %u", id);
@@ -107,7 +111,7 @@ void fedrec_secagg_client_free(fedrec_secagg_client *c) {
   fedrec_kx_keypair_free(&c->ckey);
   fedrec_kx_keypair_free(&c->skey);
   fedrec_secret_free(c->secrets); /* wipes b, the secret keys and the shares */
-  free(c->nb), free(c->nkeys), free(c->in1), free(c->in2), free(c->revealed), free(c->msign);
+  free(c->nb), free(c->nkeys), free(c->in1), free(c->in2), free(c->revealed), free(c->rejected), free(c->msign);
   free(c->out_boxes), free(c->y), free(c->reveals), free(c->signed_ids);
   free(c);
 }
@@ -244,22 +248,26 @@ static fedrec_status open_inbox(fedrec_secagg_client *c, const fedrec_sa_boxes *
   for (uint32_t a = 0; !st && a < in->count; a++) {
     const fedrec_sa_box *bx = &in->boxes[a];
     int j = nb_index(c, bx->from);
-    if (bx->to != c->id || j < 0 || !c->in1[j] || c->in2[j]) {
+    if (bx->to != c->id || j < 0 || !c->in1[j] || c->in2[j] || c->rejected[j]) { /* the server's relay is wrong */
       st = fail(c, FEDREC_ERR_PARSE, err, "a share box from an unknown, repeated or non-neighbour sender");
       break;
     }
-    /* in1[j]: we derived this key when we shared with j in round 1 */
+    /* in1[j]: we derived this key when we shared with j in round 1. A box that does not
+     * open, or holds shares for another point, was made so by its sender (the key and the
+     * nonce are ours and theirs only): that sender is dropped for us, the round goes on */
     if (fedrec_open(plain, bx->data, FEDREC_SA_BOX_BYTES, c->share_keys + (size_t)j * 32,
                     c->p.session, bx->from, c->id) ||
         get32(plain) != bx->from || get32(plain + 4) != c->id) {
-      st = fail(c, FEDREC_ERR_PARSE, err, "a share box failed authentication");
-      break;
+      c->rejected[j] = 1;
+      continue;
     }
     get_share(&c->sh_b[j], plain + 8);
     get_share(&c->sh_s[j], plain + 8 + 4 + 8 * FEDREC_SHAMIR_CHUNKS);
     if (c->sh_b[j].x != c->id + 1 || c->sh_s[j].x != c->id + 1) {
-      st = fail(c, FEDREC_ERR_PARSE, err, "a share is for another evaluation point");
-      break;
+      sodium_memzero(&c->sh_b[j], sizeof c->sh_b[j]);
+      sodium_memzero(&c->sh_s[j], sizeof c->sh_s[j]);
+      c->rejected[j] = 1;
+      continue;
     }
     c->in2[j] = 1;
     live++;
@@ -269,26 +277,32 @@ static fedrec_status open_inbox(fedrec_secagg_client *c, const fedrec_sa_boxes *
   return st;
 }
 
+/* The pairwise mask key with neighbour j into key (32 bytes of secure memory); -1 when its
+ * mask public key is invalid. */
+static int pair_mask_key(fedrec_secagg_client *c, uint32_t j, uint8_t *key) {
+  uint32_t v = c->nb[j], lo = c->id < v ? c->id : v, hi = c->id < v ? v : c->id;
+  int bad = fedrec_kx_agree_in(c->seed, c->skey.sk, c->skey.pk, c->nkeys[j].s_pk, SA_LABEL_MASK, c->point) != FEDREC_OK;
+  if (!bad) fedrec_mask_key(key, c->seed, c->p.session, FEDREC_MASK_PAIR, lo, hi, 0);
+  sodium_memzero(c->seed, 32);
+  return bad ? -1 : 0;
+}
+
 /* The self mask's and each live neighbour's mask key into c->mk, their signs into c->msign;
  * *nk: how many. */
 static fedrec_status mask_keys(fedrec_secagg_client *c, size_t *nk, fedrec_error *err) {
-  uint8_t *seed = c->seed, *mk = c->mk;
+  uint8_t *mk = c->mk;
   fedrec_status st = FEDREC_OK;
   *nk = 1;
   fedrec_mask_key(mk, c->b, c->p.session, FEDREC_MASK_SELF, c->id, 0, 0);
   c->msign[0] = +1;
   for (uint32_t j = 0; j < c->k; j++) {
     if (!c->in2[j]) continue;
-    uint32_t v = c->nb[j];
-    if (fedrec_kx_agree_in(seed, c->skey.sk, c->skey.pk, c->nkeys[j].s_pk, SA_LABEL_MASK, c->point)) {
+    if (pair_mask_key(c, j, mk + *nk * 32)) {
       st = fail(c, FEDREC_ERR_PARSE, err, "a neighbour's mask key is invalid");
       break;
     }
-    uint32_t lo = c->id < v ? c->id : v, hi = c->id < v ? v : c->id;
-    fedrec_mask_key(mk + *nk * 32, seed, c->p.session, FEDREC_MASK_PAIR, lo, hi, 0);
-    c->msign[(*nk)++] = c->id < v ? +1 : -1;
+    c->msign[(*nk)++] = c->id < c->nb[j] ? +1 : -1;
   }
-  sodium_memzero(seed, 32);
   return st;
 }
 
@@ -354,7 +368,9 @@ static fedrec_status check_survivors(fedrec_secagg_client *c, const fedrec_sa_su
     }
     int j = nb_index(c, v);
     if (j < 0) continue; /* not our neighbour: not our business */
-    /* a neighbour that did not share with us cannot have survived: an unknown or dead entry */
+    /* a neighbour that did not share with us cannot have survived: an unknown or dead entry
+     * (one whose box did not open for us did share, with the server: it may have survived) */
+    if (c->rejected[j]) continue;
     if (!c->in2[j]) return fail(c, FEDREC_ERR_PARSE, err, "survivor list names a neighbour that never shared keys with us");
     live++;
   }
@@ -427,6 +443,21 @@ fedrec_status fedrec_secagg_client_unmask(fedrec_secagg_client *c, const fedrec_
   }
   uint32_t m = 0;
   for (uint32_t j = 0; j < c->k; j++) {
+    if (c->rejected[j]) { /* we left our pairwise mask with it out: say so, with the mask's key */
+      fedrec_sa_reveal *x = &c->reveals[m++];
+      memset(x, 0, sizeof *x);
+      x->of = c->nb[j];
+      x->kind = FEDREC_SA_REVEAL_EXCLUDED;
+      x->share.x = c->id + 1;
+      if (pair_mask_key(c, j, c->mk)) { /* c->mk: guarded scratch, unused by now */
+        free(alive);
+        return fail(c, FEDREC_ERR_PARSE, err, "a neighbour's mask key is invalid");
+      }
+      for (int w = 0; w < 4; w++)
+        for (int b = 0; b < 8; b++) x->share.y[w] |= (uint64_t)c->mk[8 * w + b] << (8 * b);
+      sodium_memzero(c->mk, 32);
+      continue;
+    }
     if (!c->in2[j]) continue;
     int kind = alive[j] ? FEDREC_SA_REVEAL_SELF : FEDREC_SA_REVEAL_KEY;
     if (c->revealed[j] && c->revealed[j] != kind) { /* never both shares of one neighbour */

@@ -40,6 +40,14 @@ struct fedrec_secagg_server {
    * slot = 2 * client + kind + 1 (0: empty) */
   uint32_t *kset, kslots;
   uint8_t kset_key[crypto_shorthash_KEYBYTES];
+  /* exclusions (round 4): survivor `by` could not open `of`'s share box, so it left their
+   * pairwise mask out of its input; key: that mask's key (wiped on free) */
+  struct exclusion {
+    uint32_t of, by;
+    uint8_t key[32];
+  } *excl;
+  uint32_t nexcl, excl_cap;
+  uint32_t culprit; /* a member whose secret could not be rebuilt because its boxes did not open, + 1 */
 };
 
 static fedrec_status reject(fedrec_error *err, fedrec_status st, const char *what, uint32_t id) {
@@ -87,6 +95,10 @@ void fedrec_secagg_server_free(fedrec_secagg_server *s) {
   free(s->flags), free(s->keys), free(s->boxes), free(s->nboxes), free(s->in_off);
   free(s->in_idx), free(s->inbox), free(s->klist), free(s->nb), free(s->sum), free(s->surv);
   free(s->sigs), free(s->nshares), free(s->kset);
+  if (s->excl) {
+    sodium_memzero(s->excl, (size_t)s->excl_cap * sizeof *s->excl);
+    free(s->excl);
+  }
   if (s->shares) {
     sodium_memzero(s->shares, (size_t)s->p.n * s->p.t * sizeof *s->shares);
     free(s->shares);
@@ -328,6 +340,21 @@ fedrec_status fedrec_secagg_server_close_consistency(fedrec_secagg_server *s, fe
   return FEDREC_OK;
 }
 
+/* 1 when client `from` sent a share box to `to` (so `to` may have failed to open it). */
+static int boxed(const fedrec_secagg_server *s, uint32_t from, uint32_t to) {
+  if (from >= s->p.n || !(s->flags[from] & F_SHARED)) return 0;
+  for (uint32_t a = 0; a < s->nboxes[from]; a++)
+    if (s->boxes[(size_t)from * s->k + a].to == to) return 1;
+  return 0;
+}
+
+/* The exclusion "by left its pairwise mask with of out", or NULL. */
+static const struct exclusion *excluded(const fedrec_secagg_server *s, uint32_t of, uint32_t by) {
+  for (uint32_t e = 0; e < s->nexcl; e++)
+    if (s->excl[e].of == of && s->excl[e].by == by) return &s->excl[e];
+  return NULL;
+}
+
 fedrec_status fedrec_secagg_server_on_reveals(fedrec_secagg_server *s, const fedrec_sa_reveals *m,
                                               fedrec_error *err) {
   if (s->phase != S_UNMASK) return reject(err, FEDREC_ERR_ARG, "reveals outside round 4", m->id);
@@ -335,20 +362,46 @@ fedrec_status fedrec_secagg_server_on_reveals(fedrec_secagg_server *s, const fed
   if (r >= s->p.n || !(s->flags[r] & F_MASKED) || (s->flags[r] & F_REVEALED) ||
       (s->p.active && !(s->flags[r] & F_SIGNED)))
     return reject(err, FEDREC_ERR_PARSE, "reveals from a non-survivor or sent twice", r);
+  if (m->count > s->k) return reject(err, FEDREC_ERR_PARSE, "more reveals than neighbours", r);
+  uint32_t nex = 0;
   for (uint32_t a = 0; a < m->count; a++) { /* validate everything before storing anything */
     const fedrec_sa_reveal *x = &m->items[a];
     int want = x->of < s->p.n && (s->flags[x->of] & F_MASKED) ? FEDREC_SA_REVEAL_SELF : FEDREC_SA_REVEAL_KEY;
     if (x->of >= s->p.n || !(s->flags[x->of] & F_SHARED) || !sa_graph_adjacent(&s->g, r, x->of) ||
-        x->kind != want || x->share.x != r + 1)
+        (x->kind != want && !(x->kind == FEDREC_SA_REVEAL_EXCLUDED && boxed(s, x->of, r))) || x->share.x != r + 1)
       return reject(err, FEDREC_ERR_PARSE, "a revealed share of the wrong kind, owner or point", r);
+    for (uint32_t b = 0; b < a; b++) /* one item per neighbour: a repeated share would spoil its reconstruction */
+      if (m->items[b].of == x->of) return reject(err, FEDREC_ERR_PARSE, "two reveals about one neighbour", r);
+    nex += x->kind == FEDREC_SA_REVEAL_EXCLUDED;
+  }
+  if (nex && s->nexcl + nex > s->excl_cap) {
+    uint32_t cap = s->excl_cap ? 2 * s->excl_cap : 64;
+    while (cap < s->nexcl + nex) cap *= 2;
+    struct exclusion *e = calloc(cap, sizeof *e);
+    if (!e) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server: exclusions");
+    if (s->excl) {
+      memcpy(e, s->excl, (size_t)s->nexcl * sizeof *e);
+      sodium_memzero(s->excl, (size_t)s->excl_cap * sizeof *s->excl);
+      free(s->excl);
+    }
+    s->excl = e, s->excl_cap = cap;
   }
   for (uint32_t a = 0; a < m->count; a++) {
     const fedrec_sa_reveal *x = &m->items[a];
-    if (s->nshares[x->of] < s->p.t) s->shares[(size_t)x->of * s->p.t + s->nshares[x->of]++] = x->share;
+    if (x->kind == FEDREC_SA_REVEAL_EXCLUDED) {
+      struct exclusion *e = &s->excl[s->nexcl++];
+      e->of = x->of, e->by = r;
+      for (int w = 0; w < 4; w++)
+        for (int b = 0; b < 8; b++) e->key[8 * w + b] = (uint8_t)(x->share.y[w] >> (8 * b));
+    } else if (s->nshares[x->of] < s->p.t) {
+      s->shares[(size_t)x->of * s->p.t + s->nshares[x->of]++] = x->share;
+    }
   }
   s->flags[r] |= F_REVEALED;
   return FEDREC_OK;
 }
+
+uint32_t fedrec_secagg_server_culprit(const fedrec_secagg_server *s) { return s->culprit; }
 
 size_t fedrec_secagg_server_memory(const fedrec_secagg_server *s) {
   size_t n = s->p.n, k = s->k, b = sizeof *s;
@@ -360,6 +413,7 @@ size_t fedrec_secagg_server_memory(const fedrec_secagg_server *s) {
   if (s->in_off) b += (n + 1) * sizeof *s->in_off + n * k * sizeof *s->in_idx;
   if (s->surv) b += (n + 1) * (sizeof *s->surv + sizeof *s->sigs);
   if (s->shares) b += n * s->p.t * sizeof *s->shares;
+  b += (size_t)s->excl_cap * sizeof *s->excl;
   return b;
 }
 
@@ -373,7 +427,7 @@ static fedrec_status pair_keys(fedrec_secagg_server *s, uint32_t v, const uint8_
   sa_graph_neighbours(&s->g, v, s->nb);
   for (uint32_t j = 0; j < s->k && !st; j++) {
     uint32_t u = s->nb[j];
-    if (!(s->flags[u] & F_MASKED)) continue;
+    if (!(s->flags[u] & F_MASKED) || excluded(s, v, u)) continue; /* u left this mask out */
     if (fedrec_kx_agree(key, kp.sk, kp.pk, s->keys[u].s_pk, SA_LABEL_MASK)) {
       st = FEDREC_ERR_PARSE;
       break;
@@ -425,13 +479,22 @@ static void unmask(fedrec_secagg_server *s, const uint8_t *keys, const int *sign
   }
 }
 
+/* 1 when some survivor's input holds a pairwise mask with u: a masked neighbour that did
+ * not leave it out. */
+static int in_any_mask(fedrec_secagg_server *s, uint32_t u) {
+  sa_graph_neighbours(&s->g, u, s->nb);
+  for (uint32_t j = 0; j < s->k; j++)
+    if ((s->flags[s->nb[j]] & F_MASKED) && !excluded(s, u, s->nb[j])) return 1;
+  return 0;
+}
+
 fedrec_status fedrec_secagg_server_finish(fedrec_secagg_server *s, uint32_t *sum,
                                           uint32_t *n_summed, fedrec_error *err) {
   if (s->phase != S_UNMASK) return fedrec_error_set(err, FEDREC_ERR_ARG, "secagg server: not in the unmasking round");
   /* first every secret and mask key (nothing touches the sum while a share may still fail),
    * then all masks off in one pass: a self mask per survivor, and for each client that
    * dropped after sharing, its pairwise masks with the neighbours that sent inputs */
-  size_t cap = 0;
+  size_t cap = s->nexcl;
   for (uint32_t u = 0; u < s->p.n; u++)
     if (s->flags[u] & F_SHARED) cap += (s->flags[u] & F_MASKED) ? 1 : s->k;
   uint8_t *secret = fedrec_secret_alloc(32), *key = fedrec_secret_alloc(32);
@@ -443,9 +506,16 @@ fedrec_status fedrec_secagg_server_finish(fedrec_secagg_server *s, uint32_t *sum
   for (uint32_t u = 0; u < s->p.n && !st; u++) {
     int masked = (s->flags[u] & F_MASKED) != 0;
     if (!(s->flags[u] & F_SHARED)) continue; /* dropped before sharing: in nobody's masks */
+    if (!masked && !in_any_mask(s, u)) continue; /* dropped, and every survivor left it out */
     if (s->nshares[u] < s->p.t) {
-      st = fedrec_error_set(err, FEDREC_ERR_EMPTY, "secagg server: round aborted: %u of %u shares of client %u's %s",
-                            s->nshares[u], s->p.t, u, masked ? "self mask" : "mask key");
+      /* too many of its recipients could not open its boxes to rebuild it without them: its
+       * own doing (a coalition that large already breaks the threshold assumption) */
+      uint32_t against = 0;
+      for (uint32_t e = 0; e < s->nexcl; e++) against += s->excl[e].of == u;
+      if (against && s->nboxes[u] < s->p.t + against) s->culprit = u + 1;
+      st = fedrec_error_set(err, FEDREC_ERR_EMPTY, "secagg server: round aborted: %u of %u shares of client %u's %s%s",
+                            s->nshares[u], s->p.t, u, masked ? "self mask" : "mask key",
+                            s->culprit == u + 1 ? " (its share boxes did not open for its neighbours)" : "");
       break;
     }
     if (fedrec_shamir_combine(secret, s->shares + (size_t)u * s->p.t, (int)s->p.t)) {
@@ -456,6 +526,15 @@ fedrec_status fedrec_secagg_server_finish(fedrec_secagg_server *s, uint32_t *sum
     if (masked) {
       fedrec_mask_key(keys + 32 * nk, secret, s->p.session, FEDREC_MASK_SELF, u, 0, 0);
       signs[nk++] = -1;
+      /* survivors that left their mask with u out (u's box did not open for them): u's half of
+       * each such mask is in the sum alone, removed with the key they revealed (unless u left
+       * it out too: then neither half is there) */
+      for (uint32_t e = 0; e < s->nexcl; e++) {
+        uint32_t by = s->excl[e].by;
+        if (s->excl[e].of != u || !(s->flags[by] & F_MASKED) || excluded(s, by, u)) continue;
+        memcpy(keys + 32 * nk, s->excl[e].key, 32);
+        signs[nk++] = u < by ? -1 : +1; /* undo u's term (+ when u is the lower id) */
+      }
     } else if ((st = pair_keys(s, u, secret, key, keys, signs, &nk))) {
       fedrec_error_set(err, st, "secagg server: client %u's reconstructed mask key does not match its public key", u);
     }

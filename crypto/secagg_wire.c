@@ -274,7 +274,8 @@ static fedrec_status decode_body(fedrec_sa_msg *m, rd *r, uint32_t max_clients, 
       x->of = r_u32(r);
       uint8_t k;
       r_bytes(r, &k, 1);
-      if (k != FEDREC_SA_REVEAL_SELF && k != FEDREC_SA_REVEAL_KEY) return bad(err, "unknown reveal kind", r->off - 1);
+      if (k != FEDREC_SA_REVEAL_SELF && k != FEDREC_SA_REVEAL_KEY && k != FEDREC_SA_REVEAL_EXCLUDED)
+        return bad(err, "unknown reveal kind", r->off - 1);
       x->kind = k;
       x->share.x = r_u32(r);
       for (int ch = 0; ch < FEDREC_SHAMIR_CHUNKS; ch++) x->share.y[ch] = r_u64(r);

@@ -16,6 +16,8 @@ typedef struct {
 
 static int g_batch; /* run_round: half the masked inputs as one sum (on_masked_sum) */
 static int g_hostile; /* run_round: hostile calls before every honest one (hostile_calls) */
+static uint32_t g_garbage; /* run_round: client 0 spoils its share boxes to this many neighbours */
+static int g_drop0;        /* run_round: client 0 vanishes after sharing (before its masked input) */
 static void hostile_calls(const void *world, int phase, fedrec_rng *r);
 #define HOSTILE(ph) if (g_hostile) hostile_calls(w, ph, r)
 
@@ -81,6 +83,7 @@ static fedrec_status run_round(world *w, const double drop[5], fedrec_rng *r, ui
     fedrec_sa_boxes bx;
     assert_status(fedrec_secagg_server_keylist(w->s, u, &kl, &err), FEDREC_OK);
     if (fedrec_secagg_client_share(w->c[u], &kl, &bx, &err)) { alive[u] = 0; continue; }
+    for (uint32_t a = 0; u == 0 && a < g_garbage && a < bx.count; a++) bx.boxes[a].data[17] ^= 0x40;
     HOSTILE(1);
     assert_status(fedrec_secagg_server_on_boxes(w->s, u, &bx, &err), FEDREC_OK);
   }
@@ -89,6 +92,7 @@ static fedrec_status run_round(world *w, const double drop[5], fedrec_rng *r, ui
   /* g_batch: the upper half's masked inputs are added up here and given as one sum */
   uint32_t lim = w->p.bits == 32 ? 0xffffffffu : (1u << w->p.bits) - 1, nb = 0, single = n;
   uint32_t *bsum = calloc(dim + 1, 4), *bids = malloc((n + 1) * 4);
+  if (g_drop0) alive[0] = 0;
   for (uint32_t u = 0; u < n; u++) {
     if (!alive[u]) continue;
     fedrec_sa_boxes in;
@@ -284,6 +288,52 @@ static void hostile_calls(const void *world_, int phase, fedrec_rng *r) {
   (void)fedrec_secagg_server_survivors(w->s, &sv, &err); /* any phase: answers or refuses */
 }
 
+/* A member that spoils its share boxes (they do not open for their recipients) costs at most
+ * its own contribution: recipients treat it as dropped, leave their pairwise mask with it out
+ * and say so when they reveal (with that mask's key), and the sum stays exact, whether it then
+ * sends its masked input or not, as long as enough neighbours hold valid shares of its self
+ * mask. Spoiling every box and still sending an input leaves a self mask nobody can remove:
+ * that round aborts (before anything is released), the remaining limit (docs/SECURITY.md). */
+static void test_spoiled_boxes(void **state) {
+  (void)state;
+  fedrec_rng r;
+  fedrec_rng_seed(&r, 31, 7);
+  int exact = 0, aborted = 0;
+  for (int trial = 0; trial < 36; trial++) {
+    fedrec_secagg_params p = {0};
+    p.session = (uint64_t)trial + 100;
+    p.n = 5 + (uint32_t)fedrec_rng_below(&r, 16);
+    uint32_t kmax = p.n - 1;
+    p.k = trial % 2 ? kmax : 2 * (2 + (uint32_t)fedrec_rng_below(&r, (kmax - 1) / 2));
+    uint32_t k = fedrec_secagg_degree(&p);
+    p.t = k / 2 + 1;
+    p.bits = 20;
+    p.dim = 1 + (uint32_t)fedrec_rng_below(&r, 300);
+    p.active = trial % 6 == 5;
+    for (int b = 0; b < 32; b++) p.graph_seed[b] = (uint8_t)fedrec_rng_u64(&r);
+    int scenario = trial % 3; /* 0: some spoiled, it survives; 1: all spoiled, it drops; 2: all, survives */
+    world w;
+    world_new(&w, &p, &r);
+    double drop[5] = {0, 0, 0, 0, 0};
+    g_garbage = scenario == 0 ? 1 + (uint32_t)fedrec_rng_below(&r, k - p.t) : k;
+    g_drop0 = scenario == 1;
+    uint32_t summed = 0;
+    fedrec_status st = run_round(&w, drop, &r, &summed); /* checks the sum when it succeeds */
+    g_garbage = 0, g_drop0 = 0;
+    if (scenario < 2) {
+      if (st) fail_msg("trial %d (n %u, k %u, t %u, scenario %d): %d", trial, p.n, k, p.t, scenario, (int)st);
+      assert_int_equal(summed, scenario == 0 ? p.n : p.n - 1);
+      exact++;
+    } else {
+      assert_int_equal(st, FEDREC_ERR_EMPTY);
+      assert_int_equal(fedrec_secagg_server_culprit(w.s), 1); /* client 0, named for the engine to ban */
+      aborted++;
+    }
+    world_free(&w);
+  }
+  print_message("spoiled share boxes: %d rounds summed exactly, %d aborted (every box spoiled, input sent)\n", exact, aborted);
+}
+
 /* Hostile indices and keys at every server call, over random cohorts, graphs and dropouts:
  * all refused, no out-of-bounds access, and every round that completes sums exactly. */
 static void test_hostile_indices(void **state) {
@@ -427,7 +477,8 @@ static void test_keylist_checks(void **state) {
   expect_share_fails(6, "keys that are not ours");
 }
 
-/* A tampered or misaddressed share box stops the client before it sends its masked input. */
+/* A misaddressed or repeated share box (the server's relay is wrong) stops the client before
+ * it sends its masked input; a box that does not open (its sender's doing) does not. */
 static void test_inbox_checks(void **state) {
   (void)state;
   for (int mode = 0; mode < 3; mode++) {
@@ -451,11 +502,16 @@ static void test_inbox_checks(void **state) {
     fedrec_sa_box copy[8];
     memcpy(copy, in.boxes, in.count * sizeof *copy);
     fedrec_sa_boxes bad = {in.count, copy};
-    const char *why = "authentication";
-    if (mode == 0) copy[1].data[40] ^= 4;
-    else if (mode == 1) copy[1] = copy[0], why = "repeated";
-    else copy[2].from = copy[3].from == 1 ? 2 : 1, why = "";
+    const char *why = "repeated";
     fedrec_sa_masked m;
+    if (mode == 0) { /* a box its sender spoiled: that sender is dropped for us, we carry on */
+      copy[1].data[40] ^= 4;
+      assert_status(fedrec_secagg_client_mask(w.c[0], &bad, w.x[0], &m, &err), FEDREC_OK);
+      world_free(&w);
+      continue;
+    }
+    if (mode == 1) copy[1] = copy[0];
+    else copy[2].from = copy[3].from == 1 ? 2 : 1, why = "";
     assert_int_not_equal(fedrec_secagg_client_mask(w.c[0], &bad, w.x[0], &m, &err), FEDREC_OK);
     if (!strstr(err.msg, why)) fail_msg("mode %d: '%s' lacks '%s'", mode, err.msg, why);
     world_free(&w);
@@ -724,7 +780,7 @@ int main(void) {
       cmocka_unit_test(test_active_checks),  cmocka_unit_test(test_abort),
       cmocka_unit_test(test_choose),         cmocka_unit_test(test_bitpack),
       cmocka_unit_test(test_wire_roundtrip), cmocka_unit_test(test_hostile_indices),
-      cmocka_unit_test(test_server_refuses_bad_keys),
+      cmocka_unit_test(test_server_refuses_bad_keys), cmocka_unit_test(test_spoiled_boxes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

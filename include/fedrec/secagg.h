@@ -109,10 +109,14 @@ typedef struct fedrec_sa_signature { /* round 3 output, active variant */
   uint8_t sig[FEDREC_SIG_BYTES];
 } fedrec_sa_signature;
 
-enum { FEDREC_SA_REVEAL_SELF = 1, FEDREC_SA_REVEAL_KEY = 2 };
+/* FEDREC_SA_REVEAL_EXCLUDED: the sender could not open of's share box, so it treated of as
+ * dropped: it left their pairwise mask out of its input and holds no share of of. share.x is
+ * the sender's point; share.y[0..3] carry the pair's 32-byte mask key (little endian), so the
+ * server can remove of's half of that mask when of's input is in the sum. */
+enum { FEDREC_SA_REVEAL_SELF = 1, FEDREC_SA_REVEAL_KEY = 2, FEDREC_SA_REVEAL_EXCLUDED = 3 };
 typedef struct fedrec_sa_reveal {
   uint32_t of;  /* whose secret */
-  int kind;     /* FEDREC_SA_REVEAL_SELF (b_of) or FEDREC_SA_REVEAL_KEY (mask key of of) */
+  int kind;     /* FEDREC_SA_REVEAL_SELF (b_of), FEDREC_SA_REVEAL_KEY (mask key of of) or _EXCLUDED */
   fedrec_share share;
 } fedrec_sa_reveal;
 
@@ -213,6 +217,10 @@ void fedrec_secagg_server_set_threads(fedrec_secagg_server *s, int threads);
  * mod 2^bits. Fails with a reason when some secret has fewer than t shares. */
 fedrec_status fedrec_secagg_server_finish(fedrec_secagg_server *s, uint32_t *sum,
                                           uint32_t *n_summed, fedrec_error *err);
+/* After a failed finish: the member (index + 1) whose secret could not be rebuilt because more
+ * of its share boxes failed to open than the threshold allows (reported by the recipients in
+ * round 4), or 0. */
+uint32_t fedrec_secagg_server_culprit(const fedrec_secagg_server *s);
 
 #ifdef __cplusplus
 }

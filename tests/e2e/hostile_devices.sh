@@ -8,6 +8,9 @@
 #     the honest devices publish every round.
 #  2. A device that skips clipping (an update of 1000 clips): the round it joins is discarded,
 #     nothing is published from it, and its release is in the ledger, which verifies.
+#  3. A device whose share boxes open for nobody, sending its masked input anyway: its
+#     neighbours treat it as dropped; at most the one round it was in aborts (its self mask
+#     cannot be removed), it is banned, and the next rounds publish.
 #   tests/e2e/hostile_devices.sh BUILD_DIR
 source "$(dirname "$0")/lib.sh" "$1" hostile
 HOSTILE=$B/tests/hostile_client
@@ -71,4 +74,23 @@ grep -q '"model_versions": \[1\]' <<< "$st" || fail "a model was published from 
 "$AUDIT" verify --ledger "$W/state/ledger.db" --public-key "$W/state/identity.pub" > "$W/audit.txt" || fail "ledger"
 entries=$(grep -o 'verified: [0-9]* entries' "$W/audit.txt" | grep -o '[0-9]*')
 [[ $entries -ge 1 ]] || fail "the discarded round's release is not in the ledger"
-echo "hostile devices: PASS ($banned attackers banned, 4 honest rounds published; the poisoned round discarded, its release recorded: $entries ledger entries, model still version 1)"
+pkill -9 -f "sync --store $W/" 2>/dev/null || true
+
+step "part 3: a device whose share boxes open for nobody, with 10 honest ones"
+rm -rf "$W/state" "$W"/c*.db* "$W/coord.log"
+"$COORD" init --state-dir "$W/state" >/dev/null 2>&1
+e2e_serve --catalogue "$CAT" --cohort 10 --min-cohort 10 --min-survivors 6 --dropout 0.001 --dishonest 0.001 \
+  --rounds 3 --phase-ms 3000 --retry-ms 300 --noise-multiplier 0.5 --clip 2 --budget 1000
+device 301 spoil-boxes
+sleep 1
+for i in $(seq 31 40); do device "$i"; done
+for _ in $(seq 1200); do
+  [[ $(count '"event": "round_done"') -ge 3 ]] && break
+  kill -0 "$cpid" 2>/dev/null || fail "the coordinator died"
+  sleep 0.25
+done
+[[ $(count '"event": "round_done"') -ge 3 ]] || fail "rounds stopped publishing after a member spoiled its boxes"
+spoiled=$(count '"event": "round_aborted"')
+[[ $spoiled -le 1 ]] || fail "$spoiled rounds aborted: the spoiler was not left out after the first"
+e2e_stop
+echo "hostile devices: PASS ($banned attackers banned, 4 honest rounds published; the poisoned round discarded, its release recorded: $entries ledger entries, model still version 1; a box spoiler cost $spoiled round)"
