@@ -12,11 +12,12 @@ set -euo pipefail
 NCALLS=${2:-64}
 source "$(dirname "$0")/../tests/e2e/lib.sh" "$1" flood
 e2e_python_stubs > /dev/null
-e2e_serve --catalogue "synthetic:users=2000,items=500,dim=16,seed=42" --budget 1000 ${FLOOD_FLAGS:-}
+serve() { e2e_serve --catalogue "synthetic:users=2000,items=500,dim=16,seed=42" --budget 1000 ${FLOOD_FLAGS:-}; }
+serve
 tok=$("$COORD" token --state-dir "$W/state" --id 9)
 cap=$(grep -o '"max_message_bytes": [0-9]*' "$W/coord.log" | grep -o '[0-9]*$')
 hwm() { grep VmHWM "/proc/$cpid/status" | awk '{printf "%.1f", $2 / 1024}'; }
-echo "{\"bench\": \"flood\", \"case\": \"baseline\", \"peak_rss_mib\": $(hwm), \"max_message_bytes\": $cap}"
+e2e_stop
 flood() { # NAME TOKEN BYTES METHOD
   $PY - "$W/gen" "127.0.0.1:$port" "$W/certs/ca.pem" "$2" "$3" "$4" "$NCALLS" <<'PY'
 import sys, threading
@@ -49,8 +50,10 @@ for c in "unauth_16mib - 16777216 /fedrec.v1.CoordinatorService/CheckIn" \
          "auth_16mib $tok 16777216 /fedrec.v1.CoordinatorService/CheckIn" \
          "auth_at_cap $tok $((cap - 1024)) /fedrec.v1.CoordinatorService/SubmitMaskedInput"; do
   read -r name token bytes method <<< "$c"
+  serve # a fresh coordinator per case: its own peak
+  base=$(hwm)
   codes=$(flood "$name" "$token" "$bytes" "$method")
   kill -0 "$cpid" || fail "the coordinator died during $name"
-  echo "{\"bench\": \"flood\", \"case\": \"$name\", \"calls\": $NCALLS, \"concurrent\": 16, \"bytes_each\": $bytes, \"peak_rss_mib\": $(hwm), \"statuses\": \"$codes\"}"
+  echo "{\"bench\": \"flood\", \"case\": \"$name\", \"calls\": $NCALLS, \"concurrent\": 16, \"bytes_each\": $bytes, \"peak_rss_mib_before\": $base, \"peak_rss_mib\": $(hwm), \"max_message_bytes\": $cap, \"statuses\": \"$codes\"}"
+  e2e_stop
 done
-e2e_stop

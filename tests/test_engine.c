@@ -224,6 +224,18 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
   return 1;
 }
 
+/* Ends the engine, closes the ledger, verifies it independently and returns its entries. */
+static uint64_t closed_ledger_entries(world *w) {
+  fedrec_ledger_summary s;
+  fedrec_error err = {0};
+  fedrec_engine_free(w->e);
+  w->e = NULL;
+  fedrec_ledger_close(w->ledger);
+  w->ledger = NULL;
+  assert_status(fedrec_ledger_verify(w->ledger_path, w->id.pk, &s, NULL, 0, &err), FEDREC_OK);
+  return s.entries;
+}
+
 static void base_config(fedrec_engine_config *c) {
   fedrec_engine_defaults(c);
   c->cohort = 50;
@@ -769,14 +781,7 @@ static void test_poisoned_update(void **state) {
   poisoned_round(&w, 1, 200);
   assert_int_equal(w.aborted, 1);
   assert_int_equal(w.published, 2); /* not published */
-  fedrec_ledger_summary s;
-  fedrec_error err = {0};
-  fedrec_engine_free(w.e);
-  w.e = NULL;
-  fedrec_ledger_close(w.ledger);
-  w.ledger = NULL;
-  assert_status(fedrec_ledger_verify(w.ledger_path, w.id.pk, &s, NULL, 0, &err), FEDREC_OK);
-  assert_int_equal(s.entries, 2); /* the discarded round was released to the coordinator: recorded */
+  assert_int_equal(closed_ledger_entries(&w), 2); /* the discarded round was released to the coordinator: recorded */
   world_free(&w);
 }
 
@@ -816,14 +821,7 @@ static void test_no_unmask_below_plan(void **state) {
   run_round(&w, 50, masked, &cursor);
   assert_int_equal(w.aborted, 1);
   assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING);
-  fedrec_ledger_summary s;
-  fedrec_error err = {0};
-  fedrec_engine_free(w.e);
-  w.e = NULL;
-  fedrec_ledger_close(w.ledger);
-  w.ledger = NULL;
-  assert_status(fedrec_ledger_verify(w.ledger_path, w.id.pk, &s, NULL, 0, &err), FEDREC_OK);
-  assert_int_equal(s.entries, 0);
+  assert_int_equal(closed_ledger_entries(&w), 0);
   world_free(&w);
 }
 

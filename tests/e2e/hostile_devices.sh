@@ -27,10 +27,19 @@ device() { # device ID [ATTACK]: a store with a token and a history, syncing in 
   fi
 }
 count() { grep -c "$1" "$W/coord.log" || true; }
+serve() { # ROUNDS: cohorts of 10 on the current state
+  e2e_serve --catalogue "$CAT" --cohort 10 --min-cohort 10 --min-survivors 6 --dropout 0.001 --dishonest 0.001 \
+    --rounds "$1" --phase-ms 3000 --retry-ms 300 --noise-multiplier 0.5 --clip 2 --budget 1000
+}
+fresh_serve() { # ROUNDS: the same on a new state (the devices of before stopped)
+  pkill -9 -f "sync --store $W/" 2>/dev/null || true
+  rm -rf "$W/state" "$W"/c*.db* "$W/coord.log"
+  "$COORD" init --state-dir "$W/state" >/dev/null 2>&1
+  serve "$1"
+}
 
 step "part 1: three protocol attackers and 12 honest devices, cohort 10, 4 rounds"
-e2e_serve --catalogue "$CAT" --cohort 10 --min-cohort 10 --min-survivors 6 --dropout 0.001 --dishonest 0.001 \
-  --rounds 4 --phase-ms 3000 --retry-ms 300 --noise-multiplier 0.5 --clip 2 --budget 1000
+serve 4
 device 101 box-index
 device 102 equal-keys
 device 103 low-order
@@ -50,13 +59,8 @@ grep -q '"event": "round_aborted"' "$W/coord.log" && fail "a round aborted: one 
 e2e_stop
 st=$("$COORD" status --state-dir "$W/state") || fail "state does not verify"
 step "part 1: $st"
-pkill -9 -f "sync --store $W/" 2>/dev/null || true
-
 step "part 2: a device that skips clipping, with 10 honest ones"
-rm -rf "$W/state" "$W"/c*.db* "$W/coord.log"
-"$COORD" init --state-dir "$W/state" >/dev/null 2>&1
-e2e_serve --catalogue "$CAT" --cohort 10 --min-cohort 10 --min-survivors 6 --dropout 0.001 --dishonest 0.001 \
-  --rounds 3 --phase-ms 3000 --retry-ms 300 --noise-multiplier 0.5 --clip 2 --budget 1000
+fresh_serve 3
 device 201 no-clip
 sleep 1
 for i in $(seq 21 30); do device "$i"; done
@@ -74,13 +78,8 @@ grep -q '"model_versions": \[1\]' <<< "$st" || fail "a model was published from 
 "$AUDIT" verify --ledger "$W/state/ledger.db" --public-key "$W/state/identity.pub" > "$W/audit.txt" || fail "ledger"
 entries=$(grep -o 'verified: [0-9]* entries' "$W/audit.txt" | grep -o '[0-9]*')
 [[ $entries -ge 1 ]] || fail "the discarded round's release is not in the ledger"
-pkill -9 -f "sync --store $W/" 2>/dev/null || true
-
 step "part 3: a device whose share boxes open for nobody, with 10 honest ones"
-rm -rf "$W/state" "$W"/c*.db* "$W/coord.log"
-"$COORD" init --state-dir "$W/state" >/dev/null 2>&1
-e2e_serve --catalogue "$CAT" --cohort 10 --min-cohort 10 --min-survivors 6 --dropout 0.001 --dishonest 0.001 \
-  --rounds 3 --phase-ms 3000 --retry-ms 300 --noise-multiplier 0.5 --clip 2 --budget 1000
+fresh_serve 3
 device 301 spoil-boxes
 sleep 1
 for i in $(seq 31 40); do device "$i"; done
