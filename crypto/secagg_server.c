@@ -162,7 +162,6 @@ fedrec_status fedrec_secagg_server_on_keys(fedrec_secagg_server *s, const fedrec
   s->keys[m->id] = *m;
   (void)key_find(s, m->s_pk, &slot[1]); /* absent (checked above, and c_pk != s_pk): a free slot */
   s->kset[slot[1]] = 2 * m->id + 2;
-  s->keys[m->id] = *m;
   s->flags[m->id] |= F_KEYS;
   return FEDREC_OK;
 }
