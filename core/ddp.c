@@ -14,6 +14,7 @@
 
 
 uint32_t fedrec_ddp_padded(uint32_t dim) {
+  if (dim > (1u << 31)) return 0; /* no power of two fits: 0, never a loop (n <<= 1 wraps to 0) */
   uint32_t n = 1;
   while (n < dim) n <<= 1;
   return n;

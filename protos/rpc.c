@@ -197,8 +197,9 @@ fedrec_status fedrec_rpc_round_info_from_pb(fedrec_round_info *out, const Fedrec
   if (s) return s;
   if (in->cohort_index >= sa->cohort_size)
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: cohort index %u of %u", in->cohort_index, sa->cohort_size);
-  if (dp->dim < 1 || fedrec_ddp_padded(dp->dim) != sa->dim || dp->bits != sa->bits || !(dp->clip > 0) ||
-      !(dp->gamma > 0) || !(dp->beta > 0 && dp->beta < 1) || dp->dim > (1u << 28))
+  /* the length's range first: a padded length is only computed for a sane one */
+  if (dp->dim < 1 || dp->dim > (1u << 28) || fedrec_ddp_padded(dp->dim) != sa->dim || dp->bits != sa->bits ||
+      !(dp->clip > 0) || !(dp->gamma > 0) || !(dp->beta > 0 && dp->beta < 1))
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: inconsistent encoding parameters (dim %u, padded %u, bits %u/%u)",
                             dp->dim, sa->dim, dp->bits, sa->bits);
   if (out->ddp.noise != FEDREC_NOISE_NONE &&

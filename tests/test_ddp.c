@@ -267,9 +267,22 @@ static void test_round_matches_reference(void **state) {
   free(x), free(a), free(b);
 }
 
+/* The padded length for every length a hostile round info can carry: past 2^31 no power of
+ * two fits, and the doubling loop wrapped to 0 and never ended (a device hung on such a round:
+ * found by fuzz_round_info). */
+static void test_padded_edges(void **state) {
+  (void)state;
+  assert_int_equal(fedrec_ddp_padded(1), 1);
+  assert_int_equal(fedrec_ddp_padded(1000), 1024);
+  assert_int_equal(fedrec_ddp_padded(1u << 31), 1u << 31);
+  assert_int_equal(fedrec_ddp_padded((1u << 31) + 1), 0);
+  assert_int_equal(fedrec_ddp_padded(0xffffffffu), 0);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_padded_edges),
       cmocka_unit_test(test_fwht),
       cmocka_unit_test(test_fwht_blocked_matches_textbook),
       cmocka_unit_test(test_roundtrip),

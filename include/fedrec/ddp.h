@@ -34,7 +34,7 @@ typedef struct fedrec_ddp_params {
   uint64_t sigma2_num, sigma2_den; /* per-client noise variance (integer domain) */
 } fedrec_ddp_params;
 
-/* The padded length: the smallest power of two >= dim. */
+/* The padded length: the smallest power of two >= dim; 0 when dim > 2^31 (none fits). */
 uint32_t fedrec_ddp_padded(uint32_t dim);
 /* The bound on the rounded vector's L2 norm (integer domain) that conditional rounding
  * enforces: min(c/gamma + sqrt(D), sqrt((c/gamma)^2 + D/4 + sqrt(2 ln(1/beta)) (c/gamma + sqrt(D)/2))). */
