@@ -277,6 +277,14 @@ typedef struct server {
   metrics_http *metrics;
   /* revoked client ids, sorted; reloaded from the state every few seconds by the ticker */
   pthread_mutex_t revoke_mu;
+  /* calls in flight per client (a device makes one at a time): open addressing on the id,
+   * under inflight_mu; beyond MAX_CALLS_PER_CLIENT a client's call is refused unread */
+  pthread_mutex_t inflight_mu;
+  struct inflight {
+    uint64_t client;
+    uint32_t calls;
+    uint8_t used;
+  } *inflight;
   uint64_t *revoked;
   size_t nrevoked;
 } server;
@@ -339,6 +347,7 @@ typedef struct call {
   int method; /* FEDREC_RPC_*, or -1: the catch-all for unknown methods */
   int stage;  /* 0: waiting for a call; 2: reading its message (authenticated); 1: reply sent */
   uint64_t client; /* the authenticated client id (stage 2) */
+  int counted;     /* counted in the client's calls in flight */
   grpc_call *call;
   gpr_timespec deadline;
   grpc_metadata_array md;
@@ -349,7 +358,34 @@ typedef struct call {
 
 static void post(server *s, int method);
 
+enum { MAX_CALLS_PER_CLIENT = 2, INFLIGHT_SLOTS = 1 << 16 };
+
+/* Counts a call of client in (delta +1) or out (-1); 0 when it would pass the limit (or the
+ * table is full), leaving nothing counted. */
+static int inflight_add(server *s, uint64_t client, int delta) {
+  pthread_mutex_lock(&s->inflight_mu);
+  uint32_t h = (uint32_t)((client * 0x9e3779b97f4a7c15ULL) >> 48), free_slot = INFLIGHT_SLOTS, i = h, ok = 0;
+  for (uint32_t probe = 0; probe < INFLIGHT_SLOTS; probe++, i = (i + 1) & (INFLIGHT_SLOTS - 1)) {
+    struct inflight *e = &s->inflight[i];
+    if (e->used && e->client == client && e->calls) { /* its live entry */
+      if (delta > 0 && e->calls >= MAX_CALLS_PER_CLIENT) break;
+      e->calls = (uint32_t)((int)e->calls + delta);
+      ok = 1;
+      break;
+    }
+    if (free_slot == INFLIGHT_SLOTS && (!e->used || !e->calls)) free_slot = i;
+    if (!e->used) break; /* never used: the client is not further along */
+  }
+  if (!ok && delta > 0 && free_slot < INFLIGHT_SLOTS) {
+    s->inflight[free_slot] = (struct inflight){client, 1, 1};
+    ok = 1;
+  }
+  pthread_mutex_unlock(&s->inflight_mu);
+  return ok;
+}
+
 static void call_free(call *c) {
+  if (c->counted) inflight_add(c->s, c->client, -1);
   grpc_metadata_array_destroy(&c->md);
   if (c->method < 0) grpc_call_details_destroy(&c->details);
   if (c->req) grpc_byte_buffer_destroy(c->req);
@@ -684,6 +720,18 @@ static void on_new_call(server *s, call *c) {
     reply(c, GRPC_STATUS_UNAUTHENTICATED, details);
     return;
   }
+  /* a device makes one call at a time: more than a few at once from one token is a flood,
+   * refused before its messages are read (each could be as large as the receive cap) */
+  if (m != FEDREC_RPC_HEALTH_CHECK) {
+    if (!inflight_add(s, c->client, +1)) {
+      pthread_mutex_lock(&s->mu);
+      s->m.rpc_errors[GRPC_STATUS_RESOURCE_EXHAUSTED]++;
+      pthread_mutex_unlock(&s->mu);
+      reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many calls at once from this device");
+      return;
+    }
+    c->counted = 1;
+  }
   grpc_op op;
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_RECV_MESSAGE;
@@ -993,6 +1041,9 @@ static int serve(server *s) {
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->sd_mu, NULL);
   pthread_mutex_init(&s->revoke_mu, NULL);
+  pthread_mutex_init(&s->inflight_mu, NULL);
+  s->inflight = calloc(INFLIGHT_SLOTS, sizeof *s->inflight);
+  if (!s->inflight) return 1;
   pthread_cond_init(&s->sd_cv, NULL);
   /* the state holds keys, client ids and the ledger: owner only, whatever the umask was */
   umask(077);
