@@ -29,7 +29,7 @@ device() { # device ID [ATTACK]: a store with a token and a history, syncing in 
 count() { grep -c "$1" "$W/coord.log" || true; }
 serve() { # ROUNDS: cohorts of 10 on the current state
   e2e_serve --catalogue "$CAT" --cohort 10 --min-cohort 10 --min-survivors 6 --dropout 0.001 --dishonest 0.001 \
-    --rounds "$1" --phase-ms 3000 --retry-ms 300 --noise-multiplier 0.5 --clip 2 --budget 1000
+    --rounds "$1" --phase-ms 10000 --retry-ms 300 --noise-multiplier 0.5 --clip 2 --budget 1000
 }
 fresh_serve() { # ROUNDS: the same on a new state (the devices of before stopped)
   pkill -9 -f "sync --store $W/" 2>/dev/null || true
