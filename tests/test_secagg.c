@@ -211,6 +211,20 @@ static void test_sum_property(void **state) {
   assert_true(aborted >= 1);
 }
 
+/* A cohort of nmin + [0, nspan) clients, the complete graph or a random even degree of at
+ * least 2 kmin, threshold k/2 + 1, a random graph seed. */
+static fedrec_secagg_params random_cohort(fedrec_rng *r, uint64_t session, uint32_t nmin, uint32_t nspan, int complete,
+                                          uint32_t kmin) {
+  fedrec_secagg_params p = {0};
+  p.session = session;
+  p.n = nmin + (uint32_t)fedrec_rng_below(r, nspan);
+  uint32_t kmax = p.n - 1;
+  p.k = complete ? kmax : 2 * (kmin + (uint32_t)fedrec_rng_below(r, (kmax + 2 - 2 * kmin) / 2));
+  p.t = fedrec_secagg_degree(&p) / 2 + 1;
+  for (int b = 0; b < 32; b++) p.graph_seed[b] = (uint8_t)fedrec_rng_u64(r);
+  return p;
+}
+
 /* An id from the wire: mostly out of range (n, n + 1, 2^31, 2^32 - 1, random), sometimes in. */
 static uint32_t wild_id(fedrec_rng *r, uint32_t n) {
   static const uint32_t edge[] = {0x80000000u, 0xffffffffu, 0xfffffffeu};
@@ -300,17 +314,11 @@ static void test_spoiled_boxes(void **state) {
   fedrec_rng_seed(&r, 31, 7);
   int exact = 0, aborted = 0;
   for (int trial = 0; trial < 36; trial++) {
-    fedrec_secagg_params p = {0};
-    p.session = (uint64_t)trial + 100;
-    p.n = 5 + (uint32_t)fedrec_rng_below(&r, 16);
-    uint32_t kmax = p.n - 1;
-    p.k = trial % 2 ? kmax : 2 * (2 + (uint32_t)fedrec_rng_below(&r, (kmax - 1) / 2));
+    fedrec_secagg_params p = random_cohort(&r, (uint64_t)trial + 100, 5, 16, trial % 2, 2);
     uint32_t k = fedrec_secagg_degree(&p);
-    p.t = k / 2 + 1;
     p.bits = 20;
     p.dim = 1 + (uint32_t)fedrec_rng_below(&r, 300);
     p.active = trial % 6 == 5;
-    for (int b = 0; b < 32; b++) p.graph_seed[b] = (uint8_t)fedrec_rng_u64(&r);
     int scenario = trial % 3; /* 0: some spoiled, it survives; 1: all spoiled, it drops; 2: all, survives */
     world w;
     world_new(&w, &p, &r);
@@ -342,17 +350,10 @@ static void test_hostile_indices(void **state) {
   fedrec_rng_seed(&r, 2027, 13);
   int ok = 0;
   for (int trial = 0; trial < 60; trial++) {
-    fedrec_secagg_params p = {0};
-    p.session = (uint64_t)trial + 1;
-    p.n = 3 + (uint32_t)fedrec_rng_below(&r, 24);
-    uint32_t kmax = p.n - 1;
-    p.k = trial % 2 ? kmax : 2 * (1 + (uint32_t)fedrec_rng_below(&r, (kmax + 1) / 2)); /* sparse every other */
-    uint32_t k = p.k >= p.n - 1 ? p.n - 1 : p.k;
-    p.t = k / 2 + 1;
+    fedrec_secagg_params p = random_cohort(&r, (uint64_t)trial + 1, 3, 24, trial % 2, 1); /* sparse every other */
     p.bits = 16;
     p.dim = 1 + (uint32_t)fedrec_rng_below(&r, 40);
     p.active = trial % 3 == 0;
-    for (int b = 0; b < 32; b++) p.graph_seed[b] = (uint8_t)fedrec_rng_u64(&r);
     double drop[5] = {0, 0, 0, 0, 0};
     if (trial % 2) drop[2] = drop[4] = 0.05;
     world w;

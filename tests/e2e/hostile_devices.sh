@@ -45,11 +45,17 @@ device 102 equal-keys
 device 103 low-order
 sleep 1 # the attackers check in first: they are in the first cohort
 for i in $(seq 1 12); do device "$i"; done
-for _ in $(seq 1200); do
-  [[ $(count '"event": "round_done"') -ge 4 ]] && break
-  kill -0 "$cpid" 2>/dev/null || fail "the coordinator died"
-  sleep 0.25
-done
+published() { [[ $(count '"event": "round_done"') -ge $1 ]]; }
+discarded() { grep -q 'an input was not clipped' "$W/coord.log"; }
+wait_for() { # CHECK [ARGS]: up to 5 minutes, the coordinator alive all along
+  for _ in $(seq 1200); do
+    "$@" && return 0
+    kill -0 "$cpid" 2>/dev/null || fail "the coordinator died"
+    sleep 0.25
+  done
+  return 1
+}
+wait_for published 4 || true
 kill -0 "$cpid" 2>/dev/null || fail "the coordinator died"
 [[ $(count '"event": "round_done"') -ge 4 ]] || fail "the honest devices did not publish 4 rounds"
 banned=$(count '"event": "client_banned"')
@@ -64,11 +70,7 @@ fresh_serve 3
 device 201 no-clip
 sleep 1
 for i in $(seq 21 30); do device "$i"; done
-for _ in $(seq 1200); do
-  grep -q 'an input was not clipped' "$W/coord.log" && break
-  kill -0 "$cpid" 2>/dev/null || fail "the coordinator died"
-  sleep 0.25
-done
+wait_for discarded || true
 grep -q 'an input was not clipped' "$W/coord.log" || fail "the poisoned round was not discarded"
 grep '"event": "round_aborted"' "$W/coord.log" | head -1 | cut -c1-300 >&2
 e2e_stop
@@ -83,11 +85,7 @@ fresh_serve 3
 device 301 spoil-boxes
 sleep 1
 for i in $(seq 31 40); do device "$i"; done
-for _ in $(seq 1200); do
-  [[ $(count '"event": "round_done"') -ge 3 ]] && break
-  kill -0 "$cpid" 2>/dev/null || fail "the coordinator died"
-  sleep 0.25
-done
+wait_for published 3 || true
 [[ $(count '"event": "round_done"') -ge 3 ]] || fail "rounds stopped publishing after a member spoiled its boxes"
 spoiled=$(count '"event": "round_aborted"')
 [[ $spoiled -le 1 ]] || fail "$spoiled rounds aborted: the spoiler was not left out after the first"
