@@ -14,7 +14,7 @@ e2e_cleanup() {
   local rc=$?
   set +e # clean up whatever fails on the way
   [[ -n "$cpid" ]] && kill -9 "$cpid" 2>/dev/null
-  pkill -9 -f "fedrec-client sync --store $W/" 2>/dev/null
+  pkill -9 -f "sync --store $W/" 2>/dev/null # fedrec-client, and tests/hostile_client
   if [[ $rc -ne 0 && -f "$W/coord.log" ]]; then
     echo "--- coordinator log (last 30 lines)" >&2
     tail -30 "$W/coord.log" >&2
