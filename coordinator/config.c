@@ -57,7 +57,9 @@ static const opt OPTS[] = {
     {"min-cohort", 'u', offsetof(config, e.min_cohort), sizeof(uint32_t), 1, 1048576, "least cohort a selection window may start"},
     {"min-survivors", 'u', offsetof(config, e.min_survivors), sizeof(uint32_t), 1, 1048576, "fewer survivors abort a round"},
     {"selection-ms", 'l', offsetof(config, e.selection_ms), sizeof(uint64_t), 1, 86400000, "selection window"},
-    {"phase-ms", 'l', offsetof(config, e.phase_ms), sizeof(uint64_t), 1, 86400000, "deadline of each secure-aggregation phase"},
+    {"phase-ms", 'l', offsetof(config, e.phase_ms), sizeof(uint64_t), 1, 86400000, "first (and least) deadline of each secure-aggregation phase"},
+    {"max-phase-ms", 'l', offsetof(config, e.max_phase_ms), sizeof(uint64_t), 0, 86400000, "deadlines adapt up to this (doubling after a missed one; below phase-ms: fixed)"},
+    {"max-aborts", 'u', offsetof(config, e.max_aborts), sizeof(uint32_t), 0, 1000000, "stop after this many consecutive aborted rounds (0: never)"},
     {"retry-ms", 'u', offsetof(config, e.retry_ms), sizeof(uint32_t), 1, 86400000, "come back after (jittered)"},
     {"rounds", 'u', offsetof(config, e.max_rounds), sizeof(uint32_t), 0, 100000000, "stop after this many rounds (0: at the budget)"},
     {"dropout", 'd', offsetof(config, e.dropout), sizeof(double), 0, 0.99, "expected dropout, for (k, t)"},
@@ -75,6 +77,8 @@ static const opt OPTS[] = {
     {"reg", 'f', offsetof(config, e.reg), sizeof(float), 1e-9, 1e6, "iALS regularisation"},
     OPTS_END};
 #undef S
+
+_Static_assert(sizeof OPTS / sizeof OPTS[0] <= sizeof ((config *)0)->given, "config.given: one flag per setting");
 
 void config_defaults(config *c) {
   memset(c, 0, sizeof *c);
@@ -101,10 +105,22 @@ void config_defaults(config *c) {
   c->e.unmask_threads = cores < 1 ? 1 : cores > 64 ? 64 : (uint32_t)cores;
 }
 
+/* A bound or default as people write it: 1048576, not 1.04858e+06; 1e-300 stays short. */
+static const char *num(char *buf, size_t cap, double v) {
+  if (v == floor(v) && fabs(v) < 1e15) snprintf(buf, cap, "%.0f", v);
+  else snprintf(buf, cap, "%.6g", v);
+  return buf;
+}
+
 static const opt *find_opt(const char *k) {
   for (const opt *o = OPTS; o->key; o++)
     if (!strcmp(o->key, k)) return o;
   return NULL;
+}
+
+int config_given(const config *c, const char *key) {
+  const opt *o = find_opt(key);
+  return o && (size_t)(o - OPTS) < sizeof c->given && c->given[o - OPTS];
 }
 
 int config_set(config *c, const char *key, const char *val, const char *where) {
@@ -114,6 +130,8 @@ int config_set(config *c, const char *key, const char *val, const char *where) {
     return 0;
   }
   char *p = (char *)c + o->off, *end;
+  size_t idx = (size_t)(o - OPTS);
+  if (idx < sizeof c->given) c->given[idx] = 1;
   if (o->type == 's') {
     if (strlen(val) >= o->size) {
       say("fedrec-coordinator: %s: %s: value longer than %zu characters\n", where, key, o->size - 1);
@@ -126,8 +144,9 @@ int config_set(config *c, const char *key, const char *val, const char *where) {
   double v = strtod(val, &end);
   if (end == val || *end || errno || !isfinite(v) || v < o->lo || v > o->hi ||
       (o->type != 'd' && o->type != 'f' && v != floor(v))) {
-    say("fedrec-coordinator: %s: %s: '%s' is not a%s number in [%g, %g]\n", where, key, val,
-            o->type == 'd' || o->type == 'f' ? "" : " whole", o->lo, o->hi);
+    char lo[32], hi[32];
+    say("fedrec-coordinator: %s: %s: '%s' is not a%s number in [%s, %s]\n", where, key, val,
+        o->type == 'd' || o->type == 'f' ? "" : " whole", num(lo, sizeof lo, o->lo), num(hi, sizeof hi, o->hi));
     return 0;
   }
   if (o->type == 'i') *(int *)p = (int)v;
@@ -201,5 +220,18 @@ int config_file(config *c, const char *path) {
 }
 
 void config_usage(FILE *f) {
-  for (const opt *o = OPTS; o->key; o++) fprintf(f, "  %-18s %s\n", o->key, o->help);
+  config d;
+  config_defaults(&d);
+  for (const opt *o = OPTS; o->key; o++) {
+    const char *p = (const char *)&d + o->off;
+    char def[300], lo[32], hi[32];
+    double v = o->type == 'i' ? *(const int *)p : o->type == 'u' ? *(const uint32_t *)p
+             : o->type == 'l' ? (double)*(const uint64_t *)p : o->type == 'f' ? *(const float *)p
+             : o->type == 'd' ? *(const double *)p : 0;
+    if (o->type == 's') snprintf(def, sizeof def, "'%s'", p);
+    else num(def, sizeof def, v);
+    fprintf(f, "  %-18s %s\n  %-18s default %s", o->key, o->help, "", def);
+    if (o->type != 's') fprintf(f, ", range [%s, %s]", num(lo, sizeof lo, o->lo), num(hi, sizeof hi, o->hi));
+    fputc('\n', f);
+  }
 }

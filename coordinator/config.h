@@ -16,6 +16,7 @@ typedef struct config {
   uint32_t max_message_mb, chunk_kb, memory_quota_mb, handshake_ms, idle_ms, max_streams;
   double budget, delta;
   fedrec_engine_config e;
+  unsigned char given[96]; /* given[i]: setting i was set (file or flag), not defaulted */
 } config;
 
 void config_defaults(config *c);
@@ -29,6 +30,8 @@ int config_set(config *c, const char *key, const char *val, const char *where);
 int config_parse_text(config *c, const char *text, size_t len, const char *name);
 /* The same from a file (at most 1 MiB). */
 int config_file(config *c, const char *path);
+/* 1 when key was set by a file or flag (not left at its default). */
+int config_given(const config *c, const char *key);
 /* One line per setting: name and help. */
 void config_usage(FILE *f);
 

@@ -12,8 +12,11 @@ enum { DROPPED = -1 };
 
 typedef struct member {
   uint64_t client;
-  int done; /* the last phase it answered (0: none yet), or DROPPED */
+  int done;       /* the last phase it answered (0: none yet), or DROPPED */
+  int dropped_at; /* the phase whose deadline it missed; BANNED_AT: left out for a bad message */
 } member;
+
+enum { BANNED_AT = FEDREC_PHASES };
 
 struct fedrec_engine {
   fedrec_engine_config c;
@@ -51,6 +54,12 @@ struct fedrec_engine {
    * again never draws again; the key is drawn once from the engine's entropy */
   uint8_t coin_key[FEDREC_KEY_BYTES];
   int overflow; /* more devices sampled than the cohort cap: the round will not run */
+  /* adaptive deadlines: each phase's current one, in [phase_ms, max_phase_ms] */
+  uint64_t phase_dl[FEDREC_PHASES];
+  uint32_t aborts;       /* consecutive aborted rounds (releases at selection not counted) */
+  uint32_t late_aborts;  /* of those, how many ended at a deadline the devices did not meet */
+  uint64_t aborted_round; /* the last aborted round (+1; 0: none) and why, for its members */
+  char aborted_why[400];
 };
 
 enum { MAX_BANNED = 1u << 20 };
@@ -70,6 +79,8 @@ void fedrec_engine_defaults(fedrec_engine_config *c) {
   c->min_survivors = 40;
   c->selection_ms = 10000;
   c->phase_ms = 30000;
+  c->max_phase_ms = 300000;
+  c->max_aborts = 10;
   c->retry_ms = 5000;
   c->dropout = 0.1;
   c->dishonest = 0.05;
@@ -148,6 +159,38 @@ static int publish(fedrec_engine *e) {
   return e->cb.publish(e->cb.ctx, &p);
 }
 
+static int secagg_possible(uint32_t n, double dropout, double dishonest, double fail_bits, double sec_bits) {
+  fedrec_secagg_choice ch;
+  fedrec_error e;
+  return !fedrec_secagg_choose(&ch, n, dropout, dishonest, fail_bits, sec_bits, &e);
+}
+
+uint32_t fedrec_engine_least_cohort(double dropout, double dishonest, double fail_bits, double sec_bits) {
+  uint32_t hi = 2; /* doubling, then bisection (larger cohorts only make the bounds easier) */
+  while (hi < FEDREC_SECAGG_MAX_CLIENTS && !secagg_possible(hi, dropout, dishonest, fail_bits, sec_bits)) hi *= 2;
+  if (!secagg_possible(hi, dropout, dishonest, fail_bits, sec_bits)) return 0;
+  uint32_t lo = hi / 2; /* infeasible (or 1) */
+  while (hi - lo > 1) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (secagg_possible(mid, dropout, dishonest, fail_bits, sec_bits)) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+/* The largest dropout (which 0) or dishonest fraction (1) a cohort of n tolerates with the
+ * other as configured; -1: none. */
+static double most_tolerated(uint32_t n, const fedrec_engine_config *c, int which) {
+  double lo = 0, hi = 0.99;
+  if (!secagg_possible(n, which ? c->dropout : 0, which ? 0 : c->dishonest, c->fail_bits, c->sec_bits)) return -1;
+  for (int i = 0; i < 30; i++) {
+    double mid = (lo + hi) / 2;
+    if (secagg_possible(n, which ? c->dropout : mid, which ? mid : c->dishonest, c->fail_bits, c->sec_bits)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
 fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config *c,
                                 fedrec_model *model, uint64_t version, const fedrec_identity *id,
                                 fedrec_ledger *ledger, const fedrec_engine_callbacks *cb,
@@ -174,13 +217,23 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
   fedrec_secagg_choice ch;
   uint32_t sizes[2] = {c->min_cohort, c->cohort};
   for (int i = 0; i < 2 && !c->plain; i++)
-    if (fedrec_secagg_choose(&ch, sizes[i], c->dropout, c->dishonest, c->fail_bits, c->sec_bits, err))
-      return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: a cohort of %u cannot meet the secure-aggregation bounds "
-                              "(dropout %g, dishonest %g, 2^-%g failure, 2^-%g insecurity): use larger cohorts or other assumptions",
-                              sizes[i], c->dropout, c->dishonest, c->fail_bits, c->sec_bits);
+    if (fedrec_secagg_choose(&ch, sizes[i], c->dropout, c->dishonest, c->fail_bits, c->sec_bits, err)) {
+      uint32_t least = fedrec_engine_least_cohort(c->dropout, c->dishonest, c->fail_bits, c->sec_bits);
+      double d = most_tolerated(sizes[i], c, 0), h = most_tolerated(sizes[i], c, 1);
+      char other[200] = "";
+      if (d >= 0) snprintf(other, sizeof other, "; a cohort of %u meets them with dropout <= %.3g at dishonest %g", sizes[i], d, c->dishonest);
+      if (h >= 0) snprintf(other + strlen(other), sizeof other - strlen(other), "%s dishonest <= %.3g at dropout %g",
+                           d >= 0 ? ", or" : "; a cohort of %u meets them with", h, c->dropout);
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: a %s of %u cannot meet the secure-aggregation bounds "
+                              "(dropout %g, dishonest %g, 2^-%g failure, 2^-%g insecurity): the smallest cohort that does "
+                              "is %u (set cohort and min-cohort to at least that)%s",
+                              i ? "cohort" : "min-cohort", sizes[i], c->dropout, c->dishonest, c->fail_bits, c->sec_bits, least, other);
+    }
   fedrec_engine *e = calloc(1, sizeof *e);
   if (!e) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine");
   e->c = *c;
+  if (e->c.max_phase_ms < e->c.phase_ms) e->c.max_phase_ms = e->c.phase_ms; /* 0: fixed deadlines */
+  for (int ph = 0; ph < FEDREC_PHASES; ph++) e->phase_dl[ph] = e->c.phase_ms;
   e->model = *model;
   memset(model, 0, sizeof *model);
   e->id = id;
@@ -310,6 +363,7 @@ int fedrec_engine_banned(const fedrec_engine *e, uint64_t client) {
 /* Leaves a misbehaving member out of this round (dropped) and of every later selection. */
 static void ban(fedrec_engine *e, member *m) {
   m->done = DROPPED;
+  m->dropped_at = BANNED_AT;
   if (fedrec_engine_banned(e, m->client) || e->nbanned >= MAX_BANNED) return;
   if (2 * (e->nbanned + 1) > e->bslots) { /* grow: at most half full */
     uint32_t ns = e->bslots ? 2 * e->bslots : 64, os = e->bslots;
@@ -327,7 +381,7 @@ static void ban(fedrec_engine *e, member *m) {
 static void add_member(fedrec_engine *e, uint64_t client) {
   uint32_t s = slot_of(e, client);
   while (e->slots[s]) s = (s + 1) & (e->nslots - 1);
-  e->members[e->n] = (member){client, 0};
+  e->members[e->n] = (member){client, 0, 0};
   e->slots[s] = ++e->n;
 }
 
@@ -457,15 +511,36 @@ static void new_selection(fedrec_engine *e) {
   memset(&e->stats, 0, sizeof e->stats);
 }
 
-static void abort_round(fedrec_engine *e, const char *why) {
+/* Ends the round without a release. late: it ended at a deadline too few devices met.
+ * Rounds that never started (a selection that did not fill) are not counted towards
+ * max_aborts: waiting for devices is not a failure of the round. */
+static void abort_round_as(fedrec_engine *e, const char *why, int late) {
+  int started = e->phase != FEDREC_PHASE_SELECTING;
   e->stats.round = e->round;
   e->stats.cohort = e->n;
   e->stats.aborted = 1;
   snprintf(e->stats.reason, sizeof e->stats.reason, "%s", why);
   if (e->cb.round_done) e->cb.round_done(e->cb.ctx, &e->stats);
-  e->round++;
+  e->aborted_round = e->round + 1;
+  snprintf(e->aborted_why, sizeof e->aborted_why, "%s", why);
+  uint64_t round = e->round++;
   new_selection(e);
+  if (!started) return;
+  e->aborts++;
+  e->late_aborts += late != 0;
+  if (e->c.max_aborts && e->aborts >= e->c.max_aborts) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "%u consecutive rounds aborted, the last (round %llu): %s. %s", e->aborts,
+             (unsigned long long)round, why,
+             e->late_aborts == e->aborts
+                 ? "Devices did not answer in time although the deadlines grew up to max-phase-ms: raise max-phase-ms, "
+                   "or check that the devices run and reach the coordinator (their logs say why they left)"
+                 : "Fix the cause above (the log's round_aborted events), or raise max-aborts, then serve again");
+    stop(e, "%s", msg);
+  }
 }
+
+static void abort_round(fedrec_engine *e, const char *why) { abort_round_as(e, why, 0); }
 
 /* Sets up secure aggregation and the DP pipeline for the selected cohort; checks the budget. */
 static void start_round(fedrec_engine *e, uint64_t now) {
@@ -513,7 +588,7 @@ static void start_round(fedrec_engine *e, uint64_t now) {
     for (uint32_t i = 0; i < n; i++) e->members[i].done = FEDREC_PHASE_SHARES;
     e->phase = FEDREC_PHASE_MASKED;
     e->phase_start = now;
-    e->deadline = now + e->c.phase_ms;
+    e->deadline = now + e->phase_dl[FEDREC_PHASE_MASKED];
     in->deadline_ms = e->deadline;
     return;
   }
@@ -525,7 +600,7 @@ static void start_round(fedrec_engine *e, uint64_t now) {
   fedrec_secagg_server_set_threads(e->sa, (int)e->c.unmask_threads);
   e->phase = FEDREC_PHASE_KEYS;
   e->phase_start = now;
-  e->deadline = now + e->c.phase_ms;
+  e->deadline = now + e->phase_dl[FEDREC_PHASE_KEYS];
   in->deadline_ms = e->deadline;
 }
 
@@ -564,6 +639,22 @@ fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t 
   return FEDREC_OK;
 }
 
+/* Why client cannot go on with round: the most specific reason the engine knows. */
+static fedrec_status left_out(const fedrec_engine *e, const member *m, uint64_t round, fedrec_error *err) {
+  unsigned long long r = (unsigned long long)round;
+  if (m && m->done == DROPPED && m->dropped_at == BANNED_AT)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: left out: this device sent a message no honest client sends", r);
+  if (m && m->done == DROPPED)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: dropped: the %s deadline passed before this device answered",
+                            r, fedrec_phase_name((fedrec_phase)m->dropped_at));
+  if (e->aborted_round && round == e->aborted_round - 1)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu aborted: %s", r, e->aborted_why);
+  if (e->phase == FEDREC_PHASE_STOPPED)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: training stopped: %s", r, e->stop);
+  return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: this device is not in the current round (%llu)", r,
+                          (unsigned long long)e->round);
+}
+
 fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64_t round,
                                        uint64_t now, fedrec_round_info *out, uint32_t *retry_ms,
                                        fedrec_error *err) {
@@ -571,9 +662,7 @@ fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64
   uint32_t idx;
   member *m = round == e->round ? find(e, client, &idx) : NULL;
   *retry_ms = 0;
-  if (!m || e->phase == FEDREC_PHASE_STOPPED)
-    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client is not in the current cohort", (unsigned long long)round);
-  if (m->done == DROPPED) return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client was dropped", (unsigned long long)round);
+  if (!m || e->phase == FEDREC_PHASE_STOPPED || m->done == DROPPED) return left_out(e, m, round, err);
   if (e->phase == FEDREC_PHASE_SELECTING) {
     *retry_ms = jitter(e, 200);
     return FEDREC_OK;
@@ -594,8 +683,7 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
                                    uint64_t now, fedrec_error *err) {
   uint32_t idx;
   member *m = round == e->round && e->phase != FEDREC_PHASE_SELECTING ? find(e, client, &idx) : NULL;
-  if (!m) return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client is not in the current round", (unsigned long long)round);
-  if (m->done == DROPPED) return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client was dropped", (unsigned long long)round);
+  if (!m || m->done == DROPPED) return left_out(e, m, round, err);
   if (phase != e->phase || phase < FEDREC_PHASE_KEYS || phase > FEDREC_PHASE_UNMASK)
     return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu is in phase %s, not %s", (unsigned long long)round,
                             fedrec_phase_name(e->phase), fedrec_phase_name(phase));
@@ -688,8 +776,7 @@ fedrec_status fedrec_engine_fetch(fedrec_engine *e, uint64_t client, uint64_t ro
   *retry_ms = 0;
   uint32_t idx;
   member *m = round == e->round && e->phase != FEDREC_PHASE_SELECTING ? find(e, client, &idx) : NULL;
-  if (!m) return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client is not in the current round", (unsigned long long)round);
-  if (m->done == DROPPED) return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client was dropped", (unsigned long long)round);
+  if (!m || m->done == DROPPED) return left_out(e, m, round, err);
   if (phase < FEDREC_PHASE_SHARES || phase > FEDREC_PHASE_UNMASK)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "phase %s has no input to fetch", fedrec_phase_name(phase));
   if (e->phase < phase) { /* not open yet */
@@ -870,6 +957,7 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
   e->stats.nclients = 0;
   e->rounds_done++;
   e->round++;
+  e->aborts = e->late_aborts = 0;
   new_selection(e);
   if (e->c.max_rounds && e->rounds_done >= e->c.max_rounds) {
     char what[32];
@@ -882,12 +970,29 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
 static void close_phase(fedrec_engine *e, uint64_t now) {
   fedrec_error err = {0};
   fedrec_phase ph = e->phase;
+  uint32_t missed = 0, answered = 0;
   for (uint32_t i = 0; i < e->n; i++)
     if (e->members[i].done != DROPPED && e->members[i].done < (int)ph) {
       e->members[i].done = DROPPED;
+      e->members[i].dropped_at = (int)ph;
       e->stats.dropped[ph]++;
-    }
-  e->stats.phase_ms[ph] = now - e->phase_start;
+      missed++;
+    } else if (e->members[i].done != DROPPED) answered++;
+  uint64_t took = now - e->phase_start;
+  e->stats.phase_ms[ph] = took;
+  /* Adaptive deadlines, per phase, within [phase_ms, max_phase_ms]: more devices missed this
+   * deadline than the dropout rate the round was planned for, so the devices are slower
+   * than it: the next round gets twice the time. Everyone answered: 4x the time it took
+   * (never below phase_ms). */
+  int late = 0;
+  uint64_t *dl = &e->phase_dl[ph];
+  if (missed && (double)missed > e->c.dropout * (missed + answered)) {
+    late = 1;
+    *dl = *dl > e->c.max_phase_ms / 2 ? e->c.max_phase_ms : 2 * *dl;
+  } else if (!missed) {
+    uint64_t want = 4 * (took ? took : 1);
+    if (want < *dl) *dl = want < e->c.phase_ms ? e->c.phase_ms : want;
+  }
   fedrec_status s = FEDREC_OK;
   if (ph == FEDREC_PHASE_MASKED) {
     /* the noise was planned for min_survivors inputs: with fewer, nothing may be unmasked
@@ -898,7 +1003,7 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
       char why[160];
       snprintf(why, sizeof why, "%u masked inputs, fewer than the %u the noise was planned for: nothing unmasked",
                inputs, e->c.min_survivors);
-      abort_round(e, why);
+      abort_round_as(e, why, late);
       return;
     }
   }
@@ -910,12 +1015,16 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
     return;
   }
   if (s) {
-    abort_round(e, err.msg);
+    char why[sizeof err.msg + 96];
+    if (late) snprintf(why, sizeof why, "%s (%u of %u devices missed the %s deadline)", err.msg, missed, missed + answered,
+                       fedrec_phase_name(ph));
+    else snprintf(why, sizeof why, "%s", err.msg);
+    abort_round_as(e, why, late);
     return;
   }
   e->phase = ph + 1;
   e->phase_start = now;
-  e->deadline = now + e->c.phase_ms;
+  e->deadline = now + e->phase_dl[ph + 1];
 }
 
 void fedrec_engine_tick(fedrec_engine *e, uint64_t now) {
@@ -935,7 +1044,13 @@ void fedrec_engine_tick(fedrec_engine *e, uint64_t now) {
       } else if (e->n >= e->c.min_cohort) {
         start_round(e, now);
       } else {
-        e->deadline = e->n ? now + e->c.selection_ms : 0; /* keep waiting */
+        /* the cohort did not fill in its window: the devices accepted are released (they
+         * learn why and come back) rather than held for ever; the next window opens at the
+         * next check-in */
+        char why[192];
+        snprintf(why, sizeof why, "selection: %u device%s checked in within %llu ms, min-cohort is %u: released, "
+                 "come back later", e->n, e->n == 1 ? "" : "s", (unsigned long long)e->c.selection_ms, e->c.min_cohort);
+        abort_round(e, why);
       }
       return;
     }

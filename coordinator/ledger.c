@@ -231,6 +231,8 @@ void fedrec_ledger_close(fedrec_ledger *l) {
 }
 
 double fedrec_ledger_epsilon(const fedrec_ledger *l) { return l->epsilon; }
+double fedrec_ledger_budget(const fedrec_ledger *l) { return l->budget; }
+double fedrec_ledger_delta(const fedrec_ledger *l) { return l->delta; }
 
 void fedrec_ledger_head(const fedrec_ledger *l, uint64_t *entries, uint8_t hash[32]) {
   *entries = l->seq;

@@ -936,20 +936,58 @@ static size_t render_metrics(void *ctx, char *out, size_t cap) { return metrics_
 
 /* ---------------------------------------------------------------- serve */
 
-static int load_catalogue(server *s) {
+static fedrec_status load_catalogue(server *s, fedrec_error *err) {
   const char *spec = s->cfg.catalogue;
-  if (strncmp(spec, "synthetic:", 10) && strcmp(spec, "synthetic")) {
-    fprintf(stderr, "fedrec-coordinator: catalogue '%s': only synthetic:... catalogues are supported so far\n", spec);
-    return 0;
-  }
+  if (strncmp(spec, "synthetic:", 10) && strcmp(spec, "synthetic"))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue '%s': only synthetic:... catalogues are supported so far", spec);
   fedrec_synth_config sc;
   fedrec_synth_defaults(&sc);
-  fedrec_error err = {0};
-  if ((spec[9] == ':' && fedrec_synth_parse(&sc, spec + 10, &err)) || fedrec_synth_generate(&s->catalogue, &sc, &err)) {
-    fprintf(stderr, "fedrec-coordinator: catalogue: %s\n", err.msg);
-    return 0;
+  fedrec_status st = spec[9] == ':' ? fedrec_synth_parse(&sc, spec + 10, err) : FEDREC_OK;
+  if (!st) st = fedrec_synth_generate(&s->catalogue, &sc, err);
+  if (st) {
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return fedrec_error_set(err, st, "catalogue: %s", msg);
   }
-  return 1;
+  return FEDREC_OK;
+}
+
+/* Settings a state is bound to: its model's shape (catalogue, dim, free embeddings) cannot
+ * change on a restart: one given that conflicts is refused, naming the saved value, and one
+ * not given takes the saved value. The noise and clipping may change (every ledger entry
+ * records its own): loudly, in the log. The first start saves them. */
+static fedrec_status check_saved_settings(server *s, const char *db, fedrec_error *err) {
+  static const char *BOUND[] = {"catalogue", "dim", "free-embeddings"};
+  static const char *LOGGED[] = {"noise", "noise-multiplier", "clip"};
+  config *c = &s->cfg;
+  char now[512], saved[512];
+  const char *keys[6] = {BOUND[0], BOUND[1], BOUND[2], LOGGED[0], LOGGED[1], LOGGED[2]};
+  for (int i = 0; i < 6; i++) {
+    const char *k = keys[i];
+    if (i == 0) snprintf(now, sizeof now, "%s", c->catalogue);
+    else if (i == 1) snprintf(now, sizeof now, "%d", c->dim);
+    else if (i == 2) snprintf(now, sizeof now, "%d", c->free_embeddings);
+    else if (i == 3) snprintf(now, sizeof now, "%s", c->noise);
+    else if (i == 4) snprintf(now, sizeof now, "%.17g", c->e.noise_multiplier);
+    else snprintf(now, sizeof now, "%.17g", c->e.clip);
+    if (coord_store_setting(s->store, k, saved, sizeof saved) && strcmp(now, saved)) {
+      if (i < 3 && config_given(c, k))
+        return fedrec_error_set(err, FEDREC_ERR_ARG, "%s '%s' conflicts with the saved state's '%s' (%s): the model's shape is "
+                                "fixed when training starts; drop the setting, or start a new state-dir", k, now, saved, db);
+      if (i < 3) { /* not given: the state's own */
+        if (i == 0) snprintf(c->catalogue, sizeof c->catalogue, "%s", saved);
+        else if (i == 1) c->dim = atoi(saved);
+        else c->free_embeddings = atoi(saved);
+        logj("info", "setting_from_state", "\"key\": \"%s\", \"value\": \"%s\"", k, saved);
+        continue;
+      }
+      logj("warn", "setting_changed", "\"key\": \"%s\", \"saved\": \"%s\", \"now\": \"%s\", \"note\": "
+           "\"rounds from now on use the new value; each ledger entry records its own\"", k, saved, now);
+    }
+    fedrec_status st = coord_store_set_setting(s->store, k, now, err);
+    if (st) return st;
+  }
+  return FEDREC_OK;
 }
 
 static fedrec_status start_engine(server *s, fedrec_error *err) {
@@ -959,11 +997,23 @@ static fedrec_status start_engine(server *s, fedrec_error *err) {
   char path[600];
   state_path(path, sizeof path, c, "ledger.db");
   struct stat sb;
-  fedrec_status st = stat(path, &sb) == 0 ? fedrec_ledger_open(&s->ledger, path, &s->id, err)
-                                          : fedrec_ledger_create(&s->ledger, path, c->delta, c->budget, NULL, &s->id, err);
+  int resumed = stat(path, &sb) == 0;
+  fedrec_status st = resumed ? fedrec_ledger_open(&s->ledger, path, &s->id, err)
+                             : fedrec_ledger_create(&s->ledger, path, c->delta, c->budget, NULL, &s->id, err);
   if (st) return st;
+  if (resumed) { /* a ledger's budget and delta are fixed when it is created */
+    double lb = fedrec_ledger_budget(s->ledger), ld = fedrec_ledger_delta(s->ledger);
+    if ((config_given(c, "budget") && c->budget != lb) || (config_given(c, "delta") && c->delta != ld))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "%s %g conflicts with the saved ledger's %g (%s): a ledger's budget and "
+                              "delta are fixed when it is created; drop the setting, or start a new state-dir",
+                              config_given(c, "budget") && c->budget != lb ? "budget" : "delta",
+                              config_given(c, "budget") && c->budget != lb ? c->budget : c->delta,
+                              config_given(c, "budget") && c->budget != lb ? lb : ld, path);
+    c->budget = lb, c->delta = ld;
+  }
   state_path(path, sizeof path, c, "coordinator.db");
   if ((st = coord_store_open(&s->store, path, err))) return st;
+  if ((st = check_saved_settings(s, path, err)) || (st = load_catalogue(s, err))) return st;
   fedrec_engine_callbacks cb = {s, on_publish, on_round};
   coord_saved_model saved;
   fedrec_model model;
@@ -1037,7 +1087,6 @@ static int serve(server *s) {
     fprintf(stderr, "fedrec-coordinator: need min-survivors <= min-cohort <= cohort\n");
     return 2;
   }
-  if (!load_catalogue(s)) return 1;
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->sd_mu, NULL);
   pthread_mutex_init(&s->revoke_mu, NULL);

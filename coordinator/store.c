@@ -23,7 +23,8 @@ static const char *SCHEMA =
     " update_norm REAL NOT NULL, ended INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS clients(id INTEGER PRIMARY KEY, rounds INTEGER NOT NULL,"
     " last_round INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS revoked(id INTEGER PRIMARY KEY, at INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS revoked(id INTEGER PRIMARY KEY, at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
 static fedrec_status fail(fedrec_error *err, sqlite3 *db, const char *what) {
   return fedrec_error_set(err, FEDREC_ERR_IO, "coordinator state: %s: %s", what, sqlite3_errmsg(db));
@@ -269,4 +270,28 @@ fedrec_status coord_store_revoked(coord_store *s, uint64_t **ids, size_t *n, fed
   *ids = v;
   *n = k;
   return FEDREC_OK;
+}
+
+int coord_store_setting(coord_store *s, const char *key, char *out, size_t cap) {
+  sqlite3_stmt *st;
+  int found = 0;
+  if (sqlite3_prepare_v2(s->db, "SELECT value FROM settings WHERE key = ?", -1, &st, NULL) != SQLITE_OK) return 0;
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+    snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    found = 1;
+  }
+  sqlite3_finalize(st);
+  return found;
+}
+
+fedrec_status coord_store_set_setting(coord_store *s, const char *key, const char *value, fedrec_error *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO settings(key, value) VALUES(?, ?)", -1, &st, NULL) != SQLITE_OK)
+    return fail(err, s->db, "settings");
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? FEDREC_OK : fail(err, s->db, "settings");
 }

@@ -47,6 +47,10 @@ uint64_t coord_store_last_round(coord_store *s);
 fedrec_status coord_store_revoke(coord_store *s, uint64_t id, fedrec_error *err);
 fedrec_status coord_store_revoked(coord_store *s, uint64_t **ids, size_t *n, fedrec_error *err);
 /* Counts for reports and tests. */
+/* The settings a state was started with (catalogue, dim, ...), to compare a restart's with:
+ * 1 and the value when saved. */
+int coord_store_setting(coord_store *s, const char *key, char *out, size_t cap);
+fedrec_status coord_store_set_setting(coord_store *s, const char *key, const char *value, fedrec_error *err);
 int64_t coord_store_count(coord_store *s, const char *table);
 
 #endif

@@ -70,7 +70,7 @@ static void world_init(world *w, const fedrec_engine_config *c, double budget) {
   free(all);
   fedrec_engine_callbacks cb = {w, on_publish, on_round};
   w->now = 1000;
-  assert_status(fedrec_engine_new(&w->e, c, &m, 1, &w->id, w->ledger, &cb, g_engine_ent, &err), FEDREC_OK);
+  if (fedrec_engine_new(&w->e, c, &m, 1, &w->id, w->ledger, &cb, g_engine_ent, &err)) fail_msg("engine: %s", err.msg);
   assert_int_equal(w->published, 1);
 }
 
@@ -323,7 +323,7 @@ static void test_bad_requests(void **state) {
   assert_true(fedrec_engine_banned(w.e, 3));
   assert_false(fedrec_engine_banned(w.e, 1));
   assert_status(fedrec_engine_submit(w.e, 3, round, FEDREC_PHASE_KEYS, junk, 3, w.now, &err), FEDREC_ERR_STATE);
-  assert_non_null(strstr(err.msg, "dropped"));
+  assert_non_null(strstr(err.msg, "left out: this device sent a message no honest client sends"));
   /* keys that name another member are refused */
   fedrec_round_info info;
   assert_status(fedrec_engine_round_info(w.e, 2, round, w.now, &info, &retry, &err), FEDREC_OK);
@@ -829,10 +829,112 @@ static void test_no_unmask_below_plan(void **state) {
   world_free(&w);
 }
 
+/* A cohort whose devices are slower than the deadlines: each missed deadline doubles that
+ * phase's next one (up to max_phase_ms); the members of an aborted round learn why; after
+ * max_aborts consecutive aborts training stops, saying what to change. A round everyone
+ * answers brings the deadlines back down (never below phase_ms). */
+static void test_deadlines_adapt(void **state) {
+  (void)state;
+  fedrec_engine_config c;
+  base_config(&c);
+  c.cohort = c.min_cohort = 10;
+  c.min_survivors = 6;
+  c.dropout = 0.001, c.dishonest = 0.001; /* so that (k, t) exist for ten clients */
+  c.phase_ms = 1000;
+  c.max_phase_ms = 4000;
+  c.max_aborts = 4;
+  world w;
+  world_init(&w, &c, 1e6);
+  fedrec_error err = {0};
+  int acc;
+  uint64_t round, want[] = {1000, 2000, 4000, 4000};
+  uint32_t retry;
+  fedrec_round_info info;
+  for (int a = 0; a < 4; a++) {
+    for (uint64_t k = 1; k <= 10; k++)
+      assert_status(fedrec_engine_checkin(w.e, 100 * (uint64_t)a + k, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+    assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_KEYS);
+    assert_int_equal(fedrec_engine_deadline(w.e) - w.now, want[a]); /* 1 s, doubled twice, capped at 4 s */
+    w.now = fedrec_engine_deadline(w.e) - 1;
+    fedrec_engine_tick(w.e, w.now);
+    assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_KEYS); /* not before its deadline */
+    w.now++;
+    fedrec_engine_tick(w.e, w.now);
+    assert_int_equal(w.aborted, a + 1);
+    if (!strstr(w.last_reason, "10 of 10 devices missed the keys deadline")) fail_msg("reason: %s", w.last_reason);
+    /* a member asking about the aborted round is told why */
+    assert_status(fedrec_engine_round_info(w.e, 100 * (uint64_t)a + 1, round, w.now, &info, &retry, &err), FEDREC_ERR_STATE);
+    if (!strstr(err.msg, "aborted") || !strstr(err.msg, "keys deadline")) fail_msg("told: %s", err.msg);
+    w.now += 10;
+  }
+  assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_STOPPED);
+  const char *why = fedrec_engine_stop_reason(w.e);
+  if (!strstr(why, "4 consecutive rounds aborted") || !strstr(why, "raise max-phase-ms")) fail_msg("stop: %s", why);
+  world_free(&w);
+
+  /* the deadlines come back down after rounds everyone answered in time */
+  c.cohort = c.min_cohort = 50;
+  c.min_survivors = 30;
+  c.dropout = 0.1, c.dishonest = 0.05;
+  c.max_aborts = 0; /* never stops */
+  world_init(&w, &c, 1e6);
+  uint64_t cursor = 0;
+  const uint32_t none[5] = {0}, silent_keys[5] = {0, 50, 0, 0, 0};
+  run_round(&w, 50, silent_keys, &cursor);
+  run_round(&w, 50, silent_keys, &cursor);
+  assert_int_equal(w.aborted, 2);
+  run_round(&w, 50, none, &cursor); /* keys deadline 4 s: answered at once */
+  assert_int_equal(w.aborted, 2);
+  for (uint64_t k = 1; k <= 50; k++)
+    assert_status(fedrec_engine_checkin(w.e, 10000 + k, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+  assert_int_equal(fedrec_engine_deadline(w.e) - w.now, c.phase_ms);
+  world_free(&w);
+}
+
+/* A fixed cohort that does not fill within its selection window releases the devices it
+ * accepted (they are told why) instead of holding them; releases never stop training. */
+static void test_selection_releases(void **state) {
+  (void)state;
+  fedrec_engine_config c;
+  base_config(&c);
+  c.cohort = c.min_cohort = 10;
+  c.min_survivors = 6;
+  c.dropout = 0.001, c.dishonest = 0.001;
+  c.selection_ms = 5000;
+  c.max_aborts = 2;
+  world w;
+  world_init(&w, &c, 1e6);
+  fedrec_error err = {0};
+  int acc;
+  uint64_t round, first = fedrec_engine_round(w.e);
+  uint32_t retry;
+  fedrec_round_info info;
+  for (int a = 0; a < 5; a++) {
+    for (uint64_t k = 1; k <= 3; k++) {
+      assert_status(fedrec_engine_checkin(w.e, k, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+      assert_true(acc);
+    }
+    assert_status(fedrec_engine_round_info(w.e, 1, round, w.now, &info, &retry, &err), FEDREC_OK);
+    assert_true(retry > 0); /* waiting */
+    w.now += c.selection_ms;
+    fedrec_engine_tick(w.e, w.now);
+    assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING);
+    assert_int_equal(fedrec_engine_round(w.e), round + 1);
+    assert_status(fedrec_engine_round_info(w.e, 2, round, w.now, &info, &retry, &err), FEDREC_ERR_STATE);
+    if (!strstr(err.msg, "selection: 3 devices checked in within 5000 ms, min-cohort is 10")) fail_msg("told: %s", err.msg);
+    w.now += 10;
+  }
+  assert_int_equal(fedrec_engine_round(w.e), first + 5);
+  assert_int_equal(w.aborted, 5);
+  world_free(&w);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_deadlines_adapt),
+      cmocka_unit_test(test_selection_releases),
       cmocka_unit_test(test_rounds_with_dropouts),
       cmocka_unit_test(test_budget_stops),
       cmocka_unit_test(test_nothing_private_leaves),

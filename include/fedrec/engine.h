@@ -59,8 +59,15 @@ typedef struct fedrec_engine_config {
   double sampling_rate;     /* 0: fixed-size cohorts; in (0, 1]: Poisson sampling of check-ins */
   uint32_t min_cohort;      /* a Poisson round starts at the end of selection with at least this */
   uint32_t min_survivors;   /* a round with fewer survivors is aborted; the budget check uses it */
-  uint64_t selection_ms;    /* how long selection waits for a Poisson cohort */
-  uint64_t phase_ms;        /* deadline of each secure-aggregation phase */
+  uint64_t selection_ms;    /* selection window, from the first check-in: a Poisson cohort is
+                             * drawn over it; a fixed cohort below min_cohort at its end is
+                             * released (its devices are told why and come back later) */
+  uint64_t phase_ms;        /* first deadline of each secure-aggregation phase, and the least */
+  uint64_t max_phase_ms;    /* deadlines adapt per phase within [phase_ms, max_phase_ms]: twice
+                             * as long after more devices than `dropout` missed one, 4x the
+                             * measured time after all answered (300000; below phase_ms: fixed) */
+  uint32_t max_aborts;      /* training stops after this many consecutive aborted rounds, saying
+                             * what to change (10; 0: never). Released selections do not count */
   uint32_t retry_ms;        /* clients not needed come back after this, jittered to [0.5, 1.5]x */
   uint32_t max_rounds;      /* 0: until the budget is spent */
   /* secure aggregation (semi-honest variant; (k, t) chosen per round) */
@@ -107,6 +114,9 @@ typedef struct fedrec_engine_config {
 } fedrec_engine_config;
 
 void fedrec_engine_defaults(fedrec_engine_config *c);
+/* The smallest cohort for which secure aggregation meets its bounds at these assumptions
+ * (0: none up to FEDREC_SECAGG_MAX_CLIENTS). */
+uint32_t fedrec_engine_least_cohort(double dropout, double dishonest, double fail_bits, double sec_bits);
 
 /* What a cohort member needs for one round. */
 typedef struct fedrec_round_info {

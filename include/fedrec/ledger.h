@@ -55,6 +55,9 @@ fedrec_status fedrec_ledger_check(fedrec_ledger *l, const fedrec_release *r, dou
 fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, double *eps_after,
                                    fedrec_error *err);
 double fedrec_ledger_epsilon(const fedrec_ledger *l);
+/* The budget and delta fixed when the ledger was created. */
+double fedrec_ledger_budget(const fedrec_ledger *l);
+double fedrec_ledger_delta(const fedrec_ledger *l);
 /* The round of the last entry (0 when empty): a restarted coordinator numbers rounds after it,
  * so no round is recorded twice. */
 uint64_t fedrec_ledger_last_round(const fedrec_ledger *l);
