@@ -32,6 +32,7 @@ struct fedrec_client {
   void *handles[16];
   uint64_t model_version;
   int drop_phase;
+  uint32_t delay_ms; /* testing: a slow device */
 };
 
 static const char *SCHEMA =
@@ -106,7 +107,11 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
   /* the store holds the bearer token and the whole viewing history: owner only. Created here
    * 0600 before SQLite opens it (SQLite's own creation follows the umask), and its journal and
    * WAL files take the database file's mode. An existing store is narrowed to 0600 too. */
-  int fd = open(cfg->store, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int fd = open(cfg->store, O_RDWR | (cfg->must_exist ? 0 : O_CREAT) | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == ENOENT && cfg->must_exist) {
+    free(c);
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "client store %s does not exist: create it with fedrec-client init", cfg->store);
+  }
   if (fd < 0 || fchmod(fd, 0600)) {
     if (fd >= 0) close(fd);
     free(c);
@@ -171,6 +176,7 @@ int fedrec_client_catalogue_spec(const fedrec_client *c, char *out, size_t cap) 
 
 uint64_t fedrec_client_model_version(const fedrec_client *c) { return c->model_version; }
 void fedrec_client_simulate_dropout(fedrec_client *c, int phase) { c->drop_phase = phase; }
+void fedrec_client_simulate_delay(fedrec_client *c, uint32_t ms) { c->delay_ms = ms; }
 
 fedrec_status fedrec_client_record(fedrec_client *c, const char *item, float weight, fedrec_error *err) {
   fedrec_status s = load_catalogue(c, err);
@@ -540,11 +546,14 @@ static void backoff(fedrec_client *c, fedrec_sync_outcome *out, int failed) {
 static fedrec_status io_fail(fedrec_client *c, fedrec_sync_outcome *out, fedrec_error *err, const char *what,
                              grpc_status_code code, const char *details) {
   backoff(c, out, 1);
+  out->failure = code == GRPC_STATUS_UNAUTHENTICATED || code == GRPC_STATUS_PERMISSION_DENIED ? FEDREC_SYNC_FAIL_AUTH
+                                                                                              : FEDREC_SYNC_FAIL_NETWORK;
   return fedrec_error_set(err, FEDREC_ERR_IO, "%s: %s: %s", what, code_name(code), details);
 }
 
 static void maybe_drop(fedrec_client *c, int phase) {
   if (c->drop_phase == phase) _exit(3); /* the simulated device vanishes mid-round */
+  if (c->delay_ms) sleep_ms(c->delay_ms);
 }
 
 static grpc_status_code submit(fedrec_client *c, int method, uint64_t round, uint8_t *msg, size_t len, char *details,
@@ -555,7 +564,10 @@ static grpc_status_code submit(fedrec_client *c, int method, uint64_t round, uin
 fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fedrec_error *err) {
   memset(out, 0, sizeof *out);
   fedrec_status s = connect_channel(c, err);
-  if (s) return s;
+  if (s) {
+    out->failure = FEDREC_SYNC_FAIL_CONFIG;
+    return s;
+  }
   int32_t *items = NULL, n = 0;
   float *w = NULL;
   if ((s = history(c, &items, &w, &n, err))) return s;
@@ -588,6 +600,9 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
   if (s) {
     free(items), free(w);
     backoff(c, out, 1);
+    /* a download that failed on the way is the network's; a model refused is not */
+    out->failure = s == FEDREC_ERR_IO || s == FEDREC_ERR_NOMEM ? FEDREC_SYNC_FAIL_NETWORK
+                 : s == FEDREC_ERR_ARG ? FEDREC_SYNC_FAIL_CONFIG : FEDREC_SYNC_FAIL_INTEGRITY;
     return s;
   }
   if (!accepted) {
@@ -643,7 +658,10 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
   HOSTILE_TAMPER(msg, len, &sent);
   code = submit(c, FEDREC_RPC_ADVERTISE_KEYS, info.round, msg, len, details, sizeof details);
   free(msg);
-  if (code == GRPC_STATUS_FAILED_PRECONDITION) goto left_out;
+  if (code == GRPC_STATUS_FAILED_PRECONDITION) {
+    snprintf(out->detail, sizeof out->detail, "%s", details);
+    goto left_out;
+  }
   if (code != GRPC_STATUS_OK) {
     s = io_fail(c, out, err, "AdvertiseKeys", code, details);
     goto done;
@@ -691,7 +709,10 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
     HOSTILE_TAMPER(msg, len, &sent);
     code = submit(c, SUBMIT[ph], info.round, msg, len, details, sizeof details);
     free(msg);
-    if (code == GRPC_STATUS_FAILED_PRECONDITION) goto left_out;
+    if (code == GRPC_STATUS_FAILED_PRECONDITION) {
+    snprintf(out->detail, sizeof out->detail, "%s", details);
+    goto left_out;
+  }
     if (code != GRPC_STATUS_OK) {
       s = io_fail(c, out, err, "submit", code, details);
       goto done;
@@ -706,6 +727,7 @@ left_out:
   out->result = FEDREC_SYNC_LEFT_OUT;
   backoff(c, out, 0);
 done:
+  if (s && !out->failure) out->failure = FEDREC_SYNC_FAIL_NETWORK; /* transient: retry after the backoff */
   fedrec_participant_free(p);
   if (have_model) fedrec_model_free(&model);
   if (items) sodium_memzero(items, (size_t)n * sizeof *items);

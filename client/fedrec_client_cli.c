@@ -2,10 +2,14 @@
  *
  *   fedrec-client init      --store F --target HOST:PORT --token @FILE|- --coordinator-key HEX|@FILE
  *                           --catalogue SPEC [--ca PEM] [--cert PEM --key PEM] [--insecure]
- *   fedrec-client import    --store F (--csv FILE | --synthetic-user N)
+ *   fedrec-client import    --store F (--csv FILE [--user ID] | --synthetic-user N)
  *   fedrec-client record    --store F ITEM [WEIGHT]
- *   fedrec-client sync      --store F [--rounds N] [--max-syncs M] [--simulate-dropout PHASE]
+ *   fedrec-client sync      --store F [--rounds N] [--max-syncs M] [--simulate-dropout PHASE] [--simulate-delay MS]
  *   fedrec-client recommend --store F [--k K]
+ *
+ * Exit codes: 0 done; 1 another error (I/O, a bad file); 2 usage; 3 configuration (no such
+ * store, settings missing or not working); 4 authentication (the token was refused);
+ * 5 integrity (a model that fails its signature, does not fit the catalogue, or rolls back).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,25 +23,33 @@
 #include "fedrec/data.h"
 #include "fedrec/synth.h"
 
-static void usage(FILE *f) {
-  fputs("usage:\n"
-        "  fedrec-client init      --store F --target HOST:PORT --token @FILE|- --coordinator-key HEX|@FILE\n"
-        "                          (the token from a file, or - for standard input: never on the command line)\n"
-        "                          --catalogue SPEC [--ca PEM] [--cert PEM --key PEM] [--insecure]\n"
-        "  fedrec-client import    --store F (--csv FILE | --synthetic-user N)\n"
-        "  fedrec-client record    --store F ITEM [WEIGHT]\n"
-        "  fedrec-client sync      --store F [--rounds N] [--max-syncs M] [--simulate-dropout PHASE]\n"
-        "  fedrec-client recommend --store F [--k K]\n"
-        "The store keeps the settings given to init; the history never leaves it.\n"
-        "sync repeats until it took part in N rounds (default 1), training stopped, or M syncs\n"
-        "(default 1000) were made, waiting between syncs as the coordinator says.\n"
-        "--simulate-dropout PHASE (1 keys .. 4 unmask): exit abruptly there (for tests).\n",
-        f);
-}
+enum { EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_AUTH = 4, EXIT_INTEGRITY = 5 };
+
+static const char USAGE[] =
+    "usage:\n"
+    "  fedrec-client init      --store F --target HOST:PORT --token @FILE|- --coordinator-key HEX|@FILE\n"
+    "                          (the token from a file, or - for standard input: never on the command line)\n"
+    "                          --catalogue SPEC [--ca PEM] [--cert PEM --key PEM] [--insecure]\n"
+    "  fedrec-client import    --store F (--csv FILE [--user ID] | --synthetic-user N)\n"
+    "                          (a CSV of user,item[,weight] rows: one user's, or pick it with --user)\n"
+    "  fedrec-client record    --store F ITEM [WEIGHT]\n"
+    "  fedrec-client sync      --store F [--rounds N] [--max-syncs M] [--simulate-dropout PHASE] [--simulate-delay MS]\n"
+    "  fedrec-client recommend --store F [--k K]\n"
+    "The store keeps the settings given to init; the history never leaves it.\n"
+    "sync repeats until it took part in N rounds (default 1), training stopped, or M syncs\n"
+    "(default 1000) were made, waiting between syncs as the coordinator says.\n"
+    "--simulate-dropout PHASE (1 keys .. 4 unmask): exit abruptly there (for tests).\n"
+    "--simulate-delay MS: wait MS before each message of a round, as a slow device (for tests).\n"
+    "Every command but init needs a store init created.\n"
+    "Exit codes: 0 done; 1 another error; 2 usage; 3 configuration (no such store, settings\n"
+    "missing or not working); 4 authentication (token refused: unknown, expired or revoked);\n"
+    "5 integrity (a model failing its signature, not fitting the catalogue, or a rollback).\n";
+
+static void usage(FILE *f) { fputs(USAGE, f); }
 
 typedef struct args {
-  const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv;
-  long synthetic_user, rounds, max_syncs, k, dropout;
+  const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv, *user;
+  long synthetic_user, rounds, max_syncs, k, dropout, delay;
   int insecure;
   const char *pos[2];
   int npos;
@@ -72,13 +84,18 @@ static int parse(args *a, int argc, char **argv) {
     else if (!strcmp(f, "--cert")) s = &a->cert;
     else if (!strcmp(f, "--key")) s = &a->keyfile;
     else if (!strcmp(f, "--csv")) s = &a->csv;
+    else if (!strcmp(f, "--user")) s = &a->user;
     else if (!strcmp(f, "--synthetic-user")) num = &a->synthetic_user, hi = 100000000;
     else if (!strcmp(f, "--rounds")) num = &a->rounds, lo = 1, hi = 1000000;
     else if (!strcmp(f, "--max-syncs")) num = &a->max_syncs, lo = 1, hi = 100000000;
     else if (!strcmp(f, "--k")) num = &a->k, lo = 1, hi = 10000;
     else if (!strcmp(f, "--simulate-dropout")) num = &a->dropout, lo = 1, hi = 4;
+    else if (!strcmp(f, "--simulate-delay")) num = &a->delay, lo = 0, hi = 600000;
     else if (f[0] == '-' && f[1] == '-') {
-      fprintf(stderr, "fedrec-client: unknown option '%s' (see --help)\n", f);
+      char near[64];
+      if (fedrec_nearest_flag(f, USAGE, near, sizeof near))
+        fprintf(stderr, "fedrec-client: unknown option '%s': did you mean %s? (see --help)\n", f, near);
+      else fprintf(stderr, "fedrec-client: unknown option '%s' (see --help)\n", f);
       return 0;
     } else {
       if (a->npos == 2) {
@@ -144,6 +161,11 @@ int main(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  for (int i = 2; i < argc; i++) /* fedrec-client init --help, like every other --help */
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage(stdout);
+      return 0;
+    }
   const char *cmd = argv[1];
   if (strcmp(cmd, "init") && strcmp(cmd, "import") && strcmp(cmd, "record") && strcmp(cmd, "sync") && strcmp(cmd, "recommend")) {
     fprintf(stderr, "fedrec-client: unknown command '%s' (init, import, record, sync, recommend)\n", cmd);
@@ -161,14 +183,14 @@ int main(int argc, char **argv) {
   }
   fedrec_client_config cfg = {.store = a.store, .target = a.target, .ca_file = a.ca, .cert_file = a.cert,
                               .key_file = a.keyfile, .insecure = a.insecure, .token = a.token,
-                              .coordinator_key = key, .catalogue = a.catalogue};
+                              .coordinator_key = key, .catalogue = a.catalogue, .must_exist = strcmp(cmd, "init") != 0};
   fedrec_client *c;
   fedrec_error err = {0};
   int opened = fedrec_client_open(&c, &cfg, &err);
   sodium_memzero(tokbuf, sizeof tokbuf); /* kept in the store (0600) only */
   if (opened) {
     fprintf(stderr, "fedrec-client: %s\n", err.msg);
-    return 1;
+    return opened == FEDREC_ERR_ARG ? EXIT_CONFIG : 1;
   }
   int rc = 0;
   if (!strcmp(cmd, "init")) {
@@ -178,7 +200,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "fedrec-client import: give exactly one of --csv and --synthetic-user\n");
       rc = 2;
     } else if (a.csv) {
-      /* user,item[,weight] rows (the user column is this device's own and is ignored) */
+      /* user,item[,weight] rows: one user's history (a device holds one), or the one --user names */
       char *buf;
       int64_t len;
       fedrec_triplets t = {0};
@@ -189,12 +211,25 @@ int main(int argc, char **argv) {
         rc = 1;
       } else {
         free(buf);
-        for (int64_t i = 0; !rc && i < t.n; i++)
+        int32_t nu = fedrec_idmap_size(users), want = -1;
+        if (a.user && (want = fedrec_idmap_get(users, a.user, strlen(a.user), 0)) < 0) {
+          fprintf(stderr, "fedrec-client import: %s: no rows of user '%s' (it holds %d users)\n", a.csv, a.user, nu);
+          rc = 2;
+        } else if (!a.user && nu > 1) {
+          fprintf(stderr, "fedrec-client import: %s holds the histories of %d users ('%s', '%s', ...): a device keeps one; "
+                  "pick it with --user ID\n", a.csv, nu, fedrec_idmap_name(users, 0), fedrec_idmap_name(users, 1));
+          rc = 2;
+        }
+        int64_t done = 0;
+        for (int64_t i = 0; !rc && i < t.n; i++) {
+          if (want >= 0 && t.r[i] != want) continue;
           if (fedrec_client_record(c, fedrec_idmap_name(items, t.c[i]), t.v[i], &err)) {
             fprintf(stderr, "fedrec-client import: %s: row %lld: %s\n", a.csv, (long long)i + 2, err.msg);
             rc = 1;
           }
-        if (!rc) fprintf(stderr, "fedrec-client: imported %lld events from %s\n", (long long)t.n, a.csv);
+          done++;
+        }
+        if (!rc) fprintf(stderr, "fedrec-client: imported %lld events from %s\n", (long long)done, a.csv);
       }
       fedrec_triplets_free(&t);
       fedrec_idmap_free(users), fedrec_idmap_free(items);
@@ -205,10 +240,15 @@ int main(int argc, char **argv) {
       fedrec_synth_defaults(&sc);
       sc.threads = 1;
       fedrec_dataset ds;
-      if (fedrec_client_catalogue_spec(c, spec, sizeof spec) || strncmp(spec, "synthetic", 9) ||
-          (spec[9] == ':' && fedrec_synth_parse(&sc, spec + 10, &err)) || fedrec_synth_generate(&ds, &sc, &err)) {
-        fprintf(stderr, "fedrec-client import: --synthetic-user needs a synthetic catalogue: %s\n", err.msg[0] ? err.msg : spec);
-        rc = 1;
+      if (fedrec_client_catalogue_spec(c, spec, sizeof spec) || !spec[0]) {
+        fprintf(stderr, "fedrec-client import: --synthetic-user needs a synthetic catalogue, and %s has no catalogue "
+                "setting: run fedrec-client init first\n", a.store);
+        rc = EXIT_CONFIG;
+      } else if (strncmp(spec, "synthetic", 9) || (spec[9] == ':' && fedrec_synth_parse(&sc, spec + 10, &err)) ||
+                 fedrec_synth_generate(&ds, &sc, &err)) {
+        fprintf(stderr, "fedrec-client import: --synthetic-user needs a synthetic catalogue; %s has '%s'%s%s\n", a.store, spec,
+                err.msg[0] ? ": " : "", err.msg);
+        rc = EXIT_CONFIG;
       } else {
         if (a.synthetic_user >= ds.R.rows) {
           fprintf(stderr, "fedrec-client import: --synthetic-user %ld: the catalogue has %d users\n", a.synthetic_user, ds.R.rows);
@@ -241,11 +281,21 @@ int main(int argc, char **argv) {
     }
   } else if (!strcmp(cmd, "sync")) {
     if (a.dropout) fedrec_client_simulate_dropout(c, (int)a.dropout);
+    if (a.delay) fedrec_client_simulate_delay(c, (uint32_t)a.delay);
     long done = 0;
     for (long s = 0; s < a.max_syncs && done < a.rounds; s++) {
       fedrec_sync_outcome o;
       fedrec_status st = fedrec_client_sync(c, &o, &err);
       if (o.resumed_at) fprintf(stderr, "fedrec-client sync: resumed the model download at byte %llu\n", (unsigned long long)o.resumed_at);
+      if (st && o.failure != FEDREC_SYNC_FAIL_NETWORK) { /* retrying would not help: say so and stop */
+        static const char *KIND[] = {"", "", "configuration", "authentication", "integrity"};
+        static const char *WHAT[] = {"", "", "check the settings fedrec-client init saved",
+                                     "the coordinator refused the token (unknown, expired or revoked): enrol again",
+                                     "a model from the coordinator was refused and not used"};
+        fprintf(stderr, "fedrec-client sync: %s error: %s: %s\n", KIND[o.failure], err.msg, WHAT[o.failure]);
+        rc = o.failure == FEDREC_SYNC_FAIL_CONFIG ? EXIT_CONFIG : o.failure == FEDREC_SYNC_FAIL_AUTH ? EXIT_AUTH : EXIT_INTEGRITY;
+        break;
+      }
       if (st) fprintf(stderr, "fedrec-client sync: %s (retrying in %u ms)\n", err.msg, o.retry_after_ms);
       else
         fprintf(stderr, "fedrec-client sync: %s, round %llu, model %llu%s%s\n", RESULT[o.result], (unsigned long long)o.round,

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fedrec/status.h"
+
 int config_quiet; /* 1: no messages (the fuzz target) */
 
 /* Messages about bad settings go to stderr, naming where. */
@@ -126,7 +128,12 @@ int config_given(const config *c, const char *key) {
 int config_set(config *c, const char *key, const char *val, const char *where) {
   const opt *o = find_opt(key);
   if (!o) {
-    say("fedrec-coordinator: %s: unknown setting '%s' (see --help)\n", where, key);
+    char known[4096] = "", near[64];
+    size_t n = 0;
+    for (const opt *q = OPTS; q->key && n + 40 < sizeof known; q++) n += (size_t)snprintf(known + n, sizeof known - n, "--%s ", q->key);
+    if (fedrec_nearest_flag(key, known, near, sizeof near))
+      say("fedrec-coordinator: %s: unknown setting '%s': did you mean %s? (see --help)\n", where, key, near + 2);
+    else say("fedrec-coordinator: %s: unknown setting '%s' (see --help)\n", where, key);
     return 0;
   }
   char *p = (char *)c + o->off, *end;

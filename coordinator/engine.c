@@ -982,13 +982,16 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
   e->stats.phase_ms[ph] = took;
   /* Adaptive deadlines, per phase, within [phase_ms, max_phase_ms]: more devices missed this
    * deadline than the dropout rate the round was planned for, so the devices are slower
-   * than it: the next round gets twice the time. Everyone answered: 4x the time it took
-   * (never below phase_ms). */
+   * than it: the next round gets twice the time, here and in the phases after it. Everyone
+   * answered: 4x the time it took (never below phase_ms). */
   int late = 0;
   uint64_t *dl = &e->phase_dl[ph];
   if (missed && (double)missed > e->c.dropout * (missed + answered)) {
     late = 1;
     *dl = *dl > e->c.max_phase_ms / 2 ? e->c.max_phase_ms : 2 * *dl;
+    /* devices slow at one phase are slow at the next ones too: they get at least as long */
+    for (int q = (int)ph + 1; q <= FEDREC_PHASE_UNMASK; q++)
+      if (e->phase_dl[q] < *dl) e->phase_dl[q] = *dl;
   } else if (!missed) {
     uint64_t want = 4 * (took ? took : 1);
     if (want < *dl) *dl = want < e->c.phase_ms ? e->c.phase_ms : want;

@@ -327,6 +327,35 @@ fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, do
 
 /* Replays a ledger: checks genesis, sequence, chain, hashes, signatures, recomputed epsilon
  * and budget for every entry, then the head. Leaves the state in l. */
+/* The shortest decimal spelling of v that reads back as v exactly. */
+static const char *exact(char *buf, double v) {
+  for (int prec = 6; prec <= 17; prec++) {
+    snprintf(buf, 32, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) break;
+  }
+  return buf;
+}
+
+/* The fedrec-audit epsilon command giving one entry's epsilon on its own (a tree entry's cost
+ * depends on its tree: the command for the whole tree up to it). */
+static void recompute_command(char *out, size_t cap, const fedrec_release *r, double delta) {
+  char a[32], b[32], c[32], q[32], d[32];
+  exact(q, r->q), exact(d, delta);
+  if (!strcmp(r->mechanism, "skellam"))
+    snprintf(out, cap, "fedrec-audit epsilon --mechanism skellam --l2-sensitivity %s --l1-sensitivity %s "
+             "--variance %s --sampling-rate %s --steps 1 --delta %s", exact(a, r->d2), exact(b, r->d1), exact(c, r->var), q, d);
+  else if (!strcmp(r->mechanism, "dgauss"))
+    snprintf(out, cap, "fedrec-audit epsilon --mechanism dgauss --l2-sensitivity %s --l1-sensitivity %s "
+             "--local-sigma %s --clients %u --dim %llu --sampling-rate %s --steps 1 --delta %s", exact(a, r->d2), exact(b, r->d1),
+             exact(c, r->sigma), r->survivors - r->colluders, (unsigned long long)r->dim, q, d);
+  else if (!strcmp(r->mechanism, "tree"))
+    snprintf(out, cap, "fedrec-audit epsilon --mechanism tree --noise-multiplier %s --steps %llu --delta %s "
+             "(the tree up to this leaf)", exact(a, r->z), (unsigned long long)r->leaf, d);
+  else
+    snprintf(out, cap, "fedrec-audit epsilon --mechanism gaussian --noise-multiplier %s --sampling-rate %s "
+             "--steps 1 --delta %s", exact(a, r->z), q, d);
+}
+
 static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, int json,
                             fedrec_error *err) {
   char v[1024], pkhex[65];
@@ -336,7 +365,7 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
   char want[65];
   hex(want, pk, 32);
   if (!s && strcmp(pkhex, want))
-    s = fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: signed for public key %.16s..., not the given key %.16s...", pkhex, want);
+    s = fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: signed for public key %.16s..., not the given key", pkhex);
   char fmt[16];
   fedrec_error none = {0};
   l->format = get_meta(l->db, "format", fmt, sizeof fmt, &none) ? 2 : atoi(fmt); /* no key: format 2 */
@@ -390,12 +419,20 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
     if (s) break;
     release_done(l, &r);
     l->last_round = r.round;
-    if (out && json)
-      fprintf(out, "{\"entry\": %llu, \"round\": %llu, \"mechanism\": \"%s\", \"sampling_rate\": %.10g, \"survivors\": %u, \"epsilon\": %.10g, \"order\": %g}\n",
-              (unsigned long long)seq, (unsigned long long)r.round, r.mechanism, r.q, r.survivors, mine, best);
-    else if (out)
-      fprintf(out, "%6llu %8llu %-9s q=%-8.4g survivors=%-7u epsilon=%.6f (order %g)\n", (unsigned long long)seq,
-              (unsigned long long)r.round, r.mechanism, r.q, r.survivors, mine, best);
+    if (out) { /* every parameter, and the command that recomputes this entry's epsilon alone */
+      char cmd[512];
+      recompute_command(cmd, sizeof cmd, &r, l->delta);
+      if (json)
+        fprintf(out, "{\"entry\": %llu, \"round\": %llu, \"mechanism\": \"%s\", \"sampling_rate\": %.17g, "
+                "\"noise_multiplier\": %.17g, \"l2_sensitivity\": %.17g, \"l1_sensitivity\": %.17g, \"variance\": %.17g, "
+                "\"local_sigma\": %.17g, \"dim\": %llu, \"leaf\": %llu, \"survivors\": %u, \"colluders\": %u, "
+                "\"epsilon\": %.10g, \"order\": %g, \"recompute\": \"%s\"}\n",
+                (unsigned long long)seq, (unsigned long long)r.round, r.mechanism, r.q, r.z, r.d2, r.d1, r.var, r.sigma,
+                (unsigned long long)r.dim, (unsigned long long)r.leaf, r.survivors, r.colluders, mine, best, cmd);
+      else
+        fprintf(out, "%6llu %8llu %-9s %-8.4g %9u %9u  %.6f (order %g)\n         %s\n", (unsigned long long)seq,
+                (unsigned long long)r.round, r.mechanism, r.q, r.survivors, r.colluders, mine, best, cmd);
+    }
     l->seq = seq;
     l->epsilon = mine;
     memcpy(l->last, hash, 32);

@@ -1,6 +1,7 @@
 /* Interaction loaders: generic CSV, MovieLens ratings.csv, Last.fm user_artists.dat,
  * and the dataset assembly around them. All parsers work on an in-memory buffer so that
  * the fuzz targets exercise exactly the code the file loaders run. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@ fedrec_status fedrec_read_file(const char *path, char **buf, int64_t *len, fedre
   *buf = NULL;
   *len = 0;
   FILE *f = fopen(path, "rb");
-  if (!f) return fedrec_error_set(err, FEDREC_ERR_IO, "%s: cannot open for reading", path);
+  if (!f) return fedrec_error_set(err, FEDREC_ERR_IO, "%s: cannot open for reading: %s", path, strerror(errno));
   struct stat st;
   if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
     fclose(f);

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 const char *fedrec_status_str(fedrec_status st) {
   switch (st) {
@@ -27,4 +28,39 @@ fedrec_status fedrec_error_set(fedrec_error *err, fedrec_status st, const char *
     err->status = st;
   }
   return st;
+}
+
+static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb) {
+  size_t row[64];
+  if (na >= 64 || nb >= 64) return (size_t)-1;
+  for (size_t j = 0; j <= nb; j++) row[j] = j;
+  for (size_t i = 1; i <= na; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= nb; j++) {
+      size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      diag = up;
+      row[j] = best;
+    }
+  }
+  return row[nb];
+}
+
+int fedrec_nearest_flag(const char *given, const char *known, char *out, size_t cap) {
+  while (*given == '-') given++;
+  size_t ng = strlen(given), best = (size_t)-1;
+  for (const char *p = strstr(known, "--"); p; p = strstr(p + 2, "--")) {
+    const char *s = p + 2, *e = s;
+    while ((*e >= 'a' && *e <= 'z') || (*e >= '0' && *e <= '9') || *e == '-') e++;
+    if (e == s) continue;
+    size_t d = edit_distance(given, ng, s, (size_t)(e - s));
+    if (d < best) {
+      best = d;
+      snprintf(out, cap, "--%.*s", (int)(e - s), s);
+    }
+  }
+  size_t allowed = ng / 3 < 2 ? 2 : ng / 3;
+  return best != (size_t)-1 && best > 0 && best <= allowed;
 }

@@ -16,7 +16,14 @@
 
 #include "fedrec/accountant.h"
 #include "fedrec/audit.h"
+#include "fedrec/crypto.h"
 #include "fedrec/ledger.h"
+
+/* Wipes a buffer that may have held key material (a plain memset may be optimised away). */
+static void wipe(void *p, size_t n) {
+  volatile unsigned char *v = p;
+  while (n--) *v++ = 0;
+}
 
 static void usage(FILE *f) {
   fputs("usage:\n"
@@ -149,6 +156,46 @@ static const char *need(const args *a, int epsilon) {
   return NULL;
 }
 
+/* Reads an Ed25519 public key: 64 hex digits and an optional newline, nothing else. A file of
+ * another kind is named, never shown: a private key given by mistake must not reach the
+ * terminal (or a log), so no byte of the file is printed. */
+static int read_public_key(const char *path, uint8_t pk[32]) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "fedrec-audit verify: --public-key %s: %s\n", path, strerror(errno));
+    return 0;
+  }
+  unsigned char buf[4096];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  size_t len = n && buf[n - 1] == '\n' ? n - 1 : n;
+  int hex = len == 64;
+  for (size_t i = 0; hex && i < 64; i++) hex = isxdigit(buf[i]) != 0;
+  if (hex) {
+    for (int i = 0; i < 32; i++) {
+      unsigned v;
+      char two[3] = {(char)buf[2 * i], (char)buf[2 * i + 1], 0};
+      sscanf(two, "%2x", &v);
+      pk[i] = (uint8_t)v;
+    }
+    wipe(buf, sizeof buf);
+    return 1;
+  }
+  int allhex = len > 0;
+  for (size_t i = 0; allhex && i < len; i++) allhex = isxdigit(buf[i]) != 0;
+  const char *kind = n == 0 ? "an empty file"
+                   : len == 128 && allhex ? "128 hex digits: looks like a PRIVATE key (identity.key); give the public one (identity.pub)"
+                   : n == 64 || n == 32 ? "raw bytes of a key (maybe the PRIVATE key): give identity.pub, 64 hex digits"
+                   : n >= 16 && !memcmp(buf, "SQLite format 3", 15) ? "an SQLite database (the ledger itself?)"
+                   : n >= 10 && !memcmp(buf, "-----BEGIN", 10) ? "a PEM file (a TLS certificate or key, not the coordinator's signing key)"
+                   : allhex ? "hex digits, but not 64 of them"
+                   : "not a public key file";
+  wipe(buf, sizeof buf);
+  fprintf(stderr, "fedrec-audit verify: --public-key %s: %s; expected 64 hex digits (the coordinator's Ed25519 public "
+          "key, identity.pub in its state directory)\n", path, kind);
+  return 0;
+}
+
 /* fedrec-audit verify: exit 0 only when every check passes. */
 static int verify(int argc, char **argv) {
   const char *ledger = NULL, *keyfile = NULL, *covers = NULL;
@@ -167,20 +214,8 @@ static int verify(int argc, char **argv) {
     fprintf(stderr, "fedrec-audit verify: --ledger and --public-key are required\n");
     return 2;
   }
-  FILE *f = fopen(keyfile, "r");
-  char hexkey[80] = "";
   uint8_t pk[32];
-  int ok = f && fgets(hexkey, sizeof hexkey, f) != NULL;
-  if (f) fclose(f);
-  for (int i = 0; ok && i < 32; i++) {
-    unsigned v;
-    ok = sscanf(hexkey + 2 * i, "%2x", &v) == 1;
-    pk[i] = (uint8_t)v;
-  }
-  if (!ok || (strlen(hexkey) != 64 && !(strlen(hexkey) == 65 && hexkey[64] == '\n'))) {
-    fprintf(stderr, "fedrec-audit verify: %s: expected 64 hex digits (an Ed25519 public key)\n", keyfile);
-    return 2;
-  }
+  if (!read_public_key(keyfile, pk)) return 2;
   uint64_t want = 0;
   uint8_t head[32];
   if (covers) { /* N:HEX, N decimal, HEX 64 hex digits */
@@ -203,9 +238,28 @@ static int verify(int argc, char **argv) {
   if (fedrec_crypto_init()) return 1;
   fedrec_ledger_summary s;
   fedrec_error err = {0};
-  if (!json) printf(" entry    round mechanism  sampling  survivors  cumulative epsilon\n");
+  if (!json)
+    printf(" entry    round mechanism q        survivors colluders  cumulative epsilon\n"
+           "         (under each: the command that recomputes that entry's epsilon alone, from every parameter it records)\n");
   fedrec_status st = fedrec_ledger_verify(ledger, pk, &s, stdout, json, &err);
   if (!st && covers) st = fedrec_ledger_verify_covers(ledger, pk, want, head, &s, &err);
+  if (st && strstr(err.msg, "not the given key")) {
+    /* the file may hold the signer's PRIVATE key (its seed, also 64 hex digits): say so
+     * rather than leave the auditor guessing, and show none of it */
+    fedrec_identity id;
+    fedrec_ledger_summary s2;
+    fedrec_error e2 = {0};
+    if (!fedrec_identity_from_seed(&id, pk)) {
+      int is_seed = !fedrec_ledger_verify(ledger, id.pk, &s2, NULL, 0, &e2) || !strstr(e2.msg, "not the given key");
+      fedrec_identity_free(&id);
+      if (is_seed) {
+        wipe(pk, sizeof pk);
+        fprintf(stderr, "fedrec-audit verify: --public-key %s is the coordinator's PRIVATE signing key (identity.key): keep it "
+                "secret; give identity.pub\n", keyfile);
+        return 2;
+      }
+    }
+  }
   if (st) {
     fprintf(stderr, "fedrec-audit verify: %s: FAILED: %s\n", ledger, err.msg);
     if (json) printf("{\"verified\": false, \"reason\": \"%s\"}\n", err.msg);

@@ -6,8 +6,7 @@
 
 #include "sim_args.h"
 
-void sim_usage(FILE *out) {
-  fputs(
+static const char USAGE[] =
       "usage: fedrec-sim --algorithm central|ease|popularity|model|fedavg [options]\n"
       "  model: evaluate a published model blob given by --model FILE (no training)\n"
       "\n"
@@ -32,7 +31,7 @@ void sim_usage(FILE *out) {
       "federated (fedavg: the coordinator's round engine and the client code in one process,\n"
       "  with SecAgg+ and distributed DP; every training user is a client):\n"
       "  --rounds R (20) --cohort N (100) | --sampling-rate Q (Poisson cohorts, accounted with Q)\n"
-      "  --min-survivors M (80%% of the least cohort) --dropout P (0, per phase)\n"
+      "  --min-survivors M (80% of the least cohort) --dropout P (0, per phase)\n"
       "  --privacy skellam|dgauss|central|none (skellam; central: the server adds Gaussian noise)\n"
       "            --noise-multiplier Z (1) --clip C (1)\n"
       "  --target-epsilon E         choose the noise multiplier for epsilon E at --delta after\n"
@@ -45,7 +44,7 @@ void sim_usage(FILE *out) {
       "                             (slow at large variance); default: a fast floating-point one\n"
       "  --audit-canaries N         one-run privacy audit: N canary clients, each included with\n"
       "                             probability 1/2, send a secret random direction at full clip\n"
-      "                             norm; reports a 95%%-confidence lower bound on epsilon\n"
+      "                             norm; reports a 95%-confidence lower bound on epsilon\n"
       "  --audit-guesses G          guesses made (half top, half bottom score; default N/5)\n"
       "  --out DIR                  write DIR/config.json, rounds.jsonl (per round) and summary.json\n"
       "  --secagg full|plain (full: the real cryptography; plain: the same sum without masks)\n"
@@ -54,8 +53,15 @@ void sim_usage(FILE *out) {
       "other: --k K (20) --seed S (42) --threads T (all cores; per rank with MPI) --json --quiet --help\n"
       "MPI: mpirun -np N fedrec-sim-mpi --algorithm fedavg ... spreads each round's clients over N ranks\n"
       "     (same flags, bit-identical results; docs/SIMULATION.md)\n"
-      "       --print-train-users N   print the dataset rows of the first N training users, exit\n",
-      out);
+      "       --print-train-users N   print the dataset rows of the first N training users, exit\n";
+
+void sim_usage(FILE *out) { fputs(USAGE, out); }
+
+static fedrec_status unknown_flag(const char *f, fedrec_error *err) {
+  char near[64];
+  if (fedrec_nearest_flag(f, USAGE, near, sizeof near))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown option '%s': did you mean %s? (see --help)", f, near);
+  return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown option '%s' (see --help)", f);
 }
 
 static fedrec_status num(const char *flag, const char *v, double lo, double hi, int integer,
@@ -184,7 +190,7 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
       i++;
     }
     else if (FLAG("--print-train-users")) { if (!NUM(1, 1e9, 1)) a->print_train_users = (int32_t)x; }
-    else return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown option '%s' (see --help)", f);
+    else return unknown_flag(f, err);
     if (st) return st;
 #undef FLAG
 #undef NUM

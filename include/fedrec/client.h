@@ -26,7 +26,7 @@ extern "C" {
 typedef struct fedrec_client fedrec_client;
 
 typedef struct fedrec_client_config {
-  const char *store;           /* the local SQLite file (created if absent) */
+  const char *store;           /* the local SQLite file (created if absent, unless must_exist) */
   const char *target;          /* coordinator address, host:port */
   const char *ca_file;         /* PEM of the CA that signed the coordinator's certificate */
   const char *cert_file;       /* with key_file: a client certificate for mTLS (optional) */
@@ -37,6 +37,7 @@ typedef struct fedrec_client_config {
   const char *catalogue;       /* the item catalogue, e.g. "synthetic:users=2000,items=500,seed=42" */
   uint32_t call_timeout_ms;    /* per RPC (0: 15 000) */
   uint32_t sync_timeout_ms;    /* one whole sync (0: 600 000) */
+  int must_exist;              /* 1: a store that does not exist is refused, not created */
 } fedrec_client_config;
 
 /* Opens (or creates) the store and connects lazily. Settings given here are saved in the
@@ -59,16 +60,30 @@ typedef enum fedrec_sync_result {
   FEDREC_SYNC_STOPPED = 3,      /* training is over (detail says why) */
 } fedrec_sync_result;
 
+/* What kind of failure a sync that returned an error was: retrying helps only with the first. */
+typedef enum fedrec_sync_failure {
+  FEDREC_SYNC_FAIL_NONE = 0,
+  FEDREC_SYNC_FAIL_NETWORK = 1,   /* unreachable, timed out, busy, a round that failed: retry after the backoff */
+  FEDREC_SYNC_FAIL_CONFIG = 2,    /* the store lacks settings, or they do not work (catalogue, TLS files) */
+  FEDREC_SYNC_FAIL_AUTH = 3,      /* the token was refused (unknown, expired or revoked): enrol again */
+  FEDREC_SYNC_FAIL_INTEGRITY = 4, /* a model that fails its signature, does not fit the catalogue, or
+                                   * rolls back: not used; whoever sent it is not the coordinator we trust */
+} fedrec_sync_failure;
+
 typedef struct fedrec_sync_outcome {
   fedrec_sync_result result;
+  fedrec_sync_failure failure; /* when fedrec_client_sync returned an error */
   uint64_t round, model_version;
   uint32_t retry_after_ms; /* when to sync again (with jitter; backs off after failures) */
   uint64_t resumed_at;     /* > 0: a model download resumed at this byte (after an interruption) */
   char detail[600];
 } fedrec_sync_outcome;
 
-/* One sync. Network and coordinator errors return FEDREC_ERR_IO with the gRPC status in the
- * message, and set retry_after_ms with exponential backoff and jitter. */
+/* One sync. On an error, out->failure says what kind (only FEDREC_SYNC_FAIL_NETWORK is worth
+ * retrying as is) and retry_after_ms backs off exponentially, with jitter. A sync blocks at
+ * most sync_timeout_ms plus the calls in flight then (each at most call_timeout_ms); a device
+ * selected into a cohort that does not fill is released by the coordinator at the end of its
+ * selection window (selection-ms, 10 s by default) and returns LEFT_OUT with the reason. */
 fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fedrec_error *err);
 
 /* The k best items for this user that are not in the history (names from the catalogue),
@@ -84,6 +99,8 @@ uint64_t fedrec_client_model_version(const fedrec_client *c);
 /* Testing aid: make the process exit abruptly when it reaches `phase` (1 keys .. 4 unmask)
  * of a round, as a device that loses its connection would. 0: off. */
 void fedrec_client_simulate_dropout(fedrec_client *c, int phase);
+/* Testing aid: wait ms before each message of a round, as a slow device would. 0: off. */
+void fedrec_client_simulate_delay(fedrec_client *c, uint32_t ms);
 
 #ifdef __cplusplus
 }

@@ -64,8 +64,9 @@ typedef struct fedrec_engine_config {
                              * released (its devices are told why and come back later) */
   uint64_t phase_ms;        /* first deadline of each secure-aggregation phase, and the least */
   uint64_t max_phase_ms;    /* deadlines adapt per phase within [phase_ms, max_phase_ms]: twice
-                             * as long after more devices than `dropout` missed one, 4x the
-                             * measured time after all answered (300000; below phase_ms: fixed) */
+                             * as long after more devices than `dropout` missed one (and the
+                             * later phases at least as long), 4x the measured time after all
+                             * answered (300000; below phase_ms: fixed) */
   uint32_t max_aborts;      /* training stops after this many consecutive aborted rounds, saying
                              * what to change (10; 0: never). Released selections do not count */
   uint32_t retry_ms;        /* clients not needed come back after this, jittered to [0.5, 1.5]x */

@@ -36,6 +36,11 @@ const char *fedrec_status_str(fedrec_status st);
 fedrec_status fedrec_error_set(fedrec_error *err, fedrec_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* For "unknown option" messages: the flag in `known` (text naming flags as --name, e.g. a
+ * usage message) nearest to `given` by edit distance, written to out with its dashes; 0 when
+ * none is close (more than a third of its letters, at least 2, would have to change). */
+int fedrec_nearest_flag(const char *given, const char *known, char *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fedrec-client without a coordinator: init, import a CSV history, record, errors for unknown
 # items and bad weights, recommend before any model, sync against an address with nothing
-# behind it (an I/O error with backoff, nothing lost).
+# behind it (an I/O error with backoff, nothing lost); --help, suggestions, exit code 3 for a
+# missing or unconfigured store, one history per device from a CSV.
 #   tests/e2e/client_cli.sh BUILD_DIR
 set -uo pipefail
 B=$(cd "$1" && pwd)
@@ -40,4 +41,31 @@ grep -q "no model yet: sync first" <<< "$out" || fail "recommend said: $out"
 out=$($C sync --store "$W/s.db" --max-syncs 1 2>&1)
 grep -q "CheckIn: UNAVAILABLE" <<< "$out" || fail "sync against nothing said: $out"
 grep -q "retrying in [0-9]* ms" <<< "$out" || fail "no backoff: $out"
+# --help after any command; unknown options suggest the nearest
+out=$($C init --help) || fail "init --help exited non-zero"
+grep -q "usage:" <<< "$out" || fail "init --help printed: $out"
+out=$($C sync --store "$W/s.db" --round 3 2>&1) && fail "a misspelt option was accepted"
+grep -q "did you mean --rounds" <<< "$out" || fail "no suggestion for --round: $out"
+# a store that does not exist is refused (not created and retried for ever): configuration, 3
+$C sync --store "$W/nosuch.db" --max-syncs 1 > "$W/o" 2>&1; rc=$?
+[[ $rc -eq 3 ]] || fail "sync on a missing store exited $rc: $(cat "$W/o")"
+grep -q "does not exist: create it with fedrec-client init" "$W/o" || fail "missing store said: $(cat "$W/o")"
+[[ -e "$W/nosuch.db" ]] && fail "sync created a store"
+# a store file without settings: configuration, 3
+: > "$W/empty.db"
+$C sync --store "$W/empty.db" --max-syncs 1 > "$W/o" 2>&1; rc=$?
+[[ $rc -eq 3 ]] || fail "sync on a store without settings exited $rc: $(cat "$W/o")"
+grep -q "configuration error" "$W/o" || fail "store without settings said: $(cat "$W/o")"
+$C import --store "$W/empty.db" --synthetic-user 3 > "$W/o" 2>&1; rc=$?
+[[ $rc -eq 3 ]] || fail "import --synthetic-user without a catalogue exited $rc"
+grep -q "has no catalogue setting: run fedrec-client init first" "$W/o" || fail "import said: $(cat "$W/o")"
+# a CSV with several users: refused unless --user picks one
+printf 'user,item,weight\nme,i3,2\nyou,i7,1\nyou,i8,1\n' > "$W/two.csv"
+$C import --store "$W/s2.db" --csv "$W/two.csv" > "$W/o" 2>&1; rc=$?
+[[ $rc -eq 2 ]] || fail "a CSV of two users was imported (exit $rc)"
+grep -q "holds the histories of 2 users" "$W/o" || fail "import said: $(cat "$W/o")"
+out=$($C import --store "$W/s2.db" --csv "$W/two.csv" --user you 2>&1) || fail "import --user: $out"
+grep -q "imported 2 events" <<< "$out" || fail "import --user said: $out"
+$C import --store "$W/s2.db" --csv "$W/two.csv" --user nobody > "$W/o" 2>&1 && fail "import of an absent user succeeded"
+grep -q "no rows of user 'nobody'" "$W/o" || fail "import --user nobody said: $(cat "$W/o")"
 echo "client cli: PASS"
