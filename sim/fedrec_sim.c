@@ -427,6 +427,9 @@ static int sim_main(int argc, char **argv) {
       return st ? 1 : 0;
     }
     if (a.algorithm == ALG_FEDAVG) {
+      char note[200];
+      sim_real_data_defaults(&a, sp.train.rows, note, sizeof note);
+      if (note[0]) say("real data: settings no flag gave, scaled from the data:%s\n", note);
       st = run_fedavg(&a, &ds, &sp, argc, argv, &err);
       fedrec_split_free(&sp);
       fedrec_dataset_free(&ds);

@@ -25,7 +25,16 @@ typedef struct sim_args {
   fedsim_config fed;        /* --algorithm fedavg */
   const char *log;          /* per-round JSON lines */
   const char *out;          /* a directory for config.json, rounds.jsonl, summary.json */
+  unsigned given;           /* SIM_GIVEN_* bits: which of the scaled defaults were set by a flag */
 } sim_args;
+
+enum { SIM_GIVEN_DIM = 1, SIM_GIVEN_COHORT = 2, SIM_GIVEN_OPTIMIZER = 4, SIM_GIVEN_NOISE = 8, SIM_GIVEN_MODEL = 16 };
+
+/* fedavg on a real dataset (not synthetic): the settings a flag did not give are scaled from
+ * the data (d 32, free embeddings for every item and no head, cohorts of 80% of the training
+ * users up to 400, FedAdam at 0.1, noise for epsilon 8); note says what was applied ("" when
+ * nothing). */
+void sim_real_data_defaults(sim_args *a, int32_t train_users, char *note, size_t cap);
 
 /* Parses argv; on a bad flag fills err (naming the flag) and returns non-OK.
  * *help is set when --help was asked for. */
