@@ -511,10 +511,14 @@ static void new_selection(fedrec_engine *e) {
   memset(&e->stats, 0, sizeof e->stats);
 }
 
-/* Ends the round without a release. late: it ended at a deadline too few devices met.
- * Rounds that never started (a selection that did not fill) are not counted towards
- * max_aborts: waiting for devices is not a failure of the round. */
-static void abort_round_as(fedrec_engine *e, const char *why, int late) {
+enum { ABORT_OTHER = 0, ABORT_LATE = 1, ABORT_ATTACK = 2 };
+
+/* Ends the round without a publication. kind: ABORT_LATE, it ended at a deadline too few
+ * devices met; ABORT_ATTACK, a member's doing (a named culprit, or a sum that only an
+ * unclipped input explains). Towards max_aborts count neither rounds that never started (a
+ * selection that did not fill: waiting for devices is not a failure of the round) nor
+ * attacks: one token must not be able to stop training by spoiling rounds in a row. */
+static void abort_round_as(fedrec_engine *e, const char *why, int kind) {
   int started = e->phase != FEDREC_PHASE_SELECTING;
   e->stats.round = e->round;
   e->stats.cohort = e->n;
@@ -525,9 +529,9 @@ static void abort_round_as(fedrec_engine *e, const char *why, int late) {
   snprintf(e->aborted_why, sizeof e->aborted_why, "%s", why);
   uint64_t round = e->round++;
   new_selection(e);
-  if (!started) return;
+  if (!started || kind == ABORT_ATTACK) return;
   e->aborts++;
-  e->late_aborts += late != 0;
+  e->late_aborts += kind == ABORT_LATE;
   if (e->c.max_aborts && e->aborts >= e->c.max_aborts) {
     char msg[600];
     snprintf(msg, sizeof msg, "%u consecutive rounds aborted, the last (round %llu): %s. %s", e->aborts,
@@ -540,7 +544,7 @@ static void abort_round_as(fedrec_engine *e, const char *why, int late) {
   }
 }
 
-static void abort_round(fedrec_engine *e, const char *why) { abort_round_as(e, why, 0); }
+static void abort_round(fedrec_engine *e, const char *why) { abort_round_as(e, why, ABORT_OTHER); }
 
 /* Sets up secure aggregation and the DP pipeline for the selected cohort; checks the budget. */
 static void start_round(fedrec_engine *e, uint64_t now) {
@@ -850,7 +854,7 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
   } else if (fedrec_secagg_server_finish(e->sa, e->modsum, &summed, &err)) {
     uint32_t culprit = fedrec_secagg_server_culprit(e->sa); /* its boxes did not open: banned */
     if (culprit && culprit <= e->n) ban(e, &e->members[culprit - 1]);
-    abort_round(e, err.msg);
+    abort_round_as(e, err.msg, culprit && culprit <= e->n ? ABORT_ATTACK : ABORT_OTHER);
     return;
   }
   const fedrec_ddp_params *p = &e->info.ddp;
@@ -898,7 +902,7 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
              "an input was not clipped; discarded, the release is recorded", sqrt(sum2), bound, summed);
     e->stats.epsilon = eps;
     e->stats.survivors = summed;
-    abort_round(e, why);
+    abort_round_as(e, why, ABORT_ATTACK);
     return;
   }
   if (central) { /* simulation only: N(0, (z c)^2) per coordinate, Box-Muller from the engine's source */
@@ -1006,7 +1010,7 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
       char why[160];
       snprintf(why, sizeof why, "%u masked inputs, fewer than the %u the noise was planned for: nothing unmasked",
                inputs, e->c.min_survivors);
-      abort_round_as(e, why, late);
+      abort_round_as(e, why, late ? ABORT_LATE : ABORT_OTHER);
       return;
     }
   }
@@ -1022,7 +1026,7 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
     if (late) snprintf(why, sizeof why, "%s (%u of %u devices missed the %s deadline)", err.msg, missed, missed + answered,
                        fedrec_phase_name(ph));
     else snprintf(why, sizeof why, "%s", err.msg);
-    abort_round_as(e, why, late);
+    abort_round_as(e, why, late ? ABORT_LATE : ABORT_OTHER);
     return;
   }
   e->phase = ph + 1;

@@ -775,6 +775,7 @@ static void test_poisoned_update(void **state) {
   base_config(&c);
   c.plain = 1;
   c.cohort = 10, c.min_cohort = 10, c.min_survivors = 8;
+  c.max_aborts = 2;
   world_init(&w, &c, 1e6);
   poisoned_round(&w, 0, 100);
   assert_int_equal(w.aborted, 0);
@@ -782,7 +783,12 @@ static void test_poisoned_update(void **state) {
   poisoned_round(&w, 1, 200);
   assert_int_equal(w.aborted, 1);
   assert_int_equal(w.published, 2); /* not published */
-  assert_int_equal(closed_ledger_entries(&w), 2); /* the discarded round was released to the coordinator: recorded */
+  /* a poisoner does not count towards max_aborts: rounds it spoils in a row do not stop training */
+  poisoned_round(&w, 1, 300);
+  poisoned_round(&w, 1, 400);
+  assert_int_equal(w.aborted, 3);
+  assert_int_not_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_STOPPED);
+  assert_int_equal(closed_ledger_entries(&w), 4); /* the discarded rounds were released to the coordinator: recorded */
   world_free(&w);
 }
 

@@ -68,7 +68,9 @@ typedef struct fedrec_engine_config {
                              * later phases at least as long), 4x the measured time after all
                              * answered (300000; below phase_ms: fixed) */
   uint32_t max_aborts;      /* training stops after this many consecutive aborted rounds, saying
-                             * what to change (10; 0: never). Released selections do not count */
+                             * what to change (10; 0: never). Released selections do not count,
+                             * nor rounds a member spoiled (a banned culprit, a sum only an
+                             * unclipped input explains): one token cannot stop training */
   uint32_t retry_ms;        /* clients not needed come back after this, jittered to [0.5, 1.5]x */
   uint32_t max_rounds;      /* 0: until the budget is spent */
   /* secure aggregation (semi-honest variant; (k, t) chosen per round) */
