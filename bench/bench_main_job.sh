@@ -15,7 +15,9 @@ trap '((${#hogs[@]})) && kill "${hogs[@]}" 2>/dev/null; rm -rf "$W"' EXIT
 run_case() { # NAME
   local t0 t1 out=$W/$1.out
   t0=$(date +%s.%N)
-  FEDREC_BUILD=$B FEDREC_OUT=$W/$1 "$SRC/scripts/run" 60 8 > "$out" 2>&1 || { tail -20 "$out" >&2; echo "bench: $1 failed" >&2; exit 1; }
+  local rc=0
+  FEDREC_BUILD=$B FEDREC_OUT=$W/$1 "$SRC/scripts/run" 60 8 > "$out" 2>&1 || rc=$?
+  if ((rc)); then tail -20 "$out" >&2; echo "bench: $1 failed (scripts/run exited $rc)" >&2; cp -r "$W/$1" "/tmp/bench-main-$1-failed" 2>/dev/null; exit 1; fi
   t1=$(date +%s.%N)
   local log=$W/$1/coordinator.log
   printf '{"case": "%s", "load": %d, "seconds": %.1f, "rounds_done": %d, "rounds_aborted": %d, "max_keys_ms": %s, "recall_after": %s}\n' \
