@@ -987,7 +987,7 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
   /* Adaptive deadlines, per phase, within [phase_ms, max_phase_ms]: more devices missed this
    * deadline than the dropout rate the round was planned for, so the devices are slower
    * than it: the next round gets twice the time, here and in the phases after it. Everyone
-   * answered: 4x the time it took (never below phase_ms). */
+   * answered: 4x the time it took, but at most halved per round and never below phase_ms. */
   int late = 0;
   uint64_t *dl = &e->phase_dl[ph];
   if (missed && (double)missed > e->c.dropout * (missed + answered)) {
@@ -996,8 +996,9 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
     /* devices slow at one phase are slow at the next ones too: they get at least as long */
     for (int q = (int)ph + 1; q <= FEDREC_PHASE_UNMASK; q++)
       if (e->phase_dl[q] < *dl) e->phase_dl[q] = *dl;
-  } else if (!missed) {
+  } else if (!missed) { /* down gently: at most halved per round */
     uint64_t want = 4 * (took ? took : 1);
+    if (want < *dl / 2) want = *dl / 2;
     if (want < *dl) *dl = want < e->c.phase_ms ? e->c.phase_ms : want;
   }
   fedrec_status s = FEDREC_OK;

@@ -837,8 +837,8 @@ static void test_no_unmask_below_plan(void **state) {
 
 /* A cohort whose devices are slower than the deadlines: each missed deadline doubles that
  * phase's next one (up to max_phase_ms); the members of an aborted round learn why; after
- * max_aborts consecutive aborts training stops, saying what to change. A round everyone
- * answers brings the deadlines back down (never below phase_ms). */
+ * max_aborts consecutive aborts training stops, saying what to change. Rounds everyone
+ * answers bring the deadlines back down (at most halved per round, never below phase_ms). */
 static void test_deadlines_adapt(void **state) {
   (void)state;
   fedrec_engine_config c;
@@ -889,7 +889,8 @@ static void test_deadlines_adapt(void **state) {
   run_round(&w, 50, silent_keys, &cursor);
   run_round(&w, 50, silent_keys, &cursor);
   assert_int_equal(w.aborted, 2);
-  run_round(&w, 50, none, &cursor); /* keys deadline 4 s: answered at once */
+  run_round(&w, 50, none, &cursor); /* keys deadline 4 s: answered at once; halved to 2 s */
+  run_round(&w, 50, none, &cursor); /* and again to phase_ms */
   assert_int_equal(w.aborted, 2);
   for (uint64_t k = 1; k <= 50; k++)
     assert_status(fedrec_engine_checkin(w.e, 10000 + k, w.now, &acc, &round, &retry, &err), FEDREC_OK);

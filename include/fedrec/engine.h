@@ -65,8 +65,9 @@ typedef struct fedrec_engine_config {
   uint64_t phase_ms;        /* first deadline of each secure-aggregation phase, and the least */
   uint64_t max_phase_ms;    /* deadlines adapt per phase within [phase_ms, max_phase_ms]: twice
                              * as long after more devices than `dropout` missed one (and the
-                             * later phases at least as long), 4x the measured time after all
-                             * answered (300000; below phase_ms: fixed) */
+                             * later phases at least as long); after all answered, 4x the
+                             * measured time, at most halved per round (300000; below
+                             * phase_ms: fixed) */
   uint32_t max_aborts;      /* training stops after this many consecutive aborted rounds, saying
                              * what to change (10; 0: never). Released selections do not count,
                              * nor rounds a member spoiled (a banned culprit, a sum only an
