@@ -974,10 +974,11 @@ static fedrec_status check_saved_settings(server *s, const char *db, fedrec_erro
       if (i < 3 && config_given(c, k))
         return fedrec_error_set(err, FEDREC_ERR_ARG, "%s '%s' conflicts with the saved state's '%s' (%s): the model's shape is "
                                 "fixed when training starts; drop the setting, or start a new state-dir", k, now, saved, db);
-      if (i < 3) { /* not given: the state's own */
-        if (i == 0) snprintf(c->catalogue, sizeof c->catalogue, "%s", saved);
-        else if (i == 1) c->dim = atoi(saved);
-        else c->free_embeddings = atoi(saved);
+      if (i < 3) { /* not given: the state's own, through the same checks as a flag's */
+        char where[600];
+        snprintf(where, sizeof where, "%.560s (saved setting)", db);
+        if (!config_set(c, k, saved, where))
+          return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s: the saved %s '%s' is not valid (edited?)", db, k, saved);
         logj("info", "setting_from_state", "\"key\": \"%s\", \"value\": \"%s\"", k, saved);
         continue;
       }

@@ -2,7 +2,8 @@
 # A coordinator restarted on an existing state with settings that conflict with it: the
 # ledger's budget and delta, the model's catalogue and dimension are refused, naming the saved
 # value; the same settings left out take the saved values (logged); a changed noise multiplier
-# is taken and logged as a warning (every ledger entry records its own). And --help shows
+# is taken and logged as a warning (every ledger entry records its own); a saved value edited
+# out of range is refused. And --help shows
 # defaults and ranges the way people write numbers.
 #   restart_settings.sh BUILD_DIR
 source "$(dirname "$0")/lib.sh" "$1" restart-settings
@@ -32,6 +33,10 @@ grep -q '"event": "setting_from_state", "key": "catalogue"' "$W/coord.log" || fa
 grep -q '"event": "setting_from_state", "key": "dim", "value": "4"' "$W/coord.log" || fail "the saved dim was not taken"
 grep -q '"level": "warn", "event": "setting_changed", "key": "noise-multiplier", "saved": "1", "now": "2"' "$W/coord.log" ||
   fail "the changed noise multiplier was not logged"
+echo "== a saved setting edited out of range is refused, not used"
+sqlite3 "$W/state/coordinator.db" "UPDATE settings SET value = '99999' WHERE key = 'dim'" 2>/dev/null ||
+  $PY -c "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE settings SET value = '99999' WHERE key = 'dim'\"); c.commit()" "$W/state/coordinator.db"
+refused "the saved dim '99999' is not valid" --catalogue "$CAT"
 echo "== --help: defaults and ranges"
 "$COORD" --help > "$W/help"
 grep -q "default 100, range \[2, 1048576\]" "$W/help" || fail "--help does not show cohort's default and range: $(grep -A1 '^  cohort' "$W/help")"
