@@ -58,6 +58,7 @@ struct fedrec_engine {
   uint64_t phase_dl[FEDREC_PHASES];
   uint32_t aborts;       /* consecutive aborted rounds (releases at selection not counted) */
   uint32_t late_aborts;  /* of those, how many ended at a deadline the devices did not meet */
+  uint64_t last_join;     /* when the last device joined the selection (fixed cohorts) */
   uint64_t aborted_round; /* the last aborted round (+1; 0: none) and why, for its members */
   char aborted_why[400];
 };
@@ -639,6 +640,7 @@ fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t 
   }
   add_member(e, client);
   *accepted = 1;
+  e->last_join = now;
   if (e->n == e->cap) start_round(e, now);
   return FEDREC_OK;
 }
@@ -1051,12 +1053,15 @@ void fedrec_engine_tick(fedrec_engine *e, uint64_t now) {
         else start_round(e, now);
       } else if (e->n >= e->c.min_cohort) {
         start_round(e, now);
+      } else if (e->n && now - e->last_join < e->c.selection_ms) {
+        e->deadline = e->last_join + e->c.selection_ms; /* devices are still arriving: wait */
       } else {
-        /* the cohort did not fill in its window: the devices accepted are released (they
-         * learn why and come back) rather than held for ever; the next window opens at the
-         * next check-in */
+        /* the cohort did not fill, and no device joined for a whole window: the devices
+         * accepted are released (they learn why and come back) rather than held for ever;
+         * the next window opens at the next check-in */
+        e->stats.released = 1;
         char why[192];
-        snprintf(why, sizeof why, "selection: %u device%s checked in within %llu ms, min-cohort is %u: released, "
+        snprintf(why, sizeof why, "selection: %u device%s checked in, none more for %llu ms, min-cohort is %u: released, "
                  "come back later", e->n, e->n == 1 ? "" : "s", (unsigned long long)e->c.selection_ms, e->c.min_cohort);
         abort_round(e, why);
       }

@@ -314,6 +314,13 @@ static int on_publish(void *ctx, const fedrec_published *p) {
 static void on_round(void *ctx, const fedrec_round_stats *st) {
   server *s = ctx;
   fedrec_error err = {0};
+  if (st->released) { /* no round ran: not in the rounds table or the round metrics */
+    char reason[800];
+    json_str(reason, sizeof reason, st->reason);
+    logj("info", "selection_released", "\"round\": %llu, \"devices\": %u, \"reason\": \"%s\"", (unsigned long long)st->round,
+         st->cohort, reason);
+    return;
+  }
   if (coord_store_save_round(s->store, st, st->clients, st->nclients, &err)) {
     char msg[600];
     json_str(msg, sizeof msg, err.msg);

@@ -21,7 +21,7 @@ typedef struct world {
   char ledger_path[128];
   fedrec_engine *e;
   uint64_t now;
-  int published, aborted;
+  int published, aborted, released;
   char last_reason[640]; /* why the last aborted round aborted */
   uint64_t last_version;
 } world;
@@ -36,6 +36,7 @@ static int on_publish(void *ctx, const fedrec_published *m) {
 static void on_round(void *ctx, const fedrec_round_stats *s) {
   world *w = ctx;
   if (s->aborted) w->aborted++, snprintf(w->last_reason, sizeof w->last_reason, "%s", s->reason);
+  w->released += s->released;
   print_message("round %llu: cohort %u, survivors %u, dropped keys/shares/masked/unmask %u/%u/%u/%u, "
                 "epsilon %.4f, |update| %.4g, %llu bytes in%s%s\n",
                 (unsigned long long)s->round, s->cohort, s->survivors, s->dropped[1], s->dropped[2], s->dropped[3],
@@ -898,8 +899,9 @@ static void test_deadlines_adapt(void **state) {
   world_free(&w);
 }
 
-/* A fixed cohort that does not fill within its selection window releases the devices it
- * accepted (they are told why) instead of holding them; releases never stop training. */
+/* A fixed cohort that does not fill within its selection window, and that no device joined
+ * for a whole window, releases the devices it accepted (they are told why) instead of holding
+ * them; while devices keep joining it waits; releases never stop training. */
 static void test_selection_releases(void **state) {
   (void)state;
   fedrec_engine_config c;
@@ -928,11 +930,27 @@ static void test_selection_releases(void **state) {
     assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING);
     assert_int_equal(fedrec_engine_round(w.e), round + 1);
     assert_status(fedrec_engine_round_info(w.e, 2, round, w.now, &info, &retry, &err), FEDREC_ERR_STATE);
-    if (!strstr(err.msg, "selection: 3 devices checked in within 5000 ms, min-cohort is 10")) fail_msg("told: %s", err.msg);
+    if (!strstr(err.msg, "selection: 3 devices checked in, none more for 5000 ms, min-cohort is 10")) fail_msg("told: %s", err.msg);
     w.now += 10;
   }
   assert_int_equal(fedrec_engine_round(w.e), first + 5);
   assert_int_equal(w.aborted, 5);
+  assert_int_equal(w.released, 5);
+  /* while devices keep joining, the selection waits past its window */
+  round = fedrec_engine_round(w.e);
+  for (uint64_t k = 1; k <= 6; k++) {
+    assert_status(fedrec_engine_checkin(w.e, 50 + k, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+    w.now += 2000; /* one every 2 s: 12 s in all, past the 5 s window */
+    fedrec_engine_tick(w.e, w.now);
+    assert_int_equal(fedrec_engine_round(w.e), round);
+  }
+  w.now += 2999; /* 4999 ms since the last joined */
+  fedrec_engine_tick(w.e, w.now);
+  assert_int_equal(fedrec_engine_round(w.e), round);
+  w.now += 1;
+  fedrec_engine_tick(w.e, w.now);
+  assert_int_equal(fedrec_engine_round(w.e), round + 1);
+  if (!strstr(w.last_reason, "selection: 6 devices checked in, none more for 5000 ms")) fail_msg("released: %s", w.last_reason);
   world_free(&w);
 }
 

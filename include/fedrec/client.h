@@ -82,8 +82,9 @@ typedef struct fedrec_sync_outcome {
 /* One sync. On an error, out->failure says what kind (only FEDREC_SYNC_FAIL_NETWORK is worth
  * retrying as is) and retry_after_ms backs off exponentially, with jitter. A sync blocks at
  * most sync_timeout_ms plus the calls in flight then (each at most call_timeout_ms); a device
- * selected into a cohort that does not fill is released by the coordinator at the end of its
- * selection window (selection-ms, 10 s by default) and returns LEFT_OUT with the reason. */
+ * selected into a cohort that does not fill is released by the coordinator once no device
+ * joined for a selection window (selection-ms, 10 s by default) and returns LEFT_OUT with the
+ * reason. */
 fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fedrec_error *err);
 
 /* The k best items for this user that are not in the history (names from the catalogue),

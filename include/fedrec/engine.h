@@ -60,8 +60,9 @@ typedef struct fedrec_engine_config {
   uint32_t min_cohort;      /* a Poisson round starts at the end of selection with at least this */
   uint32_t min_survivors;   /* a round with fewer survivors is aborted; the budget check uses it */
   uint64_t selection_ms;    /* selection window, from the first check-in: a Poisson cohort is
-                             * drawn over it; a fixed cohort below min_cohort at its end is
-                             * released (its devices are told why and come back later) */
+                             * drawn over it; a fixed cohort below min_cohort at its end waits
+                             * while devices keep joining, and is released (its devices told
+                             * why, to come back later) once none joined for this long */
   uint64_t phase_ms;        /* first deadline of each secure-aggregation phase, and the least */
   uint64_t max_phase_ms;    /* deadlines adapt per phase within [phase_ms, max_phase_ms]: twice
                              * as long after more devices than `dropout` missed one (and the
@@ -171,6 +172,8 @@ typedef struct fedrec_round_stats {
   double epsilon;       /* cumulative, after this round */
   double update_norm;   /* L2 norm of the decoded average update */
   int aborted;
+  int released;         /* with aborted: a fixed cohort's selection that did not fill, released
+                         * (nothing started; not a failed round) */
   char reason[640];     /* why a round aborted */
   const uint64_t *clients; /* the survivors' client ids (valid during the callback only) */
   uint32_t nclients;

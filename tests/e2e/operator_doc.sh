@@ -31,7 +31,7 @@ echo "== running the operator set-up of docs/COORDINATOR.md ($(grep -c . "$W/wal
 (cd "$D" && bash -e "$W/walk.sh") > "$W/walk.out" 2>&1 || { cat "$W/walk.out"; fail "the document's commands failed"; }
 sed 's/^/  | /' "$W/walk.out"
 grep -q '"event": "serving"' "$W/walk.out" || fail "the coordinator did not serve"
-grep -q 'left out, round 1, model 1: round 1 aborted: selection: 1 device checked in within 20000 ms, min-cohort is 40' "$W/walk.out" ||
+grep -q 'left out, round 1, model 1: round 1 aborted: selection: 1 device checked in, none more for 20000 ms, min-cohort is 40' "$W/walk.out" ||
   fail "the device was not released with the reason the document gives"
 grep -q 'exit status 4' "$W/walk.out" || fail "a revoked device's sync did not exit with status 4"
 grep -q 'authentication error' "$W/walk.out" || fail "the revoked device did not say it was an authentication error"
