@@ -39,7 +39,7 @@ enum {
 /* The round info between the engine's struct and the wire. to_pb points the message's
  * sub-messages at the given storage (no allocation). from_pb checks every field a hostile
  * coordinator could get wrong before the client uses it. */
-#include "fedrec/engine.h"
+#include "fedrec/round.h"
 void fedrec_rpc_round_info_to_pb(Fedrec__V1__RoundInfo *out, Fedrec__V1__SecAggParams *sa,
                                  Fedrec__V1__DdpParams *dp, const fedrec_round_info *in,
                                  uint32_t phase_ms_left);

@@ -34,22 +34,14 @@
 #include "fedrec/ledger.h"
 #include "fedrec/model.h"
 #include "fedrec/noise.h"
+#include "fedrec/round.h"
 #include "fedrec/secagg.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef enum fedrec_phase {
-  FEDREC_PHASE_SELECTING = 0,
-  FEDREC_PHASE_KEYS = 1,
-  FEDREC_PHASE_SHARES = 2,
-  FEDREC_PHASE_MASKED = 3,
-  FEDREC_PHASE_UNMASK = 4,
-  FEDREC_PHASE_STOPPED = 5,
-} fedrec_phase;
-#define FEDREC_PHASES 6
-const char *fedrec_phase_name(fedrec_phase p);
+
 
 enum { FEDREC_OPT_FEDAVG = 0, FEDREC_OPT_FEDADAM = 1 };
 
@@ -123,17 +115,7 @@ void fedrec_engine_defaults(fedrec_engine_config *c);
  * (0: none up to FEDREC_SECAGG_MAX_CLIENTS). */
 uint32_t fedrec_engine_least_cohort(double dropout, double dishonest, double fail_bits, double sec_bits);
 
-/* What a cohort member needs for one round. */
-typedef struct fedrec_round_info {
-  uint64_t round, model_version;
-  uint32_t cohort_index;
-  fedrec_secagg_params secagg;   /* dim = the padded update length */
-  fedrec_ddp_params ddp;         /* dim = the model's parameter count */
-  float alpha0, reg;
-  uint32_t local_steps;          /* client gradient steps before sending the move (0, 1: one) */
-  float client_lr;               /* their step size (0: 1, the update is the gradient) */
-  uint64_t deadline_ms;          /* of the current phase, on the engine's clock */
-} fedrec_round_info;
+
 
 /* A published model: blob (fedrec_model_encode), its BLAKE2b-256 hash and the coordinator's
  * Ed25519 signature over "fedrec-model-v2" || version || hash || ledger entries || ledger head
@@ -154,16 +136,7 @@ typedef struct fedrec_published {
   int64_t dim;
 } fedrec_published;
 
-/* The message a model signature covers (for verifiers): "fedrec-model-v2" (15 bytes), the
- * version (8, little endian), the blob's hash (32), the ledger's entry count (8, little
- * endian) and the hash of its last entry (32; the genesis hash when empty). */
-#define FEDREC_MODEL_SIGNED_BYTES (15 + 8 + 32 + 8 + 32)
-void fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_t version, const uint8_t hash[32],
-                                 uint64_t ledger_entries, const uint8_t ledger_head[32]);
-/* Checks a downloaded blob against the hash and signature under the coordinator's key. */
-int fedrec_model_verify(const uint8_t *blob, size_t len, uint64_t version, const uint8_t hash[32],
-                        uint64_t ledger_entries, const uint8_t ledger_head[32], const uint8_t sig[FEDREC_SIG_BYTES],
-                        const uint8_t pk[FEDREC_SIGN_PK_BYTES]);
+
 
 typedef struct fedrec_round_stats {
   uint64_t round;

@@ -14,7 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fedrec/engine.h"
+#include "fedrec/model.h"
+#include "fedrec/round.h"
 
 #ifdef __cplusplus
 extern "C" {

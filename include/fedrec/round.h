@@ -1,0 +1,64 @@
+/* What the coordinator and a device share about a round, with neither's machinery: the phases
+ * and their names, what a cohort member is told (the round info), and the message a published
+ * model's signature covers. The device side (participant, client, protos/) includes this and
+ * links no coordinator code: crypto/round.c. */
+#ifndef FEDREC_ROUND_H
+#define FEDREC_ROUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/crypto.h"
+#include "fedrec/ddp.h"
+#include "fedrec/secagg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The phases of a round, in order: one list, from which the enum, the names and the count
+ * are made. */
+#define FEDREC_PHASE_MAP(X) \
+  X(SELECTING, "selecting")  \
+  X(KEYS, "keys")            \
+  X(SHARES, "shares")        \
+  X(MASKED, "masked")        \
+  X(UNMASK, "unmask")        \
+  X(STOPPED, "stopped")
+
+typedef enum fedrec_phase {
+#define FEDREC_PHASE_ENUM(name, text) FEDREC_PHASE_##name,
+  FEDREC_PHASE_MAP(FEDREC_PHASE_ENUM)
+#undef FEDREC_PHASE_ENUM
+  FEDREC_PHASES
+} fedrec_phase;
+/* "keys", ...; "unknown" for a value out of range. */
+const char *fedrec_phase_name(fedrec_phase p);
+
+/* What a cohort member needs for one round. */
+typedef struct fedrec_round_info {
+  uint64_t round, model_version;
+  uint32_t cohort_index;
+  fedrec_secagg_params secagg;   /* dim = the padded update length */
+  fedrec_ddp_params ddp;         /* dim = the model's parameter count */
+  float alpha0, reg;
+  uint32_t local_steps;          /* client gradient steps before sending the move (0, 1: one) */
+  float client_lr;               /* their step size (0: 1, the update is the gradient) */
+  uint64_t deadline_ms;          /* of the current phase, on the engine's clock */
+} fedrec_round_info;
+
+/* The message a model signature covers (for verifiers): "fedrec-model-v2" (15 bytes), the
+ * version (8, little endian), the blob's hash (32), the ledger's entry count (8, little
+ * endian) and the hash of its last entry (32; the genesis hash when empty). */
+#define FEDREC_MODEL_SIGNED_BYTES (15 + 8 + 32 + 8 + 32)
+void fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_t version, const uint8_t hash[32],
+                                 uint64_t ledger_entries, const uint8_t ledger_head[32]);
+/* Checks a downloaded blob against the hash and signature under the coordinator's key. */
+int fedrec_model_verify(const uint8_t *blob, size_t len, uint64_t version, const uint8_t hash[32],
+                        uint64_t ledger_entries, const uint8_t ledger_head[32], const uint8_t sig[FEDREC_SIG_BYTES],
+                        const uint8_t pk[FEDREC_SIGN_PK_BYTES]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
