@@ -21,7 +21,7 @@ run_case() { # NAME
   t1=$(date +%s.%N)
   local log=$W/$1/coordinator.log
   printf '{"case": "%s", "load": %d, "seconds": %.1f, "rounds_done": %d, "rounds_aborted": %d, "max_keys_ms": %s, "recall_after": %s}\n' \
-    "$1" "$2" "$(echo "$t1 - $t0" | bc)" "$(grep -c '"event": "round_done"' "$log" || true)" \
+    "$1" "$2" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" "$(grep -c '"event": "round_done"' "$log" || true)" \
     "$(grep -c '"event": "round_aborted"' "$log" || true)" \
     "$(grep -o '"phase_ms": {"keys": [0-9]*' "$log" | grep -o '[0-9]*$' | sort -n | tail -1)" \
     "$(grep -o 'final    Recall@20 [0-9.]*' "$out" | grep -o '[0-9.]*$')"
