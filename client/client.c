@@ -286,6 +286,14 @@ static grpc_status_code rpc(fedrec_client *c, int m, const ProtobufCMessage *req
 
 #define code_name fedrec_rpc_code_name
 
+/* A reason the coordinator gave, for the app's log: printable ASCII only (a hostile peer's
+ * control characters or terminal escapes become '?'). */
+static void keep_reason(char *out, size_t cap, const char *in) {
+  size_t j = 0;
+  for (; in && *in && j + 1 < cap; in++) out[j++] = *in >= 0x20 && *in < 0x7f ? *in : '?';
+  out[j] = 0;
+}
+
 static void sleep_ms(uint32_t ms) {
   struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000};
   nanosleep(&d, NULL);
@@ -399,6 +407,7 @@ static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo 
                                 (ProtobufCMessage **)&r, details, sizeof details);
     if (code != GRPC_STATUS_OK) {
       free(buf);
+      keep_reason(details, sizeof details, details);
       return fedrec_error_set(err, FEDREC_ERR_IO, "GetModel: %s: %s", code_name(code), details);
     }
     if (r->offset != have || r->chunk.len == 0 || r->chunk.len > size - have || (have == 0 && r->chunk.len < 32)) {
@@ -548,7 +557,9 @@ static fedrec_status io_fail(fedrec_client *c, fedrec_sync_outcome *out, fedrec_
   backoff(c, out, 1);
   out->failure = code == GRPC_STATUS_UNAUTHENTICATED || code == GRPC_STATUS_PERMISSION_DENIED ? FEDREC_SYNC_FAIL_AUTH
                                                                                               : FEDREC_SYNC_FAIL_NETWORK;
-  return fedrec_error_set(err, FEDREC_ERR_IO, "%s: %s: %s", what, code_name(code), details);
+  char why[512];
+  keep_reason(why, sizeof why, details);
+  return fedrec_error_set(err, FEDREC_ERR_IO, "%s: %s: %s", what, code_name(code), why);
 }
 
 static void maybe_drop(fedrec_client *c, int phase) {
@@ -592,7 +603,7 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
     /* unsigned: anyone on the path, or a coordinator with a full disk, can say it. So it is
      * news, not an order: the device comes back after a long, jittered wait (an hour) */
     out->result = FEDREC_SYNC_STOPPED;
-    snprintf(out->detail, sizeof out->detail, "%s", ci->stopped_reason);
+    keep_reason(out->detail, sizeof out->detail, ci->stopped_reason);
     out->retry_after_ms = 1800000 + randombytes_uniform(3600000);
     accepted = 0;
   }
@@ -623,7 +634,7 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
     code = rpc(c, FEDREC_RPC_GET_ROUND_INFO, &q.base, &fedrec__v1__get_round_info_response__descriptor,
                (ProtobufCMessage **)&r, details, sizeof details);
     if (code == GRPC_STATUS_FAILED_PRECONDITION) {
-      snprintf(out->detail, sizeof out->detail, "%s", details);
+      keep_reason(out->detail, sizeof out->detail, details);
       goto left_out;
     }
     if (code != GRPC_STATUS_OK) {
@@ -659,7 +670,7 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
   code = submit(c, FEDREC_RPC_ADVERTISE_KEYS, info.round, msg, len, details, sizeof details);
   free(msg);
   if (code == GRPC_STATUS_FAILED_PRECONDITION) {
-    snprintf(out->detail, sizeof out->detail, "%s", details);
+    keep_reason(out->detail, sizeof out->detail, details);
     goto left_out;
   }
   if (code != GRPC_STATUS_OK) {
@@ -678,7 +689,7 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
       code = rpc(c, FEDREC_RPC_GET_PHASE_INPUT, &q.base, &fedrec__v1__get_phase_input_response__descriptor,
                  (ProtobufCMessage **)&r, details, sizeof details);
       if (code == GRPC_STATUS_FAILED_PRECONDITION) {
-        snprintf(out->detail, sizeof out->detail, "%s", details);
+        keep_reason(out->detail, sizeof out->detail, details);
         goto left_out;
       }
       if (code != GRPC_STATUS_OK) {
@@ -710,7 +721,7 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
     code = submit(c, SUBMIT[ph], info.round, msg, len, details, sizeof details);
     free(msg);
     if (code == GRPC_STATUS_FAILED_PRECONDITION) {
-    snprintf(out->detail, sizeof out->detail, "%s", details);
+    keep_reason(out->detail, sizeof out->detail, details);
     goto left_out;
   }
     if (code != GRPC_STATUS_OK) {

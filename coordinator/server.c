@@ -986,11 +986,16 @@ static fedrec_status check_saved_settings(server *s, const char *db, fedrec_erro
         snprintf(where, sizeof where, "%.560s (saved setting)", db);
         if (!config_set(c, k, saved, where))
           return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s: the saved %s '%s' is not valid (edited?)", db, k, saved);
-        logj("info", "setting_from_state", "\"key\": \"%s\", \"value\": \"%s\"", k, saved);
+        char js[sizeof saved * 6];
+        json_str(js, sizeof js, saved);
+        logj("info", "setting_from_state", "\"key\": \"%s\", \"value\": \"%s\"", k, js);
         continue;
       }
+      char js[sizeof saved * 6], jn[sizeof now * 6]; /* values from a file or a flag: escaped */
+      json_str(js, sizeof js, saved);
+      json_str(jn, sizeof jn, now);
       logj("warn", "setting_changed", "\"key\": \"%s\", \"saved\": \"%s\", \"now\": \"%s\", \"note\": "
-           "\"rounds from now on use the new value; each ledger entry records its own\"", k, saved, now);
+           "\"rounds from now on use the new value; each ledger entry records its own\"", k, js, jn);
     }
     fedrec_status st = coord_store_set_setting(s->store, k, now, err);
     if (st) return st;

@@ -14,16 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "fedrec/accountant.h"
 #include "fedrec/audit.h"
 #include "fedrec/crypto.h"
 #include "fedrec/ledger.h"
-
-/* Wipes a buffer that may have held key material (a plain memset may be optimised away). */
-static void wipe(void *p, size_t n) {
-  volatile unsigned char *v = p;
-  while (n--) *v++ = 0;
-}
 
 static void usage(FILE *f) {
   fputs("usage:\n"
@@ -178,7 +174,7 @@ static int read_public_key(const char *path, uint8_t pk[32]) {
       sscanf(two, "%2x", &v);
       pk[i] = (uint8_t)v;
     }
-    wipe(buf, sizeof buf);
+    sodium_memzero(buf, sizeof buf);
     return 1;
   }
   int allhex = len > 0;
@@ -190,7 +186,7 @@ static int read_public_key(const char *path, uint8_t pk[32]) {
                    : n >= 10 && !memcmp(buf, "-----BEGIN", 10) ? "a PEM file (a TLS certificate or key, not the coordinator's signing key)"
                    : allhex ? "hex digits, but not 64 of them"
                    : "not a public key file";
-  wipe(buf, sizeof buf);
+  sodium_memzero(buf, sizeof buf);
   fprintf(stderr, "fedrec-audit verify: --public-key %s: %s; expected 64 hex digits (the coordinator's Ed25519 public "
           "key, identity.pub in its state directory)\n", path, kind);
   return 0;
@@ -253,7 +249,7 @@ static int verify(int argc, char **argv) {
       int is_seed = !fedrec_ledger_verify(ledger, id.pk, &s2, NULL, 0, &e2) || !strstr(e2.msg, "not the given key");
       fedrec_identity_free(&id);
       if (is_seed) {
-        wipe(pk, sizeof pk);
+        sodium_memzero(pk, sizeof pk);
         fprintf(stderr, "fedrec-audit verify: --public-key %s is the coordinator's PRIVATE signing key (identity.key): keep it "
                 "secret; give identity.pub\n", keyfile);
         return 2;
