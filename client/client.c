@@ -1,4 +1,5 @@
 /* The client library (see include/fedrec/client.h). */
+#include "fedrec/internal/tool.h"
 #include "fedrec/client.h"
 
 #include <math.h>
@@ -299,12 +300,6 @@ static void sleep_ms(uint32_t ms) {
   nanosleep(&d, NULL);
 }
 
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---------------------------------------------------------------- model */
 
 /* The exact encoded size a model header implies, or 0 when the header does not fit this
@@ -394,7 +389,7 @@ static fedrec_status ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo 
   while (have < size) {
     /* once the header is in: the size it implies must be the size claimed */
     if (have >= 32 && implied_size(c, buf) != size) break;
-    if (mono_ms() > deadline) {
+    if (fedrec_clock_ms() > deadline) {
       free(buf);
       return fedrec_error_set(err, FEDREC_ERR_IO, "GetModel: download deadline passed at byte %zu of %zu (resumes next sync)", have, size);
     }
@@ -582,7 +577,7 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
   int32_t *items = NULL, n = 0;
   float *w = NULL;
   if ((s = history(c, &items, &w, &n, err))) return s;
-  uint64_t start = mono_ms();
+  uint64_t start = fedrec_clock_ms();
   char details[512];
   Fedrec__V1__CheckInRequest rq = FEDREC__V1__CHECK_IN_REQUEST__INIT;
   rq.model_version = c->model_version;
@@ -647,7 +642,7 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
     protobuf_c_message_free_unpacked(&r->base, NULL);
     if (s) goto done;
     if (!retry) break;
-    if (mono_ms() - start > c->sync_ms) goto timeout;
+    if (fedrec_clock_ms() - start > c->sync_ms) goto timeout;
     sleep_ms(retry < 20 ? 20 : retry > 1000 ? 1000 : retry);
   }
   if (info.model_version != c->model_version) {
@@ -704,7 +699,7 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
       }
       protobuf_c_message_free_unpacked(&r->base, NULL);
       if (!retry) break;
-      if (mono_ms() - start > c->sync_ms) goto timeout;
+      if (fedrec_clock_ms() - start > c->sync_ms) goto timeout;
       sleep_ms(retry < 20 ? 20 : retry > 1000 ? 1000 : retry);
     }
     if (!in) {

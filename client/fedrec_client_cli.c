@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "fedrec/internal/tool.h"
 #include "fedrec/client.h"
 #include "fedrec/data.h"
 #include "fedrec/synth.h"
@@ -56,14 +57,13 @@ typedef struct args {
 } args;
 
 static int whole(const char *flag, const char *v, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long x = v ? strtol(v, &end, 10) : 0;
-  if (!v || end == v || *end || errno || x < lo || x > hi) {
-    fprintf(stderr, "fedrec-client: %s: '%s' is not a whole number in [%ld, %ld]\n", flag, v ? v : "", lo, hi);
+  double x;
+  fedrec_error err;
+  if (fedrec_parse_number(flag, v ? v : "", (double)lo, (double)hi, 1, &x, &err)) {
+    fprintf(stderr, "fedrec-client: %s\n", err.msg);
     return 0;
   }
-  *out = x;
+  *out = (long)x;
   return 1;
 }
 

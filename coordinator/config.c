@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fedrec/internal/tool.h"
 #include "fedrec/status.h"
 
 int config_quiet; /* 1: no messages (the fuzz target) */
@@ -107,12 +108,6 @@ void config_defaults(config *c) {
   c->e.unmask_threads = cores < 1 ? 1 : cores > 64 ? 64 : (uint32_t)cores;
 }
 
-/* A bound or default as people write it: 1048576, not 1.04858e+06; 1e-300 stays short. */
-static const char *num(char *buf, size_t cap, double v) {
-  if (v == floor(v) && fabs(v) < 1e15) snprintf(buf, cap, "%.0f", v);
-  else snprintf(buf, cap, "%.6g", v);
-  return buf;
-}
 
 static const opt *find_opt(const char *k) {
   for (const opt *o = OPTS; o->key; o++)
@@ -136,7 +131,7 @@ int config_set(config *c, const char *key, const char *val, const char *where) {
     else say("fedrec-coordinator: %s: unknown setting '%s' (see --help)\n", where, key);
     return 0;
   }
-  char *p = (char *)c + o->off, *end;
+  char *p = (char *)c + o->off;
   size_t idx = (size_t)(o - OPTS);
   if (idx < sizeof c->given) c->given[idx] = 1;
   if (o->type == 's') {
@@ -147,13 +142,10 @@ int config_set(config *c, const char *key, const char *val, const char *where) {
     memcpy(p, val, strlen(val) + 1);
     return 1;
   }
-  errno = 0;
-  double v = strtod(val, &end);
-  if (end == val || *end || errno || !isfinite(v) || v < o->lo || v > o->hi ||
-      (o->type != 'd' && o->type != 'f' && v != floor(v))) {
-    char lo[32], hi[32];
-    say("fedrec-coordinator: %s: %s: '%s' is not a%s number in [%s, %s]\n", where, key, val,
-        o->type == 'd' || o->type == 'f' ? "" : " whole", num(lo, sizeof lo, o->lo), num(hi, sizeof hi, o->hi));
+  double v;
+  fedrec_error err;
+  if (fedrec_parse_number(key, val, o->lo, o->hi, o->type != 'd' && o->type != 'f', &v, &err)) {
+    say("fedrec-coordinator: %s: %s\n", where, err.msg);
     return 0;
   }
   if (o->type == 'i') *(int *)p = (int)v;
@@ -236,9 +228,9 @@ void config_usage(FILE *f) {
              : o->type == 'l' ? (double)*(const uint64_t *)p : o->type == 'f' ? *(const float *)p
              : o->type == 'd' ? *(const double *)p : 0;
     if (o->type == 's') snprintf(def, sizeof def, "'%s'", p);
-    else num(def, sizeof def, v);
+    else fedrec_format_bound(def, sizeof def, v);
     fprintf(f, "  %-18s %s\n  %-18s default %s", o->key, o->help, "", def);
-    if (o->type != 's') fprintf(f, ", range [%s, %s]", num(lo, sizeof lo, o->lo), num(hi, sizeof hi, o->hi));
+    if (o->type != 's') fprintf(f, ", range [%s, %s]", fedrec_format_bound(lo, sizeof lo, o->lo), fedrec_format_bound(hi, sizeof hi, o->hi));
     fputc('\n', f);
   }
 }

@@ -28,6 +28,7 @@
 
 #include <sodium.h>
 
+#include "fedrec/internal/tool.h"
 #include "fedrec/engine.h"
 #include "fedrec/synth.h"
 #include "config.h"
@@ -70,17 +71,6 @@ static void logj(const char *level, const char *event, const char *fmt, ...) {
 }
 
 /* A string made safe for a JSON value (quotes, backslashes and control characters). */
-static void json_str(char *out, size_t cap, const char *s) {
-  size_t j = 0;
-  for (; *s && j + 7 < cap; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch == '"' || ch == '\\') out[j++] = '\\', out[j++] = (char)ch;
-    else if (ch < 0x20) j += (size_t)snprintf(out + j, cap - j, "\\u%04x", ch);
-    else out[j++] = (char)ch;
-  }
-  out[j] = 0;
-}
-
 /* ---------------------------------------------------------------- keys */
 
 static int read_hex32(const char *path, uint8_t out[32]) {
@@ -168,7 +158,7 @@ static int cmd_status(const config *c) {
     printf(", \"ledger\": null}\n");
   } else if (fedrec_ledger_verify(path, pk, &sum, NULL, 0, &err)) {
     char msg[600];
-    json_str(msg, sizeof msg, err.msg);
+    fedrec_json_escape(msg, sizeof msg, err.msg);
     printf(", \"ledger\": {\"verified\": false, \"reason\": \"%s\"}}\n", msg);
     rc = 1;
   } else {
@@ -289,18 +279,12 @@ typedef struct server {
   size_t nrevoked;
 } server;
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int on_publish(void *ctx, const fedrec_published *p) {
   server *s = ctx;
   fedrec_error err = {0};
   if (coord_store_save_model(s->store, p, s->cfg.keep_models, &err)) {
     char msg[600];
-    json_str(msg, sizeof msg, err.msg);
+    fedrec_json_escape(msg, sizeof msg, err.msg);
     logj("error", "model_not_saved", "\"version\": %llu, \"reason\": \"%s\"", (unsigned long long)p->version, msg);
     return 1;
   }
@@ -316,14 +300,14 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
   fedrec_error err = {0};
   if (st->released) { /* no round ran: not in the rounds table or the round metrics */
     char reason[800];
-    json_str(reason, sizeof reason, st->reason);
+    fedrec_json_escape(reason, sizeof reason, st->reason);
     logj("info", "selection_released", "\"round\": %llu, \"devices\": %u, \"reason\": \"%s\"", (unsigned long long)st->round,
          st->cohort, reason);
     return;
   }
   if (coord_store_save_round(s->store, st, st->clients, st->nclients, &err)) {
     char msg[600];
-    json_str(msg, sizeof msg, err.msg);
+    fedrec_json_escape(msg, sizeof msg, err.msg);
     logj("error", "round_not_saved", "\"round\": %llu, \"reason\": \"%s\"", (unsigned long long)st->round, msg);
   }
   if (st->aborted) s->m.rounds_aborted++;
@@ -336,7 +320,7 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
   s->m.last_survivors = st->survivors;
   s->m.epsilon = fedrec_ledger_epsilon(s->ledger); /* from the ledger, whatever the round did */
   char reason[800];
-  json_str(reason, sizeof reason, st->reason);
+  fedrec_json_escape(reason, sizeof reason, st->reason);
   logj(st->aborted ? "warn" : "info", st->aborted ? "round_aborted" : "round_done",
        "\"round\": %llu, \"cohort\": %u, \"survivors\": %u, \"dropped\": {\"keys\": %u, \"shares\": %u, \"masked\": %u, "
        "\"unmask\": %u}, \"phase_ms\": {\"keys\": %llu, \"shares\": %llu, \"masked\": %llu, \"unmask\": %llu}, "
@@ -560,7 +544,7 @@ static grpc_status_code handle(server *s, call *c, char *details, size_t dcap) {
   fedrec_error err = {0};
   fedrec_status st = FEDREC_OK;
   grpc_status_code code = GRPC_STATUS_OK;
-  uint64_t now = now_ms();
+  uint64_t now = fedrec_clock_ms();
   pthread_mutex_lock(&s->mu);
   fedrec_engine_tick(s->engine, now);
   switch (m) {
@@ -662,7 +646,7 @@ static grpc_status_code handle(server *s, call *c, char *details, size_t dcap) {
     st = fedrec_engine_submit(s->engine, client, round, SUBMIT_PHASE[m], msg->data, msg->len, now, &err);
     if (st && !was_banned && fedrec_engine_banned(s->engine, client)) {
       char reason[600];
-      json_str(reason, sizeof reason, err.msg);
+      fedrec_json_escape(reason, sizeof reason, err.msg);
       logj("warn", "client_banned", "\"client\": %llu, \"round\": %llu, \"reason\": \"%s\"", (unsigned long long)client,
            (unsigned long long)round, reason);
     }
@@ -789,19 +773,19 @@ static void *worker(void *arg) {
 static void *ticker(void *arg) {
   server *s = arg;
   int told = 0;
-  uint64_t reloaded = now_ms();
+  uint64_t reloaded = fedrec_clock_ms();
   while (!atomic_load(&s->shutting_down)) {
     struct timespec d = {0, 50 * 1000000};
     nanosleep(&d, NULL);
     pthread_mutex_lock(&s->mu);
-    fedrec_engine_tick(s->engine, now_ms());
-    if (now_ms() - reloaded >= 2000) { /* revocations by `fedrec-coordinator revoke` */
+    fedrec_engine_tick(s->engine, fedrec_clock_ms());
+    if (fedrec_clock_ms() - reloaded >= 2000) { /* revocations by `fedrec-coordinator revoke` */
       reload_revoked(s);
-      reloaded = now_ms();
+      reloaded = fedrec_clock_ms();
     }
     if (!told && fedrec_engine_phase(s->engine) == FEDREC_PHASE_STOPPED) {
       char why[800];
-      json_str(why, sizeof why, fedrec_engine_stop_reason(s->engine));
+      fedrec_json_escape(why, sizeof why, fedrec_engine_stop_reason(s->engine));
       logj("info", "training_stopped", "\"reason\": \"%s\", \"rounds\": %llu", why,
            (unsigned long long)fedrec_engine_rounds_done(s->engine));
       told = 1;
@@ -987,13 +971,13 @@ static fedrec_status check_saved_settings(server *s, const char *db, fedrec_erro
         if (!config_set(c, k, saved, where))
           return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s: the saved %s '%s' is not valid (edited?)", db, k, saved);
         char js[sizeof saved * 6];
-        json_str(js, sizeof js, saved);
+        fedrec_json_escape(js, sizeof js, saved);
         logj("info", "setting_from_state", "\"key\": \"%s\", \"value\": \"%s\"", k, js);
         continue;
       }
       char js[sizeof saved * 6], jn[sizeof now * 6]; /* values from a file or a flag: escaped */
-      json_str(js, sizeof js, saved);
-      json_str(jn, sizeof jn, now);
+      fedrec_json_escape(js, sizeof js, saved);
+      fedrec_json_escape(jn, sizeof jn, now);
       logj("warn", "setting_changed", "\"key\": \"%s\", \"saved\": \"%s\", \"now\": \"%s\", \"note\": "
            "\"rounds from now on use the new value; each ledger entry records its own\"", k, js, jn);
     }

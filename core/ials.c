@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fedrec/internal/tool.h"
 #include "fedrec/train.h"
 #include "parallel.h"
 
@@ -41,12 +42,6 @@ typedef struct {
   float **work; /* per thread */
   double *part; /* per thread partial sums */
 } ials;
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static fedrec_status user_step(void *p, int tid, int64_t b, int64_t e) {
   ials *s = p;
@@ -274,10 +269,10 @@ static fedrec_status fit(ials *s, fedrec_progress_fn cb, void *cb_ctx, fedrec_er
   fedrec_status st = FEDREC_OK;
   refresh_vectors(s);
   for (int32_t ep = 0; ep < s->cfg->epochs && !st; ep++) {
-    double t0 = now(), obj = 0;
+    double t0 = fedrec_clock_s(), obj = 0;
     st = epoch(s);
     if (!st && cb) st = objective(s, &obj);
-    if (!st && cb) cb(cb_ctx, ep + 1, s->cfg->epochs, obj, now() - t0);
+    if (!st && cb) cb(cb_ctx, ep + 1, s->cfg->epochs, obj, fedrec_clock_s() - t0);
   }
   if (st == FEDREC_ERR_NUMERIC)
     return fedrec_error_set(err, st, "iALS: a least-squares system was not positive definite (raise --reg)");

@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "fedrec/internal/tool.h"
 #include "fedrec/accountant.h"
 #include "fedrec/audit.h"
 #include "fedrec/crypto.h"
@@ -63,26 +64,20 @@ typedef struct {
 } args;
 
 static int number(const char *flag, const char *v, double lo, double hi, int lo_open, double *out) {
-  char *end;
-  if (!v) {
-    fprintf(stderr, "fedrec-audit: %s needs a value\n", flag);
+  fedrec_error err = {0};
+  if (fedrec_parse_number(flag, v, lo, hi, 0, out, &err) || (lo_open && *out == lo)) {
+    if (lo_open && !err.msg[0]) snprintf(err.msg, sizeof err.msg, "%s: '%s' is not a number in (%g, %g]", flag, v, lo, hi);
+    fprintf(stderr, "fedrec-audit: %s\n", err.msg);
     return 0;
   }
-  errno = 0;
-  double x = strtod(v, &end);
-  if (end == v || *end || errno || !isfinite(x) || x < lo || x > hi || (lo_open && x == lo)) {
-    fprintf(stderr, "fedrec-audit: %s: '%s' is not a number in %s%g, %g]\n", flag, v, lo_open ? "(" : "[", lo, hi);
-    return 0;
-  }
-  *out = x;
   return 1;
 }
 
 /* A whole number in [lo, hi]. */
 static int whole(const char *flag, const char *v, double lo, double hi, double *out) {
-  if (!number(flag, v, lo, hi, 0, out)) return 0;
-  if (*out != floor(*out)) {
-    fprintf(stderr, "fedrec-audit: %s: '%s' is not a whole number\n", flag, v);
+  fedrec_error err;
+  if (fedrec_parse_number(flag, v, lo, hi, 1, out, &err)) {
+    fprintf(stderr, "fedrec-audit: %s\n", err.msg);
     return 0;
   }
   return 1;
@@ -258,7 +253,11 @@ static int verify(int argc, char **argv) {
   }
   if (st) {
     fprintf(stderr, "fedrec-audit verify: %s: FAILED: %s\n", ledger, err.msg);
-    if (json) printf("{\"verified\": false, \"reason\": \"%s\"}\n", err.msg);
+    if (json) {
+      printf("{\"verified\": false, \"reason\": ");
+      fedrec_json_string(stdout, err.msg);
+      printf("}\n");
+    }
     return 1;
   }
   if (json)

@@ -10,17 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fedrec/internal/tool.h"
 #include "sim_args.h"
 
 #ifdef FEDREC_SIM_MPI
 #include <mpi.h>
 #endif
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static const sim_args *g_args; /* for progress output only */
 
@@ -94,7 +89,7 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
   if (!counts) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "counts");
   fedrec_status st = FEDREC_OK;
   fedrec_item_counts(counts, &sp->train);
-  double t0 = now();
+  double t0 = fedrec_clock_s();
   if (a->algorithm == ALG_CENTRAL) {
     fedrec_ials_config c = a->ials;
     if (!a->head_set) c.use_head = ds->content != NULL;
@@ -144,7 +139,7 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
     sc = fedrec_pop_scorer_make(&ps);
     res->params = ni;
   }
-  res->train_s = now() - t0;
+  res->train_s = fedrec_clock_s() - t0;
   uint8_t *warm = NULL;
   if (!st && cold) {
     warm = malloc((size_t)ni);
@@ -154,7 +149,7 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
   fedrec_eval_config ec = {.k = a->k, .threads = a->ials.threads, .candidates = warm,
                            .content = ds->content, .content_dim = ds->content_dim,
                            .item_users = counts, .train_users = sp->train.rows};
-  t0 = now();
+  t0 = fedrec_clock_s();
   if (!st) {
     say("evaluating %d test users over %d items\n", sp->foldin.rows, ni);
     st = fedrec_evaluate(&res->warm, &sc, &sp->foldin, &sp->holdout, &ec, err);
@@ -164,7 +159,7 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
     st = fedrec_evaluate(&res->cold, &sc, &sp->foldin, &sp->cold_holdout, &ec, err);
     res->has_cold = 1;
   }
-  res->eval_s = now() - t0;
+  res->eval_s = fedrec_clock_s() - t0;
   free(warm);
   free(counts);
   free(V);
@@ -187,7 +182,9 @@ static void print_json(const result *r, const sim_args *a, const fedrec_dataset 
                        const fedrec_split *sp) {
   char key[64];
   int k = a->k;
-  printf("{\"algorithm\": \"%s\", \"dataset\": \"%s\", ", alg_name(a->algorithm), ds->name);
+  printf("{\"algorithm\": \"%s\", \"dataset\": ", alg_name(a->algorithm));
+  fedrec_json_string(stdout, ds->name);
+  printf(", ");
   json_num("users", r->warm.users, 0);
   json_num("items", sp->train.cols, 0);
   json_num("train_users", sp->train.rows, 0);
@@ -238,15 +235,12 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
                          char **argv) {
   fprintf(f, "{\"command\": [");
   for (int i = 0; i < argc; i++) {
-    fputc('"', f);
-    for (const char *p = argv[i]; *p; p++) {
-      if (*p == '"' || *p == '\\') fputc('\\', f);
-      if ((unsigned char)*p >= 0x20) fputc(*p, f);
-    }
-    fprintf(f, "\"%s", i + 1 < argc ? ", " : "");
+    fedrec_json_string(f, argv[i]);
+    fprintf(f, "%s", i + 1 < argc ? ", " : "");
   }
-  fprintf(f, "], \"fedrec_version\": \"%s\", \"algorithm\": \"fedavg\", \"dataset\": \"%s\", \"items\": %d, \"users\": %d,\n",
-          FEDREC_VERSION, ds->name, ds->R.cols, ds->R.rows);
+  fprintf(f, "], \"fedrec_version\": \"%s\", \"algorithm\": \"fedavg\", \"dataset\": ", FEDREC_VERSION);
+  fedrec_json_string(f, ds->name);
+  fprintf(f, ", \"items\": %d, \"users\": %d,\n", ds->R.cols, ds->R.rows);
   fprintf(f, " \"split\": {\"test_users\": %g, \"holdout\": %g, \"cold_items\": %g, \"min_items\": %d, \"seed\": %llu},\n",
           a->split.test_users, a->split.holdout, a->split.cold_items, a->split.min_items, (unsigned long long)a->split.seed);
   fprintf(f, " \"model\": {\"dim\": %d, \"head\": %s, \"free_items\": %s, \"unobserved_weight\": %g, \"reg\": %g},\n", c->dim,
@@ -274,18 +268,21 @@ static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config 
     snprintf(eps, sizeof eps, "%.6g", fr->epsilon);
     snprintf(planned, sizeof planned, "%.6g", fr->planned_epsilon);
   }
+  fprintf(f, "{\"algorithm\": \"fedavg\", \"dataset\": ");
+  fedrec_json_string(f, ds->name);
   fprintf(f,
-          "{\"algorithm\": \"fedavg\", \"dataset\": \"%s\", \"users\": %d, \"items\": %d, \"train_users\": %d, "
+          ", \"users\": %d, \"items\": %d, \"train_users\": %d, "
           "\"train_interactions\": %lld, \"recall@%d\": %.6g, \"ndcg@%d\": %.6g, \"coverage@%d\": %.6g, \"params\": %lld, "
           "\"epsilon\": %s, \"delta\": %.6g, \"rounds\": %u, \"planned_epsilon\": %s, \"privacy\": \"%s\", "
           "\"cohort\": %u, \"sampling_rate\": %g, \"noise_multiplier\": %.6g, \"clip\": %g, "
           "\"bytes_up_per_client\": %.0f, \"bytes_down_per_client\": %.0f, \"seconds\": %.3f, \"secagg\": \"%s\", "
-          "\"stop_reason\": \"%s\", \"model_hash\": \"%s\"",
-          ds->name, fr->metrics.users, sp->train.cols, sp->train.rows, (long long)fedrec_csr_nnz(&sp->train), k,
+          "\"stop_reason\": ",
+          fr->metrics.users, sp->train.cols, sp->train.rows, (long long)fedrec_csr_nnz(&sp->train), k,
           fr->metrics.recall, k, fr->metrics.ndcg, k, fr->metrics.coverage, (long long)fr->params, eps, fc->delta,
           fr->rounds_done, planned, noise_name(fc), fc->sampling_rate > 0 ? 0 : fc->cohort, fc->sampling_rate,
-          fr->noise_multiplier, fc->clip, fr->bytes_up, fr->bytes_down, fr->seconds, fc->plain ? "plain" : "full",
-          fr->stop_reason, fr->model_hash);
+          fr->noise_multiplier, fc->clip, fr->bytes_up, fr->bytes_down, fr->seconds, fc->plain ? "plain" : "full");
+  fedrec_json_string(f, fr->stop_reason);
+  fprintf(f, ", \"model_hash\": \"%s\"", fr->model_hash);
   if (fr->audit_canaries)
     fprintf(f, ", \"audit\": {\"canaries\": %u, \"included\": %u, \"guesses\": %u, \"correct\": %u, "
                "\"epsilon_lower\": %.6g, \"confidence\": 0.95}",
@@ -412,12 +409,12 @@ static int sim_main(int argc, char **argv) {
   fedrec_dataset ds = {0};
   fedrec_split sp = {0};
   result res = {0};
-  double t0 = now();
+  double t0 = fedrec_clock_s();
   say("loading %s\n", a.dataset ? a.dataset : a.train);
   fedrec_status st = load(&ds, &sp, &a, &err);
   if (!st) {
     say("loaded %d users x %d items, %lld interactions%s in %.2fs\n", ds.R.rows, ds.R.cols,
-        (long long)fedrec_csr_nnz(&ds.R), ds.content ? " with content" : "", now() - t0);
+        (long long)fedrec_csr_nnz(&ds.R), ds.content ? " with content" : "", fedrec_clock_s() - t0);
     if (a.print_train_users) {
       if (!sp.train_user) st = fedrec_error_set(&err, FEDREC_ERR_ARG, "--print-train-users needs a built-in split");
       for (int32_t i = 0; !st && i < a.print_train_users && i < sp.train.rows; i++) printf("%d\n", sp.train_user[i]);

@@ -2,6 +2,7 @@
  * round engine and the clients' participant code (the same code fedrec-coordinator and
  * libfedrec_client run) joined by an in-process transport, and a thread pool for the clients'
  * work. Every training user of the split is a client. */
+#include "fedrec/internal/tool.h"
 #include "fedsim.h"
 #include "fedsim_internal.h"
 
@@ -17,12 +18,6 @@
 #include "fedrec/audit.h"
 #include "fedrec/engine.h"
 #include "fedrec/participant.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 
 /* Canary j's secret direction: a uniformly random unit vector of dim (from the seed). */
@@ -437,7 +432,7 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
     goto done;
   }
   uint64_t rng = c->seed * 0x2545f4914f6cdd1dULL + 7;
-  double t_start = now_s();
+  double t_start = fedrec_clock_s();
   uint64_t clients_total = 0;
   fedrec_metrics met = {0};
   if (log) {
@@ -448,7 +443,7 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
   }
   for (uint32_t r = 0; r < c->rounds; r++) {
     if (fedrec_engine_phase(m.e) == FEDREC_PHASE_STOPPED) break;
-    double t0 = now_s();
+    double t0 = fedrec_clock_s();
     if (poisson) {
       /* every user with history checks in; the engine takes each with probability q */
       while (fedrec_engine_phase(m.e) == FEDREC_PHASE_SELECTING) {
@@ -547,7 +542,7 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
       fedrec_participant_free(m.part[i]);
       m.part[i] = NULL;
     }
-    double secs = now_s() - t0;
+    double secs = fedrec_clock_s() - t0;
     clients_total += m.n;
     uint64_t up = 0, down = 0;
     for (uint32_t i = 0; i < m.n; i++) up += m.up[i], down += m.down[i];
@@ -578,7 +573,7 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
       fflush(log);
     }
     if (c->progress) { /* a bar, the rate and the time left, on one terminal line */
-      double done = (double)(r + 1) / c->rounds, spent = now_s() - t_start, left = spent / done - spent;
+      double done = (double)(r + 1) / c->rounds, spent = fedrec_clock_s() - t_start, left = spent / done - spent;
       char bar[31];
       int fill = (int)(done * 30);
       for (int k = 0; k < 30; k++) bar[k] = k < fill ? '#' : '.';
@@ -592,7 +587,7 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
     res->bytes_down = (double)down / m.n;
   }
   if (c->progress) fprintf(stderr, "\n");
-  res->seconds = now_s() - t_start;
+  res->seconds = fedrec_clock_s() - t_start;
   res->stop_reason[0] = 0;
   if (fedrec_engine_phase(m.e) == FEDREC_PHASE_STOPPED)
     snprintf(res->stop_reason, sizeof res->stop_reason, "%s", fedrec_engine_stop_reason(m.e));

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "sim_args.h"
+#include "fedrec/internal/tool.h"
 
 static const char USAGE[] =
       "usage: fedrec-sim --algorithm central|ease|popularity|model|fedavg [options]\n"
@@ -72,17 +73,7 @@ static fedrec_status unknown_flag(const char *f, fedrec_error *err) {
 
 static fedrec_status num(const char *flag, const char *v, double lo, double hi, int integer,
                          double *out, fedrec_error *err) {
-  char *end;
-  if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "%s needs a value", flag);
-  errno = 0;
-  double x = strtod(v, &end);
-  if (end == v || *end || errno || !isfinite(x))
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: '%s' is not a number", flag, v);
-  if (x < lo || x > hi || (integer && x != floor(x)))
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: %s is out of range [%g, %g]%s", flag, v, lo,
-                            hi, integer ? " (integer)" : "");
-  *out = x;
-  return FEDREC_OK;
+  return fedrec_parse_number(flag, v, lo, hi, integer, out, err);
 }
 
 fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedrec_error *err) {

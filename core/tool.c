@@ -1,0 +1,107 @@
+/* Shared by the command-line tools: number validation, JSON strings, a monotonic clock. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fedrec/internal/tool.h"
+
+const char *fedrec_format_bound(char *out, size_t cap, double v) {
+  if (v == floor(v) && fabs(v) < 1e15) snprintf(out, cap, "%.0f", v);
+  else snprintf(out, cap, "%.6g", v);
+  return out;
+}
+
+fedrec_status fedrec_parse_number(const char *flag, const char *v, double lo, double hi, int whole, double *out,
+                                  fedrec_error *err) {
+  if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "%s needs a value", flag);
+  char *end;
+  errno = 0;
+  double x = strtod(v, &end);
+  if (end == v || *end || errno || !isfinite(x) || x < lo || x > hi || (whole && x != floor(x))) {
+    char a[32], b[32];
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: '%.200s' is not a%s number in [%s, %s]", flag, v,
+                            whole ? " whole" : "", fedrec_format_bound(a, sizeof a, lo),
+                            fedrec_format_bound(b, sizeof b, hi));
+  }
+  *out = x;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_parse_u64(const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out,
+                               fedrec_error *err) {
+  if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "%s needs a value", flag);
+  char *end;
+  errno = 0;
+  /* strtoull takes "-1" (as 2^64 - 1) and leading spaces: digits only */
+  unsigned long long x = v[0] >= '0' && v[0] <= '9' ? strtoull(v, &end, 10) : 0;
+  if (!(v[0] >= '0' && v[0] <= '9') || *end || errno || x < lo || x > hi)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: '%.200s' is not a whole number in [%llu, %llu]", flag, v,
+                            (unsigned long long)lo, (unsigned long long)hi);
+  *out = x;
+  return FEDREC_OK;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s) {
+  size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+  if (n == 2 && s[0] < 0xc2) return 0; /* overlong */
+  for (size_t i = 1; i < n; i++)
+    if ((s[i] & 0xc0) != 0x80) return 0;
+  return n;
+}
+
+char *fedrec_json_escape(char *out, size_t cap, const char *s) {
+  size_t o = 0;
+  if (!cap) return out;
+  for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+    char tmp[8];
+    size_t n = 0, take = 1;
+    if (*p == '"' || *p == '\\') tmp[n++] = '\\', tmp[n++] = (char)*p;
+    else if (*p == '\n') tmp[n++] = '\\', tmp[n++] = 'n';
+    else if (*p == '\t') tmp[n++] = '\\', tmp[n++] = 't';
+    else if (*p == '\r') tmp[n++] = '\\', tmp[n++] = 'r';
+    else if (*p < 0x20 || *p == 0x7f || (*p >= 0x80 && !utf8_len(p))) n = (size_t)snprintf(tmp, sizeof tmp, "\\u%04x", *p);
+    else {
+      take = utf8_len(p);
+      memcpy(tmp, p, take);
+      n = take;
+    }
+    if (o + n + 1 > cap) break;
+    memcpy(out + o, tmp, n);
+    o += n;
+    p += take;
+  }
+  out[o] = 0;
+  return out;
+}
+
+void fedrec_json_string(FILE *f, const char *s) {
+  if (!s) {
+    fputs("null", f);
+    return;
+  }
+  size_t cap = strlen(s) * 6 + 1;
+  char small[1024], *buf = cap <= sizeof small ? small : malloc(cap);
+  if (!buf) { /* out of memory: printable ASCII only */
+    fputc('"', f);
+    for (const char *p = s; *p; p++) fputc(*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\' ? *p : '?', f);
+    fputc('"', f);
+    return;
+  }
+  fprintf(f, "\"%s\"", fedrec_json_escape(buf, cap, s));
+  if (buf != small) free(buf);
+}
+
+uint64_t fedrec_clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+double fedrec_clock_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
