@@ -113,7 +113,7 @@ int main(void) {
   fedrec_identity id;
   fedrec_ledger *l;
   if (fedrec_identity_from_seed(&id, seed) || fedrec_ledger_create(&l, path, 1e-6, 1e9, NULL, &id, &err)) return 1;
-  fedrec_release rel = {.mechanism = "gaussian", .q = 0.001, .z = 1.0, .survivors = 1000};
+  fedrec_release rel = {.mechanism = FEDREC_MECH_GAUSSIAN, .q = 0.001, .z = 1.0, .survivors = 1000};
   t = bench_now();
   for (int i = 0; i < 200; i++) {
     rel.round = (uint64_t)i + 1;

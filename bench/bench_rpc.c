@@ -64,12 +64,12 @@ static grpc_status_code call(bench *b, uint32_t i, int m, const ProtobufCMessage
                              const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp) {
   char details[512];
   size_t n = protobuf_c_message_get_packed_size(req);
-  grpc_status_code st = fedrec_rpc_call(b->ch[i % CHANNELS], FEDREC_RPC_METHODS[m], NULL, b->vc[i].token, req, rd, 120000,
+  grpc_status_code st = fedrec_rpc_call(b->ch[i % CHANNELS], fedrec_rpc_path(m), NULL, b->vc[i].token, req, rd, 120000,
                                         resp, details, sizeof details);
   b->vc[i].bytes_out += n;
   if (st == GRPC_STATUS_OK && *resp) b->vc[i].bytes_in += protobuf_c_message_get_packed_size(*resp);
   if (st != GRPC_STATUS_OK) {
-    fprintf(stderr, "bench_rpc: client %u, %s: %s %s\n", i, FEDREC_RPC_METHODS[m], fedrec_rpc_code_name(st), details);
+    fprintf(stderr, "bench_rpc: client %u, %s: %s %s\n", i, fedrec_rpc_path(m), fedrec_rpc_code_name(st), details);
     b->vc[i].failed = 1;
   }
   return st;
@@ -143,7 +143,7 @@ static void step(bench *b, uint32_t i) {
       return;
     }
     Fedrec__V1__AdvertiseKeysRequest sq = FEDREC__V1__ADVERTISE_KEYS_REQUEST__INIT;
-    sq.base.descriptor = FEDREC_RPC_REQUESTS[SUBMIT[b->phase]]; /* the four submissions share one layout */
+    sq.base.descriptor = fedrec_rpc_request(SUBMIT[b->phase]); /* the four submissions share one layout */
     sq.round = b->round;
     sq.message.data = msg;
     sq.message.len = len;

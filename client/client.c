@@ -275,14 +275,14 @@ static fedrec_status connect_channel(fedrec_client *c, fedrec_error *err) {
   grpc_channel_args ca = {3, args};
   c->ch = grpc_channel_create(c->target, creds, &ca);
   grpc_channel_credentials_release(creds);
-  for (int m = 0; m < FEDREC_RPC_NMETHODS; m++) c->handles[m] = grpc_channel_register_call(c->ch, FEDREC_RPC_METHODS[m], NULL, NULL);
+  for (int m = 0; m < FEDREC_RPC_NMETHODS; m++) c->handles[m] = grpc_channel_register_call(c->ch, fedrec_rpc_path(m), NULL, NULL);
   return FEDREC_OK;
 }
 
 /* One blocking unary call with this client's token. */
 static grpc_status_code rpc(fedrec_client *c, int m, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
                             ProtobufCMessage **resp, char *details, size_t cap) {
-  return fedrec_rpc_call(c->ch, FEDREC_RPC_METHODS[m], c->handles[m], c->token, req, rd, c->call_ms, resp, details, cap);
+  return fedrec_rpc_call(c->ch, fedrec_rpc_path(m), c->handles[m], c->token, req, rd, c->call_ms, resp, details, cap);
 }
 
 #define code_name fedrec_rpc_code_name

@@ -395,12 +395,12 @@ static fedrec_release release_of(const fedrec_engine_config *c, const fedrec_ddp
   fedrec_release r = {.round = round, .q = c->sampling_rate > 0 ? c->sampling_rate : 1.0,
                       .d2 = d2, .d1 = d1, .survivors = survivors, .colluders = col};
   if (c->central) { /* Gaussian noise z c on the sum, whose sensitivity is gamma times the rounded bound */
-    r = (fedrec_release){.mechanism = "gaussian", .round = round, .q = r.q, .z = central_z(c, p), .survivors = survivors};
+    r = (fedrec_release){.mechanism = FEDREC_MECH_GAUSSIAN, .round = round, .q = r.q, .z = central_z(c, p), .survivors = survivors};
   } else if (p->noise == FEDREC_NOISE_SKELLAM) {
-    r.mechanism = "skellam";
+    r.mechanism = FEDREC_MECH_SKELLAM;
     r.var = (survivors - col) * s2;
   } else {
-    r.mechanism = "dgauss";
+    r.mechanism = FEDREC_MECH_DGAUSS;
     r.sigma = sqrt(s2);
     r.dim = fedrec_ddp_padded(p->dim);
   }
@@ -456,7 +456,7 @@ fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config
   fedrec_orders_default(&o);
   if (c->central && c->noise_multiplier > 0) {
     fedrec_release r = release_of(c, &p, 1, c->min_survivors, n);
-    *eps = fedrec_epsilon_gaussian(r.q, r.z, rounds, delta, &o, NULL);
+    *eps = fedrec_release_epsilon(&r, (double)rounds, delta, &o, NULL);
     return FEDREC_OK;
   }
   if (p.noise == FEDREC_NOISE_NONE) {
@@ -464,8 +464,7 @@ fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config
     return FEDREC_OK;
   }
   fedrec_release r = release_of(c, &p, 1, c->min_survivors, n);
-  *eps = r.var > 0 ? fedrec_epsilon_skellam(r.q, r.d2, r.d1, r.var, rounds, delta, &o, NULL)
-                   : fedrec_epsilon_ddgauss(r.q, r.d2, r.d1, r.sigma, r.survivors - r.colluders, r.dim, rounds, delta, &o, NULL);
+  *eps = fedrec_release_epsilon(&r, (double)rounds, delta, &o, NULL);
   return FEDREC_OK;
 }
 
@@ -793,19 +792,8 @@ fedrec_status fedrec_engine_fetch(fedrec_engine *e, uint64_t client, uint64_t ro
 
 static void optimise(fedrec_engine *e) {
   const fedrec_engine_config *c = &e->c;
-  double t = (double)e->rounds_done + 1;
-  for (int64_t i = 0; i < e->dim; i++) {
-    double g = e->avg[i];
-    if (c->optimizer == FEDREC_OPT_FEDADAM) {
-      e->m1[i] = (float)(c->beta1 * e->m1[i] + (1 - c->beta1) * g);
-      e->m2[i] = (float)(c->beta2 * e->m2[i] + (1 - c->beta2) * g * g);
-      double mh = e->m1[i] / (1 - pow(c->beta1, t)), vh = e->m2[i] / (1 - pow(c->beta2, t));
-      e->x[i] -= (float)(c->server_lr * mh / (sqrt(vh) + c->adam_eps));
-    } else {
-      e->m1[i] = (float)(c->momentum * e->m1[i] + g);
-      e->x[i] -= (float)(c->server_lr * e->m1[i]);
-    }
-  }
+  fedrec_optimizer_params p = {c->server_lr, c->momentum, c->beta1, c->beta2, c->adam_eps};
+  fedrec_optimizer_step(c->optimizer, &p, e->rounds_done + 1, e->x, e->m1, e->m2, e->avg, e->dim);
   fedrec_model_set_params(&e->model, e->x);
 }
 

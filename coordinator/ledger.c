@@ -25,7 +25,6 @@ struct fedrec_ledger {
   double tree_z;
   int cached;         /* the last release's per-order RDP, reused while parameters repeat */
   fedrec_release cache_key;
-  char cache_mech[16];
   double cache_rdp[FEDREC_MAX_ORDERS];
 };
 
@@ -51,13 +50,14 @@ static void genesis(uint8_t out[32], int format, double delta, double budget, co
   fedrec_hash2(out, text, (size_t)n, NULL, 0);
 }
 
+/* mech: the mechanism's name as recorded (a reader hashes the stored text, known or not). */
 static void entry_hash(uint8_t out[32], int format, const uint8_t prev[32], uint64_t seq, const fedrec_release *r,
-                       double eps) {
+                       const char *mech, double eps) {
   char text[640];
   int n = snprintf(text, sizeof text,
                    "seq=%llu;round=%llu;mech=%s;q=%.17g;z=%.17g;d2=%.17g;d1=%.17g;var=%.17g;surv=%u;"
                    "sigma=%.17g;dim=%llu;leaf=%llu;eps=%.17g",
-                   (unsigned long long)seq, (unsigned long long)r->round, r->mechanism, r->q, r->z,
+                   (unsigned long long)seq, (unsigned long long)r->round, mech, r->q, r->z,
                    r->d2, r->d1, r->var, r->survivors, r->sigma, (unsigned long long)r->dim,
                    (unsigned long long)r->leaf, eps);
   if (format >= 3) n += snprintf(text + n, sizeof text - (size_t)n, ";coll=%u", r->colluders);
@@ -72,7 +72,7 @@ static void head_hash(uint8_t out[32], uint64_t seq, const uint8_t hash[32]) {
 }
 
 static int same_release(const fedrec_release *a, const fedrec_release *b) {
-  return !strcmp(a->mechanism, b->mechanism) && a->q == b->q && a->z == b->z && a->d2 == b->d2 &&
+  return a->mechanism == b->mechanism && a->q == b->q && a->z == b->z && a->d2 == b->d2 &&
          a->d1 == b->d1 && a->var == b->var && a->survivors == b->survivors && a->sigma == b->sigma &&
          a->dim == b->dim && a->colluders == b->colluders;
 }
@@ -82,21 +82,9 @@ static int same_release(const fedrec_release *a, const fedrec_release *b) {
 static fedrec_status release_rdp(fedrec_ledger *l, double *r, const fedrec_release *x,
                                  fedrec_error *err) {
   const fedrec_orders *o = &l->orders;
-  const char *m = x->mechanism;
-  int gauss = !strcmp(m, "gaussian"), sk = !strcmp(m, "skellam"), dg = !strcmp(m, "dgauss"),
-      tree = !strcmp(m, "tree");
-  if (!gauss && !sk && !dg && !tree) return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown mechanism '%s'", m);
-  if (!(x->q > 0 && x->q <= 1)) return fedrec_error_set(err, FEDREC_ERR_ARG, "sampling rate %g not in (0, 1]", x->q);
-  if ((gauss || tree) && !(x->z > 0)) return fedrec_error_set(err, FEDREC_ERR_ARG, "noise multiplier %g not > 0", x->z);
-  if ((sk || dg) && !(x->d2 > 0 && x->d1 > 0))
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "%s needs sensitivities d2, d1 > 0", m);
-  if (sk && !(x->var > 0)) return fedrec_error_set(err, FEDREC_ERR_ARG, "skellam needs var > 0");
-  if (dg && !(x->sigma > 0 && x->dim > 0 && x->survivors > x->colluders))
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "dgauss needs sigma > 0, dim >= 1, survivors > colluders");
-  if (x->colluders > x->survivors)
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "%u colluders among %u survivors", x->colluders, x->survivors);
-  if (tree) {
-    if (x->q != 1) return fedrec_error_set(err, FEDREC_ERR_ARG, "tree aggregation assumes no sampling (q = 1), got q = %g", x->q);
+  fedrec_status s = fedrec_release_check(x, err);
+  if (s) return s;
+  if (x->mechanism == FEDREC_MECH_TREE) {
     if (x->leaf != 1 && (x->leaf != l->tree_leaf + 1 || l->tree_leaf == 0))
       return fedrec_error_set(err, FEDREC_ERR_ARG, "tree leaf %llu does not follow the previous tree entry's leaf %llu (nor start a tree at 1)",
                               (unsigned long long)x->leaf, (unsigned long long)l->tree_leaf);
@@ -105,32 +93,23 @@ static fedrec_status release_rdp(fedrec_ledger *l, double *r, const fedrec_relea
                               (unsigned long long)x->leaf, x->z, l->tree_z);
     /* a tree of k leaves costs floor(log2 k) + 1 Gaussian releases: one more at each power of 2 */
     int grows = (x->leaf & (x->leaf - 1)) == 0;
-    for (size_t k = 0; k < o->n; k++) r[k] = grows ? o->a[k] / (2 * x->z * x->z) : 0;
+    for (size_t k = 0; k < o->n; k++) r[k] = grows ? fedrec_release_rdp(x, o->a[k], 1) : 0;
     return FEDREC_OK;
   }
   if (l->cached && same_release(&l->cache_key, x)) {
     memcpy(r, l->cache_rdp, o->n * sizeof *r);
     return FEDREC_OK;
   }
-  for (size_t k = 0; k < o->n; k++) {
-    double v = gauss ? fedrec_rdp_subsampled_gaussian(x->q, x->z, o->a[k])
-             : sk    ? fedrec_rdp_skellam_subsampled(x->q, o->a[k], x->d2, x->d1, x->var)
-                     : fedrec_rdp_ddgauss_subsampled(x->q, o->a[k], x->d2, x->d1, x->sigma, x->survivors - x->colluders, x->dim);
-    r[k] = isnan(v) ? INFINITY : v; /* orders a mechanism does not cover */
-  }
-  if (strlen(m) < sizeof l->cache_mech) {
-    strcpy(l->cache_mech, m);
-    l->cache_key = *x;
-    l->cache_key.mechanism = l->cache_mech;
-    memcpy(l->cache_rdp, r, o->n * sizeof *r);
-    l->cached = 1;
-  }
+  for (size_t k = 0; k < o->n; k++) r[k] = fedrec_release_rdp(x, o->a[k], 1);
+  l->cache_key = *x;
+  memcpy(l->cache_rdp, r, o->n * sizeof *r);
+  l->cached = 1;
   return FEDREC_OK;
 }
 
 /* Records what a tree entry changes in the ledger's state once it is accepted. */
 static void release_done(fedrec_ledger *l, const fedrec_release *x) {
-  if (!strcmp(x->mechanism, "tree")) {
+  if (x->mechanism == FEDREC_MECH_TREE) {
     l->tree_leaf = x->leaf;
     l->tree_z = x->z;
   }
@@ -267,7 +246,7 @@ static fedrec_status write_entry(fedrec_ledger *l, const fedrec_release *r, doub
   if (rc == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, (sqlite3_int64)(l->seq + 1));
     sqlite3_bind_int64(st, 2, (sqlite3_int64)r->round);
-    sqlite3_bind_text(st, 3, r->mechanism, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, fedrec_mechanism_name(r->mechanism), -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 4, r->q);
     sqlite3_bind_double(st, 5, r->z);
     sqlite3_bind_double(st, 6, r->d2);
@@ -310,7 +289,7 @@ fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, do
   if (s) return s;
   release_rdp(l, one, r, err);
   uint8_t hash[32], sig[64], hh[32], hsig[64];
-  entry_hash(hash, l->format, l->last, l->seq + 1, r, eps);
+  entry_hash(hash, l->format, l->last, l->seq + 1, r, fedrec_mechanism_name(r->mechanism), eps);
   fedrec_sign(sig, hash, 32, l->id);
   head_hash(hh, l->seq + 1, hash);
   fedrec_sign(hsig, hh, 32, l->id);
@@ -341,14 +320,14 @@ static const char *exact(char *buf, double v) {
 static void recompute_command(char *out, size_t cap, const fedrec_release *r, double delta) {
   char a[32], b[32], c[32], q[32], d[32];
   exact(q, r->q), exact(d, delta);
-  if (!strcmp(r->mechanism, "skellam"))
+  if (r->mechanism == FEDREC_MECH_SKELLAM)
     snprintf(out, cap, "fedrec-audit epsilon --mechanism skellam --l2-sensitivity %s --l1-sensitivity %s "
              "--variance %s --sampling-rate %s --steps 1 --delta %s", exact(a, r->d2), exact(b, r->d1), exact(c, r->var), q, d);
-  else if (!strcmp(r->mechanism, "dgauss"))
+  else if (r->mechanism == FEDREC_MECH_DGAUSS)
     snprintf(out, cap, "fedrec-audit epsilon --mechanism dgauss --l2-sensitivity %s --l1-sensitivity %s "
              "--local-sigma %s --clients %u --dim %llu --sampling-rate %s --steps 1 --delta %s", exact(a, r->d2), exact(b, r->d1),
              exact(c, r->sigma), r->survivors - r->colluders, (unsigned long long)r->dim, q, d);
-  else if (!strcmp(r->mechanism, "tree"))
+  else if (r->mechanism == FEDREC_MECH_TREE)
     snprintf(out, cap, "fedrec-audit epsilon --mechanism tree --noise-multiplier %s --steps %llu --delta %s "
              "(the tree up to this leaf)", exact(a, r->z), (unsigned long long)r->leaf, d);
   else
@@ -383,7 +362,8 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
   if (rc != SQLITE_OK) return sql(err, l->db, rc, "reading entries");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW && !s) {
     uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
-    fedrec_release r = {.mechanism = (const char *)sqlite3_column_text(st, 2),
+    const char *mech = (const char *)sqlite3_column_text(st, 2);
+    fedrec_release r = {.mechanism = FEDREC_MECHANISMS, /* unknown until parsed below */
                         .round = (uint64_t)sqlite3_column_int64(st, 1),
                         .q = sqlite3_column_double(st, 3), .z = sqlite3_column_double(st, 4),
                         .d2 = sqlite3_column_double(st, 5), .d1 = sqlite3_column_double(st, 6),
@@ -399,14 +379,16 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
     double one[FEDREC_MAX_ORDERS];
     fedrec_error why = {0};
     if (seq != l->seq + 1) s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: expected sequence number %llu (an entry was removed or reordered)", (unsigned long long)seq, (unsigned long long)l->seq + 1);
-    else if (!r.mechanism || !counts_ok || sqlite3_column_bytes(st, 10) != 32 || sqlite3_column_bytes(st, 11) != 32 || sqlite3_column_bytes(st, 12) != 64)
+    else if (!mech || !counts_ok || sqlite3_column_bytes(st, 10) != 32 || sqlite3_column_bytes(st, 11) != 32 || sqlite3_column_bytes(st, 12) != 64)
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: malformed", (unsigned long long)seq);
     else if (memcmp(prev, l->last, 32))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: does not chain to the previous entry", (unsigned long long)seq);
-    else if (entry_hash(h, l->format, l->last, seq, &r, eps), memcmp(h, hash, 32))
+    else if (entry_hash(h, l->format, l->last, seq, &r, mech, eps), memcmp(h, hash, 32))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: contents do not match its hash (edited)", (unsigned long long)seq);
     else if (!fedrec_verify(sig, hash, 32, pk))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: bad signature", (unsigned long long)seq);
+    else if (fedrec_mechanism_parse(mech, &r.mechanism))
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: invalid parameters: unknown mechanism '%.40s'", (unsigned long long)seq, mech);
     else if (release_rdp(l, one, &r, &why))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: invalid parameters: %s", (unsigned long long)seq, why.msg);
     if (s) break;
@@ -427,11 +409,11 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
                 "\"noise_multiplier\": %.17g, \"l2_sensitivity\": %.17g, \"l1_sensitivity\": %.17g, \"variance\": %.17g, "
                 "\"local_sigma\": %.17g, \"dim\": %llu, \"leaf\": %llu, \"survivors\": %u, \"colluders\": %u, "
                 "\"epsilon\": %.10g, \"order\": %g, \"recompute\": \"%s\"}\n",
-                (unsigned long long)seq, (unsigned long long)r.round, r.mechanism, r.q, r.z, r.d2, r.d1, r.var, r.sigma,
+                (unsigned long long)seq, (unsigned long long)r.round, mech, r.q, r.z, r.d2, r.d1, r.var, r.sigma,
                 (unsigned long long)r.dim, (unsigned long long)r.leaf, r.survivors, r.colluders, mine, best, cmd);
       else
         fprintf(out, "%6llu %8llu %-9s %-8.4g %9u %9u  %.6f (order %g)\n         %s\n", (unsigned long long)seq,
-                (unsigned long long)r.round, r.mechanism, r.q, r.survivors, r.colluders, mine, best, cmd);
+                (unsigned long long)r.round, mech, r.q, r.survivors, r.colluders, mine, best, cmd);
     }
     l->seq = seq;
     l->epsilon = mine;

@@ -303,3 +303,19 @@ fedrec_status fedrec_ddp_choose_bits(uint32_t *bits, double *gamma, double clip,
                           "choose bits: even 32 bits leave rounding error above %g of the noise, or the sensitivity inflated by more than %g, for %u clients, d = %u",
                           rounding_ratio, max_inflation, n, dim);
 }
+
+static const char *const NOISE_NAMES[] = {[FEDREC_NOISE_NONE] = "none", [FEDREC_NOISE_DGAUSS] = "dgauss",
+                                          [FEDREC_NOISE_SKELLAM] = "skellam"};
+
+const char *fedrec_noise_name(int noise) {
+  return noise >= 0 && noise < (int)(sizeof NOISE_NAMES / sizeof *NOISE_NAMES) ? NOISE_NAMES[noise] : "unknown";
+}
+
+fedrec_status fedrec_noise_parse(const char *name, int *out) {
+  for (int i = 0; name && i < (int)(sizeof NOISE_NAMES / sizeof *NOISE_NAMES); i++)
+    if (!strcmp(name, NOISE_NAMES[i])) {
+      *out = i;
+      return FEDREC_OK;
+    }
+  return FEDREC_ERR_ARG;
+}

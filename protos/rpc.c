@@ -2,30 +2,57 @@
 #include "rpc.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char *const FEDREC_RPC_METHODS[] = {
-    "/fedrec.v1.CoordinatorService/CheckIn",
-    "/fedrec.v1.CoordinatorService/GetModel",
-    "/fedrec.v1.CoordinatorService/GetRoundInfo",
-    "/fedrec.v1.CoordinatorService/GetPhaseInput",
-    "/fedrec.v1.CoordinatorService/AdvertiseKeys",
-    "/fedrec.v1.CoordinatorService/ShareKeys",
-    "/fedrec.v1.CoordinatorService/SubmitMaskedInput",
-    "/fedrec.v1.CoordinatorService/Unmask",
-    "/grpc.health.v1.Health/Check",
-    "/grpc.health.v1.Health/Watch",
-};
-const int FEDREC_RPC_NMETHODS = (int)(sizeof FEDREC_RPC_METHODS / sizeof *FEDREC_RPC_METHODS);
+typedef struct rpc_method {
+  const ProtobufCServiceDescriptor *service;
+  const char *name;
+} rpc_method;
 
-const ProtobufCMessageDescriptor *const FEDREC_RPC_REQUESTS[] = {
-    &fedrec__v1__check_in_request__descriptor,       &fedrec__v1__get_model_request__descriptor,
-    &fedrec__v1__get_round_info_request__descriptor, &fedrec__v1__get_phase_input_request__descriptor,
-    &fedrec__v1__advertise_keys_request__descriptor, &fedrec__v1__share_keys_request__descriptor,
-    &fedrec__v1__submit_masked_input_request__descriptor, &fedrec__v1__unmask_request__descriptor,
-    &grpc__health__v1__health_check_request__descriptor, &grpc__health__v1__health_check_request__descriptor};
+static const rpc_method METHODS[] = {
+#define FEDREC_RPC_ROW(NAME, name, service, method) [FEDREC_RPC_##NAME] = {&service, method},
+    FEDREC_RPC_MAP(FEDREC_RPC_ROW)
+#undef FEDREC_RPC_ROW
+};
+_Static_assert(sizeof METHODS / sizeof *METHODS == FEDREC_RPC_NMETHODS, "one row per method");
+
+static char paths[FEDREC_RPC_NMETHODS][96];
+static const ProtobufCMethodDescriptor *found[FEDREC_RPC_NMETHODS];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* Every method of the list from the generated descriptors; a name the .proto does not have
+ * is a programming error caught by the first call (test_rpc_methods checks every one). */
+static void resolve(void) {
+  for (int m = 0; m < FEDREC_RPC_NMETHODS; m++) {
+    found[m] = protobuf_c_service_descriptor_get_method_by_name(METHODS[m].service, METHODS[m].name);
+    if (!found[m]) {
+      fprintf(stderr, "fedrec: RPC %s is not in service %s\n", METHODS[m].name, METHODS[m].service->name);
+      abort();
+    }
+    snprintf(paths[m], sizeof paths[m], "/%s/%s", METHODS[m].service->name, found[m]->name);
+  }
+}
+
+const char *fedrec_rpc_path(int m) {
+  if (m < 0 || m >= FEDREC_RPC_NMETHODS) return NULL;
+  pthread_once(&once, resolve);
+  return paths[m];
+}
+
+const ProtobufCMessageDescriptor *fedrec_rpc_request(int m) {
+  if (m < 0 || m >= FEDREC_RPC_NMETHODS) return NULL;
+  pthread_once(&once, resolve);
+  return found[m]->input;
+}
+
+const ProtobufCMessageDescriptor *fedrec_rpc_response(int m) {
+  if (m < 0 || m >= FEDREC_RPC_NMETHODS) return NULL;
+  pthread_once(&once, resolve);
+  return found[m]->output;
+}
 
 grpc_byte_buffer *fedrec_rpc_pack(const ProtobufCMessage *m) {
   size_t n = protobuf_c_message_get_packed_size(m);
@@ -324,13 +351,13 @@ grpc_status_code fedrec_rpc_submit(grpc_channel *ch, int method, void *handle, c
                                    uint64_t round, const uint8_t *msg, size_t len, uint32_t timeout_ms,
                                    char *details, size_t cap) {
   Fedrec__V1__AdvertiseKeysRequest rq = FEDREC__V1__ADVERTISE_KEYS_REQUEST__INIT;
-  rq.base.descriptor = FEDREC_RPC_REQUESTS[method]; /* same fields, same numbers */
+  rq.base.descriptor = fedrec_rpc_request(method); /* same fields, same numbers */
   rq.round = round;
   rq.message.data = (uint8_t *)msg;
   rq.message.len = len;
   ProtobufCMessage *r = NULL;
-  grpc_status_code st = fedrec_rpc_call(ch, FEDREC_RPC_METHODS[method], handle, token, &rq.base,
-                                        &fedrec__v1__advertise_keys_response__descriptor, timeout_ms, &r, details, cap);
+  grpc_status_code st = fedrec_rpc_call(ch, fedrec_rpc_path(method), handle, token, &rq.base,
+                                        fedrec_rpc_response(method), timeout_ms, &r, details, cap);
   if (r) protobuf_c_message_free_unpacked(r, NULL);
   return st;
 }

@@ -27,15 +27,35 @@ ProtobufCMessage *fedrec_rpc_unpack_checked(const ProtobufCMessageDescriptor *d,
                                             const char **why);
 /* The same, not strict (responses: a newer coordinator may add fields). */
 ProtobufCMessage *fedrec_rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb);
-/* "/fedrec.v1.CoordinatorService/CheckIn" etc.: the method paths, indexed like the service
- * descriptor's methods. */
-extern const char *const FEDREC_RPC_METHODS[];
-extern const int FEDREC_RPC_NMETHODS;
-enum {
-  FEDREC_RPC_CHECK_IN, FEDREC_RPC_GET_MODEL, FEDREC_RPC_GET_ROUND_INFO, FEDREC_RPC_GET_PHASE_INPUT,
-  FEDREC_RPC_ADVERTISE_KEYS, FEDREC_RPC_SHARE_KEYS, FEDREC_RPC_SUBMIT_MASKED_INPUT, FEDREC_RPC_UNMASK,
-  FEDREC_RPC_HEALTH_CHECK, FEDREC_RPC_HEALTH_WATCH
-};
+/* The RPC methods, in one list from which the enum and the count are made:
+ * X(NAME, name, service descriptor, method name in the .proto). The method paths and the
+ * request and response types come from protoc-c's service descriptors (fedrec_rpc_path,
+ * fedrec_rpc_request, fedrec_rpc_response), and the coordinator's handler table is made
+ * from the same list (coordinator/handlers.c): a method added here without a handler does
+ * not compile. */
+#define FEDREC_RPC_MAP(X)                                                                        \
+  X(CHECK_IN, check_in, fedrec__v1__coordinator_service__descriptor, "CheckIn")                 \
+  X(GET_MODEL, get_model, fedrec__v1__coordinator_service__descriptor, "GetModel")              \
+  X(GET_ROUND_INFO, get_round_info, fedrec__v1__coordinator_service__descriptor, "GetRoundInfo") \
+  X(GET_PHASE_INPUT, get_phase_input, fedrec__v1__coordinator_service__descriptor, "GetPhaseInput") \
+  X(ADVERTISE_KEYS, advertise_keys, fedrec__v1__coordinator_service__descriptor, "AdvertiseKeys") \
+  X(SHARE_KEYS, share_keys, fedrec__v1__coordinator_service__descriptor, "ShareKeys")           \
+  X(SUBMIT_MASKED_INPUT, submit_masked_input, fedrec__v1__coordinator_service__descriptor, "SubmitMaskedInput") \
+  X(UNMASK, unmask, fedrec__v1__coordinator_service__descriptor, "Unmask")                      \
+  X(HEALTH_CHECK, health_check, grpc__health__v1__health__descriptor, "Check")                   \
+  X(HEALTH_WATCH, health_watch, grpc__health__v1__health__descriptor, "Watch")
+
+typedef enum fedrec_rpc_method {
+#define FEDREC_RPC_ENUM(NAME, name, service, method) FEDREC_RPC_##NAME,
+  FEDREC_RPC_MAP(FEDREC_RPC_ENUM)
+#undef FEDREC_RPC_ENUM
+  FEDREC_RPC_NMETHODS
+} fedrec_rpc_method;
+/* "/fedrec.v1.CoordinatorService/CheckIn" etc.; NULL for a value out of range. */
+const char *fedrec_rpc_path(int m);
+/* The method's request and response message types; NULL out of range. */
+const ProtobufCMessageDescriptor *fedrec_rpc_request(int m);
+const ProtobufCMessageDescriptor *fedrec_rpc_response(int m);
 /* The round info between the engine's struct and the wire. to_pb points the message's
  * sub-messages at the given storage (no allocation). from_pb checks every field a hostile
  * coordinator could get wrong before the client uses it. */
@@ -56,8 +76,6 @@ grpc_status_code fedrec_rpc_call_raw(grpc_channel *ch, const char *method, void 
 grpc_status_code fedrec_rpc_call(grpc_channel *ch, const char *method, void *handle, const char *token,
                                  const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
                                  uint32_t timeout_ms, ProtobufCMessage **resp, char *details, size_t cap);
-/* The request message of each FEDREC_RPC_* method (health: the health request). */
-extern const ProtobufCMessageDescriptor *const FEDREC_RPC_REQUESTS[];
 /* One of the four secure-aggregation submissions (AdvertiseKeys, ShareKeys,
  * SubmitMaskedInput, Unmask): they share one request layout, {round, message}, and an empty
  * response. */

@@ -57,6 +57,7 @@ static void usage(FILE *f) {
 
 typedef struct {
   const char *mechanism, *orders;
+  fedrec_mechanism mech;
   double z, q, delta, target, d2, d1, var, sigma, clients, dim, epoch_steps, max_part, min_sep;
   double steps;
   int json, have_z, have_steps, have_delta, have_target, have_d2, have_d1, have_var, have_sigma,
@@ -131,19 +132,19 @@ static const char *need(const args *a, int epsilon) {
   if (!a->have_steps) return "--steps";
   if (!a->have_delta) return "--delta";
   if (!epsilon && !a->have_target) return "--target-epsilon";
-  const char *m = a->mechanism;
-  if (!strcmp(m, "skellam") || !strcmp(m, "dgauss")) {
+  fedrec_mechanism m = a->mech;
+  if (m == FEDREC_MECH_SKELLAM || m == FEDREC_MECH_DGAUSS) {
     if (!a->have_d2) return "--l2-sensitivity";
     if (!a->have_d1) return "--l1-sensitivity";
   }
-  if (!strcmp(m, "skellam") && !a->have_var) return "--variance";
-  if (!strcmp(m, "dgauss")) {
+  if (m == FEDREC_MECH_SKELLAM && !a->have_var) return "--variance";
+  if (m == FEDREC_MECH_DGAUSS) {
     if (!a->have_sigma) return "--local-sigma";
     if (!a->have_clients) return "--clients";
     if (!a->have_dim) return "--dim";
   }
-  if ((!strcmp(m, "gaussian") || !strcmp(m, "tree")) && epsilon && !a->have_z) return "--noise-multiplier";
-  if (!strcmp(m, "tree") && a->have_part != a->have_sep) return a->have_part ? "--min-separation" : "--max-participation";
+  if ((m == FEDREC_MECH_GAUSSIAN || m == FEDREC_MECH_TREE) && epsilon && !a->have_z) return "--noise-multiplier";
+  if (m == FEDREC_MECH_TREE && a->have_part != a->have_sep) return a->have_part ? "--min-separation" : "--max-participation";
   return NULL;
 }
 
@@ -322,11 +323,11 @@ int main(int argc, char **argv) {
   args a;
   if (!parse(&a, argc, argv)) return 2;
   const char *m = a.mechanism;
-  int skellam = !strcmp(m, "skellam"), dgauss = !strcmp(m, "dgauss"), tree = !strcmp(m, "tree");
-  if (!skellam && !dgauss && !tree && strcmp(m, "gaussian")) {
-    fprintf(stderr, "fedrec-audit: --mechanism '%s' is not one of gaussian, skellam, dgauss, tree\n", m);
+  if (fedrec_mechanism_parse(m, &a.mech)) {
+    fprintf(stderr, "fedrec-audit: --mechanism '%s' is not one of %s\n", m, fedrec_mechanism_names());
     return 2;
   }
+  int skellam = a.mech == FEDREC_MECH_SKELLAM, dgauss = a.mech == FEDREC_MECH_DGAUSS, tree = a.mech == FEDREC_MECH_TREE;
   if (calibrate && (skellam || dgauss)) {
     fprintf(stderr, "fedrec-audit calibrate: --mechanism %s is not supported (gaussian, tree); "
                     "for %s, run epsilon over a range of noise levels\n", m, m);
@@ -375,12 +376,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "fedrec-audit calibrate: %s\n", err.msg);
     return 1;
   }
-  double eps;
-  if (skellam) eps = fedrec_epsilon_skellam(a.q, a.d2, a.d1, a.var, steps, a.delta, &o, &order);
-  else if (dgauss)
-    eps = fedrec_epsilon_ddgauss(a.q, a.d2, a.d1, a.sigma, (uint32_t)a.clients, (uint64_t)a.dim, steps, a.delta, &o, &order);
-  else if (tree) eps = fedrec_epsilon_tree(z, sens2, a.delta, &o, &order);
-  else eps = fedrec_epsilon_gaussian(a.q, z, steps, a.delta, &o, &order);
+  /* the release the ledger would record (dgauss: --clients honest survivors), composed steps
+   * times (a tree: sens2 Gaussian node releases) */
+  fedrec_release rel = {.mechanism = a.mech, .q = a.q, .z = z, .d2 = a.d2, .d1 = a.d1, .var = a.var, .sigma = a.sigma,
+                        .survivors = (uint32_t)a.clients, .dim = (uint64_t)a.dim};
+  double eps = fedrec_release_epsilon(&rel, tree ? sens2 : (double)steps, a.delta, &o, &order);
   if (!isfinite(eps)) {
     fprintf(stderr, "fedrec-audit: epsilon is infinite: no order of the grid gives a finite bound%s\n",
             dgauss || (skellam && a.q < 1) ? " (only integer orders count here)" : "");

@@ -251,7 +251,7 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
           noise_name(c), c->clip, c->target_epsilon > 0 ? 0 : c->noise_multiplier, c->target_epsilon, c->delta, c->budget);
   fprintf(f, " \"local_steps\": %u, \"client_lr\": %g,", c->local_steps ? c->local_steps : 1, c->client_lr > 0 ? c->client_lr : 1);
   fprintf(f, " \"optimizer\": \"%s\", \"server_lr\": %g, \"momentum\": %g, \"secagg\": \"%s\", \"noise_draws\": \"%s\",\n",
-          c->optimizer == FEDREC_OPT_FEDADAM ? "fedadam" : "fedavg", c->server_lr, c->momentum, c->plain ? "plain" : "full",
+          fedrec_optimizer_name(c->optimizer), c->server_lr, c->momentum, c->plain ? "plain" : "full",
           c->client_noise ? "clients" : "sum");
   fprintf(f, " \"exact_noise\": %s,", c->exact_noise ? "true" : "false");
   fprintf(f, " \"audit_canaries\": %u, \"audit_guesses\": %u,\n", c->audit_canaries, c->audit_guesses);

@@ -181,9 +181,8 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
       i++;
     } else if (FLAG("--optimizer")) {
       if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--optimizer needs a value");
-      if (!strcmp(v, "fedavg")) a->fed.optimizer = FEDREC_OPT_FEDAVG;
-      else if (!strcmp(v, "fedadam")) a->fed.optimizer = FEDREC_OPT_FEDADAM;
-      else return fedrec_error_set(err, FEDREC_ERR_ARG, "--optimizer: '%s' is not fedavg or fedadam", v);
+      if (fedrec_optimizer_parse(v, &a->fed.optimizer))
+        return fedrec_error_set(err, FEDREC_ERR_ARG, "--optimizer: '%s' is not one of %s", v, fedrec_optimizer_names());
       i++;
     }
     else if (FLAG("--print-train-users")) { if (!NUM(1, 1e9, 1)) a->print_train_users = (int32_t)x; }

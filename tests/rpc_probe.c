@@ -83,7 +83,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i <= 11; i++) token_for(argv[3], (uint64_t)i, tok[i]);
   uint8_t buf[4096];
   size_t n;
-  const char *CHECK_IN = FEDREC_RPC_METHODS[FEDREC_RPC_CHECK_IN];
+  const char *CHECK_IN = fedrec_rpc_path(FEDREC_RPC_CHECK_IN);
   if (argc == 6) { /* after `fedrec-coordinator revoke --id ID`: that id's fresh token is refused */
     char t[FEDREC_TOKEN_MAX];
     token_for(argv[3], strtoull(argv[5], NULL, 10), t);
@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
   /* health: no token needed */
   Grpc__Health__V1__HealthCheckRequest hq = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
   n = pack(&hq.base, buf);
-  grpc_byte_buffer *r = expect("health check", FEDREC_RPC_METHODS[FEDREC_RPC_HEALTH_CHECK], NULL, buf, n, GRPC_STATUS_OK);
+  grpc_byte_buffer *r = expect("health check", fedrec_rpc_path(FEDREC_RPC_HEALTH_CHECK), NULL, buf, n, GRPC_STATUS_OK);
   Grpc__Health__V1__HealthCheckResponse *hr =
       (Grpc__Health__V1__HealthCheckResponse *)fedrec_rpc_unpack(&grpc__health__v1__health_check_response__descriptor, r);
   if (!hr || hr->status != GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING) {
@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
   if (r) grpc_byte_buffer_destroy(r);
   hq.service = "no.such.Service";
   n = pack(&hq.base, buf);
-  check("health check of an unknown service", FEDREC_RPC_METHODS[FEDREC_RPC_HEALTH_CHECK], NULL, buf, n, GRPC_STATUS_NOT_FOUND);
+  check("health check of an unknown service", fedrec_rpc_path(FEDREC_RPC_HEALTH_CHECK), NULL, buf, n, GRPC_STATUS_NOT_FOUND);
 
   /* authentication */
   Fedrec__V1__CheckInRequest cq = FEDREC__V1__CHECK_IN_REQUEST__INIT;
@@ -138,10 +138,10 @@ int main(int argc, char **argv) {
   /* malformed messages and unknown methods */
   const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x08};
   check("malformed CheckInRequest", CHECK_IN, tok[1], junk, sizeof junk, GRPC_STATUS_INVALID_ARGUMENT);
-  check("malformed GetPhaseInputRequest", FEDREC_RPC_METHODS[FEDREC_RPC_GET_PHASE_INPUT], tok[1], junk, sizeof junk,
+  check("malformed GetPhaseInputRequest", fedrec_rpc_path(FEDREC_RPC_GET_PHASE_INPUT), tok[1], junk, sizeof junk,
          GRPC_STATUS_INVALID_ARGUMENT);
   check("unknown method", "/fedrec.v1.CoordinatorService/DropTables", tok[1], buf, 0, GRPC_STATUS_UNIMPLEMENTED);
-  check("health Watch (not implemented)", FEDREC_RPC_METHODS[FEDREC_RPC_HEALTH_WATCH], NULL, buf, 0, GRPC_STATUS_UNIMPLEMENTED);
+  check("health Watch (not implemented)", fedrec_rpc_path(FEDREC_RPC_HEALTH_WATCH), NULL, buf, 0, GRPC_STATUS_UNIMPLEMENTED);
 
   /* wrong round or phase, before any round */
   Fedrec__V1__AdvertiseKeysRequest aq = FEDREC__V1__ADVERTISE_KEYS_REQUEST__INIT;
@@ -149,28 +149,28 @@ int main(int argc, char **argv) {
   aq.message.data = (uint8_t *)junk;
   aq.message.len = sizeof junk;
   n = pack(&aq.base, buf);
-  check("advertise keys outside any round", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
+  check("advertise keys outside any round", fedrec_rpc_path(FEDREC_RPC_ADVERTISE_KEYS), tok[1], buf, n,
          GRPC_STATUS_FAILED_PRECONDITION);
   Fedrec__V1__GetRoundInfoRequest rq = FEDREC__V1__GET_ROUND_INFO_REQUEST__INIT;
   rq.round = 7;
   n = pack(&rq.base, buf);
-  check("round info for a round the client is not in", FEDREC_RPC_METHODS[FEDREC_RPC_GET_ROUND_INFO], tok[1], buf, n,
+  check("round info for a round the client is not in", fedrec_rpc_path(FEDREC_RPC_GET_ROUND_INFO), tok[1], buf, n,
          GRPC_STATUS_FAILED_PRECONDITION);
   Fedrec__V1__GetPhaseInputRequest pq = FEDREC__V1__GET_PHASE_INPUT_REQUEST__INIT;
   pq.round = 1;
   pq.phase = FEDREC__V1__PHASE__PHASE_UNSPECIFIED;
   n = pack(&pq.base, buf);
-  check("phase input of an unspecified phase", FEDREC_RPC_METHODS[FEDREC_RPC_GET_PHASE_INPUT], tok[1], buf, n,
+  check("phase input of an unspecified phase", fedrec_rpc_path(FEDREC_RPC_GET_PHASE_INPUT), tok[1], buf, n,
          GRPC_STATUS_INVALID_ARGUMENT);
   Fedrec__V1__GetModelRequest mq = FEDREC__V1__GET_MODEL_REQUEST__INIT;
   mq.version = 99;
   n = pack(&mq.base, buf);
-  check("a model version that is not served", FEDREC_RPC_METHODS[FEDREC_RPC_GET_MODEL], tok[1], buf, n,
+  check("a model version that is not served", fedrec_rpc_path(FEDREC_RPC_GET_MODEL), tok[1], buf, n,
          GRPC_STATUS_FAILED_PRECONDITION);
   mq.version = 1;
   mq.offset = 1ULL << 40;
   n = pack(&mq.base, buf);
-  check("a model offset beyond its end", FEDREC_RPC_METHODS[FEDREC_RPC_GET_MODEL], tok[1], buf, n, GRPC_STATUS_INVALID_ARGUMENT);
+  check("a model offset beyond its end", fedrec_rpc_path(FEDREC_RPC_GET_MODEL), tok[1], buf, n, GRPC_STATUS_INVALID_ARGUMENT);
 
   /* a message above the size cap (the coordinator runs with --max-message-mb 1) */
   size_t big = (size_t)2 << 20;
@@ -180,10 +180,10 @@ int main(int argc, char **argv) {
   size_t hn = protobuf_c_message_get_packed_size(&aq.base);
   uint8_t *hb = malloc(hn);
   pack(&aq.base, hb);
-  check("a 2 MiB message to a 1 MiB cap", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], hb, hn,
+  check("a 2 MiB message to a 1 MiB cap", fedrec_rpc_path(FEDREC_RPC_ADVERTISE_KEYS), tok[1], hb, hn,
          GRPC_STATUS_RESOURCE_EXHAUSTED);
   /* without a token the message is never read: the same call is refused for its token */
-  check("a 2 MiB message without a token", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], NULL, hb, hn,
+  check("a 2 MiB message without a token", fedrec_rpc_path(FEDREC_RPC_ADVERTISE_KEYS), NULL, hb, hn,
          GRPC_STATUS_UNAUTHENTICATED);
   free(hb), free(huge);
   /* each method's own cap: a check-in needs a few bytes, not 100 KiB */
@@ -192,7 +192,7 @@ int main(int argc, char **argv) {
   check("a 100 KiB CheckIn (cap 1 KiB)", CHECK_IN, tok[1], unk, 100 << 10, GRPC_STATUS_RESOURCE_EXHAUSTED);
   /* fields the method has no use for: refused, not kept (protobuf-c keeps unknown fields) */
   check("a CheckIn with an unknown field", CHECK_IN, tok[1], unk, 2, GRPC_STATUS_INVALID_ARGUMENT);
-  check("a 3 KiB AdvertiseKeys of unknown fields", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], unk, 3 << 10,
+  check("a 3 KiB AdvertiseKeys of unknown fields", fedrec_rpc_path(FEDREC_RPC_ADVERTISE_KEYS), tok[1], unk, 3 << 10,
          GRPC_STATUS_INVALID_ARGUMENT);
   free(unk);
 
@@ -206,7 +206,7 @@ int main(int argc, char **argv) {
   }
   rq.round = 1;
   n = pack(&rq.base, buf);
-  r = expect("round info", FEDREC_RPC_METHODS[FEDREC_RPC_GET_ROUND_INFO], tok[1], buf, n, GRPC_STATUS_OK);
+  r = expect("round info", fedrec_rpc_path(FEDREC_RPC_GET_ROUND_INFO), tok[1], buf, n, GRPC_STATUS_OK);
   Fedrec__V1__GetRoundInfoResponse *ri =
       (Fedrec__V1__GetRoundInfoResponse *)fedrec_rpc_unpack(&fedrec__v1__get_round_info_response__descriptor, r);
   if (r) grpc_byte_buffer_destroy(r);
@@ -221,10 +221,10 @@ int main(int argc, char **argv) {
   aq.message.data = (uint8_t *)junk;
   aq.message.len = sizeof junk;
   n = pack(&aq.base, buf);
-  check("malformed secure-aggregation keys", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[3], buf, n,
+  check("malformed secure-aggregation keys", fedrec_rpc_path(FEDREC_RPC_ADVERTISE_KEYS), tok[3], buf, n,
          GRPC_STATUS_INVALID_ARGUMENT);
   /* no honest client sends that: its sender is out of this round and of later selections */
-  check("anything more from the member that sent it", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[3], buf, n,
+  check("anything more from the member that sent it", fedrec_rpc_path(FEDREC_RPC_ADVERTISE_KEYS), tok[3], buf, n,
          GRPC_STATUS_FAILED_PRECONDITION);
   fedrec_secagg_client *sc = fedrec_secagg_client_new(&info.secagg, info.cohort_index, NULL, NULL, &err);
   fedrec_sa_keys k;
@@ -236,17 +236,17 @@ int main(int argc, char **argv) {
   aq.message.data = km;
   aq.message.len = fedrec_sa_encode_keys(km, sizeof km, &k);
   n = pack(&aq.base, buf);
-  check("keys sent with another member's token", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[2], buf, n,
+  check("keys sent with another member's token", fedrec_rpc_path(FEDREC_RPC_ADVERTISE_KEYS), tok[2], buf, n,
          GRPC_STATUS_INVALID_ARGUMENT);
-  check("keys from an outsider", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[11], buf, n, GRPC_STATUS_FAILED_PRECONDITION);
-  check("keys for the wrong phase (masked input)", FEDREC_RPC_METHODS[FEDREC_RPC_SUBMIT_MASKED_INPUT], tok[1], buf, n,
+  check("keys from an outsider", fedrec_rpc_path(FEDREC_RPC_ADVERTISE_KEYS), tok[11], buf, n, GRPC_STATUS_FAILED_PRECONDITION);
+  check("keys for the wrong phase (masked input)", fedrec_rpc_path(FEDREC_RPC_SUBMIT_MASKED_INPUT), tok[1], buf, n,
          GRPC_STATUS_FAILED_PRECONDITION);
-  check("keys", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n, GRPC_STATUS_OK);
-  check("the same keys again (a replay)", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n,
+  check("keys", fedrec_rpc_path(FEDREC_RPC_ADVERTISE_KEYS), tok[1], buf, n, GRPC_STATUS_OK);
+  check("the same keys again (a replay)", fedrec_rpc_path(FEDREC_RPC_ADVERTISE_KEYS), tok[1], buf, n,
          GRPC_STATUS_FAILED_PRECONDITION);
   aq.round = 2;
   n = pack(&aq.base, buf);
-  check("keys for the wrong round", FEDREC_RPC_METHODS[FEDREC_RPC_ADVERTISE_KEYS], tok[1], buf, n, GRPC_STATUS_FAILED_PRECONDITION);
+  check("keys for the wrong round", fedrec_rpc_path(FEDREC_RPC_ADVERTISE_KEYS), tok[1], buf, n, GRPC_STATUS_FAILED_PRECONDITION);
   fedrec_secagg_client_free(sc);
   grpc_channel_destroy(ch);
   grpc_shutdown();

@@ -1,7 +1,9 @@
 /* The RDP accountant against published values and the formulas' own identities. */
 #include <math.h>
+#include <string.h>
 
 #include "fedrec/accountant.h"
+#include "fedrec/mechanism.h"
 #include "test_util.h"
 
 static void grid_opacus(fedrec_orders *o) {
@@ -296,6 +298,44 @@ static void test_tree(void **state) {
   assert_true(isinf(fedrec_epsilon_tree(0, sens, 1e-6, &o, NULL)));
 }
 
+/* The mechanism list: names both ways, and fedrec_release_epsilon (what the engine, the
+ * ledger and fedrec-audit call) equal to each mechanism's own accountant function. */
+static void test_mechanism_table(void **state) {
+  (void)state;
+  for (int m = 0; m < FEDREC_MECHANISMS; m++) {
+    fedrec_mechanism back;
+    assert_int_equal(fedrec_mechanism_parse(fedrec_mechanism_name(m), &back), FEDREC_OK);
+    assert_int_equal(back, m);
+    assert_non_null(strstr(fedrec_mechanism_names(), fedrec_mechanism_name(m)));
+  }
+  fedrec_mechanism x;
+  assert_int_equal(fedrec_mechanism_parse("laplace", &x), FEDREC_ERR_ARG);
+  assert_string_equal(fedrec_mechanism_name(FEDREC_MECHANISMS), "unknown");
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  fedrec_release g = {.mechanism = FEDREC_MECH_GAUSSIAN, .q = 0.01, .z = 1.1, .survivors = 100};
+  assert_true(fedrec_release_epsilon(&g, 1000, 1e-5, &o, NULL) == fedrec_epsilon_gaussian(0.01, 1.1, 1000, 1e-5, &o, NULL));
+  fedrec_release sk = {.mechanism = FEDREC_MECH_SKELLAM, .q = 0.05, .d2 = 100, .d1 = 3000, .var = 1e6, .survivors = 100};
+  assert_true(fedrec_release_epsilon(&sk, 50, 1e-6, &o, NULL) == fedrec_epsilon_skellam(0.05, 100, 3000, 1e6, 50, 1e-6, &o, NULL));
+  fedrec_release dg = {.mechanism = FEDREC_MECH_DGAUSS, .q = 1, .d2 = 100, .d1 = 3000, .sigma = 40, .survivors = 50,
+                       .colluders = 5, .dim = 4096};
+  assert_true(fedrec_release_epsilon(&dg, 20, 1e-6, &o, NULL) ==
+              fedrec_epsilon_ddgauss(1, 100, 3000, 40, 45, 4096, 20, 1e-6, &o, NULL));
+  fedrec_release t = {.mechanism = FEDREC_MECH_TREE, .q = 1, .z = 3};
+  assert_true(fedrec_release_epsilon(&t, 11, 1e-6, &o, NULL) == fedrec_epsilon_tree(3, 11, 1e-6, &o, NULL));
+  /* the checks name what is wrong */
+  fedrec_error err;
+  t.q = 0.5;
+  assert_int_equal(fedrec_release_check(&t, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "assumes no sampling"));
+  sk.var = 0;
+  assert_int_equal(fedrec_release_check(&sk, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "var > 0"));
+  dg.colluders = 50;
+  assert_int_equal(fedrec_release_check(&dg, &err), FEDREC_ERR_ARG);
+  assert_int_equal(fedrec_release_check(&g, &err), FEDREC_OK);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_published_opacus), cmocka_unit_test(test_published_tfprivacy),
@@ -303,7 +343,7 @@ int main(void) {
       cmocka_unit_test(test_small_q), cmocka_unit_test(test_extreme_corners),          cmocka_unit_test(test_many_steps),
       cmocka_unit_test(test_delta_above_exact), cmocka_unit_test(test_calibrate),
       cmocka_unit_test(test_generic_subsampling), cmocka_unit_test(test_skellam),
-      cmocka_unit_test(test_ddgauss),          cmocka_unit_test(test_tree),
+      cmocka_unit_test(test_ddgauss),          cmocka_unit_test(test_tree), cmocka_unit_test(test_mechanism_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,8 +26,8 @@ static void make_ledger(const char *path, const fedrec_identity *id, int entries
   fedrec_error err = {0};
   assert_status(fedrec_ledger_create(&l, path, 1e-6, 50.0, NULL, id, &err), FEDREC_OK);
   for (int r = 0; r < entries; r++) {
-    fedrec_release g = {.mechanism = "gaussian", .round = (uint64_t)r + 1, .q = 0.01, .z = 1.1, .survivors = (uint32_t)(100 + r)};
-    fedrec_release s = {.mechanism = "skellam", .round = (uint64_t)r + 1, .q = 1.0, .d2 = 100, .d1 = 3000, .var = 1e8, .survivors = (uint32_t)(100 + r)};
+    fedrec_release g = {.mechanism = FEDREC_MECH_GAUSSIAN, .round = (uint64_t)r + 1, .q = 0.01, .z = 1.1, .survivors = (uint32_t)(100 + r)};
+    fedrec_release s = {.mechanism = FEDREC_MECH_SKELLAM, .round = (uint64_t)r + 1, .q = 1.0, .d2 = 100, .d1 = 3000, .var = 1e8, .survivors = (uint32_t)(100 + r)};
     assert_status(fedrec_ledger_append(l, r % 3 == 2 ? &s : &g, NULL, &err), FEDREC_OK);
   }
   fedrec_ledger_close(l);
@@ -75,7 +75,7 @@ static void test_append_and_verify(void **state) {
   fedrec_ledger *l;
   assert_status(fedrec_ledger_open(&l, path, &key_a, &err), FEDREC_OK);
   assert_near(fedrec_ledger_epsilon(l), s.epsilon, 1e-12);
-  fedrec_release g = {.mechanism = "gaussian", .round = 10, .q = 0.01, .z = 1.1, .survivors = 100};
+  fedrec_release g = {.mechanism = FEDREC_MECH_GAUSSIAN, .round = 10, .q = 0.01, .z = 1.1, .survivors = 100};
   assert_status(fedrec_ledger_append(l, &g, NULL, &err), FEDREC_OK);
   fedrec_ledger_close(l);
   assert_status(fedrec_ledger_verify(path, key_a.pk, &s, NULL, 0, &err), FEDREC_OK);
@@ -93,7 +93,7 @@ static void test_budget(void **state) {
   fedrec_ledger *l;
   fedrec_error err = {0};
   assert_status(fedrec_ledger_create(&l, path, 1e-5, 2.0, NULL, &key_a, &err), FEDREC_OK);
-  fedrec_release g = {.mechanism = "gaussian", .round = 1, .q = 1.0, .z = 5.0, .survivors = 50};
+  fedrec_release g = {.mechanism = FEDREC_MECH_GAUSSIAN, .round = 1, .q = 1.0, .z = 5.0, .survivors = 50};
   int appended = 0;
   double eps = 0;
   for (int r = 0; r < 100; r++) {
@@ -166,7 +166,7 @@ static void test_covers(void **state) {
   char cmd[700];
   snprintf(cmd, sizeof cmd, "cp %s %s", path, copy);
   assert_int_equal(system(cmd), 0);
-  fedrec_release g = {.mechanism = "gaussian", .round = 4, .q = 0.01, .z = 1.1, .survivors = 100};
+  fedrec_release g = {.mechanism = FEDREC_MECH_GAUSSIAN, .round = 4, .q = 0.01, .z = 1.1, .survivors = 100};
   assert_status(fedrec_ledger_append(l, &g, NULL, &err), FEDREC_OK);
   fedrec_ledger_head(l, &n1, h1);
   fedrec_ledger_close(l);
@@ -192,7 +192,7 @@ static void test_colluders(void **state) {
   fedrec_ledger *l;
   fedrec_error err = {0};
   assert_status(fedrec_ledger_create(&l, path, 1e-5, 1e6, NULL, &key_a, &err), FEDREC_OK);
-  fedrec_release d = {.mechanism = "dgauss", .round = 1, .q = 1, .d2 = 100, .d1 = 3000, .sigma = 40, .survivors = 50, .dim = 4096};
+  fedrec_release d = {.mechanism = FEDREC_MECH_DGAUSS, .round = 1, .q = 1, .d2 = 100, .d1 = 3000, .sigma = 40, .survivors = 50, .dim = 4096};
   double e0, e1;
   assert_status(fedrec_ledger_check(l, &d, &e0, &err), FEDREC_OK);
   d.colluders = 10;
@@ -241,14 +241,14 @@ static void test_dgauss_and_tree(void **state) {
   fedrec_ledger *l;
   fedrec_error err = {0};
   assert_status(fedrec_ledger_create(&l, path, 1e-6, 1000.0, NULL, &key_a, &err), FEDREC_OK);
-  fedrec_release d = {.mechanism = "dgauss", .q = 0.05, .d2 = 300, .d1 = 9000, .survivors = 90,
+  fedrec_release d = {.mechanism = FEDREC_MECH_DGAUSS, .q = 0.05, .d2 = 300, .d1 = 9000, .survivors = 90,
                       .sigma = 40, .dim = 100000};
   for (int r = 1; r <= 5; r++) {
     d.round = (uint64_t)r;
     assert_status(fedrec_ledger_append(l, &d, NULL, &err), FEDREC_OK);
   }
   /* two trees: 7 leaves then 5 leaves */
-  fedrec_release t = {.mechanism = "tree", .q = 1, .z = 6, .survivors = 100};
+  fedrec_release t = {.mechanism = FEDREC_MECH_TREE, .q = 1, .z = 6, .survivors = 100};
   for (int r = 0; r < 12; r++) {
     t.round = 6 + (uint64_t)r;
     t.leaf = r < 7 ? (uint64_t)r + 1 : (uint64_t)r - 6;

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "fedrec/optimizer.h"
 #include "test_util.h"
 
 typedef struct {
@@ -328,12 +329,36 @@ static void test_model_blob(void **state) {
   fedrec_model_free(&m);
 }
 
+/* The optimizer list: names both ways, and each step against its textbook formula. */
+static void test_optimizers(void **state) {
+  (void)state;
+  for (int k = 0; k < FEDREC_OPTIMIZERS; k++) {
+    int back;
+    assert_int_equal(fedrec_optimizer_parse(fedrec_optimizer_name(k), &back), FEDREC_OK);
+    assert_int_equal(back, k);
+    assert_non_null(strstr(fedrec_optimizer_names(), fedrec_optimizer_name(k)));
+  }
+  int o;
+  assert_int_equal(fedrec_optimizer_parse("sgd", &o), FEDREC_ERR_ARG);
+  fedrec_optimizer_params p = {.lr = 0.5, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-3};
+  float x[2] = {1, -1}, m1[2] = {0, 0}, m2[2] = {0, 0}, g[2] = {0.2f, -0.4f};
+  fedrec_optimizer_step(FEDREC_OPT_FEDAVG, &p, 1, x, m1, m2, g, 2);
+  fedrec_optimizer_step(FEDREC_OPT_FEDAVG, &p, 2, x, m1, m2, g, 2);
+  /* m = 0.2, then 0.9 * 0.2 + 0.2 = 0.38; x = 1 - 0.5 (0.2 + 0.38) */
+  assert_float_equal(x[0], 1 - 0.5 * (0.2 + 0.38), 1e-6);
+  assert_float_equal(m1[1], -0.76, 1e-6);
+  float y[1] = {0}, a1[1] = {0}, a2[1] = {0}, h[1] = {0.3f};
+  fedrec_optimizer_step(FEDREC_OPT_FEDADAM, &p, 1, y, a1, a2, h, 1);
+  /* first step: bias-corrected moments are g and g^2: x -= lr g / (|g| + eps) */
+  assert_float_equal(y[0], -0.5 * 0.3 / (0.3 + 1e-3), 1e-6);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gradient),     cmocka_unit_test(test_user_solve),
       cmocka_unit_test(test_ials_monotone), cmocka_unit_test(test_determinism),
       cmocka_unit_test(test_synth_shape),  cmocka_unit_test(test_ease),
-      cmocka_unit_test(test_model_blob),
+      cmocka_unit_test(test_model_blob), cmocka_unit_test(test_optimizers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,9 @@ extern "C" {
 /* Skellam: Poisson(s2/2) - Poisson(s2/2) per coordinate (exact, O(s2) per sample);
  * discrete Gaussian: N_Z(0, s2) (exact, O(1) expected). s2 = sigma2_num / sigma2_den. */
 enum { FEDREC_NOISE_NONE = 0, FEDREC_NOISE_DGAUSS = 1, FEDREC_NOISE_SKELLAM = 2 };
+/* "none", "dgauss", "skellam" ("unknown" out of range), and back (FEDREC_ERR_ARG: none such). */
+const char *fedrec_noise_name(int noise);
+fedrec_status fedrec_noise_parse(const char *name, int *out);
 
 typedef struct fedrec_ddp_params {
   uint32_t dim;            /* update length d */

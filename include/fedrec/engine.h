@@ -34,6 +34,7 @@
 #include "fedrec/ledger.h"
 #include "fedrec/model.h"
 #include "fedrec/noise.h"
+#include "fedrec/optimizer.h"
 #include "fedrec/round.h"
 #include "fedrec/secagg.h"
 
@@ -43,7 +44,6 @@ extern "C" {
 
 
 
-enum { FEDREC_OPT_FEDAVG = 0, FEDREC_OPT_FEDADAM = 1 };
 
 typedef struct fedrec_engine_config {
   /* cohorts */
@@ -81,7 +81,7 @@ typedef struct fedrec_engine_config {
   double rounding_ratio;    /* rounding error variance / noise variance, when choosing bits */
   double max_inflation;     /* sensitivity inflation by rounding allowed, when choosing bits (0.05) */
   /* server optimiser */
-  int optimizer;            /* FEDREC_OPT_FEDAVG or FEDREC_OPT_FEDADAM */
+  int optimizer;            /* fedrec_optimizer: FEDREC_OPT_FEDAVG, FEDREC_OPT_FEDADAM, ... */
   double server_lr, momentum, beta1, beta2, adam_eps;
   /* what clients use to solve and differentiate (sent with the round) */
   float alpha0, reg;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "fedrec/crypto.h"
+#include "fedrec/mechanism.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -17,27 +18,7 @@ extern "C" {
 
 typedef struct fedrec_ledger fedrec_ledger;
 
-/* One released aggregate; survivors: clients whose contribution is in the aggregate;
- * colluders: how many of them may collude with the server (or skip their noise), so that
- * their noise shares are not credited (format 3; 0 in older ledgers).
- *  - "gaussian": noise multiplier z, Poisson sampling rate q (central DP or any Gaussian sum);
- *  - "skellam": integer-domain L2/L1 sensitivities d2/d1, total variance var of the honest
- *    survivors' noise (survivors - colluders shares), sampling rate q;
- *  - "dgauss": distributed discrete Gaussian: d2, d1, each survivor's integer-domain sigma,
- *    the vector length dim, sampling rate q (survivors - colluders is the n of the accountant);
- *  - "tree": DP-FTRL tree aggregation with restarts: noise multiplier z on every tree node,
- *    leaf = this release's position in the current tree (1 starts a new tree; otherwise the
- *    previous tree entry's leaf + 1 with the same z); q must be 1 (no sampling assumption) and
- *    the coordinator must let a user contribute at most once per tree. */
-typedef struct fedrec_release {
-  const char *mechanism;
-  uint64_t round;
-  double q, z, d2, d1, var;
-  uint32_t survivors;
-  double sigma;
-  uint64_t dim, leaf;
-  uint32_t colluders;
-} fedrec_release;
+/* fedrec_release (one released aggregate) is in fedrec/mechanism.h. */
 
 /* Creates a new ledger (fails if path exists) for a fixed delta, epsilon budget and order
  * grid (NULL: the default grid), signed by id. */

@@ -1,0 +1,293 @@
+/* The coordinator's RPC handlers: one function per method of FEDREC_RPC_MAP (protos/rpc.h),
+ * in a table made from that list, so that a method without a handler does not compile; the
+ * token check and the deny list; the request size each method can need. Each handler runs
+ * with the engine locked and the request unpacked (strictly: unknown fields refused). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fedrec/internal/tool.h"
+#include "server.h"
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static int is_revoked(server *s, uint64_t client) {
+  pthread_mutex_lock(&s->revoke_mu);
+  int r = s->nrevoked && bsearch(&client, s->revoked, s->nrevoked, sizeof client, cmp_u64);
+  pthread_mutex_unlock(&s->revoke_mu);
+  return r;
+}
+
+/* Rereads the deny list (under s->mu, which guards the store). */
+void reload_revoked(server *s) {
+  uint64_t *ids;
+  size_t n;
+  fedrec_error err = {0};
+  if (coord_store_revoked(s->store, &ids, &n, &err)) {
+    logj("error", "revoked_unreadable", "\"reason\": \"%s\"", err.msg);
+    return;
+  }
+  pthread_mutex_lock(&s->revoke_mu);
+  free(s->revoked);
+  s->revoked = ids, s->nrevoked = n;
+  pthread_mutex_unlock(&s->revoke_mu);
+}
+
+/* The client id from "authorization: Bearer <token>": 1 when the token is genuine, unexpired
+ * and not revoked; else 0 and why in details. */
+int authenticate(server *s, call *c, uint64_t *client, char *details, size_t dcap) {
+  for (size_t i = 0; i < c->md.count; i++) {
+    if (grpc_slice_str_cmp(c->md.metadata[i].key, "authorization")) continue;
+    grpc_slice v = c->md.metadata[i].value;
+    const char *p = (const char *)GRPC_SLICE_START_PTR(v);
+    size_t n = GRPC_SLICE_LENGTH(v);
+    uint64_t expiry = 0;
+    fedrec_token_verdict t = n < 8 || memcmp(p, "Bearer ", 7)
+                                 ? FEDREC_TOKEN_INVALID
+                                 : fedrec_token_check(p + 7, n - 7, s->token_secret, (uint64_t)time(NULL), client, &expiry);
+    if (t == FEDREC_TOKEN_EXPIRED) snprintf(details, dcap, "token expired (ask the operator for a new one)");
+    else if (t == FEDREC_TOKEN_VALID && is_revoked(s, *client)) snprintf(details, dcap, "token revoked");
+    else if (t == FEDREC_TOKEN_VALID) return 1;
+    else snprintf(details, dcap, "missing or invalid token (authorization: Bearer <token>)");
+    return 0;
+  }
+  snprintf(details, dcap, "missing or invalid token (authorization: Bearer <token>)");
+  return 0;
+}
+
+static grpc_status_code status_of(fedrec_status st) {
+  switch (st) {
+  case FEDREC_OK: return GRPC_STATUS_OK;
+  case FEDREC_ERR_STATE: return GRPC_STATUS_FAILED_PRECONDITION;
+  case FEDREC_ERR_PARSE:
+  case FEDREC_ERR_ARG: return GRPC_STATUS_INVALID_ARGUMENT;
+  case FEDREC_ERR_NOMEM:
+  case FEDREC_ERR_LIMIT: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  default: return GRPC_STATUS_INTERNAL;
+  }
+}
+
+static void model_info(server *s, Fedrec__V1__ModelInfo *mi, fedrec_published *p) {
+  fedrec_engine_model(s->engine, p);
+  fedrec__v1__model_info__init(mi);
+  mi->version = p->version;
+  mi->size_bytes = p->len;
+  mi->blake2b_hash.data = p->hash;
+  mi->blake2b_hash.len = 32;
+  mi->signature.data = p->sig;
+  mi->signature.len = FEDREC_SIG_BYTES;
+  mi->ledger_entries = p->ledger_entries;
+  mi->ledger_head.data = p->ledger_head;
+  mi->ledger_head.len = 32;
+}
+
+/* Runs one call's handler: the response buffer (on OK), or a status and details. */
+/* The largest request each method can legitimately need: a few fields for queries, one key
+ * pair, a cohort's share boxes or reveals, one masked input of the model's padded length. */
+size_t method_cap(server *s, int m) {
+  size_t cohort = s->cfg.e.cohort;
+  switch (m) {
+  case FEDREC_RPC_ADVERTISE_KEYS: return 4096;
+  case FEDREC_RPC_SHARE_KEYS:
+  case FEDREC_RPC_UNMASK: return 4096 + cohort * (FEDREC_SA_BOX_BYTES + 64);
+  case FEDREC_RPC_SUBMIT_MASKED_INPUT: {
+    pthread_mutex_lock(&s->mu);
+    size_t d = fedrec_ddp_padded((uint32_t)fedrec_model_params(fedrec_engine_current_model(s->engine)));
+    pthread_mutex_unlock(&s->mu);
+    return 4096 + 4 * d;
+  }
+  default: return 1024; /* CheckIn, GetModel, GetRoundInfo, GetPhaseInput, Health */
+  }
+}
+
+typedef struct request {
+  server *s;
+  call *c;
+  ProtobufCMessage *rq; /* the unpacked request (NULL for the health check: unpacked there) */
+  uint64_t client, now;
+  fedrec_error err;
+} request;
+
+/* A handler runs with the engine locked; it sets c->resp, or returns a status with the reason
+ * in r->err. */
+typedef fedrec_status (*handler)(request *r);
+
+static fedrec_status handle_check_in(request *r) {
+  server *s = r->s;
+  Fedrec__V1__CheckInResponse resp = FEDREC__V1__CHECK_IN_RESPONSE__INIT;
+  Fedrec__V1__ModelInfo mi;
+  fedrec_published p;
+  int acc = 0;
+  uint64_t round = fedrec_engine_round(s->engine);
+  uint32_t retry = s->cfg.e.retry_ms;
+  fedrec_status st = FEDREC_OK;
+  if (!((Fedrec__V1__CheckInRequest *)r->rq)->model_only)
+    st = fedrec_engine_checkin(s->engine, r->client, r->now, &acc, &round, &retry, &r->err);
+  if (st) return st;
+  s->m.checkins++;
+  s->m.accepted += acc != 0;
+  model_info(s, &mi, &p);
+  resp.accepted = acc;
+  resp.round = round;
+  resp.retry_after_ms = acc ? 0 : retry;
+  resp.model = &mi;
+  resp.stopped_reason = (char *)fedrec_engine_stop_reason(s->engine);
+  r->c->resp = fedrec_rpc_pack(&resp.base);
+  return FEDREC_OK;
+}
+
+static fedrec_status handle_get_model(request *r) {
+  server *s = r->s;
+  Fedrec__V1__GetModelRequest *q = (Fedrec__V1__GetModelRequest *)r->rq;
+  Fedrec__V1__GetModelResponse resp = FEDREC__V1__GET_MODEL_RESPONSE__INIT;
+  Fedrec__V1__ModelInfo mi;
+  fedrec_published p;
+  model_info(s, &mi, &p);
+  if (q->version != p.version)
+    return fedrec_error_set(&r->err, FEDREC_ERR_STATE, "model version %llu is not served; the current one is %llu",
+                            (unsigned long long)q->version, (unsigned long long)p.version);
+  if (q->offset > p.len)
+    return fedrec_error_set(&r->err, FEDREC_ERR_ARG, "offset %llu beyond the model's %zu bytes", (unsigned long long)q->offset,
+                            p.len);
+  size_t chunk = (size_t)s->cfg.chunk_kb * 1024, want = q->max_bytes && q->max_bytes < chunk ? q->max_bytes : chunk;
+  size_t n = p.len - (size_t)q->offset < want ? p.len - (size_t)q->offset : want;
+  resp.model = &mi;
+  resp.offset = q->offset;
+  resp.chunk.data = (uint8_t *)p.blob + q->offset;
+  resp.chunk.len = n;
+  r->c->resp = fedrec_rpc_pack(&resp.base);
+  s->m.bytes_out += n;
+  return FEDREC_OK;
+}
+
+static fedrec_status handle_get_round_info(request *r) {
+  server *s = r->s;
+  Fedrec__V1__GetRoundInfoRequest *q = (Fedrec__V1__GetRoundInfoRequest *)r->rq;
+  Fedrec__V1__GetRoundInfoResponse resp = FEDREC__V1__GET_ROUND_INFO_RESPONSE__INIT;
+  Fedrec__V1__RoundInfo ri;
+  Fedrec__V1__SecAggParams sa;
+  Fedrec__V1__DdpParams dp;
+  fedrec_round_info info;
+  uint32_t retry;
+  fedrec_status st = fedrec_engine_round_info(s->engine, r->client, q->round, r->now, &info, &retry, &r->err);
+  if (st) return st;
+  resp.retry_after_ms = retry;
+  if (!retry) {
+    uint64_t dl = fedrec_engine_deadline(s->engine);
+    fedrec_rpc_round_info_to_pb(&ri, &sa, &dp, &info, dl > r->now ? (uint32_t)(dl - r->now) : 0);
+    resp.info = &ri;
+  }
+  r->c->resp = fedrec_rpc_pack(&resp.base);
+  return FEDREC_OK;
+}
+
+static fedrec_status handle_get_phase_input(request *r) {
+  server *s = r->s;
+  Fedrec__V1__GetPhaseInputRequest *q = (Fedrec__V1__GetPhaseInputRequest *)r->rq;
+  Fedrec__V1__GetPhaseInputResponse resp = FEDREC__V1__GET_PHASE_INPUT_RESPONSE__INIT;
+  uint8_t *out = NULL;
+  size_t len = 0;
+  uint32_t retry;
+  if (q->phase < FEDREC__V1__PHASE__PHASE_SHARE_KEYS || q->phase > FEDREC__V1__PHASE__PHASE_UNMASKING)
+    return fedrec_error_set(&r->err, FEDREC_ERR_ARG, "phase %d has no input to fetch", (int)q->phase);
+  fedrec_status st = fedrec_engine_fetch(s->engine, r->client, q->round, (fedrec_phase)q->phase, r->now, &out, &len, &retry, &r->err);
+  if (st) return st;
+  resp.retry_after_ms = retry;
+  resp.message.data = out;
+  resp.message.len = len;
+  r->c->resp = fedrec_rpc_pack(&resp.base);
+  s->m.bytes_out += len;
+  free(out);
+  return FEDREC_OK;
+}
+
+/* The four SecAgg submissions share one request layout, {round, message}, and an empty
+ * response; phase: the one each belongs to. */
+static fedrec_status submit(request *r, fedrec_phase phase) {
+  server *s = r->s;
+  const ProtobufCBinaryData *msg = &((Fedrec__V1__AdvertiseKeysRequest *)r->rq)->message;
+  uint64_t round = ((Fedrec__V1__AdvertiseKeysRequest *)r->rq)->round;
+  int was_banned = fedrec_engine_banned(s->engine, r->client);
+  fedrec_status st = fedrec_engine_submit(s->engine, r->client, round, phase, msg->data, msg->len, r->now, &r->err);
+  if (st && !was_banned && fedrec_engine_banned(s->engine, r->client)) {
+    char reason[600];
+    fedrec_json_escape(reason, sizeof reason, r->err.msg);
+    logj("warn", "client_banned", "\"client\": %llu, \"round\": %llu, \"reason\": \"%s\"", (unsigned long long)r->client,
+         (unsigned long long)round, reason);
+  }
+  if (st) return st;
+  Fedrec__V1__AdvertiseKeysResponse resp = FEDREC__V1__ADVERTISE_KEYS_RESPONSE__INIT;
+  r->c->resp = fedrec_rpc_pack(&resp.base); /* all four responses are empty messages */
+  return FEDREC_OK;
+}
+
+static fedrec_status handle_advertise_keys(request *r) { return submit(r, FEDREC_PHASE_KEYS); }
+static fedrec_status handle_share_keys(request *r) { return submit(r, FEDREC_PHASE_SHARES); }
+static fedrec_status handle_submit_masked_input(request *r) { return submit(r, FEDREC_PHASE_MASKED); }
+static fedrec_status handle_unmask(request *r) { return submit(r, FEDREC_PHASE_UNMASK); }
+
+/* Health: no token, no engine; only our own service (or the server as a whole) is known. */
+static fedrec_status handle_health_check(request *r) {
+  Grpc__Health__V1__HealthCheckRequest *q = (Grpc__Health__V1__HealthCheckRequest *)r->rq;
+  if (q->service[0] && strcmp(q->service, "fedrec.v1.CoordinatorService"))
+    return fedrec_error_set(&r->err, FEDREC_ERR_EMPTY, "unknown service");
+  Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+  resp.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+  r->c->resp = fedrec_rpc_pack(&resp.base);
+  return FEDREC_OK;
+}
+
+/* Watch is a streaming method: answered UNIMPLEMENTED before its message is read
+ * (server.c), so this never runs; it is here because every method has a handler. */
+static fedrec_status handle_health_watch(request *r) {
+  return fedrec_error_set(&r->err, FEDREC_ERR_STATE, "method not implemented");
+}
+
+static const handler HANDLERS[] = {
+#define FEDREC_RPC_HANDLER(NAME, name, service, method) [FEDREC_RPC_##NAME] = handle_##name,
+    FEDREC_RPC_MAP(FEDREC_RPC_HANDLER)
+#undef FEDREC_RPC_HANDLER
+};
+_Static_assert(sizeof HANDLERS / sizeof *HANDLERS == FEDREC_RPC_NMETHODS, "one handler per RPC method");
+
+grpc_status_code handle_call(server *s, call *c, char *details, size_t dcap) {
+  int m = c->method;
+  if (m < 0 || m >= FEDREC_RPC_NMETHODS || m == FEDREC_RPC_HEALTH_WATCH) {
+    snprintf(details, dcap, "method not implemented");
+    return GRPC_STATUS_UNIMPLEMENTED;
+  }
+  size_t bytes = c->req ? grpc_byte_buffer_length(c->req) : 0, cap = method_cap(s, m);
+  const ProtobufCMessageDescriptor *rd = fedrec_rpc_request(m);
+  if (bytes > cap) {
+    snprintf(details, dcap, "a %zu-byte request; %s takes at most %zu", bytes, rd->short_name, cap);
+    return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  }
+  const char *why;
+  request r = {.s = s, .c = c, .client = c->client}; /* authenticated before the message was read */
+  r.rq = fedrec_rpc_unpack_checked(rd, c->req, 1, &why);
+  if (!r.rq) {
+    snprintf(details, dcap, "malformed %s: %s", rd->short_name, why);
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  }
+  if (m == FEDREC_RPC_HEALTH_CHECK) { /* outside the engine's lock: health never waits for a round */
+    fedrec_status st = handle_health_check(&r);
+    protobuf_c_message_free_unpacked(r.rq, NULL);
+    if (st) snprintf(details, dcap, "%s", r.err.msg);
+    return st ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_OK;
+  }
+  r.now = fedrec_clock_ms();
+  pthread_mutex_lock(&s->mu);
+  s->m.bytes_in += bytes;
+  fedrec_engine_tick(s->engine, r.now);
+  fedrec_status st = HANDLERS[m](&r);
+  grpc_status_code code = st ? status_of(st) : GRPC_STATUS_OK;
+  if (st) snprintf(details, dcap, "%s", r.err.msg);
+  if (code != GRPC_STATUS_OK && (unsigned)code < 17) s->m.rpc_errors[code]++;
+  pthread_mutex_unlock(&s->mu);
+  protobuf_c_message_free_unpacked(r.rq, NULL);
+  return code;
+}

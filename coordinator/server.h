@@ -1,0 +1,112 @@
+/* fedrec-coordinator's parts and what they share (internal to coordinator/):
+ *   main.c      the command line, subcommands dispatch, the JSON log
+ *   admin.c     init, token, revoke, status, export-model: the state directory's keys and files
+ *   state.c     starting or resuming the engine from the state, saving what it publishes
+ *   server.c    gRPC: the completion queue, calls, workers, the ticker, the listener watchdog
+ *   handlers.c  one handler per RPC method (the table is made from FEDREC_RPC_MAP), tokens
+ *   metrics.c   the Prometheus text (served by metrics_http.c)
+ *   config.c    the settings table; store.c the coordinator's SQLite state */
+#ifndef FEDREC_COORD_SERVER_H
+#define FEDREC_COORD_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "fedrec/engine.h"
+#include "fedrec/ledger.h"
+#include "fedrec/data.h"
+#include "config.h"
+#include "metrics_http.h"
+#include "rpc.h"
+#include "store.h"
+
+typedef struct metrics {
+  uint64_t rounds_published, rounds_aborted, checkins, accepted, bytes_in, bytes_out;
+  uint64_t dropouts[FEDREC_PHASES], rpc_errors[17];
+  uint64_t last_cohort, last_survivors, last_phase_ms[FEDREC_PHASES];
+  double epsilon;
+} metrics;
+
+typedef struct server {
+  config cfg;
+  pthread_mutex_t mu; /* the engine, the store and the metrics */
+  fedrec_engine *engine;
+  coord_store *store;
+  fedrec_ledger *ledger;
+  fedrec_identity id;
+  uint8_t *token_secret;
+  fedrec_dataset catalogue;
+  metrics m;
+  grpc_server *gs;
+  grpc_completion_queue *cq;
+  void *handles[FEDREC_RPC_NMETHODS];
+  atomic_int shutting_down;
+  pthread_mutex_t sd_mu;
+  pthread_cond_t sd_cv;
+  int shutdown_done;
+  metrics_http *metrics;
+  /* revoked client ids, sorted; reloaded from the state every few seconds by the ticker */
+  pthread_mutex_t revoke_mu;
+  /* calls in flight per client (a device makes one at a time): open addressing on the id,
+   * under inflight_mu; beyond MAX_CALLS_PER_CLIENT a client's call is refused unread */
+  pthread_mutex_t inflight_mu;
+  struct inflight {
+    uint64_t client;
+    uint32_t calls;
+    uint8_t used;
+  } *inflight;
+  uint64_t *revoked;
+  size_t nrevoked;
+} server;
+
+typedef struct call {
+  server *s;
+  int method; /* FEDREC_RPC_*, or -1: the catch-all for unknown methods */
+  int stage;  /* 0: waiting for a call; 2: reading its message (authenticated); 1: reply sent */
+  uint64_t client; /* the authenticated client id (stage 2) */
+  int counted;     /* counted in the client's calls in flight */
+  grpc_call *call;
+  gpr_timespec deadline;
+  grpc_metadata_array md;
+  grpc_byte_buffer *req, *resp;
+  grpc_call_details details;
+  int cancelled;
+} call;
+
+/* main.c: one JSON object per line on stderr: {"ts": ..., "level": ..., "event": ...,
+ * fields}; fields is a preformatted JSON fragment ("\"k\": v, ..."), or NULL. */
+void logj(const char *level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* admin.c */
+void state_path(char *out, size_t cap, const config *c, const char *name);
+/* A 32-byte value written as hex (a key file): 1 when read. */
+int read_hex32(const char *path, uint8_t out[32]);
+int cmd_init(const config *c);
+int cmd_status(const config *c);
+int cmd_export(const config *c, uint64_t v, const char *out);
+int cmd_token(const config *c, uint64_t id, uint64_t days);
+int cmd_revoke(const config *c, uint64_t id);
+
+/* state.c: opens the ledger and the store in the state directory, checks the saved settings,
+ * and starts the engine from the newest saved model (or a new one). */
+fedrec_status start_engine(server *s, fedrec_error *err);
+
+/* server.c */
+int serve(server *s);
+
+/* handlers.c: the call's message is in and its token checked: runs the method's handler;
+ * the response buffer in c->resp (on OK), or a status and details. */
+grpc_status_code handle_call(server *s, call *c, char *details, size_t dcap);
+/* The client id from "authorization: Bearer <token>": 1 when the token is genuine, unexpired
+ * and not revoked; else 0 and why in details. */
+int authenticate(server *s, call *c, uint64_t *client, char *details, size_t dcap);
+/* Rereads the deny list (under s->mu, which guards the store). */
+void reload_revoked(server *s);
+/* The largest request method m can legitimately need. */
+size_t method_cap(server *s, int m);
+
+/* metrics.c: the Prometheus text (a metrics_render_fn; ctx is the server). */
+size_t metrics_render(void *ctx, char *out, size_t cap);
+
+#endif
