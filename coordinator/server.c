@@ -286,69 +286,37 @@ static void *watchdog(void *arg) {
   return NULL;
 }
 
-int serve(server *s) {
+/* The identity key and the token secret from the state directory (secure memory). */
+static int load_keys(server *s) {
   config *c = &s->cfg;
-  fedrec_error err = {0};
   char path[600];
   uint8_t *seed = fedrec_secret_alloc(32);
   s->token_secret = fedrec_secret_alloc(32);
   state_path(path, sizeof path, c, "identity.key");
   if (!seed || !s->token_secret || !read_hex32(path, seed)) {
     fprintf(stderr, "fedrec-coordinator: cannot read %s (run fedrec-coordinator init --state-dir %s)\n", path, c->state_dir);
-    return 1;
+    return 0;
   }
   state_path(path, sizeof path, c, "token.secret");
   if (!read_hex32(path, s->token_secret)) {
     fprintf(stderr, "fedrec-coordinator: cannot read %s\n", path);
-    return 1;
+    return 0;
   }
-  if (fedrec_identity_from_seed(&s->id, seed)) return 1;
+  int ok = fedrec_identity_from_seed(&s->id, seed) == 0;
   fedrec_secret_free(seed);
-  if (!c->insecure && (!c->tls_cert[0] || !c->tls_key[0])) {
-    fprintf(stderr, "fedrec-coordinator: TLS is on by default: give --tls-cert and --tls-key (scripts/gen-dev-certs makes them), "
-                    "or --insecure 1 for a plaintext test server\n");
-    return 2;
-  }
-  if (c->e.min_survivors > c->e.cohort || c->e.min_cohort > c->e.cohort || c->e.min_survivors > c->e.min_cohort) {
-    fprintf(stderr, "fedrec-coordinator: need min-survivors <= min-cohort <= cohort\n");
-    return 2;
-  }
-  pthread_mutex_init(&s->mu, NULL);
-  pthread_mutex_init(&s->sd_mu, NULL);
-  pthread_mutex_init(&s->revoke_mu, NULL);
-  pthread_mutex_init(&s->inflight_mu, NULL);
-  s->inflight = calloc(INFLIGHT_SLOTS, sizeof *s->inflight);
-  if (!s->inflight) return 1;
-  pthread_cond_init(&s->sd_cv, NULL);
-  /* the state holds keys, client ids and the ledger: owner only, whatever the umask was */
-  umask(077);
-  if (chmod(c->state_dir, 0700)) {
-    fprintf(stderr, "fedrec-coordinator: cannot make %s owner-only (chmod 0700): %s\n", c->state_dir, strerror(errno));
-    return 1;
-  }
-  if (start_engine(s, &err)) {
-    fprintf(stderr, "fedrec-coordinator: %s\n", err.msg);
-    return 1;
-  }
-  reload_revoked(s);
-  /* block the signals in every thread; main waits for them */
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  return ok;
+}
 
-  raise_fd_limit();
-  grpc_init();
-  s->cq = grpc_completion_queue_create_for_next(NULL);
+/* The gRPC server with its limits, and every method registered; the receive cap in *max_msg. */
+static int create_grpc_server(server *s, size_t *max_msg) {
+  config *c = &s->cfg;
   /* the largest message any method can need (a masked input of the model's padded length),
    * unless the operator says otherwise: gRPC reads a whole message before the method's own
    * cap can look at it */
   size_t need = method_cap(s, FEDREC_RPC_SUBMIT_MASKED_INPUT), share = method_cap(s, FEDREC_RPC_SHARE_KEYS);
   if (share > need) need = share;
-  size_t max_msg = c->max_message_mb ? (size_t)c->max_message_mb << 20 : need;
-  if (max_msg > INT32_MAX) max_msg = INT32_MAX;
+  *max_msg = c->max_message_mb ? (size_t)c->max_message_mb << 20 : need;
+  if (*max_msg > INT32_MAX) *max_msg = INT32_MAX;
   grpc_resource_quota *quota = grpc_resource_quota_create("fedrec-coordinator");
   grpc_resource_quota_resize(quota, (size_t)c->memory_quota_mb << 20);
   /* HTTP/2 flow control: gRPC grows a stream's window towards what the link can carry (the
@@ -357,7 +325,7 @@ int serve(server *s) {
   grpc_arg args[9] = {
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, .value.integer = 64 * 1024},
-      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = (int)max_msg},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = (int)*max_msg},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, .value.integer = (int)c->handshake_ms},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONNECTION_IDLE_MS, .value.integer = (int)c->idle_ms},
@@ -367,34 +335,129 @@ int serve(server *s) {
   grpc_channel_args ca = {9, args};
   s->gs = grpc_server_create(&ca, NULL);
   grpc_resource_quota_unref(quota);
-  logj("info", "limits", "\"max_message_bytes\": %zu, \"memory_quota_mb\": %u, \"handshake_ms\": %u, \"idle_ms\": %u, "
-       "\"max_streams\": %u, \"open_files\": %llu", max_msg, c->memory_quota_mb, c->handshake_ms, c->idle_ms, c->max_streams,
-       (unsigned long long)fd_limit());
   grpc_server_register_completion_queue(s->gs, s->cq, NULL);
   for (int m = 0; m < FEDREC_RPC_NMETHODS; m++) {
     s->handles[m] = grpc_server_register_method(s->gs, fedrec_rpc_path(m), NULL, GRPC_SRM_PAYLOAD_NONE, 0);
     if (!s->handles[m]) {
       fprintf(stderr, "fedrec-coordinator: cannot register %s\n", fedrec_rpc_path(m));
-      return 1;
+      return 0;
     }
   }
-  grpc_server_credentials *creds;
-  if (c->insecure) {
-    creds = grpc_insecure_server_credentials_create();
+  return 1;
+}
+
+/* TLS (with client certificates when tls-client-ca is set), or plaintext with --insecure 1;
+ * NULL when a file cannot be read. The private key's copy is wiped. */
+static grpc_server_credentials *credentials(const config *c) {
+  if (c->insecure) return grpc_insecure_server_credentials_create();
+  char *cert = fedrec_rpc_read_text(c->tls_cert), *key = fedrec_rpc_read_text(c->tls_key);
+  char *ca_pem = c->tls_client_ca[0] ? fedrec_rpc_read_text(c->tls_client_ca) : NULL;
+  grpc_server_credentials *creds = NULL;
+  if (!cert || !key || (c->tls_client_ca[0] && !ca_pem)) {
+    fprintf(stderr, "fedrec-coordinator: cannot read %s\n", !cert ? c->tls_cert : !key ? c->tls_key : c->tls_client_ca);
   } else {
-    char *cert = fedrec_rpc_read_text(c->tls_cert), *key = fedrec_rpc_read_text(c->tls_key);
-    char *ca_pem = c->tls_client_ca[0] ? fedrec_rpc_read_text(c->tls_client_ca) : NULL;
-    if (!cert || !key || (c->tls_client_ca[0] && !ca_pem)) {
-      fprintf(stderr, "fedrec-coordinator: cannot read %s\n", !cert ? c->tls_cert : !key ? c->tls_key : c->tls_client_ca);
-      return 1;
-    }
     grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
     creds = grpc_ssl_server_credentials_create_ex(
         ca_pem, &pair, 1, ca_pem ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
         NULL);
-    sodium_memzero(key, strlen(key));
-    free(cert), free(key), free(ca_pem);
   }
+  if (key) sodium_memzero(key, strlen(key));
+  free(cert), free(key), free(ca_pem);
+  return creds;
+}
+
+/* Settings that cannot work together, refused before anything starts. */
+static int check_settings(const config *c) {
+  if (!c->insecure && (!c->tls_cert[0] || !c->tls_key[0])) {
+    fprintf(stderr, "fedrec-coordinator: TLS is on by default: give --tls-cert and --tls-key (scripts/gen-dev-certs makes them), "
+                    "or --insecure 1 for a plaintext test server\n");
+    return 0;
+  }
+  if (c->e.min_survivors > c->e.cohort || c->e.min_cohort > c->e.cohort || c->e.min_survivors > c->e.min_cohort) {
+    fprintf(stderr, "fedrec-coordinator: need min-survivors <= min-cohort <= cohort\n");
+    return 0;
+  }
+  return 1;
+}
+
+/* Locks, the in-flight table, an owner-only state directory, and the engine. */
+static int prepare(server *s) {
+  config *c = &s->cfg;
+  fedrec_error err = {0};
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->sd_mu, NULL);
+  pthread_mutex_init(&s->revoke_mu, NULL);
+  pthread_mutex_init(&s->inflight_mu, NULL);
+  pthread_cond_init(&s->sd_cv, NULL);
+  s->inflight = calloc(INFLIGHT_SLOTS, sizeof *s->inflight);
+  if (!s->inflight) return 0;
+  /* the state holds keys, client ids and the ledger: owner only, whatever the umask was */
+  umask(077);
+  if (chmod(c->state_dir, 0700)) {
+    fprintf(stderr, "fedrec-coordinator: cannot make %s owner-only (chmod 0700): %s\n", c->state_dir, strerror(errno));
+    return 0;
+  }
+  if (start_engine(s, &err)) {
+    fprintf(stderr, "fedrec-coordinator: %s\n", err.msg);
+    return 0;
+  }
+  reload_revoked(s);
+  return 1;
+}
+
+/* Stops taking calls, lets those in flight finish (5 s, then cancels them), joins the
+ * threads and frees everything. */
+static void shut_down(server *s, pthread_t *workers, pthread_t ticker_thread) {
+  atomic_store(&s->shutting_down, 1);
+  grpc_server_shutdown_and_notify(s->gs, s->cq, &SHUTDOWN_TAG);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 5;
+  pthread_mutex_lock(&s->sd_mu);
+  while (!s->shutdown_done)
+    if (pthread_cond_timedwait(&s->sd_cv, &s->sd_mu, &until) == ETIMEDOUT) {
+      grpc_server_cancel_all_calls(s->gs);
+      until.tv_sec += 60;
+    }
+  pthread_mutex_unlock(&s->sd_mu);
+  grpc_completion_queue_shutdown(s->cq);
+  for (int i = 0; i < s->cfg.workers; i++) pthread_join(workers[i], NULL);
+  pthread_join(ticker_thread, NULL);
+  metrics_http_stop(s->metrics);
+  grpc_server_destroy(s->gs);
+  grpc_completion_queue_destroy(s->cq);
+  grpc_shutdown();
+  fedrec_engine_free(s->engine);
+  fedrec_ledger_close(s->ledger);
+  coord_store_close(s->store);
+  fedrec_dataset_free(&s->catalogue);
+  fedrec_identity_free(&s->id);
+  fedrec_secret_free(s->token_secret);
+}
+
+int serve(server *s) {
+  config *c = &s->cfg;
+  fedrec_error err = {0};
+  if (!load_keys(s)) return 1;
+  if (!check_settings(c)) return 2;
+  if (!prepare(s)) return 1;
+  /* block the signals in every thread; this one waits for them */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+  grpc_init();
+  s->cq = grpc_completion_queue_create_for_next(NULL);
+  size_t max_msg;
+  if (!create_grpc_server(s, &max_msg)) return 1;
+  logj("info", "limits", "\"max_message_bytes\": %zu, \"memory_quota_mb\": %u, \"handshake_ms\": %u, \"idle_ms\": %u, "
+       "\"max_streams\": %u, \"open_files\": %llu", max_msg, c->memory_quota_mb, c->handshake_ms, c->idle_ms, c->max_streams,
+       (unsigned long long)fd_limit());
+  grpc_server_credentials *creds = credentials(c);
+  if (!creds) return 1;
   int port = grpc_server_add_http2_port(s->gs, c->listen, creds);
   grpc_server_credentials_release(creds);
   if (!port) {
@@ -411,8 +474,9 @@ int serve(server *s) {
   post(s, -1);
   int metrics_port = 0;
   pthread_t tt, *workers = calloc((size_t)c->workers, sizeof *workers);
-  if (c->metrics_listen[0] && metrics_http_start(&s->metrics, c->metrics_listen, 5, metrics_render, s, &metrics_port, &err)) {
-    fprintf(stderr, "fedrec-coordinator: %s\n", err.msg);
+  if (!workers || (c->metrics_listen[0] && metrics_http_start(&s->metrics, c->metrics_listen, 5, metrics_render, s,
+                                                              &metrics_port, &err))) {
+    fprintf(stderr, "fedrec-coordinator: %s\n", workers ? err.msg : "out of memory");
     return 1;
   }
   for (int i = 0; i < c->workers; i++) pthread_create(&workers[i], NULL, worker, s);
@@ -421,36 +485,11 @@ int serve(server *s) {
   sodium_bin2hex(pk, sizeof pk, s->id.pk, 32);
   logj("info", "serving", "\"listen\": \"%s\", \"port\": %d, \"tls\": %s, \"mtls\": %s, \"metrics_port\": %d, \"public_key\": \"%s\"",
        c->listen, port, c->insecure ? "false" : "true", c->tls_client_ca[0] ? "true" : "false", metrics_port, pk);
-
   int sig = 0;
   sigwait(&sigs, &sig);
   logj("info", "shutting_down", "\"signal\": %d", sig);
-  atomic_store(&s->shutting_down, 1);
-  grpc_server_shutdown_and_notify(s->gs, s->cq, &SHUTDOWN_TAG);
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 5;
-  pthread_mutex_lock(&s->sd_mu);
-  while (!s->shutdown_done)
-    if (pthread_cond_timedwait(&s->sd_cv, &s->sd_mu, &until) == ETIMEDOUT) {
-      grpc_server_cancel_all_calls(s->gs);
-      until.tv_sec += 60;
-    }
-  pthread_mutex_unlock(&s->sd_mu);
-  grpc_completion_queue_shutdown(s->cq);
-  for (int i = 0; i < c->workers; i++) pthread_join(workers[i], NULL);
-  pthread_join(tt, NULL);
-  metrics_http_stop(s->metrics);
+  shut_down(s, workers, tt);
   free(workers);
-  grpc_server_destroy(s->gs);
-  grpc_completion_queue_destroy(s->cq);
-  grpc_shutdown();
-  fedrec_engine_free(s->engine);
-  fedrec_ledger_close(s->ledger);
-  coord_store_close(s->store);
-  fedrec_dataset_free(&s->catalogue);
-  fedrec_identity_free(&s->id);
-  fedrec_secret_free(s->token_secret);
   logj("info", "stopped", NULL);
   return 0;
 }
