@@ -335,8 +335,8 @@ static void recompute_command(char *out, size_t cap, const fedrec_release *r, do
              "--steps 1 --delta %s", exact(a, r->z), q, d);
 }
 
-static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, int json,
-                            fedrec_error *err) {
+/* The ledger's parameters (delta, budget, key, format, orders) and its genesis hash. */
+static fedrec_status read_meta(fedrec_ledger *l, const uint8_t pk[32], fedrec_error *err) {
   char v[1024], pkhex[65];
   fedrec_status s = get_meta(l->db, "delta", v, sizeof v, err);
   if (!s) l->delta = strtod(v, NULL), s = get_meta(l->db, "budget", v, sizeof v, err);
@@ -353,6 +353,31 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
   if (s) return s;
   if (strcmp(v, "default") ? (s = fedrec_orders_parse(&l->orders, v, err)) : (fedrec_orders_default(&l->orders), 0)) return s;
   genesis(l->last, l->format, l->delta, l->budget, v, pkhex);
+  return FEDREC_OK;
+}
+
+/* One verified entry as a table row or a JSON line: every parameter, and the command that
+ * recomputes its epsilon alone. */
+static void print_entry(FILE *out, int json, const fedrec_ledger *l, uint64_t seq, const fedrec_release *r, const char *mech,
+                        double mine, double best) {
+  char cmd[512];
+  recompute_command(cmd, sizeof cmd, r, l->delta);
+  if (json)
+    fprintf(out, "{\"entry\": %llu, \"round\": %llu, \"mechanism\": \"%s\", \"sampling_rate\": %.17g, "
+            "\"noise_multiplier\": %.17g, \"l2_sensitivity\": %.17g, \"l1_sensitivity\": %.17g, \"variance\": %.17g, "
+            "\"local_sigma\": %.17g, \"dim\": %llu, \"leaf\": %llu, \"survivors\": %u, \"colluders\": %u, "
+            "\"epsilon\": %.10g, \"order\": %g, \"recompute\": \"%s\"}\n",
+            (unsigned long long)seq, (unsigned long long)r->round, mech, r->q, r->z, r->d2, r->d1, r->var, r->sigma,
+            (unsigned long long)r->dim, (unsigned long long)r->leaf, r->survivors, r->colluders, mine, best, cmd);
+  else
+    fprintf(out, "%6llu %8llu %-9s %-8.4g %9u %9u  %.6f (order %g)\n         %s\n", (unsigned long long)seq,
+            (unsigned long long)r->round, mech, r->q, r->survivors, r->colluders, mine, best, cmd);
+}
+
+static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, int json,
+                            fedrec_error *err) {
+  fedrec_status s = read_meta(l, pk, err);
+  if (s) return s;
   if (l->want_seq == 0 && !memcmp(l->last, l->want_hash, 32)) l->want_found = 1;
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(l->db, l->format >= 3 ? "SELECT seq, round, mechanism, q, z, d2, d1, var, survivors, epsilon, prev, hash, sig,"
@@ -401,20 +426,7 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
     if (s) break;
     release_done(l, &r);
     l->last_round = r.round;
-    if (out) { /* every parameter, and the command that recomputes this entry's epsilon alone */
-      char cmd[512];
-      recompute_command(cmd, sizeof cmd, &r, l->delta);
-      if (json)
-        fprintf(out, "{\"entry\": %llu, \"round\": %llu, \"mechanism\": \"%s\", \"sampling_rate\": %.17g, "
-                "\"noise_multiplier\": %.17g, \"l2_sensitivity\": %.17g, \"l1_sensitivity\": %.17g, \"variance\": %.17g, "
-                "\"local_sigma\": %.17g, \"dim\": %llu, \"leaf\": %llu, \"survivors\": %u, \"colluders\": %u, "
-                "\"epsilon\": %.10g, \"order\": %g, \"recompute\": \"%s\"}\n",
-                (unsigned long long)seq, (unsigned long long)r.round, mech, r.q, r.z, r.d2, r.d1, r.var, r.sigma,
-                (unsigned long long)r.dim, (unsigned long long)r.leaf, r.survivors, r.colluders, mine, best, cmd);
-      else
-        fprintf(out, "%6llu %8llu %-9s %-8.4g %9u %9u  %.6f (order %g)\n         %s\n", (unsigned long long)seq,
-                (unsigned long long)r.round, mech, r.q, r.survivors, r.colluders, mine, best, cmd);
-    }
+    if (out) print_entry(out, json, l, seq, &r, mech, mine, best);
     l->seq = seq;
     l->epsilon = mine;
     memcpy(l->last, hash, 32);

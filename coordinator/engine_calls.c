@@ -1,0 +1,217 @@
+/* What a device asks of the engine: to check in, its round info, to take its SecAgg
+ * submission (or, in the simulator, a sum of them), and the input of the next phase. Every
+ * call is checked against the round, the phase and the member's own state. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedrec/accountant.h"
+#include "engine_internal.h"
+
+fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t now,
+                                    int *accepted, uint64_t *round, uint32_t *retry_ms,
+                                    fedrec_error *err) {
+  *accepted = 0;
+  *round = e->round;
+  *retry_ms = engine_jitter(e, e->c.retry_ms);
+  if (fedrec_engine_banned(e, client))
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "left out: this device sent a secure-aggregation message that no honest client sends");
+  if (e->phase != FEDREC_PHASE_SELECTING) {
+    if (e->phase != FEDREC_PHASE_STOPPED && engine_find(e, client, NULL)) *accepted = 1; /* already in */
+    return FEDREC_OK;
+  }
+  if (engine_find(e, client, NULL)) {
+    *accepted = 1;
+    return FEDREC_OK;
+  }
+  if (!e->deadline) e->deadline = now + e->c.selection_ms; /* the window opens */
+  if (e->c.sampling_rate > 0) {
+    /* Poisson sampling: every device whose coin says yes, none other, no cap. The round
+     * starts when the window closes; a cohort past the cap cannot run (see fedrec_engine_tick) */
+    if (!engine_coin(e, client)) return FEDREC_OK;
+    if (e->n == e->cap) {
+      e->overflow = 1;
+      return FEDREC_OK;
+    }
+    engine_add_member(e, client);
+    *accepted = 1;
+    return FEDREC_OK;
+  }
+  engine_add_member(e, client);
+  *accepted = 1;
+  e->last_join = now;
+  if (e->n == e->cap) engine_start_round(e, now);
+  return FEDREC_OK;
+}
+
+/* Why client cannot go on with round: the most specific reason the engine knows. */
+static fedrec_status left_out(const fedrec_engine *e, const member *m, uint64_t round, fedrec_error *err) {
+  unsigned long long r = (unsigned long long)round;
+  if (m && m->done == DROPPED && m->dropped_at == BANNED_AT)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: left out: this device sent a message no honest client sends", r);
+  if (m && m->done == DROPPED)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: dropped: the %s deadline passed before this device answered",
+                            r, fedrec_phase_name((fedrec_phase)m->dropped_at));
+  if (e->aborted_round && round == e->aborted_round - 1)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu aborted: %s", r, e->aborted_why);
+  if (e->phase == FEDREC_PHASE_STOPPED)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: training stopped: %s", r, e->stop);
+  return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: this device is not in the current round (%llu)", r,
+                          (unsigned long long)e->round);
+}
+
+fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64_t round,
+                                       uint64_t now, fedrec_round_info *out, uint32_t *retry_ms,
+                                       fedrec_error *err) {
+  (void)now;
+  uint32_t idx;
+  member *m = round == e->round ? engine_find(e, client, &idx) : NULL;
+  *retry_ms = 0;
+  if (!m || e->phase == FEDREC_PHASE_STOPPED || m->done == DROPPED) return left_out(e, m, round, err);
+  if (e->phase == FEDREC_PHASE_SELECTING) {
+    *retry_ms = engine_jitter(e, 200);
+    return FEDREC_OK;
+  }
+  *out = e->info;
+  out->cohort_index = idx;
+  if (e->c.sum_noise && e->info.ddp.noise == FEDREC_NOISE_SKELLAM)
+    out->ddp.noise = FEDREC_NOISE_NONE; /* the engine draws the sum's noise itself */
+  out->deadline_ms = e->deadline;
+  return FEDREC_OK;
+}
+
+static const int WANT[FEDREC_PHASES] = {0, FEDREC_SA_MSG_KEYS, FEDREC_SA_MSG_BOXES, FEDREC_SA_MSG_MASKED,
+                                        FEDREC_SA_MSG_REVEALS, 0};
+
+fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t round,
+                                   fedrec_phase phase, const uint8_t *msg, size_t len,
+                                   uint64_t now, fedrec_error *err) {
+  uint32_t idx;
+  member *m = round == e->round && e->phase != FEDREC_PHASE_SELECTING ? engine_find(e, client, &idx) : NULL;
+  if (!m || m->done == DROPPED) return left_out(e, m, round, err);
+  if (phase != e->phase || phase < FEDREC_PHASE_KEYS || phase > FEDREC_PHASE_UNMASK)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu is in phase %s, not %s", (unsigned long long)round,
+                            fedrec_phase_name(e->phase), fedrec_phase_name(phase));
+  if (m->done >= (int)phase)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: %s already received from this client (replay)",
+                            (unsigned long long)round, fedrec_phase_name(phase));
+  if (m->done != (int)phase - 1)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client skipped a phase", (unsigned long long)round);
+  fedrec_sa_msg sm;
+  fedrec_status s = fedrec_sa_decode(&sm, msg, len, e->n, e->info.secagg.dim, err);
+  if (s) {
+    if (s == FEDREC_ERR_PARSE || s == FEDREC_ERR_LIMIT) engine_ban(e, m);
+    return s;
+  }
+  uint32_t id = sm.type == FEDREC_SA_MSG_KEYS ? sm.u.keys.id : sm.type == FEDREC_SA_MSG_MASKED ? sm.u.masked.id
+              : sm.type == FEDREC_SA_MSG_REVEALS ? sm.u.reveals.id : idx;
+  if (sm.type != WANT[phase])
+    s = fedrec_error_set(err, FEDREC_ERR_PARSE, "phase %s: unexpected message type %d", fedrec_phase_name(phase), sm.type);
+  else if (id != idx)
+    s = fedrec_error_set(err, FEDREC_ERR_ARG, "message names cohort member %u, the sender is %u", id, idx);
+  else if (phase == FEDREC_PHASE_MASKED && sm.bits != e->info.secagg.bits)
+    s = fedrec_error_set(err, FEDREC_ERR_ARG, "masked input at %u bits, the round uses %u", sm.bits, e->info.secagg.bits);
+  else if (phase == FEDREC_PHASE_KEYS) s = fedrec_secagg_server_on_keys(e->sa, &sm.u.keys, err);
+  else if (phase == FEDREC_PHASE_SHARES) s = fedrec_secagg_server_on_boxes(e->sa, idx, &sm.u.boxes, err);
+  else if (phase == FEDREC_PHASE_MASKED && e->c.plain) {
+    uint32_t mask = e->info.secagg.bits >= 32 ? 0xffffffffu : (1u << e->info.secagg.bits) - 1;
+    if (sm.u.masked.dim != e->info.secagg.dim)
+      s = fedrec_error_set(err, FEDREC_ERR_ARG, "input of %u values, the round uses %u", sm.u.masked.dim, e->info.secagg.dim);
+    for (uint32_t k = 0; !s && k < sm.u.masked.dim; k++) e->modsum[k] = (e->modsum[k] + sm.u.masked.y[k]) & mask;
+  } else if (phase == FEDREC_PHASE_MASKED) s = fedrec_secagg_server_on_masked(e->sa, &sm.u.masked, err);
+  else s = fedrec_secagg_server_on_reveals(e->sa, &sm.u.reveals, err);
+  fedrec_sa_msg_free(&sm);
+  if (s) {
+    /* a malformed message, or one the secure-aggregation server refused (bad keys, boxes
+     * to anyone but its neighbours, indices past the cohort, ...): no honest client sends it */
+    if (s == FEDREC_ERR_PARSE || s == FEDREC_ERR_ARG) engine_ban(e, m);
+    return s;
+  }
+  m->done = (int)phase;
+  e->stats.bytes_in += len;
+  fedrec_engine_tick(e, now);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_engine_submit_sum(fedrec_engine *e, uint64_t round, const uint64_t *clients, uint32_t n,
+                                       const uint32_t *sum, uint32_t dim, uint64_t bytes, uint64_t now,
+                                       fedrec_error *err) {
+  if (round != e->round || e->phase != FEDREC_PHASE_MASKED)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: no masked phase open for a sum", (unsigned long long)round);
+  if (dim != e->info.secagg.dim)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "a sum of %u values, the round uses %u", dim, e->info.secagg.dim);
+  if (n == 0) return FEDREC_OK;
+  uint32_t *idx = malloc((size_t)n * sizeof *idx), a = 0;
+  if (!idx) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: %u clients in a sum", n);
+  fedrec_status s = FEDREC_OK;
+  const int pending = (int)FEDREC_PHASE_MASKED + 100; /* marks who is in this sum, to catch repeats */
+  for (; a < n; a++) { /* a: how many are marked */
+    member *m = engine_find(e, clients[a], &idx[a]);
+    if (!m || m->done != (int)FEDREC_PHASE_MASKED - 1) {
+      s = fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client %llu of a sum %s", (unsigned long long)round,
+                           (unsigned long long)clients[a],
+                           !m ? "is not in the round" : m->done == DROPPED ? "was dropped"
+                           : m->done == pending ? "is named twice" : "has already sent its input or skipped a phase");
+      break;
+    }
+    m->done = pending;
+  }
+  uint32_t mask = e->info.secagg.bits >= 32 ? 0xffffffffu : (1u << e->info.secagg.bits) - 1;
+  if (!s && e->c.plain) {
+    uint32_t over = 0; /* no early exit: the loop vectorises */
+    for (uint32_t k = 0; k < dim; k++) over |= sum[k] & ~mask;
+    if (over) s = fedrec_error_set(err, FEDREC_ERR_ARG, "a sum value is out of the round's %u bits", e->info.secagg.bits);
+  } else if (!s) s = fedrec_secagg_server_on_masked_sum(e->sa, idx, n, sum, dim, err);
+  for (uint32_t b = 0; b < a; b++) e->members[idx[b]].done = s ? (int)FEDREC_PHASE_MASKED - 1 : (int)FEDREC_PHASE_MASKED;
+  free(idx);
+  if (s) return s;
+  if (e->c.plain)
+    for (uint32_t k = 0; k < dim; k++) e->modsum[k] = (e->modsum[k] + sum[k]) & mask;
+  e->stats.bytes_in += bytes;
+  fedrec_engine_tick(e, now);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_engine_fetch(fedrec_engine *e, uint64_t client, uint64_t round,
+                                  fedrec_phase phase, uint64_t now, uint8_t **out, size_t *len,
+                                  uint32_t *retry_ms, fedrec_error *err) {
+  (void)now;
+  *out = NULL;
+  *len = 0;
+  *retry_ms = 0;
+  uint32_t idx;
+  member *m = round == e->round && e->phase != FEDREC_PHASE_SELECTING ? engine_find(e, client, &idx) : NULL;
+  if (!m || m->done == DROPPED) return left_out(e, m, round, err);
+  if (phase < FEDREC_PHASE_SHARES || phase > FEDREC_PHASE_UNMASK)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "phase %s has no input to fetch", fedrec_phase_name(phase));
+  if (e->phase < phase) { /* not open yet */
+    *retry_ms = engine_jitter(e, 100);
+    return FEDREC_OK;
+  }
+  if (e->phase > phase)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: phase %s is over", (unsigned long long)round, fedrec_phase_name(phase));
+  fedrec_status s;
+  size_t n = 0;
+  uint8_t *buf = NULL;
+  if (phase == FEDREC_PHASE_SHARES) {
+    fedrec_sa_keylist kl;
+    if ((s = fedrec_secagg_server_keylist(e->sa, idx, &kl, err))) return s;
+    n = fedrec_sa_encode_keylist(NULL, 0, &kl);
+    if ((buf = malloc(n))) fedrec_sa_encode_keylist(buf, n, &kl);
+  } else if (phase == FEDREC_PHASE_MASKED) {
+    fedrec_sa_boxes bx;
+    if ((s = fedrec_secagg_server_inbox(e->sa, idx, &bx, err))) return s;
+    n = fedrec_sa_encode_boxes(NULL, 0, &bx);
+    if ((buf = malloc(n))) fedrec_sa_encode_boxes(buf, n, &bx);
+  } else {
+    fedrec_sa_survivors sv;
+    if ((s = fedrec_secagg_server_survivors(e->sa, &sv, err))) return s;
+    n = fedrec_sa_encode_survivors(NULL, 0, &sv);
+    if ((buf = malloc(n))) fedrec_sa_encode_survivors(buf, n, &sv);
+  }
+  if (!buf) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: %zu-byte message", n);
+  *out = buf;
+  *len = n;
+  return FEDREC_OK;
+}

@@ -1,0 +1,98 @@
+/* The round engine's state and what its parts share (internal to coordinator/):
+ *   engine.c         lifecycle: configuration checks, the model sealed and published
+ *   engine_cohort.c  the cohort's members (a hash table), the Poisson coin, the ban list
+ *   engine_dp.c      DP round planning: the DP parameters of a round, its ledger release
+ *   engine_calls.c   what a device asks: check in, round info, submissions, phase inputs
+ *   engine_round.c   the phase machine: selection, phases and deadlines, the round's end
+ * The optimizer is in core/optimizer.c. */
+#ifndef FEDREC_ENGINE_INTERNAL_H
+#define FEDREC_ENGINE_INTERNAL_H
+
+#include "fedrec/engine.h"
+
+enum { DROPPED = -1 };
+
+typedef struct member {
+  uint64_t client;
+  int done;       /* the last phase it answered (0: none yet), or DROPPED */
+  int dropped_at; /* the phase whose deadline it missed; BANNED_AT: left out for a bad message */
+} member;
+
+enum { BANNED_AT = FEDREC_PHASES };
+
+struct fedrec_engine {
+  fedrec_engine_config c;
+  fedrec_model model;
+  uint64_t version;
+  uint8_t *blob;
+  size_t len;
+  uint8_t hash[32], sig[FEDREC_SIG_BYTES];
+  uint64_t ledger_entries; /* the ledger head the served model's signature covers */
+  uint8_t ledger_head[32];
+  const fedrec_identity *id;
+  fedrec_ledger *ledger;
+  fedrec_engine_callbacks cb;
+  fedrec_entropy ent;
+  int64_t dim;            /* parameters */
+  float *x, *m1, *m2;     /* parameters and optimiser state */
+  uint32_t *modsum;       /* padded */
+  double *work;           /* padded */
+  float *avg;             /* dim */
+  fedrec_phase phase;
+  uint64_t round, rounds_done, deadline, phase_start;
+  member *members;
+  uint32_t n, cap;
+  uint32_t *slots; /* open addressing: client -> member index + 1 (0: empty) */
+  uint32_t nslots; /* a power of two >= 2 cap */
+  fedrec_secagg_server *sa;
+  fedrec_round_info info; /* shared part; cohort_index is filled per client */
+  fedrec_round_stats stats;
+  char stop[640];
+  /* members caught sending what no honest client sends: left out of later selections
+   * (open addressing on client id + 1; 0: empty; at most MAX_BANNED, then no more) */
+  uint64_t *banned;
+  uint32_t nbanned, bslots;
+  /* Poisson selection: one coin per (device, round), a keyed PRF of both, so checking in
+   * again never draws again; the key is drawn once from the engine's entropy */
+  uint8_t coin_key[FEDREC_KEY_BYTES];
+  int overflow; /* more devices sampled than the cohort cap: the round will not run */
+  /* adaptive deadlines: each phase's current one, in [phase_ms, max_phase_ms] */
+  uint64_t phase_dl[FEDREC_PHASES];
+  uint32_t aborts;       /* consecutive aborted rounds (releases at selection not counted) */
+  uint32_t late_aborts;  /* of those, how many ended at a deadline the devices did not meet */
+  uint64_t last_join;     /* when the last device joined the selection (fixed cohorts) */
+  uint64_t aborted_round; /* the last aborted round (+1; 0: none) and why, for its members */
+  char aborted_why[400];
+};
+
+enum { MAX_BANNED = 1u << 20 };
+
+/* How a round ended without a publication (engine_abort). */
+enum { ABORT_OTHER = 0, ABORT_LATE = 1, ABORT_ATTACK = 2 };
+
+/* engine.c */
+uint64_t engine_random_u64(fedrec_engine *e);
+/* ms jittered to [ms/2, 3ms/2] */
+uint32_t engine_jitter(fedrec_engine *e, uint32_t ms);
+fedrec_status engine_seal_model(fedrec_engine *e, uint64_t version, fedrec_error *err);
+int engine_publish(fedrec_engine *e);
+
+/* engine_cohort.c */
+int engine_coin(const fedrec_engine *e, uint64_t client);
+member *engine_find(fedrec_engine *e, uint64_t client, uint32_t *idx);
+void engine_add_member(fedrec_engine *e, uint64_t client);
+void engine_clear_members(fedrec_engine *e);
+void engine_ban(fedrec_engine *e, member *m);
+
+/* engine_dp.c */
+fedrec_release engine_release_for(const fedrec_engine *e, uint32_t survivors);
+double engine_sum_norm_bound(const fedrec_engine *e, uint32_t summed);
+
+/* engine_round.c */
+void engine_stop(fedrec_engine *e, const char *fmt, const char *detail);
+void engine_new_selection(fedrec_engine *e);
+void engine_abort(fedrec_engine *e, const char *why, int kind);
+/* sets up secure aggregation and the DP pipeline for the selected cohort (a full one starts at once) */
+void engine_start_round(fedrec_engine *e, uint64_t now);
+
+#endif

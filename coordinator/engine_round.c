@@ -1,0 +1,387 @@
+/* The phase machine: a selection fills (fixed or Poisson cohorts), the round starts with its
+ * secure-aggregation and DP parameters, each phase closes when every member answered or at
+ * its adaptive deadline, and the round ends unmasked, recorded, checked and published (or
+ * aborted, saying why). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedrec/accountant.h"
+#include "engine_internal.h"
+
+static double unit_open(fedrec_engine *e) { /* uniform in (0, 1) */
+  uint64_t v = engine_random_u64(e);
+  return ((double)(v >> 11) + 0.5) * 0x1.0p-53;
+}
+
+void engine_stop(fedrec_engine *e, const char *fmt, const char *detail) {
+  snprintf(e->stop, sizeof e->stop, fmt, detail);
+  e->phase = FEDREC_PHASE_STOPPED;
+  fedrec_secagg_server_free(e->sa);
+  e->sa = NULL;
+  engine_clear_members(e);
+}
+
+void engine_new_selection(fedrec_engine *e) {
+  fedrec_secagg_server_free(e->sa);
+  e->sa = NULL;
+  engine_clear_members(e);
+  e->deadline = 0;
+  e->overflow = 0;
+  e->phase = FEDREC_PHASE_SELECTING;
+  memset(&e->stats, 0, sizeof e->stats);
+}
+
+/* Ends the round without a publication. kind: ABORT_LATE, it ended at a deadline too few
+ * devices met; ABORT_ATTACK, a member's doing (a named culprit, or a sum that only an
+ * unclipped input explains). Towards max_aborts count neither rounds that never started (a
+ * selection that did not fill: waiting for devices is not a failure of the round) nor
+ * attacks: one token must not be able to stop training by spoiling rounds in a row. */
+void engine_abort(fedrec_engine *e, const char *why, int kind) {
+  int started = e->phase != FEDREC_PHASE_SELECTING;
+  e->stats.round = e->round;
+  e->stats.cohort = e->n;
+  e->stats.aborted = 1;
+  snprintf(e->stats.reason, sizeof e->stats.reason, "%s", why);
+  if (e->cb.round_done) e->cb.round_done(e->cb.ctx, &e->stats);
+  e->aborted_round = e->round + 1;
+  snprintf(e->aborted_why, sizeof e->aborted_why, "%s", why);
+  uint64_t round = e->round++;
+  engine_new_selection(e);
+  if (!started || kind == ABORT_ATTACK) return;
+  e->aborts++;
+  e->late_aborts += kind == ABORT_LATE;
+  if (e->c.max_aborts && e->aborts >= e->c.max_aborts) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "%u consecutive rounds aborted, the last (round %llu): %s. %s", e->aborts,
+             (unsigned long long)round, why,
+             e->late_aborts == e->aborts
+                 ? "Devices did not answer in time although the deadlines grew up to max-phase-ms: raise max-phase-ms, "
+                   "or check that the devices run and reach the coordinator (their logs say why they left)"
+                 : "Fix the cause above (the log's round_aborted events), or raise max-aborts, then serve again");
+    engine_stop(e, "%s", msg);
+  }
+}
+
+/* Sets up secure aggregation and the DP pipeline for the selected cohort; checks the budget. */
+void engine_start_round(fedrec_engine *e, uint64_t now) {
+  fedrec_error err = {0};
+  uint32_t n = e->n;
+  fedrec_secagg_choice ch = {.k = n - 1, .t = n / 2 + 1, .complete = 1};
+  if (!e->c.plain && fedrec_secagg_choose(&ch, n, e->c.dropout, e->c.dishonest, e->c.fail_bits, e->c.sec_bits, &err)) {
+    engine_abort(e, err.msg, ABORT_OTHER);
+    return;
+  }
+  fedrec_round_info *in = &e->info;
+  memset(in, 0, sizeof *in);
+  in->round = e->round;
+  in->model_version = e->version;
+  in->alpha0 = e->c.alpha0;
+  in->reg = e->c.reg;
+  in->local_steps = e->c.local_steps;
+  in->client_lr = e->c.client_lr;
+  fedrec_ddp_params *p = &in->ddp;
+  if (fedrec_engine_round_ddp(&e->c, e->dim, n, p, &err)) {
+    engine_stop(e, "%s", err.msg);
+    return;
+  }
+  p->round_seed = engine_random_u64(e);
+  if (p->noise != FEDREC_NOISE_NONE || (e->c.central && e->c.noise_multiplier > 0)) {
+    fedrec_release r = engine_release_for(e, e->c.min_survivors);
+    if (fedrec_ledger_check(e->ledger, &r, NULL, &err)) {
+      engine_stop(e, "privacy budget: %s", err.msg);
+      return;
+    }
+  }
+  fedrec_secagg_params *sp = &in->secagg;
+  sp->session = engine_random_u64(e);
+  sp->n = n;
+  sp->k = ch.complete ? n - 1 : ch.k;
+  sp->t = ch.t;
+  sp->bits = p->bits;
+  sp->dim = fedrec_ddp_padded(p->dim);
+  sp->active = 0;
+  e->ent.bytes(e->ent.ctx, sp->graph_seed, sizeof sp->graph_seed);
+  e->stats.round = e->round;
+  e->stats.cohort = n;
+  if (e->c.plain) { /* straight to the (unmasked) input */
+    memset(e->modsum, 0, (size_t)sp->dim * sizeof *e->modsum);
+    for (uint32_t i = 0; i < n; i++) e->members[i].done = FEDREC_PHASE_SHARES;
+    e->phase = FEDREC_PHASE_MASKED;
+    e->phase_start = now;
+    e->deadline = now + e->phase_dl[FEDREC_PHASE_MASKED];
+    in->deadline_ms = e->deadline;
+    return;
+  }
+  e->sa = fedrec_secagg_server_new(sp, NULL, &err);
+  if (!e->sa) {
+    engine_abort(e, err.msg, ABORT_OTHER);
+    return;
+  }
+  fedrec_secagg_server_set_threads(e->sa, (int)e->c.unmask_threads);
+  e->phase = FEDREC_PHASE_KEYS;
+  e->phase_start = now;
+  e->deadline = now + e->phase_dl[FEDREC_PHASE_KEYS];
+  in->deadline_ms = e->deadline;
+}
+
+/* The survivors' sum, unmasked (secure aggregation) or added up (plain), with the sum's
+ * Skellam noise drawn here when the simulator asks; 0 when the round was aborted. */
+static int unmasked_sum(fedrec_engine *e, uint32_t *summed) {
+  fedrec_error err = {0};
+  *summed = 0;
+  if (e->c.plain) {
+    for (uint32_t i = 0; i < e->n; i++) *summed += e->members[i].done >= (int)FEDREC_PHASE_MASKED;
+  } else if (fedrec_secagg_server_finish(e->sa, e->modsum, summed, &err)) {
+    uint32_t culprit = fedrec_secagg_server_culprit(e->sa); /* its boxes did not open: banned */
+    if (culprit && culprit <= e->n) engine_ban(e, &e->members[culprit - 1]);
+    engine_abort(e, err.msg, culprit && culprit <= e->n ? ABORT_ATTACK : ABORT_OTHER);
+    return 0;
+  }
+  const fedrec_ddp_params *p = &e->info.ddp;
+  if (e->c.sum_noise && p->noise == FEDREC_NOISE_SKELLAM && *summed > 0) {
+    /* Skellam(summed lambda): the distribution of the survivors' shares added up. Simulation
+     * only: a fast floating-point Poisson sampler, O(1) at any lambda; the clients' own draws
+     * (and everything deployed) use the exact one */
+    double lambda = (double)p->sigma2_num * *summed / (2.0 * (double)p->sigma2_den);
+    uint32_t mask = e->info.secagg.bits >= 32 ? 0xffffffffu : (1u << e->info.secagg.bits) - 1;
+    const fedrec_entropy *src = e->c.sum_noise_entropy.bytes ? &e->c.sum_noise_entropy : &e->ent;
+    for (uint32_t k = 0; k < e->info.secagg.dim; k++)
+      e->modsum[k] = (uint32_t)(((int64_t)e->modsum[k] + fedrec_skellam_fast(src, lambda)) & mask);
+  }
+  return 1;
+}
+
+/* The sum is unmasked: from here on it is a release, recorded before anything else, whatever
+ * happens to the round afterwards (discarded rounds included). 0: the ledger refused it, and
+ * training stopped. */
+static int record_release(fedrec_engine *e, uint32_t summed, int central, double *eps) {
+  fedrec_error err = {0};
+  *eps = 0;
+  if (e->info.ddp.noise == FEDREC_NOISE_NONE && !central) return 1;
+  fedrec_release r = engine_release_for(e, summed);
+  if (!fedrec_ledger_append(e->ledger, &r, eps, &err)) return 1;
+  /* not recorded: the aggregate must not be used */
+  e->stats.aborted = 1;
+  snprintf(e->stats.reason, sizeof e->stats.reason, "ledger: %s", err.msg);
+  if (e->cb.round_done) e->cb.round_done(e->cb.ctx, &e->stats);
+  engine_stop(e, "ledger refused the release: %s", err.msg);
+  return 0;
+}
+
+/* The average update in e->avg (decoded, checked, central noise added when simulating
+ * central DP) and its norm; 0 when the round was aborted. */
+static int average_update(fedrec_engine *e, uint32_t summed, int central, double eps, double *norm) {
+  if (summed < e->c.min_survivors) { /* cannot happen (checked before unmasking); recorded above */
+    char why[128];
+    snprintf(why, sizeof why, "%u survivors, fewer than the %u required (released and recorded)", summed, e->c.min_survivors);
+    e->stats.epsilon = eps;
+    engine_abort(e, why, ABORT_OTHER);
+    return 0;
+  }
+  fedrec_ddp_decode(e->avg, e->modsum, &e->info.ddp, e->work);
+  /* SecAgg cannot check what a client put in its input: one that skipped clipping can steer
+   * the sum. The sum cannot be longer than summed clipped (and rounded) updates plus the
+   * noise; longer, it is discarded (its release is recorded above). */
+  double sum2 = 0, bound = engine_sum_norm_bound(e, summed);
+  for (int64_t i = 0; i < e->dim; i++) sum2 += (double)e->avg[i] * e->avg[i];
+  if (!(sqrt(sum2) <= bound)) {
+    char why[240];
+    snprintf(why, sizeof why, "the decoded sum's norm %.4g exceeds %.4g (%u clipped updates and the noise): "
+             "an input was not clipped; discarded, the release is recorded", sqrt(sum2), bound, summed);
+    e->stats.epsilon = eps;
+    e->stats.survivors = summed;
+    engine_abort(e, why, ABORT_ATTACK);
+    return 0;
+  }
+  if (central) { /* simulation only: N(0, (z c)^2) per coordinate, Box-Muller from the engine's source */
+    double sd = e->c.noise_multiplier * e->c.clip;
+    for (int64_t i = 0; i < e->dim; i += 2) {
+      double u = unit_open(e), v = unit_open(e), rad = sd * sqrt(-2 * log(u));
+      e->avg[i] += (float)(rad * cos(6.283185307179586 * v));
+      if (i + 1 < e->dim) e->avg[i + 1] += (float)(rad * sin(6.283185307179586 * v));
+    }
+  }
+  *norm = 0;
+  for (int64_t i = 0; i < e->dim; i++) {
+    e->avg[i] /= (float)summed;
+    *norm += (double)e->avg[i] * e->avg[i];
+  }
+  return 1;
+}
+
+/* The optimizer's step, and the new model sealed and published; when it cannot be persisted
+ * the previous model and optimizer state stay served (the ledger entry stands: the aggregate
+ * was released to the coordinator) and training stops. 0 then. */
+static int step_and_publish(fedrec_engine *e) {
+  fedrec_error err = {0};
+  size_t bytes = (size_t)e->dim * sizeof(float);
+  float *saved = malloc(bytes), *s1 = malloc(bytes), *s2 = malloc(bytes);
+  if (saved && s1 && s2) {
+    memcpy(saved, e->x, bytes);
+    memcpy(s1, e->m1, bytes);
+    memcpy(s2, e->m2, bytes);
+  }
+  fedrec_optimizer_params p = {e->c.server_lr, e->c.momentum, e->c.beta1, e->c.beta2, e->c.adam_eps};
+  fedrec_optimizer_step(e->c.optimizer, &p, e->rounds_done + 1, e->x, e->m1, e->m2, e->avg, e->dim);
+  fedrec_model_set_params(&e->model, e->x);
+  uint64_t old = e->version;
+  e->round++, e->rounds_done++; /* what the published state says comes next */
+  int failed = !saved || !s1 || !s2 || engine_seal_model(e, old + 1, &err) || engine_publish(e);
+  e->round--, e->rounds_done--;
+  if (failed) {
+    if (saved && s1 && s2) {
+      memcpy(e->x, saved, bytes);
+      memcpy(e->m1, s1, bytes);
+      memcpy(e->m2, s2, bytes);
+    }
+    fedrec_model_set_params(&e->model, e->x);
+    engine_seal_model(e, old, &err);
+    engine_stop(e, "%s", "the new model could not be persisted");
+  }
+  free(saved), free(s1), free(s2);
+  return !failed;
+}
+
+/* A published round: its statistics and survivors to the callback, then the next selection
+ * (or the end, after max_rounds). */
+static void round_published(fedrec_engine *e, uint64_t now, uint32_t summed, double eps, double norm) {
+  e->stats.survivors = summed;
+  e->stats.epsilon = eps;
+  e->stats.update_norm = sqrt(norm);
+  e->stats.phase_ms[FEDREC_PHASE_UNMASK] = now - e->phase_start;
+  uint64_t *ids = malloc((size_t)e->n * sizeof *ids);
+  uint32_t nid = 0;
+  for (uint32_t i = 0; ids && i < e->n; i++)
+    if (e->members[i].done >= (int)FEDREC_PHASE_MASKED) ids[nid++] = e->members[i].client;
+  e->stats.clients = ids;
+  e->stats.nclients = nid;
+  if (e->cb.round_done) e->cb.round_done(e->cb.ctx, &e->stats);
+  free(ids);
+  e->stats.clients = NULL;
+  e->stats.nclients = 0;
+  e->rounds_done++;
+  e->round++;
+  e->aborts = e->late_aborts = 0;
+  engine_new_selection(e);
+  if (e->c.max_rounds && e->rounds_done >= e->c.max_rounds) {
+    char what[32];
+    snprintf(what, sizeof what, "%llu", (unsigned long long)e->rounds_done);
+    engine_stop(e, "all %s rounds done", what);
+  }
+}
+
+/* The end of the unmasking phase: unmask, record, check, step, publish. */
+static void finish_round(fedrec_engine *e, uint64_t now) {
+  uint32_t summed;
+  double eps, norm;
+  int central = e->c.central && e->c.noise_multiplier > 0;
+  if (!unmasked_sum(e, &summed) || !record_release(e, summed, central, &eps) ||
+      !average_update(e, summed, central, eps, &norm) || !step_and_publish(e))
+    return;
+  round_published(e, now, summed, eps, norm);
+}
+
+/* Closes the current phase: drops who did not answer, then moves on. */
+static void close_phase(fedrec_engine *e, uint64_t now) {
+  fedrec_error err = {0};
+  fedrec_phase ph = e->phase;
+  uint32_t missed = 0, answered = 0;
+  for (uint32_t i = 0; i < e->n; i++)
+    if (e->members[i].done != DROPPED && e->members[i].done < (int)ph) {
+      e->members[i].done = DROPPED;
+      e->members[i].dropped_at = (int)ph;
+      e->stats.dropped[ph]++;
+      missed++;
+    } else if (e->members[i].done != DROPPED) answered++;
+  uint64_t took = now - e->phase_start;
+  e->stats.phase_ms[ph] = took;
+  /* Adaptive deadlines, per phase, within [phase_ms, max_phase_ms]: more devices missed this
+   * deadline than the dropout rate the round was planned for, so the devices are slower
+   * than it: the next round gets twice the time, here and in the phases after it. Everyone
+   * answered: 4x the time it took, but at most halved per round and never below phase_ms. */
+  int late = 0;
+  uint64_t *dl = &e->phase_dl[ph];
+  if (missed && (double)missed > e->c.dropout * (missed + answered)) {
+    late = 1;
+    *dl = *dl > e->c.max_phase_ms / 2 ? e->c.max_phase_ms : 2 * *dl;
+    /* devices slow at one phase are slow at the next ones too: they get at least as long */
+    for (int q = (int)ph + 1; q <= FEDREC_PHASE_UNMASK; q++)
+      if (e->phase_dl[q] < *dl) e->phase_dl[q] = *dl;
+  } else if (!missed) { /* down gently: at most halved per round */
+    uint64_t want = 4 * (took ? took : 1);
+    if (want < *dl / 2) want = *dl / 2;
+    if (want < *dl) *dl = want < e->c.phase_ms ? e->c.phase_ms : want;
+  }
+  fedrec_status s = FEDREC_OK;
+  if (ph == FEDREC_PHASE_MASKED) {
+    /* the noise was planned for min_survivors inputs: with fewer, nothing may be unmasked
+     * (nobody is asked for a share), so nothing is released */
+    uint32_t inputs = 0;
+    for (uint32_t i = 0; i < e->n; i++) inputs += e->members[i].done >= (int)FEDREC_PHASE_MASKED;
+    if (inputs < e->c.min_survivors) {
+      char why[160];
+      snprintf(why, sizeof why, "%u masked inputs, fewer than the %u the noise was planned for: nothing unmasked",
+               inputs, e->c.min_survivors);
+      engine_abort(e, why, late ? ABORT_LATE : ABORT_OTHER);
+      return;
+    }
+  }
+  if (ph == FEDREC_PHASE_KEYS) s = fedrec_secagg_server_close_keys(e->sa, &err);
+  else if (ph == FEDREC_PHASE_SHARES) s = fedrec_secagg_server_close_shares(e->sa, &err);
+  else if (ph == FEDREC_PHASE_MASKED && !e->c.plain) s = fedrec_secagg_server_close_masked(e->sa, &err);
+  else {
+    finish_round(e, now);
+    return;
+  }
+  if (s) {
+    char why[sizeof err.msg + 96];
+    if (late) snprintf(why, sizeof why, "%s (%u of %u devices missed the %s deadline)", err.msg, missed, missed + answered,
+                       fedrec_phase_name(ph));
+    else snprintf(why, sizeof why, "%s", err.msg);
+    engine_abort(e, why, late ? ABORT_LATE : ABORT_OTHER);
+    return;
+  }
+  e->phase = ph + 1;
+  e->phase_start = now;
+  e->deadline = now + e->phase_dl[ph + 1];
+}
+
+void fedrec_engine_tick(fedrec_engine *e, uint64_t now) {
+  for (int guard = 0; guard < 8; guard++) {
+    if (e->phase == FEDREC_PHASE_STOPPED) return;
+    if (e->phase == FEDREC_PHASE_SELECTING) {
+      if (!e->deadline || now < e->deadline) return;
+      if (e->c.sampling_rate > 0) {
+        /* Poisson: the coins are spent. Too few or too many sampled: the round does not run
+         * (nothing was asked of anyone, nothing is released) and the next one draws anew */
+        char why[192];
+        if (e->overflow)
+          snprintf(why, sizeof why, "more than %u devices sampled (the cohort cap): raise cohort or lower sampling-rate", e->cap);
+        else snprintf(why, sizeof why, "%u devices sampled, fewer than min-cohort %u", e->n, e->c.min_cohort);
+        if (e->overflow || e->n < e->c.min_cohort) engine_abort(e, why, ABORT_OTHER);
+        else engine_start_round(e, now);
+      } else if (e->n >= e->c.min_cohort) {
+        engine_start_round(e, now);
+      } else if (e->n && now - e->last_join < e->c.selection_ms) {
+        e->deadline = e->last_join + e->c.selection_ms; /* devices are still arriving: wait */
+      } else {
+        /* the cohort did not fill, and no device joined for a whole window: the devices
+         * accepted are released (they learn why and come back) rather than held for ever;
+         * the next window opens at the next check-in */
+        e->stats.released = 1;
+        char why[192];
+        snprintf(why, sizeof why, "selection: %u device%s checked in, none more for %llu ms, min-cohort is %u: released, "
+                 "come back later", e->n, e->n == 1 ? "" : "s", (unsigned long long)e->c.selection_ms, e->c.min_cohort);
+        engine_abort(e, why, ABORT_OTHER);
+      }
+      return;
+    }
+    int all = 1;
+    for (uint32_t i = 0; i < e->n && all; i++)
+      if (e->members[i].done != DROPPED && e->members[i].done < (int)e->phase) all = 0;
+    if (!all && now < e->deadline) return;
+    close_phase(e, now);
+  }
+}
