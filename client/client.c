@@ -1,4 +1,5 @@
 /* The client library (see include/fedrec/client.h). */
+#include "fedrec/internal/sim.h"
 #include "fedrec/internal/tool.h"
 #include "fedrec/client.h"
 

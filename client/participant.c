@@ -1,4 +1,5 @@
 /* A client's part in one round (see include/fedrec/participant.h). */
+#include "fedrec/internal/sim.h"
 #include "fedrec/participant.h"
 
 #include <sodium.h>

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fedrec/internal/sim.h"
 #include "fedrec/accountant.h"
 #include "engine_internal.h"
 

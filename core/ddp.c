@@ -1,4 +1,5 @@
 /* Distributed-DP encoding: clip, rotate, scale, round, add integer noise, wrap. */
+#include "fedrec/internal/sim.h"
 #include "fedrec/ddp.h"
 
 #include <math.h>

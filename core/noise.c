@@ -1,5 +1,6 @@
 /* Exact discrete Laplace and discrete Gaussian samplers (Canonne, Kamath, Steinke 2020,
  * Algorithms 1-3), integer arithmetic only. */
+#include "fedrec/internal/sim.h"
 #include "fedrec/noise.h"
 
 #include <math.h>

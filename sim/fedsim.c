@@ -2,6 +2,7 @@
  * round engine and the clients' participant code (the same code fedrec-coordinator and
  * libfedrec_client run) joined by an in-process transport, and a thread pool for the clients'
  * work. Every training user of the split is a client. */
+#include "fedrec/internal/sim.h"
 #include "fedrec/internal/tool.h"
 #include "fedsim.h"
 #include "fedsim_internal.h"

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fedrec/internal/sim.h"
 #include "fedsim_internal.h"
 
 enum { CMD_ROUND = 1, CMD_PHASE, CMD_STOP };

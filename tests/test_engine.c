@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fedrec/internal/sim.h"
 #include "fedrec/engine.h"
 #include "fedrec/eval.h"
 #include "fedrec/participant.h"

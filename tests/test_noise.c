@@ -1,6 +1,7 @@
 /* Exact samplers against their exact distributions, on a million CSPRNG samples each. */
 #include <math.h>
 
+#include "fedrec/internal/sim.h"
 #include "fedrec/crypto.h"
 #include "fedrec/noise.h"
 #include "test_util.h"

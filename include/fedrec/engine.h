@@ -222,14 +222,6 @@ fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64
 fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t round,
                                    fedrec_phase phase, const uint8_t *msg, size_t len,
                                    uint64_t now, fedrec_error *err);
-/* For simulators that add inputs up on several machines (fedrec-sim-mpi): in the masked phase,
- * `sum` is the sum mod 2^bits of the masked (with --plain, unmasked) inputs of `clients`, as if
- * each had been submitted (the modular sum is associative); `bytes` is what they took on the
- * wire. Rejected as a whole, changing nothing, if a client is not waiting to send its input,
- * is named twice, or a value is out of range. */
-fedrec_status fedrec_engine_submit_sum(fedrec_engine *e, uint64_t round, const uint64_t *clients, uint32_t n,
-                                       const uint32_t *sum, uint32_t dim, uint64_t bytes, uint64_t now,
-                                       fedrec_error *err);
 /* The input of `phase` for this client (keys list, shares addressed to it, survivor list) as
  * a wire message in *out (malloc'd, the caller frees), once the phase has opened; until then
  * *out = NULL and *retry_ms says when to ask again. */

@@ -49,12 +49,6 @@ int64_t fedrec_poisson(const fedrec_entropy *e, uint64_t num, uint64_t den);
 /* Symmetric Skellam: Poisson(lambda) - Poisson(lambda), variance 2 lambda; O(sqrt(lambda)). */
 int64_t fedrec_skellam(const fedrec_entropy *e, uint64_t num, uint64_t den);
 
-/* NOT exact: for simulation only, never for noise that protects anyone. Poisson(lambda) by
- * Hormann's transformed rejection with squeeze (PTRS, 1993) in double precision, O(1) per
- * sample at any lambda (lambda < 10: the exact sampler above). Its distribution equals
- * Poisson(lambda) up to floating-point rounding in the acceptance test. */
-int64_t fedrec_poisson_fast(const fedrec_entropy *e, double lambda);
-int64_t fedrec_skellam_fast(const fedrec_entropy *e, double lambda);
 
 #ifdef __cplusplus
 }
