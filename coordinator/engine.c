@@ -40,18 +40,18 @@ void fedrec_engine_defaults(fedrec_engine_config *c) {
   c->reg = 0.003f;
 }
 
-uint64_t engine_random_u64(fedrec_engine *e) {
+uint64_t fedrec__engine_random_u64(fedrec_engine *e) {
   uint64_t v;
   e->ent.bytes(e->ent.ctx, &v, sizeof v);
   return v;
 }
 
-uint32_t engine_jitter(fedrec_engine *e, uint32_t ms) {
-  return (uint32_t)(ms / 2 + engine_random_u64(e) % ((uint64_t)ms + 1));
+uint32_t fedrec__engine_jitter(fedrec_engine *e, uint32_t ms) {
+  return (uint32_t)(ms / 2 + fedrec__engine_random_u64(e) % ((uint64_t)ms + 1));
 }
 
 /* Encodes, hashes and signs the current model as `version`. */
-fedrec_status engine_seal_model(fedrec_engine *e, uint64_t version, fedrec_error *err) {
+fedrec_status fedrec__engine_seal_model(fedrec_engine *e, uint64_t version, fedrec_error *err) {
   size_t len = fedrec_model_encoded_size(&e->model);
   uint8_t *blob = malloc(len);
   if (!blob) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: model blob of %zu bytes", len);
@@ -70,7 +70,7 @@ fedrec_status engine_seal_model(fedrec_engine *e, uint64_t version, fedrec_error
   return FEDREC_OK;
 }
 
-int engine_publish(fedrec_engine *e) {
+int fedrec__engine_publish(fedrec_engine *e) {
   if (!e->cb.publish) return 0;
   fedrec_published p;
   fedrec_engine_model(e, &p);
@@ -185,9 +185,9 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
     s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: state for %lld parameters", (long long)e->dim);
   if (!s) {
     fedrec_model_get_params(e->x, &e->model);
-    s = engine_seal_model(e, version, err);
+    s = fedrec__engine_seal_model(e, version, err);
   }
-  if (!s && engine_publish(e)) s = fedrec_error_set(err, FEDREC_ERR_IO, "engine: could not persist the initial model");
+  if (!s && fedrec__engine_publish(e)) s = fedrec_error_set(err, FEDREC_ERR_IO, "engine: could not persist the initial model");
   if (s) {
     fedrec_engine_free(e);
     return s;
@@ -220,7 +220,7 @@ fedrec_status fedrec_engine_restore(fedrec_engine *e, uint64_t next_round, uint6
   if (e->c.max_rounds && e->rounds_done >= e->c.max_rounds) {
     char what[32];
     snprintf(what, sizeof what, "%llu", (unsigned long long)e->rounds_done);
-    engine_stop(e, "all %s rounds done", what);
+    fedrec__engine_stop(e, "all %s rounds done", what);
   }
   return FEDREC_OK;
 }

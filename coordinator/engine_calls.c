@@ -15,14 +15,14 @@ fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t 
                                     fedrec_error *err) {
   *accepted = 0;
   *round = e->round;
-  *retry_ms = engine_jitter(e, e->c.retry_ms);
+  *retry_ms = fedrec__engine_jitter(e, e->c.retry_ms);
   if (fedrec_engine_banned(e, client))
     return fedrec_error_set(err, FEDREC_ERR_STATE, "left out: this device sent a secure-aggregation message that no honest client sends");
   if (e->phase != FEDREC_PHASE_SELECTING) {
-    if (e->phase != FEDREC_PHASE_STOPPED && engine_find(e, client, NULL)) *accepted = 1; /* already in */
+    if (e->phase != FEDREC_PHASE_STOPPED && fedrec__engine_find(e, client, NULL)) *accepted = 1; /* already in */
     return FEDREC_OK;
   }
-  if (engine_find(e, client, NULL)) {
+  if (fedrec__engine_find(e, client, NULL)) {
     *accepted = 1;
     return FEDREC_OK;
   }
@@ -30,19 +30,19 @@ fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t 
   if (e->c.sampling_rate > 0) {
     /* Poisson sampling: every device whose coin says yes, none other, no cap. The round
      * starts when the window closes; a cohort past the cap cannot run (see fedrec_engine_tick) */
-    if (!engine_coin(e, client)) return FEDREC_OK;
+    if (!fedrec__engine_coin(e, client)) return FEDREC_OK;
     if (e->n == e->cap) {
       e->overflow = 1;
       return FEDREC_OK;
     }
-    engine_add_member(e, client);
+    fedrec__engine_add_member(e, client);
     *accepted = 1;
     return FEDREC_OK;
   }
-  engine_add_member(e, client);
+  fedrec__engine_add_member(e, client);
   *accepted = 1;
   e->last_join = now;
-  if (e->n == e->cap) engine_start_round(e, now);
+  if (e->n == e->cap) fedrec__engine_start_round(e, now);
   return FEDREC_OK;
 }
 
@@ -67,11 +67,11 @@ fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64
                                        fedrec_error *err) {
   (void)now;
   uint32_t idx;
-  member *m = round == e->round ? engine_find(e, client, &idx) : NULL;
+  member *m = round == e->round ? fedrec__engine_find(e, client, &idx) : NULL;
   *retry_ms = 0;
   if (!m || e->phase == FEDREC_PHASE_STOPPED || m->done == DROPPED) return left_out(e, m, round, err);
   if (e->phase == FEDREC_PHASE_SELECTING) {
-    *retry_ms = engine_jitter(e, 200);
+    *retry_ms = fedrec__engine_jitter(e, 200);
     return FEDREC_OK;
   }
   *out = e->info;
@@ -89,7 +89,7 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
                                    fedrec_phase phase, const uint8_t *msg, size_t len,
                                    uint64_t now, fedrec_error *err) {
   uint32_t idx;
-  member *m = round == e->round && e->phase != FEDREC_PHASE_SELECTING ? engine_find(e, client, &idx) : NULL;
+  member *m = round == e->round && e->phase != FEDREC_PHASE_SELECTING ? fedrec__engine_find(e, client, &idx) : NULL;
   if (!m || m->done == DROPPED) return left_out(e, m, round, err);
   if (phase != e->phase || phase < FEDREC_PHASE_KEYS || phase > FEDREC_PHASE_UNMASK)
     return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu is in phase %s, not %s", (unsigned long long)round,
@@ -102,7 +102,7 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
   fedrec_sa_msg sm;
   fedrec_status s = fedrec_sa_decode(&sm, msg, len, e->n, e->info.secagg.dim, err);
   if (s) {
-    if (s == FEDREC_ERR_PARSE || s == FEDREC_ERR_LIMIT) engine_ban(e, m);
+    if (s == FEDREC_ERR_PARSE || s == FEDREC_ERR_LIMIT) fedrec__engine_ban(e, m);
     return s;
   }
   uint32_t id = sm.type == FEDREC_SA_MSG_KEYS ? sm.u.keys.id : sm.type == FEDREC_SA_MSG_MASKED ? sm.u.masked.id
@@ -126,7 +126,7 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
   if (s) {
     /* a malformed message, or one the secure-aggregation server refused (bad keys, boxes
      * to anyone but its neighbours, indices past the cohort, ...): no honest client sends it */
-    if (s == FEDREC_ERR_PARSE || s == FEDREC_ERR_ARG) engine_ban(e, m);
+    if (s == FEDREC_ERR_PARSE || s == FEDREC_ERR_ARG) fedrec__engine_ban(e, m);
     return s;
   }
   m->done = (int)phase;
@@ -148,7 +148,7 @@ fedrec_status fedrec_engine_submit_sum(fedrec_engine *e, uint64_t round, const u
   fedrec_status s = FEDREC_OK;
   const int pending = (int)FEDREC_PHASE_MASKED + 100; /* marks who is in this sum, to catch repeats */
   for (; a < n; a++) { /* a: how many are marked */
-    member *m = engine_find(e, clients[a], &idx[a]);
+    member *m = fedrec__engine_find(e, clients[a], &idx[a]);
     if (!m || m->done != (int)FEDREC_PHASE_MASKED - 1) {
       s = fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client %llu of a sum %s", (unsigned long long)round,
                            (unsigned long long)clients[a],
@@ -182,12 +182,12 @@ fedrec_status fedrec_engine_fetch(fedrec_engine *e, uint64_t client, uint64_t ro
   *len = 0;
   *retry_ms = 0;
   uint32_t idx;
-  member *m = round == e->round && e->phase != FEDREC_PHASE_SELECTING ? engine_find(e, client, &idx) : NULL;
+  member *m = round == e->round && e->phase != FEDREC_PHASE_SELECTING ? fedrec__engine_find(e, client, &idx) : NULL;
   if (!m || m->done == DROPPED) return left_out(e, m, round, err);
   if (phase < FEDREC_PHASE_SHARES || phase > FEDREC_PHASE_UNMASK)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "phase %s has no input to fetch", fedrec_phase_name(phase));
   if (e->phase < phase) { /* not open yet */
-    *retry_ms = engine_jitter(e, 100);
+    *retry_ms = fedrec__engine_jitter(e, 100);
     return FEDREC_OK;
   }
   if (e->phase > phase)

@@ -10,7 +10,7 @@
 
 /* The device's selection coin for this round: heads with probability sampling_rate (a
  * 2^-53 multiple), the same however often it checks in. */
-int engine_coin(const fedrec_engine *e, uint64_t client) {
+int fedrec__engine_coin(const fedrec_engine *e, uint64_t client) {
   uint8_t h[FEDREC_KEY_BYTES];
   fedrec_mask_key(h, e->coin_key, e->round, FEDREC_PRF_COIN, (uint32_t)client, (uint32_t)(client >> 32), 0);
   uint64_t v = 0;
@@ -24,7 +24,7 @@ static uint32_t slot_of(const fedrec_engine *e, uint64_t client) {
   return (uint32_t)(h >> 32) & (e->nslots - 1);
 }
 
-member *engine_find(fedrec_engine *e, uint64_t client, uint32_t *idx) {
+member *fedrec__engine_find(fedrec_engine *e, uint64_t client, uint32_t *idx) {
   for (uint32_t s = slot_of(e, client);; s = (s + 1) & (e->nslots - 1)) {
     uint32_t v = e->slots[s];
     if (!v) return NULL;
@@ -47,7 +47,7 @@ int fedrec_engine_banned(const fedrec_engine *e, uint64_t client) {
 }
 
 /* Leaves a misbehaving member out of this round (dropped) and of every later selection. */
-void engine_ban(fedrec_engine *e, member *m) {
+void fedrec__engine_ban(fedrec_engine *e, member *m) {
   m->done = DROPPED;
   m->dropped_at = BANNED_AT;
   if (fedrec_engine_banned(e, m->client) || e->nbanned >= MAX_BANNED) return;
@@ -64,14 +64,14 @@ void engine_ban(fedrec_engine *e, member *m) {
   e->nbanned++;
 }
 
-void engine_add_member(fedrec_engine *e, uint64_t client) {
+void fedrec__engine_add_member(fedrec_engine *e, uint64_t client) {
   uint32_t s = slot_of(e, client);
   while (e->slots[s]) s = (s + 1) & (e->nslots - 1);
   e->members[e->n] = (member){client, 0, 0};
   e->slots[s] = ++e->n;
 }
 
-void engine_clear_members(fedrec_engine *e) {
+void fedrec__engine_clear_members(fedrec_engine *e) {
   if (e->n) memset(e->slots, 0, (size_t)e->nslots * sizeof *e->slots);
   e->n = 0;
 }

@@ -45,7 +45,7 @@ static fedrec_release release_of(const fedrec_engine_config *c, const fedrec_ddp
   return r;
 }
 
-fedrec_release engine_release_for(const fedrec_engine *e, uint32_t survivors) {
+fedrec_release fedrec__engine_release_for(const fedrec_engine *e, uint32_t survivors) {
   return release_of(&e->c, &e->info.ddp, e->round, survivors, e->n);
 }
 
@@ -112,7 +112,7 @@ fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config
  * coordinate with the survivors' total variance v (integer units), has squared norm at most
  * v (D + 2 sqrt(D x) + 2 x) with x = 30 for a Gaussian (Laurent and Massart 2000); Skellam
  * and discrete Gaussian noise get 10% on top for their lattice and tails. */
-double engine_sum_norm_bound(const fedrec_engine *e, uint32_t summed) {
+double fedrec__engine_sum_norm_bound(const fedrec_engine *e, uint32_t summed) {
   const fedrec_ddp_params *p = &e->info.ddp;
   double D = (double)e->info.secagg.dim, x = 30, v = 0;
   if (p->noise != FEDREC_NOISE_NONE) v = (double)summed * (double)p->sigma2_num / (double)p->sigma2_den;

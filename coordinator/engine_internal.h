@@ -71,28 +71,28 @@ enum { MAX_BANNED = 1u << 20 };
 enum { ABORT_OTHER = 0, ABORT_LATE = 1, ABORT_ATTACK = 2 };
 
 /* engine.c */
-uint64_t engine_random_u64(fedrec_engine *e);
+uint64_t fedrec__engine_random_u64(fedrec_engine *e);
 /* ms jittered to [ms/2, 3ms/2] */
-uint32_t engine_jitter(fedrec_engine *e, uint32_t ms);
-fedrec_status engine_seal_model(fedrec_engine *e, uint64_t version, fedrec_error *err);
-int engine_publish(fedrec_engine *e);
+uint32_t fedrec__engine_jitter(fedrec_engine *e, uint32_t ms);
+fedrec_status fedrec__engine_seal_model(fedrec_engine *e, uint64_t version, fedrec_error *err);
+int fedrec__engine_publish(fedrec_engine *e);
 
 /* engine_cohort.c */
-int engine_coin(const fedrec_engine *e, uint64_t client);
-member *engine_find(fedrec_engine *e, uint64_t client, uint32_t *idx);
-void engine_add_member(fedrec_engine *e, uint64_t client);
-void engine_clear_members(fedrec_engine *e);
-void engine_ban(fedrec_engine *e, member *m);
+int fedrec__engine_coin(const fedrec_engine *e, uint64_t client);
+member *fedrec__engine_find(fedrec_engine *e, uint64_t client, uint32_t *idx);
+void fedrec__engine_add_member(fedrec_engine *e, uint64_t client);
+void fedrec__engine_clear_members(fedrec_engine *e);
+void fedrec__engine_ban(fedrec_engine *e, member *m);
 
 /* engine_dp.c */
-fedrec_release engine_release_for(const fedrec_engine *e, uint32_t survivors);
-double engine_sum_norm_bound(const fedrec_engine *e, uint32_t summed);
+fedrec_release fedrec__engine_release_for(const fedrec_engine *e, uint32_t survivors);
+double fedrec__engine_sum_norm_bound(const fedrec_engine *e, uint32_t summed);
 
 /* engine_round.c */
-void engine_stop(fedrec_engine *e, const char *fmt, const char *detail);
-void engine_new_selection(fedrec_engine *e);
-void engine_abort(fedrec_engine *e, const char *why, int kind);
+void fedrec__engine_stop(fedrec_engine *e, const char *fmt, const char *detail);
+void fedrec__engine_new_selection(fedrec_engine *e);
+void fedrec__engine_abort(fedrec_engine *e, const char *why, int kind);
 /* sets up secure aggregation and the DP pipeline for the selected cohort (a full one starts at once) */
-void engine_start_round(fedrec_engine *e, uint64_t now);
+void fedrec__engine_start_round(fedrec_engine *e, uint64_t now);
 
 #endif

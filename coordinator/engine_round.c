@@ -12,22 +12,22 @@
 #include "engine_internal.h"
 
 static double unit_open(fedrec_engine *e) { /* uniform in (0, 1) */
-  uint64_t v = engine_random_u64(e);
+  uint64_t v = fedrec__engine_random_u64(e);
   return ((double)(v >> 11) + 0.5) * 0x1.0p-53;
 }
 
-void engine_stop(fedrec_engine *e, const char *fmt, const char *detail) {
+void fedrec__engine_stop(fedrec_engine *e, const char *fmt, const char *detail) {
   snprintf(e->stop, sizeof e->stop, fmt, detail);
   e->phase = FEDREC_PHASE_STOPPED;
   fedrec_secagg_server_free(e->sa);
   e->sa = NULL;
-  engine_clear_members(e);
+  fedrec__engine_clear_members(e);
 }
 
-void engine_new_selection(fedrec_engine *e) {
+void fedrec__engine_new_selection(fedrec_engine *e) {
   fedrec_secagg_server_free(e->sa);
   e->sa = NULL;
-  engine_clear_members(e);
+  fedrec__engine_clear_members(e);
   e->deadline = 0;
   e->overflow = 0;
   e->phase = FEDREC_PHASE_SELECTING;
@@ -39,7 +39,7 @@ void engine_new_selection(fedrec_engine *e) {
  * unclipped input explains). Towards max_aborts count neither rounds that never started (a
  * selection that did not fill: waiting for devices is not a failure of the round) nor
  * attacks: one token must not be able to stop training by spoiling rounds in a row. */
-void engine_abort(fedrec_engine *e, const char *why, int kind) {
+void fedrec__engine_abort(fedrec_engine *e, const char *why, int kind) {
   int started = e->phase != FEDREC_PHASE_SELECTING;
   e->stats.round = e->round;
   e->stats.cohort = e->n;
@@ -49,7 +49,7 @@ void engine_abort(fedrec_engine *e, const char *why, int kind) {
   e->aborted_round = e->round + 1;
   snprintf(e->aborted_why, sizeof e->aborted_why, "%s", why);
   uint64_t round = e->round++;
-  engine_new_selection(e);
+  fedrec__engine_new_selection(e);
   if (!started || kind == ABORT_ATTACK) return;
   e->aborts++;
   e->late_aborts += kind == ABORT_LATE;
@@ -61,17 +61,17 @@ void engine_abort(fedrec_engine *e, const char *why, int kind) {
                  ? "Devices did not answer in time although the deadlines grew up to max-phase-ms: raise max-phase-ms, "
                    "or check that the devices run and reach the coordinator (their logs say why they left)"
                  : "Fix the cause above (the log's round_aborted events), or raise max-aborts, then serve again");
-    engine_stop(e, "%s", msg);
+    fedrec__engine_stop(e, "%s", msg);
   }
 }
 
 /* Sets up secure aggregation and the DP pipeline for the selected cohort; checks the budget. */
-void engine_start_round(fedrec_engine *e, uint64_t now) {
+void fedrec__engine_start_round(fedrec_engine *e, uint64_t now) {
   fedrec_error err = {0};
   uint32_t n = e->n;
   fedrec_secagg_choice ch = {.k = n - 1, .t = n / 2 + 1, .complete = 1};
   if (!e->c.plain && fedrec_secagg_choose(&ch, n, e->c.dropout, e->c.dishonest, e->c.fail_bits, e->c.sec_bits, &err)) {
-    engine_abort(e, err.msg, ABORT_OTHER);
+    fedrec__engine_abort(e, err.msg, ABORT_OTHER);
     return;
   }
   fedrec_round_info *in = &e->info;
@@ -84,19 +84,19 @@ void engine_start_round(fedrec_engine *e, uint64_t now) {
   in->client_lr = e->c.client_lr;
   fedrec_ddp_params *p = &in->ddp;
   if (fedrec_engine_round_ddp(&e->c, e->dim, n, p, &err)) {
-    engine_stop(e, "%s", err.msg);
+    fedrec__engine_stop(e, "%s", err.msg);
     return;
   }
-  p->round_seed = engine_random_u64(e);
+  p->round_seed = fedrec__engine_random_u64(e);
   if (p->noise != FEDREC_NOISE_NONE || (e->c.central && e->c.noise_multiplier > 0)) {
-    fedrec_release r = engine_release_for(e, e->c.min_survivors);
+    fedrec_release r = fedrec__engine_release_for(e, e->c.min_survivors);
     if (fedrec_ledger_check(e->ledger, &r, NULL, &err)) {
-      engine_stop(e, "privacy budget: %s", err.msg);
+      fedrec__engine_stop(e, "privacy budget: %s", err.msg);
       return;
     }
   }
   fedrec_secagg_params *sp = &in->secagg;
-  sp->session = engine_random_u64(e);
+  sp->session = fedrec__engine_random_u64(e);
   sp->n = n;
   sp->k = ch.complete ? n - 1 : ch.k;
   sp->t = ch.t;
@@ -117,7 +117,7 @@ void engine_start_round(fedrec_engine *e, uint64_t now) {
   }
   e->sa = fedrec_secagg_server_new(sp, NULL, &err);
   if (!e->sa) {
-    engine_abort(e, err.msg, ABORT_OTHER);
+    fedrec__engine_abort(e, err.msg, ABORT_OTHER);
     return;
   }
   fedrec_secagg_server_set_threads(e->sa, (int)e->c.unmask_threads);
@@ -136,8 +136,8 @@ static int unmasked_sum(fedrec_engine *e, uint32_t *summed) {
     for (uint32_t i = 0; i < e->n; i++) *summed += e->members[i].done >= (int)FEDREC_PHASE_MASKED;
   } else if (fedrec_secagg_server_finish(e->sa, e->modsum, summed, &err)) {
     uint32_t culprit = fedrec_secagg_server_culprit(e->sa); /* its boxes did not open: banned */
-    if (culprit && culprit <= e->n) engine_ban(e, &e->members[culprit - 1]);
-    engine_abort(e, err.msg, culprit && culprit <= e->n ? ABORT_ATTACK : ABORT_OTHER);
+    if (culprit && culprit <= e->n) fedrec__engine_ban(e, &e->members[culprit - 1]);
+    fedrec__engine_abort(e, err.msg, culprit && culprit <= e->n ? ABORT_ATTACK : ABORT_OTHER);
     return 0;
   }
   const fedrec_ddp_params *p = &e->info.ddp;
@@ -161,13 +161,13 @@ static int record_release(fedrec_engine *e, uint32_t summed, int central, double
   fedrec_error err = {0};
   *eps = 0;
   if (e->info.ddp.noise == FEDREC_NOISE_NONE && !central) return 1;
-  fedrec_release r = engine_release_for(e, summed);
+  fedrec_release r = fedrec__engine_release_for(e, summed);
   if (!fedrec_ledger_append(e->ledger, &r, eps, &err)) return 1;
   /* not recorded: the aggregate must not be used */
   e->stats.aborted = 1;
   snprintf(e->stats.reason, sizeof e->stats.reason, "ledger: %s", err.msg);
   if (e->cb.round_done) e->cb.round_done(e->cb.ctx, &e->stats);
-  engine_stop(e, "ledger refused the release: %s", err.msg);
+  fedrec__engine_stop(e, "ledger refused the release: %s", err.msg);
   return 0;
 }
 
@@ -178,14 +178,14 @@ static int average_update(fedrec_engine *e, uint32_t summed, int central, double
     char why[128];
     snprintf(why, sizeof why, "%u survivors, fewer than the %u required (released and recorded)", summed, e->c.min_survivors);
     e->stats.epsilon = eps;
-    engine_abort(e, why, ABORT_OTHER);
+    fedrec__engine_abort(e, why, ABORT_OTHER);
     return 0;
   }
   fedrec_ddp_decode(e->avg, e->modsum, &e->info.ddp, e->work);
   /* SecAgg cannot check what a client put in its input: one that skipped clipping can steer
    * the sum. The sum cannot be longer than summed clipped (and rounded) updates plus the
    * noise; longer, it is discarded (its release is recorded above). */
-  double sum2 = 0, bound = engine_sum_norm_bound(e, summed);
+  double sum2 = 0, bound = fedrec__engine_sum_norm_bound(e, summed);
   for (int64_t i = 0; i < e->dim; i++) sum2 += (double)e->avg[i] * e->avg[i];
   if (!(sqrt(sum2) <= bound)) {
     char why[240];
@@ -193,7 +193,7 @@ static int average_update(fedrec_engine *e, uint32_t summed, int central, double
              "an input was not clipped; discarded, the release is recorded", sqrt(sum2), bound, summed);
     e->stats.epsilon = eps;
     e->stats.survivors = summed;
-    engine_abort(e, why, ABORT_ATTACK);
+    fedrec__engine_abort(e, why, ABORT_ATTACK);
     return 0;
   }
   if (central) { /* simulation only: N(0, (z c)^2) per coordinate, Box-Muller from the engine's source */
@@ -229,7 +229,7 @@ static int step_and_publish(fedrec_engine *e) {
   fedrec_model_set_params(&e->model, e->x);
   uint64_t old = e->version;
   e->round++, e->rounds_done++; /* what the published state says comes next */
-  int failed = !saved || !s1 || !s2 || engine_seal_model(e, old + 1, &err) || engine_publish(e);
+  int failed = !saved || !s1 || !s2 || fedrec__engine_seal_model(e, old + 1, &err) || fedrec__engine_publish(e);
   e->round--, e->rounds_done--;
   if (failed) {
     if (saved && s1 && s2) {
@@ -238,8 +238,8 @@ static int step_and_publish(fedrec_engine *e) {
       memcpy(e->m2, s2, bytes);
     }
     fedrec_model_set_params(&e->model, e->x);
-    engine_seal_model(e, old, &err);
-    engine_stop(e, "%s", "the new model could not be persisted");
+    fedrec__engine_seal_model(e, old, &err);
+    fedrec__engine_stop(e, "%s", "the new model could not be persisted");
   }
   free(saved), free(s1), free(s2);
   return !failed;
@@ -265,11 +265,11 @@ static void round_published(fedrec_engine *e, uint64_t now, uint32_t summed, dou
   e->rounds_done++;
   e->round++;
   e->aborts = e->late_aborts = 0;
-  engine_new_selection(e);
+  fedrec__engine_new_selection(e);
   if (e->c.max_rounds && e->rounds_done >= e->c.max_rounds) {
     char what[32];
     snprintf(what, sizeof what, "%llu", (unsigned long long)e->rounds_done);
-    engine_stop(e, "all %s rounds done", what);
+    fedrec__engine_stop(e, "all %s rounds done", what);
   }
 }
 
@@ -325,7 +325,7 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
       char why[160];
       snprintf(why, sizeof why, "%u masked inputs, fewer than the %u the noise was planned for: nothing unmasked",
                inputs, e->c.min_survivors);
-      engine_abort(e, why, late ? ABORT_LATE : ABORT_OTHER);
+      fedrec__engine_abort(e, why, late ? ABORT_LATE : ABORT_OTHER);
       return;
     }
   }
@@ -341,7 +341,7 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
     if (late) snprintf(why, sizeof why, "%s (%u of %u devices missed the %s deadline)", err.msg, missed, missed + answered,
                        fedrec_phase_name(ph));
     else snprintf(why, sizeof why, "%s", err.msg);
-    engine_abort(e, why, late ? ABORT_LATE : ABORT_OTHER);
+    fedrec__engine_abort(e, why, late ? ABORT_LATE : ABORT_OTHER);
     return;
   }
   e->phase = ph + 1;
@@ -361,10 +361,10 @@ void fedrec_engine_tick(fedrec_engine *e, uint64_t now) {
         if (e->overflow)
           snprintf(why, sizeof why, "more than %u devices sampled (the cohort cap): raise cohort or lower sampling-rate", e->cap);
         else snprintf(why, sizeof why, "%u devices sampled, fewer than min-cohort %u", e->n, e->c.min_cohort);
-        if (e->overflow || e->n < e->c.min_cohort) engine_abort(e, why, ABORT_OTHER);
-        else engine_start_round(e, now);
+        if (e->overflow || e->n < e->c.min_cohort) fedrec__engine_abort(e, why, ABORT_OTHER);
+        else fedrec__engine_start_round(e, now);
       } else if (e->n >= e->c.min_cohort) {
-        engine_start_round(e, now);
+        fedrec__engine_start_round(e, now);
       } else if (e->n && now - e->last_join < e->c.selection_ms) {
         e->deadline = e->last_join + e->c.selection_ms; /* devices are still arriving: wait */
       } else {
@@ -375,7 +375,7 @@ void fedrec_engine_tick(fedrec_engine *e, uint64_t now) {
         char why[192];
         snprintf(why, sizeof why, "selection: %u device%s checked in, none more for %llu ms, min-cohort is %u: released, "
                  "come back later", e->n, e->n == 1 ? "" : "s", (unsigned long long)e->c.selection_ms, e->c.min_cohort);
-        engine_abort(e, why, ABORT_OTHER);
+        fedrec__engine_abort(e, why, ABORT_OTHER);
       }
       return;
     }

@@ -86,7 +86,7 @@ fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, ui
   c->msign = malloc((k + 1) * sizeof *c->msign);
   sa_graph g;
   if (!c->nb || !c->nkeys || !c->in1 || !c->in2 || !c->revealed || !c->rejected || !c->secrets || !c->msign ||
-      sa_graph_init(&g, p) != FEDREC_OK) {
+      fedrec__sa_graph_init(&g, p) != FEDREC_OK) {
     fedrec_secagg_client_free(c);
     fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg client %u", id);
     return NULL;
@@ -101,8 +101,8 @@ fedrec_secagg_client *fedrec_secagg_client_new(const fedrec_secagg_params *p, ui
   c->seed = c->plain + FEDREC_SA_SHARE_PLAIN;
   c->point = c->seed + 32;
   c->mk = c->point + 32;
-  sa_graph_neighbours(&g, id, c->nb);
-  sa_graph_free(&g);
+  fedrec__sa_graph_neighbours(&g, id, c->nb);
+  fedrec__sa_graph_free(&g);
   return c;
 }
 
@@ -127,7 +127,7 @@ fedrec_status fedrec_secagg_client_advertise(fedrec_secagg_client *c, fedrec_sa_
   memcpy(out->s_pk, c->skey.pk, 32);
   if (c->p.active) {
     uint8_t msg[SA_KEYS_MSG_BYTES];
-    sa_keys_message(msg, c->p.session, out);
+    fedrec__sa_keys_message(msg, c->p.session, out);
     fedrec_sign(out->sig, msg, sizeof msg, c->identity);
   }
   c->phase = C_ADVERTISED;
@@ -150,7 +150,7 @@ static fedrec_status check_keylist(fedrec_secagg_client *c, const fedrec_sa_keyl
         return fail(c, FEDREC_ERR_PARSE, err, "duplicate client or key in the key list");
     if (c->p.active) {
       uint8_t msg[SA_KEYS_MSG_BYTES];
-      sa_keys_message(msg, c->p.session, e);
+      fedrec__sa_keys_message(msg, c->p.session, e);
       if (e->id >= c->p.n || !fedrec_verify(e->sig, msg, sizeof msg, c->identity_pks[e->id]))
         return fail(c, FEDREC_ERR_PARSE, err, "bad signature on advertised keys");
     }
@@ -386,7 +386,7 @@ fedrec_status fedrec_secagg_client_consistency(fedrec_secagg_client *c,
   fedrec_status st = check_survivors(c, in, err);
   if (st) return st;
   uint8_t *msg;
-  size_t len = sa_list_message(&msg, c->p.session, in->ids, in->count);
+  size_t len = fedrec__sa_list_message(&msg, c->p.session, in->ids, in->count);
   c->signed_ids = malloc(((size_t)in->count + 1) * sizeof *c->signed_ids);
   if (!len || !c->signed_ids) {
     free(msg);
@@ -407,7 +407,7 @@ static fedrec_status check_signatures(fedrec_secagg_client *c, const fedrec_sa_s
   if (in->count != c->nsigned || memcmp(in->ids, c->signed_ids, (size_t)in->count * 4))
     return fail(c, FEDREC_ERR_PARSE, err, "the survivor list differs from the one we signed");
   uint8_t *msg;
-  size_t len = sa_list_message(&msg, c->p.session, in->ids, in->count);
+  size_t len = fedrec__sa_list_message(&msg, c->p.session, in->ids, in->count);
   if (!len) return fail(c, FEDREC_ERR_NOMEM, err, "signatures");
   uint32_t good = 0;
   fedrec_status st = FEDREC_OK;

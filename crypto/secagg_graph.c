@@ -10,14 +10,14 @@ static void put_le(uint8_t *p, uint64_t v, int n) {
   for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-void sa_keys_message(uint8_t out[SA_KEYS_MSG_BYTES], uint64_t session, const fedrec_sa_keys *k) {
+void fedrec__sa_keys_message(uint8_t out[SA_KEYS_MSG_BYTES], uint64_t session, const fedrec_sa_keys *k) {
   put_le(out, session, 8);
   put_le(out + 8, k->id, 4);
   memcpy(out + 12, k->c_pk, 32);
   memcpy(out + 44, k->s_pk, 32);
 }
 
-size_t sa_list_message(uint8_t **msg, uint64_t session, const uint32_t *ids, uint32_t n) {
+size_t fedrec__sa_list_message(uint8_t **msg, uint64_t session, const uint32_t *ids, uint32_t n) {
   size_t len = 8 + 9 + 4 * (size_t)n;
   if (!(*msg = malloc(len))) return 0;
   put_le(*msg, session, 8);
@@ -47,7 +47,7 @@ uint32_t fedrec_secagg_degree(const fedrec_secagg_params *p) {
   return p->k >= p->n - 1 ? p->n - 1 : p->k;
 }
 
-fedrec_status sa_graph_init(sa_graph *g, const fedrec_secagg_params *p) {
+fedrec_status fedrec__sa_graph_init(sa_graph *g, const fedrec_secagg_params *p) {
   uint32_t n = p->n;
   g->n = n;
   g->k = fedrec_secagg_degree(p);
@@ -56,7 +56,7 @@ fedrec_status sa_graph_init(sa_graph *g, const fedrec_secagg_params *p) {
   uint32_t *rnd = malloc((size_t)n * sizeof *rnd);
   if (!g->perm || !g->inv || !rnd) {
     free(rnd);
-    sa_graph_free(g);
+    fedrec__sa_graph_free(g);
     return FEDREC_ERR_NOMEM;
   }
   /* Fisher-Yates driven by the ChaCha20 keystream of the public seed: every party derives
@@ -76,7 +76,7 @@ fedrec_status sa_graph_init(sa_graph *g, const fedrec_secagg_params *p) {
   return FEDREC_OK;
 }
 
-void sa_graph_free(sa_graph *g) {
+void fedrec__sa_graph_free(sa_graph *g) {
   free(g->perm);
   free(g->inv);
   g->perm = g->inv = NULL;
@@ -87,7 +87,7 @@ static int cmp_u32(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-void sa_graph_neighbours(const sa_graph *g, uint32_t u, uint32_t *out) {
+void fedrec__sa_graph_neighbours(const sa_graph *g, uint32_t u, uint32_t *out) {
   if (g->k >= g->n - 1) { /* complete graph */
     for (uint32_t v = 0, m = 0; v < g->n; v++)
       if (v != u) out[m++] = v;
@@ -102,7 +102,7 @@ void sa_graph_neighbours(const sa_graph *g, uint32_t u, uint32_t *out) {
   qsort(out, m, sizeof *out, cmp_u32);
 }
 
-int sa_graph_adjacent(const sa_graph *g, uint32_t u, uint32_t v) {
+int fedrec__sa_graph_adjacent(const sa_graph *g, uint32_t u, uint32_t v) {
   if (u == v || u >= g->n || v >= g->n) return 0; /* ids from the wire: never index with them */
   if (g->k >= g->n - 1) return 1;
   uint32_t a = g->inv[u], b = g->inv[v];
@@ -113,9 +113,9 @@ int sa_graph_adjacent(const sa_graph *g, uint32_t u, uint32_t v) {
 
 void fedrec_secagg_neighbours(const fedrec_secagg_params *p, uint32_t u, uint32_t *out) {
   sa_graph g;
-  if (sa_graph_init(&g, p) != FEDREC_OK) return;
-  sa_graph_neighbours(&g, u, out);
-  sa_graph_free(&g);
+  if (fedrec__sa_graph_init(&g, p) != FEDREC_OK) return;
+  fedrec__sa_graph_neighbours(&g, u, out);
+  fedrec__sa_graph_free(&g);
 }
 
 /* log P(Bin(k, q) >= t), summed in log space. */

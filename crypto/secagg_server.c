@@ -81,7 +81,7 @@ fedrec_secagg_server *fedrec_secagg_server_new(const fedrec_secagg_params *p,
   s->kset = calloc(s->kslots, sizeof *s->kset);
   randombytes_buf(s->kset_key, sizeof s->kset_key);
   if (!s->kset || !s->flags || !s->keys || !s->nboxes || !s->klist || !s->nb || !s->inbox || !s->sum ||
-      !s->nshares || sa_graph_init(&s->g, p)) {
+      !s->nshares || fedrec__sa_graph_init(&s->g, p)) {
     fedrec_secagg_server_free(s);
     fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server for %u clients", p->n);
     return NULL;
@@ -91,7 +91,7 @@ fedrec_secagg_server *fedrec_secagg_server_new(const fedrec_secagg_params *p,
 
 void fedrec_secagg_server_free(fedrec_secagg_server *s) {
   if (!s) return;
-  sa_graph_free(&s->g);
+  fedrec__sa_graph_free(&s->g);
   free(s->flags), free(s->keys), free(s->boxes), free(s->nboxes), free(s->in_off);
   free(s->in_idx), free(s->inbox), free(s->klist), free(s->nb), free(s->sum), free(s->surv);
   free(s->sigs), free(s->nshares), free(s->kset);
@@ -145,7 +145,7 @@ fedrec_status fedrec_secagg_server_on_keys(fedrec_secagg_server *s, const fedrec
   if (s->flags[m->id] & F_KEYS) return reject(err, FEDREC_ERR_PARSE, "keys sent twice", m->id);
   if (s->p.active) {
     uint8_t msg[SA_KEYS_MSG_BYTES];
-    sa_keys_message(msg, s->p.session, m);
+    fedrec__sa_keys_message(msg, s->p.session, m);
     if (!fedrec_verify(m->sig, msg, sizeof msg, s->identity_pks[m->id]))
       return reject(err, FEDREC_ERR_PARSE, "bad signature on keys", m->id);
   }
@@ -180,7 +180,7 @@ fedrec_status fedrec_secagg_server_keylist(fedrec_secagg_server *s, uint32_t u,
                                            fedrec_sa_keylist *out, fedrec_error *err) {
   if (s->phase < S_SHARES || u >= s->p.n || !(s->flags[u] & F_KEYS))
     return reject(err, FEDREC_ERR_ARG, "no key list for this client now", u);
-  sa_graph_neighbours(&s->g, u, s->nb);
+  fedrec__sa_graph_neighbours(&s->g, u, s->nb);
   uint32_t m = 0;
   s->klist[m++] = s->keys[u];
   for (uint32_t j = 0; j < s->k; j++)
@@ -200,7 +200,7 @@ fedrec_status fedrec_secagg_server_on_boxes(fedrec_secagg_server *s, uint32_t fr
     const fedrec_sa_box *b = &m->boxes[a];
     int dup = 0;
     for (uint32_t c = 0; c < a; c++) dup |= m->boxes[c].to == b->to;
-    if (b->from != from || b->to >= s->p.n || dup || !sa_graph_adjacent(&s->g, from, b->to) ||
+    if (b->from != from || b->to >= s->p.n || dup || !fedrec__sa_graph_adjacent(&s->g, from, b->to) ||
         !(s->flags[b->to] & F_KEYS))
       return reject(err, FEDREC_ERR_PARSE, "a share box with a wrong sender or recipient", from);
   }
@@ -322,7 +322,7 @@ fedrec_status fedrec_secagg_server_on_signature(fedrec_secagg_server *s,
   if (m->id >= s->p.n || !(s->flags[m->id] & F_MASKED) || (s->flags[m->id] & F_SIGNED))
     return reject(err, FEDREC_ERR_PARSE, "signature from a non-survivor or sent twice", m->id);
   uint8_t *msg;
-  size_t len = sa_list_message(&msg, s->p.session, s->surv, s->nsurv);
+  size_t len = fedrec__sa_list_message(&msg, s->p.session, s->surv, s->nsurv);
   if (!len) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server");
   int ok = fedrec_verify(m->sig, msg, len, s->identity_pks[m->id]);
   free(msg);
@@ -366,7 +366,7 @@ fedrec_status fedrec_secagg_server_on_reveals(fedrec_secagg_server *s, const fed
   for (uint32_t a = 0; a < m->count; a++) { /* validate everything before storing anything */
     const fedrec_sa_reveal *x = &m->items[a];
     int want = x->of < s->p.n && (s->flags[x->of] & F_MASKED) ? FEDREC_SA_REVEAL_SELF : FEDREC_SA_REVEAL_KEY;
-    if (x->of >= s->p.n || !(s->flags[x->of] & F_SHARED) || !sa_graph_adjacent(&s->g, r, x->of) ||
+    if (x->of >= s->p.n || !(s->flags[x->of] & F_SHARED) || !fedrec__sa_graph_adjacent(&s->g, r, x->of) ||
         (x->kind != want && !(x->kind == FEDREC_SA_REVEAL_EXCLUDED && boxed(s, x->of, r))) || x->share.x != r + 1)
       return reject(err, FEDREC_ERR_PARSE, "a revealed share of the wrong kind, owner or point", r);
     for (uint32_t b = 0; b < a; b++) /* one item per neighbour: a repeated share would spoil its reconstruction */
@@ -423,7 +423,7 @@ static fedrec_status pair_keys(fedrec_secagg_server *s, uint32_t v, const uint8_
   fedrec_kx_keypair kp;
   if (fedrec_kx_keypair_from_seed(&kp, seed)) return FEDREC_ERR_NOMEM;
   fedrec_status st = memcmp(kp.pk, s->keys[v].s_pk, 32) ? FEDREC_ERR_PARSE : FEDREC_OK;
-  sa_graph_neighbours(&s->g, v, s->nb);
+  fedrec__sa_graph_neighbours(&s->g, v, s->nb);
   for (uint32_t j = 0; j < s->k && !st; j++) {
     uint32_t u = s->nb[j];
     if (!(s->flags[u] & F_MASKED) || excluded(s, v, u)) continue; /* u left this mask out */
@@ -481,7 +481,7 @@ static void unmask(fedrec_secagg_server *s, const uint8_t *keys, const int *sign
 /* 1 when some survivor's input holds a pairwise mask with u: a masked neighbour that did
  * not leave it out. */
 static int in_any_mask(fedrec_secagg_server *s, uint32_t u) {
-  sa_graph_neighbours(&s->g, u, s->nb);
+  fedrec__sa_graph_neighbours(&s->g, u, s->nb);
   for (uint32_t j = 0; j < s->k; j++)
     if ((s->flags[s->nb[j]] & F_MASKED) && !excluded(s, u, s->nb[j])) return 1;
   return 0;
