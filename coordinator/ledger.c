@@ -410,7 +410,7 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: does not chain to the previous entry", (unsigned long long)seq);
     else if (entry_hash(h, l->format, l->last, seq, &r, mech, eps), memcmp(h, hash, 32))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: contents do not match its hash (edited)", (unsigned long long)seq);
-    else if (!fedrec_verify(sig, hash, 32, pk))
+    else if (fedrec_verify(sig, hash, 32, pk))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: bad signature", (unsigned long long)seq);
     else if (fedrec_mechanism_parse(mech, &r.mechanism))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: invalid parameters: unknown mechanism '%.40s'", (unsigned long long)seq, mech);
@@ -447,7 +447,7 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
     if (hseq != l->seq || sqlite3_column_bytes(st, 1) != 32 || memcmp(sqlite3_column_blob(st, 1), l->last, 32))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: the signed head names entry %llu but the ledger ends at %llu (truncated)",
                            (unsigned long long)hseq, (unsigned long long)l->seq);
-    else if (sqlite3_column_bytes(st, 2) != 64 || !fedrec_verify(sqlite3_column_blob(st, 2), hh, 32, pk))
+    else if (sqlite3_column_bytes(st, 2) != 64 || fedrec_verify(sqlite3_column_blob(st, 2), hh, 32, pk))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: bad signature on the head");
   }
   sqlite3_finalize(st);

@@ -166,7 +166,7 @@ fedrec_status start_engine(server *s, fedrec_error *err) {
   if (st) return st;
   /* resume: the newest saved model, checked against our own key, and rounds after the ledger */
   uint64_t ver;
-  if (!fedrec_model_verify(saved.blob, saved.len, saved.version, saved.hash, saved.ledger_entries, saved.ledger_head,
+  if (fedrec_model_verify(saved.blob, saved.len, saved.version, saved.hash, saved.ledger_entries, saved.ledger_head,
                            saved.sig, s->id.pk))
     st = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: model %llu fails its signature check", (unsigned long long)saved.version);
   if (!st) st = fedrec_model_decode(&model, &ver, saved.blob, saved.len, s->catalogue.content, p, err);

@@ -212,9 +212,9 @@ void fedrec_sign(uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
   crypto_sign_detached(sig, NULL, m, mlen, id->sk);
 }
 
-int fedrec_verify(const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
-                  const uint8_t pk[FEDREC_SIGN_PK_BYTES]) {
-  return crypto_sign_verify_detached(sig, m, mlen, pk) == 0;
+fedrec_status fedrec_verify(const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
+                            const uint8_t pk[FEDREC_SIGN_PK_BYTES]) {
+  return crypto_sign_verify_detached(sig, m, mlen, pk) == 0 ? FEDREC_OK : FEDREC_ERR_PARSE;
 }
 
 /* The samplers ask for a few bytes at a time; one getrandom-backed refill per 4 KiB keeps

@@ -22,12 +22,12 @@ void fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_
   memcpy(out + 63, ledger_head, 32);
 }
 
-int fedrec_model_verify(const uint8_t *blob, size_t len, uint64_t version, const uint8_t hash[32],
-                        uint64_t ledger_entries, const uint8_t ledger_head[32], const uint8_t sig[FEDREC_SIG_BYTES],
-                        const uint8_t pk[FEDREC_SIGN_PK_BYTES]) {
+fedrec_status fedrec_model_verify(const uint8_t *blob, size_t len, uint64_t version, const uint8_t hash[32],
+                                  uint64_t ledger_entries, const uint8_t ledger_head[32],
+                                  const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t pk[FEDREC_SIGN_PK_BYTES]) {
   uint8_t h[32], msg[FEDREC_MODEL_SIGNED_BYTES];
   fedrec_hash2(h, blob, len, NULL, 0);
-  if (memcmp(h, hash, 32)) return 0;
+  if (memcmp(h, hash, 32)) return FEDREC_ERR_PARSE;
   fedrec_model_signed_message(msg, version, hash, ledger_entries, ledger_head);
   return fedrec_verify(sig, msg, sizeof msg, pk);
 }

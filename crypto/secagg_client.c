@@ -151,7 +151,7 @@ static fedrec_status check_keylist(fedrec_secagg_client *c, const fedrec_sa_keyl
     if (c->p.active) {
       uint8_t msg[SA_KEYS_MSG_BYTES];
       fedrec__sa_keys_message(msg, c->p.session, e);
-      if (e->id >= c->p.n || !fedrec_verify(e->sig, msg, sizeof msg, c->identity_pks[e->id]))
+      if (e->id >= c->p.n || fedrec_verify(e->sig, msg, sizeof msg, c->identity_pks[e->id]))
         return fail(c, FEDREC_ERR_PARSE, err, "bad signature on advertised keys");
     }
     if (e->id == c->id) {
@@ -417,7 +417,7 @@ static fedrec_status check_signatures(fedrec_secagg_client *c, const fedrec_sa_s
     for (uint32_t b = 0; b < in->count && !listed; b++) listed = in->ids[b] == sg->id;
     for (uint32_t b = 0; b < a; b++)
       if (in->sigs[b].id == sg->id) listed = 0;
-    if (!listed || !fedrec_verify(sg->sig, msg, len, c->identity_pks[sg->id]))
+    if (!listed || fedrec_verify(sg->sig, msg, len, c->identity_pks[sg->id]))
       st = fail(c, FEDREC_ERR_PARSE, err, "a survivor-list signature is invalid, repeated or from a non-survivor");
     good++;
   }

@@ -146,7 +146,7 @@ fedrec_status fedrec_secagg_server_on_keys(fedrec_secagg_server *s, const fedrec
   if (s->p.active) {
     uint8_t msg[SA_KEYS_MSG_BYTES];
     fedrec__sa_keys_message(msg, s->p.session, m);
-    if (!fedrec_verify(m->sig, msg, sizeof msg, s->identity_pks[m->id]))
+    if (fedrec_verify(m->sig, msg, sizeof msg, s->identity_pks[m->id]))
       return reject(err, FEDREC_ERR_PARSE, "bad signature on keys", m->id);
   }
   /* what every honest neighbour would refuse in its key list, refused here, so that one
@@ -324,7 +324,7 @@ fedrec_status fedrec_secagg_server_on_signature(fedrec_secagg_server *s,
   uint8_t *msg;
   size_t len = fedrec__sa_list_message(&msg, s->p.session, s->surv, s->nsurv);
   if (!len) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "secagg server");
-  int ok = fedrec_verify(m->sig, msg, len, s->identity_pks[m->id]);
+  int ok = fedrec_verify(m->sig, msg, len, s->identity_pks[m->id]) == FEDREC_OK;
   free(msg);
   if (!ok) return reject(err, FEDREC_ERR_PARSE, "bad survivor-list signature", m->id);
   s->sigs[s->nsigs++] = *m;

@@ -152,7 +152,8 @@ fedrec_status fedrec_identity_new(fedrec_identity *id) __attribute__((warn_unuse
 void fedrec_identity_free(fedrec_identity *id);
 void fedrec_sign(uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
                  const fedrec_identity *id);
-int fedrec_verify(const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
+/* FEDREC_OK when sig is pk's signature of m; FEDREC_ERR_PARSE when it is not. */
+fedrec_status fedrec_verify(const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t *m, size_t mlen,
                   const uint8_t pk[FEDREC_SIGN_PK_BYTES]) __attribute__((warn_unused_result));
 
 /* Shamir t-of-n over GF(p), p = 2^61 - 1: a 32-byte secret is 8 little-endian 32-bit chunks,

@@ -53,8 +53,9 @@ typedef struct fedrec_round_info {
 #define FEDREC_MODEL_SIGNED_BYTES (15 + 8 + 32 + 8 + 32)
 void fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_t version, const uint8_t hash[32],
                                  uint64_t ledger_entries, const uint8_t ledger_head[32]);
-/* Checks a downloaded blob against the hash and signature under the coordinator's key. */
-int fedrec_model_verify(const uint8_t *blob, size_t len, uint64_t version, const uint8_t hash[32],
+/* Checks a downloaded blob against the hash and signature under the coordinator's key:
+ * FEDREC_OK when both hold, FEDREC_ERR_PARSE when either does not. */
+fedrec_status fedrec_model_verify(const uint8_t *blob, size_t len, uint64_t version, const uint8_t hash[32],
                         uint64_t ledger_entries, const uint8_t ledger_head[32], const uint8_t sig[FEDREC_SIG_BYTES],
                         const uint8_t pk[FEDREC_SIGN_PK_BYTES]);
 
