@@ -106,10 +106,10 @@ static void free_data(data *d) {
 }
 
 static fedsim_config config(uint32_t rounds, uint32_t cohort, int plain, int threads) {
-  fedsim_config c = {.rounds = rounds, .cohort = cohort, .dim = 16, .use_head = 0, .free_items = 1, .clip = 1,
-                     .noise_multiplier = 1, .noise = FEDREC_NOISE_SKELLAM, .budget = 1e9, .delta = 1e-6,
-                     .optimizer = FEDREC_OPT_FEDAVG, .server_lr = 0.5, .momentum = 0.5, .alpha0 = 0.3f, .reg = 0.003f,
-                     .seed = 1, .threads = threads, .k = 20, .eval_every = 1000, .plain = plain};
+  fedsim_config c = {.rounds = rounds, .cohort = cohort, .dim = 16, .use_head = 0, .free_items = 1, .budget = 1e9,
+                     .delta = 1e-6, .seed = 1, .threads = threads, .k = 20, .eval_every = 1000};
+  fedrec_engine_defaults(&c.engine); /* clip 1, noise multiplier 1, Skellam, fedavg, alpha0 0.3, reg 0.003 */
+  c.engine.server_lr = 0.5, c.engine.momentum = 0.5, c.engine.plain = plain;
   return c;
 }
 

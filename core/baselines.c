@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "fedrec/train.h"
-#include "parallel.h"
+#include "fedrec/internal/parallel.h"
 
 void fedrec_item_counts(double *out, const fedrec_csr *R) {
   memset(out, 0, (size_t)R->cols * sizeof *out);

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "fedrec/eval.h"
-#include "parallel.h"
+#include "fedrec/internal/parallel.h"
 
 /* a ranks worse than b: lower score, or equal score and higher index */
 static int worse(float sa, int32_t a, float sb, int32_t b) {

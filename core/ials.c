@@ -14,7 +14,7 @@
 
 #include "fedrec/internal/tool.h"
 #include "fedrec/train.h"
-#include "parallel.h"
+#include "fedrec/internal/parallel.h"
 
 void fedrec_ials_defaults(fedrec_ials_config *c) {
   memset(c, 0, sizeof *c);

@@ -1,4 +1,4 @@
-#include "parallel.h"
+#include "fedrec/internal/parallel.h"
 
 #include <cblas.h>
 #include <pthread.h>

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-static uint64_t splitmix64(uint64_t *x) {
+uint64_t fedrec_splitmix64(uint64_t *x) {
   uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -12,8 +12,8 @@ static uint64_t splitmix64(uint64_t *x) {
 
 void fedrec_rng_seed(fedrec_rng *r, uint64_t seed, uint64_t stream) {
   uint64_t x = seed ^ (stream * 0xd1342543de82ef95ULL + 0x2545f4914f6cdd1dULL);
-  (void)splitmix64(&x);
-  for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+  (void)fedrec_splitmix64(&x);
+  for (int i = 0; i < 4; i++) r->s[i] = fedrec_splitmix64(&x);
 }
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

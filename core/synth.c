@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fedrec/rng.h"
-#include "parallel.h"
+#include "fedrec/internal/parallel.h"
 
 void fedrec_synth_defaults(fedrec_synth_config *c) {
   *c = (fedrec_synth_config){.users = 100000, .items = 20000, .content_dim = 64, .factors = 16,

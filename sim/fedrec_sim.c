@@ -224,9 +224,9 @@ static void print_table(const result *r, const sim_args *a, const fedrec_dataset
 }
 
 static const char *noise_name(const fedsim_config *c) {
-  return c->noise_multiplier <= 0 && c->target_epsilon <= 0 ? "none"
-         : c->central                                       ? "central"
-         : c->noise == FEDREC_NOISE_DGAUSS                  ? "dgauss"
+  return c->engine.noise_multiplier <= 0 && c->target_epsilon <= 0 ? "none"
+         : c->engine.central                                       ? "central"
+         : c->engine.noise == FEDREC_NOISE_DGAUSS                  ? "dgauss"
                                                             : "skellam";
 }
 
@@ -244,14 +244,14 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
   fprintf(f, " \"split\": {\"test_users\": %g, \"holdout\": %g, \"cold_items\": %g, \"min_items\": %d, \"seed\": %llu},\n",
           a->split.test_users, a->split.holdout, a->split.cold_items, a->split.min_items, (unsigned long long)a->split.seed);
   fprintf(f, " \"model\": {\"dim\": %d, \"head\": %s, \"free_items\": %s, \"unobserved_weight\": %g, \"reg\": %g},\n", c->dim,
-          c->use_head && ds->content ? "true" : "false", c->free_items ? "true" : "false", c->alpha0, c->reg);
+          c->use_head && ds->content ? "true" : "false", c->free_items ? "true" : "false", c->engine.alpha0, c->engine.reg);
   fprintf(f, " \"rounds\": %u, \"cohort\": %u, \"sampling_rate\": %g, \"min_survivors\": %u, \"dropout\": %g,\n", c->rounds,
           c->sampling_rate > 0 ? 0 : c->cohort, c->sampling_rate, c->min_survivors, c->dropout);
   fprintf(f, " \"privacy\": \"%s\", \"clip\": %g, \"noise_multiplier\": %g, \"target_epsilon\": %g, \"delta\": %g, \"budget\": %g,\n",
-          noise_name(c), c->clip, c->target_epsilon > 0 ? 0 : c->noise_multiplier, c->target_epsilon, c->delta, c->budget);
-  fprintf(f, " \"local_steps\": %u, \"client_lr\": %g,", c->local_steps ? c->local_steps : 1, c->client_lr > 0 ? c->client_lr : 1);
+          noise_name(c), c->engine.clip, c->target_epsilon > 0 ? 0 : c->engine.noise_multiplier, c->target_epsilon, c->delta, c->budget);
+  fprintf(f, " \"local_steps\": %u, \"client_lr\": %g,", c->engine.local_steps ? c->engine.local_steps : 1, c->engine.client_lr > 0 ? c->engine.client_lr : 1);
   fprintf(f, " \"optimizer\": \"%s\", \"server_lr\": %g, \"momentum\": %g, \"secagg\": \"%s\", \"noise_draws\": \"%s\",\n",
-          fedrec_optimizer_name(c->optimizer), c->server_lr, c->momentum, c->plain ? "plain" : "full",
+          fedrec_optimizer_name(c->engine.optimizer), c->engine.server_lr, c->engine.momentum, c->engine.plain ? "plain" : "full",
           c->client_noise ? "clients" : "sum");
   fprintf(f, " \"exact_noise\": %s,", c->exact_noise ? "true" : "false");
   fprintf(f, " \"audit_canaries\": %u, \"audit_guesses\": %u,\n", c->audit_canaries, c->audit_guesses);
@@ -280,7 +280,7 @@ static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config 
           fr->metrics.users, sp->train.cols, sp->train.rows, (long long)fedrec_csr_nnz(&sp->train), k,
           fr->metrics.recall, k, fr->metrics.ndcg, k, fr->metrics.coverage, (long long)fr->params, eps, fc->delta,
           fr->rounds_done, planned, noise_name(fc), fc->sampling_rate > 0 ? 0 : fc->cohort, fc->sampling_rate,
-          fr->noise_multiplier, fc->clip, fr->bytes_up, fr->bytes_down, fr->seconds, fc->plain ? "plain" : "full");
+          fr->noise_multiplier, fc->engine.clip, fr->bytes_up, fr->bytes_down, fr->seconds, fc->engine.plain ? "plain" : "full");
   fedrec_json_string(f, fr->stop_reason);
   fprintf(f, ", \"model_hash\": \"%s\"", fr->model_hash);
   if (fr->audit_canaries)
@@ -318,12 +318,12 @@ static FILE *open_in(const char *dir, const char *name, fedrec_error *err) {
 static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, const fedrec_split *sp, int argc, char **argv,
                                 fedrec_error *err) {
   fedsim_config fc = a->fed;
-  if (fc.noise == FEDREC_NOISE_NONE) fc.noise_multiplier = 0, fc.noise = FEDREC_NOISE_SKELLAM;
+  if (fc.engine.noise == FEDREC_NOISE_NONE) fc.engine.noise_multiplier = 0, fc.engine.noise = FEDREC_NOISE_SKELLAM;
   fc.dim = a->ials.dim;
   fc.use_head = a->head_set ? a->ials.use_head : 1;
   fc.free_items = a->ials.n_free != 0;
-  fc.alpha0 = a->ials.alpha0;
-  fc.reg = a->ials.reg;
+  fc.engine.alpha0 = a->ials.alpha0;
+  fc.engine.reg = a->ials.reg;
   fc.seed = a->ials.seed;
   fc.threads = a->ials.threads > 0 ? a->ials.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
   fc.k = a->k;
@@ -347,8 +347,8 @@ static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, con
   if (!fedsim_agree(st == FEDREC_OK)) return st;
   say("federated: %u rounds, %s, d=%d, %s, %s, clip %g, %s\n", fc.rounds, fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts",
       fc.dim, noise_name(&fc),
-      fc.target_epsilon > 0 ? "noise calibrated to the target epsilon" : fc.noise_multiplier > 0 ? "noise multiplier given" : "no noise",
-      fc.clip, fc.plain ? "plain sums (no masks)" : "SecAgg+ (full cryptography)");
+      fc.target_epsilon > 0 ? "noise calibrated to the target epsilon" : fc.engine.noise_multiplier > 0 ? "noise multiplier given" : "no noise",
+      fc.engine.clip, fc.engine.plain ? "plain sums (no masks)" : "SecAgg+ (full cryptography)");
   fedsim_result fr;
   st = fedsim_run(&fr, &fc, ds, sp, log, err);
   if (log && fclose(log) && !st) st = fedrec_error_set(err, FEDREC_ERR_IO, "writing the per-round log failed");

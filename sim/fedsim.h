@@ -8,28 +8,23 @@
 #include "fedrec/fedrec.h"
 
 typedef struct fedsim_config {
+  /* the engine's settings as the simulation's flags set them (clip, noise, optimizer, client
+   * steps, plain, central, ...); the cohort, selection and dropout fields are derived from the
+   * ones below when the run starts (fedsim_setup.c) */
+  fedrec_engine_config engine;
   uint32_t rounds, cohort, min_survivors; /* min_survivors 0: 80% of the cohort */
   double sampling_rate;                    /* > 0: Poisson cohorts (each user with this
                                             * probability, accounted with it); else fixed */
   double dropout;                          /* per phase, for each remaining client */
   int32_t dim;
   int use_head, free_items;
-  double clip, noise_multiplier;           /* 0: no noise (no ledger) */
   double target_epsilon;                   /* > 0: choose noise_multiplier so that the planned
                                             * epsilon after `rounds` rounds is at most this */
-  int noise;                               /* FEDREC_NOISE_SKELLAM or FEDREC_NOISE_DGAUSS */
-  int central;                             /* central DP: the server adds Gaussian noise */
   double budget, delta;
-  int optimizer;                           /* FEDREC_OPT_FEDAVG / FEDREC_OPT_FEDADAM */
-  double server_lr, momentum;
-  uint32_t local_steps;                    /* client gradient steps per round (0, 1: one) */
-  double client_lr;                        /* their step size (0: 1) */
-  float alpha0, reg;
   uint64_t seed;
   int threads, k, progress;
   uint32_t eval_every;
   const char *ledger;                      /* keep the ledger here (NULL: a temporary file) */
-  int plain;                               /* --secagg plain: the same sum without masks */
   int client_noise;                        /* Skellam: clients draw their shares as devices do
                                             * (1), or the engine draws the sum's noise once (0,
                                             * faster, the same distribution) */

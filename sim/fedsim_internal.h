@@ -47,6 +47,21 @@ typedef struct sim {
   uint64_t *tids;           /* nthreads x cohort: the clients in each sum */
   uint32_t tn[FEDSIM_MAX_THREADS];
   uint64_t tbytes[FEDSIM_MAX_THREADS];
+  /* the run (fedsim_setup.c) */
+  const fedrec_dataset *ds;
+  fedrec_ledger *ledger;
+  fedrec_identity id;
+  int have_id;
+  char ledger_path[512];
+  float *theta0;            /* the initial parameters, for the canaries' scores */
+  uint8_t *taken;           /* everyone: drawn into this cohort already */
+  uint32_t cap, least;      /* the engine's cohort cap and min-cohort */
+  uint32_t pop, everyone;   /* users who may be sampled; all ids (users and canaries) */
+  int poisson;
+  uint64_t cohort_rng;      /* splitmix state: fixed cohorts and dropouts */
+  double t_start;
+  uint64_t clients_total;
+  fedrec_metrics met;       /* the last evaluation */
 } sim;
 
 /* Client i's work in the current phase, from what it received: `info` in the keys phase (and
@@ -59,6 +74,27 @@ typedef struct sim {
 int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, const uint8_t *in, size_t inlen,
                           uint32_t *sum, uint8_t **out, size_t *outlen);
 void fedsim_fail(sim *m, const char *what, const fedrec_error *err);
+/* A user with history, or an included canary: may be sampled. */
+int fedsim_eligible(const sim *m, uint32_t u);
+/* Canary j's secret direction: a uniformly random unit vector of dim (from the seed). */
+void fedsim_canary_direction(float *x, int64_t dim, uint64_t seed, uint32_t j);
+/* A reproducible byte source (a fedrec_rng) as a fedrec_entropy: a simulation device. */
+void fedsim_rng_bytes(void *ctx, void *buf, uint64_t n);
+
+/* fedsim_setup.c: the population, the model, identity and ledger, the engine (its noise
+ * calibrated to a target epsilon) and the round's buffers; res gets the noise multiplier
+ * and the planned epsilon. fedsim_teardown frees whatever was made (also after a failure). */
+fedrec_status fedsim_setup(sim *m, fedsim_result *res, fedrec_error *err);
+void fedsim_teardown(sim *m);
+/* fedsim_round.c: one round: the cohort checks in, every phase runs over the
+ * clients (a pool, or MPI ranks), the engine publishes or aborts. *over: training stopped. */
+fedrec_status fedsim_round(sim *m, int *over, fedrec_error *err);
+/* fedsim_report.c */
+fedrec_status fedsim_evaluate(const sim *m, fedrec_metrics *out, fedrec_error *err);
+/* After round r: the round's JSON line (log), the progress line (stderr), the result so far. */
+fedrec_status fedsim_report_round(sim *m, fedsim_result *res, FILE *log, uint32_t r, double secs, fedrec_error *err);
+/* After the last round: the stop reason, the final evaluation, the audit, the model hash. */
+fedrec_status fedsim_report_end(sim *m, fedsim_result *res, fedrec_error *err);
 /* The round's item vectors and Gramian (m->V, m->G) from m->model, computed once for all the
  * clients (each would compute the same). */
 fedrec_status fedsim_shared_vectors(sim *m, fedrec_error *err);

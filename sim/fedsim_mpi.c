@@ -88,7 +88,7 @@ static void put(buf *b, const void *x, size_t n) {
 static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
 
 static int keys_phase(const sim *m) {
-  return m->phase == FEDREC_PHASE_KEYS || (m->c->plain && m->phase == FEDREC_PHASE_MASKED);
+  return m->phase == FEDREC_PHASE_KEYS || (m->c->engine.plain && m->phase == FEDREC_PHASE_MASKED);
 }
 
 /* One rank's clients in one phase. */

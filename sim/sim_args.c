@@ -86,9 +86,9 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
   a->threshold = 4.0;
   a->ease_lambda = 200.0f;
   a->k = 20;
-  a->fed = (fedsim_config){.rounds = 20, .cohort = 100, .clip = 1.0, .noise_multiplier = 1.0, .noise = FEDREC_NOISE_SKELLAM,
-                           .budget = 1e9, .delta = 1e-6, .optimizer = FEDREC_OPT_FEDAVG, .server_lr = 0.5, .momentum = 0.5,
-                           .eval_every = 1};
+  a->fed = (fedsim_config){.rounds = 20, .cohort = 100, .budget = 1e9, .delta = 1e-6, .eval_every = 1};
+  fedrec_engine_defaults(&a->fed.engine); /* clip 1, noise multiplier 1, Skellam, fedavg */
+  a->fed.engine.server_lr = 0.5, a->fed.engine.momentum = 0.5;
   *help = 0;
   for (int i = 1; i < argc; i++) {
     const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -143,26 +143,26 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     else if (FLAG("--cohort")) { if (!NUM(2, FEDREC_SECAGG_MAX_CLIENTS, 1)) a->fed.cohort = (uint32_t)x; }
     else if (FLAG("--min-survivors")) { if (!NUM(1, FEDREC_SECAGG_MAX_CLIENTS, 1)) a->fed.min_survivors = (uint32_t)x; }
     else if (FLAG("--dropout")) { if (!NUM(0, 0.9, 0)) a->fed.dropout = x; }
-    else if (FLAG("--clip")) { if (!NUM(1e-9, 1e9, 0)) a->fed.clip = x; }
-    else if (FLAG("--noise-multiplier")) { if (!NUM(0, 1e6, 0)) a->fed.noise_multiplier = x; }
+    else if (FLAG("--clip")) { if (!NUM(1e-9, 1e9, 0)) a->fed.engine.clip = x; }
+    else if (FLAG("--noise-multiplier")) { if (!NUM(0, 1e6, 0)) a->fed.engine.noise_multiplier = x; }
     else if (FLAG("--target-epsilon")) { if (!NUM(1e-3, 1e6, 0)) a->fed.target_epsilon = x; }
-    else if (FLAG("--local-steps")) { if (!NUM(1, 1000, 1)) a->fed.local_steps = (uint32_t)x; }
-    else if (FLAG("--client-lr")) { if (!NUM(1e-9, 1e6, 0)) a->fed.client_lr = x; }
+    else if (FLAG("--local-steps")) { if (!NUM(1, 1000, 1)) a->fed.engine.local_steps = (uint32_t)x; }
+    else if (FLAG("--client-lr")) { if (!NUM(1e-9, 1e6, 0)) a->fed.engine.client_lr = x; }
     else if (FLAG("--exact-noise")) a->fed.exact_noise = 1;
     else if (FLAG("--audit-canaries")) { if (!NUM(2, 1e6, 1)) a->fed.audit_canaries = (uint32_t)x; }
     else if (FLAG("--audit-guesses")) { if (!NUM(1, 1e6, 1)) a->fed.audit_guesses = (uint32_t)x; }
     else if (FLAG("--budget")) { if (!NUM(1e-6, 1e12, 0)) a->fed.budget = x; }
     else if (FLAG("--delta")) { if (!NUM(1e-300, 0.1, 0)) a->fed.delta = x; }
-    else if (FLAG("--server-lr")) { if (!NUM(0, 1e6, 0)) a->fed.server_lr = x; }
-    else if (FLAG("--momentum")) { if (!NUM(0, 0.9999, 0)) a->fed.momentum = x; }
+    else if (FLAG("--server-lr")) { if (!NUM(0, 1e6, 0)) a->fed.engine.server_lr = x; }
+    else if (FLAG("--momentum")) { if (!NUM(0, 0.9999, 0)) a->fed.engine.momentum = x; }
     else if (FLAG("--eval-every")) { if (!NUM(1, 1e7, 1)) a->fed.eval_every = (uint32_t)x; }
     else if (FLAG("--log")) STR(a->log);
     else if (FLAG("--out")) STR(a->out);
     else if (FLAG("--ledger")) STR(a->fed.ledger);
     else if (FLAG("--secagg")) {
       if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--secagg needs a value");
-      if (!strcmp(v, "full")) a->fed.plain = 0;
-      else if (!strcmp(v, "plain")) a->fed.plain = 1;
+      if (!strcmp(v, "full")) a->fed.engine.plain = 0;
+      else if (!strcmp(v, "plain")) a->fed.engine.plain = 1;
       else return fedrec_error_set(err, FEDREC_ERR_ARG, "--secagg: '%s' is not full or plain", v);
       i++;
     } else if (FLAG("--noise-draws")) {
@@ -173,15 +173,15 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
       i++;
     } else if (FLAG("--privacy")) {
       if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--privacy needs a value");
-      if (!strcmp(v, "skellam")) a->fed.noise = FEDREC_NOISE_SKELLAM;
-      else if (!strcmp(v, "dgauss")) a->fed.noise = FEDREC_NOISE_DGAUSS;
-      else if (!strcmp(v, "none")) a->fed.noise = FEDREC_NOISE_NONE;
-      else if (!strcmp(v, "central")) a->fed.noise = FEDREC_NOISE_SKELLAM, a->fed.central = 1;
+      if (!strcmp(v, "skellam")) a->fed.engine.noise = FEDREC_NOISE_SKELLAM;
+      else if (!strcmp(v, "dgauss")) a->fed.engine.noise = FEDREC_NOISE_DGAUSS;
+      else if (!strcmp(v, "none")) a->fed.engine.noise = FEDREC_NOISE_NONE;
+      else if (!strcmp(v, "central")) a->fed.engine.noise = FEDREC_NOISE_SKELLAM, a->fed.engine.central = 1;
       else return fedrec_error_set(err, FEDREC_ERR_ARG, "--privacy: '%s' is not one of none, central, skellam, dgauss", v);
       i++;
     } else if (FLAG("--optimizer")) {
       if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--optimizer needs a value");
-      if (fedrec_optimizer_parse(v, &a->fed.optimizer))
+      if (fedrec_optimizer_parse(v, &a->fed.engine.optimizer))
         return fedrec_error_set(err, FEDREC_ERR_ARG, "--optimizer: '%s' is not one of %s", v, fedrec_optimizer_names());
       i++;
     }
@@ -209,7 +209,7 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--content F.npy needs --content-ids (or give a .csv)");
   if ((a->algorithm == ALG_MODEL) != (a->model != NULL))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm model and --model FILE go together");
-  if (a->fed.target_epsilon > 0 && a->fed.noise == FEDREC_NOISE_NONE)
+  if (a->fed.target_epsilon > 0 && a->fed.engine.noise == FEDREC_NOISE_NONE)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--target-epsilon needs noise: not with --privacy none");
   if (a->fed.audit_guesses > a->fed.audit_canaries)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--audit-guesses %u: more than the %u canaries", a->fed.audit_guesses,
@@ -231,7 +231,7 @@ void sim_real_data_defaults(sim_args *a, int32_t train_users, char *note, size_t
     a->fed.cohort = (uint32_t)(c > 400 ? 400 : c < 2 ? 2 : c);
     NOTE(" --cohort %u", a->fed.cohort);
   }
-  if (!(a->given & SIM_GIVEN_OPTIMIZER)) a->fed.optimizer = FEDREC_OPT_FEDADAM, a->fed.server_lr = 0.1, NOTE(" --optimizer fedadam --server-lr 0.1");
+  if (!(a->given & SIM_GIVEN_OPTIMIZER)) a->fed.engine.optimizer = FEDREC_OPT_FEDADAM, a->fed.engine.server_lr = 0.1, NOTE(" --optimizer fedadam --server-lr 0.1");
   if (!(a->given & SIM_GIVEN_NOISE)) a->fed.target_epsilon = 8, NOTE(" --target-epsilon 8");
 #undef NOTE
 }

@@ -23,5 +23,8 @@ double fedrec_rng_uniform(fedrec_rng *r);
 uint64_t fedrec_rng_below(fedrec_rng *r, uint64_t n);
 /* Standard normal. */
 double fedrec_rng_normal(fedrec_rng *r);
+/* splitmix64: advances the 64-bit state *x and returns the next output (the seeder above,
+ * and a one-word generator where a stream of its own is not worth four). */
+uint64_t fedrec_splitmix64(uint64_t *x);
 
 #endif

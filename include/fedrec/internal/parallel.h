@@ -1,7 +1,7 @@
-/* Internal: a parallel for-loop over [0, n) on up to `threads` POSIX threads.
+/* Internal (core, and the simulator's client pool): a parallel for-loop over [0, n) on up to `threads` POSIX threads.
  * Work is handed out in chunks from an atomic counter, so uneven items balance. */
-#ifndef FEDREC_CORE_PARALLEL_H
-#define FEDREC_CORE_PARALLEL_H
+#ifndef FEDREC_INTERNAL_PARALLEL_H
+#define FEDREC_INTERNAL_PARALLEL_H
 
 #include <stdint.h>
 
