@@ -50,14 +50,7 @@ fedrec_status fedrec_optimizer_parse(const char *name, int *out) {
   return FEDREC_ERR_ARG;
 }
 
-const char *fedrec_optimizer_names(void) {
-  static const char names[] =
-#define FEDREC_OPTIMIZER_TEXT(NAME, name, help) ", " #name
-      FEDREC_OPTIMIZER_MAP(FEDREC_OPTIMIZER_TEXT)
-#undef FEDREC_OPTIMIZER_TEXT
-      ;
-  return names + 2;
-}
+const char *fedrec_optimizer_names(void) { return FEDREC_OPTIMIZER_NAMES; }
 
 void fedrec_optimizer_step(int o, const fedrec_optimizer_params *p, uint64_t t, float *x, float *m1, float *m2,
                            const float *g, int64_t n) {

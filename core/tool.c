@@ -105,3 +105,66 @@ double fedrec_clock_s(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+/* The index of v among choices ("a, b, c"), or -1. */
+static int choice_index(const char *choices, const char *v) {
+  size_t n = strlen(v);
+  int k = 0;
+  for (const char *p = choices; *p; k++) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n && !strncmp(p, v, n)) return k;
+    if (!e) break;
+    p = e + 1;
+    while (*p == ' ') p++;
+  }
+  return -1;
+}
+
+static fedrec_status unknown_option(const fedrec_option *table, const char *f, fedrec_error *err) {
+  char known[4096] = "", near[64];
+  size_t n = 0;
+  for (const fedrec_option *o = table; o->flag && n + 64 < sizeof known; o++) n += (size_t)snprintf(known + n, sizeof known - n, "%s ", o->flag);
+  if (fedrec_nearest_flag(f, known, near, sizeof near))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown option '%.100s': did you mean %s? (see --help)", f, near);
+  return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown option '%.100s' (see --help)", f);
+}
+
+fedrec_status fedrec_option_parse(const fedrec_option *table, void *dest, int argc, char **argv, int *i,
+                                  const fedrec_option **found, fedrec_error *err) {
+  const char *f = argv[*i];
+  const fedrec_option *o = table;
+  while (o->flag && strcmp(o->flag, f)) o++;
+  if (!o->flag) return unknown_option(table, f, err);
+  *found = o;
+  char *at = (char *)dest + o->offset;
+  if (o->kind == FEDREC_ARG_SET) {
+    *(int *)at = o->set;
+    return FEDREC_OK;
+  }
+  const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+  if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "%s needs a value", f);
+  (*i)++;
+  if (o->kind == FEDREC_ARG_STRING) {
+    *(const char **)at = v;
+    return FEDREC_OK;
+  }
+  if (o->kind == FEDREC_ARG_CHOICE) {
+    int k = choice_index(o->choices, v);
+    if (k < 0) return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: '%.100s' is not one of %s", f, v, o->choices);
+    *(int *)at = k;
+    return FEDREC_OK;
+  }
+  double x;
+  int whole = o->kind == FEDREC_ARG_INT32 || o->kind == FEDREC_ARG_UINT32 || o->kind == FEDREC_ARG_UINT64;
+  fedrec_status s = fedrec_parse_number(f, v, o->lo, o->hi, whole, &x, err);
+  if (s) return s;
+  switch (o->kind) {
+  case FEDREC_ARG_DOUBLE: *(double *)at = x; break;
+  case FEDREC_ARG_FLOAT: *(float *)at = (float)x; break;
+  case FEDREC_ARG_INT32: *(int32_t *)at = (int32_t)x; break;
+  case FEDREC_ARG_UINT32: *(uint32_t *)at = (uint32_t)x; break;
+  default: *(uint64_t *)at = (uint64_t)x; break;
+  }
+  return FEDREC_OK;
+}

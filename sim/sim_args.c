@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,24 +65,67 @@ static const char USAGE[] =
 
 void sim_usage(FILE *out) { fputs(USAGE, out); }
 
-static fedrec_status unknown_flag(const char *f, fedrec_error *err) {
-  char near[64];
-  if (fedrec_nearest_flag(f, USAGE, near, sizeof near))
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown option '%s': did you mean %s? (see --help)", f, near);
-  return fedrec_error_set(err, FEDREC_ERR_ARG, "unknown option '%s' (see --help)", f);
-}
-
-static fedrec_status num(const char *flag, const char *v, double lo, double hi, int integer,
-                         double *out, fedrec_error *err) {
-  return fedrec_parse_number(flag, v, lo, hi, integer, out, err);
-}
+#define A(field) offsetof(sim_args, field)
+#define NUMBER(flag, kind, field, lo, hi, group) {flag, kind, A(field), lo, hi, 0, NULL, group, NULL}
+#define TEXT(flag, field) {flag, FEDREC_ARG_STRING, A(field), 0, 0, 0, NULL, 0, NULL}
+#define CHOICE(flag, field, choices, group) {flag, FEDREC_ARG_CHOICE, A(field), 0, 0, 0, choices, group, NULL}
+#define SET(flag, field, value, group) {flag, FEDREC_ARG_SET, A(field), 0, 0, value, NULL, group, NULL}
+/* Every flag (the usage above says what each does). */
+static const fedrec_option OPTIONS[] = {
+    CHOICE("--algorithm", algorithm, "central, ease, popularity, model, fedavg", 0),
+    TEXT("--dataset", dataset), TEXT("--train", train), TEXT("--test-foldin", test_foldin),
+    TEXT("--test-holdout", test_holdout), TEXT("--content", content), TEXT("--content-ids", content_ids),
+    NUMBER("--content-dim", FEDREC_ARG_INT32, content_dim, 1, FEDREC_MAX_CONTENT_DIM, 0),
+    NUMBER("--threshold", FEDREC_ARG_DOUBLE, threshold, 0, 10, 0),
+    NUMBER("--dim", FEDREC_ARG_INT32, ials.dim, 1, 1024, SIM_GIVEN_DIM),
+    NUMBER("--reg", FEDREC_ARG_FLOAT, ials.reg, 1e-9, 1e6, 0),
+    NUMBER("--unobserved-weight", FEDREC_ARG_FLOAT, ials.alpha0, 0, 1e6, 0),
+    NUMBER("--epochs", FEDREC_ARG_INT32, ials.epochs, 0, 10000, 0),
+    NUMBER("--free-items", FEDREC_ARG_INT32, ials.n_free, -1, FEDREC_MAX_ENTITIES, SIM_GIVEN_MODEL),
+    NUMBER("--free-reg", FEDREC_ARG_FLOAT, ials.free_reg_mult, 0, 1e6, 0),
+    SET("--head", ials.use_head, 1, SIM_GIVEN_MODEL | SIM_GIVEN_HEAD),
+    SET("--no-head", ials.use_head, 0, SIM_GIVEN_MODEL | SIM_GIVEN_HEAD),
+    NUMBER("--ease-lambda", FEDREC_ARG_FLOAT, ease_lambda, 1e-9, 1e9, 0),
+    NUMBER("--test-users", FEDREC_ARG_DOUBLE, split.test_users, 1e-6, 0.999999, 0),
+    NUMBER("--holdout", FEDREC_ARG_DOUBLE, split.holdout, 1e-6, 0.999999, 0),
+    NUMBER("--cold-items", FEDREC_ARG_DOUBLE, split.cold_items, 0, 0.999999, 0),
+    NUMBER("--min-items", FEDREC_ARG_INT32, split.min_items, 2, 1e9, 0),
+    NUMBER("--k", FEDREC_ARG_INT32, k, 1, 100000, 0),
+    NUMBER("--seed", FEDREC_ARG_UINT64, ials.seed, 0, 9007199254740992.0, SIM_GIVEN_SEED),
+    NUMBER("--threads", FEDREC_ARG_INT32, ials.threads, 0, 256, 0),
+    SET("--json", json, 1, 0), SET("--quiet", quiet, 1, 0), TEXT("--model", model),
+    NUMBER("--rounds", FEDREC_ARG_UINT32, fed.rounds, 1, 1e7, 0),
+    NUMBER("--sampling-rate", FEDREC_ARG_DOUBLE, fed.sampling_rate, 1e-9, 1, SIM_GIVEN_COHORT),
+    NUMBER("--cohort", FEDREC_ARG_UINT32, fed.cohort, 2, FEDREC_SECAGG_MAX_CLIENTS, SIM_GIVEN_COHORT),
+    NUMBER("--min-survivors", FEDREC_ARG_UINT32, fed.min_survivors, 1, FEDREC_SECAGG_MAX_CLIENTS, 0),
+    NUMBER("--dropout", FEDREC_ARG_DOUBLE, fed.dropout, 0, 0.9, 0),
+    NUMBER("--clip", FEDREC_ARG_DOUBLE, fed.engine.clip, 1e-9, 1e9, 0),
+    NUMBER("--noise-multiplier", FEDREC_ARG_DOUBLE, fed.engine.noise_multiplier, 0, 1e6, SIM_GIVEN_NOISE),
+    NUMBER("--target-epsilon", FEDREC_ARG_DOUBLE, fed.target_epsilon, 1e-3, 1e6, SIM_GIVEN_NOISE),
+    NUMBER("--local-steps", FEDREC_ARG_UINT32, fed.engine.local_steps, 1, 1000, 0),
+    NUMBER("--client-lr", FEDREC_ARG_FLOAT, fed.engine.client_lr, 1e-9, 1e6, 0),
+    SET("--exact-noise", fed.exact_noise, 1, 0),
+    NUMBER("--audit-canaries", FEDREC_ARG_UINT32, fed.audit_canaries, 2, 1e6, 0),
+    NUMBER("--audit-guesses", FEDREC_ARG_UINT32, fed.audit_guesses, 1, 1e6, 0),
+    NUMBER("--budget", FEDREC_ARG_DOUBLE, fed.budget, 1e-6, 1e12, 0),
+    NUMBER("--delta", FEDREC_ARG_DOUBLE, fed.delta, 1e-300, 0.1, 0),
+    NUMBER("--server-lr", FEDREC_ARG_DOUBLE, fed.engine.server_lr, 0, 1e6, SIM_GIVEN_OPTIMIZER),
+    NUMBER("--momentum", FEDREC_ARG_DOUBLE, fed.engine.momentum, 0, 0.9999, SIM_GIVEN_OPTIMIZER),
+    NUMBER("--eval-every", FEDREC_ARG_UINT32, fed.eval_every, 1, 1e7, 0),
+    TEXT("--log", log), TEXT("--out", out), TEXT("--ledger", fed.ledger),
+    CHOICE("--secagg", fed.engine.plain, "full, plain", 0),
+    CHOICE("--noise-draws", fed.client_noise, "sum, clients", 0),
+    CHOICE("--privacy", privacy, "none, central, skellam, dgauss", SIM_GIVEN_NOISE | SIM_GIVEN_PRIVACY),
+    CHOICE("--optimizer", fed.engine.optimizer, FEDREC_OPTIMIZER_NAMES, SIM_GIVEN_OPTIMIZER),
+    NUMBER("--print-train-users", FEDREC_ARG_INT32, print_train_users, 1, 1e9, 0),
+    {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL},
+};
 
 fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedrec_error *err) {
   memset(a, 0, sizeof *a);
   fedrec_ials_defaults(&a->ials);
   fedrec_split_defaults(&a->split);
   a->algorithm = ALG_CENTRAL;
-  a->dataset = NULL;
   a->content_dim = 64;
   a->threshold = 4.0;
   a->ease_lambda = 200.0f;
@@ -91,114 +135,22 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
   a->fed.engine.server_lr = 0.5, a->fed.engine.momentum = 0.5;
   *help = 0;
   for (int i = 1; i < argc; i++) {
-    const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    double x = 0;
-    fedrec_status st = FEDREC_OK;
-#define FLAG(name) (strcmp(f, name) == 0)
-#define NUM(lo, hi, integer) (st = num(f, v, lo, hi, integer, &x, err), i++, st)
-#define STR(dst) (v ? (dst = v, i++, 0) : (st = fedrec_error_set(err, FEDREC_ERR_ARG, "%s needs a value", f)))
-    if (FLAG("--help") || FLAG("-h")) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       *help = 1;
       return FEDREC_OK;
-    } else if (FLAG("--algorithm")) {
-      if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm needs a value");
-      if (!strcmp(v, "central")) a->algorithm = ALG_CENTRAL;
-      else if (!strcmp(v, "ease")) a->algorithm = ALG_EASE;
-      else if (!strcmp(v, "popularity")) a->algorithm = ALG_POPULARITY;
-      else if (!strcmp(v, "model")) a->algorithm = ALG_MODEL;
-      else if (!strcmp(v, "fedavg")) a->algorithm = ALG_FEDAVG;
-      else
-        return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm: '%s' is not one of central, ease, popularity, model, fedavg", v);
-      i++;
-    } else if (FLAG("--dataset")) STR(a->dataset);
-    else if (FLAG("--train")) STR(a->train);
-    else if (FLAG("--test-foldin")) STR(a->test_foldin);
-    else if (FLAG("--test-holdout")) STR(a->test_holdout);
-    else if (FLAG("--content")) STR(a->content);
-    else if (FLAG("--content-ids")) STR(a->content_ids);
-    else if (FLAG("--content-dim")) { if (!NUM(1, FEDREC_MAX_CONTENT_DIM, 1)) a->content_dim = (int32_t)x; }
-    else if (FLAG("--threshold")) { if (!NUM(0, 10, 0)) a->threshold = x; }
-    else if (FLAG("--dim")) { if (!NUM(1, 1024, 1)) a->ials.dim = (int32_t)x; }
-    else if (FLAG("--reg")) { if (!NUM(1e-9, 1e6, 0)) a->ials.reg = (float)x; }
-    else if (FLAG("--unobserved-weight")) { if (!NUM(0, 1e6, 0)) a->ials.alpha0 = (float)x; }
-    else if (FLAG("--epochs")) { if (!NUM(0, 10000, 1)) a->ials.epochs = (int32_t)x; }
-    else if (FLAG("--free-items")) { if (!NUM(-1, FEDREC_MAX_ENTITIES, 1)) a->ials.n_free = (int32_t)x; }
-    else if (FLAG("--free-reg")) { if (!NUM(0, 1e6, 0)) a->ials.free_reg_mult = (float)x; }
-    else if (FLAG("--head")) a->ials.use_head = 1, a->head_set = 1;
-    else if (FLAG("--no-head")) a->ials.use_head = 0, a->head_set = 1;
-    else if (FLAG("--ease-lambda")) { if (!NUM(1e-9, 1e9, 0)) a->ease_lambda = (float)x; }
-    else if (FLAG("--test-users")) { if (!NUM(1e-6, 0.999999, 0)) a->split.test_users = x; }
-    else if (FLAG("--holdout")) { if (!NUM(1e-6, 0.999999, 0)) a->split.holdout = x; }
-    else if (FLAG("--cold-items")) { if (!NUM(0, 0.999999, 0)) a->split.cold_items = x; }
-    else if (FLAG("--min-items")) { if (!NUM(2, 1e9, 1)) a->split.min_items = (int32_t)x; }
-    else if (FLAG("--k")) { if (!NUM(1, 100000, 1)) a->k = (int32_t)x; }
-    else if (FLAG("--seed")) {
-      if (!NUM(0, 9007199254740992.0, 1)) a->ials.seed = a->split.seed = (uint64_t)x;
-    } else if (FLAG("--threads")) { if (!NUM(0, 256, 1)) a->ials.threads = (int32_t)x; }
-    else if (FLAG("--json")) a->json = 1;
-    else if (FLAG("--quiet")) a->quiet = 1;
-    else if (FLAG("--model")) STR(a->model);
-    else if (FLAG("--rounds")) { if (!NUM(1, 1e7, 1)) a->fed.rounds = (uint32_t)x; }
-    else if (FLAG("--sampling-rate")) { if (!NUM(1e-9, 1, 0)) a->fed.sampling_rate = x; }
-    else if (FLAG("--cohort")) { if (!NUM(2, FEDREC_SECAGG_MAX_CLIENTS, 1)) a->fed.cohort = (uint32_t)x; }
-    else if (FLAG("--min-survivors")) { if (!NUM(1, FEDREC_SECAGG_MAX_CLIENTS, 1)) a->fed.min_survivors = (uint32_t)x; }
-    else if (FLAG("--dropout")) { if (!NUM(0, 0.9, 0)) a->fed.dropout = x; }
-    else if (FLAG("--clip")) { if (!NUM(1e-9, 1e9, 0)) a->fed.engine.clip = x; }
-    else if (FLAG("--noise-multiplier")) { if (!NUM(0, 1e6, 0)) a->fed.engine.noise_multiplier = x; }
-    else if (FLAG("--target-epsilon")) { if (!NUM(1e-3, 1e6, 0)) a->fed.target_epsilon = x; }
-    else if (FLAG("--local-steps")) { if (!NUM(1, 1000, 1)) a->fed.engine.local_steps = (uint32_t)x; }
-    else if (FLAG("--client-lr")) { if (!NUM(1e-9, 1e6, 0)) a->fed.engine.client_lr = x; }
-    else if (FLAG("--exact-noise")) a->fed.exact_noise = 1;
-    else if (FLAG("--audit-canaries")) { if (!NUM(2, 1e6, 1)) a->fed.audit_canaries = (uint32_t)x; }
-    else if (FLAG("--audit-guesses")) { if (!NUM(1, 1e6, 1)) a->fed.audit_guesses = (uint32_t)x; }
-    else if (FLAG("--budget")) { if (!NUM(1e-6, 1e12, 0)) a->fed.budget = x; }
-    else if (FLAG("--delta")) { if (!NUM(1e-300, 0.1, 0)) a->fed.delta = x; }
-    else if (FLAG("--server-lr")) { if (!NUM(0, 1e6, 0)) a->fed.engine.server_lr = x; }
-    else if (FLAG("--momentum")) { if (!NUM(0, 0.9999, 0)) a->fed.engine.momentum = x; }
-    else if (FLAG("--eval-every")) { if (!NUM(1, 1e7, 1)) a->fed.eval_every = (uint32_t)x; }
-    else if (FLAG("--log")) STR(a->log);
-    else if (FLAG("--out")) STR(a->out);
-    else if (FLAG("--ledger")) STR(a->fed.ledger);
-    else if (FLAG("--secagg")) {
-      if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--secagg needs a value");
-      if (!strcmp(v, "full")) a->fed.engine.plain = 0;
-      else if (!strcmp(v, "plain")) a->fed.engine.plain = 1;
-      else return fedrec_error_set(err, FEDREC_ERR_ARG, "--secagg: '%s' is not full or plain", v);
-      i++;
-    } else if (FLAG("--noise-draws")) {
-      if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--noise-draws needs a value");
-      if (!strcmp(v, "clients")) a->fed.client_noise = 1;
-      else if (!strcmp(v, "sum")) a->fed.client_noise = 0;
-      else return fedrec_error_set(err, FEDREC_ERR_ARG, "--noise-draws: '%s' is not clients or sum", v);
-      i++;
-    } else if (FLAG("--privacy")) {
-      if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--privacy needs a value");
-      if (!strcmp(v, "skellam")) a->fed.engine.noise = FEDREC_NOISE_SKELLAM;
-      else if (!strcmp(v, "dgauss")) a->fed.engine.noise = FEDREC_NOISE_DGAUSS;
-      else if (!strcmp(v, "none")) a->fed.engine.noise = FEDREC_NOISE_NONE;
-      else if (!strcmp(v, "central")) a->fed.engine.noise = FEDREC_NOISE_SKELLAM, a->fed.engine.central = 1;
-      else return fedrec_error_set(err, FEDREC_ERR_ARG, "--privacy: '%s' is not one of none, central, skellam, dgauss", v);
-      i++;
-    } else if (FLAG("--optimizer")) {
-      if (!v) return fedrec_error_set(err, FEDREC_ERR_ARG, "--optimizer needs a value");
-      if (fedrec_optimizer_parse(v, &a->fed.engine.optimizer))
-        return fedrec_error_set(err, FEDREC_ERR_ARG, "--optimizer: '%s' is not one of %s", v, fedrec_optimizer_names());
-      i++;
     }
-    else if (FLAG("--print-train-users")) { if (!NUM(1, 1e9, 1)) a->print_train_users = (int32_t)x; }
-    else return unknown_flag(f, err);
+    const fedrec_option *o;
+    fedrec_status st = fedrec_option_parse(OPTIONS, a, argc, argv, &i, &o, err);
     if (st) return st;
-#undef FLAG
-#undef NUM
-#undef STR
+    a->given |= o->group;
   }
-  for (int i = 1; i < argc; i++) {
-    const char *f = argv[i];
-    if (!strcmp(f, "--dim")) a->given |= SIM_GIVEN_DIM;
-    if (!strcmp(f, "--head") || !strcmp(f, "--no-head") || !strcmp(f, "--free-items")) a->given |= SIM_GIVEN_MODEL;
-    if (!strcmp(f, "--cohort") || !strcmp(f, "--sampling-rate")) a->given |= SIM_GIVEN_COHORT;
-    if (!strcmp(f, "--optimizer") || !strcmp(f, "--server-lr") || !strcmp(f, "--momentum")) a->given |= SIM_GIVEN_OPTIMIZER;
-    if (!strcmp(f, "--noise-multiplier") || !strcmp(f, "--target-epsilon") || !strcmp(f, "--privacy")) a->given |= SIM_GIVEN_NOISE;
+  a->head_set = (a->given & SIM_GIVEN_HEAD) != 0;
+  if (a->given & SIM_GIVEN_SEED) a->split.seed = a->ials.seed;
+  if (a->given & SIM_GIVEN_PRIVACY) {
+    a->fed.engine.noise = a->privacy == SIM_PRIVACY_DGAUSS ? FEDREC_NOISE_DGAUSS
+                        : a->privacy == SIM_PRIVACY_NONE   ? FEDREC_NOISE_NONE
+                                                           : FEDREC_NOISE_SKELLAM;
+    a->fed.engine.central = a->privacy == SIM_PRIVACY_CENTRAL;
   }
   int given = (a->train != NULL) + (a->test_foldin != NULL) + (a->test_holdout != NULL);
   if (given != 0 && given != 3)

@@ -26,9 +26,12 @@ typedef struct sim_args {
   const char *log;          /* per-round JSON lines */
   const char *out;          /* a directory for config.json, rounds.jsonl, summary.json */
   unsigned given;           /* SIM_GIVEN_* bits: which of the scaled defaults were set by a flag */
+  int privacy;              /* --privacy: SIM_PRIVACY_* */
 } sim_args;
 
-enum { SIM_GIVEN_DIM = 1, SIM_GIVEN_COHORT = 2, SIM_GIVEN_OPTIMIZER = 4, SIM_GIVEN_NOISE = 8, SIM_GIVEN_MODEL = 16 };
+enum { SIM_GIVEN_DIM = 1, SIM_GIVEN_COHORT = 2, SIM_GIVEN_OPTIMIZER = 4, SIM_GIVEN_NOISE = 8, SIM_GIVEN_MODEL = 16,
+       SIM_GIVEN_HEAD = 32, SIM_GIVEN_SEED = 64, SIM_GIVEN_PRIVACY = 128 };
+enum { SIM_PRIVACY_NONE, SIM_PRIVACY_CENTRAL, SIM_PRIVACY_SKELLAM, SIM_PRIVACY_DGAUSS }; /* --privacy's choices, in order */
 
 /* fedavg on a real dataset (not synthetic): the settings a flag did not give are scaled from
  * the data (d 32, free embeddings for every item and no head, cohorts of 80% of the training

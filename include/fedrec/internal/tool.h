@@ -33,6 +33,39 @@ char *fedrec_json_escape(char *out, size_t cap, const char *s);
 /* Writes "s" (with its quotes) to f, escaped; "null" for NULL. */
 void fedrec_json_string(FILE *f, const char *s);
 
+/* ---- command-line options: one table per tool ----
+ * Each entry names a flag, the kind of its value, where the value goes (an offset into the
+ * tool's argument struct), the range of a number or the names of a choice, a group (bits the
+ * tool uses to see what was given) and a line of help. */
+typedef enum fedrec_arg_kind {
+  FEDREC_ARG_SET,    /* no value: stores `set` (an int) */
+  FEDREC_ARG_STRING, /* const char *, borrowed from argv */
+  FEDREC_ARG_DOUBLE,
+  FEDREC_ARG_FLOAT,
+  FEDREC_ARG_INT32,  /* whole numbers */
+  FEDREC_ARG_UINT32,
+  FEDREC_ARG_UINT64, /* up to 2^53 */
+  FEDREC_ARG_CHOICE, /* one of `choices` ("a, b, c"): its index, as an int */
+} fedrec_arg_kind;
+
+typedef struct fedrec_option {
+  const char *flag; /* "--dim" */
+  fedrec_arg_kind kind;
+  size_t offset;
+  double lo, hi;       /* numbers */
+  int set;             /* FEDREC_ARG_SET */
+  const char *choices; /* FEDREC_ARG_CHOICE */
+  unsigned group;
+  const char *help;
+} fedrec_option;
+
+/* argv[*i] against the table (ended by an entry with flag NULL): its value (argv[*i + 1],
+ * except for FEDREC_ARG_SET) parsed, checked and stored at dest + offset, *i moved past it,
+ * *found the entry. FEDREC_ERR_ARG names the flag and what is wrong; for a flag not in the
+ * table, "unknown option '--x': did you mean --y? (see --help)". */
+fedrec_status fedrec_option_parse(const fedrec_option *table, void *dest, int argc, char **argv, int *i,
+                                  const fedrec_option **found, fedrec_error *err);
+
 /* Monotonic time since an arbitrary start: milliseconds, and seconds as a double. */
 uint64_t fedrec_clock_ms(void);
 double fedrec_clock_s(void);
