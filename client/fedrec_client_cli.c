@@ -12,6 +12,7 @@
  * 5 integrity (a model that fails its signature, does not fit the catalogue, or rolls back).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,68 +51,49 @@ static void usage(FILE *f) { fputs(USAGE, f); }
 
 typedef struct args {
   const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv, *user;
-  long synthetic_user, rounds, max_syncs, k, dropout, delay;
+  int32_t synthetic_user, k;
+  uint32_t rounds, max_syncs, dropout, delay;
   int insecure;
   const char *pos[2];
   int npos;
 } args;
 
-static int whole(const char *flag, const char *v, long lo, long hi, long *out) {
-  double x;
-  fedrec_error err;
-  if (fedrec_parse_number(flag, v ? v : "", (double)lo, (double)hi, 1, &x, &err)) {
-    fprintf(stderr, "fedrec-client: %s\n", err.msg);
-    return 0;
-  }
-  *out = (long)x;
-  return 1;
-}
+#define A(field) offsetof(args, field)
+#define TEXT(flag, field) {flag, FEDREC_ARG_STRING, A(field), 0, 0, 0, NULL, 0, NULL}
+#define WHOLE(flag, kind, field, lo, hi) {flag, kind, A(field), lo, hi, 0, NULL, 0, NULL}
+static const fedrec_option OPTIONS[] = {
+    TEXT("--store", store), TEXT("--target", target), TEXT("--token", token), TEXT("--coordinator-key", key),
+    TEXT("--catalogue", catalogue), TEXT("--ca", ca), TEXT("--cert", cert), TEXT("--key", keyfile), TEXT("--csv", csv),
+    TEXT("--user", user),
+    {"--insecure", FEDREC_ARG_SET, A(insecure), 0, 0, 1, NULL, 0, NULL},
+    WHOLE("--synthetic-user", FEDREC_ARG_INT32, synthetic_user, 0, 100000000),
+    WHOLE("--rounds", FEDREC_ARG_UINT32, rounds, 1, 1000000),
+    WHOLE("--max-syncs", FEDREC_ARG_UINT32, max_syncs, 1, 100000000),
+    WHOLE("--k", FEDREC_ARG_INT32, k, 1, 10000),
+    WHOLE("--simulate-dropout", FEDREC_ARG_UINT32, dropout, 1, 4),
+    WHOLE("--simulate-delay", FEDREC_ARG_UINT32, delay, 0, 600000),
+    {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL},
+};
 
+/* Flags from the table, and up to two positional arguments (record's ITEM and WEIGHT). */
 static int parse(args *a, int argc, char **argv) {
   memset(a, 0, sizeof *a);
   a->synthetic_user = -1, a->rounds = 1, a->max_syncs = 1000, a->k = 10;
   for (int i = 2; i < argc; i++) {
-    const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    const char **s = NULL;
-    long *num = NULL, lo = 0, hi = 0;
-    if (!strcmp(f, "--insecure")) { a->insecure = 1; continue; }
-    if (!strcmp(f, "--store")) s = &a->store;
-    else if (!strcmp(f, "--target")) s = &a->target;
-    else if (!strcmp(f, "--token")) s = &a->token;
-    else if (!strcmp(f, "--coordinator-key")) s = &a->key;
-    else if (!strcmp(f, "--catalogue")) s = &a->catalogue;
-    else if (!strcmp(f, "--ca")) s = &a->ca;
-    else if (!strcmp(f, "--cert")) s = &a->cert;
-    else if (!strcmp(f, "--key")) s = &a->keyfile;
-    else if (!strcmp(f, "--csv")) s = &a->csv;
-    else if (!strcmp(f, "--user")) s = &a->user;
-    else if (!strcmp(f, "--synthetic-user")) num = &a->synthetic_user, hi = 100000000;
-    else if (!strcmp(f, "--rounds")) num = &a->rounds, lo = 1, hi = 1000000;
-    else if (!strcmp(f, "--max-syncs")) num = &a->max_syncs, lo = 1, hi = 100000000;
-    else if (!strcmp(f, "--k")) num = &a->k, lo = 1, hi = 10000;
-    else if (!strcmp(f, "--simulate-dropout")) num = &a->dropout, lo = 1, hi = 4;
-    else if (!strcmp(f, "--simulate-delay")) num = &a->delay, lo = 0, hi = 600000;
-    else if (f[0] == '-' && f[1] == '-') {
-      char near[64];
-      if (fedrec_nearest_flag(f, USAGE, near, sizeof near))
-        fprintf(stderr, "fedrec-client: unknown option '%s': did you mean %s? (see --help)\n", f, near);
-      else fprintf(stderr, "fedrec-client: unknown option '%s' (see --help)\n", f);
-      return 0;
-    } else {
-      if (a->npos == 2) {
-        fprintf(stderr, "fedrec-client: unexpected argument '%s'\n", f);
+    const char *f = argv[i];
+    if (f[0] == '-' && f[1] == '-') {
+      const fedrec_option *o;
+      fedrec_error err;
+      if (fedrec_option_parse(OPTIONS, a, argc, argv, &i, &o, &err)) {
+        fprintf(stderr, "fedrec-client: %s\n", err.msg);
         return 0;
       }
-      a->pos[a->npos++] = f;
-      continue;
-    }
-    if (!v) {
-      fprintf(stderr, "fedrec-client: %s needs a value\n", f);
+    } else if (a->npos == 2) {
+      fprintf(stderr, "fedrec-client: unexpected argument '%s'\n", f);
       return 0;
+    } else {
+      a->pos[a->npos++] = f;
     }
-    if (s) *s = v;
-    else if (!whole(f, v, lo, hi, num)) return 0;
-    i++;
   }
   if (!a->store) {
     fprintf(stderr, "fedrec-client: --store is required\n");
@@ -156,6 +138,155 @@ static const char *token_arg(const char *v, char *buf, size_t cap) {
 
 static const char *RESULT[] = {"not selected", "participated", "left out", "stopped"};
 
+/* import --csv: user,item[,weight] rows: one user's history (a device holds one), or the one
+ * --user names. */
+static int import_csv(fedrec_client *c, const args *a) {
+  char *buf;
+  int64_t len;
+  fedrec_error err = {0};
+  fedrec_triplets t = {0};
+  fedrec_idmap *users = fedrec_idmap_new(), *items = fedrec_idmap_new();
+  int rc = 0;
+  if (!users || !items || fedrec_read_file(a->csv, &buf, &len, &err) ||
+      fedrec_parse_interactions_csv(&t, users, items, buf, len, a->csv, &err)) {
+    fprintf(stderr, "fedrec-client import: %s\n", err.msg);
+    rc = 1;
+  } else {
+    free(buf);
+    int32_t nu = fedrec_idmap_size(users), want = -1;
+    if (a->user && (want = fedrec_idmap_get(users, a->user, strlen(a->user), 0)) < 0) {
+      fprintf(stderr, "fedrec-client import: %s: no rows of user '%s' (it holds %d users)\n", a->csv, a->user, nu);
+      rc = 2;
+    } else if (!a->user && nu > 1) {
+      fprintf(stderr, "fedrec-client import: %s holds the histories of %d users ('%s', '%s', ...): a device keeps one; "
+              "pick it with --user ID\n", a->csv, nu, fedrec_idmap_name(users, 0), fedrec_idmap_name(users, 1));
+      rc = 2;
+    }
+    int64_t done = 0;
+    for (int64_t i = 0; !rc && i < t.n; i++) {
+      if (want >= 0 && t.r[i] != want) continue;
+      if (fedrec_client_record(c, fedrec_idmap_name(items, t.c[i]), t.v[i], &err)) {
+        fprintf(stderr, "fedrec-client import: %s: row %lld: %s\n", a->csv, (long long)i + 2, err.msg);
+        rc = 1;
+      }
+      done++;
+    }
+    if (!rc) fprintf(stderr, "fedrec-client: imported %lld events from %s\n", (long long)done, a->csv);
+  }
+  fedrec_triplets_free(&t);
+  fedrec_idmap_free(users), fedrec_idmap_free(items);
+  return rc;
+}
+
+/* import --synthetic-user: the history of one user of the synthetic catalogue (demos, tests). */
+static int import_synthetic(fedrec_client *c, const args *a) {
+  char spec[512] = "";
+  fedrec_error err = {0};
+  fedrec_synth_config sc;
+  fedrec_synth_defaults(&sc);
+  sc.threads = 1;
+  fedrec_dataset ds;
+  if (fedrec_client_catalogue_spec(c, spec, sizeof spec) || !spec[0]) {
+    fprintf(stderr, "fedrec-client import: --synthetic-user needs a synthetic catalogue, and %s has no catalogue "
+            "setting: run fedrec-client init first\n", a->store);
+    return EXIT_CONFIG;
+  }
+  if (strncmp(spec, "synthetic", 9) || (spec[9] == ':' && fedrec_synth_parse(&sc, spec + 10, &err)) ||
+      fedrec_synth_generate(&ds, &sc, &err)) {
+    fprintf(stderr, "fedrec-client import: --synthetic-user needs a synthetic catalogue; %s has '%s'%s%s\n", a->store, spec,
+            err.msg[0] ? ": " : "", err.msg);
+    return EXIT_CONFIG;
+  }
+  int rc = 0;
+  if (a->synthetic_user >= ds.R.rows) {
+    fprintf(stderr, "fedrec-client import: --synthetic-user %d: the catalogue has %d users\n", a->synthetic_user, ds.R.rows);
+    rc = 2;
+  }
+  int64_t b = rc ? 0 : ds.R.indptr[a->synthetic_user], e = rc ? 0 : ds.R.indptr[a->synthetic_user + 1];
+  for (int64_t k = b; !rc && k < e; k++)
+    if (fedrec_client_record(c, fedrec_idmap_name(ds.items, ds.R.indices[k]), ds.R.values[k], &err)) {
+      fprintf(stderr, "fedrec-client import: %s\n", err.msg);
+      rc = 1;
+    }
+  if (!rc) fprintf(stderr, "fedrec-client: imported %lld events of synthetic user %d\n", (long long)(e - b), a->synthetic_user);
+  fedrec_dataset_free(&ds);
+  return rc;
+}
+
+static int record(fedrec_client *c, const args *a) {
+  fedrec_error err = {0};
+  if (a->npos < 1) {
+    fprintf(stderr, "fedrec-client record: ITEM is required\n");
+    return 2;
+  }
+  char *end;
+  float w = a->npos > 1 ? strtof(a->pos[1], &end) : 1.0f;
+  if (a->npos > 1 && (end == a->pos[1] || *end)) {
+    fprintf(stderr, "fedrec-client record: WEIGHT '%s' is not a number\n", a->pos[1]);
+    return 2;
+  }
+  if (fedrec_client_record(c, a->pos[0], w, &err)) {
+    fprintf(stderr, "fedrec-client record: %s\n", err.msg);
+    return 1;
+  }
+  return 0;
+}
+
+/* Syncs until it took part in --rounds rounds (or --max-syncs syncs), sleeping as told in
+ * between; a failure that retrying cannot help ends it with its exit code. */
+static int sync_loop(fedrec_client *c, const args *a) {
+  fedrec_error err = {0};
+  int rc = 0;
+  if (a->dropout) fedrec_client_simulate_dropout(c, (int)a->dropout);
+  if (a->delay) fedrec_client_simulate_delay(c, a->delay);
+  uint32_t done = 0;
+  for (uint32_t s = 0; s < a->max_syncs && done < a->rounds; s++) {
+    fedrec_sync_outcome o;
+    fedrec_status st = fedrec_client_sync(c, &o, &err);
+    if (o.resumed_at) fprintf(stderr, "fedrec-client sync: resumed the model download at byte %llu\n", (unsigned long long)o.resumed_at);
+    if (st && o.failure != FEDREC_SYNC_FAIL_NETWORK) { /* retrying would not help: say so and stop */
+      static const char *KIND[] = {"", "", "configuration", "authentication", "integrity"};
+      static const char *WHAT[] = {"", "", "check the settings fedrec-client init saved",
+                                   "the coordinator refused the token (unknown, expired or revoked): enrol again",
+                                   "a model from the coordinator was refused and not used"};
+      fprintf(stderr, "fedrec-client sync: %s error: %s: %s\n", KIND[o.failure], err.msg, WHAT[o.failure]);
+      rc = o.failure == FEDREC_SYNC_FAIL_CONFIG ? EXIT_CONFIG : o.failure == FEDREC_SYNC_FAIL_AUTH ? EXIT_AUTH : EXIT_INTEGRITY;
+      break;
+    }
+    if (st) fprintf(stderr, "fedrec-client sync: %s (retrying in %u ms)\n", err.msg, o.retry_after_ms);
+    else
+      fprintf(stderr, "fedrec-client sync: %s, round %llu, model %llu%s%s\n", RESULT[o.result], (unsigned long long)o.round,
+              (unsigned long long)o.model_version, o.detail[0] ? ": " : "", o.detail);
+    if (!st && o.result == FEDREC_SYNC_PARTICIPATED) done++;
+    if (!st && o.result == FEDREC_SYNC_STOPPED) { /* unsigned news: this loop ends, the next sync asks again */
+      fprintf(stderr, "fedrec-client sync: the stop is not signed: an app would sync again in %u s\n", o.retry_after_ms / 1000);
+      break;
+    }
+    if (done < a->rounds && s + 1 < a->max_syncs) {
+      struct timespec d = {o.retry_after_ms / 1000, (long)(o.retry_after_ms % 1000) * 1000000};
+      nanosleep(&d, NULL);
+    }
+  }
+  printf("participated in %u round%s; model version %llu\n", done, done == 1 ? "" : "s",
+         (unsigned long long)fedrec_client_model_version(c));
+  return rc;
+}
+
+static int recommend(fedrec_client *c, const args *a) {
+  fedrec_error err = {0};
+  char(*names)[64] = malloc((size_t)a->k * 64);
+  float *scores = malloc((size_t)a->k * sizeof *scores);
+  int32_t n = 0;
+  int rc = 0;
+  if (!names || !scores || fedrec_client_recommend(c, a->k, names, scores, &n, &err)) {
+    fprintf(stderr, "fedrec-client recommend: %s\n", err.msg);
+    rc = 1;
+  }
+  for (int32_t i = 0; i < n; i++) printf("%d\t%s\t%.4f\n", i + 1, names[i], scores[i]);
+  free(names), free(scores);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
@@ -193,136 +324,14 @@ int main(int argc, char **argv) {
     return opened == FEDREC_ERR_ARG ? EXIT_CONFIG : 1;
   }
   int rc = 0;
-  if (!strcmp(cmd, "init")) {
-    fprintf(stderr, "fedrec-client: settings saved in %s\n", a.store);
-  } else if (!strcmp(cmd, "import")) {
-    if ((a.csv != NULL) == (a.synthetic_user >= 0)) {
-      fprintf(stderr, "fedrec-client import: give exactly one of --csv and --synthetic-user\n");
-      rc = 2;
-    } else if (a.csv) {
-      /* user,item[,weight] rows: one user's history (a device holds one), or the one --user names */
-      char *buf;
-      int64_t len;
-      fedrec_triplets t = {0};
-      fedrec_idmap *users = fedrec_idmap_new(), *items = fedrec_idmap_new();
-      if (!users || !items || fedrec_read_file(a.csv, &buf, &len, &err) ||
-          fedrec_parse_interactions_csv(&t, users, items, buf, len, a.csv, &err)) {
-        fprintf(stderr, "fedrec-client import: %s\n", err.msg);
-        rc = 1;
-      } else {
-        free(buf);
-        int32_t nu = fedrec_idmap_size(users), want = -1;
-        if (a.user && (want = fedrec_idmap_get(users, a.user, strlen(a.user), 0)) < 0) {
-          fprintf(stderr, "fedrec-client import: %s: no rows of user '%s' (it holds %d users)\n", a.csv, a.user, nu);
-          rc = 2;
-        } else if (!a.user && nu > 1) {
-          fprintf(stderr, "fedrec-client import: %s holds the histories of %d users ('%s', '%s', ...): a device keeps one; "
-                  "pick it with --user ID\n", a.csv, nu, fedrec_idmap_name(users, 0), fedrec_idmap_name(users, 1));
-          rc = 2;
-        }
-        int64_t done = 0;
-        for (int64_t i = 0; !rc && i < t.n; i++) {
-          if (want >= 0 && t.r[i] != want) continue;
-          if (fedrec_client_record(c, fedrec_idmap_name(items, t.c[i]), t.v[i], &err)) {
-            fprintf(stderr, "fedrec-client import: %s: row %lld: %s\n", a.csv, (long long)i + 2, err.msg);
-            rc = 1;
-          }
-          done++;
-        }
-        if (!rc) fprintf(stderr, "fedrec-client: imported %lld events from %s\n", (long long)done, a.csv);
-      }
-      fedrec_triplets_free(&t);
-      fedrec_idmap_free(users), fedrec_idmap_free(items);
-    } else {
-      /* the history of one user of the synthetic catalogue (demos and tests) */
-      char spec[512] = "";
-      fedrec_synth_config sc;
-      fedrec_synth_defaults(&sc);
-      sc.threads = 1;
-      fedrec_dataset ds;
-      if (fedrec_client_catalogue_spec(c, spec, sizeof spec) || !spec[0]) {
-        fprintf(stderr, "fedrec-client import: --synthetic-user needs a synthetic catalogue, and %s has no catalogue "
-                "setting: run fedrec-client init first\n", a.store);
-        rc = EXIT_CONFIG;
-      } else if (strncmp(spec, "synthetic", 9) || (spec[9] == ':' && fedrec_synth_parse(&sc, spec + 10, &err)) ||
-                 fedrec_synth_generate(&ds, &sc, &err)) {
-        fprintf(stderr, "fedrec-client import: --synthetic-user needs a synthetic catalogue; %s has '%s'%s%s\n", a.store, spec,
-                err.msg[0] ? ": " : "", err.msg);
-        rc = EXIT_CONFIG;
-      } else {
-        if (a.synthetic_user >= ds.R.rows) {
-          fprintf(stderr, "fedrec-client import: --synthetic-user %ld: the catalogue has %d users\n", a.synthetic_user, ds.R.rows);
-          rc = 2;
-        }
-        int64_t b = rc ? 0 : ds.R.indptr[a.synthetic_user], e = rc ? 0 : ds.R.indptr[a.synthetic_user + 1];
-        for (int64_t k = b; !rc && k < e; k++)
-          if (fedrec_client_record(c, fedrec_idmap_name(ds.items, ds.R.indices[k]), ds.R.values[k], &err)) {
-            fprintf(stderr, "fedrec-client import: %s\n", err.msg);
-            rc = 1;
-          }
-        if (!rc) fprintf(stderr, "fedrec-client: imported %lld events of synthetic user %ld\n", (long long)(e - b), a.synthetic_user);
-        fedrec_dataset_free(&ds);
-      }
-    }
-  } else if (!strcmp(cmd, "record")) {
-    if (a.npos < 1) {
-      fprintf(stderr, "fedrec-client record: ITEM is required\n");
-      rc = 2;
-    } else {
-      char *end;
-      float w = a.npos > 1 ? strtof(a.pos[1], &end) : 1.0f;
-      if (a.npos > 1 && (end == a.pos[1] || *end)) {
-        fprintf(stderr, "fedrec-client record: WEIGHT '%s' is not a number\n", a.pos[1]);
-        rc = 2;
-      } else if (fedrec_client_record(c, a.pos[0], w, &err)) {
-        fprintf(stderr, "fedrec-client record: %s\n", err.msg);
-        rc = 1;
-      }
-    }
-  } else if (!strcmp(cmd, "sync")) {
-    if (a.dropout) fedrec_client_simulate_dropout(c, (int)a.dropout);
-    if (a.delay) fedrec_client_simulate_delay(c, (uint32_t)a.delay);
-    long done = 0;
-    for (long s = 0; s < a.max_syncs && done < a.rounds; s++) {
-      fedrec_sync_outcome o;
-      fedrec_status st = fedrec_client_sync(c, &o, &err);
-      if (o.resumed_at) fprintf(stderr, "fedrec-client sync: resumed the model download at byte %llu\n", (unsigned long long)o.resumed_at);
-      if (st && o.failure != FEDREC_SYNC_FAIL_NETWORK) { /* retrying would not help: say so and stop */
-        static const char *KIND[] = {"", "", "configuration", "authentication", "integrity"};
-        static const char *WHAT[] = {"", "", "check the settings fedrec-client init saved",
-                                     "the coordinator refused the token (unknown, expired or revoked): enrol again",
-                                     "a model from the coordinator was refused and not used"};
-        fprintf(stderr, "fedrec-client sync: %s error: %s: %s\n", KIND[o.failure], err.msg, WHAT[o.failure]);
-        rc = o.failure == FEDREC_SYNC_FAIL_CONFIG ? EXIT_CONFIG : o.failure == FEDREC_SYNC_FAIL_AUTH ? EXIT_AUTH : EXIT_INTEGRITY;
-        break;
-      }
-      if (st) fprintf(stderr, "fedrec-client sync: %s (retrying in %u ms)\n", err.msg, o.retry_after_ms);
-      else
-        fprintf(stderr, "fedrec-client sync: %s, round %llu, model %llu%s%s\n", RESULT[o.result], (unsigned long long)o.round,
-                (unsigned long long)o.model_version, o.detail[0] ? ": " : "", o.detail);
-      if (!st && o.result == FEDREC_SYNC_PARTICIPATED) done++;
-      if (!st && o.result == FEDREC_SYNC_STOPPED) { /* unsigned news: this loop ends, the next sync asks again */
-        fprintf(stderr, "fedrec-client sync: the stop is not signed: an app would sync again in %u s\n", o.retry_after_ms / 1000);
-        break;
-      }
-      if (done < a.rounds && s + 1 < a.max_syncs) {
-        struct timespec d = {o.retry_after_ms / 1000, (long)(o.retry_after_ms % 1000) * 1000000};
-        nanosleep(&d, NULL);
-      }
-    }
-    printf("participated in %ld round%s; model version %llu\n", done, done == 1 ? "" : "s",
-           (unsigned long long)fedrec_client_model_version(c));
-  } else {
-    char(*names)[64] = malloc((size_t)a.k * 64);
-    float *scores = malloc((size_t)a.k * sizeof *scores);
-    int32_t n = 0;
-    if (!names || !scores || fedrec_client_recommend(c, (int32_t)a.k, names, scores, &n, &err)) {
-      fprintf(stderr, "fedrec-client recommend: %s\n", err.msg);
-      rc = 1;
-    }
-    for (int32_t i = 0; i < n; i++) printf("%d\t%s\t%.4f\n", i + 1, names[i], scores[i]);
-    free(names), free(scores);
-  }
+  if (!strcmp(cmd, "init")) fprintf(stderr, "fedrec-client: settings saved in %s\n", a.store);
+  else if (!strcmp(cmd, "import") && (a.csv != NULL) == (a.synthetic_user >= 0)) {
+    fprintf(stderr, "fedrec-client import: give exactly one of --csv and --synthetic-user\n");
+    rc = 2;
+  } else if (!strcmp(cmd, "import")) rc = a.csv ? import_csv(c, &a) : import_synthetic(c, &a);
+  else if (!strcmp(cmd, "record")) rc = record(c, &a);
+  else if (!strcmp(cmd, "sync")) rc = sync_loop(c, &a);
+  else rc = recommend(c, &a);
   fedrec_client_close(c);
   return rc;
 }
