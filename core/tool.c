@@ -156,10 +156,19 @@ fedrec_status fedrec_option_parse(const fedrec_option *table, void *dest, int ar
     return FEDREC_OK;
   }
   double x;
-  int whole = o->kind == FEDREC_ARG_INT32 || o->kind == FEDREC_ARG_UINT32 || o->kind == FEDREC_ARG_UINT64;
+  int whole = o->kind == FEDREC_ARG_INT32 || o->kind == FEDREC_ARG_UINT32 || o->kind == FEDREC_ARG_UINT64 ||
+              o->kind == FEDREC_ARG_WHOLE;
   fedrec_status s = fedrec_parse_number(f, v, o->lo, o->hi, whole, &x, err);
+  if (!s && (((o->open & FEDREC_OPEN_LO) && x == o->lo) || ((o->open & FEDREC_OPEN_HI) && x == o->hi))) s = FEDREC_ERR_ARG;
+  if (s && o->open) { /* the message with the range's true brackets */
+    char a[32], b[32];
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: '%.200s' is not a%s number in %s%s, %s%s", f, v, whole ? " whole" : "",
+                            o->open & FEDREC_OPEN_LO ? "(" : "[", fedrec_format_bound(a, sizeof a, o->lo),
+                            fedrec_format_bound(b, sizeof b, o->hi), o->open & FEDREC_OPEN_HI ? ")" : "]");
+  }
   if (s) return s;
   switch (o->kind) {
+  case FEDREC_ARG_WHOLE:
   case FEDREC_ARG_DOUBLE: *(double *)at = x; break;
   case FEDREC_ARG_FLOAT: *(float *)at = (float)x; break;
   case FEDREC_ARG_INT32: *(int32_t *)at = (int32_t)x; break;

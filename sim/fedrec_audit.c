@@ -9,6 +9,7 @@
  * It links no network code, so an auditor can build it alone. */
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,67 +65,58 @@ typedef struct {
       have_clients, have_dim, have_epoch, have_part, have_sep;
 } args;
 
-static int number(const char *flag, const char *v, double lo, double hi, int lo_open, double *out) {
-  fedrec_error err = {0};
-  if (fedrec_parse_number(flag, v, lo, hi, 0, out, &err) || (lo_open && *out == lo)) {
-    if (lo_open && !err.msg[0]) snprintf(err.msg, sizeof err.msg, "%s: '%s' is not a number in (%g, %g]", flag, v, lo, hi);
-    fprintf(stderr, "fedrec-audit: %s\n", err.msg);
-    return 0;
-  }
-  return 1;
-}
+/* which flags were given (fedrec_option.group), for the checks of what a mechanism needs */
+enum { G_Z = 1 << 0, G_STEPS = 1 << 1, G_DELTA = 1 << 2, G_TARGET = 1 << 3, G_D2 = 1 << 4, G_D1 = 1 << 5, G_VAR = 1 << 6,
+       G_SIGMA = 1 << 7, G_CLIENTS = 1 << 8, G_DIM = 1 << 9, G_EPOCH = 1 << 10, G_PART = 1 << 11, G_SEP = 1 << 12 };
 
-/* A whole number in [lo, hi]. */
-static int whole(const char *flag, const char *v, double lo, double hi, double *out) {
-  fedrec_error err;
-  if (fedrec_parse_number(flag, v, lo, hi, 1, out, &err)) {
-    fprintf(stderr, "fedrec-audit: %s\n", err.msg);
-    return 0;
-  }
-  return 1;
-}
+#define A(field) offsetof(args, field)
+#define REAL(flag, field, lo, hi, open, group) {flag, FEDREC_ARG_DOUBLE, A(field), lo, hi, 0, NULL, group, NULL, open}
+#define WHOLE(flag, field, lo, hi, group) {flag, FEDREC_ARG_WHOLE, A(field), lo, hi, 0, NULL, group, NULL, 0}
+/* epsilon and calibrate */
+static const fedrec_option OPTIONS[] = {
+    {"--mechanism", FEDREC_ARG_STRING, A(mechanism), 0, 0, 0, NULL, 0, NULL, 0},
+    {"--orders", FEDREC_ARG_STRING, A(orders), 0, 0, 0, NULL, 0, NULL, 0},
+    {"--json", FEDREC_ARG_SET, A(json), 0, 0, 1, NULL, 0, NULL, 0},
+    REAL("--noise-multiplier", z, 0, 1e6, FEDREC_OPEN_LO, G_Z),
+    REAL("--sampling-rate", q, 0, 1, FEDREC_OPEN_LO, 0),
+    REAL("--l2-sensitivity", d2, 0, 1e15, FEDREC_OPEN_LO, G_D2),
+    REAL("--l1-sensitivity", d1, 0, 1e18, FEDREC_OPEN_LO, G_D1),
+    REAL("--variance", var, 0, 1e30, FEDREC_OPEN_LO, G_VAR),
+    REAL("--local-sigma", sigma, 0, 1e9, FEDREC_OPEN_LO, G_SIGMA),
+    WHOLE("--clients", clients, 1, 4294967295.0, G_CLIENTS),
+    WHOLE("--dim", dim, 1, 1e12, G_DIM),
+    WHOLE("--epoch-steps", epoch_steps, 1, 1e12, G_EPOCH),
+    WHOLE("--max-participation", max_part, 1, 1e6, G_PART),
+    WHOLE("--min-separation", min_sep, 0, 1e6, G_SEP),
+    WHOLE("--steps", steps, 1, 1e12, G_STEPS),
+    REAL("--delta", delta, 0, 1, FEDREC_OPEN_LO | FEDREC_OPEN_HI, G_DELTA),
+    REAL("--target-epsilon", target, 0, 1e6, FEDREC_OPEN_LO, G_TARGET),
+    {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL, 0},
+};
 
 static int parse(args *a, int argc, char **argv) {
   memset(a, 0, sizeof *a);
   a->q = 1;
   a->mechanism = "gaussian";
+  unsigned given = 0;
   for (int i = 2; i < argc; i++) {
-    const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(f, "--json")) { a->json = 1; continue; }
-    if (!strcmp(f, "--help")) { usage(stdout); exit(0); }
-    int ok = 1;
-    if (!strcmp(f, "--mechanism")) {
-      ok = v != NULL;
-      if (ok) a->mechanism = v;
-    } else if (!strcmp(f, "--orders")) {
-      ok = v != NULL;
-      if (ok) a->orders = v;
-    } else if (!strcmp(f, "--noise-multiplier")) ok = (a->have_z = number(f, v, 0, 1e6, 1, &a->z));
-    else if (!strcmp(f, "--sampling-rate")) ok = number(f, v, 0, 1, 1, &a->q);
-    else if (!strcmp(f, "--l2-sensitivity")) ok = (a->have_d2 = number(f, v, 0, 1e15, 1, &a->d2));
-    else if (!strcmp(f, "--l1-sensitivity")) ok = (a->have_d1 = number(f, v, 0, 1e18, 1, &a->d1));
-    else if (!strcmp(f, "--variance")) ok = (a->have_var = number(f, v, 0, 1e30, 1, &a->var));
-    else if (!strcmp(f, "--local-sigma")) ok = (a->have_sigma = number(f, v, 0, 1e9, 1, &a->sigma));
-    else if (!strcmp(f, "--clients")) ok = (a->have_clients = whole(f, v, 1, 4294967295.0, &a->clients));
-    else if (!strcmp(f, "--dim")) ok = (a->have_dim = whole(f, v, 1, 1e12, &a->dim));
-    else if (!strcmp(f, "--epoch-steps")) ok = (a->have_epoch = whole(f, v, 1, 1e12, &a->epoch_steps));
-    else if (!strcmp(f, "--max-participation")) ok = (a->have_part = whole(f, v, 1, 1e6, &a->max_part));
-    else if (!strcmp(f, "--min-separation")) ok = (a->have_sep = whole(f, v, 0, 1e6, &a->min_sep));
-    else if (!strcmp(f, "--steps")) ok = (a->have_steps = number(f, v, 1, 1e12, 0, &a->steps)) && a->steps == floor(a->steps);
-    else if (!strcmp(f, "--delta")) ok = (a->have_delta = number(f, v, 0, 1, 1, &a->delta)) && a->delta < 1;
-    else if (!strcmp(f, "--target-epsilon")) ok = (a->have_target = number(f, v, 0, 1e6, 1, &a->target));
-    else {
-      fprintf(stderr, "fedrec-audit: unknown option '%s' (see --help)\n", f);
+    if (!strcmp(argv[i], "--help")) {
+      usage(stdout);
+      exit(0);
+    }
+    const fedrec_option *o;
+    fedrec_error err;
+    if (fedrec_option_parse(OPTIONS, a, argc, argv, &i, &o, &err)) {
+      fprintf(stderr, "fedrec-audit: %s\n", err.msg);
       return 0;
     }
-    if (!ok) {
-      if (!v) fprintf(stderr, "fedrec-audit: %s needs a value\n", f);
-      else if (!strcmp(f, "--steps") || !strcmp(f, "--delta"))
-        fprintf(stderr, "fedrec-audit: %s: '%s' must be %s\n", f, v, !strcmp(f, "--steps") ? "a whole number >= 1" : "in (0, 1)");
-      return 0;
-    }
-    i++;
+    given |= o->group;
   }
+  a->have_z = !!(given & G_Z), a->have_steps = !!(given & G_STEPS), a->have_delta = !!(given & G_DELTA);
+  a->have_target = !!(given & G_TARGET), a->have_d2 = !!(given & G_D2), a->have_d1 = !!(given & G_D1);
+  a->have_var = !!(given & G_VAR), a->have_sigma = !!(given & G_SIGMA), a->have_clients = !!(given & G_CLIENTS);
+  a->have_dim = !!(given & G_DIM), a->have_epoch = !!(given & G_EPOCH), a->have_part = !!(given & G_PART);
+  a->have_sep = !!(given & G_SEP);
   return 1;
 }
 
@@ -189,19 +181,65 @@ static int read_public_key(const char *path, uint8_t pk[32]) {
 }
 
 /* fedrec-audit verify: exit 0 only when every check passes. */
+typedef struct verify_args {
+  const char *ledger, *keyfile, *covers;
+  int json;
+} verify_args;
+
+static const fedrec_option VERIFY_OPTIONS[] = {
+    {"--ledger", FEDREC_ARG_STRING, offsetof(verify_args, ledger), 0, 0, 0, NULL, 0, NULL, 0},
+    {"--public-key", FEDREC_ARG_STRING, offsetof(verify_args, keyfile), 0, 0, 0, NULL, 0, NULL, 0},
+    {"--covers", FEDREC_ARG_STRING, offsetof(verify_args, covers), 0, 0, 0, NULL, 0, NULL, 0},
+    {"--json", FEDREC_ARG_SET, offsetof(verify_args, json), 0, 0, 1, NULL, 0, NULL, 0},
+    {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL, 0},
+};
+
+/* --covers N:HEX (N decimal, HEX 64 hex digits): 1 when well-formed. */
+static int parse_covers(const char *covers, uint64_t *want, uint8_t head[32]) {
+  char *end;
+  int okc = covers[0] >= '0' && covers[0] <= '9';
+  errno = 0;
+  *want = strtoull(covers, &end, 10);
+  okc = okc && !errno && *end == ':' && strlen(end + 1) == 64;
+  for (int i = 0; okc && i < 32; i++) {
+    unsigned v = 0;
+    okc = isxdigit((unsigned char)end[1 + 2 * i]) && isxdigit((unsigned char)end[2 + 2 * i]) &&
+          sscanf(end + 1 + 2 * i, "%2x", &v) == 1;
+    head[i] = (uint8_t)v;
+  }
+  if (!okc) fprintf(stderr, "fedrec-audit verify: --covers: '%s' is not ENTRIES:HEAD (a number, a colon, 64 hex digits)\n", covers);
+  return okc;
+}
+
+/* A key file that fails as the public key may hold the signer's PRIVATE key (its seed, also 64
+ * hex digits): 1 when it does (said so, none of it shown). */
+static int is_private_key(const char *ledger, const char *keyfile, uint8_t pk[32]) {
+  fedrec_identity id;
+  fedrec_ledger_summary s2;
+  fedrec_error e2 = {0};
+  if (fedrec_identity_from_seed(&id, pk)) return 0;
+  int is_seed = !fedrec_ledger_verify(ledger, id.pk, &s2, NULL, 0, &e2) || !strstr(e2.msg, "not the given key");
+  fedrec_identity_free(&id);
+  if (!is_seed) return 0;
+  sodium_memzero(pk, 32);
+  fprintf(stderr, "fedrec-audit verify: --public-key %s is the coordinator's PRIVATE signing key (identity.key): keep it "
+          "secret; give identity.pub\n", keyfile);
+  return 1;
+}
+
+/* fedrec-audit verify: exit 0 only when every check passes. */
 static int verify(int argc, char **argv) {
-  const char *ledger = NULL, *keyfile = NULL, *covers = NULL;
-  int json = 0;
+  verify_args va = {0};
   for (int i = 2; i < argc; i++) {
-    if (!strcmp(argv[i], "--json")) json = 1;
-    else if (!strcmp(argv[i], "--ledger") && i + 1 < argc) ledger = argv[++i];
-    else if (!strcmp(argv[i], "--covers") && i + 1 < argc) covers = argv[++i];
-    else if (!strcmp(argv[i], "--public-key") && i + 1 < argc) keyfile = argv[++i];
-    else {
-      fprintf(stderr, "fedrec-audit verify: unknown or incomplete option '%s'\n", argv[i]);
+    const fedrec_option *o;
+    fedrec_error e;
+    if (fedrec_option_parse(VERIFY_OPTIONS, &va, argc, argv, &i, &o, &e)) {
+      fprintf(stderr, "fedrec-audit verify: %s\n", e.msg);
       return 2;
     }
   }
+  const char *ledger = va.ledger, *keyfile = va.keyfile, *covers = va.covers;
+  int json = va.json;
   if (!ledger || !keyfile) {
     fprintf(stderr, "fedrec-audit verify: --ledger and --public-key are required\n");
     return 2;
@@ -210,23 +248,7 @@ static int verify(int argc, char **argv) {
   if (!read_public_key(keyfile, pk)) return 2;
   uint64_t want = 0;
   uint8_t head[32];
-  if (covers) { /* N:HEX, N decimal, HEX 64 hex digits */
-    char *end;
-    int okc = covers[0] >= '0' && covers[0] <= '9';
-    errno = 0;
-    want = strtoull(covers, &end, 10);
-    okc = okc && !errno && *end == ':' && strlen(end + 1) == 64;
-    for (int i = 0; okc && i < 32; i++) {
-      unsigned v = 0;
-      okc = isxdigit((unsigned char)end[1 + 2 * i]) && isxdigit((unsigned char)end[2 + 2 * i]) &&
-            sscanf(end + 1 + 2 * i, "%2x", &v) == 1;
-      head[i] = (uint8_t)v;
-    }
-    if (!okc) {
-      fprintf(stderr, "fedrec-audit verify: --covers: '%s' is not ENTRIES:HEAD (a number, a colon, 64 hex digits)\n", covers);
-      return 2;
-    }
-  }
+  if (covers && !parse_covers(covers, &want, head)) return 2;
   if (fedrec_crypto_init()) return 1;
   fedrec_ledger_summary s;
   fedrec_error err = {0};
@@ -235,23 +257,7 @@ static int verify(int argc, char **argv) {
            "         (under each: the command that recomputes that entry's epsilon alone, from every parameter it records)\n");
   fedrec_status st = fedrec_ledger_verify(ledger, pk, &s, stdout, json, &err);
   if (!st && covers) st = fedrec_ledger_verify_covers(ledger, pk, want, head, &s, &err);
-  if (st && strstr(err.msg, "not the given key")) {
-    /* the file may hold the signer's PRIVATE key (its seed, also 64 hex digits): say so
-     * rather than leave the auditor guessing, and show none of it */
-    fedrec_identity id;
-    fedrec_ledger_summary s2;
-    fedrec_error e2 = {0};
-    if (!fedrec_identity_from_seed(&id, pk)) {
-      int is_seed = !fedrec_ledger_verify(ledger, id.pk, &s2, NULL, 0, &e2) || !strstr(e2.msg, "not the given key");
-      fedrec_identity_free(&id);
-      if (is_seed) {
-        sodium_memzero(pk, sizeof pk);
-        fprintf(stderr, "fedrec-audit verify: --public-key %s is the coordinator's PRIVATE signing key (identity.key): keep it "
-                "secret; give identity.pub\n", keyfile);
-        return 2;
-      }
-    }
-  }
+  if (st && strstr(err.msg, "not the given key") && is_private_key(ledger, keyfile, pk)) return 2;
   if (st) {
     fprintf(stderr, "fedrec-audit verify: %s: FAILED: %s\n", ledger, err.msg);
     if (json) {
@@ -272,24 +278,33 @@ static int verify(int argc, char **argv) {
 }
 
 /* fedrec-audit canaries: the empirical lower bound from a canary count, recomputed. */
+typedef struct canary_args {
+  double m, r, v, delta, alpha;
+  int json;
+} canary_args;
+
+static const fedrec_option CANARY_OPTIONS[] = {
+    {"--canaries", FEDREC_ARG_WHOLE, offsetof(canary_args, m), 1, 1e9, 0, NULL, 0, NULL, 0},
+    {"--guesses", FEDREC_ARG_WHOLE, offsetof(canary_args, r), 0, 1e9, 0, NULL, 0, NULL, 0},
+    {"--correct", FEDREC_ARG_WHOLE, offsetof(canary_args, v), 0, 1e9, 0, NULL, 0, NULL, 0},
+    {"--delta", FEDREC_ARG_DOUBLE, offsetof(canary_args, delta), 0, 1, 0, NULL, 0, NULL, 0},
+    {"--alpha", FEDREC_ARG_DOUBLE, offsetof(canary_args, alpha), 0, 1, 0, NULL, 0, NULL, FEDREC_OPEN_LO},
+    {"--json", FEDREC_ARG_SET, offsetof(canary_args, json), 0, 0, 1, NULL, 0, NULL, 0},
+    {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL, 0},
+};
+
 static int canaries(int argc, char **argv) {
-  double m = -1, r = -1, v = -1, delta = -1, alpha = 0.05;
-  int json = 0;
+  canary_args ca = {-1, -1, -1, -1, 0.05, 0};
   for (int i = 2; i < argc; i++) {
-    const char *f = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-    int ok = 1;
-    if (!strcmp(f, "--canaries")) ok = whole(f, val, 1, 1e9, &m), i++;
-    else if (!strcmp(f, "--guesses")) ok = whole(f, val, 0, 1e9, &r), i++;
-    else if (!strcmp(f, "--correct")) ok = whole(f, val, 0, 1e9, &v), i++;
-    else if (!strcmp(f, "--delta")) ok = number(f, val, 0, 1, 0, &delta), i++;
-    else if (!strcmp(f, "--alpha")) ok = number(f, val, 0, 1, 1, &alpha), i++;
-    else if (!strcmp(f, "--json")) json = 1;
-    else {
-      fprintf(stderr, "fedrec-audit canaries: unknown option '%s'\n", f);
+    const fedrec_option *o;
+    fedrec_error e;
+    if (fedrec_option_parse(CANARY_OPTIONS, &ca, argc, argv, &i, &o, &e)) {
+      fprintf(stderr, "fedrec-audit canaries: %s\n", e.msg);
       return 2;
     }
-    if (!ok) return 2;
   }
+  double m = ca.m, r = ca.r, v = ca.v, delta = ca.delta, alpha = ca.alpha;
+  int json = ca.json;
   if (m < 0 || r < 0 || v < 0 || delta < 0) {
     fprintf(stderr, "fedrec-audit canaries: --canaries, --guesses, --correct and --delta are required\n");
     return 2;

@@ -45,6 +45,7 @@ typedef enum fedrec_arg_kind {
   FEDREC_ARG_INT32,  /* whole numbers */
   FEDREC_ARG_UINT32,
   FEDREC_ARG_UINT64, /* up to 2^53 */
+  FEDREC_ARG_WHOLE,  /* a whole number kept in a double */
   FEDREC_ARG_CHOICE, /* one of `choices` ("a, b, c"): its index, as an int */
 } fedrec_arg_kind;
 
@@ -57,7 +58,9 @@ typedef struct fedrec_option {
   const char *choices; /* FEDREC_ARG_CHOICE */
   unsigned group;
   const char *help;
+  int open; /* numbers: FEDREC_OPEN_LO, FEDREC_OPEN_HI: that end of the range excluded */
 } fedrec_option;
+enum { FEDREC_OPEN_LO = 1, FEDREC_OPEN_HI = 2 };
 
 /* argv[*i] against the table (ended by an entry with flag NULL): its value (argv[*i + 1],
  * except for FEDREC_ARG_SET) parsed, checked and stored at dest + offset, *i moved past it,
