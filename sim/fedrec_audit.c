@@ -323,6 +323,97 @@ static int canaries(int argc, char **argv) {
   return 0;
 }
 
+/* The flags against the mechanism: 0, or the exit status after saying what is wrong. */
+static int check(args *a, int epsilon, const char *cmd) {
+  const char *m = a->mechanism;
+  if (fedrec_mechanism_parse(m, &a->mech)) {
+    fprintf(stderr, "fedrec-audit: --mechanism '%s' is not one of %s\n", m, fedrec_mechanism_names());
+    return 2;
+  }
+  if (!epsilon && (a->mech == FEDREC_MECH_SKELLAM || a->mech == FEDREC_MECH_DGAUSS)) {
+    fprintf(stderr, "fedrec-audit calibrate: --mechanism %s is not supported (gaussian, tree); "
+                    "for %s, run epsilon over a range of noise levels\n", m, m);
+    return 2;
+  }
+  const char *missing = need(a, epsilon);
+  if (missing) {
+    fprintf(stderr, "fedrec-audit %s: %s is required\n", cmd, missing);
+    return 2;
+  }
+  if (a->mech == FEDREC_MECH_TREE && a->q != 1) {
+    fprintf(stderr, "fedrec-audit: --mechanism tree assumes no sampling: drop --sampling-rate\n");
+    return 2;
+  }
+  if (a->mech == FEDREC_MECH_TREE && a->have_part && a->have_epoch) {
+    fprintf(stderr, "fedrec-audit: --epoch-steps (tree restarts) and --max-participation (one tree) exclude each other\n");
+    return 2;
+  }
+  return 0;
+}
+
+/* A tree's sum of squared sensitivities over the steps: one tree with a participation limit,
+ * or trees restarting every --epoch-steps. */
+static fedrec_status tree_sensitivity(const args *a, double *sens2, fedrec_error *err) {
+  uint64_t steps = (uint64_t)a->steps;
+  if (a->have_part) return fedrec_tree_single_sensitivity2(sens2, steps, (uint32_t)a->max_part, (uint32_t)a->min_sep, err);
+  uint64_t epoch = a->have_epoch ? (uint64_t)a->epoch_steps : steps, rem = steps % epoch;
+  *sens2 = (double)(steps / epoch) * fedrec_tree_restart_sensitivity2(&epoch, 1) + fedrec_tree_restart_sensitivity2(&rem, 1);
+  return FEDREC_OK;
+}
+
+static const char *CONVERSION = "improved (Canonne, Kamath, Steinke 2020)";
+
+/* Skellam and the distributed discrete Gaussian: every parameter, as a table line or JSON. */
+static void print_distributed(const args *a, double eps, double order) {
+  int skellam = a->mech == FEDREC_MECH_SKELLAM;
+  double tau = fedrec_ddgauss_tau((uint32_t)a->clients, a->sigma);
+  if (!a->json && skellam)
+    printf("epsilon %.8f at delta %g (best order %g): Skellam, L2 %g, L1 %g, variance %g, sampling rate %g, %.0f steps\n",
+           eps, a->delta, order, a->d2, a->d1, a->var, a->q, a->steps);
+  else if (!a->json)
+    printf("epsilon %.8f at delta %g (best order %g): distributed discrete Gaussian, L2 %g, L1 %g, "
+           "%.0f clients x sigma %g (tau %.3g), dim %.0f, sampling rate %g, %.0f steps\n",
+           eps, a->delta, order, a->d2, a->d1, a->clients, a->sigma, tau, a->dim, a->q, a->steps);
+  if (!a->json) return;
+  printf("{\"epsilon\": %.10g, \"delta\": %.10g, \"order\": %.10g, \"mechanism\": \"%s\", "
+         "\"l2_sensitivity\": %.10g, \"l1_sensitivity\": %.10g, ",
+         eps, a->delta, order, fedrec_mechanism_name(a->mech), a->d2, a->d1);
+  if (skellam) printf("\"variance\": %.10g, ", a->var);
+  else printf("\"local_sigma\": %.10g, \"clients\": %.0f, \"dim\": %.0f, \"tau\": %.10g, ", a->sigma, a->clients, a->dim, tau);
+  printf("\"sampling_rate\": %.10g, \"steps\": %.0f, \"orders\": ", a->q, a->steps);
+  fedrec_json_string(stdout, a->orders ? a->orders : "default");
+  printf(", \"subsampling\": \"%s\", \"conversion\": \"%s\"}\n", a->q < 1 ? "Zhu and Wang 2019, integer orders" : "none",
+         CONVERSION);
+}
+
+/* The Gaussian mechanism and DP-FTRL's tree (calibrate: with the multiplier z found). */
+static void print_gaussian(const args *a, int calibrate, double z, double eps, double order, double sens2) {
+  int tree = a->mech == FEDREC_MECH_TREE;
+  if (a->json) {
+    printf("{");
+    if (calibrate) printf("\"noise_multiplier\": %.10g, \"target_epsilon\": %.10g, ", z, a->target);
+    printf("\"epsilon\": %.10g, \"delta\": %.10g, \"order\": %.10g, \"mechanism\": \"%s\", "
+           "\"noise_multiplier_used\": %.10g, ", eps, a->delta, order, fedrec_mechanism_name(a->mech), z);
+    if (tree) printf("\"tree\": \"%s\", \"sensitivity_squared_sum\": %.0f, ", a->have_part ? "single" : "restart", sens2);
+    else printf("\"sampling_rate\": %.10g, ", a->q);
+    printf("\"steps\": %.0f, \"orders\": ", a->steps);
+    fedrec_json_string(stdout, a->orders ? a->orders : "default");
+    printf(", \"conversion\": \"%s\"%s}\n", CONVERSION, tree ? "" : ", \"fractional_orders\": \"exact signed series\"");
+    return;
+  }
+  char what[160];
+  if (tree)
+    snprintf(what, sizeof what, "tree aggregation (%s, squared sensitivity sum %.0f)", a->have_part ? "one tree" : "restarting",
+             sens2);
+  else snprintf(what, sizeof what, "sampling rate %g", a->q);
+  if (calibrate)
+    printf("noise multiplier %.6f reaches epsilon %.6f (target %.6f) at delta %g after %.0f steps, %s (best order %g)\n", z, eps,
+           a->target, a->delta, a->steps, what, order);
+  else
+    printf("epsilon %.8f at delta %g (best order %g): %s, noise multiplier %g, %s, %.0f steps\n", eps, a->delta, order,
+           tree ? "DP-FTRL" : "Gaussian", z, what, a->steps);
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "verify")) return verify(argc, argv);
   if (argc >= 2 && !strcmp(argv[1], "canaries")) return canaries(argc, argv);
@@ -337,56 +428,23 @@ int main(int argc, char **argv) {
   }
   args a;
   if (!parse(&a, argc, argv)) return 2;
-  const char *m = a.mechanism;
-  if (fedrec_mechanism_parse(m, &a.mech)) {
-    fprintf(stderr, "fedrec-audit: --mechanism '%s' is not one of %s\n", m, fedrec_mechanism_names());
-    return 2;
-  }
-  int skellam = a.mech == FEDREC_MECH_SKELLAM, dgauss = a.mech == FEDREC_MECH_DGAUSS, tree = a.mech == FEDREC_MECH_TREE;
-  if (calibrate && (skellam || dgauss)) {
-    fprintf(stderr, "fedrec-audit calibrate: --mechanism %s is not supported (gaussian, tree); "
-                    "for %s, run epsilon over a range of noise levels\n", m, m);
-    return 2;
-  }
-  const char *missing = need(&a, epsilon);
-  if (missing) {
-    fprintf(stderr, "fedrec-audit %s: %s is required\n", argv[1], missing);
-    return 2;
-  }
-  if (tree && a.q != 1) {
-    fprintf(stderr, "fedrec-audit: --mechanism tree assumes no sampling: drop --sampling-rate\n");
-    return 2;
-  }
-  if (tree && a.have_part && a.have_epoch) {
-    fprintf(stderr, "fedrec-audit: --epoch-steps (tree restarts) and --max-participation (one tree) exclude each other\n");
-    return 2;
-  }
+  int rc = check(&a, epsilon, argv[1]);
+  if (rc) return rc;
+  int tree = a.mech == FEDREC_MECH_TREE;
   fedrec_orders o;
   fedrec_error err = {0};
-  if (a.orders) {
-    if (fedrec_orders_parse(&o, a.orders, &err)) {
-      fprintf(stderr, "fedrec-audit: --orders: %s\n", err.msg);
-      return 2;
-    }
-  } else {
-    fedrec_orders_default(&o);
+  if (a.orders && fedrec_orders_parse(&o, a.orders, &err)) {
+    fprintf(stderr, "fedrec-audit: --orders: %s\n", err.msg);
+    return 2;
   }
+  if (!a.orders) fedrec_orders_default(&o);
   double order, z = a.z, sens2 = 0;
-  uint64_t steps = (uint64_t)a.steps;
-  if (tree) {
-    if (a.have_part) {
-      if (fedrec_tree_single_sensitivity2(&sens2, steps, (uint32_t)a.max_part, (uint32_t)a.min_sep, &err)) {
-        fprintf(stderr, "fedrec-audit: %s\n", err.msg);
-        return 1;
-      }
-    } else {
-      uint64_t epoch = a.have_epoch ? (uint64_t)a.epoch_steps : steps, rem = steps % epoch;
-      sens2 = (double)(steps / epoch) * fedrec_tree_restart_sensitivity2(&epoch, 1) +
-              fedrec_tree_restart_sensitivity2(&rem, 1);
-    }
+  if (tree && tree_sensitivity(&a, &sens2, &err)) {
+    fprintf(stderr, "fedrec-audit: %s\n", err.msg);
+    return 1;
   }
   /* tree: RDP a sens2 / (2 z^2) is the Gaussian mechanism composed sens2 times (an integer) */
-  uint64_t gsteps = tree ? (uint64_t)sens2 : steps;
+  uint64_t gsteps = tree ? (uint64_t)sens2 : (uint64_t)a.steps;
   if (calibrate && fedrec_calibrate_gaussian(&z, a.target, a.delta, a.q, gsteps, &o, &err)) {
     fprintf(stderr, "fedrec-audit calibrate: %s\n", err.msg);
     return 1;
@@ -395,60 +453,13 @@ int main(int argc, char **argv) {
    * times (a tree: sens2 Gaussian node releases) */
   fedrec_release rel = {.mechanism = a.mech, .q = a.q, .z = z, .d2 = a.d2, .d1 = a.d1, .var = a.var, .sigma = a.sigma,
                         .survivors = (uint32_t)a.clients, .dim = (uint64_t)a.dim};
-  double eps = fedrec_release_epsilon(&rel, tree ? sens2 : (double)steps, a.delta, &o, &order);
+  double eps = fedrec_release_epsilon(&rel, tree ? sens2 : (double)(uint64_t)a.steps, a.delta, &o, &order);
   if (!isfinite(eps)) {
     fprintf(stderr, "fedrec-audit: epsilon is infinite: no order of the grid gives a finite bound%s\n",
-            dgauss || (skellam && a.q < 1) ? " (only integer orders count here)" : "");
+            a.mech == FEDREC_MECH_DGAUSS || (a.mech == FEDREC_MECH_SKELLAM && a.q < 1) ? " (only integer orders count here)" : "");
     return 1;
   }
-  const char *grid = a.orders ? a.orders : "default";
-  const char *conv = "improved (Canonne, Kamath, Steinke 2020)";
-  if (skellam || dgauss) {
-    const char *sub = a.q < 1 ? "Zhu and Wang 2019, integer orders" : "none";
-    if (a.json) {
-      printf("{\"epsilon\": %.10g, \"delta\": %.10g, \"order\": %.10g, \"mechanism\": \"%s\", "
-             "\"l2_sensitivity\": %.10g, \"l1_sensitivity\": %.10g, ",
-             eps, a.delta, order, m, a.d2, a.d1);
-      if (skellam) printf("\"variance\": %.10g, ", a.var);
-      else printf("\"local_sigma\": %.10g, \"clients\": %.0f, \"dim\": %.0f, \"tau\": %.10g, ", a.sigma, a.clients, a.dim,
-                  fedrec_ddgauss_tau((uint32_t)a.clients, a.sigma));
-      printf("\"sampling_rate\": %.10g, \"steps\": %.0f, \"orders\": \"%s\", \"subsampling\": \"%s\", "
-             "\"conversion\": \"%s\"}\n", a.q, a.steps, grid, sub, conv);
-    } else if (skellam) {
-      printf("epsilon %.8f at delta %g (best order %g): Skellam, L2 %g, L1 %g, variance %g, sampling rate %g, %.0f steps\n",
-             eps, a.delta, order, a.d2, a.d1, a.var, a.q, a.steps);
-    } else {
-      printf("epsilon %.8f at delta %g (best order %g): distributed discrete Gaussian, L2 %g, L1 %g, "
-             "%.0f clients x sigma %g (tau %.3g), dim %.0f, sampling rate %g, %.0f steps\n",
-             eps, a.delta, order, a.d2, a.d1, a.clients, a.sigma, fedrec_ddgauss_tau((uint32_t)a.clients, a.sigma),
-             a.dim, a.q, a.steps);
-    }
-    return 0;
-  }
-  if (a.json) {
-    printf("{");
-    if (calibrate) printf("\"noise_multiplier\": %.10g, \"target_epsilon\": %.10g, ", z, a.target);
-    printf("\"epsilon\": %.10g, \"delta\": %.10g, \"order\": %.10g, \"mechanism\": \"%s\", "
-           "\"noise_multiplier_used\": %.10g, ", eps, a.delta, order, m, z);
-    if (tree)
-      printf("\"tree\": \"%s\", \"sensitivity_squared_sum\": %.0f, ", a.have_part ? "single" : "restart", sens2);
-    else
-      printf("\"sampling_rate\": %.10g, ", a.q);
-    printf("\"steps\": %.0f, \"orders\": \"%s\", \"conversion\": \"%s\"%s}\n", a.steps, grid, conv,
-           tree ? "" : ", \"fractional_orders\": \"exact signed series\"");
-    return 0;
-  }
-  char what[160];
-  if (tree)
-    snprintf(what, sizeof what, "tree aggregation (%s, squared sensitivity sum %.0f)",
-             a.have_part ? "one tree" : "restarting", sens2);
-  else
-    snprintf(what, sizeof what, "sampling rate %g", a.q);
-  if (calibrate)
-    printf("noise multiplier %.6f reaches epsilon %.6f (target %.6f) at delta %g after %.0f steps, %s (best order %g)\n",
-           z, eps, a.target, a.delta, a.steps, what, order);
-  else
-    printf("epsilon %.8f at delta %g (best order %g): %s, noise multiplier %g, %s, %.0f steps\n", eps, a.delta, order,
-           tree ? "DP-FTRL" : "Gaussian", z, what, a.steps);
+  if (a.mech == FEDREC_MECH_SKELLAM || a.mech == FEDREC_MECH_DGAUSS) print_distributed(&a, eps, order);
+  else print_gaussian(&a, calibrate, z, eps, order, sens2);
   return 0;
 }
