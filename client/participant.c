@@ -59,11 +59,9 @@ fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_roun
   return fedrec_participant_new_shared(out, info, model, NULL, NULL, items, w, n, entropy, err);
 }
 
-fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedrec_round_info *info,
-                                            const fedrec_model *model, const float *V0, const float *G0,
-                                            const int32_t *items, const float *w, int32_t n,
-                                            const fedrec_entropy *entropy, fedrec_error *err) {
-  *out = NULL;
+/* The round and the history against the model: parameter count, a history, its items. */
+static fedrec_status check_inputs(const fedrec_round_info *info, const fedrec_model *model, const int32_t *items, int32_t n,
+                                  fedrec_error *err) {
   int64_t dim = fedrec_model_params(model);
   if (dim != (int64_t)info->ddp.dim)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: the model has %lld parameters, the round expects %u",
@@ -72,6 +70,28 @@ fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedr
   for (int32_t j = 0; j < n; j++)
     if (items[j] < 0 || items[j] >= model->n_items)
       return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: history item %d not in the model's %d items", items[j], model->n_items);
+  return FEDREC_OK;
+}
+
+/* The update sent: after K > 1 local steps the total move x_0 - x_K (into grad); after one,
+ * lr times the gradient. */
+static void total_move(float *grad, const fedrec_model *model, const float *x, uint32_t K, float lr, int64_t dim) {
+  if (K > 1) {
+    fedrec_model_get_params(grad, model);
+    for (int64_t i = 0; i < dim; i++) grad[i] -= x[i];
+  } else if (lr != 1.0f) {
+    for (int64_t i = 0; i < dim; i++) grad[i] *= lr;
+  }
+}
+
+fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedrec_round_info *info,
+                                            const fedrec_model *model, const float *V0, const float *G0,
+                                            const int32_t *items, const float *w, int32_t n,
+                                            const fedrec_entropy *entropy, fedrec_error *err) {
+  *out = NULL;
+  int64_t dim = fedrec_model_params(model);
+  fedrec_status s = check_inputs(info, model, items, n, err);
+  if (s) return s;
   fedrec_participant *p = calloc(1, sizeof *p);
   if (!p) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant");
   p->info = *info;
@@ -83,7 +103,6 @@ fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedr
   float *grad = calloc((size_t)dim, sizeof *grad);
   double *dwork = malloc((size_t)padded * sizeof *dwork);
   p->encoded = malloc((size_t)padded * sizeof *p->encoded);
-  fedrec_status s = FEDREC_OK;
   if (!V || !G || !u || !work || !grad || !dwork || !p->encoded)
     s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: %d items x %d", ni, d);
   /* local training: K gradient steps of size lr on a private copy x of the parameters; the
@@ -122,11 +141,7 @@ fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedr
       for (int64_t i = 0; i < dim; i++) x[i] -= lr * grad[i];
   }
   if (!s) {
-    if (K > 1) {
-      fedrec_model_get_params(grad, model);
-      for (int64_t i = 0; i < dim; i++) grad[i] -= x[i];
-    } else if (lr != 1.0f)
-      for (int64_t i = 0; i < dim; i++) grad[i] *= lr;
+    total_move(grad, model, x, K, lr, dim);
     s = encode(p, grad, entropy, dwork, err);
   }
   if (x) { /* the locally trained parameters, and item vectors derived from them, are private */

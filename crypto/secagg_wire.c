@@ -201,6 +201,27 @@ static fedrec_status r_count(rd *r, uint32_t *count, uint32_t cap, size_t each, 
   return FEDREC_OK;
 }
 
+/* A masked input: id, dimension, bits, then the values bit-packed with zero padding. */
+static fedrec_status decode_masked(fedrec_sa_msg *m, rd *r, uint32_t max_dim, fedrec_error *err) {
+  if (!r_left(r, 9)) return bad(err, "truncated masked input", r->off);
+  m->u.masked.id = r_u32(r);
+  uint32_t dim = r_u32(r);
+  uint8_t bits;
+  r_bytes(r, &bits, 1);
+  if (bits < 1 || bits > 32) return bad(err, "bits out of range 1..32", r->off - 1);
+  if (dim < 1 || dim > max_dim) return bad(err, "dimension out of range", r->off - 5);
+  size_t packed = ((size_t)dim * bits + 7) / 8;
+  if (r->n - r->off != packed) return bad(err, "packed vector of the wrong length", r->off);
+  uint32_t spare = (uint32_t)(packed * 8 - (size_t)dim * bits); /* canonical: zero padding */
+  if (spare && (r->p[r->n - 1] >> (8 - spare))) return bad(err, "nonzero padding bits", r->n - 1);
+  if (!(m->u.masked.y = malloc((size_t)dim * 4))) return FEDREC_ERR_NOMEM;
+  fedrec_unpack_bits(m->u.masked.y, r->p + r->off, dim, bits);
+  r->off += packed;
+  m->u.masked.dim = dim;
+  m->bits = bits;
+  return FEDREC_OK;
+}
+
 static fedrec_status decode_body(fedrec_sa_msg *m, rd *r, uint32_t max_clients, uint32_t max_dim,
                                  fedrec_error *err) {
   fedrec_status st = FEDREC_OK;
@@ -226,25 +247,8 @@ static fedrec_status decode_body(fedrec_sa_msg *m, rd *r, uint32_t max_clients, 
       r_bytes(r, m->u.boxes.boxes[a].data, FEDREC_SA_BOX_BYTES);
     }
     return FEDREC_OK;
-  case FEDREC_SA_MSG_MASKED: {
-    if (!r_left(r, 9)) return bad(err, "truncated masked input", r->off);
-    m->u.masked.id = r_u32(r);
-    uint32_t dim = r_u32(r);
-    uint8_t bits;
-    r_bytes(r, &bits, 1);
-    if (bits < 1 || bits > 32) return bad(err, "bits out of range 1..32", r->off - 1);
-    if (dim < 1 || dim > max_dim) return bad(err, "dimension out of range", r->off - 5);
-    size_t packed = ((size_t)dim * bits + 7) / 8;
-    if (r->n - r->off != packed) return bad(err, "packed vector of the wrong length", r->off);
-    uint32_t spare = (uint32_t)(packed * 8 - (size_t)dim * bits); /* canonical: zero padding */
-    if (spare && (r->p[r->n - 1] >> (8 - spare))) return bad(err, "nonzero padding bits", r->n - 1);
-    if (!(m->u.masked.y = malloc((size_t)dim * 4))) return FEDREC_ERR_NOMEM;
-    fedrec_unpack_bits(m->u.masked.y, r->p + r->off, dim, bits);
-    r->off += packed;
-    m->u.masked.dim = dim;
-    m->bits = bits;
-    return FEDREC_OK;
-  }
+  case FEDREC_SA_MSG_MASKED:
+    return decode_masked(m, r, max_dim, err);
   case FEDREC_SA_MSG_SURVIVORS:
     if ((st = r_count(r, &c, max_clients, 4, err))) return st;
     if (!(m->u.survivors.ids = malloc(((size_t)c + 1) * 4))) return FEDREC_ERR_NOMEM;

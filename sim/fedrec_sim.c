@@ -75,6 +75,21 @@ typedef struct {
   int64_t params;
 } result;
 
+/* The item vectors and Gramian of m (*V, *G malloc'd: the caller frees them) and a scorer
+ * over them. */
+static fedrec_status mf_scorer_of(const fedrec_model *m, float alpha0, float reg, float **V, float **G, fedrec_mf_scorer *mf,
+                                  fedrec_scorer *sc, fedrec_error *err) {
+  int32_t ni = m->n_items, d = m->d;
+  *V = malloc((size_t)ni * d * sizeof **V);
+  *G = malloc((size_t)d * d * sizeof **G);
+  if (!*V || !*G) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "item vectors");
+  fedrec_model_item_vectors(*V, m);
+  fedrec_gramian(*G, *V, ni, d);
+  *mf = (fedrec_mf_scorer){*V, *G, ni, d, alpha0, reg};
+  *sc = fedrec_mf_scorer_make(mf);
+  return FEDREC_OK;
+}
+
 static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *ds,
                          const fedrec_split *sp, fedrec_error *err) {
   int32_t ni = sp->train.cols;
@@ -96,18 +111,7 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
     say("training iALS: d=%d reg=%g alpha0=%g epochs=%d head=%s free=%d\n", c.dim, c.reg,
         c.alpha0, c.epochs, c.use_head && ds->content ? "yes" : "no", c.n_free);
     st = fedrec_ials_fit(&m, &sp->train, ds->content, ds->content_dim, &c, progress, NULL, err);
-    if (!st) {
-      V = malloc((size_t)ni * c.dim * sizeof *V);
-      G = malloc((size_t)c.dim * c.dim * sizeof *G);
-      if (!V || !G) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "item vectors");
-    }
-    if (!st) {
-      fedrec_model_item_vectors(V, &m);
-      fedrec_gramian(G, V, ni, c.dim);
-      mf = (fedrec_mf_scorer){V, G, ni, c.dim, c.alpha0, c.reg};
-      sc = fedrec_mf_scorer_make(&mf);
-      res->params = fedrec_model_params(&m);
-    }
+    if (!st) st = mf_scorer_of(&m, c.alpha0, c.reg, &V, &G, &mf, &sc, err);
   } else if (a->algorithm == ALG_MODEL) {
     char *buf = NULL;
     int64_t len = 0;
@@ -117,19 +121,8 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
     free(buf);
     if (!st && m.n_items != ni)
       st = fedrec_error_set(err, FEDREC_ERR_ARG, "--model %s: %d items, the dataset has %d", a->model, m.n_items, ni);
-    if (!st) {
-      say("evaluating model %s (version %llu, d=%d)\n", a->model, (unsigned long long)version, m.d);
-      V = malloc((size_t)ni * m.d * sizeof *V);
-      G = malloc((size_t)m.d * m.d * sizeof *G);
-      if (!V || !G) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "item vectors");
-    }
-    if (!st) {
-      fedrec_model_item_vectors(V, &m);
-      fedrec_gramian(G, V, ni, m.d);
-      mf = (fedrec_mf_scorer){V, G, ni, m.d, a->ials.alpha0, a->ials.reg};
-      sc = fedrec_mf_scorer_make(&mf);
-      res->params = fedrec_model_params(&m);
-    }
+    if (!st) say("evaluating model %s (version %llu, d=%d)\n", a->model, (unsigned long long)version, m.d);
+    if (!st) st = mf_scorer_of(&m, a->ials.alpha0, a->ials.reg, &V, &G, &mf, &sc, err);
   } else if (a->algorithm == ALG_EASE) {
     say("training EASE: lambda=%g over %d items\n", a->ease_lambda, ni);
     st = fedrec_ease_fit(&ease, &sp->train, a->ease_lambda, err);
@@ -139,6 +132,7 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
     sc = fedrec_pop_scorer_make(&ps);
     res->params = ni;
   }
+  if (!st && (a->algorithm == ALG_CENTRAL || a->algorithm == ALG_MODEL)) res->params = fedrec_model_params(&m);
   res->train_s = fedrec_clock_s() - t0;
   uint8_t *warm = NULL;
   if (!st && cold) {
