@@ -117,7 +117,6 @@ static void step(bench *b, uint32_t i) {
       free(msg);
     }
   } else { /* shares, masked input, unmasking: fetch the input, answer */
-    static const int SUBMIT[] = {0, 0, FEDREC_RPC_SHARE_KEYS, FEDREC_RPC_SUBMIT_MASKED_INPUT, FEDREC_RPC_UNMASK};
     Fedrec__V1__GetPhaseInputRequest q = FEDREC__V1__GET_PHASE_INPUT_REQUEST__INIT;
     q.round = b->round;
     q.phase = (Fedrec__V1__Phase)b->phase;
@@ -143,11 +142,11 @@ static void step(bench *b, uint32_t i) {
       return;
     }
     Fedrec__V1__AdvertiseKeysRequest sq = FEDREC__V1__ADVERTISE_KEYS_REQUEST__INIT;
-    sq.base.descriptor = fedrec_rpc_request(SUBMIT[b->phase]); /* the four submissions share one layout */
+    sq.base.descriptor = fedrec_rpc_request(fedrec_rpc_submission((fedrec_phase)b->phase)); /* the four submissions share one layout */
     sq.round = b->round;
     sq.message.data = msg;
     sq.message.len = len;
-    call(b, i, SUBMIT[b->phase], &sq.base, &fedrec__v1__advertise_keys_response__descriptor, &r);
+    call(b, i, fedrec_rpc_submission((fedrec_phase)b->phase), &sq.base, &fedrec__v1__advertise_keys_response__descriptor, &r);
     free(msg);
   }
   if (r) protobuf_c_message_free_unpacked(r, NULL);

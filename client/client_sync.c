@@ -249,7 +249,6 @@ static step await_phase_input(fedrec_client *c, fedrec_sync_outcome *out, uint64
  * input answered. A check that fails on this side stops the device answering, which is safe. */
 static step run_phases(fedrec_client *c, fedrec_sync_outcome *out, uint64_t start, const fedrec_round_info *info,
                        const fedrec_round_info *sent, fedrec_participant *p, fedrec_status *s, fedrec_error *err) {
-  static const int SUBMIT[] = {0, FEDREC_RPC_ADVERTISE_KEYS, FEDREC_RPC_SHARE_KEYS, FEDREC_RPC_SUBMIT_MASKED_INPUT, FEDREC_RPC_UNMASK};
   static const char *WHAT[] = {"", "AdvertiseKeys", "submit", "submit", "submit"};
   char details[512];
   for (int ph = FEDREC_PHASE_KEYS; ph <= FEDREC_PHASE_UNMASK; ph++) {
@@ -265,7 +264,7 @@ static step run_phases(fedrec_client *c, fedrec_sync_outcome *out, uint64_t star
     free(in);
     if (*s) return STEP_FAILED;
     HOSTILE_TAMPER(msg, len, sent);
-    grpc_status_code code = submit(c, SUBMIT[ph], info->round, msg, len, details, sizeof details);
+    grpc_status_code code = submit(c, fedrec_rpc_submission((fedrec_phase)ph), info->round, msg, len, details, sizeof details);
     free(msg);
     if ((st = call_step(c, out, code, WHAT[ph], details, s, err)) != STEP_ON) return st;
   }

@@ -6,7 +6,6 @@
 
 size_t metrics_render(void *ctx, char *out, size_t cap) {
   server *s = ctx;
-  static const char *PH[] = {"selecting", "keys", "shares", "masked", "unmask", "stopped"};
   size_t n = 0;
 #define PUT(...) n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, __VA_ARGS__)
   pthread_mutex_lock(&s->mu);
@@ -21,7 +20,7 @@ size_t metrics_render(void *ctx, char *out, size_t cap) {
   PUT("fedrec_rounds_total{outcome=\"aborted\"} %llu\n", (unsigned long long)m.rounds_aborted);
   PUT("# HELP fedrec_round Current round number.\n# TYPE fedrec_round gauge\nfedrec_round %llu\n", (unsigned long long)round);
   PUT("# HELP fedrec_phase Current phase (1 for the active one).\n# TYPE fedrec_phase gauge\n");
-  for (int i = 0; i < FEDREC_PHASES; i++) PUT("fedrec_phase{phase=\"%s\"} %d\n", PH[i], (int)ph == i);
+  for (int i = 0; i < FEDREC_PHASES; i++) PUT("fedrec_phase{phase=\"%s\"} %d\n", fedrec_phase_name((fedrec_phase)i), (int)ph == i);
   PUT("# HELP fedrec_model_version Published model version.\n# TYPE fedrec_model_version gauge\nfedrec_model_version %llu\n",
       (unsigned long long)p.version);
   PUT("# HELP fedrec_checkins_total Check-ins.\n# TYPE fedrec_checkins_total counter\nfedrec_checkins_total %llu\n",
@@ -33,9 +32,9 @@ size_t metrics_render(void *ctx, char *out, size_t cap) {
   PUT("# HELP fedrec_round_survivors Survivors of the last round.\n# TYPE fedrec_round_survivors gauge\n"
       "fedrec_round_survivors %llu\n", (unsigned long long)m.last_survivors);
   PUT("# HELP fedrec_dropouts_total Clients dropped at each phase's deadline.\n# TYPE fedrec_dropouts_total counter\n");
-  for (int i = 1; i <= 4; i++) PUT("fedrec_dropouts_total{phase=\"%s\"} %llu\n", PH[i], (unsigned long long)m.dropouts[i]);
+  for (int i = 1; i <= 4; i++) PUT("fedrec_dropouts_total{phase=\"%s\"} %llu\n", fedrec_phase_name((fedrec_phase)i), (unsigned long long)m.dropouts[i]);
   PUT("# HELP fedrec_phase_duration_ms Duration of each phase in the last round.\n# TYPE fedrec_phase_duration_ms gauge\n");
-  for (int i = 1; i <= 4; i++) PUT("fedrec_phase_duration_ms{phase=\"%s\"} %llu\n", PH[i], (unsigned long long)m.last_phase_ms[i]);
+  for (int i = 1; i <= 4; i++) PUT("fedrec_phase_duration_ms{phase=\"%s\"} %llu\n", fedrec_phase_name((fedrec_phase)i), (unsigned long long)m.last_phase_ms[i]);
   PUT("# HELP fedrec_bytes_total Request and response payload bytes.\n# TYPE fedrec_bytes_total counter\n");
   PUT("fedrec_bytes_total{direction=\"in\"} %llu\nfedrec_bytes_total{direction=\"out\"} %llu\n", (unsigned long long)m.bytes_in,
       (unsigned long long)m.bytes_out);

@@ -54,6 +54,16 @@ const ProtobufCMessageDescriptor *fedrec_rpc_response(int m) {
   return found[m]->output;
 }
 
+int fedrec_rpc_submission(fedrec_phase phase) {
+  switch (phase) {
+  case FEDREC_PHASE_KEYS: return FEDREC_RPC_ADVERTISE_KEYS;
+  case FEDREC_PHASE_SHARES: return FEDREC_RPC_SHARE_KEYS;
+  case FEDREC_PHASE_MASKED: return FEDREC_RPC_SUBMIT_MASKED_INPUT;
+  case FEDREC_PHASE_UNMASK: return FEDREC_RPC_UNMASK;
+  default: return -1;
+  }
+}
+
 grpc_byte_buffer *fedrec_rpc_pack(const ProtobufCMessage *m) {
   size_t n = protobuf_c_message_get_packed_size(m);
   grpc_slice s = grpc_slice_malloc(n);

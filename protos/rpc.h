@@ -76,6 +76,10 @@ grpc_status_code fedrec_rpc_call_raw(grpc_channel *ch, const char *method, void 
 grpc_status_code fedrec_rpc_call(grpc_channel *ch, const char *method, void *handle, const char *token,
                                  const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
                                  uint32_t timeout_ms, ProtobufCMessage **resp, char *details, size_t cap);
+/* The submission of a phase's answer: KEYS -> AdvertiseKeys, SHARES -> ShareKeys, MASKED ->
+ * SubmitMaskedInput, UNMASK -> Unmask; -1 for a phase with none. The coordinator's handlers
+ * map back (coordinator/handlers.c). */
+int fedrec_rpc_submission(fedrec_phase phase);
 /* One of the four secure-aggregation submissions (AdvertiseKeys, ShareKeys,
  * SubmitMaskedInput, Unmask): they share one request layout, {round, message}, and an empty
  * response. */

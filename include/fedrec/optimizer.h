@@ -32,7 +32,7 @@ fedrec_status fedrec_optimizer_parse(const char *name, int *out);
 /* "fedavg, fedadam": for messages and --help (FEDREC_OPTIMIZER_NAMES: the same, a constant). */
 const char *fedrec_optimizer_names(void);
 #define FEDREC_OPTIMIZER_NAME_TEXT(NAME, name, help) ", " #name
-#define FEDREC_OPTIMIZER_NAMES (FEDREC_OPTIMIZER_MAP(FEDREC_OPTIMIZER_NAME_TEXT) + 2)
+#define FEDREC_OPTIMIZER_NAMES (&(FEDREC_OPTIMIZER_MAP(FEDREC_OPTIMIZER_NAME_TEXT))[2])
 
 typedef struct fedrec_optimizer_params {
   double lr;                 /* server learning rate */
