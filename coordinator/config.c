@@ -71,7 +71,7 @@ static const opt OPTS[] = {
     {"noise-multiplier", 'd', offsetof(config, e.noise_multiplier), sizeof(double), 0, 1e6, "z"},
     {"noise", 's', offsetof(config, noise), sizeof(((config *)0)->noise), 0, 0, "skellam or dgauss"},
     {"bits", 'u', offsetof(config, e.bits), sizeof(uint32_t), 0, 32, "modulus bits (0: choose)"},
-    {"optimizer", 's', offsetof(config, optimizer), sizeof(((config *)0)->optimizer), 0, 0, "fedavg or fedadam"},
+    {"optimizer", 's', offsetof(config, optimizer), sizeof(((config *)0)->optimizer), 0, 0, FEDREC_OPTIMIZER_NAMES},
     {"server-lr", 'd', offsetof(config, e.server_lr), sizeof(double), 0, 1e6, "server learning rate"},
     {"momentum", 'd', offsetof(config, e.momentum), sizeof(double), 0, 0.9999, "FedAvg server momentum"},
     {"local-steps", 'u', offsetof(config, e.local_steps), sizeof(uint32_t), 0, 1000, "client gradient steps per round (0, 1: one)"},

@@ -11,6 +11,9 @@
  * multi-versioning; about 10% of --secagg plain simulation time here). Bit for bit the same
  * results: only adds, subtracts, multiplies, divides and conversions, each rounded as in the
  * generic copy, and no fused multiply-add (-ffp-contract=off, core/CMakeLists.txt). */
+/* clang gives a target_clones function's resolver external linkage (NAME.resolver), even for a
+ * static one: those functions are named fedrec__... so the library exports nothing outside
+ * its namespace (ctest -R install_sdk) */
 #define FEDREC_CLONES __attribute__((target_clones("avx2", "default")))
 
 
@@ -33,7 +36,7 @@ double fedrec_ddp_rounding_bound(const fedrec_ddp_params *p) {
 /* A copy for AVX2 machines, picked at load time: twice the doubles per instruction; only adds
  * and subtracts, so the same results (no FMA contraction: "avx2" does not enable FMA). */
 FEDREC_CLONES
-static void fwht_stages(double *x, uint32_t n, uint32_t lo, uint32_t hi) {
+static void fedrec__fwht_stages(double *x, uint32_t n, uint32_t lo, uint32_t hi) {
   uint32_t h = lo;
   if (h == 1 && hi >= 4 && n >= 4) {
     for (uint32_t i = 0; i < n; i += 4) {
@@ -69,8 +72,8 @@ static void fwht_stages(double *x, uint32_t n, uint32_t lo, uint32_t hi) {
 #define FWHT_BLOCK 16384u
 static void fwht_unscaled(double *x, uint32_t n) {
   uint32_t b = n < FWHT_BLOCK ? n : FWHT_BLOCK;
-  for (uint32_t i = 0; i < n; i += b) fwht_stages(x + i, b, 1, b);
-  fwht_stages(x, n, b, n);
+  for (uint32_t i = 0; i < n; i += b) fedrec__fwht_stages(x + i, b, 1, b);
+  fedrec__fwht_stages(x, n, b, n);
 }
 
 void fedrec_fwht(double *x, uint32_t n) {
@@ -82,7 +85,7 @@ void fedrec_fwht(double *x, uint32_t n) {
 /* work[0, n) = the signs applied to (update[0, dim) * scale, then zeros), in one pass: the
  * same values as scaling, padding and apply_signs one after the other. */
 FEDREC_CLONES
-static void scale_signs(double *work, const float *update, uint32_t dim, uint32_t n, double scale, uint64_t seed) {
+static void fedrec__scale_signs(double *work, const float *update, uint32_t dim, uint32_t n, double scale, uint64_t seed) {
   fedrec_rng r;
   fedrec_rng_seed(&r, seed, 0x7369676e73ULL);
   for (uint32_t i = 0; i < n; i += 64) {
@@ -127,7 +130,7 @@ static void apply_signs(double *x, uint32_t n, uint64_t seed) {
  * an AVX-512 copy (x86-64-v4: int64 <-> double conversions in vectors): conversions, compares
  * and a multiply by 2^-53 are exact, so every copy gives the same words. */
 __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-static uint64_t round_batch(uint32_t *restrict out, int64_t *restrict v, const double *restrict work,
+static uint64_t fedrec__round_batch(uint32_t *restrict out, int64_t *restrict v, const double *restrict work,
                             const uint64_t *restrict coins, uint32_t m, int64_t mask, double mul, double div,
                             uint64_t *big) {
   uint64_t sq = 0, bg = 0; /* sq <= 256 * 2^52 while bg == 0: no overflow */
@@ -169,7 +172,7 @@ static fedrec_status round_kernel(uint32_t *out, const double *work, uint32_t n,
       uint32_t m = n - b < BATCH ? n - b : BATCH;
       e->bytes(e->ctx, coins, m * sizeof *coins);
       uint64_t big;
-      uint64_t sq = round_batch(out + b, v, work + b, coins, m, mask, mul, div, &big);
+      uint64_t sq = fedrec__round_batch(out + b, v, work + b, coins, m, mask, mul, div, &big);
       if (!in_double && !big && exact + sq < (1ULL << 53)) {
         exact += sq;
         continue;
@@ -204,7 +207,7 @@ fedrec_status fedrec_ddp_encode(uint32_t *out, const float *update, const fedrec
   for (uint32_t i = 0; i < p->dim; i++) norm += (double)update[i] * update[i];
   norm = sqrt(norm);
   double scale = norm > p->clip ? p->clip / norm : 1.0;
-  scale_signs(work, update, p->dim, n, scale, p->round_seed);
+  fedrec__scale_signs(work, update, p->dim, n, scale, p->round_seed);
   fwht_unscaled(work, n);
   double s = 1 / sqrt((double)n); /* fedrec_fwht's normalisation, then the grid, as it rounds */
   fedrec_status rs = round_kernel(out, work, n, p->bits, fedrec_ddp_rounding_bound(p), s, p->gamma, e, err);

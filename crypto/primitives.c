@@ -114,7 +114,7 @@ static const uint8_t zeros[MASK_CHUNK * 4];
 /* out[k] = (out[k] +- ks[k]) & mask over one chunk; an AVX2 copy is picked at load time on
  * machines that have it (integer adds only: the same words either way). */
 __attribute__((target_clones("avx2", "default")))
-static void add_chunk(uint32_t *restrict out, const uint32_t *restrict ks, size_t m, int sign, uint32_t mask) {
+static void fedrec__add_chunk(uint32_t *restrict out, const uint32_t *restrict ks, size_t m, int sign, uint32_t mask) {
   if (sign > 0)
     for (size_t k = 0; k < m; k++) out[k] = (out[k] + ks[k]) & mask;
   else
@@ -131,13 +131,13 @@ static void mask_range(uint32_t *y, const uint32_t *x, size_t from, size_t to, c
   /* chunk by chunk, every key on a chunk while it is in cache: one pass over y, not count */
   for (size_t off = from; off < to; off += MASK_CHUNK) {
     size_t m = to - off < MASK_CHUNK ? to - off : MASK_CHUNK;
-    if (x) add_chunk(y + off, x + off, m, +1, mask);
+    if (x) fedrec__add_chunk(y + off, x + off, m, +1, mask);
     for (size_t j = 0; j < count; j++) {
       /* the keystream of words [off, off + m): 64-byte block counter off / 16 (from is a
        * multiple of 16 words, and so is every chunk start) */
       crypto_stream_chacha20_ietf_xor_ic((uint8_t *)ks, zeros, m * 4, nonce, (uint32_t)(off / 16),
                                          keys + j * FEDREC_KEY_BYTES);
-      add_chunk(y + off, ks, m, signs[j], mask);
+      fedrec__add_chunk(y + off, ks, m, signs[j], mask);
     }
   }
   sodium_memzero(ks, sizeof ks);
