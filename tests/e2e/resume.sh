@@ -8,16 +8,26 @@ CAT="synthetic:users=300,items=20000,dim=16,seed=1"
 e2e_serve --catalogue "$CAT" --chunk-kb 1
 # no history: the device only fetches the model, so each sync ends after the download
 e2e_client 9 --catalogue "$CAT"
-resumed=0
-for delay in 0.1 0.2 0.3 0.5 0.8 1.2 2; do
-  "$CLIENT" sync --store "$W/c9.db" --max-syncs 1 > "$W/out" 2> "$W/err" &
-  p=$!
-  sleep "$delay"
-  kill -9 "$p" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-  grep -q "resumed the model download at byte" "$W/err" && resumed=1
-  grep -q "model 1" "$W/err" && break
+# chunks stored so far (the store is SQLite in WAL mode: readable while the client writes)
+chunks() {
+  $PY -c 'import sqlite3, sys
+try: print(sqlite3.connect(sys.argv[1], timeout=1).execute("SELECT count(*) FROM download_chunk").fetchone()[0])
+except Exception: print(0)' "$W/c9.db"
+}
+# kill -9 the sync once some chunks are stored (not at a fixed delay: on a loaded machine the
+# catalogue alone can take seconds, and a kill before the first chunk tests nothing)
+"$CLIENT" sync --store "$W/c9.db" --max-syncs 1 > "$W/out" 2> "$W/err" &
+p=$!
+for _ in $(seq 1500); do
+  [[ $(chunks) -ge 3 ]] && break
+  kill -0 "$p" 2>/dev/null || break
+  sleep 0.02
 done
+kill -9 "$p" 2>/dev/null || true
+wait "$p" 2>/dev/null || true
+grep -q "model 1" "$W/err" && fail "the download finished before it could be interrupted (3 chunks of 1 KiB)"
+[[ $(chunks) -ge 1 ]] || fail "no chunk was stored before the client was killed"
+resumed=0
 out=$("$CLIENT" sync --store "$W/c9.db" --max-syncs 1 2>&1)
 grep -q "resumed the model download at byte" <<< "$out" && resumed=1
 grep -q "model 1" <<< "$out" || fail "no verified model after resuming: $out"
