@@ -426,7 +426,7 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
     if (s) break;
     release_done(l, &r);
     l->last_round = r.round;
-    if (out) print_entry(out, json, l, seq, &r, mech, mine, best);
+    if (out) print_entry(out, json, l, seq, &r, fedrec_mechanism_name(r.mechanism), mine, best); /* a known name */
     l->seq = seq;
     l->epsilon = mine;
     memcpy(l->last, hash, 32);

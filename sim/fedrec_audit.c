@@ -94,11 +94,9 @@ static const fedrec_option OPTIONS[] = {
     {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL, 0},
 };
 
-static int parse(args *a, int argc, char **argv) {
-  memset(a, 0, sizeof *a);
-  a->q = 1;
-  a->mechanism = "gaussian";
-  unsigned given = 0;
+/* Every flag from argv[2] on against table, into dest; the groups of those given in *given.
+ * 0 after saying what was wrong (who: "fedrec-audit verify", ...). */
+static int parse_flags(const fedrec_option *table, void *dest, int argc, char **argv, const char *who, unsigned *given) {
   for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "--help")) {
       usage(stdout);
@@ -106,12 +104,21 @@ static int parse(args *a, int argc, char **argv) {
     }
     const fedrec_option *o;
     fedrec_error err;
-    if (fedrec_option_parse(OPTIONS, a, argc, argv, &i, &o, &err)) {
-      fprintf(stderr, "fedrec-audit: %s\n", err.msg);
+    if (fedrec_option_parse(table, dest, argc, argv, &i, &o, &err)) {
+      fprintf(stderr, "%s: %s\n", who, err.msg);
       return 0;
     }
-    given |= o->group;
+    if (given) *given |= o->group;
   }
+  return 1;
+}
+
+static int parse(args *a, int argc, char **argv) {
+  memset(a, 0, sizeof *a);
+  a->q = 1;
+  a->mechanism = "gaussian";
+  unsigned given = 0;
+  if (!parse_flags(OPTIONS, a, argc, argv, "fedrec-audit", &given)) return 0;
   a->have_z = !!(given & G_Z), a->have_steps = !!(given & G_STEPS), a->have_delta = !!(given & G_DELTA);
   a->have_target = !!(given & G_TARGET), a->have_d2 = !!(given & G_D2), a->have_d1 = !!(given & G_D1);
   a->have_var = !!(given & G_VAR), a->have_sigma = !!(given & G_SIGMA), a->have_clients = !!(given & G_CLIENTS);
@@ -230,14 +237,7 @@ static int is_private_key(const char *ledger, const char *keyfile, uint8_t pk[32
 /* fedrec-audit verify: exit 0 only when every check passes. */
 static int verify(int argc, char **argv) {
   verify_args va = {0};
-  for (int i = 2; i < argc; i++) {
-    const fedrec_option *o;
-    fedrec_error e;
-    if (fedrec_option_parse(VERIFY_OPTIONS, &va, argc, argv, &i, &o, &e)) {
-      fprintf(stderr, "fedrec-audit verify: %s\n", e.msg);
-      return 2;
-    }
-  }
+  if (!parse_flags(VERIFY_OPTIONS, &va, argc, argv, "fedrec-audit verify", NULL)) return 2;
   const char *ledger = va.ledger, *keyfile = va.keyfile, *covers = va.covers;
   int json = va.json;
   if (!ledger || !keyfile) {
@@ -295,14 +295,7 @@ static const fedrec_option CANARY_OPTIONS[] = {
 
 static int canaries(int argc, char **argv) {
   canary_args ca = {-1, -1, -1, -1, 0.05, 0};
-  for (int i = 2; i < argc; i++) {
-    const fedrec_option *o;
-    fedrec_error e;
-    if (fedrec_option_parse(CANARY_OPTIONS, &ca, argc, argv, &i, &o, &e)) {
-      fprintf(stderr, "fedrec-audit canaries: %s\n", e.msg);
-      return 2;
-    }
-  }
+  if (!parse_flags(CANARY_OPTIONS, &ca, argc, argv, "fedrec-audit canaries", NULL)) return 2;
   double m = ca.m, r = ca.r, v = ca.v, delta = ca.delta, alpha = ca.alpha;
   int json = ca.json;
   if (m < 0 || r < 0 || v < 0 || delta < 0) {
