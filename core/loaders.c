@@ -192,6 +192,47 @@ void fedrec_confidence_log(fedrec_csr *R, float alpha, float eps) {
   for (int64_t k = 0; k < nnz; k++) R->values[k] = 1.0f + alpha * log1pf(R->values[k] / eps);
 }
 
+fedrec_status fedrec_weights_parse(fedrec_weights *w, const char *spec, fedrec_error *err) {
+  *w = (fedrec_weights){FEDREC_WEIGHTS_AUTO, 10.0f};
+  if (!strcmp(spec, "auto")) return FEDREC_OK;
+  if (!strcmp(spec, "raw")) return w->kind = FEDREC_WEIGHTS_RAW, FEDREC_OK;
+  if (!strcmp(spec, "binary")) return w->kind = FEDREC_WEIGHTS_BINARY, FEDREC_OK;
+  if (!strncmp(spec, "log", 3) && (spec[3] == 0 || spec[3] == ':')) {
+    w->kind = FEDREC_WEIGHTS_LOG;
+    if (!spec[3]) return FEDREC_OK;
+    char *end;
+    double s = strtod(spec + 4, &end);
+    if (end == spec + 4 || *end || !(s > 0 && s <= 1e9))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "weights 'log:%.40s': the scale must be a number in (0, 1e9]", spec + 4);
+    w->scale = (float)s;
+    return FEDREC_OK;
+  }
+  return fedrec_error_set(err, FEDREC_ERR_ARG, "weights '%.40s': expected raw, binary, log[:S] or auto", spec);
+}
+
+int fedrec_weights_look_like_counts(const fedrec_csr *R) {
+  int64_t nnz = fedrec_csr_nnz(R);
+  int above = 0;
+  for (int64_t k = 0; k < nnz; k++) {
+    float v = R->values[k];
+    if (v != floorf(v)) return 0;
+    above |= v > 1;
+  }
+  return above;
+}
+
+fedrec_weights fedrec_weights_apply(fedrec_csr *R, const fedrec_weights *w) {
+  fedrec_weights done = *w;
+  if (done.kind == FEDREC_WEIGHTS_AUTO)
+    done.kind = fedrec_weights_look_like_counts(R) ? FEDREC_WEIGHTS_LOG : FEDREC_WEIGHTS_RAW;
+  int64_t nnz = fedrec_csr_nnz(R);
+  if (done.kind == FEDREC_WEIGHTS_BINARY)
+    for (int64_t k = 0; k < nnz; k++) R->values[k] = 1.0f;
+  else if (done.kind == FEDREC_WEIGHTS_LOG)
+    fedrec_confidence_log(R, 1.0f, done.scale);
+  return done;
+}
+
 void fedrec_dataset_free(fedrec_dataset *ds) {
   if (!ds) return;
   fedrec_idmap_free(ds->users);

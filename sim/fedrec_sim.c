@@ -28,6 +28,24 @@ static void say(const char *fmt, ...) {
   va_end(ap);
 }
 
+/* --weights on a CSV's weights (a given split: decided on the training file, applied to all
+ * three): what was applied is said; raw weights that look like play counts are warned about. */
+static void confidences(fedrec_dataset *ds, fedrec_split *sp, const sim_args *a, int split) {
+  fedrec_csr *R = split ? &sp->train : &ds->R;
+  int counts = fedrec_weights_look_like_counts(R);
+  fedrec_weights done = fedrec_weights_apply(R, &a->weights);
+  if (split) {
+    fedrec_weights_apply(&sp->foldin, &done);
+    fedrec_weights_apply(&sp->holdout, &done);
+    fedrec_weights_apply(&ds->R, &done);
+  }
+  if (counts && done.kind == FEDREC_WEIGHTS_RAW)
+    fprintf(stderr, "fedrec-sim: warning: the weights look like raw counts (whole numbers above 1) and are used as "
+                    "confidences unchanged (--weights raw); --weights log gives 1 + log(1 + w/10)\n");
+  else if (counts && !a->weights_spec)
+    say("weights look like counts: confidence 1 + log(1 + w/%g) (--weights raw keeps them as given)\n", done.scale);
+}
+
 static fedrec_status load(fedrec_dataset *ds, fedrec_split *sp, const sim_args *a,
                           fedrec_error *err) {
   fedrec_status st;
@@ -59,6 +77,7 @@ static fedrec_status load(fedrec_dataset *ds, fedrec_split *sp, const sim_args *
              : fedrec_attach_npy(ds, a->content, a->content_ids, err);
     if (st) return st;
   }
+  if (!d || !strncmp(d, "csv:", 4)) confidences(ds, sp, a, !d);
   if (d) st = fedrec_split_users(sp, ds, &a->split, err);
   return st;
 }

@@ -21,6 +21,8 @@ static const char USAGE[] =
       "  --content F.npy --content-ids F | --content F.csv   item content embeddings\n"
       "  --content-dim P           dimension of derived content features (64)\n"
       "  --threshold R             MovieLens: rating >= R is a positive (4.0)\n"
+      "  --weights raw|binary|log[:S]|auto  csv: and --train files: how weights become confidences\n"
+      "                            (log:S = 1 + log(1 + w/S); auto: log:10 when they look like counts)\n"
       "\n"
       "split (built-in): --test-users F (0.2) --holdout F (0.2) --cold-items F (0)\n"
       "                  --min-items N (5)\n"
@@ -112,7 +114,7 @@ static const fedrec_option OPTIONS[] = {
     NUMBER("--server-lr", FEDREC_ARG_DOUBLE, fed.engine.server_lr, 0, 1e6, SIM_GIVEN_OPTIMIZER),
     NUMBER("--momentum", FEDREC_ARG_DOUBLE, fed.engine.momentum, 0, 0.9999, SIM_GIVEN_OPTIMIZER),
     NUMBER("--eval-every", FEDREC_ARG_UINT32, fed.eval_every, 1, 1e7, 0),
-    TEXT("--log", log), TEXT("--out", out), TEXT("--ledger", fed.ledger),
+    TEXT("--log", log), TEXT("--out", out), TEXT("--ledger", fed.ledger), TEXT("--weights", weights_spec),
     CHOICE("--secagg", fed.engine.plain, "full, plain", 0),
     CHOICE("--noise-draws", fed.client_noise, "sum, clients", 0),
     CHOICE("--privacy", privacy, "none, central, skellam, dgauss", SIM_GIVEN_NOISE | SIM_GIVEN_PRIVACY),
@@ -167,6 +169,10 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--audit-guesses %u: more than the %u canaries", a->fed.audit_guesses,
                             a->fed.audit_canaries);
   if (a->out && a->log) return fedrec_error_set(err, FEDREC_ERR_ARG, "--out writes DIR/rounds.jsonl: not with --log");
+  if (fedrec_weights_parse(&a->weights, a->weights_spec ? a->weights_spec : "auto", err)) return FEDREC_ERR_ARG;
+  if (a->weights_spec && a->dataset && strncmp(a->dataset, "csv:", 4))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "--weights applies to csv: and --train/--test-foldin/--test-holdout files; "
+                            "lastfm: uses log:10 and movielens: binary ratings >= --threshold");
   if (!given && !a->dataset) a->dataset = "synthetic";
   return FEDREC_OK;
 }

@@ -27,6 +27,8 @@ typedef struct sim_args {
   const char *out;          /* a directory for config.json, rounds.jsonl, summary.json */
   unsigned given;           /* SIM_GIVEN_* bits: which of the scaled defaults were set by a flag */
   int privacy;              /* --privacy: SIM_PRIVACY_* */
+  const char *weights_spec; /* --weights: raw, binary, log[:S], auto (default) */
+  fedrec_weights weights;   /* parsed */
 } sim_args;
 
 enum { SIM_GIVEN_DIM = 1, SIM_GIVEN_COHORT = 2, SIM_GIVEN_OPTIMIZER = 4, SIM_GIVEN_NOISE = 8, SIM_GIVEN_MODEL = 16,

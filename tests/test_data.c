@@ -282,6 +282,46 @@ static void test_real_loaders(void **state) {
   fedrec_dataset_free(&ds);
 }
 
+/* --weights: parsing, the counts test, and each transform's values. */
+static void test_weights(void **state) {
+  (void)state;
+  fedrec_weights w;
+  fedrec_error err;
+  assert_int_equal(fedrec_weights_parse(&w, "auto", &err), FEDREC_OK);
+  assert_int_equal(w.kind, FEDREC_WEIGHTS_AUTO);
+  assert_int_equal(fedrec_weights_parse(&w, "log:2.5", &err), FEDREC_OK);
+  assert_int_equal(w.kind, FEDREC_WEIGHTS_LOG);
+  assert_float_equal(w.scale, 2.5, 0);
+  assert_int_equal(fedrec_weights_parse(&w, "log", &err), FEDREC_OK);
+  assert_float_equal(w.scale, 10, 0);
+  assert_int_equal(fedrec_weights_parse(&w, "log:0", &err), FEDREC_ERR_ARG);
+  assert_int_equal(fedrec_weights_parse(&w, "log:x", &err), FEDREC_ERR_ARG);
+  assert_int_equal(fedrec_weights_parse(&w, "sqrt", &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "expected raw, binary, log[:S] or auto"));
+  float counts[4] = {1, 3, 40, 250}, ones[4] = {1, 1, 1, 1}, conf[4] = {1.5f, 2, 1, 3};
+  int64_t indptr[2] = {0, 4};
+  int32_t idx[4] = {0, 1, 2, 3};
+  fedrec_csr R = {1, 4, indptr, idx, counts};
+  assert_true(fedrec_weights_look_like_counts(&R));
+  R.values = ones;
+  assert_false(fedrec_weights_look_like_counts(&R)); /* nothing above 1 */
+  R.values = conf;
+  assert_false(fedrec_weights_look_like_counts(&R)); /* 1.5 is not a count */
+  /* auto on counts: log:10, the Last.fm loader's transform */
+  R.values = counts;
+  fedrec_weights a = {FEDREC_WEIGHTS_AUTO, 10};
+  fedrec_weights done = fedrec_weights_apply(&R, &a);
+  assert_int_equal(done.kind, FEDREC_WEIGHTS_LOG);
+  assert_float_equal(counts[2], 1 + log1pf(4.0f), 1e-6);
+  /* auto on confidences: unchanged */
+  done = fedrec_weights_apply(&(fedrec_csr){1, 4, indptr, idx, conf}, &a);
+  assert_int_equal(done.kind, FEDREC_WEIGHTS_RAW);
+  assert_float_equal(conf[0], 1.5, 0);
+  fedrec_weights b = {FEDREC_WEIGHTS_BINARY, 10};
+  fedrec_weights_apply(&(fedrec_csr){1, 4, indptr, idx, conf}, &b);
+  assert_float_equal(conf[3], 1, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_idmap),       cmocka_unit_test(test_csr_dups_and_transpose),
@@ -289,7 +329,7 @@ int main(void) {
       cmocka_unit_test(test_movielens_and_lastfm), cmocka_unit_test(test_confidence),
       cmocka_unit_test(test_npy),         cmocka_unit_test(test_attach_content),
       cmocka_unit_test(test_tfidf),       cmocka_unit_test(test_movielens_content_parsers),
-      cmocka_unit_test(test_real_loaders),
+      cmocka_unit_test(test_real_loaders), cmocka_unit_test(test_weights),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
