@@ -95,7 +95,7 @@ void fedrec_confidence_log(fedrec_csr *R, float alpha, float eps);
  *   log:S   1 + log(1 + w / S) (play counts; S = 10 when not given, as the Last.fm loader);
  *   auto    log:10 when the weights look like counts (fedrec_weights_look_like_counts), else raw.
  * Raw play counts used as confidences let heavy listening drown the rest: on Last.fm, Recall@20
- * falls from 0.30 to 0.20 (docs/DATA.md). */
+ * falls from 0.30 to 0.18 (docs/DATA.md). */
 typedef enum { FEDREC_WEIGHTS_AUTO, FEDREC_WEIGHTS_RAW, FEDREC_WEIGHTS_BINARY, FEDREC_WEIGHTS_LOG } fedrec_weights_kind;
 typedef struct fedrec_weights {
   fedrec_weights_kind kind;
