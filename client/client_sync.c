@@ -186,6 +186,14 @@ static step call_step(fedrec_client *c, fedrec_sync_outcome *out, grpc_status_co
   return STEP_FAILED;
 }
 
+/* The coordinator said "ask again in retry ms": waits (20 ms to 1 s); 0 when the sync's time
+ * is up instead. */
+static int wait_retry(const fedrec_client *c, uint64_t start, uint32_t retry) {
+  if (fedrec_clock_ms() - start > c->sync_ms) return 0;
+  sleep_ms(retry < 20 ? 20 : retry > 1000 ? 1000 : retry);
+  return 1;
+}
+
 /* Waits (at most the sync's time) for the selected round's parameters. */
 static step await_round_info(fedrec_client *c, fedrec_sync_outcome *out, uint64_t start, fedrec_round_info *info,
                              fedrec_status *s, fedrec_error *err) {
@@ -204,8 +212,7 @@ static step await_round_info(fedrec_client *c, fedrec_sync_outcome *out, uint64_
     protobuf_c_message_free_unpacked(&r->base, NULL);
     if (*s) return STEP_FAILED;
     if (!retry) break;
-    if (fedrec_clock_ms() - start > c->sync_ms) return STEP_TIMEOUT;
-    sleep_ms(retry < 20 ? 20 : retry > 1000 ? 1000 : retry);
+    if (!wait_retry(c, start, retry)) return STEP_TIMEOUT;
   }
   if (info->model_version != c->model_version) {
     *s = fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu trains model %llu, the cached one is %llu",
@@ -237,8 +244,7 @@ static step await_phase_input(fedrec_client *c, fedrec_sync_outcome *out, uint64
     }
     protobuf_c_message_free_unpacked(&r->base, NULL);
     if (!retry) break;
-    if (fedrec_clock_ms() - start > c->sync_ms) return STEP_TIMEOUT;
-    sleep_ms(retry < 20 ? 20 : retry > 1000 ? 1000 : retry);
+    if (!wait_retry(c, start, retry)) return STEP_TIMEOUT;
   }
   if (*in) return STEP_ON;
   *s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "phase input");

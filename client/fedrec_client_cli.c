@@ -58,21 +58,20 @@ typedef struct args {
   int npos;
 } args;
 
-#define A(field) offsetof(args, field)
-#define TEXT(flag, field) {flag, FEDREC_ARG_STRING, A(field), 0, 0, 0, NULL, 0, NULL, 0}
-#define WHOLE(flag, kind, field, lo, hi) {flag, kind, A(field), lo, hi, 0, NULL, 0, NULL, 0}
+#define TEXT(flag, field) FEDREC_OPTION_STRING(flag, args, field)
+#define WHOLE(flag, kind, field, lo, hi) FEDREC_OPTION_NUMBER(flag, kind, args, field, lo, hi, 0, 0)
 static const fedrec_option OPTIONS[] = {
     TEXT("--store", store), TEXT("--target", target), TEXT("--token", token), TEXT("--coordinator-key", key),
     TEXT("--catalogue", catalogue), TEXT("--ca", ca), TEXT("--cert", cert), TEXT("--key", keyfile), TEXT("--csv", csv),
     TEXT("--user", user),
-    {"--insecure", FEDREC_ARG_SET, A(insecure), 0, 0, 1, NULL, 0, NULL, 0},
+    FEDREC_OPTION_SET("--insecure", args, insecure, 1, 0),
     WHOLE("--synthetic-user", FEDREC_ARG_INT32, synthetic_user, 0, 100000000),
     WHOLE("--rounds", FEDREC_ARG_UINT32, rounds, 1, 1000000),
     WHOLE("--max-syncs", FEDREC_ARG_UINT32, max_syncs, 1, 100000000),
     WHOLE("--k", FEDREC_ARG_INT32, k, 1, 10000),
     WHOLE("--simulate-dropout", FEDREC_ARG_UINT32, dropout, 1, 4),
     WHOLE("--simulate-delay", FEDREC_ARG_UINT32, delay, 0, 600000),
-    {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL, 0},
+    FEDREC_OPTION_END,
 };
 
 /* Flags from the table, and up to two positional arguments (record's ITEM and WEIGHT). */

@@ -69,14 +69,12 @@ typedef struct {
 enum { G_Z = 1 << 0, G_STEPS = 1 << 1, G_DELTA = 1 << 2, G_TARGET = 1 << 3, G_D2 = 1 << 4, G_D1 = 1 << 5, G_VAR = 1 << 6,
        G_SIGMA = 1 << 7, G_CLIENTS = 1 << 8, G_DIM = 1 << 9, G_EPOCH = 1 << 10, G_PART = 1 << 11, G_SEP = 1 << 12 };
 
-#define A(field) offsetof(args, field)
-#define REAL(flag, field, lo, hi, open, group) {flag, FEDREC_ARG_DOUBLE, A(field), lo, hi, 0, NULL, group, NULL, open}
-#define WHOLE(flag, field, lo, hi, group) {flag, FEDREC_ARG_WHOLE, A(field), lo, hi, 0, NULL, group, NULL, 0}
+#define REAL(flag, field, lo, hi, open, group) FEDREC_OPTION_NUMBER(flag, FEDREC_ARG_DOUBLE, args, field, lo, hi, group, open)
+#define WHOLE(flag, field, lo, hi, group) FEDREC_OPTION_NUMBER(flag, FEDREC_ARG_WHOLE, args, field, lo, hi, group, 0)
 /* epsilon and calibrate */
 static const fedrec_option OPTIONS[] = {
-    {"--mechanism", FEDREC_ARG_STRING, A(mechanism), 0, 0, 0, NULL, 0, NULL, 0},
-    {"--orders", FEDREC_ARG_STRING, A(orders), 0, 0, 0, NULL, 0, NULL, 0},
-    {"--json", FEDREC_ARG_SET, A(json), 0, 0, 1, NULL, 0, NULL, 0},
+    FEDREC_OPTION_STRING("--mechanism", args, mechanism), FEDREC_OPTION_STRING("--orders", args, orders),
+    FEDREC_OPTION_SET("--json", args, json, 1, 0),
     REAL("--noise-multiplier", z, 0, 1e6, FEDREC_OPEN_LO, G_Z),
     REAL("--sampling-rate", q, 0, 1, FEDREC_OPEN_LO, 0),
     REAL("--l2-sensitivity", d2, 0, 1e15, FEDREC_OPEN_LO, G_D2),
@@ -91,7 +89,7 @@ static const fedrec_option OPTIONS[] = {
     WHOLE("--steps", steps, 1, 1e12, G_STEPS),
     REAL("--delta", delta, 0, 1, FEDREC_OPEN_LO | FEDREC_OPEN_HI, G_DELTA),
     REAL("--target-epsilon", target, 0, 1e6, FEDREC_OPEN_LO, G_TARGET),
-    {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL, 0},
+    FEDREC_OPTION_END,
 };
 
 /* Every flag from argv[2] on against table, into dest; the groups of those given in *given.
@@ -194,11 +192,9 @@ typedef struct verify_args {
 } verify_args;
 
 static const fedrec_option VERIFY_OPTIONS[] = {
-    {"--ledger", FEDREC_ARG_STRING, offsetof(verify_args, ledger), 0, 0, 0, NULL, 0, NULL, 0},
-    {"--public-key", FEDREC_ARG_STRING, offsetof(verify_args, keyfile), 0, 0, 0, NULL, 0, NULL, 0},
-    {"--covers", FEDREC_ARG_STRING, offsetof(verify_args, covers), 0, 0, 0, NULL, 0, NULL, 0},
-    {"--json", FEDREC_ARG_SET, offsetof(verify_args, json), 0, 0, 1, NULL, 0, NULL, 0},
-    {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL, 0},
+    FEDREC_OPTION_STRING("--ledger", verify_args, ledger), FEDREC_OPTION_STRING("--public-key", verify_args, keyfile),
+    FEDREC_OPTION_STRING("--covers", verify_args, covers), FEDREC_OPTION_SET("--json", verify_args, json, 1, 0),
+    FEDREC_OPTION_END,
 };
 
 /* --covers N:HEX (N decimal, HEX 64 hex digits): 1 when well-formed. */
@@ -284,13 +280,13 @@ typedef struct canary_args {
 } canary_args;
 
 static const fedrec_option CANARY_OPTIONS[] = {
-    {"--canaries", FEDREC_ARG_WHOLE, offsetof(canary_args, m), 1, 1e9, 0, NULL, 0, NULL, 0},
-    {"--guesses", FEDREC_ARG_WHOLE, offsetof(canary_args, r), 0, 1e9, 0, NULL, 0, NULL, 0},
-    {"--correct", FEDREC_ARG_WHOLE, offsetof(canary_args, v), 0, 1e9, 0, NULL, 0, NULL, 0},
-    {"--delta", FEDREC_ARG_DOUBLE, offsetof(canary_args, delta), 0, 1, 0, NULL, 0, NULL, 0},
-    {"--alpha", FEDREC_ARG_DOUBLE, offsetof(canary_args, alpha), 0, 1, 0, NULL, 0, NULL, FEDREC_OPEN_LO},
-    {"--json", FEDREC_ARG_SET, offsetof(canary_args, json), 0, 0, 1, NULL, 0, NULL, 0},
-    {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL, 0},
+    FEDREC_OPTION_NUMBER("--canaries", FEDREC_ARG_WHOLE, canary_args, m, 1, 1e9, 0, 0),
+    FEDREC_OPTION_NUMBER("--guesses", FEDREC_ARG_WHOLE, canary_args, r, 0, 1e9, 0, 0),
+    FEDREC_OPTION_NUMBER("--correct", FEDREC_ARG_WHOLE, canary_args, v, 0, 1e9, 0, 0),
+    FEDREC_OPTION_NUMBER("--delta", FEDREC_ARG_DOUBLE, canary_args, delta, 0, 1, 0, 0),
+    FEDREC_OPTION_NUMBER("--alpha", FEDREC_ARG_DOUBLE, canary_args, alpha, 0, 1, 0, FEDREC_OPEN_LO),
+    FEDREC_OPTION_SET("--json", canary_args, json, 1, 0),
+    FEDREC_OPTION_END,
 };
 
 static int canaries(int argc, char **argv) {

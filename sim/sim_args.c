@@ -67,11 +67,10 @@ static const char USAGE[] =
 
 void sim_usage(FILE *out) { fputs(USAGE, out); }
 
-#define A(field) offsetof(sim_args, field)
-#define NUMBER(flag, kind, field, lo, hi, group) {flag, kind, A(field), lo, hi, 0, NULL, group, NULL, 0}
-#define TEXT(flag, field) {flag, FEDREC_ARG_STRING, A(field), 0, 0, 0, NULL, 0, NULL, 0}
-#define CHOICE(flag, field, choices, group) {flag, FEDREC_ARG_CHOICE, A(field), 0, 0, 0, choices, group, NULL, 0}
-#define SET(flag, field, value, group) {flag, FEDREC_ARG_SET, A(field), 0, 0, value, NULL, group, NULL, 0}
+#define NUMBER(flag, kind, field, lo, hi, group) FEDREC_OPTION_NUMBER(flag, kind, sim_args, field, lo, hi, group, 0)
+#define TEXT(flag, field) FEDREC_OPTION_STRING(flag, sim_args, field)
+#define CHOICE(flag, field, choices, group) FEDREC_OPTION_CHOICE(flag, sim_args, field, choices, group)
+#define SET(flag, field, value, group) FEDREC_OPTION_SET(flag, sim_args, field, value, group)
 /* Every flag (the usage above says what each does). */
 static const fedrec_option OPTIONS[] = {
     CHOICE("--algorithm", algorithm, "central, ease, popularity, model, fedavg", 0),
@@ -120,7 +119,7 @@ static const fedrec_option OPTIONS[] = {
     CHOICE("--privacy", privacy, "none, central, skellam, dgauss", SIM_GIVEN_NOISE | SIM_GIVEN_PRIVACY),
     CHOICE("--optimizer", fed.engine.optimizer, FEDREC_OPTIMIZER_NAMES, SIM_GIVEN_OPTIMIZER),
     NUMBER("--print-train-users", FEDREC_ARG_INT32, print_train_users, 1, 1e9, 0),
-    {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL, 0},
+    FEDREC_OPTION_END,
 };
 
 fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedrec_error *err) {

@@ -4,7 +4,7 @@
 #ifndef FEDREC_INTERNAL_TOOL_H
 #define FEDREC_INTERNAL_TOOL_H
 
-#include <stddef.h>
+#include <stddef.h> /* offsetof, for the table rows */
 #include <stdint.h>
 #include <stdio.h>
 
@@ -61,6 +61,17 @@ typedef struct fedrec_option {
   int open; /* numbers: FEDREC_OPEN_LO, FEDREC_OPEN_HI: that end of the range excluded */
 } fedrec_option;
 enum { FEDREC_OPEN_LO = 1, FEDREC_OPEN_HI = 2 };
+
+/* Table rows, by field name (fields not named are zero): T is the tool's argument struct. */
+#define FEDREC_OPTION_STRING(f, T, field) {.flag = (f), .kind = FEDREC_ARG_STRING, .offset = offsetof(T, field)}
+#define FEDREC_OPTION_SET(f, T, field, value, grp) \
+  {.flag = (f), .kind = FEDREC_ARG_SET, .offset = offsetof(T, field), .set = (value), .group = (grp)}
+#define FEDREC_OPTION_NUMBER(f, k, T, field, low, high, grp, opn)                                            \
+  {.flag = (f), .kind = (k), .offset = offsetof(T, field), .lo = (low), .hi = (high), .group = (grp), \
+   .open = (opn)}
+#define FEDREC_OPTION_CHOICE(f, T, field, names, grp) \
+  {.flag = (f), .kind = FEDREC_ARG_CHOICE, .offset = offsetof(T, field), .choices = (names), .group = (grp)}
+#define FEDREC_OPTION_END {.flag = NULL}
 
 /* argv[*i] against the table (ended by an entry with flag NULL): its value (argv[*i + 1],
  * except for FEDREC_ARG_SET) parsed, checked and stored at dest + offset, *i moved past it,
