@@ -173,7 +173,7 @@ fedrec_status fedrec__client_ensure_model(fedrec_client *c, const Fedrec__V1__Mo
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "model %llu: its header does not fit the catalogue or the %zu bytes claimed: not used",
                             (unsigned long long)mi->version, size);
   }
-  if (fedrec_model_verify(buf, size, mi->version, mi->blake2b_hash.data, mi->ledger_entries, mi->ledger_head.data,
+  if (fedrec_model_verify(buf, size, mi->version, mi->blake2b_hash.data, mi->ledger_entries, mi->ledger_head.data, NULL,
                            mi->signature.data, c->pk)) {
     sqlite3_exec(c->db, "DELETE FROM download; DELETE FROM download_chunk", NULL, NULL, NULL);
     free(buf);

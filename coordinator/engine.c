@@ -65,8 +65,9 @@ fedrec_status fedrec__engine_seal_model(fedrec_engine *e, uint64_t version, fedr
   if (e->ledger) fedrec_ledger_head(e->ledger, &e->ledger_entries, e->ledger_head);
   else e->ledger_entries = 0, memset(e->ledger_head, 0, 32);
   uint8_t msg[FEDREC_MODEL_SIGNED_BYTES];
-  fedrec_model_signed_message(msg, version, e->hash, e->ledger_entries, e->ledger_head);
-  fedrec_sign(e->sig, msg, sizeof msg, e->id);
+  size_t n = fedrec_model_signed_message(msg, version, e->hash, e->ledger_entries, e->ledger_head,
+                                         e->c.has_catalogue ? &e->c.catalogue : NULL);
+  fedrec_sign(e->sig, msg, n, e->id);
   return FEDREC_OK;
 }
 
@@ -238,6 +239,22 @@ void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out) {
   memcpy(out->sig, e->sig, sizeof out->sig);
   out->ledger_entries = e->ledger_entries;
   memcpy(out->ledger_head, e->ledger_head, 32);
+  out->has_catalogue = e->c.has_catalogue;
+  out->catalogue = e->c.catalogue;
+}
+
+fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, int32_t n_items, const float *C, const fedrec_catalogue_ref *cat,
+                                          fedrec_error *err) {
+  if (e->phase != FEDREC_PHASE_SELECTING || e->n)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "engine: the catalogue changes between rounds only (round %llu is %s)",
+                            (unsigned long long)e->round, fedrec_phase_name(e->phase));
+  fedrec_status st = fedrec_model_grow(&e->model, n_items, C, err);
+  if (st) return st;
+  e->c.has_catalogue = 1;
+  e->c.catalogue = *cat;
+  if ((st = fedrec__engine_seal_model(e, e->version + 1, err))) return st;
+  if (fedrec__engine_publish(e)) return fedrec_error_set(err, FEDREC_ERR_IO, "engine: could not persist model %llu", (unsigned long long)e->version);
+  return FEDREC_OK;
 }
 
 void fedrec_engine_set_callbacks(fedrec_engine *e, const fedrec_engine_callbacks *cb) { e->cb = *cb; }

@@ -71,9 +71,23 @@ static grpc_status_code status_of(fedrec_status st) {
   }
 }
 
-static void model_info(server *s, Fedrec__V1__ModelInfo *mi, fedrec_published *p) {
+/* The served catalogue's description (ci's hash points into s). */
+static void catalogue_info(server *s, Fedrec__V1__CatalogueInfo *ci) {
+  fedrec__v1__catalogue_info__init(ci);
+  ci->version = s->cat.version;
+  ci->size_bytes = s->cat.len;
+  ci->blake2b_hash.data = s->cat.hash;
+  ci->blake2b_hash.len = 32;
+}
+
+/* The served model's description, with its catalogue's in ci. */
+static void model_info(server *s, Fedrec__V1__ModelInfo *mi, Fedrec__V1__CatalogueInfo *ci, fedrec_published *p) {
   fedrec_engine_model(s->engine, p);
   fedrec__v1__model_info__init(mi);
+  if (p->has_catalogue) {
+    catalogue_info(s, ci);
+    mi->catalogue = ci;
+  }
   mi->version = p->version;
   mi->size_bytes = p->len;
   mi->blake2b_hash.data = p->hash;
@@ -120,6 +134,7 @@ static fedrec_status handle_check_in(request *r) {
   server *s = r->s;
   Fedrec__V1__CheckInResponse resp = FEDREC__V1__CHECK_IN_RESPONSE__INIT;
   Fedrec__V1__ModelInfo mi;
+  Fedrec__V1__CatalogueInfo ci;
   fedrec_published p;
   int acc = 0;
   uint64_t round = fedrec_engine_round(s->engine);
@@ -130,7 +145,7 @@ static fedrec_status handle_check_in(request *r) {
   if (st) return st;
   s->m.checkins++;
   s->m.accepted += acc != 0;
-  model_info(s, &mi, &p);
+  model_info(s, &mi, &ci, &p);
   resp.accepted = acc;
   resp.round = round;
   resp.retry_after_ms = acc ? 0 : retry;
@@ -145,8 +160,9 @@ static fedrec_status handle_get_model(request *r) {
   Fedrec__V1__GetModelRequest *q = (Fedrec__V1__GetModelRequest *)r->rq;
   Fedrec__V1__GetModelResponse resp = FEDREC__V1__GET_MODEL_RESPONSE__INIT;
   Fedrec__V1__ModelInfo mi;
+  Fedrec__V1__CatalogueInfo ci;
   fedrec_published p;
-  model_info(s, &mi, &p);
+  model_info(s, &mi, &ci, &p);
   if (q->version != p.version)
     return fedrec_error_set(&r->err, FEDREC_ERR_STATE, "model version %llu is not served; the current one is %llu",
                             (unsigned long long)q->version, (unsigned long long)p.version);
@@ -158,6 +174,29 @@ static fedrec_status handle_get_model(request *r) {
   resp.model = &mi;
   resp.offset = q->offset;
   resp.chunk.data = (uint8_t *)p.blob + q->offset;
+  resp.chunk.len = n;
+  r->c->resp = fedrec_rpc_pack(&resp.base);
+  s->m.bytes_out += n;
+  return FEDREC_OK;
+}
+
+static fedrec_status handle_get_catalogue(request *r) {
+  server *s = r->s;
+  Fedrec__V1__GetCatalogueRequest *q = (Fedrec__V1__GetCatalogueRequest *)r->rq;
+  Fedrec__V1__GetCatalogueResponse resp = FEDREC__V1__GET_CATALOGUE_RESPONSE__INIT;
+  Fedrec__V1__CatalogueInfo ci;
+  catalogue_info(s, &ci);
+  if (q->version != s->cat.version)
+    return fedrec_error_set(&r->err, FEDREC_ERR_STATE, "catalogue version %llu is not served; the current one is %llu",
+                            (unsigned long long)q->version, (unsigned long long)s->cat.version);
+  if (q->offset > s->cat.len)
+    return fedrec_error_set(&r->err, FEDREC_ERR_ARG, "offset %llu beyond the catalogue's %zu bytes", (unsigned long long)q->offset,
+                            s->cat.len);
+  size_t chunk = (size_t)s->cfg.chunk_kb * 1024, want = q->max_bytes && q->max_bytes < chunk ? q->max_bytes : chunk;
+  size_t n = s->cat.len - (size_t)q->offset < want ? s->cat.len - (size_t)q->offset : want;
+  resp.catalogue = &ci;
+  resp.offset = q->offset;
+  resp.chunk.data = s->cat.blob + q->offset;
   resp.chunk.len = n;
   r->c->resp = fedrec_rpc_pack(&resp.base);
   s->m.bytes_out += n;

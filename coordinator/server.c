@@ -430,7 +430,7 @@ static void shut_down(server *s, pthread_t *workers, pthread_t ticker_thread) {
   fedrec_engine_free(s->engine);
   fedrec_ledger_close(s->ledger);
   coord_store_close(s->store);
-  fedrec_dataset_free(&s->catalogue);
+  fedrec_catalogue_free(&s->cat);
   fedrec_identity_free(&s->id);
   fedrec_secret_free(s->token_secret);
 }

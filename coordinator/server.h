@@ -16,6 +16,7 @@
 #include "fedrec/engine.h"
 #include "fedrec/ledger.h"
 #include "fedrec/data.h"
+#include "catalogue.h"
 #include "config.h"
 #include "metrics_http.h"
 #include "rpc.h"
@@ -36,7 +37,7 @@ typedef struct server {
   fedrec_ledger *ledger;
   fedrec_identity id;
   uint8_t *token_secret;
-  fedrec_dataset catalogue;
+  fedrec_catalogue cat; /* the catalogue served (the models' items) */
   metrics m;
   grpc_server *gs;
   grpc_completion_queue *cq;

@@ -10,7 +10,6 @@
 #include <sodium.h>
 
 #include "fedrec/internal/tool.h"
-#include "fedrec/synth.h"
 #include "server.h"
 
 static int on_publish(void *ctx, const fedrec_published *p) {
@@ -65,20 +64,52 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
        st->aborted ? ", \"reason\": \"" : "", st->aborted ? reason : "", st->aborted ? "\"" : "");
 }
 
-static fedrec_status load_catalogue(server *s, fedrec_error *err) {
-  const char *spec = s->cfg.catalogue;
-  if (strncmp(spec, "synthetic:", 10) && strcmp(spec, "synthetic"))
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue '%s': only synthetic:... catalogues are supported so far", spec);
-  fedrec_synth_config sc;
-  fedrec_synth_defaults(&sc);
-  fedrec_status st = spec[9] == ':' ? fedrec_synth_parse(&sc, spec + 10, err) : FEDREC_OK;
-  if (!st) st = fedrec_synth_generate(&s->catalogue, &sc, err);
+/* The catalogue to serve: built from the setting's files and compared with the newest one
+ * saved. The first start saves version 1; files that changed since make the next version
+ * (the saved items keep their indices, those gone are withdrawn, new ones are appended:
+ * fedrec_catalogue_follow); unchanged files serve the saved version. *prev gets the saved
+ * version when there was one (the saved model's rows are its items). */
+static fedrec_status load_catalogue(server *s, fedrec_catalogue *prev, int *have_prev, fedrec_error *err) {
+  fedrec_catalogue next;
+  *have_prev = 0;
+  fedrec_status st = fedrec_catalogue_load(&next, s->cfg.catalogue, err);
   if (st) {
     char msg[sizeof err->msg];
     snprintf(msg, sizeof msg, "%s", err->msg);
     return fedrec_error_set(err, st, "catalogue: %s", msg);
   }
-  return FEDREC_OK;
+  uint8_t *blob;
+  size_t len;
+  st = coord_store_load_catalogue(s->store, 0, &blob, &len, err);
+  int32_t added = fedrec_catalogue_items(&next), withdrawn = 0;
+  if (st == FEDREC_ERR_EMPTY) {
+    st = FEDREC_OK;
+  } else if (!st) {
+    st = fedrec_catalogue_decode(prev, blob, len, err);
+    free(blob);
+    *have_prev = !st;
+    if (!st) st = fedrec_catalogue_follow(&next, prev, &added, &withdrawn, err);
+    if (!st) next.version = prev->version; /* unchanged files: the same encoding */
+  }
+  if (!st) st = fedrec_catalogue_encode(&next, err);
+  if (!st && *have_prev && !memcmp(next.hash, prev->hash, 32)) {
+    fedrec_catalogue_free(&next);
+    st = fedrec_catalogue_decode(&s->cat, prev->blob, prev->len, err);
+  } else if (!st) {
+    if (*have_prev) next.version = prev->version + 1;
+    st = fedrec_catalogue_encode(&next, err);
+    if (!st) st = coord_store_save_catalogue(s->store, next.version, next.hash, next.blob, next.len,
+                                             fedrec_catalogue_items(&next), added, withdrawn, err);
+    if (!st) {
+      s->cat = next;
+      memset(&next, 0, sizeof next);
+      logj("info", *have_prev ? "catalogue_updated" : "catalogue_created",
+           "\"version\": %llu, \"items\": %d, \"added\": %d, \"withdrawn\": %d, \"dim\": %d, \"bytes\": %zu",
+           (unsigned long long)s->cat.version, fedrec_catalogue_items(&s->cat), added, withdrawn, s->cat.ds.content_dim, s->cat.len);
+    }
+  }
+  fedrec_catalogue_free(&next);
+  return st;
 }
 
 /* Settings a state is bound to: its model's shape (catalogue, dim, free embeddings) cannot
@@ -125,6 +156,12 @@ static fedrec_status check_saved_settings(server *s, const char *db, fedrec_erro
   return FEDREC_OK;
 }
 
+
+/* A new engine from the newest saved model (or the first one). The saved model belongs to
+ * catalogue `was` (its version, or the one loaded now); when the catalogue changed since, the
+ * model grows to it and is published as the next version, signed with the new catalogue. */
+static fedrec_status resume_engine(server *s, const fedrec_catalogue *was, fedrec_error *err);
+
 fedrec_status start_engine(server *s, fedrec_error *err) {
   config *c = &s->cfg;
   /* noise and optimizer: checked and set from their names by main's parse_args */
@@ -147,49 +184,75 @@ fedrec_status start_engine(server *s, fedrec_error *err) {
   }
   state_path(path, sizeof path, c, "coordinator.db");
   if ((st = coord_store_open(&s->store, path, err))) return st;
-  if ((st = check_saved_settings(s, path, err)) || (st = load_catalogue(s, err))) return st;
+  fedrec_catalogue prev = {0};
+  int have_prev = 0;
+  if ((st = check_saved_settings(s, path, err)) || (st = load_catalogue(s, &prev, &have_prev, err))) return st;
+  c->e.has_catalogue = 1;
+  c->e.catalogue = fedrec_catalogue_name(&s->cat);
+  st = resume_engine(s, have_prev ? &prev : &s->cat, err);
+  fedrec_catalogue_free(&prev);
+  return st;
+}
+
+static fedrec_status resume_engine(server *s, const fedrec_catalogue *was, fedrec_error *err) {
+  config *c = &s->cfg;
   fedrec_engine_callbacks cb = {s, on_publish, on_round};
   coord_saved_model saved;
   fedrec_model model;
-  int32_t ni = s->catalogue.R.cols, p = s->catalogue.content_dim;
-  st = coord_store_load_latest(s->store, &saved, err);
+  int32_t ni = fedrec_catalogue_items(&s->cat), p = s->cat.ds.content_dim;
+  fedrec_status st = coord_store_load_latest(s->store, &saved, err);
   if (st == FEDREC_ERR_EMPTY) { /* first start */
     int32_t *all = malloc((size_t)ni * sizeof *all);
     if (!all) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "items");
     for (int32_t i = 0; i < ni; i++) all[i] = i;
-    st = fedrec_model_init(&model, ni, c->dim, s->catalogue.content, p, 1, all, c->free_embeddings ? ni : 0, 1, 0.1f, err);
+    st = fedrec_model_init(&model, ni, c->dim, s->cat.ds.content, p, 1, all, c->free_embeddings ? ni : 0, 1, 0.1f, err);
     free(all);
     if (!st) st = fedrec_engine_new(&s->engine, &c->e, &model, 1, &s->id, s->ledger, &cb, NULL, err);
-    if (!st) logj("info", "started", "\"resumed\": false, \"model_version\": 1");
+    if (!st) logj("info", "started", "\"resumed\": false, \"model_version\": 1, \"catalogue_version\": %llu",
+                  (unsigned long long)s->cat.version);
     return st;
   }
   if (st) return st;
-  /* resume: the newest saved model, checked against our own key, and rounds after the ledger */
+  /* resume: the newest saved model, checked against our own key and the catalogue it names
+   * (a model saved before catalogues were served names none), and rounds after the ledger */
   uint64_t ver;
-  if (fedrec_model_verify(saved.blob, saved.len, saved.version, saved.hash, saved.ledger_entries, saved.ledger_head,
-                           saved.sig, s->id.pk))
+  if (saved.has_catalogue && (saved.catalogue.version != was->version || memcmp(saved.catalogue.hash, was->hash, 32)))
+    st = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: model %llu names catalogue %llu, not the saved %llu",
+                          (unsigned long long)saved.version, (unsigned long long)saved.catalogue.version, (unsigned long long)was->version);
+  if (!st && fedrec_model_verify(saved.blob, saved.len, saved.version, saved.hash, saved.ledger_entries, saved.ledger_head,
+                                 saved.has_catalogue ? &saved.catalogue : NULL, saved.sig, s->id.pk))
     st = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: model %llu fails its signature check", (unsigned long long)saved.version);
-  if (!st) st = fedrec_model_decode(&model, &ver, saved.blob, saved.len, s->catalogue.content, p, err);
-  if (!st && (ver != saved.version || fedrec_model_params(&model) != saved.dim)) {
+  if (!st) st = fedrec_model_decode(&model, &ver, saved.blob, saved.len, was->ds.content, p, err);
+  if (!st && (ver != saved.version || fedrec_model_params(&model) != saved.dim || model.n_items != fedrec_catalogue_items(was))) {
     fedrec_model_free(&model);
     st = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: model %llu does not match its row", (unsigned long long)saved.version);
   }
+  fedrec_engine_config ec = c->e; /* the engine seals the model it starts from as it was */
+  ec.has_catalogue = saved.has_catalogue;
+  if (saved.has_catalogue) ec.catalogue = saved.catalogue;
   if (!st) {
     /* the engine re-publishes the model it starts from: that row exists, so skip saving it */
     fedrec_engine_callbacks quiet = {s, NULL, on_round};
-    st = fedrec_engine_new(&s->engine, &c->e, &model, saved.version, &s->id, s->ledger, &quiet, NULL, err);
+    st = fedrec_engine_new(&s->engine, &ec, &model, saved.version, &s->id, s->ledger, &quiet, NULL, err);
   }
   uint64_t next = saved.next_round, lr = fedrec_ledger_last_round(s->ledger), sr = coord_store_last_round(s->store);
   if (lr + 1 > next) next = lr + 1; /* a round recorded in the ledger but never published */
   if (sr + 1 > next) next = sr + 1; /* an aborted round's number is never used again */
   if (!st) st = fedrec_engine_restore(s->engine, next, saved.rounds_done, saved.opt1, saved.opt2, err);
-  if (!st) {
-    s->m.epsilon = fedrec_ledger_epsilon(s->ledger);
-    logj("info", "started", "\"resumed\": true, \"model_version\": %llu, \"next_round\": %llu, \"epsilon\": %.6f",
-         (unsigned long long)saved.version, (unsigned long long)next, s->m.epsilon);
-  }
   coord_saved_model_free(&saved);
+  if (st) return st;
   /* from now on, new models are saved */
-  if (!st) fedrec_engine_set_callbacks(s->engine, &cb);
-  return st;
+  fedrec_engine_set_callbacks(s->engine, &cb);
+  fedrec_published pub;
+  if (!ec.has_catalogue || ec.catalogue.version != s->cat.version || memcmp(ec.catalogue.hash, s->cat.hash, 32)) {
+    fedrec_catalogue_ref now = fedrec_catalogue_name(&s->cat);
+    if ((st = fedrec_engine_set_catalogue(s->engine, ni, s->cat.ds.content, &now, err))) return st;
+    logj("info", "model_follows_catalogue", "\"catalogue_version\": %llu, \"items\": %d, \"model_version\": %llu",
+         (unsigned long long)s->cat.version, ni, (unsigned long long)(fedrec_engine_model(s->engine, &pub), pub.version));
+  }
+  s->m.epsilon = fedrec_ledger_epsilon(s->ledger);
+  logj("info", "started", "\"resumed\": true, \"model_version\": %llu, \"next_round\": %llu, \"epsilon\": %.6f, "
+       "\"catalogue_version\": %llu", (unsigned long long)(fedrec_engine_model(s->engine, &pub), pub.version), (unsigned long long)next,
+       s->m.epsilon, (unsigned long long)s->cat.version);
+  return FEDREC_OK;
 }

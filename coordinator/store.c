@@ -15,7 +15,8 @@ static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS models(version INTEGER PRIMARY KEY, next_round INTEGER NOT NULL,"
     " rounds_done INTEGER NOT NULL, blob BLOB NOT NULL, hash BLOB NOT NULL, sig BLOB NOT NULL,"
     " opt1 BLOB NOT NULL, opt2 BLOB NOT NULL, created INTEGER NOT NULL,"
-    " ledger_entries INTEGER NOT NULL DEFAULT 0, ledger_head BLOB NOT NULL DEFAULT x'');"
+    " ledger_entries INTEGER NOT NULL DEFAULT 0, ledger_head BLOB NOT NULL DEFAULT x'',"
+    " catalogue_version INTEGER NOT NULL DEFAULT 0, catalogue_hash BLOB NOT NULL DEFAULT x'');"
     "CREATE TABLE IF NOT EXISTS rounds(round INTEGER PRIMARY KEY, cohort INTEGER NOT NULL,"
     " survivors INTEGER NOT NULL, aborted INTEGER NOT NULL, reason TEXT NOT NULL,"
     " epsilon REAL NOT NULL, dropped_keys INTEGER NOT NULL, dropped_shares INTEGER NOT NULL,"
@@ -24,23 +25,35 @@ static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS clients(id INTEGER PRIMARY KEY, rounds INTEGER NOT NULL,"
     " last_round INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS revoked(id INTEGER PRIMARY KEY, at INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS catalogues(version INTEGER PRIMARY KEY, hash BLOB NOT NULL, blob BLOB NOT NULL,"
+    " items INTEGER NOT NULL, added INTEGER NOT NULL, withdrawn INTEGER NOT NULL, created INTEGER NOT NULL);";
 
 static fedrec_status fail(fedrec_error *err, sqlite3 *db, const char *what) {
   return fedrec_error_set(err, FEDREC_ERR_IO, "coordinator state: %s: %s", what, sqlite3_errmsg(db));
 }
 
-/* A state from before model signatures covered the ledger head: the two columns added (its
- * models' signatures will not verify: such a state needs a new start). */
-static int ensure_ledger_columns(sqlite3 *db) {
+static int has_column(sqlite3 *db, const char *name) {
   sqlite3_stmt *st;
   int have = 0;
-  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info('models') WHERE name = 'ledger_entries'", -1, &st, NULL) != SQLITE_OK)
-    return 0;
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info('models') WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+    return -1;
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   if (sqlite3_step(st) == SQLITE_ROW) have = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
-  return have || sqlite3_exec(db, "ALTER TABLE models ADD COLUMN ledger_entries INTEGER NOT NULL DEFAULT 0;"
-                                  "ALTER TABLE models ADD COLUMN ledger_head BLOB NOT NULL DEFAULT x''", NULL, NULL, NULL) == SQLITE_OK;
+  return have;
+}
+
+/* A state from before model signatures covered the ledger head (its models' signatures will
+ * not verify: such a state needs a new start), or the catalogue (its models were signed as
+ * "fedrec-model-v2": catalogue_version 0 says so): the columns added. */
+static int ensure_columns(sqlite3 *db) {
+  int ledger = has_column(db, "ledger_entries"), cat = has_column(db, "catalogue_version");
+  if (ledger < 0 || cat < 0) return 0;
+  return (ledger || sqlite3_exec(db, "ALTER TABLE models ADD COLUMN ledger_entries INTEGER NOT NULL DEFAULT 0;"
+                                     "ALTER TABLE models ADD COLUMN ledger_head BLOB NOT NULL DEFAULT x''", NULL, NULL, NULL) == SQLITE_OK) &&
+         (cat || sqlite3_exec(db, "ALTER TABLE models ADD COLUMN catalogue_version INTEGER NOT NULL DEFAULT 0;"
+                                  "ALTER TABLE models ADD COLUMN catalogue_hash BLOB NOT NULL DEFAULT x''", NULL, NULL, NULL) == SQLITE_OK);
 }
 
 fedrec_status coord_store_open(coord_store **out, const char *path, fedrec_error *err) {
@@ -50,7 +63,7 @@ fedrec_status coord_store_open(coord_store **out, const char *path, fedrec_error
   if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
       sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
       sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
-      !ensure_ledger_columns(s->db)) {
+      !ensure_columns(s->db)) {
     fedrec_status st = fedrec_error_set(err, FEDREC_ERR_IO, "coordinator state %s: %s", path,
                                         s->db ? sqlite3_errmsg(s->db) : "cannot open");
     coord_store_close(s);
@@ -71,7 +84,7 @@ fedrec_status coord_store_save_model(coord_store *s, const fedrec_published *m, 
                                      fedrec_error *err) {
   sqlite3_stmt *st = NULL;
   if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return fail(err, s->db, "begin");
-  int rc = sqlite3_prepare_v2(s->db, "INSERT INTO models VALUES(?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(s->db, "INSERT INTO models VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
   if (rc == SQLITE_OK) {
     size_t ob = (size_t)m->dim * sizeof(float);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)m->version);
@@ -85,6 +98,8 @@ fedrec_status coord_store_save_model(coord_store *s, const fedrec_published *m, 
     sqlite3_bind_int64(st, 9, (sqlite3_int64)time(NULL));
     sqlite3_bind_int64(st, 10, (sqlite3_int64)m->ledger_entries);
     sqlite3_bind_blob(st, 11, m->ledger_head, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 12, m->has_catalogue ? (sqlite3_int64)m->catalogue.version : 0);
+    sqlite3_bind_blob(st, 13, m->catalogue.hash, m->has_catalogue ? 32 : 0, SQLITE_STATIC);
     rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     sqlite3_finalize(st);
   }
@@ -127,7 +142,7 @@ fedrec_status coord_store_load_version(coord_store *s, uint64_t version, coord_s
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->db, "SELECT version, next_round, rounds_done, blob, hash, sig, opt1, opt2, ledger_entries,"
-                                " ledger_head FROM models"
+                                " ledger_head, catalogue_version, catalogue_hash FROM models"
                                 " WHERE ?1 = 0 OR version = ?1 ORDER BY version DESC LIMIT 1",
                          -1, &st, NULL) != SQLITE_OK)
     return fail(err, s->db, "reading models");
@@ -154,6 +169,9 @@ fedrec_status coord_store_load_version(coord_store *s, uint64_t version, coord_s
     out->dim = (int64_t)(n1 / 4);
     out->ledger_entries = (uint64_t)sqlite3_column_int64(st, 8);
     if (sqlite3_column_bytes(st, 9) == 32) memcpy(out->ledger_head, sqlite3_column_blob(st, 9), 32);
+    out->catalogue.version = (uint64_t)sqlite3_column_int64(st, 10);
+    out->has_catalogue = out->catalogue.version > 0 && sqlite3_column_bytes(st, 11) == 32;
+    if (out->has_catalogue) memcpy(out->catalogue.hash, sqlite3_column_blob(st, 11), 32);
     if (!out->blob || !out->opt1 || !out->opt2) {
       coord_saved_model_free(out);
       r = fedrec_error_set(err, FEDREC_ERR_NOMEM, "coordinator state: loading the model");
@@ -294,4 +312,37 @@ fedrec_status coord_store_set_setting(coord_store *s, const char *key, const cha
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? FEDREC_OK : fail(err, s->db, "settings");
+}
+
+fedrec_status coord_store_save_catalogue(coord_store *s, uint64_t version, const uint8_t hash[32], const uint8_t *blob,
+                                         size_t len, int32_t items, int32_t added, int32_t withdrawn, fedrec_error *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO catalogues VALUES(?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+    return fail(err, s->db, "saving the catalogue");
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)version);
+  sqlite3_bind_blob(st, 2, hash, 32, SQLITE_STATIC);
+  sqlite3_bind_blob64(st, 3, blob, len, SQLITE_STATIC);
+  sqlite3_bind_int(st, 4, items);
+  sqlite3_bind_int(st, 5, added);
+  sqlite3_bind_int(st, 6, withdrawn);
+  sqlite3_bind_int64(st, 7, (sqlite3_int64)time(NULL));
+  int ok = sqlite3_step(st) == SQLITE_DONE;
+  sqlite3_finalize(st);
+  return ok ? FEDREC_OK : fail(err, s->db, "saving the catalogue");
+}
+
+fedrec_status coord_store_load_catalogue(coord_store *s, uint64_t version, uint8_t **blob, size_t *len, fedrec_error *err) {
+  *blob = NULL, *len = 0;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "SELECT blob FROM catalogues WHERE ?1 = 0 OR version = ?1 ORDER BY version DESC LIMIT 1", -1,
+                         &st, NULL) != SQLITE_OK)
+    return fail(err, s->db, "reading the catalogue");
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)version);
+  int rc = sqlite3_step(st);
+  fedrec_status r = FEDREC_OK;
+  if (rc == SQLITE_DONE) r = fedrec_error_set(err, FEDREC_ERR_EMPTY, "coordinator state: no catalogue %llu", (unsigned long long)version);
+  else if (rc != SQLITE_ROW) r = fail(err, s->db, "reading the catalogue");
+  else if (!(*blob = copy_blob(st, 0, len))) r = fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue");
+  sqlite3_finalize(st);
+  return r;
 }

@@ -25,6 +25,8 @@ typedef struct coord_saved_model {
   uint8_t hash[32], sig[FEDREC_SIG_BYTES];
   uint64_t ledger_entries; /* the ledger head the signature covers */
   uint8_t ledger_head[32];
+  int has_catalogue; /* the catalogue the signature covers (0: a model signed before catalogues were served) */
+  fedrec_catalogue_ref catalogue;
   float *opt1, *opt2;
   int64_t dim;
 } coord_saved_model;
@@ -52,5 +54,10 @@ fedrec_status coord_store_revoked(coord_store *s, uint64_t **ids, size_t *n, fed
 int coord_store_setting(coord_store *s, const char *key, char *out, size_t cap);
 fedrec_status coord_store_set_setting(coord_store *s, const char *key, const char *value, fedrec_error *err);
 int64_t coord_store_count(coord_store *s, const char *table);
+/* The catalogues served, every version kept (a model names the one it belongs to): save one;
+ * load one (version 0: the newest; FEDREC_ERR_EMPTY when none), malloc'd. */
+fedrec_status coord_store_save_catalogue(coord_store *s, uint64_t version, const uint8_t hash[32], const uint8_t *blob,
+                                         size_t len, int32_t items, int32_t added, int32_t withdrawn, fedrec_error *err);
+fedrec_status coord_store_load_catalogue(coord_store *s, uint64_t version, uint8_t **blob, size_t *len, fedrec_error *err);
 
 #endif

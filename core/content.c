@@ -254,3 +254,48 @@ fedrec_status fedrec_content_lastfm(fedrec_dataset *ds, const char *dir, int32_t
   static const tok_parser parsers[] = {fedrec_parse_lastfm_tags};
   return derive(ds, dir, files, parsers, 1, p, err);
 }
+
+/* A title: printable text only (control bytes become spaces), at most FEDREC_MAX_TITLE_LEN
+ * bytes (cut at a UTF-8 boundary), doubled CSV quotes undone. */
+static char *copy_title(fedrec_field f) {
+  size_t n = f.n < FEDREC_MAX_TITLE_LEN ? f.n : FEDREC_MAX_TITLE_LEN;
+  while (n < f.n && n > 0 && ((unsigned char)f.s[n] & 0xC0) == 0x80) n--;
+  char *t = malloc(n + 1);
+  if (!t) return NULL;
+  size_t w = 0;
+  for (size_t k = 0; k < n; k++) {
+    char ch = f.s[k];
+    if (ch == '"' && k + 1 < n && f.s[k + 1] == '"') k++;
+    t[w++] = (unsigned char)ch < 0x20 || ch == 0x7f ? ' ' : ch;
+  }
+  t[w] = 0;
+  return t;
+}
+
+fedrec_status fedrec_parse_titles(char **titles, fedrec_idmap *items, fedrec_titles_format format,
+                                  const char *buf, int64_t len, const char *name, fedrec_error *err) {
+  static const char *HEADER[] = {"movieId,title,genres", "id\tname\turl", NULL};
+  static const char *WANT[] = {"3 fields movieId,title,genres", "4 tab-separated fields id, name, url, pictureURL",
+                               "id<TAB>title"};
+  fedrec_lines L;
+  fedrec_field line, f[5];
+  fedrec_lines_init(&L, buf, len, name);
+  if (HEADER[format] && (!fedrec_lines_next(&L, &line) || line.n < strlen(HEADER[format]) ||
+                         memcmp(line.s, HEADER[format], strlen(HEADER[format]))))
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:1: expected header '%s'", name, HEADER[format]);
+  while (fedrec_lines_next(&L, &line)) {
+    if (line.n == 0) continue;
+    int n = format == FEDREC_TITLES_MOVIELENS ? split_quoted(line, f, 3)
+            : format == FEDREC_TITLES_LASTFM  ? fedrec_split(line, '\t', f, 4)
+                                              : fedrec_split(line, '\t', f, 2);
+    int want = format == FEDREC_TITLES_MOVIELENS ? 3 : format == FEDREC_TITLES_LASTFM ? 4 : 2;
+    if (n != want || f[0].n == 0 || f[0].n > FEDREC_MAX_ID_LEN) return bad_line(err, &L, WANT[format]);
+    int32_t i = fedrec_idmap_get(items, f[0].s, f[0].n, 0);
+    if (i < 0) continue; /* not an item of the catalogue */
+    char *t = copy_title(f[1]);
+    if (!t) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "%s: titles", name);
+    free(titles[i]);
+    titles[i] = t;
+  }
+  return FEDREC_OK;
+}

@@ -57,6 +57,18 @@ nomem:
   return fedrec_error_set(err, FEDREC_ERR_NOMEM, "model with %d items, d=%d, p=%d", n_items, d, p);
 }
 
+fedrec_status fedrec_model_grow(fedrec_model *m, int32_t n_items, const float *C, fedrec_error *err) {
+  if (n_items < m->n_items)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "model: a catalogue only grows (%d items, the model has %d)", n_items, m->n_items);
+  int32_t *fr = realloc(m->free_row, (size_t)n_items * sizeof *fr);
+  if (!fr) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "model with %d items", n_items);
+  for (int32_t i = m->n_items; i < n_items; i++) fr[i] = -1;
+  m->free_row = fr;
+  m->n_items = n_items;
+  if (m->H) m->C = C;
+  return FEDREC_OK;
+}
+
 void fedrec_model_free(fedrec_model *m) {
   if (!m) return;
   free(m->H);

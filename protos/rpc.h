@@ -36,6 +36,7 @@ ProtobufCMessage *fedrec_rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_by
 #define FEDREC_RPC_MAP(X)                                                                        \
   X(CHECK_IN, check_in, fedrec__v1__coordinator_service__descriptor, "CheckIn")                 \
   X(GET_MODEL, get_model, fedrec__v1__coordinator_service__descriptor, "GetModel")              \
+  X(GET_CATALOGUE, get_catalogue, fedrec__v1__coordinator_service__descriptor, "GetCatalogue")  \
   X(GET_ROUND_INFO, get_round_info, fedrec__v1__coordinator_service__descriptor, "GetRoundInfo") \
   X(GET_PHASE_INPUT, get_phase_input, fedrec__v1__coordinator_service__descriptor, "GetPhaseInput") \
   X(ADVERTISE_KEYS, advertise_keys, fedrec__v1__coordinator_service__descriptor, "AdvertiseKeys") \

@@ -134,13 +134,13 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
   fedrec_engine_model(w->e, &pub);
   /* every client verifies and decodes the published model */
   fedrec_model m;
-  assert_int_equal(FEDREC_OK, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries, pub.ledger_head, pub.sig, w->id.pk));
+  assert_int_equal(FEDREC_OK, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries, pub.ledger_head, NULL, pub.sig, w->id.pk));
   /* the signature covers the ledger head: another head does not verify */
   uint8_t other[32];
   memcpy(other, pub.ledger_head, 32);
   other[0] ^= 1;
-  assert_int_equal(FEDREC_ERR_PARSE, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries, other, pub.sig, w->id.pk));
-  assert_int_equal(FEDREC_ERR_PARSE, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries + 1, pub.ledger_head, pub.sig, w->id.pk));
+  assert_int_equal(FEDREC_ERR_PARSE, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries, other, NULL, pub.sig, w->id.pk));
+  assert_int_equal(FEDREC_ERR_PARSE, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries + 1, pub.ledger_head, NULL, pub.sig, w->id.pk));
   assert_status(fedrec_model_decode(&m, NULL, pub.blob, pub.len, w->ds.content, w->ds.content_dim, &err), FEDREC_OK);
   uint32_t alive = cohort, nb = 0, bdim = 0, bbits = 0;
   uint64_t *bids = malloc((cohort + 1) * sizeof *bids), bbytes = 0, single = 0;

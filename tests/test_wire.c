@@ -146,8 +146,10 @@ static void model_blob(void) {
   uint8_t hash[32], head[32], msg[FEDREC_MODEL_SIGNED_BYTES];
   fill(hash, 32, 5);
   fill(head, 32, 200);
-  fedrec_model_signed_message(msg, 42, hash, 9, head);
-  emit("model_signed_message", msg, sizeof msg);
+  emit("model_signed_message", msg, fedrec_model_signed_message(msg, 42, hash, 9, head, NULL));
+  fedrec_catalogue_ref cat = {7, {0}};
+  fill(cat.hash, 32, 77);
+  emit("model_signed_message_v3", msg, fedrec_model_signed_message(msg, 42, hash, 9, head, &cat));
   free(b);
   fedrec_model_free(&m);
 }

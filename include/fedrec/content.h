@@ -59,6 +59,15 @@ fedrec_status fedrec_content_movielens(fedrec_dataset *ds, const char *dir, int3
 fedrec_status fedrec_content_lastfm(fedrec_dataset *ds, const char *dir, int32_t p,
                                     fedrec_error *err);
 
+/* Display titles, for people: MovieLens movies.csv (its title column), Last.fm artists.dat
+ * (the artist's name), or lines "id<TAB>title" (no header). titles (one slot per item of
+ * `items`) gets a malloc'ed copy for every listed item (control bytes become spaces; cut to
+ * FEDREC_MAX_TITLE_LEN bytes); ids not in `items` are skipped. */
+#define FEDREC_MAX_TITLE_LEN 200
+typedef enum { FEDREC_TITLES_MOVIELENS, FEDREC_TITLES_LASTFM, FEDREC_TITLES_TSV } fedrec_titles_format;
+fedrec_status fedrec_parse_titles(char **titles, fedrec_idmap *items, fedrec_titles_format format,
+                                  const char *buf, int64_t len, const char *name, fedrec_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -87,6 +87,10 @@ typedef struct fedrec_engine_config {
   float alpha0, reg;
   uint32_t local_steps;     /* client-side gradient steps per round (0 or 1: send the gradient) */
   float client_lr;          /* their step size (0: 1) */
+  /* the catalogue the models belong to (a coordinator serving one): every model is signed
+   * with its version and hash (fedrec_model_signed_message); 0: none (simulations) */
+  int has_catalogue;
+  fedrec_catalogue_ref catalogue;
   /* threads that remove the masks at the end of a round, each over a range of coordinates
    * (0 or 1: the thread that delivers the last message) */
   uint32_t unmask_threads;
@@ -119,8 +123,10 @@ uint32_t fedrec_engine_least_cohort(double dropout, double dishonest, double fai
 
 /* A published model: blob (fedrec_model_encode), its BLAKE2b-256 hash and the coordinator's
  * Ed25519 signature over "fedrec-model-v2" || version || hash || ledger entries || ledger head
- * (fedrec_model_signed_message): the privacy ledger as it stood when the model was sealed, so
- * that a device or an auditor shown a ledger can tell whether it is at least that long. */
+ * (fedrec_model_signed_message; "fedrec-model-v3" with the catalogue's version and hash
+ * appended, when the engine serves one): the privacy ledger as it stood when the model was
+ * sealed, so that a device or an auditor shown a ledger can tell whether it is at least that
+ * long, and the catalogue the model's rows belong to. */
 typedef struct fedrec_published {
   uint64_t version;
   const uint8_t *blob;
@@ -129,6 +135,8 @@ typedef struct fedrec_published {
   uint8_t sig[FEDREC_SIG_BYTES];
   uint64_t ledger_entries; /* the ledger head the signature covers (0 and zeros: no ledger) */
   uint8_t ledger_head[32];
+  int has_catalogue; /* the catalogue the signature covers, when it does */
+  fedrec_catalogue_ref catalogue;
   /* what a restart needs to continue exactly: the next round's number, rounds done, and the
    * server optimiser's state (two vectors of `dim` floats) */
   uint64_t next_round, rounds_done;
@@ -177,6 +185,12 @@ fedrec_status fedrec_engine_restore(fedrec_engine *e, uint64_t next_round, uint6
                                     const float *opt1, const float *opt2, fedrec_error *err);
 
 /* Replaces the callbacks (e.g. after a restart, once the resumed model need not be saved). */
+/* The catalogue changed between rounds: items appended (n_items, C the new content, borrowed)
+ * or withdrawn. The model grows (new items: the head alone) and is sealed and published as
+ * the next version, signed with the new catalogue. FEDREC_ERR_STATE during a round or once a
+ * device has joined the next selection: try again later. */
+fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, int32_t n_items, const float *C, const fedrec_catalogue_ref *cat,
+                                          fedrec_error *err);
 void fedrec_engine_set_callbacks(fedrec_engine *e, const fedrec_engine_callbacks *cb);
 /* The model being served. */
 void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out);

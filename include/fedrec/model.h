@@ -36,6 +36,9 @@ fedrec_status fedrec_model_init(fedrec_model *m, int32_t n_items, int32_t d, con
                                 int32_t n_free, uint64_t seed, float init_std,
                                 fedrec_error *err);
 void fedrec_model_free(fedrec_model *m);
+/* A catalogue grew to n_items (its items keep their indices; C is the new content, borrowed):
+ * the new items get the head's H c_i and no free embedding. The parameters do not change. */
+fedrec_status fedrec_model_grow(fedrec_model *m, int32_t n_items, const float *C, fedrec_error *err);
 /* Number of trainable parameters (d*p + n_free*d). */
 int64_t fedrec_model_params(const fedrec_model *m);
 

@@ -47,17 +47,26 @@ typedef struct fedrec_round_info {
   uint64_t deadline_ms;          /* of the current phase, on the engine's clock */
 } fedrec_round_info;
 
+/* The catalogue a model belongs to: its version and the BLAKE2b-256 hash of its encoding
+ * (protos/catalogue.h). */
+typedef struct fedrec_catalogue_ref {
+  uint64_t version;
+  uint8_t hash[32];
+} fedrec_catalogue_ref;
+
 /* The message a model signature covers (for verifiers): "fedrec-model-v2" (15 bytes), the
  * version (8, little endian), the blob's hash (32), the ledger's entry count (8, little
- * endian) and the hash of its last entry (32; the genesis hash when empty). */
-#define FEDREC_MODEL_SIGNED_BYTES (15 + 8 + 32 + 8 + 32)
-void fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_t version, const uint8_t hash[32],
-                                 uint64_t ledger_entries, const uint8_t ledger_head[32]);
+ * endian) and the hash of its last entry (32; the genesis hash when empty). A model that
+ * belongs to a served catalogue (cat != NULL) is signed as "fedrec-model-v3" with the
+ * catalogue's version (8, little endian) and hash (32) appended. Returns the length. */
+#define FEDREC_MODEL_SIGNED_BYTES (15 + 8 + 32 + 8 + 32 + 8 + 32)
+size_t fedrec_model_signed_message(uint8_t out[FEDREC_MODEL_SIGNED_BYTES], uint64_t version, const uint8_t hash[32],
+                                   uint64_t ledger_entries, const uint8_t ledger_head[32], const fedrec_catalogue_ref *cat);
 /* Checks a downloaded blob against the hash and signature under the coordinator's key:
  * FEDREC_OK when both hold, FEDREC_ERR_PARSE when either does not. */
 fedrec_status fedrec_model_verify(const uint8_t *blob, size_t len, uint64_t version, const uint8_t hash[32],
-                        uint64_t ledger_entries, const uint8_t ledger_head[32], const uint8_t sig[FEDREC_SIG_BYTES],
-                        const uint8_t pk[FEDREC_SIGN_PK_BYTES]);
+                                  uint64_t ledger_entries, const uint8_t ledger_head[32], const fedrec_catalogue_ref *cat,
+                                  const uint8_t sig[FEDREC_SIG_BYTES], const uint8_t pk[FEDREC_SIGN_PK_BYTES]);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,345 @@
+/* The catalogue artefact (see catalogue.h): building it from files, its wire form, and its
+ * successor when the files change. */
+#include "catalogue.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedrec/content.h"
+#include "fedrec/crypto.h"
+#include "fedrec/synth.h"
+#include "fedrec/v1/catalogue.pb-c.h"
+
+_Static_assert(sizeof(float) == 4, "content is sent as IEEE float32");
+
+void fedrec_catalogue_free(fedrec_catalogue *c) {
+  if (!c) return;
+  int32_t n = fedrec_catalogue_items(c);
+  if (c->titles)
+    for (int32_t i = 0; i < n; i++) free(c->titles[i]);
+  free(c->titles);
+  free(c->withdrawn);
+  free(c->blob);
+  fedrec_dataset_free(&c->ds);
+  memset(c, 0, sizeof *c);
+}
+
+/* The interactions a data set's loader read are not the catalogue's: only items stay. */
+static void keep_items_only(fedrec_dataset *ds) {
+  int32_t n = fedrec_idmap_size(ds->items);
+  fedrec_csr_free(&ds->R);
+  fedrec_idmap_free(ds->users);
+  ds->users = NULL;
+  memset(&ds->R, 0, sizeof ds->R);
+  ds->R.cols = n;
+}
+
+static fedrec_status read_titles(fedrec_catalogue *c, const char *path, fedrec_titles_format f, fedrec_error *err) {
+  int32_t n = fedrec_catalogue_items(c);
+  c->titles = calloc((size_t)n + 1, sizeof *c->titles);
+  if (!c->titles) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "titles");
+  char *buf = NULL;
+  int64_t len = 0;
+  fedrec_status st = fedrec_read_file(path, &buf, &len, err);
+  if (!st) st = fedrec_parse_titles(c->titles, c->ds.items, f, buf, len, path, err);
+  free(buf);
+  return st;
+}
+
+/* "PATH[,PATH2[,PATH3]]" into up to three parts (paths may not hold commas). */
+static int split_paths(const char *s, char parts[3][512]) {
+  int k = 0;
+  for (const char *p = s; k < 3;) {
+    const char *c = strchr(p, ',');
+    size_t n = c ? (size_t)(c - p) : strlen(p);
+    if (n == 0 || n >= 512) return -1;
+    memcpy(parts[k], p, n);
+    parts[k++][n] = 0;
+    if (!c) return k;
+    p = c + 1;
+  }
+  return -1;
+}
+
+/* The ids of a content CSV's rows, in order (the first field of each line after the header). */
+static fedrec_status csv_ids(fedrec_dataset *ds, const char *path, fedrec_error *err) {
+  char *buf = NULL;
+  int64_t len = 0;
+  fedrec_status st = fedrec_read_file(path, &buf, &len, err);
+  if (st) return st;
+  long long line = 1;
+  const char *p = memchr(buf, '\n', (size_t)len), *end = buf + len;
+  while (!st && p && ++p < end) {
+    line++;
+    const char *nl = memchr(p, '\n', (size_t)(end - p)), *e = nl ? nl : end;
+    const char *comma = memchr(p, ',', (size_t)(e - p));
+    size_t n = (size_t)((comma ? comma : e) - p);
+    if (n && p[n - 1] == '\r') n--;
+    if (e > p && !(e - p == 1 && *p == '\r')) {
+      if (n == 0 || n > FEDREC_MAX_ID_LEN)
+        st = fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: an item id of 1 to %d bytes first", path, line, FEDREC_MAX_ID_LEN);
+      else if (fedrec_idmap_get(ds->items, p, n, 0) >= 0)
+        st = fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: item '%.*s' appears twice", path, line, (int)n, p);
+      else if (fedrec_idmap_get(ds->items, p, n, 1) < 0)
+        st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "%s: item ids", path);
+    }
+    p = nl;
+  }
+  free(buf);
+  if (!st && fedrec_idmap_size(ds->items) == 0) st = fedrec_error_set(err, FEDREC_ERR_EMPTY, "%s: no items", path);
+  ds->R.cols = fedrec_idmap_size(ds->items);
+  return st;
+}
+
+static fedrec_status load_files(fedrec_catalogue *c, const char *kind, const char *rest, fedrec_error *err) {
+  char parts[3][512];
+  int np = split_paths(rest, parts);
+  fedrec_status st;
+  if (!strcmp(kind, "npy")) {
+    if (np < 2) return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue npy:EMB.npy,IDS.txt[,TITLES.tsv]: give the matrix and the id list");
+    char *ib = NULL;
+    int64_t ilen = 0;
+    st = fedrec_read_file(parts[1], &ib, &ilen, err);
+    if (!st) st = fedrec_parse_id_list(c->ds.items, ib, ilen, parts[1], err);
+    free(ib);
+    c->ds.R.cols = fedrec_idmap_size(c->ds.items);
+    if (!st) st = fedrec_attach_npy(&c->ds, parts[0], parts[1], err);
+  } else {
+    if (np < 1 || np > 2) return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue csv:CONTENT.csv[,TITLES.tsv]: give the content file");
+    st = csv_ids(&c->ds, parts[0], err);
+    if (!st) st = fedrec_attach_content_csv(&c->ds, parts[0], err);
+  }
+  int titles = !strcmp(kind, "npy") ? 2 : 1;
+  if (!st && np > titles) st = read_titles(c, parts[titles], FEDREC_TITLES_TSV, err);
+  return st;
+}
+
+/* movielens:DIR[,dim=P] and lastfm:DIR[,dim=P] */
+static fedrec_status load_dataset(fedrec_catalogue *c, int movielens, const char *rest, fedrec_error *err) {
+  char dir[512];
+  int32_t p = 64;
+  const char *opt = strstr(rest, ",dim=");
+  size_t n = opt ? (size_t)(opt - rest) : strlen(rest);
+  if (n == 0 || n >= sizeof dir) return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue %s:DIR: give the folder", movielens ? "movielens" : "lastfm");
+  memcpy(dir, rest, n);
+  dir[n] = 0;
+  if (opt) {
+    char *e;
+    long v = strtol(opt + 5, &e, 10);
+    if (*e || v < 1 || v > FEDREC_MAX_CONTENT_DIM)
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue: dim '%s' is not a whole number in [1, %d]", opt + 5, FEDREC_MAX_CONTENT_DIM);
+    p = (int32_t)v;
+  }
+  fedrec_dataset_free(&c->ds);
+  fedrec_status st = movielens ? fedrec_load_movielens(&c->ds, dir, 4.0, p, err) : fedrec_load_lastfm(&c->ds, dir, p, err);
+  if (st) return st;
+  keep_items_only(&c->ds);
+  char path[600];
+  snprintf(path, sizeof path, "%s/%s", dir, movielens ? "movies.csv" : "artists.dat");
+  return read_titles(c, path, movielens ? FEDREC_TITLES_MOVIELENS : FEDREC_TITLES_LASTFM, err);
+}
+
+fedrec_status fedrec_catalogue_load(fedrec_catalogue *c, const char *spec, fedrec_error *err) {
+  memset(c, 0, sizeof *c);
+  c->version = 1;
+  snprintf(c->source, sizeof c->source, "%s", spec);
+  const char *colon = strchr(spec, ':');
+  char kind[16];
+  size_t kn = colon ? (size_t)(colon - spec) : strlen(spec);
+  if (kn >= sizeof kind) kn = sizeof kind - 1;
+  memcpy(kind, spec, kn);
+  kind[kn] = 0;
+  const char *rest = colon ? colon + 1 : "";
+  fedrec_status st;
+  if (!strcmp(kind, "synthetic")) {
+    fedrec_synth_config sc;
+    fedrec_synth_defaults(&sc);
+    sc.threads = 1;
+    st = colon ? fedrec_synth_parse(&sc, rest, err) : FEDREC_OK;
+    if (!st) st = fedrec_synth_generate(&c->ds, &sc, err);
+    if (!st) keep_items_only(&c->ds);
+  } else if (!strcmp(kind, "npy") || !strcmp(kind, "csv")) {
+    c->ds.items = fedrec_idmap_new();
+    st = c->ds.items ? load_files(c, kind, rest, err) : fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue");
+  } else if (!strcmp(kind, "movielens") || !strcmp(kind, "lastfm")) {
+    st = load_dataset(c, kind[0] == 'm', rest, err);
+  } else {
+    st = fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue '%s': give synthetic[:...], npy:EMB.npy,IDS.txt[,TITLES.tsv], "
+                          "csv:CONTENT.csv[,TITLES.tsv], movielens:DIR or lastfm:DIR", spec);
+  }
+  if (!st && (!c->ds.content || c->ds.content_dim < 1))
+    st = fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue '%s' has no content embeddings", spec);
+  if (!st && fedrec_catalogue_items(c) < 1) st = fedrec_error_set(err, FEDREC_ERR_EMPTY, "catalogue '%s' has no items", spec);
+  if (st) fedrec_catalogue_free(c);
+  return st;
+}
+
+fedrec_status fedrec_catalogue_encode(fedrec_catalogue *c, fedrec_error *err) {
+  int32_t n = fedrec_catalogue_items(c), p = c->ds.content_dim;
+  Fedrec__V1__Catalogue m = FEDREC__V1__CATALOGUE__INIT;
+  m.version = c->version;
+  m.dim = (uint32_t)p;
+  m.n_ids = (size_t)n;
+  m.ids = malloc(((size_t)n + 1) * sizeof *m.ids);
+  char *empty = "";
+  m.n_titles = c->titles ? (size_t)n : 0;
+  m.titles = c->titles ? malloc(((size_t)n + 1) * sizeof *m.titles) : NULL;
+  if (!m.ids || (c->titles && !m.titles)) {
+    free(m.ids), free(m.titles);
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue encoding");
+  }
+  for (int32_t i = 0; i < n; i++) {
+    m.ids[i] = (char *)fedrec_idmap_name(c->ds.items, i);
+    if (m.titles) m.titles[i] = c->titles[i] ? c->titles[i] : empty;
+  }
+  m.content.data = (uint8_t *)c->ds.content;
+  m.content.len = (size_t)n * (size_t)p * sizeof(float);
+  if (c->withdrawn) m.withdrawn.data = c->withdrawn, m.withdrawn.len = (size_t)n;
+  if (c->ds.has_content) m.has_content.data = c->ds.has_content, m.has_content.len = (size_t)n;
+  m.source = c->source;
+  size_t len = protobuf_c_message_get_packed_size(&m.base);
+  uint8_t *b = malloc(len ? len : 1);
+  if (b) protobuf_c_message_pack(&m.base, b);
+  free(m.ids), free(m.titles);
+  if (!b) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue encoding of %zu bytes", len);
+  free(c->blob);
+  c->blob = b;
+  c->len = len;
+  fedrec_hash2(c->hash, b, len, NULL, 0);
+  return FEDREC_OK;
+}
+
+/* The checks a decoded message must pass before anything is built from it. */
+static fedrec_status check_message(const Fedrec__V1__Catalogue *m, fedrec_error *err) {
+  size_t n = m->n_ids;
+  if (m->version < 1) return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: version 0");
+  if (m->dim < 1 || m->dim > FEDREC_MAX_CONTENT_DIM)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: content dimension %u outside [1, %d]", m->dim, FEDREC_MAX_CONTENT_DIM);
+  if (n < 1 || n > (size_t)FEDREC_MAX_ENTITIES) return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: %zu items", n);
+  if (m->content.len / 4 / m->dim != n || m->content.len != n * m->dim * 4)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: %zu bytes of content for %zu items of %u dimensions", m->content.len, n, m->dim);
+  if ((m->n_titles && m->n_titles != n) || (m->withdrawn.len && m->withdrawn.len != n) ||
+      (m->has_content.len && m->has_content.len != n))
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: titles or flags do not have one entry per item (%zu)", n);
+  for (size_t i = 0; i < n; i++) {
+    size_t l = strlen(m->ids[i]);
+    if (l < 1 || l > FEDREC_MAX_ID_LEN) return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: item %zu's id has %zu bytes", i, l);
+    if (m->n_titles && strlen(m->titles[i]) > FEDREC_MAX_TITLE_LEN)
+      return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: item %zu's title is longer than %d bytes", i, FEDREC_MAX_TITLE_LEN);
+    if ((m->withdrawn.len && m->withdrawn.data[i] > 1) || (m->has_content.len && m->has_content.data[i] > 1))
+      return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: item %zu's flags are not 0 or 1", i);
+  }
+  return FEDREC_OK;
+}
+
+static fedrec_status build_from(fedrec_catalogue *c, const Fedrec__V1__Catalogue *m, fedrec_error *err) {
+  size_t n = m->n_ids, cells = n * m->dim;
+  c->version = m->version;
+  snprintf(c->source, sizeof c->source, "%s", m->source ? m->source : "");
+  c->ds.items = fedrec_idmap_new();
+  c->ds.content = malloc(cells * sizeof(float));
+  c->ds.has_content = malloc(n);
+  c->titles = m->n_titles ? calloc(n, sizeof *c->titles) : NULL;
+  c->withdrawn = m->withdrawn.len ? malloc(n) : NULL;
+  c->ds.content_dim = (int32_t)m->dim;
+  c->ds.R.cols = (int32_t)n;
+  if (!c->ds.items || !c->ds.content || !c->ds.has_content || (m->n_titles && !c->titles) || (m->withdrawn.len && !c->withdrawn))
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue of %zu items", n);
+  memcpy(c->ds.content, m->content.data, cells * sizeof(float));
+  for (size_t k = 0; k < cells; k++)
+    if (!isfinite(c->ds.content[k]))
+      return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: item %zu's embedding is not finite (dimension %zu)", k / m->dim, k % m->dim);
+  if (m->has_content.len) memcpy(c->ds.has_content, m->has_content.data, n);
+  else memset(c->ds.has_content, 1, n);
+  if (c->withdrawn) memcpy(c->withdrawn, m->withdrawn.data, n);
+  for (size_t i = 0; i < n; i++) {
+    size_t l = strlen(m->ids[i]);
+    if (fedrec_idmap_get(c->ds.items, m->ids[i], l, 0) >= 0)
+      return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: item id '%s' appears twice", m->ids[i]);
+    if (fedrec_idmap_get(c->ds.items, m->ids[i], l, 1) < 0) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue ids");
+    if (c->titles && m->titles[i][0] && !(c->titles[i] = strdup(m->titles[i])))
+      return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue titles");
+  }
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_catalogue_decode(fedrec_catalogue *c, const uint8_t *b, size_t n, fedrec_error *err) {
+  memset(c, 0, sizeof *c);
+  if (n > FEDREC_CATALOGUE_MAX_BYTES) return fedrec_error_set(err, FEDREC_ERR_LIMIT, "catalogue: %zu bytes, more than allowed", n);
+  Fedrec__V1__Catalogue *m = fedrec__v1__catalogue__unpack(NULL, n, b);
+  if (!m) return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: not a fedrec.v1.Catalogue message (%zu bytes)", n);
+  fedrec_status st = check_message(m, err);
+  if (!st) st = build_from(c, m, err);
+  fedrec__v1__catalogue__free_unpacked(m, NULL);
+  if (!st && !(c->blob = malloc(n ? n : 1))) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue");
+  if (st) {
+    fedrec_catalogue_free(c);
+    return st;
+  }
+  memcpy(c->blob, b, n);
+  c->len = n;
+  fedrec_hash2(c->hash, b, n, NULL, 0);
+  return FEDREC_OK;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+fedrec_status fedrec_catalogue_follow(fedrec_catalogue *next, const fedrec_catalogue *prev, int32_t *added,
+                                      int32_t *withdrawn, fedrec_error *err) {
+  int32_t p = prev->ds.content_dim, np = fedrec_catalogue_items(prev), nn = fedrec_catalogue_items(next);
+  if (next->ds.content_dim != p)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue '%s': content dimension %d, but the served catalogue (version %llu) has %d: "
+                            "embeddings from another encoder need a new state-dir (the head maps exactly %d dimensions)",
+                            next->source, next->ds.content_dim, (unsigned long long)prev->version, p, p);
+  *added = *withdrawn = 0;
+  for (int32_t j = 0; j < nn; j++) {
+    const char *id = fedrec_idmap_name(next->ds.items, j);
+    *added += fedrec_idmap_get(prev->ds.items, id, strlen(id), 0) < 0;
+  }
+  int64_t total = (int64_t)np + *added;
+  if (total > FEDREC_MAX_ENTITIES) return fedrec_error_set(err, FEDREC_ERR_LIMIT, "catalogue: %lld items", (long long)total);
+  fedrec_catalogue out = {.version = prev->version + 1};
+  snprintf(out.source, sizeof out.source, "%s", next->source);
+  out.ds.items = fedrec_idmap_new();
+  out.ds.content = malloc((size_t)total * (size_t)p * sizeof(float));
+  out.ds.has_content = calloc((size_t)total, 1);
+  out.withdrawn = calloc((size_t)total, 1);
+  out.titles = calloc((size_t)total, sizeof *out.titles);
+  out.ds.content_dim = p;
+  out.ds.R.cols = (int32_t)total;
+  fedrec_status st = out.ds.items && out.ds.content && out.ds.has_content && out.withdrawn && out.titles
+                         ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue of %lld items", (long long)total);
+  /* prev's items at their indices, then next's new ones (k: the next of next's to look at) */
+  int32_t k = 0;
+  for (int64_t i = 0; !st && i < total; i++) {
+    const fedrec_catalogue *from = next;
+    int32_t j;
+    const char *id;
+    if (i < np) {
+      id = fedrec_idmap_name(prev->ds.items, (int32_t)i);
+      j = fedrec_idmap_get(next->ds.items, id, strlen(id), 0);
+      if (j < 0) from = prev, j = (int32_t)i, out.withdrawn[i] = 1, ++*withdrawn;
+    } else {
+      while (id = fedrec_idmap_name(next->ds.items, k), fedrec_idmap_get(prev->ds.items, id, strlen(id), 0) >= 0) k++;
+      j = k++;
+    }
+    if (fedrec_idmap_get(out.ds.items, id, strlen(id), 1) != (int32_t)i) {
+      st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue ids");
+      break;
+    }
+    memcpy(out.ds.content + i * p, from->ds.content + (size_t)j * p, (size_t)p * sizeof(float));
+    out.ds.has_content[i] = from->ds.has_content ? from->ds.has_content[j] : 1;
+    const char *t = from->titles ? from->titles[j] : NULL;
+    if (!t && i < np && prev->titles) t = prev->titles[i]; /* a title the update did not repeat */
+    if (t && !(out.titles[i] = dup_or_null(t))) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue titles");
+  }
+  if (st) {
+    fedrec_catalogue_free(&out);
+    return st;
+  }
+  fedrec_catalogue_free(next);
+  *next = out;
+  return FEDREC_OK;
+}

@@ -1,0 +1,67 @@
+/* The catalogue as a served artefact (docs/CATALOGUE.md): the items in model order, their
+ * frozen content embeddings, optional titles and withdrawn flags, encoded as one packed
+ * fedrec.v1.Catalogue message and named by its BLAKE2b-256 hash, which every model signed
+ * for it covers. The coordinator builds it from files and serves it; devices download it and
+ * check it against the signed model before using it. Shared by the client library and the
+ * coordinator (internal: not installed). */
+#ifndef FEDREC_CATALOGUE_H
+#define FEDREC_CATALOGUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/data.h"
+#include "fedrec/round.h"
+
+/* The largest encoding accepted (a 1 000 000-item catalogue at p = 1024 fits). */
+#define FEDREC_CATALOGUE_MAX_BYTES ((uint64_t)6 << 30)
+
+typedef struct fedrec_catalogue {
+  uint64_t version;
+  fedrec_dataset ds;  /* items (ids, in order), content (n x p), has_content; R.cols = n, no users */
+  char **titles;      /* n strings (NULL: none), or NULL */
+  uint8_t *withdrawn; /* n flags, or NULL */
+  char source[512];
+  uint8_t *blob;      /* the encoding (after fedrec_catalogue_encode or _decode) */
+  size_t len;
+  uint8_t hash[32];
+} fedrec_catalogue;
+
+static inline int32_t fedrec_catalogue_items(const fedrec_catalogue *c) { return c->ds.R.cols; }
+static inline fedrec_catalogue_ref fedrec_catalogue_name(const fedrec_catalogue *c) {
+  fedrec_catalogue_ref r;
+  r.version = c->version;
+  for (int i = 0; i < 32; i++) r.hash[i] = c->hash[i];
+  return r;
+}
+
+/* Builds a catalogue (version 1, not yet encoded) from a setting:
+ *   synthetic[:k=v,...]          the built-in generator's items (fedrec_synth_parse)
+ *   npy:EMB.npy,IDS.txt[,TITLES] a float32/float64 .npy matrix, one id per line (row k is
+ *                                line k), titles as lines "id<TAB>title"
+ *   csv:CONTENT.csv[,TITLES]     a content CSV item,f1,...,fp (its rows in order)
+ *   movielens:DIR[,dim=P]        the items fedrec-sim's movielens: loader keeps (ratings >= 4),
+ *                                their derived content (P = 64) and movies.csv titles
+ *   lastfm:DIR[,dim=P]           likewise for Last.fm (artists.dat names)
+ * Every embedding is checked finite, every id unique; errors name the file and line. */
+fedrec_status fedrec_catalogue_load(fedrec_catalogue *c, const char *spec, fedrec_error *err);
+
+/* Encodes c into c->blob and hashes it. */
+fedrec_status fedrec_catalogue_encode(fedrec_catalogue *c, fedrec_error *err);
+
+/* Decodes and checks an encoding (hostile input: sizes against the length before allocating,
+ * ids unique and 1..FEDREC_MAX_ID_LEN bytes, embeddings finite, flags 0 or 1); c keeps a
+ * copy of the bytes and their hash. */
+fedrec_status fedrec_catalogue_decode(fedrec_catalogue *c, const uint8_t *b, size_t n, fedrec_error *err);
+
+/* Makes `next` (loaded from the updated files) the successor of `prev`: prev's items keep
+ * their indices (those next lacks become withdrawn, with their old content), then next's new
+ * items are appended in next's order. The content dimension may not change. *added and
+ * *withdrawn count what changed; next->version is prev's + 1 (the caller keeps prev when the
+ * encodings are equal). */
+fedrec_status fedrec_catalogue_follow(fedrec_catalogue *next, const fedrec_catalogue *prev, int32_t *added,
+                                      int32_t *withdrawn, fedrec_error *err);
+
+void fedrec_catalogue_free(fedrec_catalogue *c);
+
+#endif
