@@ -28,7 +28,13 @@ static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS download(id INTEGER PRIMARY KEY CHECK(id = 1), version INTEGER NOT NULL, size INTEGER NOT NULL,"
     " hash BLOB NOT NULL, sig BLOB NOT NULL, data BLOB NOT NULL);"
     /* a partial download: its chunks, each appended once (the download row's data stays empty) */
-    "CREATE TABLE IF NOT EXISTS download_chunk(offset INTEGER PRIMARY KEY, data BLOB NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS download_chunk(offset INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+    /* the catalogue the coordinator served (protos/catalogue.h), and a partial download of one */
+    "CREATE TABLE IF NOT EXISTS catalogue(id INTEGER PRIMARY KEY CHECK(id = 1), version INTEGER NOT NULL, hash BLOB NOT NULL,"
+    " blob BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS catalogue_download(id INTEGER PRIMARY KEY CHECK(id = 1), version INTEGER NOT NULL,"
+    " size INTEGER NOT NULL, hash BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS catalogue_download_chunk(offset INTEGER PRIMARY KEY, data BLOB NOT NULL);";
 
 fedrec_status fedrec__client_dberr(fedrec_error *err, fedrec_client *c, const char *what) {
   return fedrec_error_set(err, FEDREC_ERR_IO, "client store: %s: %s", what, sqlite3_errmsg(c->db));
@@ -70,16 +76,25 @@ static int setting(fedrec_client *c, const char *k, const char *given, char *out
 
 fedrec_status fedrec__client_load_catalogue(fedrec_client *c, fedrec_error *err) {
   if (c->have_cat) return FEDREC_OK;
-  if (!c->catalogue[0]) return fedrec_error_set(err, FEDREC_ERR_ARG, "client: no catalogue configured");
-  if (strncmp(c->catalogue, "synthetic", 9) || (c->catalogue[9] && c->catalogue[9] != ':'))
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "client: catalogue '%s': only synthetic:... catalogues are supported so far", c->catalogue);
-  fedrec_synth_config sc;
-  fedrec_synth_defaults(&sc);
-  sc.threads = 1;
-  fedrec_status s = c->catalogue[9] == ':' ? fedrec_synth_parse(&sc, c->catalogue + 10, err) : FEDREC_OK;
-  if (!s) s = fedrec_synth_generate(&c->cat, &sc, err);
-  if (!s) c->have_cat = 1;
-  return s;
+  sqlite3_stmt *st;
+  fedrec_status s = FEDREC_ERR_EMPTY;
+  if (sqlite3_prepare_v2(c->db, "SELECT blob FROM catalogue WHERE id = 1", -1, &st, NULL) != SQLITE_OK)
+    return fedrec__client_dberr(err, c, "catalogue");
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    s = fedrec_catalogue_decode(&c->cat, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), err);
+    c->cat_stored = !s;
+  }
+  sqlite3_finalize(st);
+  if (s == FEDREC_ERR_EMPTY && c->catalogue[0]) s = fedrec_catalogue_load(&c->cat, c->catalogue, err);
+  else if (s == FEDREC_ERR_EMPTY)
+    return fedrec_error_set(err, FEDREC_ERR_EMPTY, "client: no catalogue yet: sync first (the coordinator serves it)");
+  if (s) {
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return fedrec_error_set(err, s, "client: catalogue: %s", msg);
+  }
+  c->have_cat = 1;
+  return FEDREC_OK;
 }
 
 fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config *cfg, fedrec_error *err) {
@@ -147,7 +162,8 @@ void fedrec_client_close(fedrec_client *c) {
     grpc_channel_destroy(c->ch);
     grpc_shutdown();
   }
-  if (c->have_cat) fedrec_dataset_free(&c->cat);
+  if (c->have_cat) fedrec_catalogue_free(&c->cat);
+  free(c->V), free(c->G);
   sodium_memzero(c->token, sizeof c->token);
   sqlite3_close(c->db);
   free(c);
@@ -166,11 +182,17 @@ void fedrec_client_simulate_dropout(fedrec_client *c, int phase) { c->drop_phase
 void fedrec_client_simulate_delay(fedrec_client *c, uint32_t ms) { c->delay_ms = ms; }
 
 fedrec_status fedrec_client_record(fedrec_client *c, const char *item, float weight, fedrec_error *err) {
-  fedrec_status s = fedrec__client_load_catalogue(c, err);
-  if (s) return s;
+  /* without a catalogue yet (before the first sync) any id is kept; one the catalogue does
+   * not have (yet) is left out of the history until it does */
+  fedrec_error none;
+  fedrec_status s = fedrec__client_load_catalogue(c, &none);
+  if (s && s != FEDREC_ERR_EMPTY) return fedrec_error_set(err, s, "%s", none.msg);
   if (!(weight > 0 && weight < 1e6))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "record: weight %g must be in (0, 1e6)", weight);
-  if (fedrec_idmap_get(c->cat.items, item, strlen(item), 0) < 0)
+  size_t len = strlen(item);
+  if (len < 1 || len > FEDREC_MAX_ID_LEN)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "record: an item id has 1 to %d bytes, not %zu", FEDREC_MAX_ID_LEN, len);
+  if (!s && fedrec_idmap_get(c->cat.ds.items, item, len, 0) < 0)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "record: '%s' is not an item of the catalogue", item);
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(c->db, "INSERT INTO events(item, weight, ts) VALUES(?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
@@ -188,7 +210,7 @@ fedrec_status fedrec__client_history(fedrec_client *c, int32_t **items, float **
   *items = NULL, *w = NULL, *n = 0;
   fedrec_status s = fedrec__client_load_catalogue(c, err);
   if (s) return s;
-  int32_t ni = c->cat.R.cols;
+  int32_t ni = fedrec_catalogue_items(&c->cat);
   float *acc = calloc((size_t)ni, sizeof *acc);
   if (!acc) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "history");
   sqlite3_stmt *st;
@@ -198,7 +220,7 @@ fedrec_status fedrec__client_history(fedrec_client *c, int32_t **items, float **
   }
   while (sqlite3_step(st) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(st, 0);
-    int32_t i = name ? fedrec_idmap_get(c->cat.items, name, strlen(name), 0) : -1;
+    int32_t i = name ? fedrec_idmap_get(c->cat.ds.items, name, strlen(name), 0) : -1;
     if (i >= 0) acc[i] += (float)sqlite3_column_double(st, 1);
   }
   sqlite3_finalize(st);
@@ -224,49 +246,4 @@ fedrec_status fedrec_client_history_size(fedrec_client *c, int64_t *events, int6
   if (sqlite3_step(st) == SQLITE_ROW) *events = sqlite3_column_int64(st, 0), *items = sqlite3_column_int64(st, 1);
   sqlite3_finalize(st);
   return FEDREC_OK;
-}
-
-fedrec_status fedrec_client_recommend(fedrec_client *c, int32_t k, char (*names)[64], float *scores, int32_t *n,
-                                      fedrec_error *err) {
-  *n = 0;
-  if (k < 1) return fedrec_error_set(err, FEDREC_ERR_ARG, "recommend: k must be >= 1");
-  fedrec_model m;
-  fedrec_status s = fedrec__client_cached_model(c, &m, err);
-  if (s) return s;
-  int32_t *items = NULL, nh = 0;
-  float *w = NULL;
-  if ((s = fedrec__client_history(c, &items, &w, &nh, err))) {
-    fedrec_model_free(&m);
-    return s;
-  }
-  int32_t ni = m.n_items, d = m.d;
-  float *V = malloc((size_t)ni * d * sizeof *V), *G = malloc((size_t)d * d * sizeof *G), *u = calloc((size_t)d, sizeof *u);
-  float *work = malloc(fedrec_user_solve_work(d, nh > 0 ? nh : 1) * sizeof *work), *sc = malloc((size_t)ni * sizeof *sc);
-  uint8_t *allowed = malloc((size_t)ni);
-  int32_t *top = malloc((size_t)k * sizeof *top);
-  if (!V || !G || !u || !work || !sc || !allowed || !top) s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "recommend");
-  if (!s) {
-    fedrec_model_item_vectors(V, &m);
-    fedrec_gramian(G, V, ni, d);
-    if (nh > 0) s = fedrec_user_solve(u, V, G, ni, d, items, w, nh, 0.3f, 0.003f, work);
-    if (s) fedrec_error_set(err, s, "recommend: the user's system is not positive definite");
-  }
-  if (!s) {
-    for (int32_t i = 0; i < ni; i++) {
-      double v = 0;
-      for (int32_t j = 0; j < d; j++) v += (double)V[(size_t)i * d + j] * u[j];
-      sc[i] = nh > 0 ? (float)v : 0.0f;
-      allowed[i] = 1;
-    }
-    for (int32_t j = 0; j < nh; j++) allowed[items[j]] = 0;
-    *n = fedrec_topk(top, sc, ni, k, allowed);
-    for (int32_t r = 0; r < *n; r++) {
-      snprintf(names[r], 64, "%s", fedrec_idmap_name(c->cat.items, top[r]));
-      scores[r] = sc[top[r]];
-    }
-  }
-  if (u) sodium_memzero(u, (size_t)d * sizeof *u);
-  free(V), free(G), free(u), free(work), free(sc), free(allowed), free(top), free(items), free(w);
-  fedrec_model_free(&m);
-  return s;
 }

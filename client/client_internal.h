@@ -1,5 +1,6 @@
 /* The client library's parts (internal to client/):
- *   client.c           the store (settings, history), the catalogue, recommendations
+ *   client.c           the store (settings, history), the catalogue
+ *   client_recommend.c recommendations and their explanations
  *   client_download.c  the signed model: resumable download, checks, the cached copy
  *   client_sync.c      the channel, and one sync: check in, the round's phases, backoff */
 #ifndef FEDREC_CLIENT_INTERNAL_H
@@ -10,6 +11,7 @@
 #include "fedrec/client.h"
 #include "fedrec/data.h"
 #include "fedrec/model.h"
+#include "catalogue.h"
 #include "rpc.h"
 
 struct fedrec_client {
@@ -19,8 +21,11 @@ struct fedrec_client {
   int insecure;
   uint32_t call_ms, sync_ms;
   uint8_t pk[32];
-  fedrec_dataset cat; /* items and their content; no users are used */
-  int have_cat;
+  fedrec_catalogue cat; /* items, their content and titles: downloaded, or from the local setting */
+  int have_cat, cat_stored; /* loaded; and from the store (served by the coordinator) */
+  float *V, *G;             /* the cached model's item vectors (V_items x V_d) and Gramian */
+  uint64_t V_model, V_cat;  /* the model and catalogue versions they were computed for */
+  int32_t V_items, V_d;
   grpc_channel *ch;
   void *handles[FEDREC_RPC_NMETHODS];
   uint64_t model_version;
@@ -28,7 +33,8 @@ struct fedrec_client {
   uint32_t delay_ms; /* testing: a slow device */
 };
 
-/* client.c */
+/* client.c (the catalogue: the one the coordinator served, else one the local setting names;
+ * FEDREC_ERR_EMPTY when there is none yet) */
 fedrec_status fedrec__client_dberr(fedrec_error *err, fedrec_client *c, const char *what);
 int fedrec__client_get_setting(fedrec_client *c, const char *k, char *out, size_t cap);
 int fedrec__client_put_setting(fedrec_client *c, const char *k, const char *v);

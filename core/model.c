@@ -129,6 +129,24 @@ fedrec_status fedrec_user_solve(float *u, const float *V, const float *G, int32_
   return info == 0 ? FEDREC_OK : FEDREC_ERR_NUMERIC;
 }
 
+size_t fedrec_user_explain_work(int32_t d, int32_t max_n) { return fedrec_user_solve_work(d, max_n) + (size_t)d; }
+
+fedrec_status fedrec_user_explain(float *contrib, float *u, const float *V, const float *G, int32_t n_items, int32_t d,
+                                  const int32_t *items, const float *w, int32_t n, float alpha0, float reg,
+                                  const int32_t *targets, int32_t nt, float *work) {
+  fedrec_status st = fedrec_user_solve(u, V, G, n_items, d, items, w, n, alpha0, reg, work);
+  if (st) return st;
+  /* work holds the Cholesky factor of the user's system A (sposv leaves it there) */
+  float *x = work + fedrec_user_solve_work(d, n);
+  for (int32_t t = 0; t < nt; t++) {
+    memcpy(x, V + (size_t)targets[t] * d, (size_t)d * sizeof *x);
+    if (LAPACKE_spotrs_work(LAPACK_COL_MAJOR, 'U', d, 1, work, d, x, d)) return FEDREC_ERR_NUMERIC;
+    for (int32_t k = 0; k < n; k++)
+      contrib[(size_t)t * n + k] = (w ? w[k] : 1.0f) * cblas_sdot(d, x, 1, V + (size_t)items[k] * d, 1);
+  }
+  return FEDREC_OK;
+}
+
 size_t fedrec_user_grad_work(const fedrec_model *m, int32_t max_n) {
   return (size_t)m->n_items + (size_t)m->n_free + (size_t)m->p + (size_t)max_n + 1;
 }

@@ -176,17 +176,28 @@ fedrec_status fedrec_catalogue_load(fedrec_catalogue *c, const char *spec, fedre
   return st;
 }
 
+/* 1 when any of n bytes differs from v (a flag column worth sending). */
+static int any_but(const uint8_t *f, int32_t n, uint8_t v) {
+  for (int32_t i = 0; f && i < n; i++)
+    if (f[i] != v) return 1;
+  return 0;
+}
+
+/* One encoding per catalogue (the hash names it): flags that say nothing (no item withdrawn,
+ * every item with content) and titles no item has are left out. */
 fedrec_status fedrec_catalogue_encode(fedrec_catalogue *c, fedrec_error *err) {
   int32_t n = fedrec_catalogue_items(c), p = c->ds.content_dim;
+  int any_title = 0;
+  for (int32_t i = 0; c->titles && i < n && !any_title; i++) any_title = c->titles[i] && c->titles[i][0];
   Fedrec__V1__Catalogue m = FEDREC__V1__CATALOGUE__INIT;
   m.version = c->version;
   m.dim = (uint32_t)p;
   m.n_ids = (size_t)n;
   m.ids = malloc(((size_t)n + 1) * sizeof *m.ids);
   char *empty = "";
-  m.n_titles = c->titles ? (size_t)n : 0;
-  m.titles = c->titles ? malloc(((size_t)n + 1) * sizeof *m.titles) : NULL;
-  if (!m.ids || (c->titles && !m.titles)) {
+  m.n_titles = any_title ? (size_t)n : 0;
+  m.titles = any_title ? malloc(((size_t)n + 1) * sizeof *m.titles) : NULL;
+  if (!m.ids || (any_title && !m.titles)) {
     free(m.ids), free(m.titles);
     return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue encoding");
   }
@@ -196,8 +207,8 @@ fedrec_status fedrec_catalogue_encode(fedrec_catalogue *c, fedrec_error *err) {
   }
   m.content.data = (uint8_t *)c->ds.content;
   m.content.len = (size_t)n * (size_t)p * sizeof(float);
-  if (c->withdrawn) m.withdrawn.data = c->withdrawn, m.withdrawn.len = (size_t)n;
-  if (c->ds.has_content) m.has_content.data = c->ds.has_content, m.has_content.len = (size_t)n;
+  if (any_but(c->withdrawn, n, 0)) m.withdrawn.data = c->withdrawn, m.withdrawn.len = (size_t)n;
+  if (any_but(c->ds.has_content, n, 1)) m.has_content.data = c->ds.has_content, m.has_content.len = (size_t)n;
   m.source = c->source;
   size_t len = protobuf_c_message_get_packed_size(&m.base);
   uint8_t *b = malloc(len ? len : 1);

@@ -34,7 +34,8 @@ typedef struct fedrec_client_config {
   int insecure;                /* 1: plaintext (tests against --insecure coordinators only) */
   const char *token;           /* the bearer token the operator issued to this device */
   const char *coordinator_key; /* the coordinator's Ed25519 public key, 64 hex digits */
-  const char *catalogue;       /* the item catalogue, e.g. "synthetic:users=2000,items=500,seed=42" */
+  const char *catalogue;       /* optional: a catalogue to use until the coordinator serves its own
+                                * (protos/catalogue.h settings, e.g. "synthetic:items=500,seed=42") */
   uint32_t call_timeout_ms;    /* per RPC (0: 15 000) */
   uint32_t sync_timeout_ms;    /* one whole sync (0: 600 000) */
   int must_exist;              /* 1: a store that does not exist is refused, not created */
@@ -88,9 +89,34 @@ typedef struct fedrec_sync_outcome {
 fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fedrec_error *err);
 
 /* The k best items for this user that are not in the history (names from the catalogue),
- * best first, with scores; *n gets how many. Needs a synced model. */
+ * best first, with scores; *n gets how many. Needs a synced model. The user's vector is solved
+ * from the history as it is at the call (an event just recorded counts); withdrawn items are
+ * never recommended. */
 fedrec_status fedrec_client_recommend(fedrec_client *c, int32_t k, char (*items)[64],
                                       float *scores, int32_t *n, fedrec_error *err);
+
+/* Why item got its score, computed on the device: the history items that contributed most
+ * to it, exactly (the score is the sum of every history item's contribution: Hu, Koren,
+ * Volinsky 2008, section 5; fedrec_user_explain), and, for the content side, the history items
+ * whose content embeddings are nearest to it (cosine), which explain cold items nobody has
+ * seen yet. Needs a synced model and a history. */
+#define FEDREC_EXPLAIN_MAX 5
+typedef struct fedrec_explanation {
+  char item[64];
+  float score;    /* the item's score (as recommend gives it) */
+  int32_t history; /* distinct history items the score decomposes over */
+  int32_t n;      /* entries in by */
+  struct {
+    char item[64];
+    float contribution; /* in by: a share of score; in similar: the cosine of the content */
+  } by[FEDREC_EXPLAIN_MAX], similar[FEDREC_EXPLAIN_MAX];
+  float rest;     /* the other history items' contributions together: score = sum(by) + rest */
+  int32_t n_similar;
+} fedrec_explanation;
+fedrec_status fedrec_client_explain(fedrec_client *c, const char *item, fedrec_explanation *out,
+                                    fedrec_error *err);
+/* The item's display title from the catalogue (if it has one): 0 when found. */
+int fedrec_client_title(fedrec_client *c, const char *item, char *out, size_t cap);
 
 /* The catalogue setting (e.g. "synthetic:..."); non-zero when none is configured. */
 int fedrec_client_catalogue_spec(const fedrec_client *c, char *out, size_t cap);

@@ -73,6 +73,18 @@ fedrec_status fedrec_user_solve(float *u, const float *V, const float *G, int32_
                                 int32_t d, const int32_t *items, const float *w, int32_t n,
                                 float alpha0, float reg, float *work);
 
+/* Why a user gets the scores they get: the exact decomposition of each score over the history
+ * (Hu, Koren, Volinsky 2008, section 5). With A the user's system above, u = A^-1 sum_j w_j v_j,
+ * so for any item t
+ *   score_t = v_t . u = sum_j w_j (v_t^T A^-1 v_j),
+ * and contrib[t * n + j] = w_j v_t^T A^-1 v_j is history entry j's share of target t's score
+ * (they add up to the score; one may be negative). Also solves u. work: the floats
+ * fedrec_user_explain_work says. */
+size_t fedrec_user_explain_work(int32_t d, int32_t max_n);
+fedrec_status fedrec_user_explain(float *contrib, float *u, const float *V, const float *G, int32_t n_items, int32_t d,
+                                  const int32_t *items, const float *w, int32_t n, float alpha0, float reg,
+                                  const int32_t *targets, int32_t nt, float *work);
+
 /* Floats of scratch space fedrec_user_loss_grad needs for up to max_n history items. */
 size_t fedrec_user_grad_work(const fedrec_model *m, int32_t max_n);
 

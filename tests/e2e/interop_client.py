@@ -2,8 +2,10 @@
 """Interop: a client written with Debian's Python gRPC, from stubs generated out of protos/
 at test time. It checks in, downloads the published model in chunks, and verifies its
 BLAKE2b-256 hash and the coordinator's Ed25519 signature over
-"fedrec-model-v2" || version (8 bytes, little endian) || hash || ledger entries (8 bytes,
-little endian) || ledger head.
+"fedrec-model-v3" || version (8 bytes, little endian) || hash || ledger entries (8 bytes,
+little endian) || ledger head || catalogue version (8 bytes, little endian) || catalogue hash,
+then downloads the catalogue the model names (GetCatalogue), checks its hash and decodes it as
+a fedrec.v1.Catalogue.
     interop_client.py GEN_DIR TARGET CA_PEM TOKEN PUBLIC_KEY_HEX
 """
 import hashlib
@@ -13,6 +15,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import grpc  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
+from fedrec.v1 import catalogue_pb2  # noqa: E402
 from fedrec.v1 import coordinator_pb2 as pb  # noqa: E402
 from fedrec.v1 import coordinator_pb2_grpc as pb_grpc  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402  (generated below as grpc/health)
@@ -42,7 +45,10 @@ def main():
     digest = hashlib.blake2b(blob, digest_size=32).digest()
     assert digest == info.blake2b_hash, "hash mismatch"
     assert len(info.ledger_head) == 32, "no ledger head in the model information"
-    msg = b"fedrec-model-v2" + struct.pack("<Q", info.version) + digest + struct.pack("<Q", info.ledger_entries) + info.ledger_head
+    assert info.HasField("catalogue"), "the model names no catalogue"
+    cat = info.catalogue
+    msg = (b"fedrec-model-v3" + struct.pack("<Q", info.version) + digest + struct.pack("<Q", info.ledger_entries) + info.ledger_head
+           + struct.pack("<Q", cat.version) + cat.blake2b_hash)
     Ed25519PublicKey.from_public_bytes(bytes.fromhex(pk_hex)).verify(info.signature, msg)
     # a tampered model fails the same check
     try:
@@ -51,6 +57,15 @@ def main():
     except Exception as e:  # cryptography raises InvalidSignature
         if "FAIL" in str(e):
             raise
+    cblob = b""
+    while len(cblob) < cat.size_bytes:
+        r = stub.GetCatalogue(pb.GetCatalogueRequest(version=cat.version, offset=len(cblob), max_bytes=65536), metadata=md, timeout=10)
+        assert r.offset == len(cblob) and r.chunk, "bad catalogue chunk"
+        cblob += r.chunk
+    assert hashlib.blake2b(cblob, digest_size=32).digest() == cat.blake2b_hash, "catalogue hash mismatch"
+    c = catalogue_pb2.Catalogue.FromString(cblob)
+    assert c.version == cat.version and len(c.content) == 4 * c.dim * len(c.ids), "catalogue does not decode"
+    print(f"interop: catalogue version {c.version}: {len(c.ids)} items of {c.dim} content dimensions, {len(cblob)} bytes")
     print(f"interop: PASS (model version {info.version}, {len(blob)} bytes in {(len(blob) + 4095) // 4096} chunks, "
           f"hash and Ed25519 signature verified)")
 

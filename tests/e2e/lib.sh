@@ -75,7 +75,7 @@ e2e_python_stubs() {
   mkdir -p "$W/gen"
   /usr/bin/protoc -I"$SRC/protos" --python_out="$W/gen" --grpc_python_out="$W/gen" \
     --plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin \
-    "$SRC/protos/fedrec/v1/coordinator.proto" "$SRC/protos/grpc/health/v1/health.proto"
+    "$SRC/protos/fedrec/v1/coordinator.proto" "$SRC/protos/fedrec/v1/catalogue.proto" "$SRC/protos/grpc/health/v1/health.proto"
   # the package name grpc.health would shadow the grpc module: move it aside
   mkdir -p "$W/gen/grpc_health" && mv "$W/gen/grpc/health/v1" "$W/gen/grpc_health/v1" && rm -rf "$W/gen/grpc"
   sed -i 's/from grpc.health.v1 import/from grpc_health.v1 import/' "$W/gen/grpc_health/v1/health_pb2_grpc.py"
