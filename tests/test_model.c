@@ -149,6 +149,57 @@ static void test_user_solve(void **state) {
   free_fixture(&f);
 }
 
+/* The explanation is exact: each target's contributions add up to its score v_t . u (with u
+ * the same solve as fedrec_user_solve), and the top contributor follows the history. */
+static void test_explain(void **state) {
+  (void)state;
+  fixture f;
+  make_fixture(&f, 37, 8, 6, 37, 1);
+  int32_t d = 8, ni = 37, targets[3] = {0, 2, 30};
+  float alpha0 = 0.2f, reg = 0.05f;
+  float *G = malloc((size_t)d * d * 4), *u = malloc((size_t)d * 4), *u2 = malloc((size_t)d * 4);
+  float *contrib = malloc(3 * 8 * sizeof(float)), *work = malloc(fedrec_user_explain_work(d, 8) * 4);
+  fedrec_gramian(G, f.V, ni, d);
+  assert_status(fedrec_user_explain(contrib, u, f.V, G, ni, d, f.items, f.w, f.n, alpha0, reg, targets, 3, work), FEDREC_OK);
+  assert_status(fedrec_user_solve(u2, f.V, G, ni, d, f.items, f.w, f.n, alpha0, reg, work), FEDREC_OK);
+  for (int a = 0; a < d; a++) assert_near(u[a], u2[a], 1e-6 * (1 + fabs(u2[a])));
+  int top = 0;
+  for (int t = 0; t < 3; t++) {
+    double score = 0, sum = 0, mag = 0;
+    for (int a = 0; a < d; a++) score += (double)f.V[targets[t] * d + a] * u[a];
+    for (int k = 0; k < f.n; k++) sum += contrib[t * f.n + k], mag += fabs(contrib[t * f.n + k]);
+    assert_near(sum, score, 1e-4 * (1 + mag));
+    if (t == 0)
+      for (int k = 1; k < f.n; k++) top = contrib[k] > contrib[top] ? k : top;
+  }
+  /* give the target's own nearest neighbour a heavy weight: it becomes the top contributor */
+  int32_t items[7];
+  float w[7];
+  memcpy(items, f.items, (size_t)f.n * sizeof *items);
+  memcpy(w, f.w, (size_t)f.n * sizeof *w);
+  int32_t best = -1;
+  double best_cos = -2;
+  for (int32_t i = 0; i < ni; i++) {
+    int in = i == targets[0];
+    for (int k = 0; k < f.n; k++) in |= items[k] == i;
+    if (in) continue;
+    double xy = 0, xx = 0, yy = 0;
+    for (int a = 0; a < d; a++) {
+      double x = f.V[targets[0] * d + a], y = f.V[i * d + a];
+      xy += x * y, xx += x * x, yy += y * y;
+    }
+    if (xy / sqrt(xx * yy) > best_cos) best_cos = xy / sqrt(xx * yy), best = i;
+  }
+  items[f.n] = best, w[f.n] = 40.0f;
+  assert_status(fedrec_user_explain(contrib, u, f.V, G, ni, d, items, w, f.n + 1, alpha0, reg, targets, 1, work), FEDREC_OK);
+  int top2 = 0;
+  for (int k = 1; k < f.n + 1; k++) top2 = contrib[k] > contrib[top2] ? k : top2;
+  assert_int_equal(top2, f.n);
+  assert_int_not_equal(top2, top);
+  free(G), free(u), free(u2), free(contrib), free(work);
+  free_fixture(&f);
+}
+
 static void small_synth(fedrec_dataset *ds, int32_t users, int32_t items, int threads) {
   fedrec_synth_config c;
   fedrec_error err = {0};
@@ -359,6 +410,7 @@ int main(void) {
       cmocka_unit_test(test_ials_monotone), cmocka_unit_test(test_determinism),
       cmocka_unit_test(test_synth_shape),  cmocka_unit_test(test_ease),
       cmocka_unit_test(test_model_blob), cmocka_unit_test(test_optimizers),
+      cmocka_unit_test(test_explain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
