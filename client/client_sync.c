@@ -340,9 +340,17 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
   }
   int32_t *items = NULL, n = 0;
   float *w = NULL;
-  if ((s = fedrec__client_history(c, &items, &w, &n, err))) return s;
   uint64_t start = fedrec_clock_ms();
   int accepted = 0;
+  s = fedrec__client_history(c, &items, &w, &n, err);
+  if (s == FEDREC_ERR_EMPTY) { /* no catalogue yet: the model's information names the one to fetch */
+    if ((s = check_in(c, out, 0, start, &accepted, err))) return s;
+    s = fedrec__client_history(c, &items, &w, &n, err);
+  }
+  if (s) {
+    out->failure = FEDREC_SYNC_FAIL_CONFIG;
+    return s;
+  }
   s = check_in(c, out, n, start, &accepted, err);
   if (!s && !accepted) backoff(c, out, 0);
   if (!s && accepted) {

@@ -1,11 +1,11 @@
 /* fedrec-client: a thin command line over the client library (include/fedrec/client.h).
  *
  *   fedrec-client init      --store F --target HOST:PORT --token @FILE|- --coordinator-key HEX|@FILE
- *                           --catalogue SPEC [--ca PEM] [--cert PEM --key PEM] [--insecure]
+ *                           [--catalogue SPEC] [--ca PEM] [--cert PEM --key PEM] [--insecure]
  *   fedrec-client import    --store F (--csv FILE [--user ID] | --synthetic-user N)
  *   fedrec-client record    --store F ITEM [WEIGHT]
  *   fedrec-client sync      --store F [--rounds N] [--max-syncs M] [--simulate-dropout PHASE] [--simulate-delay MS]
- *   fedrec-client recommend --store F [--k K]
+ *   fedrec-client recommend --store F [--k K] [--explain]
  *
  * Exit codes: 0 done; 1 another error (I/O, a bad file); 2 usage; 3 configuration (no such
  * store, settings missing or not working); 4 authentication (the token was refused);
@@ -31,12 +31,16 @@ static const char USAGE[] =
     "usage:\n"
     "  fedrec-client init      --store F --target HOST:PORT --token @FILE|- --coordinator-key HEX|@FILE\n"
     "                          (the token from a file, or - for standard input: never on the command line)\n"
-    "                          --catalogue SPEC [--ca PEM] [--cert PEM --key PEM] [--insecure]\n"
+    "                          [--ca PEM] [--cert PEM --key PEM] [--insecure] [--catalogue SPEC]\n"
+    "                          (the coordinator serves the catalogue at the first sync; --catalogue\n"
+    "                          names one to use before that, e.g. for import --synthetic-user)\n"
     "  fedrec-client import    --store F (--csv FILE [--user ID] | --synthetic-user N)\n"
     "                          (a CSV of user,item[,weight] rows: one user's, or pick it with --user)\n"
     "  fedrec-client record    --store F ITEM [WEIGHT]\n"
     "  fedrec-client sync      --store F [--rounds N] [--max-syncs M] [--simulate-dropout PHASE] [--simulate-delay MS]\n"
-    "  fedrec-client recommend --store F [--k K]\n"
+    "  fedrec-client recommend --store F [--k K] [--explain]\n"
+    "                          (rank, item, score, title; --explain: the history items each score\n"
+    "                          comes from, exactly, and the nearest content in the history)\n"
     "The store keeps the settings given to init; the history never leaves it.\n"
     "sync repeats until it took part in N rounds (default 1), training stopped, or M syncs\n"
     "(default 1000) were made, waiting between syncs as the coordinator says.\n"
@@ -53,7 +57,7 @@ typedef struct args {
   const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv, *user;
   int32_t synthetic_user, k;
   uint32_t rounds, max_syncs, dropout, delay;
-  int insecure;
+  int insecure, explain;
   const char *pos[2];
   int npos;
 } args;
@@ -65,6 +69,7 @@ static const fedrec_option OPTIONS[] = {
     TEXT("--catalogue", catalogue), TEXT("--ca", ca), TEXT("--cert", cert), TEXT("--key", keyfile), TEXT("--csv", csv),
     TEXT("--user", user),
     FEDREC_OPTION_SET("--insecure", args, insecure, 1, 0),
+    FEDREC_OPTION_SET("--explain", args, explain, 1, 0),
     WHOLE("--synthetic-user", FEDREC_ARG_INT32, synthetic_user, 0, 100000000),
     WHOLE("--rounds", FEDREC_ARG_UINT32, rounds, 1, 1000000),
     WHOLE("--max-syncs", FEDREC_ARG_UINT32, max_syncs, 1, 100000000),
@@ -271,6 +276,28 @@ static int sync_loop(fedrec_client *c, const args *a) {
   return rc;
 }
 
+/* An item as people know it: its title when the catalogue has one, else its id. */
+static const char *shown(fedrec_client *c, const char *item, char *buf, size_t cap) {
+  return fedrec_client_title(c, item, buf, cap) ? item : buf;
+}
+
+static void explain(fedrec_client *c, const char *item) {
+  fedrec_explanation e;
+  fedrec_error err = {0};
+  char t[256];
+  if (fedrec_client_explain(c, item, &e, &err)) {
+    printf("\t  (no explanation: %s)\n", err.msg);
+    return;
+  }
+  printf("\t  because of:");
+  for (int32_t r = 0; r < e.n; r++) printf("%s %s (%+.4f)", r ? "," : "", shown(c, e.by[r].item, t, sizeof t), e.by[r].contribution);
+  if (e.history > e.n) printf(", %d more (%+.4f)", e.history - e.n, e.rest);
+  printf("\n\t  content like:");
+  for (int32_t r = 0; r < e.n_similar && r < 3; r++)
+    printf("%s %s (cosine %.2f)", r ? "," : "", shown(c, e.similar[r].item, t, sizeof t), e.similar[r].contribution);
+  printf("\n");
+}
+
 static int recommend(fedrec_client *c, const args *a) {
   fedrec_error err = {0};
   char(*names)[64] = malloc((size_t)a->k * 64);
@@ -281,7 +308,11 @@ static int recommend(fedrec_client *c, const args *a) {
     fprintf(stderr, "fedrec-client recommend: %s\n", err.msg);
     rc = 1;
   }
-  for (int32_t i = 0; i < n; i++) printf("%d\t%s\t%.4f\n", i + 1, names[i], scores[i]);
+  for (int32_t i = 0; i < n; i++) {
+    char t[256];
+    printf("%d\t%s\t%.4f%s%s\n", i + 1, names[i], scores[i], fedrec_client_title(c, names[i], t, sizeof t) ? "" : "\t", t);
+    if (a->explain) explain(c, names[i]);
+  }
   free(names), free(scores);
   return rc;
 }
@@ -307,8 +338,8 @@ int main(int argc, char **argv) {
   const char *key = key_arg(a.key, keybuf, sizeof keybuf);
   if (a.key && !key) return 2;
   if (a.token && !(a.token = token_arg(a.token, tokbuf, sizeof tokbuf))) return 2;
-  if (!strcmp(cmd, "init") && (!a.target || !a.token || !key || !a.catalogue || (!a.ca && !a.insecure))) {
-    fprintf(stderr, "fedrec-client init: --target, --token, --coordinator-key, --catalogue and --ca (or --insecure) are required\n");
+  if (!strcmp(cmd, "init") && (!a.target || !a.token || !key || (!a.ca && !a.insecure))) {
+    fprintf(stderr, "fedrec-client init: --target, --token, --coordinator-key and --ca (or --insecure) are required\n");
     return 2;
   }
   fedrec_client_config cfg = {.store = a.store, .target = a.target, .ca_file = a.ca, .cert_file = a.cert,

@@ -115,51 +115,59 @@ static fedrec_status load_catalogue(server *s, fedrec_catalogue *prev, int *have
 /* Settings a state is bound to: its model's shape (catalogue, dim, free embeddings) cannot
  * change on a restart: one given that conflicts is refused, naming the saved value, and one
  * not given takes the saved value. The noise and clipping may change (every ledger entry
- * records its own): loudly, in the log. The first start saves them. */
+ * records its own): loudly, in the log. They are saved (save_settings) once the start has
+ * checked everything else, so a start that fails binds the state to nothing. */
+static const char *SETTINGS[] = {"catalogue", "dim", "free-embeddings", "noise", "noise-multiplier", "clip"};
+enum { BOUND = 3, NSETTINGS = 6 };
+
+static void setting_now(const config *c, int i, char *now, size_t cap) {
+  if (i == 0) snprintf(now, cap, "%s", c->catalogue);
+  else if (i == 1) snprintf(now, cap, "%d", c->dim);
+  else if (i == 2) snprintf(now, cap, "%d", c->free_embeddings);
+  else if (i == 3) snprintf(now, cap, "%s", c->noise);
+  else if (i == 4) snprintf(now, cap, "%.17g", c->e.noise_multiplier);
+  else snprintf(now, cap, "%.17g", c->e.clip);
+}
+
 static fedrec_status check_saved_settings(server *s, const char *db, fedrec_error *err) {
-  static const char *BOUND[] = {"catalogue", "dim", "free-embeddings"};
-  static const char *LOGGED[] = {"noise", "noise-multiplier", "clip"};
   config *c = &s->cfg;
   char now[512], saved[512];
-  const char *keys[6] = {BOUND[0], BOUND[1], BOUND[2], LOGGED[0], LOGGED[1], LOGGED[2]};
-  for (int i = 0; i < 6; i++) {
-    const char *k = keys[i];
-    if (i == 0) snprintf(now, sizeof now, "%s", c->catalogue);
-    else if (i == 1) snprintf(now, sizeof now, "%d", c->dim);
-    else if (i == 2) snprintf(now, sizeof now, "%d", c->free_embeddings);
-    else if (i == 3) snprintf(now, sizeof now, "%s", c->noise);
-    else if (i == 4) snprintf(now, sizeof now, "%.17g", c->e.noise_multiplier);
-    else snprintf(now, sizeof now, "%.17g", c->e.clip);
-    if (coord_store_setting(s->store, k, saved, sizeof saved) && strcmp(now, saved)) {
-      if (i < 3 && config_given(c, k))
-        return fedrec_error_set(err, FEDREC_ERR_ARG, "%s '%s' conflicts with the saved state's '%s' (%s): the model's shape is "
-                                "fixed when training starts; drop the setting, or start a new state-dir", k, now, saved, db);
-      if (i < 3) { /* not given: the state's own, through the same checks as a flag's */
-        char where[600];
-        snprintf(where, sizeof where, "%.560s (saved setting)", db);
-        if (!config_set(c, k, saved, where))
-          return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s: the saved %s '%s' is not valid (edited?)", db, k, saved);
-        char js[sizeof saved * 6];
-        fedrec_json_escape(js, sizeof js, saved);
-        logj("info", "setting_from_state", "\"key\": \"%s\", \"value\": \"%s\"", k, js);
-        continue;
-      }
-      char js[sizeof saved * 6], jn[sizeof now * 6]; /* values from a file or a flag: escaped */
+  for (int i = 0; i < NSETTINGS; i++) {
+    const char *k = SETTINGS[i];
+    setting_now(c, i, now, sizeof now);
+    if (!coord_store_setting(s->store, k, saved, sizeof saved) || !strcmp(now, saved)) continue;
+    if (i < BOUND && config_given(c, k))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "%s '%s' conflicts with the saved state's '%s' (%s): the model's shape is "
+                              "fixed when training starts; drop the setting, or start a new state-dir", k, now, saved, db);
+    if (i < BOUND) { /* not given: the state's own, through the same checks as a flag's */
+      char where[600];
+      snprintf(where, sizeof where, "%.560s (saved setting)", db);
+      if (!config_set(c, k, saved, where))
+        return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s: the saved %s '%s' is not valid (edited?)", db, k, saved);
+      char js[sizeof saved * 6];
       fedrec_json_escape(js, sizeof js, saved);
-      fedrec_json_escape(jn, sizeof jn, now);
-      logj("warn", "setting_changed", "\"key\": \"%s\", \"saved\": \"%s\", \"now\": \"%s\", \"note\": "
-           "\"rounds from now on use the new value; each ledger entry records its own\"", k, js, jn);
+      logj("info", "setting_from_state", "\"key\": \"%s\", \"value\": \"%s\"", k, js);
+      continue;
     }
-    fedrec_status st = coord_store_set_setting(s->store, k, now, err);
+    char js[sizeof saved * 6], jn[sizeof now * 6]; /* values from a file or a flag: escaped */
+    fedrec_json_escape(js, sizeof js, saved);
+    fedrec_json_escape(jn, sizeof jn, now);
+    logj("warn", "setting_changed", "\"key\": \"%s\", \"saved\": \"%s\", \"now\": \"%s\", \"note\": "
+         "\"rounds from now on use the new value; each ledger entry records its own\"", k, js, jn);
+  }
+  return FEDREC_OK;
+}
+
+static fedrec_status save_settings(server *s, fedrec_error *err) {
+  char now[512];
+  for (int i = 0; i < NSETTINGS; i++) {
+    setting_now(&s->cfg, i, now, sizeof now);
+    fedrec_status st = coord_store_set_setting(s->store, SETTINGS[i], now, err);
     if (st) return st;
   }
   return FEDREC_OK;
 }
 
-
-/* A new engine from the newest saved model (or the first one). The saved model belongs to
- * catalogue `was` (its version, or the one loaded now); when the catalogue changed since, the
- * model grows to it and is published as the next version, signed with the new catalogue. */
 static fedrec_status resume_engine(server *s, const fedrec_catalogue *was, fedrec_error *err);
 
 fedrec_status start_engine(server *s, fedrec_error *err) {
@@ -186,7 +194,11 @@ fedrec_status start_engine(server *s, fedrec_error *err) {
   if ((st = coord_store_open(&s->store, path, err))) return st;
   fedrec_catalogue prev = {0};
   int have_prev = 0;
-  if ((st = check_saved_settings(s, path, err)) || (st = load_catalogue(s, &prev, &have_prev, err))) return st;
+  if ((st = check_saved_settings(s, path, err)) || (st = load_catalogue(s, &prev, &have_prev, err)) ||
+      (st = save_settings(s, err))) {
+    fedrec_catalogue_free(&prev);
+    return st;
+  }
   c->e.has_catalogue = 1;
   c->e.catalogue = fedrec_catalogue_name(&s->cat);
   st = resume_engine(s, have_prev ? &prev : &s->cat, err);

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# A coordinator on a file catalogue (content CSV + titles), served to devices that were given
+# no catalogue, and a catalogue update between rounds: four items appended, one withdrawn,
+# the coordinator restarted on the changed files. Checks: version 1 served and used; the update
+# is version 2 (4 added, 1 withdrawn) and the model follows it as the next version; devices
+# download it at their next sync; the new items are recommended through the head (they have no
+# free embedding and nobody has seen them) to the devices whose histories are of their kind;
+# the withdrawn item never is; recommend --explain shows titles and exact contributions; a
+# catalogue that changes dimension, a malformed .npy and duplicate ids are refused at start
+# with the file and the reason, and nothing is served.
+#   tests/e2e/catalogue.sh BUILD_DIR
+source "$(dirname "$0")/lib.sh" "$1" catalogue
+step() { echo "[catalogue] $*" >&2; }
+N=12
+# four kinds of items (a one-hot direction each, plus a little noise), 20 of each; device i
+# likes kind i % 4 and has seen 6 of its items
+/usr/bin/python3 - "$W" <<'EOF'
+import random, sys
+w = sys.argv[1]
+r = random.Random(5)
+def row(k, noise):
+    return [(1.0 if j == k else 0.0) + r.gauss(0, noise) for j in range(8)]
+items = [(f"it{k}_{m}", k) for k in range(4) for m in range(20)]
+with open(f"{w}/cat1.csv", "w") as f:
+    f.write("item," + ",".join(f"f{j}" for j in range(8)) + "\n")
+    for name, k in items:
+        f.write(name + "," + ",".join(f"{v:.5f}" for v in row(k, 0.15)) + "\n")
+with open(f"{w}/titles.tsv", "w") as f:
+    for name, k in items:
+        f.write(f"{name}\tTrack {name[2:]} of kind {k}\n")
+    for k in range(4):
+        f.write(f"new{k}\tNew release of kind {k}\n")
+# version 2: it0_19 withdrawn (device 4's history does not hold it), new0..new3 appended
+with open(f"{w}/cat1.csv") as f:
+    lines = [l for l in f if not l.startswith("it0_19,")]
+with open(f"{w}/cat2.csv", "w") as f:
+    f.writelines(lines)
+    for k in range(4):
+        f.write(f"new{k}," + ",".join(f"{v:.5f}" for v in row(k, 0.0)) + "\n")
+with open(f"{w}/cat3.csv", "w") as f:  # another encoder: 9 dimensions
+    f.write("item," + ",".join(f"f{j}" for j in range(9)) + "\n")
+    f.write("it0_0," + ",".join("0.1" for j in range(9)) + "\n")
+for i in range(1, 13):
+    k = i % 4
+    with open(f"{w}/h{i}.csv", "w") as f:
+        f.write("user,item,weight\n")
+        for m in r.sample(range(19), 6):
+            f.write(f"me,it{k}_{m},1\n")
+EOF
+cp "$W/cat1.csv" "$W/cat.csv"
+FLAGS=(--catalogue "csv:$W/cat.csv,$W/titles.tsv" --dim 8 --free-embeddings 0 --cohort 10 --min-cohort 10 --min-survivors 8
+  --dropout 0.001 --dishonest 0.001 --phase-ms 20000 --retry-ms 300 --noise-multiplier 0.3 --clip 2 --server-lr 0.5
+  --budget 1000)
+
+step "bad catalogues are refused at start, naming the file and the reason"
+bad() { # bad SPEC EXPECTED
+  "$COORD" serve --state-dir "$W/bad" --listen 127.0.0.1:0 --insecure 1 --catalogue "$1" --cohort 10 --min-cohort 10 --min-survivors 8 \
+    --dropout 0.001 --dishonest 0.001 > "$W/o" 2>&1 && fail "catalogue $1 was served"
+  grep -q "$2" "$W/o" || fail "catalogue $1: expected '$2', got: $(grep -v '^{' "$W/o" | head -3)"
+}
+"$COORD" init --state-dir "$W/bad" > /dev/null 2>&1
+printf 'item,f1\na,1\nb,2\na,3\n' > "$W/dup.csv"
+bad "csv:$W/dup.csv" "dup.csv:4: item 'a' appears twice"
+printf '\x93NUMPY\x01\x00\x10\x00{garbage' > "$W/bad.npy"
+printf 'a\n' > "$W/ids.txt"
+bad "npy:$W/bad.npy,$W/ids.txt" "bad.npy"
+printf 'item,f1\na,inf\n' > "$W/inf.csv"
+bad "csv:$W/inf.csv" "not a finite number"
+
+step "coordinator on csv:cat.csv (80 items, 8 dimensions), 2 rounds, head only"
+e2e_serve "${FLAGS[@]}" --rounds 2
+grep -q '"event": "catalogue_created", "version": 1, "items": 80' "$W/coord.log" || fail "no catalogue_created in the log"
+for i in $(seq 1 $N); do
+  e2e_client "$i" # no --catalogue: the coordinator serves it
+  "$CLIENT" import --store "$W/c$i.db" --csv "$W/h$i.csv" 2>/dev/null || fail "import before any catalogue"
+done
+run_devices() { # run_devices ROUNDS_DONE_WANTED
+  local pids=()
+  for i in $(seq 1 $N); do
+    "$CLIENT" sync --store "$W/c$i.db" --rounds 100 > "$W/c$i.out" 2> "$W/c$i.err" &
+    pids+=($!)
+  done
+  for _ in $(seq 600); do
+    [[ $(grep -c '"event": "round_done"' "$W/coord.log") -ge $1 ]] && break
+    kill -0 "$cpid" 2>/dev/null || fail "coordinator exited"
+    sleep 0.25
+  done
+  [[ $(grep -c '"event": "round_done"' "$W/coord.log") -ge $1 ]] ||
+    fail "round $1 did not finish; device 1 said: $(tail -3 "$W/c1.err"; grep -v '"event": "rpc' "$W/coord.log" | tail -5)"
+  for p in "${pids[@]}"; do wait "$p" || true; done
+}
+run_devices 2
+grep -q '"event": "round_aborted"' "$W/coord.log" && fail "a round aborted"
+out=$("$CLIENT" recommend --store "$W/c1.db" --k 5) || fail "recommend after version 1: $out"
+grep -q $'\tTrack ' <<< "$out" || fail "no titles in: $out"
+e2e_stop
+
+step "the update: it0_19 withdrawn, new0..new3 appended; restart on the changed file"
+cp "$W/cat2.csv" "$W/cat.csv"
+PORT=$port # the devices keep the address they were given
+e2e_serve "${FLAGS[@]}" --rounds 3
+grep -q '"event": "catalogue_updated", "version": 2, "items": 84, "added": 4, "withdrawn": 1' "$W/coord.log" ||
+  fail "no catalogue_updated (2, 84 items, 4 added, 1 withdrawn): $(grep catalogue "$W/coord.log" | tail -2)"
+grep -q '"event": "model_follows_catalogue", "catalogue_version": 2, "items": 84, "model_version": 4' "$W/coord.log" ||
+  fail "the model did not follow the catalogue as version 4"
+run_devices 3
+
+step "the new items are recommended through the head; the withdrawn one never"
+hits=0
+for i in $(seq 1 $N); do
+  k=$((i % 4))
+  out=$("$CLIENT" recommend --store "$W/c$i.db" --k 16) || fail "recommend on device $i: $out"
+  grep -q $'\tit0_19\t' <<< "$out" && fail "device $i was recommended the withdrawn it0_19"
+  grep -q $'\tnew'"$k"$'\t' <<< "$out" && hits=$((hits + 1))
+done
+step "$hits of $N devices got the new release of their kind in their top 16"
+((hits >= N - 2)) || fail "only $hits of $N devices were recommended the new item of their kind"
+out=$("$CLIENT" recommend --store "$W/c1.db" --k 3 --explain) || fail "recommend --explain: $out"
+echo "$out" | sed 's/^/  /' >&2
+grep -q "because of: Track 1_" <<< "$out" || fail "no contributions by title in: $out"
+grep -q "content like: " <<< "$out" || fail "no content side in: $out"
+e2e_stop
+
+step "a catalogue of another dimension is refused on restart, naming both"
+cp "$W/cat3.csv" "$W/cat.csv"
+"$COORD" serve --state-dir "$W/state" --listen 127.0.0.1:0 --tls-cert "$W/certs/server.pem" --tls-key "$W/certs/server.key" \
+  "${FLAGS[@]}" > "$W/o" 2>&1 && fail "a 9-dimensional catalogue was served"
+grep -q "content dimension 9, but the served catalogue (version 2) has 8" "$W/o" || fail "dimension change said: $(grep -v '^{' "$W/o")"
+echo "catalogue: PASS"
