@@ -1,6 +1,7 @@
 /* fedrec-sim: train and evaluate recommenders on a dataset (central baselines for now;
  * the federated algorithms join this same command). */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -396,6 +397,28 @@ static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, con
   return FEDREC_OK;
 }
 
+/* --export-train FILE: the first n training users' histories as user,item,weight rows (the
+ * dataset's ids; weights as the loader made them), one device's each, for fedrec-client
+ * import; their ids on standard output. Histories: created 0600. */
+static fedrec_status export_train(const fedrec_dataset *ds, const fedrec_split *sp, int32_t n, const char *path, fedrec_error *err) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  if (!f) {
+    if (fd >= 0) close(fd);
+    return fedrec_error_set(err, FEDREC_ERR_IO, "--export-train %s: %s", path, strerror(errno));
+  }
+  fprintf(f, "user,item,weight\n");
+  for (int32_t i = 0; i < n && i < sp->train.rows; i++) {
+    const char *user = fedrec_idmap_name(ds->users, sp->train_user[i]);
+    for (int64_t k = sp->train.indptr[i]; k < sp->train.indptr[i + 1]; k++)
+      fprintf(f, "%s,%s,%.6g\n", user, fedrec_idmap_name(ds->items, sp->train.indices[k]), sp->train.values[k]);
+    printf("%s\n", user);
+  }
+  int bad = ferror(f) | fclose(f);
+  return bad ? fedrec_error_set(err, FEDREC_ERR_IO, "--export-train %s: write failed", path) : FEDREC_OK;
+}
+
+
 static int sim_main(int argc, char **argv) {
   sim_args a;
   fedrec_error err = {0};
@@ -430,7 +453,8 @@ static int sim_main(int argc, char **argv) {
         (long long)fedrec_csr_nnz(&ds.R), ds.content ? " with content" : "", fedrec_clock_s() - t0);
     if (a.print_train_users) {
       if (!sp.train_user) st = fedrec_error_set(&err, FEDREC_ERR_ARG, "--print-train-users needs a built-in split");
-      for (int32_t i = 0; !st && i < a.print_train_users && i < sp.train.rows; i++) printf("%d\n", sp.train_user[i]);
+      if (!st && a.export_train) st = export_train(&ds, &sp, a.print_train_users, a.export_train, &err);
+      for (int32_t i = 0; !st && !a.export_train && i < a.print_train_users && i < sp.train.rows; i++) printf("%d\n", sp.train_user[i]);
       fedrec_split_free(&sp);
       fedrec_dataset_free(&ds);
       if (st) fprintf(stderr, "fedrec-sim: %s\n", err.msg);

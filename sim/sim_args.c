@@ -63,7 +63,9 @@ static const char USAGE[] =
       "other: --k K (20) --seed S (42) --threads T (all cores; per rank with MPI) --json --quiet --help\n"
       "MPI: mpirun -np N fedrec-sim-mpi --algorithm fedavg ... spreads each round's clients over N ranks\n"
       "     (same flags, bit-identical results; docs/SIMULATION.md)\n"
-      "       --print-train-users N   print the dataset rows of the first N training users, exit\n";
+      "       --print-train-users N   print the dataset rows of the first N training users, exit\n"
+      "       --export-train FILE     with --print-train-users: write their histories to FILE (user,item,weight,\n"
+      "                               0600, for fedrec-client import --csv FILE --user ID) and print their ids\n";
 
 void sim_usage(FILE *out) { fputs(USAGE, out); }
 
@@ -119,6 +121,7 @@ static const fedrec_option OPTIONS[] = {
     CHOICE("--privacy", privacy, "none, central, skellam, dgauss", SIM_GIVEN_NOISE | SIM_GIVEN_PRIVACY),
     CHOICE("--optimizer", fed.engine.optimizer, FEDREC_OPTIMIZER_NAMES, SIM_GIVEN_OPTIMIZER),
     NUMBER("--print-train-users", FEDREC_ARG_INT32, print_train_users, 1, 1e9, 0),
+    FEDREC_OPTION_STRING("--export-train", sim_args, export_train),
     FEDREC_OPTION_END,
 };
 

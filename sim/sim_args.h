@@ -22,6 +22,7 @@ typedef struct sim_args {
   int json, quiet;
   const char *model;        /* --algorithm model: a model blob to evaluate */
   int32_t print_train_users; /* > 0: print that many training users' dataset rows and exit */
+  const char *export_train;  /* with print_train_users: their histories to this CSV, their ids printed */
   fedsim_config fed;        /* --algorithm fedavg */
   const char *log;          /* per-round JSON lines */
   const char *out;          /* a directory for config.json, rounds.jsonl, summary.json */
