@@ -8,6 +8,9 @@
 # round's bytes_in. The two cores are shared by the 10 devices and the coordinator, so
 # wall-clock times are not reported; CPU seconds are each process's own.
 #   bench/bench_device.sh BUILD_DIR [ITEMS...]   (default: 10000 100000)
+#   FREE="0 1": head only (0) and head + a free embedding per item (1). With free embeddings the
+#   update has 4 096 + 32 n coordinates, and each device draws its exact Skellam share for
+#   every one: minutes of CPU at 10 000 items (see BENCHMARKS.md), so phases get 15 minutes.
 # Prints one JSON line per configuration and round.
 set -euo pipefail
 B=$(cd "${1:?usage: bench/bench_device.sh BUILD_DIR [ITEMS...]}" && pwd)
@@ -33,14 +36,14 @@ print(f"{r.ru_utime + r.ru_stime:.3f} {r.ru_maxrss} {rc}")' "$@"
 }
 
 for items in "${ITEMS[@]}"; do
-  for free in 0 1; do
+  for free in ${FREE:-0 1}; do
     S=$W/s-$items-$free
     rm -rf "$S" && mkdir -p "$S"
     CAT="synthetic:users=300,items=$items,dim=256,seed=3"
     "$COORD" init --state-dir "$S/state" > /dev/null 2>&1
     "$COORD" serve --state-dir "$S/state" --listen 127.0.0.1:0 --tls-cert "$W/certs/server.pem" --tls-key "$W/certs/server.key" \
       --catalogue "$CAT" --dim 32 --free-embeddings "$free" --cohort $N --min-cohort $N --min-survivors 8 --dropout 0.001 \
-      --dishonest 0.001 --rounds 2 --phase-ms 120000 --retry-ms 300 --noise-multiplier 1 --clip 2 --budget 1000 \
+      --dishonest 0.001 --rounds 2 --phase-ms 900000 --retry-ms 300 --noise-multiplier 1 --clip 2 --budget 1000 \
       --chunk-kb 1024 2> "$S/coord.log" &
     cpid=$!
     for _ in $(seq 600); do grep -q '"event": "serving"' "$S/coord.log" && break; sleep 0.1; done

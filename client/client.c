@@ -131,9 +131,15 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
               setting(c, "token", cfg->token, c->token, sizeof c->token) &&
               setting(c, "coordinator_key", cfg->coordinator_key, c->keyhex, sizeof c->keyhex) &&
               setting(c, "catalogue", cfg->catalogue, c->catalogue, sizeof c->catalogue) &&
+              setting(c, "weights", cfg->weights, c->weights, sizeof c->weights) &&
               setting(c, "insecure", cfg->insecure ? "1" : NULL, ins, sizeof ins)))
     s = fedrec_error_set(err, FEDREC_ERR_ARG, "client: a setting is too long, or the store cannot be written");
   c->insecure = ins[0] == '1';
+  if (!s && fedrec_weights_parse(&c->wt, c->weights[0] ? c->weights : "auto", err)) {
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    s = fedrec_error_set(err, FEDREC_ERR_ARG, "client: weights: %s", msg);
+  }
   c->call_ms = cfg->call_timeout_ms ? cfg->call_timeout_ms : 15000;
   c->sync_ms = cfg->sync_timeout_ms ? cfg->sync_timeout_ms : 600000;
   if (!s && c->keyhex[0]) {
@@ -236,6 +242,11 @@ fedrec_status fedrec__client_history(fedrec_client *c, int32_t **items, float **
     if (acc[i] > 0) (*items)[*n] = i, (*w)[(*n)++] = acc[i];
   sodium_memzero(acc, (size_t)ni * sizeof *acc);
   free(acc);
+  /* the summed weights (plays) become confidences as the `weights` setting says (auto: log:10
+   * when they look like counts), as the loaders do for a data set's files */
+  int64_t ptr[2] = {0, *n};
+  fedrec_csr row = {1, ni, ptr, *items, *w};
+  fedrec_weights_apply(&row, &c->wt);
   return FEDREC_OK;
 }
 

@@ -34,6 +34,8 @@ static const char USAGE[] =
     "                          [--ca PEM] [--cert PEM --key PEM] [--insecure] [--catalogue SPEC]\n"
     "                          (the coordinator serves the catalogue at the first sync; --catalogue\n"
     "                          names one to use before that, e.g. for import --synthetic-user)\n"
+    "                          [--weights auto|raw|binary|log[:S]] (an item's summed plays -> its\n"
+    "                          confidence; auto: log:10 when they look like counts)\n"
     "  fedrec-client import    --store F (--csv FILE [--user ID] | --synthetic-user N)\n"
     "                          (a CSV of user,item[,weight] rows: one user's, or pick it with --user)\n"
     "  fedrec-client record    --store F ITEM [WEIGHT]\n"
@@ -54,7 +56,7 @@ static const char USAGE[] =
 static void usage(FILE *f) { fputs(USAGE, f); }
 
 typedef struct args {
-  const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv, *user;
+  const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv, *user, *weights;
   int32_t synthetic_user, k;
   uint32_t rounds, max_syncs, dropout, delay;
   int insecure, explain;
@@ -67,7 +69,7 @@ typedef struct args {
 static const fedrec_option OPTIONS[] = {
     TEXT("--store", store), TEXT("--target", target), TEXT("--token", token), TEXT("--coordinator-key", key),
     TEXT("--catalogue", catalogue), TEXT("--ca", ca), TEXT("--cert", cert), TEXT("--key", keyfile), TEXT("--csv", csv),
-    TEXT("--user", user),
+    TEXT("--user", user), TEXT("--weights", weights),
     FEDREC_OPTION_SET("--insecure", args, insecure, 1, 0),
     FEDREC_OPTION_SET("--explain", args, explain, 1, 0),
     WHOLE("--synthetic-user", FEDREC_ARG_INT32, synthetic_user, 0, 100000000),
@@ -344,7 +346,7 @@ int main(int argc, char **argv) {
   }
   fedrec_client_config cfg = {.store = a.store, .target = a.target, .ca_file = a.ca, .cert_file = a.cert,
                               .key_file = a.keyfile, .insecure = a.insecure, .token = a.token,
-                              .coordinator_key = key, .catalogue = a.catalogue, .must_exist = strcmp(cmd, "init") != 0};
+                              .coordinator_key = key, .catalogue = a.catalogue, .weights = a.weights, .must_exist = strcmp(cmd, "init") != 0};
   fedrec_client *c;
   fedrec_error err = {0};
   int opened = fedrec_client_open(&c, &cfg, &err);

@@ -36,6 +36,10 @@ typedef struct fedrec_client_config {
   const char *coordinator_key; /* the coordinator's Ed25519 public key, 64 hex digits */
   const char *catalogue;       /* optional: a catalogue to use until the coordinator serves its own
                                 * (protos/catalogue.h settings, e.g. "synthetic:items=500,seed=42") */
+  const char *weights;         /* how an item's summed event weights become its confidence:
+                                * "auto" (default: log:10 when they look like play counts,
+                                * some above 1 and all whole; else as they are), "raw",
+                                * "binary", "log[:S]" (1 + log(1 + w / S)); see docs/DATA.md */
   uint32_t call_timeout_ms;    /* per RPC (0: 15 000) */
   uint32_t sync_timeout_ms;    /* one whole sync (0: 600 000) */
   int must_exist;              /* 1: a store that does not exist is refused, not created */
@@ -47,7 +51,8 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
                                  fedrec_error *err);
 void fedrec_client_close(fedrec_client *c);
 
-/* Records one event (an item of the catalogue, and a weight > 0, e.g. 1 per play). */
+/* Records one event (an item of the catalogue, and a weight > 0, e.g. 1 per play). An item's
+ * events are summed, and the sum becomes its confidence as the `weights` setting says. */
 fedrec_status fedrec_client_record(fedrec_client *c, const char *item, float weight,
                                    fedrec_error *err);
 /* Events stored, and distinct items among them. */

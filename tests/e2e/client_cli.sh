@@ -25,6 +25,19 @@ $C init --store "$W/s2.db" --target 127.0.0.1:1 --insecure --token "@$W/token" \
   --coordinator-key 0000000000000000000000000000000000000000000000000000000000000000 --catalogue "$CAT" || fail init2
 [ "$(stat -c %a "$W/s2.db")" = 600 ] || fail "a new client store is not 0600 under umask 022"
 for f in "$W"/s2.db-*; do [ -e "$f" ] && { [ "$(stat -c %a "$f")" = 600 ] || fail "$f is not 0600"; }; done
+# the weights setting is checked when the store opens, and saved
+out=$($C init --store "$W/w.db" --target 127.0.0.1:1 --insecure --token "@$W/token" --weights log:0 \
+  --coordinator-key 0000000000000000000000000000000000000000000000000000000000000000 2>&1); rc=$?
+[[ $rc -eq 3 ]] || fail "--weights log:0 exited $rc: $out"
+grep -q "weights: .*log:0" <<< "$out" || fail "--weights log:0 said: $out"
+$C init --store "$W/w.db" --target 127.0.0.1:1 --insecure --token "@$W/token" --weights binary \
+  --coordinator-key 0000000000000000000000000000000000000000000000000000000000000000 2>/dev/null || fail "init --weights binary"
+/usr/bin/python3 -c 'import sqlite3, sys; v = sqlite3.connect(sys.argv[1]).execute("SELECT v FROM settings WHERE k = ?", ("weights",)).fetchone(); sys.exit(v != ("binary",))' "$W/w.db" ||
+  fail "the weights setting was not saved"
+# without a catalogue (none given, none served yet) any id is kept; ids are still checked
+$C record --store "$W/w.db" some-future-release 2 || fail "record before any catalogue"
+out=$($C record --store "$W/w.db" "$(printf 'x%.0s' $(seq 300))" 2>&1) && fail "a 300-byte id was recorded"
+grep -q "an item id has 1 to 256 bytes" <<< "$out" || fail "record of a long id said: $out"
 printf 'user,item,weight\nme,i3,2\nme,i7,1\nme,i3,1\n' > "$W/h.csv"
 out=$($C import --store "$W/s.db" --csv "$W/h.csv" 2>&1) || fail "import: $out"
 grep -q "imported 3 events" <<< "$out" || fail "import said: $out"
