@@ -208,6 +208,9 @@ static fedrec_status ensure_catalogue(fedrec_client *c, const Fedrec__V1__Catalo
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue %llu says it is version %llu: not used", (unsigned long long)ci->version,
                            (unsigned long long)cat.version);
     if (!s) s = store_catalogue(c, &cat, err);
+    /* the download's chunks are gone: give their pages back to the device (a catalogue is the
+     * store's largest part, and changes rarely) */
+    if (!s) sqlite3_exec(c->db, "VACUUM", NULL, NULL, NULL);
     if (!s) {
       if (c->have_cat) fedrec_catalogue_free(&c->cat);
       c->cat = cat, c->have_cat = 1, c->cat_stored = 1;

@@ -245,7 +245,8 @@ void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out) {
 
 fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, int32_t n_items, const float *C, const fedrec_catalogue_ref *cat,
                                           fedrec_error *err) {
-  if (e->phase != FEDREC_PHASE_SELECTING || e->n)
+  /* between rounds, or once training is over (devices still recommend with the model) */
+  if ((e->phase != FEDREC_PHASE_SELECTING || e->n) && e->phase != FEDREC_PHASE_STOPPED)
     return fedrec_error_set(err, FEDREC_ERR_STATE, "engine: the catalogue changes between rounds only (round %llu is %s)",
                             (unsigned long long)e->round, fedrec_phase_name(e->phase));
   fedrec_status st = fedrec_model_grow(&e->model, n_items, C, err);

@@ -189,6 +189,7 @@ static void *ticker(void *arg) {
     nanosleep(&d, NULL);
     pthread_mutex_lock(&s->mu);
     fedrec_engine_tick(s->engine, fedrec_clock_ms());
+    if (s->pending_cat.blob) catalogue_apply_pending(s);
     if (fedrec_clock_ms() - reloaded >= 2000) { /* revocations by `fedrec-coordinator revoke` */
       reload_revoked(s);
       reloaded = fedrec_clock_ms();
@@ -431,6 +432,7 @@ static void shut_down(server *s, pthread_t *workers, pthread_t ticker_thread) {
   fedrec_ledger_close(s->ledger);
   coord_store_close(s->store);
   fedrec_catalogue_free(&s->cat);
+  fedrec_catalogue_free(&s->pending_cat);
   fedrec_identity_free(&s->id);
   fedrec_secret_free(s->token_secret);
 }
@@ -446,6 +448,7 @@ int serve(server *s) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP); /* reread the catalogue files */
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
@@ -486,7 +489,7 @@ int serve(server *s) {
   logj("info", "serving", "\"listen\": \"%s\", \"port\": %d, \"tls\": %s, \"mtls\": %s, \"metrics_port\": %d, \"public_key\": \"%s\"",
        c->listen, port, c->insecure ? "false" : "true", c->tls_client_ca[0] ? "true" : "false", metrics_port, pk);
   int sig = 0;
-  sigwait(&sigs, &sig);
+  while (!sigwait(&sigs, &sig) && sig == SIGHUP) catalogue_reload(s);
   logj("info", "shutting_down", "\"signal\": %d", sig);
   shut_down(s, workers, tt);
   free(workers);

@@ -38,6 +38,7 @@ typedef struct server {
   fedrec_identity id;
   uint8_t *token_secret;
   fedrec_catalogue cat; /* the catalogue served (the models' items) */
+  fedrec_catalogue pending_cat; /* an update (SIGHUP) waiting for the round to end (blob: set) */
   metrics m;
   grpc_server *gs;
   grpc_completion_queue *cq;
@@ -92,6 +93,12 @@ int cmd_revoke(const config *c, uint64_t id);
 /* state.c: opens the ledger and the store in the state directory, checks the saved settings,
  * and starts the engine from the newest saved model (or a new one). */
 fedrec_status start_engine(server *s, fedrec_error *err);
+
+/* state.c: SIGHUP: the catalogue files are read again; a change becomes pending (the main
+ * thread, outside the lock while reading files). The ticker applies a pending update between
+ * rounds (under s->mu): saved, the model grown and published as the next version. */
+void catalogue_reload(server *s);
+void catalogue_apply_pending(server *s);
 
 /* server.c */
 int serve(server *s);

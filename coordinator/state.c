@@ -64,52 +64,120 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
        st->aborted ? ", \"reason\": \"" : "", st->aborted ? reason : "", st->aborted ? "\"" : "");
 }
 
+static fedrec_status prefixed(fedrec_error *err, fedrec_status st, const char *what) {
+  char msg[sizeof err->msg];
+  snprintf(msg, sizeof msg, "%s", err->msg);
+  return fedrec_error_set(err, st, "%s: %s", what, msg);
+}
+
+/* next (loaded from the files) as the successor of prev (fedrec_catalogue_follow) and encoded:
+ * *changed = 0 when it is prev itself (the same encoding, prev's version), else it is prev's
+ * version + 1. Without prev: version 1. */
+static fedrec_status follow(fedrec_catalogue *next, const fedrec_catalogue *prev, int32_t *added, int32_t *withdrawn,
+                            int *changed, fedrec_error *err) {
+  fedrec_status st = FEDREC_OK;
+  *added = fedrec_catalogue_items(next), *withdrawn = 0, *changed = 1;
+  if (prev) {
+    st = fedrec_catalogue_follow(next, prev, added, withdrawn, err);
+    next->version = prev->version; /* unchanged files: the same encoding */
+    if (!st) st = fedrec_catalogue_encode(next, err);
+    if (!st && !memcmp(next->hash, prev->hash, 32)) *changed = 0;
+    next->version = prev->version + 1;
+  }
+  if (!st && *changed) st = fedrec_catalogue_encode(next, err);
+  return st;
+}
+
+static void log_catalogue(const char *event, const fedrec_catalogue *c, int32_t added, int32_t withdrawn) {
+  logj("info", event, "\"version\": %llu, \"items\": %d, \"added\": %d, \"withdrawn\": %d, \"dim\": %d, \"bytes\": %zu",
+       (unsigned long long)c->version, fedrec_catalogue_items(c), added, withdrawn, c->ds.content_dim, c->len);
+}
+
 /* The catalogue to serve: built from the setting's files and compared with the newest one
  * saved. The first start saves version 1; files that changed since make the next version
  * (the saved items keep their indices, those gone are withdrawn, new ones are appended:
- * fedrec_catalogue_follow); unchanged files serve the saved version. *prev gets the saved
- * version when there was one (the saved model's rows are its items). */
-static fedrec_status load_catalogue(server *s, fedrec_catalogue *prev, int *have_prev, fedrec_error *err) {
-  fedrec_catalogue next;
-  *have_prev = 0;
-  fedrec_status st = fedrec_catalogue_load(&next, s->cfg.catalogue, err);
-  if (st) {
-    char msg[sizeof err->msg];
-    snprintf(msg, sizeof msg, "%s", err->msg);
-    return fedrec_error_set(err, st, "catalogue: %s", msg);
-  }
+ * fedrec_catalogue_follow); unchanged files serve the saved version. */
+static fedrec_status load_catalogue(server *s, fedrec_error *err) {
+  fedrec_catalogue next, prev = {0};
   uint8_t *blob;
   size_t len;
+  int32_t added, withdrawn;
+  int changed, have_prev = 0;
+  fedrec_status st = fedrec_catalogue_load(&next, s->cfg.catalogue, err);
+  if (st) return prefixed(err, st, "catalogue");
   st = coord_store_load_catalogue(s->store, 0, &blob, &len, err);
-  int32_t added = fedrec_catalogue_items(&next), withdrawn = 0;
   if (st == FEDREC_ERR_EMPTY) {
     st = FEDREC_OK;
   } else if (!st) {
-    st = fedrec_catalogue_decode(prev, blob, len, err);
+    st = fedrec_catalogue_decode(&prev, blob, len, err);
+    have_prev = !st;
     free(blob);
-    *have_prev = !st;
-    if (!st) st = fedrec_catalogue_follow(&next, prev, &added, &withdrawn, err);
-    if (!st) next.version = prev->version; /* unchanged files: the same encoding */
   }
-  if (!st) st = fedrec_catalogue_encode(&next, err);
-  if (!st && *have_prev && !memcmp(next.hash, prev->hash, 32)) {
-    fedrec_catalogue_free(&next);
-    st = fedrec_catalogue_decode(&s->cat, prev->blob, prev->len, err);
-  } else if (!st) {
-    if (*have_prev) next.version = prev->version + 1;
-    st = fedrec_catalogue_encode(&next, err);
-    if (!st) st = coord_store_save_catalogue(s->store, next.version, next.hash, next.blob, next.len,
-                                             fedrec_catalogue_items(&next), added, withdrawn, err);
-    if (!st) {
-      s->cat = next;
-      memset(&next, 0, sizeof next);
-      logj("info", *have_prev ? "catalogue_updated" : "catalogue_created",
-           "\"version\": %llu, \"items\": %d, \"added\": %d, \"withdrawn\": %d, \"dim\": %d, \"bytes\": %zu",
-           (unsigned long long)s->cat.version, fedrec_catalogue_items(&s->cat), added, withdrawn, s->cat.ds.content_dim, s->cat.len);
-    }
+  if (!st) st = follow(&next, have_prev ? &prev : NULL, &added, &withdrawn, &changed, err);
+  if (!st && changed)
+    st = coord_store_save_catalogue(s->store, next.version, next.hash, next.blob, next.len, fedrec_catalogue_items(&next), added,
+                                    withdrawn, err);
+  if (!st && changed) log_catalogue(have_prev ? "catalogue_updated" : "catalogue_created", &next, added, withdrawn);
+  if (!st) {
+    s->cat = changed ? next : prev;
+    memset(changed ? &next : &prev, 0, sizeof next);
   }
   fedrec_catalogue_free(&next);
+  fedrec_catalogue_free(&prev);
   return st;
+}
+
+void catalogue_reload(server *s) {
+  fedrec_catalogue next;
+  fedrec_error err = {0};
+  int32_t added = 0, withdrawn = 0;
+  int changed = 0;
+  logj("info", "catalogue_reload", NULL);
+  fedrec_status st = fedrec_catalogue_load(&next, s->cfg.catalogue, &err); /* the files: outside the lock */
+  if (st) prefixed(&err, st, "catalogue");
+  pthread_mutex_lock(&s->mu);
+  if (!st) st = follow(&next, &s->cat, &added, &withdrawn, &changed, &err);
+  if (!st && changed) /* saved now: a restart before it is applied finds it */
+    st = coord_store_save_catalogue(s->store, next.version, next.hash, next.blob, next.len, fedrec_catalogue_items(&next), added,
+                                    withdrawn, &err);
+  fedrec_catalogue_free(&s->pending_cat); /* a newer reload replaces one not yet applied */
+  if (!st && changed) {
+    s->pending_cat = next;
+    memset(&next, 0, sizeof next);
+    log_catalogue("catalogue_update_pending", &s->pending_cat, added, withdrawn);
+  } else if (!st) {
+    logj("info", "catalogue_unchanged", "\"version\": %llu", (unsigned long long)s->cat.version);
+  }
+  pthread_mutex_unlock(&s->mu);
+  fedrec_catalogue_free(&next);
+  if (st) { /* the served catalogue stays; nothing else changes */
+    char js[1200];
+    fedrec_json_escape(js, sizeof js, err.msg);
+    logj("error", "catalogue_refused", "\"reason\": \"%s\", \"served_version\": %llu", js, (unsigned long long)s->cat.version);
+  }
+}
+
+void catalogue_apply_pending(server *s) {
+  fedrec_catalogue *p = &s->pending_cat;
+  fedrec_catalogue_ref ref = fedrec_catalogue_name(p);
+  fedrec_error err = {0};
+  fedrec_status st = fedrec_engine_set_catalogue(s->engine, fedrec_catalogue_items(p), p->ds.content, &ref, &err);
+  if (st == FEDREC_ERR_STATE) return; /* a round in flight: the next tick */
+  if (st) {
+    char js[1200];
+    fedrec_json_escape(js, sizeof js, err.msg);
+    logj("error", "catalogue_not_applied", "\"version\": %llu, \"reason\": \"%s\"", (unsigned long long)p->version, js);
+    fedrec_catalogue_free(p);
+    return;
+  }
+  fedrec_catalogue old = s->cat; /* the engine's model now reads the new content */
+  s->cat = *p;
+  memset(p, 0, sizeof *p);
+  fedrec_catalogue_free(&old);
+  fedrec_published pub;
+  fedrec_engine_model(s->engine, &pub);
+  logj("info", "model_follows_catalogue", "\"catalogue_version\": %llu, \"items\": %d, \"model_version\": %llu",
+       (unsigned long long)s->cat.version, fedrec_catalogue_items(&s->cat), (unsigned long long)pub.version);
 }
 
 /* Settings a state is bound to: its model's shape (catalogue, dim, free embeddings) cannot
@@ -168,45 +236,24 @@ static fedrec_status save_settings(server *s, fedrec_error *err) {
   return FEDREC_OK;
 }
 
-static fedrec_status resume_engine(server *s, const fedrec_catalogue *was, fedrec_error *err);
-
-fedrec_status start_engine(server *s, fedrec_error *err) {
-  config *c = &s->cfg;
-  /* noise and optimizer: checked and set from their names by main's parse_args */
-  char path[600];
-  state_path(path, sizeof path, c, "ledger.db");
-  struct stat sb;
-  int resumed = stat(path, &sb) == 0;
-  fedrec_status st = resumed ? fedrec_ledger_open(&s->ledger, path, &s->id, err)
-                             : fedrec_ledger_create(&s->ledger, path, c->delta, c->budget, NULL, &s->id, err);
-  if (st) return st;
-  if (resumed) { /* a ledger's budget and delta are fixed when it is created */
-    double lb = fedrec_ledger_budget(s->ledger), ld = fedrec_ledger_delta(s->ledger);
-    if ((config_given(c, "budget") && c->budget != lb) || (config_given(c, "delta") && c->delta != ld))
-      return fedrec_error_set(err, FEDREC_ERR_ARG, "%s %g conflicts with the saved ledger's %g (%s): a ledger's budget and "
-                              "delta are fixed when it is created; drop the setting, or start a new state-dir",
-                              config_given(c, "budget") && c->budget != lb ? "budget" : "delta",
-                              config_given(c, "budget") && c->budget != lb ? c->budget : c->delta,
-                              config_given(c, "budget") && c->budget != lb ? lb : ld, path);
-    c->budget = lb, c->delta = ld;
-  }
-  state_path(path, sizeof path, c, "coordinator.db");
-  if ((st = coord_store_open(&s->store, path, err))) return st;
-  fedrec_catalogue prev = {0};
-  int have_prev = 0;
-  if ((st = check_saved_settings(s, path, err)) || (st = load_catalogue(s, &prev, &have_prev, err)) ||
-      (st = save_settings(s, err))) {
-    fedrec_catalogue_free(&prev);
-    return st;
-  }
-  c->e.has_catalogue = 1;
-  c->e.catalogue = fedrec_catalogue_name(&s->cat);
-  st = resume_engine(s, have_prev ? &prev : &s->cat, err);
-  fedrec_catalogue_free(&prev);
+/* The catalogue a saved model belongs to: the one served now, or an older saved version. */
+static fedrec_status model_catalogue(server *s, const coord_saved_model *saved, fedrec_catalogue *old, const fedrec_catalogue **was,
+                                     fedrec_error *err) {
+  *was = &s->cat;
+  if (!saved->has_catalogue || saved->catalogue.version == s->cat.version) return FEDREC_OK;
+  uint8_t *blob;
+  size_t len;
+  fedrec_status st = coord_store_load_catalogue(s->store, saved->catalogue.version, &blob, &len, err);
+  if (!st) st = fedrec_catalogue_decode(old, blob, len, err);
+  free(blob);
+  if (!st) *was = old;
   return st;
 }
 
-static fedrec_status resume_engine(server *s, const fedrec_catalogue *was, fedrec_error *err) {
+/* A new engine from the newest saved model (or the first one). When the catalogue changed
+ * since the saved model was signed, the model grows to the new one and is published as the
+ * next version, signed with it. */
+static fedrec_status resume_engine(server *s, fedrec_error *err) {
   config *c = &s->cfg;
   fedrec_engine_callbacks cb = {s, on_publish, on_round};
   coord_saved_model saved;
@@ -228,6 +275,12 @@ static fedrec_status resume_engine(server *s, const fedrec_catalogue *was, fedre
   /* resume: the newest saved model, checked against our own key and the catalogue it names
    * (a model saved before catalogues were served names none), and rounds after the ledger */
   uint64_t ver;
+  fedrec_catalogue old = {0};
+  const fedrec_catalogue *was;
+  if ((st = model_catalogue(s, &saved, &old, &was, err))) {
+    coord_saved_model_free(&saved);
+    return st;
+  }
   if (saved.has_catalogue && (saved.catalogue.version != was->version || memcmp(saved.catalogue.hash, was->hash, 32)))
     st = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: model %llu names catalogue %llu, not the saved %llu",
                           (unsigned long long)saved.version, (unsigned long long)saved.catalogue.version, (unsigned long long)was->version);
@@ -252,19 +305,53 @@ static fedrec_status resume_engine(server *s, const fedrec_catalogue *was, fedre
   if (sr + 1 > next) next = sr + 1; /* an aborted round's number is never used again */
   if (!st) st = fedrec_engine_restore(s->engine, next, saved.rounds_done, saved.opt1, saved.opt2, err);
   coord_saved_model_free(&saved);
-  if (st) return st;
+  if (st) {
+    fedrec_catalogue_free(&old);
+    return st;
+  }
   /* from now on, new models are saved */
   fedrec_engine_set_callbacks(s->engine, &cb);
   fedrec_published pub;
   if (!ec.has_catalogue || ec.catalogue.version != s->cat.version || memcmp(ec.catalogue.hash, s->cat.hash, 32)) {
     fedrec_catalogue_ref now = fedrec_catalogue_name(&s->cat);
-    if ((st = fedrec_engine_set_catalogue(s->engine, ni, s->cat.ds.content, &now, err))) return st;
-    logj("info", "model_follows_catalogue", "\"catalogue_version\": %llu, \"items\": %d, \"model_version\": %llu",
-         (unsigned long long)s->cat.version, ni, (unsigned long long)(fedrec_engine_model(s->engine, &pub), pub.version));
+    st = fedrec_engine_set_catalogue(s->engine, ni, s->cat.ds.content, &now, err);
+    if (!st)
+      logj("info", "model_follows_catalogue", "\"catalogue_version\": %llu, \"items\": %d, \"model_version\": %llu",
+           (unsigned long long)s->cat.version, ni, (unsigned long long)(fedrec_engine_model(s->engine, &pub), pub.version));
   }
+  fedrec_catalogue_free(&old); /* the engine's model reads the served catalogue's content now */
+  if (st) return st;
   s->m.epsilon = fedrec_ledger_epsilon(s->ledger);
   logj("info", "started", "\"resumed\": true, \"model_version\": %llu, \"next_round\": %llu, \"epsilon\": %.6f, "
        "\"catalogue_version\": %llu", (unsigned long long)(fedrec_engine_model(s->engine, &pub), pub.version), (unsigned long long)next,
        s->m.epsilon, (unsigned long long)s->cat.version);
   return FEDREC_OK;
+}
+
+fedrec_status start_engine(server *s, fedrec_error *err) {
+  config *c = &s->cfg;
+  /* noise and optimizer: checked and set from their names by main's parse_args */
+  char path[600];
+  state_path(path, sizeof path, c, "ledger.db");
+  struct stat sb;
+  int resumed = stat(path, &sb) == 0;
+  fedrec_status st = resumed ? fedrec_ledger_open(&s->ledger, path, &s->id, err)
+                             : fedrec_ledger_create(&s->ledger, path, c->delta, c->budget, NULL, &s->id, err);
+  if (st) return st;
+  if (resumed) { /* a ledger's budget and delta are fixed when it is created */
+    double lb = fedrec_ledger_budget(s->ledger), ld = fedrec_ledger_delta(s->ledger);
+    if ((config_given(c, "budget") && c->budget != lb) || (config_given(c, "delta") && c->delta != ld))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "%s %g conflicts with the saved ledger's %g (%s): a ledger's budget and "
+                              "delta are fixed when it is created; drop the setting, or start a new state-dir",
+                              config_given(c, "budget") && c->budget != lb ? "budget" : "delta",
+                              config_given(c, "budget") && c->budget != lb ? c->budget : c->delta,
+                              config_given(c, "budget") && c->budget != lb ? lb : ld, path);
+    c->budget = lb, c->delta = ld;
+  }
+  state_path(path, sizeof path, c, "coordinator.db");
+  if ((st = coord_store_open(&s->store, path, err))) return st;
+  if ((st = check_saved_settings(s, path, err)) || (st = load_catalogue(s, err)) || (st = save_settings(s, err))) return st;
+  c->e.has_catalogue = 1;
+  c->e.catalogue = fedrec_catalogue_name(&s->cat);
+  return resume_engine(s, err);
 }

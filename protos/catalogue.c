@@ -331,7 +331,10 @@ fedrec_status fedrec_catalogue_follow(fedrec_catalogue *next, const fedrec_catal
     if (i < np) {
       id = fedrec_idmap_name(prev->ds.items, (int32_t)i);
       j = fedrec_idmap_get(next->ds.items, id, strlen(id), 0);
-      if (j < 0) from = prev, j = (int32_t)i, out.withdrawn[i] = 1, ++*withdrawn;
+      if (j < 0) { /* counted when newly withdrawn */
+        *withdrawn += !(prev->withdrawn && prev->withdrawn[i]);
+        from = prev, j = (int32_t)i, out.withdrawn[i] = 1;
+      }
     } else {
       while (id = fedrec_idmap_name(next->ds.items, k), fedrec_idmap_get(prev->ds.items, id, strlen(id), 0) >= 0) k++;
       j = k++;

@@ -57,7 +57,7 @@ fedrec_status fedrec_catalogue_decode(fedrec_catalogue *c, const uint8_t *b, siz
 /* Makes `next` (loaded from the updated files) the successor of `prev`: prev's items keep
  * their indices (those next lacks become withdrawn, with their old content), then next's new
  * items are appended in next's order. The content dimension may not change. *added and
- * *withdrawn count what changed; next->version is prev's + 1 (the caller keeps prev when the
+ * *withdrawn count what changed (items withdrawn before are not counted again); next->version is prev's + 1 (the caller keeps prev when the
  * encodings are equal). */
 fedrec_status fedrec_catalogue_follow(fedrec_catalogue *next, const fedrec_catalogue *prev, int32_t *added,
                                       int32_t *withdrawn, fedrec_error *err);

@@ -187,8 +187,9 @@ fedrec_status fedrec_engine_restore(fedrec_engine *e, uint64_t next_round, uint6
 /* Replaces the callbacks (e.g. after a restart, once the resumed model need not be saved). */
 /* The catalogue changed between rounds: items appended (n_items, C the new content, borrowed)
  * or withdrawn. The model grows (new items: the head alone) and is sealed and published as
- * the next version, signed with the new catalogue. FEDREC_ERR_STATE during a round or once a
- * device has joined the next selection: try again later. */
+ * the next version, signed with the new catalogue (after training stopped too: devices go on
+ * recommending with it). FEDREC_ERR_STATE during a round or once a device has joined the next
+ * selection: try again later. */
 fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, int32_t n_items, const float *C, const fedrec_catalogue_ref *cat,
                                           fedrec_error *err);
 void fedrec_engine_set_callbacks(fedrec_engine *e, const fedrec_engine_callbacks *cb);

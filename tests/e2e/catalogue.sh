@@ -5,7 +5,9 @@
 # is version 2 (4 added, 1 withdrawn) and the model follows it as the next version; devices
 # download it at their next sync; the new items are recommended through the head (they have no
 # free embedding and nobody has seen them) to the devices whose histories are of their kind;
-# the withdrawn item never is; recommend --explain shows titles and exact contributions; a
+# the withdrawn item never is; recommend --explain shows titles and exact contributions; a live
+# update by SIGHUP (no restart) applies between rounds, one with another dimension is refused
+# and changes nothing; a
 # catalogue that changes dimension, a malformed .npy and duplicate ids are refused at start
 # with the file and the reason, and nothing is served.
 #   tests/e2e/catalogue.sh BUILD_DIR
@@ -98,7 +100,7 @@ e2e_stop
 step "the update: it0_19 withdrawn, new0..new3 appended; restart on the changed file"
 cp "$W/cat2.csv" "$W/cat.csv"
 PORT=$port # the devices keep the address they were given
-e2e_serve "${FLAGS[@]}" --rounds 3
+e2e_serve "${FLAGS[@]}" --rounds 4
 grep -q '"event": "catalogue_updated", "version": 2, "items": 84, "added": 4, "withdrawn": 1' "$W/coord.log" ||
   fail "no catalogue_updated (2, 84 items, 4 added, 1 withdrawn): $(grep catalogue "$W/coord.log" | tail -2)"
 grep -q '"event": "model_follows_catalogue", "catalogue_version": 2, "items": 84, "model_version": 4' "$W/coord.log" ||
@@ -119,11 +121,33 @@ out=$("$CLIENT" recommend --store "$W/c1.db" --k 3 --explain) || fail "recommend
 echo "$out" | sed 's/^/  /' >&2
 grep -q "because of: Track 1_" <<< "$out" || fail "no contributions by title in: $out"
 grep -q "content like: " <<< "$out" || fail "no content side in: $out"
+
+step "a live update (SIGHUP, no restart) after training stopped: a refused one changes nothing, a good one applies"
+cp "$W/cat3.csv" "$W/cat.csv"
+kill -HUP "$cpid"
+for _ in $(seq 100); do grep -q '"event": "catalogue_refused"' "$W/coord.log" && break; sleep 0.1; done
+grep -q '"event": "catalogue_refused", "reason": "catalogue .*content dimension 9, but the served catalogue (version 2) has 8' \
+  "$W/coord.log" || fail "a 9-dimensional reload was not refused"
+{ cat "$W/cat2.csv"; printf 'live2,0,0,1,0,0,0,0,0\n'; } > "$W/cat.csv"
+printf 'live2\tA live release of kind 2\n' >> "$W/titles.tsv"
+kill -HUP "$cpid"
+for _ in $(seq 100); do grep -q '"event": "model_follows_catalogue", "catalogue_version": 3' "$W/coord.log" && break; sleep 0.1; done
+grep -q '"event": "catalogue_update_pending", "version": 3, "items": 85, "added": 1, "withdrawn": 0' "$W/coord.log" ||
+  fail "no pending update (version 3, 85 items)"
+grep -q '"event": "model_follows_catalogue", "catalogue_version": 3, "items": 85, "model_version": 7' "$W/coord.log" ||
+  fail "the live update was not applied as model 7"
+run_devices 4 # training is over: the devices fetch the catalogue and the model, and stop
+hits=0
+for i in 2 6 10; do
+  out=$("$CLIENT" recommend --store "$W/c$i.db" --k 16) || fail "recommend on device $i: $out"
+  grep -q $'\tlive2\t.*A live release of kind 2' <<< "$out" && hits=$((hits + 1))
+done
+((hits >= 2)) || fail "only $hits of the 3 kind-2 devices were recommended the live release"
 e2e_stop
 
 step "a catalogue of another dimension is refused on restart, naming both"
 cp "$W/cat3.csv" "$W/cat.csv"
 "$COORD" serve --state-dir "$W/state" --listen 127.0.0.1:0 --tls-cert "$W/certs/server.pem" --tls-key "$W/certs/server.key" \
   "${FLAGS[@]}" > "$W/o" 2>&1 && fail "a 9-dimensional catalogue was served"
-grep -q "content dimension 9, but the served catalogue (version 2) has 8" "$W/o" || fail "dimension change said: $(grep -v '^{' "$W/o")"
+grep -q "content dimension 9, but the served catalogue (version 3) has 8" "$W/o" || fail "dimension change said: $(grep -v '^{' "$W/o")"
 echo "catalogue: PASS"

@@ -19,7 +19,7 @@ e2e_cleanup() {
     echo "--- coordinator log (last 30 lines)" >&2
     tail -30 "$W/coord.log" >&2
   fi
-  rm -rf "$W"
+  [[ -n "${KEEP:-}" ]] || rm -rf "$W"
   return $rc
 }
 trap e2e_cleanup EXIT
