@@ -41,7 +41,7 @@ static const opt OPTS[] = {
     {"tls-client-ca", 's', offsetof(config, tls_client_ca), sizeof(((config *)0)->tls_client_ca), 0, 0, "CA for client certificates: turns on mTLS"},
     {"insecure", 'i', offsetof(config, insecure), sizeof(int), 0, 1, "1: plaintext (tests only)"},
     {"metrics-listen", 's', offsetof(config, metrics_listen), sizeof(((config *)0)->metrics_listen), 0, 0, "address:port for Prometheus text ('' off)"},
-    {"catalogue", 's', offsetof(config, catalogue), sizeof(((config *)0)->catalogue), 0, 0, "synthetic:key=value,... (the item catalogue)"},
+    {"catalogue", 's', offsetof(config, catalogue), sizeof(((config *)0)->catalogue), 0, 0, "the item catalogue: npy:EMB.npy,IDS.txt[,TITLES.tsv], csv:CONTENT.csv[,TITLES.tsv], movielens:DIR, lastfm:DIR or synthetic:k=v,... (docs/CATALOGUE.md; SIGHUP rereads it)"},
     {"workers", 'i', offsetof(config, workers), sizeof(int), 1, 64, "completion-queue worker threads"},
     {"unmask-threads", 'u', offsetof(config, e.unmask_threads), sizeof(uint32_t), 1, 64, "threads removing the masks at a round's end"},
     {"dim", 'i', offsetof(config, dim), sizeof(int), 1, 1024, "embedding dimension d"},
