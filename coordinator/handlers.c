@@ -158,28 +158,34 @@ static fedrec_status handle_check_in(request *r) {
   return FEDREC_OK;
 }
 
+/* One chunk of a served artefact (the model or the catalogue): the version asked for must be
+ * the one served, the offset inside it; at most chunk-kb (or the request's max_bytes). */
+static fedrec_status chunk_of(request *r, const char *what, uint64_t version, uint64_t served, const uint8_t *blob, size_t len,
+                              uint64_t offset, uint32_t max_bytes, ProtobufCBinaryData *out) {
+  if (version != served)
+    return fedrec_error_set(&r->err, FEDREC_ERR_STATE, "%s version %llu is not served; the current one is %llu", what,
+                            (unsigned long long)version, (unsigned long long)served);
+  if (offset > len)
+    return fedrec_error_set(&r->err, FEDREC_ERR_ARG, "offset %llu beyond the %s's %zu bytes", (unsigned long long)offset, what, len);
+  size_t chunk = (size_t)r->s->cfg.chunk_kb * 1024, want = max_bytes && max_bytes < chunk ? max_bytes : chunk;
+  out->data = (uint8_t *)blob + offset;
+  out->len = len - (size_t)offset < want ? len - (size_t)offset : want;
+  r->s->m.bytes_out += out->len;
+  return FEDREC_OK;
+}
+
 static fedrec_status handle_get_model(request *r) {
-  server *s = r->s;
   Fedrec__V1__GetModelRequest *q = (Fedrec__V1__GetModelRequest *)r->rq;
   Fedrec__V1__GetModelResponse resp = FEDREC__V1__GET_MODEL_RESPONSE__INIT;
   Fedrec__V1__ModelInfo mi;
   Fedrec__V1__CatalogueInfo ci;
   fedrec_published p;
-  model_info(s, &mi, &ci, &p);
-  if (q->version != p.version)
-    return fedrec_error_set(&r->err, FEDREC_ERR_STATE, "model version %llu is not served; the current one is %llu",
-                            (unsigned long long)q->version, (unsigned long long)p.version);
-  if (q->offset > p.len)
-    return fedrec_error_set(&r->err, FEDREC_ERR_ARG, "offset %llu beyond the model's %zu bytes", (unsigned long long)q->offset,
-                            p.len);
-  size_t chunk = (size_t)s->cfg.chunk_kb * 1024, want = q->max_bytes && q->max_bytes < chunk ? q->max_bytes : chunk;
-  size_t n = p.len - (size_t)q->offset < want ? p.len - (size_t)q->offset : want;
+  model_info(r->s, &mi, &ci, &p);
+  fedrec_status st = chunk_of(r, "model", q->version, p.version, p.blob, p.len, q->offset, q->max_bytes, &resp.chunk);
+  if (st) return st;
   resp.model = &mi;
   resp.offset = q->offset;
-  resp.chunk.data = (uint8_t *)p.blob + q->offset;
-  resp.chunk.len = n;
   r->c->resp = fedrec_rpc_pack(&resp.base);
-  s->m.bytes_out += n;
   return FEDREC_OK;
 }
 
@@ -189,20 +195,11 @@ static fedrec_status handle_get_catalogue(request *r) {
   Fedrec__V1__GetCatalogueResponse resp = FEDREC__V1__GET_CATALOGUE_RESPONSE__INIT;
   Fedrec__V1__CatalogueInfo ci;
   catalogue_info(s, &ci);
-  if (q->version != s->cat.version)
-    return fedrec_error_set(&r->err, FEDREC_ERR_STATE, "catalogue version %llu is not served; the current one is %llu",
-                            (unsigned long long)q->version, (unsigned long long)s->cat.version);
-  if (q->offset > s->cat.len)
-    return fedrec_error_set(&r->err, FEDREC_ERR_ARG, "offset %llu beyond the catalogue's %zu bytes", (unsigned long long)q->offset,
-                            s->cat.len);
-  size_t chunk = (size_t)s->cfg.chunk_kb * 1024, want = q->max_bytes && q->max_bytes < chunk ? q->max_bytes : chunk;
-  size_t n = s->cat.len - (size_t)q->offset < want ? s->cat.len - (size_t)q->offset : want;
+  fedrec_status st = chunk_of(r, "catalogue", q->version, s->cat.version, s->cat.blob, s->cat.len, q->offset, q->max_bytes, &resp.chunk);
+  if (st) return st;
   resp.catalogue = &ci;
   resp.offset = q->offset;
-  resp.chunk.data = s->cat.blob + q->offset;
-  resp.chunk.len = n;
   r->c->resp = fedrec_rpc_pack(&resp.base);
-  s->m.bytes_out += n;
   return FEDREC_OK;
 }
 
