@@ -171,6 +171,20 @@ int main(int argc, char **argv) {
   mq.offset = 1ULL << 40;
   n = pack(&mq.base, buf);
   check("a model offset beyond its end", fedrec_rpc_path(FEDREC_RPC_GET_MODEL), tok[1], buf, n, GRPC_STATUS_INVALID_ARGUMENT);
+  Fedrec__V1__GetCatalogueRequest gq = FEDREC__V1__GET_CATALOGUE_REQUEST__INIT;
+  gq.version = 99;
+  n = pack(&gq.base, buf);
+  check("a catalogue version that is not served", fedrec_rpc_path(FEDREC_RPC_GET_CATALOGUE), tok[1], buf, n,
+         GRPC_STATUS_FAILED_PRECONDITION);
+  gq.version = 1;
+  gq.offset = 1ULL << 40;
+  n = pack(&gq.base, buf);
+  check("a catalogue offset beyond its end", fedrec_rpc_path(FEDREC_RPC_GET_CATALOGUE), tok[1], buf, n,
+         GRPC_STATUS_INVALID_ARGUMENT);
+  gq.offset = 0;
+  gq.max_bytes = 100;
+  n = pack(&gq.base, buf);
+  check("the first 100 bytes of the catalogue", fedrec_rpc_path(FEDREC_RPC_GET_CATALOGUE), tok[1], buf, n, GRPC_STATUS_OK);
 
   /* a message above the size cap (the coordinator runs with --max-message-mb 1) */
   size_t big = (size_t)2 << 20;
