@@ -113,6 +113,8 @@ static fedrec_status eval_users(void *p, int tid, int64_t b, int64_t e) {
     int64_t fo = s->foldin->indptr[u], ho = s->holdout->indptr[u];
     int32_t nf = (int32_t)(s->foldin->indptr[u + 1] - fo);
     int32_t nh = (int32_t)(s->holdout->indptr[u + 1] - ho);
+    if (c->lists)
+      for (int32_t r = 0; r < c->k; r++) c->lists[u * c->k + r] = -1;
     if (nf == 0 || nh == 0) continue;
     const int32_t *fi = s->foldin->indices + fo;
     fedrec_status st = s->sc->score(s->sc->ctx, s->scores[tid], fi, s->foldin->values + fo, nf,
@@ -121,6 +123,7 @@ static fedrec_status eval_users(void *p, int tid, int64_t b, int64_t e) {
     for (int32_t k = 0; k < nf; k++) allowed[fi[k]] = 0;
     int32_t nt = fedrec_topk(s->top[tid], s->scores[tid], s->n_items, c->k, allowed);
     for (int32_t k = 0; k < nf; k++) allowed[fi[k]] = c->candidates ? c->candidates[fi[k]] : 1;
+    if (c->lists) memcpy(c->lists + u * c->k, s->top[tid], (size_t)nt * sizeof *c->lists);
     double rec, ndcg;
     fedrec_rank_metrics(&rec, &ndcg, s->top[tid], nt, c->k, s->holdout->indices + ho, nh);
     double *a = s->acc[tid];

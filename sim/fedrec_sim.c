@@ -110,6 +110,46 @@ static fedrec_status mf_scorer_of(const fedrec_model *m, float alpha0, float reg
   return FEDREC_OK;
 }
 
+static fedrec_status write_file(const char *path, const void *b, size_t n, const char *flag, fedrec_error *err) {
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(b, 1, n, f) != n || fclose(f)) {
+    if (f) fclose(f);
+    return fedrec_error_set(err, FEDREC_ERR_IO, "%s %s: %s", flag, path, strerror(errno));
+  }
+  return FEDREC_OK;
+}
+
+/* --save-model F: the blob of include/fedrec/model.h (version 1), what --algorithm model and
+ * fedrec-coordinator export-model read and write. */
+static fedrec_status sim_save_model(const char *path, const fedrec_model *m, fedrec_error *err) {
+  size_t n = fedrec_model_encoded_size(m);
+  uint8_t *b = malloc(n);
+  if (!b) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "--save-model");
+  fedrec_model_encode(b, m, 1);
+  fedrec_status st = write_file(path, b, n, "--save-model", err);
+  free(b);
+  return st;
+}
+
+/* --dump-recs F: for every evaluated test user (t<row of the test split>), the top k in
+ * order and the held-out items, so that anyone can recompute the metrics with their own code:
+ *   test_user,list,rank,item      list: recommended (rank 1..k) or held_out (rank 0) */
+static fedrec_status dump_recs(const char *path, const int32_t *lists, const fedrec_csr *holdout, const fedrec_dataset *ds,
+                               int32_t k, fedrec_error *err) {
+  FILE *f = fopen(path, "w");
+  if (!f) return fedrec_error_set(err, FEDREC_ERR_IO, "--dump-recs %s: %s", path, strerror(errno));
+  fprintf(f, "test_user,list,rank,item\n");
+  for (int32_t u = 0; u < holdout->rows; u++) {
+    if (lists[(size_t)u * k] < 0) continue; /* not evaluated (no fold-in or held-out part) */
+    for (int32_t r = 0; r < k && lists[(size_t)u * k + r] >= 0; r++)
+      fprintf(f, "t%d,recommended,%d,%s\n", u, r + 1, fedrec_idmap_name(ds->items, lists[(size_t)u * k + r]));
+    for (int64_t j = holdout->indptr[u]; j < holdout->indptr[u + 1]; j++)
+      fprintf(f, "t%d,held_out,0,%s\n", u, fedrec_idmap_name(ds->items, holdout->indices[j]));
+  }
+  int bad = ferror(f) | fclose(f);
+  return bad ? fedrec_error_set(err, FEDREC_ERR_IO, "--dump-recs %s: write failed", path) : FEDREC_OK;
+}
+
 static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *ds,
                          const fedrec_split *sp, fedrec_error *err) {
   int32_t ni = sp->train.cols;
@@ -160,14 +200,20 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
     if (!warm) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "candidates");
     for (int32_t i = 0; warm && i < ni; i++) warm[i] = !cold[i];
   }
+  int32_t *lists = a->dump_recs ? malloc((size_t)sp->foldin.rows * a->k * sizeof *lists + 1) : NULL;
+  if (a->dump_recs && !lists) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "--dump-recs");
   fedrec_eval_config ec = {.k = a->k, .threads = a->ials.threads, .candidates = warm,
                            .content = ds->content, .content_dim = ds->content_dim,
-                           .item_users = counts, .train_users = sp->train.rows};
+                           .item_users = counts, .train_users = sp->train.rows, .lists = lists};
   t0 = fedrec_clock_s();
   if (!st) {
     say("evaluating %d test users over %d items\n", sp->foldin.rows, ni);
     st = fedrec_evaluate(&res->warm, &sc, &sp->foldin, &sp->holdout, &ec, err);
   }
+  if (!st && lists) st = dump_recs(a->dump_recs, lists, &sp->holdout, ds, a->k, err);
+  if (!st && a->save_model && a->algorithm == ALG_CENTRAL) st = sim_save_model(a->save_model, &m, err);
+  ec.lists = NULL;
+  free(lists);
   if (!st && cold) {
     ec.candidates = cold;
     st = fedrec_evaluate(&res->cold, &sc, &sp->foldin, &sp->cold_holdout, &ec, err);
@@ -332,6 +378,7 @@ static FILE *open_in(const char *dir, const char *name, fedrec_error *err) {
 static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, const fedrec_split *sp, int argc, char **argv,
                                 fedrec_error *err) {
   fedsim_config fc = a->fed;
+  fc.save_model = a->save_model;
   if (fc.engine.noise == FEDREC_NOISE_NONE) fc.engine.noise_multiplier = 0, fc.engine.noise = FEDREC_NOISE_SKELLAM;
   fc.dim = a->ials.dim;
   fc.use_head = a->head_set ? a->ials.use_head : 1;

@@ -25,6 +25,7 @@ typedef struct fedsim_config {
   int threads, k, progress;
   uint32_t eval_every;
   const char *ledger;                      /* keep the ledger here (NULL: a temporary file) */
+  const char *save_model;                  /* write the final model's blob here (NULL: not) */
   int client_noise;                        /* Skellam: clients draw their shares as devices do
                                             * (1), or the engine draws the sum's noise once (0,
                                             * faster, the same distribution) */

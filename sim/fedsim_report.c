@@ -144,5 +144,10 @@ fedrec_status fedsim_report_end(sim *m, fedsim_result *res, fedrec_error *err) {
   fedrec_published fin;
   fedrec_engine_model(m->e, &fin);
   for (int k = 0; k < 32; k++) snprintf(res->model_hash + 2 * k, 3, "%02x", fin.hash[k]);
+  FILE *f = m->c->save_model ? fopen(m->c->save_model, "wb") : NULL;
+  if (m->c->save_model && (!f || fwrite(fin.blob, 1, fin.len, f) != fin.len || fclose(f))) {
+    if (f) fclose(f);
+    return fedrec_error_set(err, FEDREC_ERR_IO, "--save-model %s: cannot write", m->c->save_model);
+  }
   return FEDREC_OK;
 }

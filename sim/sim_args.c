@@ -64,6 +64,9 @@ static const char USAGE[] =
       "MPI: mpirun -np N fedrec-sim-mpi --algorithm fedavg ... spreads each round's clients over N ranks\n"
       "     (same flags, bit-identical results; docs/SIMULATION.md)\n"
       "       --print-train-users N   print the dataset rows of the first N training users, exit\n"
+      "       --save-model FILE       central, fedavg: write the trained model (read by --algorithm model)\n"
+      "       --dump-recs FILE        central, ease, popularity, model: each evaluated test user's top K and\n"
+      "                               held-out items (test_user,list,rank,item), to recompute the metrics\n"
       "       --export-train FILE     with --print-train-users: write their histories to FILE (user,item,weight,\n"
       "                               0600, for fedrec-client import --csv FILE --user ID) and print their ids\n";
 
@@ -122,6 +125,8 @@ static const fedrec_option OPTIONS[] = {
     CHOICE("--optimizer", fed.engine.optimizer, FEDREC_OPTIMIZER_NAMES, SIM_GIVEN_OPTIMIZER),
     NUMBER("--print-train-users", FEDREC_ARG_INT32, print_train_users, 1, 1e9, 0),
     FEDREC_OPTION_STRING("--export-train", sim_args, export_train),
+    FEDREC_OPTION_STRING("--save-model", sim_args, save_model),
+    FEDREC_OPTION_STRING("--dump-recs", sim_args, dump_recs),
     FEDREC_OPTION_END,
 };
 

@@ -21,6 +21,8 @@ typedef struct sim_args {
   int32_t k;
   int json, quiet;
   const char *model;        /* --algorithm model: a model blob to evaluate */
+  const char *save_model;   /* central and fedavg: write the trained model here */
+  const char *dump_recs;    /* central algorithms and model: each test user's top k and held-out items */
   int32_t print_train_users; /* > 0: print that many training users' dataset rows and exit */
   const char *export_train;  /* with print_train_users: their histories to this CSV, their ids printed */
   fedsim_config fed;        /* --algorithm fedavg */

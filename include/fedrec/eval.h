@@ -68,6 +68,8 @@ typedef struct fedrec_eval_config {
   int32_t content_dim;
   const double *item_users;  /* (n_items) training users per item, for novelty, or NULL */
   int32_t train_users;
+  int32_t *lists;            /* (foldin rows, k) each test user's top k, -1 padded (-1 rows:
+                              * not evaluated), or NULL */
 } fedrec_eval_config;
 
 fedrec_status fedrec_evaluate(fedrec_metrics *out, const fedrec_scorer *sc,
