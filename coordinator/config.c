@@ -42,6 +42,7 @@ static const opt OPTS[] = {
     {"insecure", 'i', offsetof(config, insecure), sizeof(int), 0, 1, "1: plaintext (tests only)"},
     {"metrics-listen", 's', offsetof(config, metrics_listen), sizeof(((config *)0)->metrics_listen), 0, 0, "address:port for Prometheus text ('' off)"},
     {"catalogue", 's', offsetof(config, catalogue), sizeof(((config *)0)->catalogue), 0, 0, "the item catalogue: npy:EMB.npy,IDS.txt[,TITLES.tsv], csv:CONTENT.csv[,TITLES.tsv], movielens:DIR, lastfm:DIR or synthetic:k=v,... (docs/CATALOGUE.md; SIGHUP rereads it)"},
+    {"catalogue-precision", 'i', offsetof(config, catalogue_precision), sizeof(int), 8, 32, "bits per content value in the served catalogue: 32, 16 (half) or 8 (int8); smaller downloads, the same quality (docs/CATALOGUE.md)"},
     {"workers", 'i', offsetof(config, workers), sizeof(int), 1, 64, "completion-queue worker threads"},
     {"unmask-threads", 'u', offsetof(config, e.unmask_threads), sizeof(uint32_t), 1, 64, "threads removing the masks at a round's end"},
     {"dim", 'i', offsetof(config, dim), sizeof(int), 1, 1024, "embedding dimension d"},
@@ -95,6 +96,7 @@ void config_defaults(config *c) {
   c->dim = 16;
   c->free_embeddings = 1;
   c->keep_models = 10;
+  c->catalogue_precision = 32;
   c->max_message_mb = 0;
   c->memory_quota_mb = 256;
   c->handshake_ms = 10000;

@@ -374,6 +374,10 @@ static int check_settings(const config *c) {
                     "or --insecure 1 for a plaintext test server\n");
     return 0;
   }
+  if (c->catalogue_precision != 32 && c->catalogue_precision != 16 && c->catalogue_precision != 8) {
+    fprintf(stderr, "fedrec-coordinator: catalogue-precision %d: give 32, 16 or 8\n", c->catalogue_precision);
+    return 0;
+  }
   if (c->e.min_survivors > c->e.cohort || c->e.min_cohort > c->e.cohort || c->e.min_survivors > c->e.min_cohort) {
     fprintf(stderr, "fedrec-coordinator: need min-survivors <= min-cohort <= cohort\n");
     return 0;

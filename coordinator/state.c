@@ -105,6 +105,10 @@ static fedrec_status load_catalogue(server *s, fedrec_error *err) {
   int changed, have_prev = 0;
   fedrec_status st = fedrec_catalogue_load(&next, s->cfg.catalogue, err);
   if (st) return prefixed(err, st, "catalogue");
+  if ((st = fedrec_catalogue_set_precision(&next, s->cfg.catalogue_precision, err))) {
+    fedrec_catalogue_free(&next);
+    return st;
+  }
   st = coord_store_load_catalogue(s->store, 0, &blob, &len, err);
   if (st == FEDREC_ERR_EMPTY) {
     st = FEDREC_OK;
@@ -135,6 +139,7 @@ void catalogue_reload(server *s) {
   logj("info", "catalogue_reload", NULL);
   fedrec_status st = fedrec_catalogue_load(&next, s->cfg.catalogue, &err); /* the files: outside the lock */
   if (st) prefixed(&err, st, "catalogue");
+  if (!st) st = fedrec_catalogue_set_precision(&next, s->cfg.catalogue_precision, &err);
   pthread_mutex_lock(&s->mu);
   if (!st) st = follow(&next, &s->cat, &added, &withdrawn, &changed, &err);
   if (!st && changed) /* saved now: a restart before it is applied finds it */

@@ -299,3 +299,27 @@ fedrec_status fedrec_parse_titles(char **titles, fedrec_idmap *items, fedrec_tit
   }
   return FEDREC_OK;
 }
+
+float fedrec_int8_step(float most) {
+  if (!(most > 0)) return 0;
+  int e;
+  frexpf(most / 127.0f, &e); /* 2^(e-1) <= most / 127 < 2^e */
+  while (e > -149 && most <= 127.0f * ldexpf(1.0f, e - 1)) e--;
+  while (most > 127.0f * ldexpf(1.0f, e)) e++;
+  return ldexpf(1.0f, e);
+}
+
+void fedrec_content_quantize(float *C, int64_t n, int32_t p, int bits) {
+  if (!C || bits == 32) return;
+  for (int64_t i = 0; i < n; i++) {
+    float *row = C + i * p;
+    if (bits == 16) {
+      for (int32_t j = 0; j < p; j++) row[j] = (float)(_Float16)row[j];
+      continue;
+    }
+    float most = 0; /* bits == 8: one power-of-two step per item */
+    for (int32_t j = 0; j < p; j++) most = fabsf(row[j]) > most ? fabsf(row[j]) : most;
+    float step = fedrec_int8_step(most);
+    for (int32_t j = 0; step > 0 && j < p; j++) row[j] = nearbyintf(row[j] / step) * step + 0.0f; /* -0 -> +0, as decoded */
+  }
+}

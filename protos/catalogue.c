@@ -176,6 +176,44 @@ fedrec_status fedrec_catalogue_load(fedrec_catalogue *c, const char *spec, fedre
   return st;
 }
 
+fedrec_status fedrec_catalogue_set_precision(fedrec_catalogue *c, int bits, fedrec_error *err) {
+  size_t cells = (size_t)fedrec_catalogue_items(c) * (size_t)c->ds.content_dim;
+  for (size_t k = 0; bits == 16 && k < cells; k++)
+    if (fabsf(c->ds.content[k]) > 65504.0f)
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue: item %zu's embedding holds %g, beyond half precision (65504): "
+                              "use catalogue-precision 8 or 32", k / (size_t)c->ds.content_dim, c->ds.content[k]);
+  c->bits = bits == 16 || bits == 8 ? bits : 32;
+  fedrec_content_quantize(c->ds.content, fedrec_catalogue_items(c), c->ds.content_dim, c->bits);
+  return FEDREC_OK;
+}
+
+/* The content in its compact form (bits 16 or 8; the content is already rounded to it),
+ * malloc'd; for 8, the per-item steps too. */
+static uint8_t *compact_content(const fedrec_catalogue *c, float **steps) {
+  size_t n = (size_t)fedrec_catalogue_items(c), p = (size_t)c->ds.content_dim, cells = n * p;
+  const float *x = c->ds.content;
+  *steps = NULL;
+  if (c->bits == 16) {
+    _Float16 *h = malloc(cells * sizeof *h + 1);
+    for (size_t k = 0; h && k < cells; k++) h[k] = (_Float16)x[k];
+    return (uint8_t *)h;
+  }
+  int8_t *q = malloc(cells + 1);
+  *steps = malloc(n * sizeof **steps + 1);
+  if (!q || !*steps) {
+    free(q), free(*steps);
+    *steps = NULL;
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    float most = 0;
+    for (size_t j = 0; j < p; j++) most = fabsf(x[i * p + j]) > most ? fabsf(x[i * p + j]) : most;
+    float step = (*steps)[i] = fedrec_int8_step(most);
+    for (size_t j = 0; j < p; j++) q[i * p + j] = step > 0 ? (int8_t)nearbyintf(x[i * p + j] / step) : 0;
+  }
+  return (uint8_t *)q;
+}
+
 /* 1 when any of n bytes differs from v (a flag column worth sending). */
 static int any_but(const uint8_t *f, int32_t n, uint8_t v) {
   for (int32_t i = 0; f && i < n; i++)
@@ -205,15 +243,23 @@ fedrec_status fedrec_catalogue_encode(fedrec_catalogue *c, fedrec_error *err) {
     m.ids[i] = (char *)fedrec_idmap_name(c->ds.items, i);
     if (m.titles) m.titles[i] = c->titles[i] ? c->titles[i] : empty;
   }
-  m.content.data = (uint8_t *)c->ds.content;
-  m.content.len = (size_t)n * (size_t)p * sizeof(float);
+  float *scales = NULL; /* bits 8: the steps */
+  uint8_t *compact = c->bits == 16 || c->bits == 8 ? compact_content(c, &scales) : NULL;
+  if ((c->bits == 16 || c->bits == 8) && !compact) {
+    free(m.ids), free(m.titles);
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue encoding");
+  }
+  m.content_bits = compact ? (uint32_t)c->bits : 0;
+  m.content.data = compact ? compact : (uint8_t *)c->ds.content;
+  m.content.len = (size_t)n * (size_t)p * (compact ? (size_t)c->bits / 8 : sizeof(float));
+  if (scales) m.scales.data = (uint8_t *)scales, m.scales.len = (size_t)n * sizeof *scales;
   if (any_but(c->withdrawn, n, 0)) m.withdrawn.data = c->withdrawn, m.withdrawn.len = (size_t)n;
   if (any_but(c->ds.has_content, n, 1)) m.has_content.data = c->ds.has_content, m.has_content.len = (size_t)n;
   m.source = c->source;
   size_t len = protobuf_c_message_get_packed_size(&m.base);
   uint8_t *b = malloc(len ? len : 1);
   if (b) protobuf_c_message_pack(&m.base, b);
-  free(m.ids), free(m.titles);
+  free(m.ids), free(m.titles), free(compact), free(scales);
   if (!b) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue encoding of %zu bytes", len);
   free(c->blob);
   c->blob = b;
@@ -229,8 +275,14 @@ static fedrec_status check_message(const Fedrec__V1__Catalogue *m, fedrec_error 
   if (m->dim < 1 || m->dim > FEDREC_MAX_CONTENT_DIM)
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: content dimension %u outside [1, %d]", m->dim, FEDREC_MAX_CONTENT_DIM);
   if (n < 1 || n > (size_t)FEDREC_MAX_ENTITIES) return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: %zu items", n);
-  if (m->content.len / 4 / m->dim != n || m->content.len != n * m->dim * 4)
-    return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: %zu bytes of content for %zu items of %u dimensions", m->content.len, n, m->dim);
+  if (m->content_bits != 0 && m->content_bits != 32 && m->content_bits != 16 && m->content_bits != 8)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: content in %u bits (32, 16 or 8)", m->content_bits);
+  size_t bytes = m->content_bits == 16 ? 2 : m->content_bits == 8 ? 1 : 4;
+  if (m->content.len / bytes / m->dim != n || m->content.len != n * m->dim * bytes)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: %zu bytes of content for %zu items of %u dimensions in %zu-byte values",
+                            m->content.len, n, m->dim, bytes);
+  if ((m->content_bits == 8) != (m->scales.len != 0) || (m->scales.len && m->scales.len != n * 4))
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: %zu bytes of scales for %zu items in %u bits", m->scales.len, n, m->content_bits);
   if ((m->n_titles && m->n_titles != n) || (m->withdrawn.len && m->withdrawn.len != n) ||
       (m->has_content.len && m->has_content.len != n))
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: titles or flags do not have one entry per item (%zu)", n);
@@ -258,7 +310,20 @@ static fedrec_status build_from(fedrec_catalogue *c, const Fedrec__V1__Catalogue
   c->ds.R.cols = (int32_t)n;
   if (!c->ds.items || !c->ds.content || !c->ds.has_content || (m->n_titles && !c->titles) || (m->withdrawn.len && !c->withdrawn))
     return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue of %zu items", n);
-  memcpy(c->ds.content, m->content.data, cells * sizeof(float));
+  c->bits = m->content_bits == 16 || m->content_bits == 8 ? (int)m->content_bits : 32;
+  if (c->bits == 32) memcpy(c->ds.content, m->content.data, cells * sizeof(float));
+  for (size_t k = 0; c->bits == 16 && k < cells; k++) {
+    _Float16 h;
+    memcpy(&h, m->content.data + 2 * k, 2);
+    c->ds.content[k] = (float)h;
+  }
+  for (size_t k = 0; c->bits == 8 && k < cells; k++) {
+    float step;
+    memcpy(&step, m->scales.data + 4 * (k / m->dim), 4);
+    if (!(step >= 0) || !isfinite(step))
+      return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: item %zu's step is not a finite number >= 0", k / m->dim);
+    c->ds.content[k] = (float)(int8_t)m->content.data[k] * step;
+  }
   for (size_t k = 0; k < cells; k++)
     if (!isfinite(c->ds.content[k]))
       return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: item %zu's embedding is not finite (dimension %zu)", k / m->dim, k % m->dim);

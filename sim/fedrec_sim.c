@@ -78,6 +78,11 @@ static fedrec_status load(fedrec_dataset *ds, fedrec_split *sp, const sim_args *
              : fedrec_attach_npy(ds, a->content, a->content_ids, err);
     if (st) return st;
   }
+  if (a->content_precision) { /* the choice's index: 32, 16, 8 */
+    int bits = a->content_precision == 1 ? 16 : 8;
+    fedrec_content_quantize(ds->content, fedrec_idmap_size(ds->items), ds->content_dim, bits);
+    say("content embeddings rounded to %d bits (as a device storing them so would see them)\n", bits);
+  }
   if (!d || !strncmp(d, "csv:", 4)) confidences(ds, sp, a, !d);
   if (d) st = fedrec_split_users(sp, ds, &a->split, err);
   return st;

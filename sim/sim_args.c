@@ -64,6 +64,8 @@ static const char USAGE[] =
       "MPI: mpirun -np N fedrec-sim-mpi --algorithm fedavg ... spreads each round's clients over N ranks\n"
       "     (same flags, bit-identical results; docs/SIMULATION.md)\n"
       "       --print-train-users N   print the dataset rows of the first N training users, exit\n"
+      "       --content-precision B   32 (default), 16 (half floats) or 8 (int8 per item): content rounded as a\n"
+      "                               device storing it in B bits would see it (what smaller storage costs)\n"
       "       --save-model FILE       central, fedavg: write the trained model (read by --algorithm model)\n"
       "       --dump-recs FILE        central, ease, popularity, model: each evaluated test user's top K and\n"
       "                               held-out items (test_user,list,rank,item), to recompute the metrics\n"
@@ -126,6 +128,7 @@ static const fedrec_option OPTIONS[] = {
     NUMBER("--print-train-users", FEDREC_ARG_INT32, print_train_users, 1, 1e9, 0),
     FEDREC_OPTION_STRING("--export-train", sim_args, export_train),
     FEDREC_OPTION_STRING("--save-model", sim_args, save_model),
+    CHOICE("--content-precision", content_precision, "32, 16, 8", 0),
     FEDREC_OPTION_STRING("--dump-recs", sim_args, dump_recs),
     FEDREC_OPTION_END,
 };

@@ -21,6 +21,7 @@ typedef struct sim_args {
   int32_t k;
   int json, quiet;
   const char *model;        /* --algorithm model: a model blob to evaluate */
+  int content_precision;    /* --content-precision 32, 16, 8 as 0, 1, 2: content rounded as a device storing it so would see it */
   const char *save_model;   /* central and fedavg: write the trained model here */
   const char *dump_recs;    /* central algorithms and model: each test user's top k and held-out items */
   int32_t print_train_users; /* > 0: print that many training users' dataset rows and exit */

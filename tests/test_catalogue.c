@@ -168,6 +168,35 @@ static void test_follow(void **state) {
   fedrec_catalogue_free(&prev);
 }
 
+/* Half and int8 storage: what the device decodes is exactly what the coordinator trains on,
+ * encoding again changes nothing, and the bytes shrink. */
+static void test_precision(void **state) {
+  (void)state;
+  fedrec_error err;
+  size_t full = 0;
+  for (int bits = 32; bits >= 8; bits /= 2) {
+    fedrec_catalogue c, d;
+    load_csv(&c, "item,f1,f2,f3\na,1.1,-2.7,0.0031\nb,300.5,0.2,-0.7\nz,0,0,0\n", FEDREC_OK, NULL);
+    assert_status(fedrec_catalogue_set_precision(&c, bits, &err), FEDREC_OK);
+    encode_ok(&c);
+    if (bits == 32) full = c.len;
+    else assert_true(c.len < full);
+    assert_status(fedrec_catalogue_decode(&d, c.blob, c.len, &err), FEDREC_OK);
+    assert_int_equal(d.bits, bits);
+    assert_memory_equal(c.ds.content, d.ds.content, 9 * sizeof(float));
+    assert_near(d.ds.content[3], 300.5, bits == 8 ? 2.0 : 0.5);
+    encode_ok(&d);
+    assert_int_equal(c.len, d.len);
+    assert_memory_equal(c.blob, d.blob, c.len);
+    fedrec_catalogue_free(&c), fedrec_catalogue_free(&d);
+  }
+  fedrec_catalogue c;
+  load_csv(&c, "item,f1\na,70000\n", FEDREC_OK, NULL);
+  assert_status(fedrec_catalogue_set_precision(&c, 16, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "beyond half precision"));
+  fedrec_catalogue_free(&c);
+}
+
 static void test_titles(void **state) {
   (void)state;
   fedrec_catalogue c;
@@ -205,7 +234,7 @@ static void test_titles(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_load_errors), cmocka_unit_test(test_encoding), cmocka_unit_test(test_hostile),
-      cmocka_unit_test(test_follow), cmocka_unit_test(test_titles),
+      cmocka_unit_test(test_follow), cmocka_unit_test(test_titles), cmocka_unit_test(test_precision),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

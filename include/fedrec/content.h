@@ -59,6 +59,14 @@ fedrec_status fedrec_content_movielens(fedrec_dataset *ds, const char *dir, int3
 fedrec_status fedrec_content_lastfm(fedrec_dataset *ds, const char *dir, int32_t p,
                                     fedrec_error *err);
 
+/* Rounds content embeddings (n x p) to what a device would store: bits 16 (IEEE half
+ * precision), 8 (int8 times one power-of-two step per item, fedrec_int8_step of the row's
+ * largest |value|: exact to decode, and rounding again changes nothing) or 32 (as they are).
+ * fedrec-sim --content-precision measures what it costs; the catalogue stores it so. */
+void fedrec_content_quantize(float *C, int64_t n, int32_t p, int bits);
+/* The least power of two s with most <= 127 s (0 for most <= 0). */
+float fedrec_int8_step(float most);
+
 /* Display titles, for people: MovieLens movies.csv (its title column), Last.fm artists.dat
  * (the artist's name), or lines "id<TAB>title" (no header). titles (one slot per item of
  * `items`) gets a malloc'ed copy for every listed item (control bytes become spaces; cut to
