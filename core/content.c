@@ -300,6 +300,50 @@ fedrec_status fedrec_parse_titles(char **titles, fedrec_idmap *items, fedrec_tit
   return FEDREC_OK;
 }
 
+/* IEEE half floats by the CPU's own conversion instructions (F16C on x86-64, every CPU since
+ * 2012; the compiler's _Float16 elsewhere), rounding to nearest even. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <immintrin.h>
+__attribute__((target("f16c"))) static void to_half(uint16_t *out, const float *in, size_t n) {
+  for (size_t k = 0; k < n; k++) out[k] = (uint16_t)_cvtss_sh(in[k], _MM_FROUND_TO_NEAREST_INT);
+}
+__attribute__((target("f16c"))) static void from_half(float *out, const uint16_t *in, size_t n) {
+  for (size_t k = 0; k < n; k++) out[k] = _cvtsh_ss(in[k]);
+}
+static int have_half(void) {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#else
+static void to_half(uint16_t *out, const float *in, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    _Float16 h = (_Float16)in[k];
+    memcpy(out + k, &h, 2);
+  }
+}
+static void from_half(float *out, const uint16_t *in, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    _Float16 h;
+    memcpy(&h, in + k, 2);
+    out[k] = (float)h;
+  }
+}
+static int have_half(void) { return 1; }
+#endif
+
+fedrec_status fedrec_half_from_float(uint16_t *out, const float *in, size_t n, fedrec_error *err) {
+  if (!have_half()) return fedrec_error_set(err, FEDREC_ERR_ARG, "half floats: this CPU lacks F16C (use 32 or 8 bits)");
+  to_half(out, in, n);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_half_to_float(float *out, const uint16_t *in, size_t n, fedrec_error *err) {
+  if (!have_half()) return fedrec_error_set(err, FEDREC_ERR_ARG, "half floats: this CPU lacks F16C (use 32 or 8 bits)");
+  from_half(out, in, n);
+  return FEDREC_OK;
+}
+
 float fedrec_int8_step(float most) {
   if (!(most > 0)) return 0;
   int e;
@@ -309,17 +353,22 @@ float fedrec_int8_step(float most) {
   return ldexpf(1.0f, e);
 }
 
-void fedrec_content_quantize(float *C, int64_t n, int32_t p, int bits) {
-  if (!C || bits == 32) return;
+fedrec_status fedrec_content_quantize(float *C, int64_t n, int32_t p, int bits, fedrec_error *err) {
+  if (!C || bits == 32) return FEDREC_OK;
+  uint16_t h[256];
   for (int64_t i = 0; i < n; i++) {
     float *row = C + i * p;
-    if (bits == 16) {
-      for (int32_t j = 0; j < p; j++) row[j] = (float)(_Float16)row[j];
-      continue;
+    for (int32_t j = 0; bits == 16 && j < p; j += 256) { /* through half floats and back */
+      size_t m = p - j < 256 ? (size_t)(p - j) : 256;
+      fedrec_status st = fedrec_half_from_float(h, row + j, m, err);
+      if (!st) st = fedrec_half_to_float(row + j, h, m, err);
+      if (st) return st;
     }
+    if (bits == 16) continue;
     float most = 0; /* bits == 8: one power-of-two step per item */
     for (int32_t j = 0; j < p; j++) most = fabsf(row[j]) > most ? fabsf(row[j]) : most;
     float step = fedrec_int8_step(most);
     for (int32_t j = 0; step > 0 && j < p; j++) row[j] = nearbyintf(row[j] / step) * step + 0.0f; /* -0 -> +0, as decoded */
   }
+  return FEDREC_OK;
 }

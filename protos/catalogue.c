@@ -183,8 +183,7 @@ fedrec_status fedrec_catalogue_set_precision(fedrec_catalogue *c, int bits, fedr
       return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue: item %zu's embedding holds %g, beyond half precision (65504): "
                               "use catalogue-precision 8 or 32", k / (size_t)c->ds.content_dim, c->ds.content[k]);
   c->bits = bits == 16 || bits == 8 ? bits : 32;
-  fedrec_content_quantize(c->ds.content, fedrec_catalogue_items(c), c->ds.content_dim, c->bits);
-  return FEDREC_OK;
+  return fedrec_content_quantize(c->ds.content, fedrec_catalogue_items(c), c->ds.content_dim, c->bits, err);
 }
 
 /* The content in its compact form (bits 16 or 8; the content is already rounded to it),
@@ -193,9 +192,10 @@ static uint8_t *compact_content(const fedrec_catalogue *c, float **steps) {
   size_t n = (size_t)fedrec_catalogue_items(c), p = (size_t)c->ds.content_dim, cells = n * p;
   const float *x = c->ds.content;
   *steps = NULL;
-  if (c->bits == 16) {
-    _Float16 *h = malloc(cells * sizeof *h + 1);
-    for (size_t k = 0; h && k < cells; k++) h[k] = (_Float16)x[k];
+  if (c->bits == 16) { /* CPU support was checked when the content was rounded to it */
+    fedrec_error err;
+    uint16_t *h = malloc(cells * sizeof *h + 1);
+    if (h && fedrec_half_from_float(h, x, cells, &err)) free(h), h = NULL;
     return (uint8_t *)h;
   }
   int8_t *q = malloc(cells + 1);
@@ -312,10 +312,13 @@ static fedrec_status build_from(fedrec_catalogue *c, const Fedrec__V1__Catalogue
     return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue of %zu items", n);
   c->bits = m->content_bits == 16 || m->content_bits == 8 ? (int)m->content_bits : 32;
   if (c->bits == 32) memcpy(c->ds.content, m->content.data, cells * sizeof(float));
-  for (size_t k = 0; c->bits == 16 && k < cells; k++) {
-    _Float16 h;
-    memcpy(&h, m->content.data + 2 * k, 2);
-    c->ds.content[k] = (float)h;
+  if (c->bits == 16) {
+    uint16_t *h = malloc(cells * sizeof *h + 1); /* the bytes may not be 2-aligned */
+    if (!h) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue");
+    memcpy(h, m->content.data, cells * 2);
+    fedrec_status st = fedrec_half_to_float(c->ds.content, h, cells, err);
+    free(h);
+    if (st) return st;
   }
   for (size_t k = 0; c->bits == 8 && k < cells; k++) {
     float step;

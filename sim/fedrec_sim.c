@@ -80,7 +80,7 @@ static fedrec_status load(fedrec_dataset *ds, fedrec_split *sp, const sim_args *
   }
   if (a->content_precision) { /* the choice's index: 32, 16, 8 */
     int bits = a->content_precision == 1 ? 16 : 8;
-    fedrec_content_quantize(ds->content, fedrec_idmap_size(ds->items), ds->content_dim, bits);
+    if ((st = fedrec_content_quantize(ds->content, fedrec_idmap_size(ds->items), ds->content_dim, bits, err))) return st;
     say("content embeddings rounded to %d bits (as a device storing them so would see them)\n", bits);
   }
   if (!d || !strncmp(d, "csv:", 4)) confidences(ds, sp, a, !d);

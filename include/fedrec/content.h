@@ -3,6 +3,7 @@
 #ifndef FEDREC_CONTENT_H
 #define FEDREC_CONTENT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "fedrec/data.h"
@@ -63,7 +64,11 @@ fedrec_status fedrec_content_lastfm(fedrec_dataset *ds, const char *dir, int32_t
  * precision), 8 (int8 times one power-of-two step per item, fedrec_int8_step of the row's
  * largest |value|: exact to decode, and rounding again changes nothing) or 32 (as they are).
  * fedrec-sim --content-precision measures what it costs; the catalogue stores it so. */
-void fedrec_content_quantize(float *C, int64_t n, int32_t p, int bits);
+fedrec_status fedrec_content_quantize(float *C, int64_t n, int32_t p, int bits, fedrec_error *err);
+/* IEEE half floats (round to nearest even) by the CPU's conversion instructions; FEDREC_ERR_ARG
+ * on an x86 CPU without F16C. */
+fedrec_status fedrec_half_from_float(uint16_t *out, const float *in, size_t n, fedrec_error *err);
+fedrec_status fedrec_half_to_float(float *out, const uint16_t *in, size_t n, fedrec_error *err);
 /* The least power of two s with most <= 127 s (0 for most <= 0). */
 float fedrec_int8_step(float most);
 
