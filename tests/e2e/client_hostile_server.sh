@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The client is not steered by a hostile or broken coordinator (the client's side of the
 # threat model, docs/SECURITY.md):
-#  - rollback: a genuine, validly signed model older than the one cached is refused;
+#  - rollback: a genuine, validly signed model older than the one cached is refused, and a
+#    catalogue older than the device's;
+#  - a catalogue whose bytes do not hash to the name the model gives is not used (nor stored),
+#    and a catalogue size claim beyond the limit is refused before any download;
 #  - a size claim the catalogue's shape cannot have (2^32 bytes) is refused before any
 #    download, and a header that disagrees with the claimed size after the first chunk;
 #  - an unsigned "training stopped" is news, not an order: the library syncs again later.
@@ -20,6 +23,21 @@ grep -q "model 1" "$W/err1" || fail "no model 1 at first: $(cat "$W/err1")"
 $PY -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE model SET version = 5"); c.commit()' "$W/c3.db"
 "$CLIENT" sync --store "$W/c3.db" --max-syncs 1 2> "$W/err2" || true
 grep -q "older than the cached 5: refused (rollback)" "$W/err2" || fail "rollback not refused: $(cat "$W/err2")"
+# the catalogue too: the device holds version 5 (its stored copy rewritten so), the coordinator
+# names 1 with a model the device has not got
+$PY - "$W/gen" "$W/c3.db" <<'EOF'
+import sqlite3, sys
+sys.path.insert(0, sys.argv[1])
+from fedrec.v1 import catalogue_pb2
+db = sqlite3.connect(sys.argv[2])
+c = catalogue_pb2.Catalogue.FromString(db.execute("SELECT blob FROM catalogue").fetchone()[0])
+c.version = 5
+db.execute("UPDATE catalogue SET version = 5, blob = ?", (c.SerializeToString(),))
+db.execute("UPDATE model SET version = 0")
+db.commit()
+EOF
+"$CLIENT" sync --store "$W/c3.db" --max-syncs 1 2> "$W/err3" || true
+grep -q "catalogue 1, not newer than the device's 5: refused (rollback)" "$W/err3" || fail "catalogue rollback not refused: $(cat "$W/err3")"
 e2e_stop
 
 serve_hostile() {
@@ -46,10 +64,22 @@ out=$("$CLIENT" sync --store "$W/h.db" --max-syncs 1 2>&1) || true
 stop_hostile
 grep -q "header does not fit the catalogue" <<< "$out" || fail "a header for another catalogue was not refused: $out"
 
+serve_hostile cathash
+out=$("$CLIENT" sync --store "$W/h.db" --max-syncs 1 2>&1) || true
+stop_hostile
+grep -q "catalogue 1 fails its hash check: not used" <<< "$out" || fail "a catalogue that fails its hash was not refused: $out"
+$PY -c 'import sqlite3, sys; sys.exit(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM catalogue").fetchone()[0] != 0)' "$W/h.db" ||
+  fail "a catalogue that failed its hash was stored"
+
+serve_hostile cathuge
+out=$("$CLIENT" sync --store "$W/h.db" --max-syncs 1 2>&1) || true
+stop_hostile
+grep -q "claims a 1099511627776-byte catalogue" <<< "$out" || fail "a 2^40-byte catalogue claim was not refused: $out"
+
 serve_hostile stop
 out=$("$CLIENT" sync --store "$W/h.db" --max-syncs 1 2>&1) || true
 stop_hostile
 grep -q "stopped" <<< "$out" || fail "no stop reported: $out"
 wait_s=$(grep -o 'would sync again in [0-9]*' <<< "$out" | grep -o '[0-9]*$')
 [[ -n "$wait_s" && $wait_s -ge 1800 ]] || fail "an unsigned stop did not leave a retry: $out"
-echo "client against a hostile server: PASS (rollback, size claim, header, unsigned stop; retry after ${wait_s} s)"
+echo "client against a hostile server: PASS (rollback of the model and the catalogue, size claims, header, catalogue hash, unsigned stop; retry after ${wait_s} s)"
