@@ -142,6 +142,7 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
   }
   c->call_ms = cfg->call_timeout_ms ? cfg->call_timeout_ms : 15000;
   c->sync_ms = cfg->sync_timeout_ms ? cfg->sync_timeout_ms : 600000;
+  c->max_catalogue = (uint64_t)(cfg->max_catalogue_mb ? cfg->max_catalogue_mb : 1024) << 20;
   if (!s && c->keyhex[0]) {
     size_t n = 0;
     if (sodium_hex2bin(c->pk, 32, c->keyhex, strlen(c->keyhex), NULL, &n, NULL) || n != 32)

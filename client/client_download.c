@@ -189,9 +189,10 @@ static fedrec_status ensure_catalogue(fedrec_client *c, const Fedrec__V1__Catalo
       return fedrec_error_set(err, FEDREC_ERR_STATE, "coordinator offers catalogue %llu, not newer than the device's %llu: refused (rollback)",
                               (unsigned long long)ci->version, (unsigned long long)c->cat.version);
   }
-  if (ci->size_bytes < 1 || ci->size_bytes > FEDREC_CATALOGUE_MAX_BYTES || ci->size_bytes > SIZE_MAX / 2)
-    return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator claims a %llu-byte catalogue (at most %llu)",
-                            (unsigned long long)ci->size_bytes, (unsigned long long)FEDREC_CATALOGUE_MAX_BYTES);
+  uint64_t most = c->max_catalogue < FEDREC_CATALOGUE_MAX_BYTES ? c->max_catalogue : FEDREC_CATALOGUE_MAX_BYTES;
+  if (ci->size_bytes < 1 || ci->size_bytes > most || ci->size_bytes > SIZE_MAX / 2)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator claims a %llu-byte catalogue (this device takes at most %llu: "
+                            "max_catalogue_mb)", (unsigned long long)ci->size_bytes, (unsigned long long)most);
   size_t size = (size_t)ci->size_bytes;
   uint8_t *buf = malloc(size), h[32];
   if (!buf) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue of %zu bytes", size);

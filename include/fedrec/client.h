@@ -40,6 +40,9 @@ typedef struct fedrec_client_config {
                                 * "auto" (default: log:10 when they look like play counts,
                                 * some above 1 and all whole; else as they are), "raw",
                                 * "binary", "log[:S]" (1 + log(1 + w / S)); see docs/DATA.md */
+  uint32_t max_catalogue_mb;   /* the largest catalogue this device downloads (0: 1024); a
+                                * coordinator naming a larger one is refused before anything is
+                                * allocated (CATALOGUE.md: 100 000 x 256 is 27-103 MB) */
   uint32_t call_timeout_ms;    /* per RPC (0: 15 000) */
   uint32_t sync_timeout_ms;    /* one whole sync (0: 600 000) */
   int must_exist;              /* 1: a store that does not exist is refused, not created */
