@@ -51,7 +51,11 @@ grep '"event": "round_done"' "$W/coord.log" | sed 's/^/  /' | cut -c1-220 >&2
 
 step "clients finish (training stopped)"
 ok=0
-for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)) || true; done
+bad=""
+for i in "${!pids[@]}"; do
+  if wait "${pids[$i]}"; then ok=$((ok + 1)); else rc=$?; ((i >= 8)) && bad+="  client $((i + 1)) exited $rc: $(tail -2 "$W/c$((i + 1)).err" | tr '\n' ' ')"$'\n'; fi
+done
+[[ -n "$bad" ]] && printf '%s' "$bad" >&2
 participated=$(cat "$W"/c*.out 2>/dev/null | grep -o 'participated in [0-9]*' | awk '{s += $3} END {print s + 0}')
 step "$ok of $N client processes exited normally; $participated participations completed"
 [[ $ok -eq $((N - 8)) ]] || fail "expected the $((N - 8)) regular clients to exit normally, got $ok"
