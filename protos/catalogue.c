@@ -323,8 +323,9 @@ static fedrec_status build_from(fedrec_catalogue *c, const Fedrec__V1__Catalogue
   for (size_t k = 0; c->bits == 8 && k < cells; k++) {
     float step;
     memcpy(&step, m->scales.data + 4 * (k / m->dim), 4);
-    if (!(step >= 0) || !isfinite(step))
-      return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: item %zu's step is not a finite number >= 0", k / m->dim);
+    int e;
+    if (!(step >= 0) || !isfinite(step) || (step > 0 && frexpf(step, &e) != 0.5f))
+      return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: item %zu's step is not 0 or a finite power of two", k / m->dim);
     c->ds.content[k] = (float)(int8_t)m->content.data[k] * step;
   }
   for (size_t k = 0; k < cells; k++)

@@ -118,6 +118,19 @@ static void test_hostile(void **state) {
   assert_status(decode_built(&m, msg, sizeof msg), FEDREC_ERR_PARSE);
   m.dim = 2, m.version = 0;
   assert_status(decode_built(&m, msg, sizeof msg), FEDREC_ERR_PARSE);
+  m.version = 1;
+  /* int8 content: each step a power of two (a found input had a step just under 2^122 and
+   * q = 64, finite, whose canonical re-encoding 64 * 2^122 overflowed) */
+  int8_t q[4] = {28, 127, -3, 64};
+  float steps[2] = {0.25f, 0x1.fp121f};
+  m.content.data = (uint8_t *)q, m.content.len = sizeof q, m.content_bits = 8;
+  m.scales.data = (uint8_t *)steps, m.scales.len = sizeof steps;
+  assert_status(decode_built(&m, msg, sizeof msg), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(msg, "item 1's step is not 0 or a finite power of two"));
+  steps[1] = 0x1p121f;
+  assert_status(decode_built(&m, msg, sizeof msg), FEDREC_OK);
+  steps[1] = 0;
+  assert_status(decode_built(&m, msg, sizeof msg), FEDREC_OK);
   uint8_t junk[7] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   fedrec_catalogue c;
   fedrec_error err;
