@@ -149,6 +149,31 @@ static fedrec_status check_config(const fedrec_engine_config *c, const fedrec_le
   return FEDREC_OK;
 }
 
+/* The engine's per-parameter state for dim parameters (all or nothing). */
+typedef struct state_buffers {
+  float *x, *m1, *m2, *avg;
+  uint32_t *modsum;
+  double *work;
+} state_buffers;
+
+static void buffers_free(state_buffers *b) {
+  free(b->x), free(b->m1), free(b->m2), free(b->avg), free(b->modsum), free(b->work);
+  memset(b, 0, sizeof *b);
+}
+
+static int buffers_new(state_buffers *b, int64_t dim) {
+  uint32_t padded = fedrec_ddp_padded((uint32_t)dim);
+  b->x = malloc((size_t)dim * sizeof *b->x);
+  b->m1 = calloc((size_t)dim, sizeof *b->m1);
+  b->m2 = calloc((size_t)dim, sizeof *b->m2);
+  b->avg = malloc((size_t)dim * sizeof *b->avg);
+  b->modsum = malloc((size_t)padded * sizeof *b->modsum);
+  b->work = malloc((size_t)padded * sizeof *b->work);
+  if (b->x && b->m1 && b->m2 && b->avg && b->modsum && b->work) return 1;
+  buffers_free(b);
+  return 0;
+}
+
 fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config *c,
                                 fedrec_model *model, uint64_t version, const fedrec_identity *id,
                                 fedrec_ledger *ledger, const fedrec_engine_callbacks *cb,
@@ -169,13 +194,8 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
   if (entropy) e->ent = *entropy;
   else fedrec_csprng(&e->ent);
   e->dim = fedrec_model_params(&e->model);
-  uint32_t padded = fedrec_ddp_padded((uint32_t)e->dim);
-  e->x = malloc((size_t)e->dim * sizeof *e->x);
-  e->m1 = calloc((size_t)e->dim, sizeof *e->m1);
-  e->m2 = calloc((size_t)e->dim, sizeof *e->m2);
-  e->avg = malloc((size_t)e->dim * sizeof *e->avg);
-  e->modsum = malloc((size_t)padded * sizeof *e->modsum);
-  e->work = malloc((size_t)padded * sizeof *e->work);
+  state_buffers b;
+  if (buffers_new(&b, e->dim)) e->x = b.x, e->m1 = b.m1, e->m2 = b.m2, e->avg = b.avg, e->modsum = b.modsum, e->work = b.work;
   e->cap = c->cohort;
   e->members = calloc(e->cap, sizeof *e->members);
   for (e->nslots = 4; e->nslots < 2 * e->cap; e->nslots <<= 1) {
@@ -244,13 +264,32 @@ void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out) {
 }
 
 fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, int32_t n_items, const float *C, const fedrec_catalogue_ref *cat,
-                                          fedrec_error *err) {
+                                          const int32_t *add_free, int32_t n_add, fedrec_error *err) {
   /* between rounds, or once training is over (devices still recommend with the model) */
   if ((e->phase != FEDREC_PHASE_SELECTING || e->n) && e->phase != FEDREC_PHASE_STOPPED)
     return fedrec_error_set(err, FEDREC_ERR_STATE, "engine: the catalogue changes between rounds only (round %llu is %s)",
                             (unsigned long long)e->round, fedrec_phase_name(e->phase));
-  fedrec_status st = fedrec_model_grow(&e->model, n_items, C, err);
-  if (st) return st;
+  if (n_add < 0 || (int64_t)n_add * e->model.d > ((int64_t)1 << 31) - e->dim)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: %d more free embeddings of %d dimensions: too many parameters", n_add,
+                            e->model.d);
+  state_buffers b = {0};
+  int64_t dim = e->dim + (int64_t)n_add * e->model.d, at = (int64_t)e->model.n_free * e->model.d; /* new rows go there */
+  if (n_add && !buffers_new(&b, dim)) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: state for %lld parameters", (long long)dim);
+  fedrec_status st = fedrec_model_grow(&e->model, n_items, C, add_free, n_add, err);
+  if (st) {
+    buffers_free(&b);
+    return st;
+  }
+  if (n_add) { /* the optimiser state follows the parameters; the new rows' starts at zero */
+    size_t head = (size_t)(e->dim - at), grown = (size_t)(dim - e->dim);
+    memcpy(b.m1, e->m1, (size_t)at * sizeof *b.m1), memcpy(b.m1 + at + grown, e->m1 + at, head * sizeof *b.m1);
+    memcpy(b.m2, e->m2, (size_t)at * sizeof *b.m2), memcpy(b.m2 + at + grown, e->m2 + at, head * sizeof *b.m2);
+    fedrec_model_get_params(b.x, &e->model);
+    state_buffers old = {e->x, e->m1, e->m2, e->avg, e->modsum, e->work};
+    buffers_free(&old);
+    e->x = b.x, e->m1 = b.m1, e->m2 = b.m2, e->avg = b.avg, e->modsum = b.modsum, e->work = b.work;
+    e->dim = dim;
+  }
   e->c.has_catalogue = 1;
   e->c.catalogue = *cat;
   if ((st = fedrec__engine_seal_model(e, e->version + 1, err))) return st;

@@ -142,7 +142,7 @@ static fedrec_status handle_check_in(request *r) {
   fedrec_status st = FEDREC_OK;
   /* a catalogue update waits for the selection to be empty (between rounds): none joins it
    * meanwhile, and the ticker applies the update within a tick */
-  int held = s->pending_cat.blob && fedrec_engine_phase(s->engine) == FEDREC_PHASE_SELECTING;
+  int held = s->pending && fedrec_engine_phase(s->engine) == FEDREC_PHASE_SELECTING;
   if (!((Fedrec__V1__CheckInRequest *)r->rq)->model_only && !held)
     st = fedrec_engine_checkin(s->engine, r->client, r->now, &acc, &round, &retry, &r->err);
   if (st) return st;

@@ -189,7 +189,7 @@ static void *ticker(void *arg) {
     nanosleep(&d, NULL);
     pthread_mutex_lock(&s->mu);
     fedrec_engine_tick(s->engine, fedrec_clock_ms());
-    if (s->pending_cat.blob) catalogue_apply_pending(s);
+    if (s->pending) catalogue_apply_pending(s);
     if (fedrec_clock_ms() - reloaded >= 2000) { /* revocations by `fedrec-coordinator revoke` */
       reload_revoked(s);
       reloaded = fedrec_clock_ms();
@@ -437,6 +437,7 @@ static void shut_down(server *s, pthread_t *workers, pthread_t ticker_thread) {
   coord_store_close(s->store);
   fedrec_catalogue_free(&s->cat);
   fedrec_catalogue_free(&s->pending_cat);
+  fedrec_idmap_free(s->free_ids);
   fedrec_identity_free(&s->id);
   fedrec_secret_free(s->token_secret);
 }

@@ -39,6 +39,8 @@ typedef struct server {
   uint8_t *token_secret;
   fedrec_catalogue cat; /* the catalogue served (the models' items) */
   fedrec_catalogue pending_cat; /* an update (SIGHUP) waiting for the round to end (blob: set) */
+  fedrec_idmap *free_ids;       /* the free-items list as last read (NULL: none) */
+  int pending;                  /* a catalogue or free-items update waits for the round to end */
   metrics m;
   grpc_server *gs;
   grpc_completion_queue *cq;
@@ -94,9 +96,19 @@ int cmd_revoke(const config *c, uint64_t id);
  * and starts the engine from the newest saved model (or a new one). */
 fedrec_status start_engine(server *s, fedrec_error *err);
 
-/* state.c: SIGHUP: the catalogue files are read again; a change becomes pending (the main
- * thread, outside the lock while reading files). The ticker applies a pending update between
- * rounds (under s->mu): saved, the model grown and published as the next version. */
+/* updates.c: the catalogue to serve, from the setting's files and the newest saved version
+ * (the first start saves version 1; changed files make the next one: s->cat). */
+fedrec_status catalogue_load_served(server *s, fedrec_error *err);
+/* The free-items file (s->free_ids; none when the setting is ""). */
+fedrec_status free_list_load(server *s, fedrec_error *err);
+/* The listed items of s->cat, for a first model (malloc'd; *n of them). */
+fedrec_status free_initial(server *s, int32_t **items, int32_t *n, fedrec_error *err);
+/* After a restart: the model follows s->cat when it changed, or when listed items have no
+ * free embedding yet (published as the next version). */
+fedrec_status catalogue_follow_now(server *s, int changed, fedrec_error *err);
+/* SIGHUP: the catalogue and free-items files are read again (the main thread, outside the lock
+ * while reading files); a change becomes pending (s->pending). The ticker applies it between
+ * rounds (under s->mu): the model grown and published as the next version. */
 void catalogue_reload(server *s);
 void catalogue_apply_pending(server *s);
 

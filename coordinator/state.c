@@ -64,127 +64,6 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
        st->aborted ? ", \"reason\": \"" : "", st->aborted ? reason : "", st->aborted ? "\"" : "");
 }
 
-static fedrec_status prefixed(fedrec_error *err, fedrec_status st, const char *what) {
-  char msg[sizeof err->msg];
-  snprintf(msg, sizeof msg, "%s", err->msg);
-  return fedrec_error_set(err, st, "%s: %s", what, msg);
-}
-
-/* next (loaded from the files) as the successor of prev (fedrec_catalogue_follow) and encoded:
- * *changed = 0 when it is prev itself (the same encoding, prev's version), else it is prev's
- * version + 1. Without prev: version 1. */
-static fedrec_status follow(fedrec_catalogue *next, const fedrec_catalogue *prev, int32_t *added, int32_t *withdrawn,
-                            int *changed, fedrec_error *err) {
-  fedrec_status st = FEDREC_OK;
-  *added = fedrec_catalogue_items(next), *withdrawn = 0, *changed = 1;
-  if (prev) {
-    st = fedrec_catalogue_follow(next, prev, added, withdrawn, err);
-    next->version = prev->version; /* unchanged files: the same encoding */
-    if (!st) st = fedrec_catalogue_encode(next, err);
-    if (!st && !memcmp(next->hash, prev->hash, 32)) *changed = 0;
-    next->version = prev->version + 1;
-  }
-  if (!st && *changed) st = fedrec_catalogue_encode(next, err);
-  return st;
-}
-
-static void log_catalogue(const char *event, const fedrec_catalogue *c, int32_t added, int32_t withdrawn) {
-  logj("info", event, "\"version\": %llu, \"items\": %d, \"added\": %d, \"withdrawn\": %d, \"dim\": %d, \"bytes\": %zu",
-       (unsigned long long)c->version, fedrec_catalogue_items(c), added, withdrawn, c->ds.content_dim, c->len);
-}
-
-/* The catalogue to serve: built from the setting's files and compared with the newest one
- * saved. The first start saves version 1; files that changed since make the next version
- * (the saved items keep their indices, those gone are withdrawn, new ones are appended:
- * fedrec_catalogue_follow); unchanged files serve the saved version. */
-static fedrec_status load_catalogue(server *s, fedrec_error *err) {
-  fedrec_catalogue next, prev = {0};
-  uint8_t *blob;
-  size_t len;
-  int32_t added, withdrawn;
-  int changed, have_prev = 0;
-  fedrec_status st = fedrec_catalogue_load(&next, s->cfg.catalogue, err);
-  if (st) return prefixed(err, st, "catalogue");
-  if ((st = fedrec_catalogue_set_precision(&next, s->cfg.catalogue_precision, err))) {
-    fedrec_catalogue_free(&next);
-    return st;
-  }
-  st = coord_store_load_catalogue(s->store, 0, &blob, &len, err);
-  if (st == FEDREC_ERR_EMPTY) {
-    st = FEDREC_OK;
-  } else if (!st) {
-    st = fedrec_catalogue_decode(&prev, blob, len, err);
-    have_prev = !st;
-    free(blob);
-  }
-  if (!st) st = follow(&next, have_prev ? &prev : NULL, &added, &withdrawn, &changed, err);
-  if (!st && changed)
-    st = coord_store_save_catalogue(s->store, next.version, next.hash, next.blob, next.len, fedrec_catalogue_items(&next), added,
-                                    withdrawn, err);
-  if (!st && changed) log_catalogue(have_prev ? "catalogue_updated" : "catalogue_created", &next, added, withdrawn);
-  if (!st) {
-    s->cat = changed ? next : prev;
-    memset(changed ? &next : &prev, 0, sizeof next);
-  }
-  fedrec_catalogue_free(&next);
-  fedrec_catalogue_free(&prev);
-  return st;
-}
-
-void catalogue_reload(server *s) {
-  fedrec_catalogue next;
-  fedrec_error err = {0};
-  int32_t added = 0, withdrawn = 0;
-  int changed = 0;
-  logj("info", "catalogue_reload", NULL);
-  fedrec_status st = fedrec_catalogue_load(&next, s->cfg.catalogue, &err); /* the files: outside the lock */
-  if (st) prefixed(&err, st, "catalogue");
-  if (!st) st = fedrec_catalogue_set_precision(&next, s->cfg.catalogue_precision, &err);
-  pthread_mutex_lock(&s->mu);
-  if (!st) st = follow(&next, &s->cat, &added, &withdrawn, &changed, &err);
-  if (!st && changed) /* saved now: a restart before it is applied finds it */
-    st = coord_store_save_catalogue(s->store, next.version, next.hash, next.blob, next.len, fedrec_catalogue_items(&next), added,
-                                    withdrawn, &err);
-  fedrec_catalogue_free(&s->pending_cat); /* a newer reload replaces one not yet applied */
-  if (!st && changed) {
-    s->pending_cat = next;
-    memset(&next, 0, sizeof next);
-    log_catalogue("catalogue_update_pending", &s->pending_cat, added, withdrawn);
-  } else if (!st) {
-    logj("info", "catalogue_unchanged", "\"version\": %llu", (unsigned long long)s->cat.version);
-  }
-  pthread_mutex_unlock(&s->mu);
-  fedrec_catalogue_free(&next);
-  if (st) { /* the served catalogue stays; nothing else changes */
-    char js[1200];
-    fedrec_json_escape(js, sizeof js, err.msg);
-    logj("error", "catalogue_refused", "\"reason\": \"%s\", \"served_version\": %llu", js, (unsigned long long)s->cat.version);
-  }
-}
-
-void catalogue_apply_pending(server *s) {
-  fedrec_catalogue *p = &s->pending_cat;
-  fedrec_catalogue_ref ref = fedrec_catalogue_name(p);
-  fedrec_error err = {0};
-  fedrec_status st = fedrec_engine_set_catalogue(s->engine, fedrec_catalogue_items(p), p->ds.content, &ref, &err);
-  if (st == FEDREC_ERR_STATE) return; /* a round in flight: the next tick */
-  if (st) {
-    char js[1200];
-    fedrec_json_escape(js, sizeof js, err.msg);
-    logj("error", "catalogue_not_applied", "\"version\": %llu, \"reason\": \"%s\"", (unsigned long long)p->version, js);
-    fedrec_catalogue_free(p);
-    return;
-  }
-  fedrec_catalogue old = s->cat; /* the engine's model now reads the new content */
-  s->cat = *p;
-  memset(p, 0, sizeof *p);
-  fedrec_catalogue_free(&old);
-  fedrec_published pub;
-  fedrec_engine_model(s->engine, &pub);
-  logj("info", "model_follows_catalogue", "\"catalogue_version\": %llu, \"items\": %d, \"model_version\": %llu",
-       (unsigned long long)s->cat.version, fedrec_catalogue_items(&s->cat), (unsigned long long)pub.version);
-}
-
 /* Settings a state is bound to: its model's shape (catalogue, dim, free embeddings) cannot
  * change on a restart: one given that conflicts is refused, naming the saved value, and one
  * not given takes the saved value. The noise and clipping may change (every ledger entry
@@ -265,12 +144,14 @@ static fedrec_status resume_engine(server *s, fedrec_error *err) {
   fedrec_model model;
   int32_t ni = fedrec_catalogue_items(&s->cat), p = s->cat.ds.content_dim;
   fedrec_status st = coord_store_load_latest(s->store, &saved, err);
-  if (st == FEDREC_ERR_EMPTY) { /* first start */
-    int32_t *all = malloc((size_t)ni * sizeof *all);
-    if (!all) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "items");
-    for (int32_t i = 0; i < ni; i++) all[i] = i;
-    st = fedrec_model_init(&model, ni, c->dim, s->cat.ds.content, p, 1, all, c->free_embeddings ? ni : 0, 1, 0.1f, err);
-    free(all);
+  if (st == FEDREC_ERR_EMPTY) { /* first start: every item free, or the listed ones */
+    int32_t *free_items = NULL, nf = ni;
+    if (c->free_embeddings && (free_items = malloc((size_t)ni * sizeof *free_items)))
+      for (int32_t i = 0; i < ni; i++) free_items[i] = i;
+    st = c->free_embeddings ? (free_items ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "items"))
+                            : free_initial(s, &free_items, &nf, err);
+    if (!st) st = fedrec_model_init(&model, ni, c->dim, s->cat.ds.content, p, 1, free_items, nf, 1, 0.1f, err);
+    free(free_items);
     if (!st) st = fedrec_engine_new(&s->engine, &c->e, &model, 1, &s->id, s->ledger, &cb, NULL, err);
     if (!st) logj("info", "started", "\"resumed\": false, \"model_version\": 1, \"catalogue_version\": %llu",
                   (unsigned long long)s->cat.version);
@@ -317,13 +198,8 @@ static fedrec_status resume_engine(server *s, fedrec_error *err) {
   /* from now on, new models are saved */
   fedrec_engine_set_callbacks(s->engine, &cb);
   fedrec_published pub;
-  if (!ec.has_catalogue || ec.catalogue.version != s->cat.version || memcmp(ec.catalogue.hash, s->cat.hash, 32)) {
-    fedrec_catalogue_ref now = fedrec_catalogue_name(&s->cat);
-    st = fedrec_engine_set_catalogue(s->engine, ni, s->cat.ds.content, &now, err);
-    if (!st)
-      logj("info", "model_follows_catalogue", "\"catalogue_version\": %llu, \"items\": %d, \"model_version\": %llu",
-           (unsigned long long)s->cat.version, ni, (unsigned long long)(fedrec_engine_model(s->engine, &pub), pub.version));
-  }
+  int changed = !ec.has_catalogue || ec.catalogue.version != s->cat.version || memcmp(ec.catalogue.hash, s->cat.hash, 32);
+  st = catalogue_follow_now(s, changed, err); /* a changed catalogue, or listed items without a free embedding */
   fedrec_catalogue_free(&old); /* the engine's model reads the served catalogue's content now */
   if (st) return st;
   s->m.epsilon = fedrec_ledger_epsilon(s->ledger);
@@ -355,7 +231,7 @@ fedrec_status start_engine(server *s, fedrec_error *err) {
   }
   state_path(path, sizeof path, c, "coordinator.db");
   if ((st = coord_store_open(&s->store, path, err))) return st;
-  if ((st = check_saved_settings(s, path, err)) || (st = load_catalogue(s, err)) || (st = save_settings(s, err))) return st;
+  if ((st = check_saved_settings(s, path, err)) || (st = catalogue_load_served(s, err)) || (st = free_list_load(s, err)) || (st = save_settings(s, err))) return st;
   c->e.has_catalogue = 1;
   c->e.catalogue = fedrec_catalogue_name(&s->cat);
   return resume_engine(s, err);

@@ -57,12 +57,36 @@ nomem:
   return fedrec_error_set(err, FEDREC_ERR_NOMEM, "model with %d items, d=%d, p=%d", n_items, d, p);
 }
 
-fedrec_status fedrec_model_grow(fedrec_model *m, int32_t n_items, const float *C, fedrec_error *err) {
+fedrec_status fedrec_model_grow(fedrec_model *m, int32_t n_items, const float *C, const int32_t *add_free, int32_t n_add,
+                                fedrec_error *err) {
   if (n_items < m->n_items)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "model: a catalogue only grows (%d items, the model has %d)", n_items, m->n_items);
-  int32_t *fr = realloc(m->free_row, (size_t)n_items * sizeof *fr);
-  if (!fr) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "model with %d items", n_items);
+  if (n_add < 0 || n_add > n_items - m->n_free)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "model: %d free embeddings to add, at most %d items have none", n_add, n_items - m->n_free);
+  int32_t nf = m->n_free + n_add, d = m->d;
+  int32_t *fr = malloc((size_t)n_items * sizeof *fr), *fi = n_add ? malloc((size_t)nf * sizeof *fi) : NULL;
+  float *E = n_add ? malloc((size_t)nf * d * sizeof *E) : NULL;
+  if (!fr || (n_add && (!fi || !E))) {
+    free(fr), free(fi), free(E);
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "model with %d items, %d free embeddings", n_items, nf);
+  }
+  memcpy(fr, m->free_row, (size_t)m->n_items * sizeof *fr);
   for (int32_t i = m->n_items; i < n_items; i++) fr[i] = -1;
+  for (int32_t k = 0; k < n_add; k++) { /* into the copies: an error changes nothing */
+    int32_t i = add_free[k];
+    if (i < 0 || i >= n_items || fr[i] >= 0) {
+      free(fr), free(fi), free(E);
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "model: item %d cannot get a free embedding (out of range, listed twice or has one)", i);
+    }
+    fr[i] = m->n_free + k, fi[m->n_free + k] = i;
+  }
+  if (n_add) {
+    if (m->n_free) memcpy(fi, m->free_items, (size_t)m->n_free * sizeof *fi), memcpy(E, m->E, (size_t)m->n_free * d * sizeof *E);
+    memset(E + (size_t)m->n_free * d, 0, (size_t)n_add * d * sizeof *E); /* the item's vector stays H c_i */
+    free(m->free_items), free(m->E);
+    m->free_items = fi, m->E = E, m->n_free = nf;
+  }
+  free(m->free_row);
   m->free_row = fr;
   m->n_items = n_items;
   if (m->H) m->C = C;

@@ -46,6 +46,7 @@ static void on_round(void *ctx, const fedrec_round_stats *s) {
 }
 
 static fedrec_entropy *g_engine_ent; /* the engine's randomness in world_init (NULL: the CSPRNG) */
+static int g_head_only;              /* world_init: no free embeddings (else every item has one) */
 static uint32_t g_sum_from;          /* run_round: members from this index on send their masked
                                       * inputs as one sum (fedrec_engine_submit_sum); 0: none */
 
@@ -68,7 +69,7 @@ static void world_init(world *w, const fedrec_engine_config *c, double budget) {
   fedrec_model m;
   int32_t ni = w->ds.R.cols, *all = malloc((size_t)ni * sizeof *all);
   for (int32_t i = 0; i < ni; i++) all[i] = i;
-  assert_status(fedrec_model_init(&m, ni, 8, w->ds.content, w->ds.content_dim, 1, all, ni, 5, 0.1f, &err), FEDREC_OK);
+  assert_status(fedrec_model_init(&m, ni, 8, w->ds.content, w->ds.content_dim, 1, all, g_head_only ? 0 : ni, 5, 0.1f, &err), FEDREC_OK);
   free(all);
   fedrec_engine_callbacks cb = {w, on_publish, on_round};
   w->now = 1000;
@@ -134,13 +135,13 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
   fedrec_engine_model(w->e, &pub);
   /* every client verifies and decodes the published model */
   fedrec_model m;
-  assert_int_equal(FEDREC_OK, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries, pub.ledger_head, NULL, pub.sig, w->id.pk));
+  assert_int_equal(FEDREC_OK, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries, pub.ledger_head, pub.has_catalogue ? &pub.catalogue : NULL, pub.sig, w->id.pk));
   /* the signature covers the ledger head: another head does not verify */
   uint8_t other[32];
   memcpy(other, pub.ledger_head, 32);
   other[0] ^= 1;
-  assert_int_equal(FEDREC_ERR_PARSE, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries, other, NULL, pub.sig, w->id.pk));
-  assert_int_equal(FEDREC_ERR_PARSE, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries + 1, pub.ledger_head, NULL, pub.sig, w->id.pk));
+  assert_int_equal(FEDREC_ERR_PARSE, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries, other, pub.has_catalogue ? &pub.catalogue : NULL, pub.sig, w->id.pk));
+  assert_int_equal(FEDREC_ERR_PARSE, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries + 1, pub.ledger_head, pub.has_catalogue ? &pub.catalogue : NULL, pub.sig, w->id.pk));
   assert_status(fedrec_model_decode(&m, NULL, pub.blob, pub.len, w->ds.content, w->ds.content_dim, &err), FEDREC_OK);
   uint32_t alive = cohort, nb = 0, bdim = 0, bbits = 0;
   uint64_t *bids = malloc((cohort + 1) * sizeof *bids), bbytes = 0, single = 0;
@@ -285,6 +286,78 @@ static void test_rounds_with_dropouts(void **state) {
   assert_true(s.epsilon > 0);
   fedrec_engine_free(w.e);
   w.e = NULL;
+  world_free(&w);
+}
+
+/* A world training with FedAdam (lr 0.05), head only or with every item's free embedding. */
+static void adam_world(world *w, int head_only) {
+  fedrec_engine_config c;
+  base_config(&c);
+  c.optimizer = FEDREC_OPT_FEDADAM;
+  c.server_lr = 0.05;
+  g_head_only = head_only;
+  world_init(w, &c, 1e6);
+  g_head_only = 0;
+}
+
+/* Free embeddings added between rounds (a head-only model, FedAdam so that both moments
+ * matter): refused during a round and for a bad list, changing nothing; then the parameters
+ * and both moments grow with zeros inserted before the head's, nothing else moves, the next
+ * round plans for the new count and trains the new rows, and the ledger verifies. */
+static void test_free_embeddings_added(void **state) {
+  (void)state;
+  world w;
+  adam_world(&w, 1);
+  uint64_t cursor = 0;
+  const uint32_t none[5] = {0};
+  for (int r = 0; r < 2; r++) assert_true(run_round(&w, 50, none, &cursor));
+  fedrec_published pub;
+  fedrec_engine_model(w.e, &pub);
+  int64_t dim0 = pub.dim;
+  int32_t ni = w.ds.R.cols, d = 8, add[] = {5, 17, 42}, twice[] = {5, 5};
+  assert_int_equal(dim0, (int64_t)d * w.ds.content_dim);
+  float *m1 = malloc((size_t)dim0 * sizeof *m1), *m2 = malloc((size_t)dim0 * sizeof *m2);
+  memcpy(m1, pub.opt1, (size_t)dim0 * sizeof *m1), memcpy(m2, pub.opt2, (size_t)dim0 * sizeof *m2);
+  float *V0 = malloc((size_t)ni * d * sizeof *V0), *V1 = malloc((size_t)ni * d * sizeof *V1);
+  fedrec_model_item_vectors(V0, fedrec_engine_current_model(w.e));
+  fedrec_catalogue_ref ref = {.version = 2};
+  fedrec_error err = {0};
+  int acc;
+  uint64_t round;
+  uint32_t retry;
+  assert_status(fedrec_engine_set_catalogue(w.e, ni, w.ds.content, &ref, twice, 2, &err), FEDREC_ERR_ARG);
+  assert_status(fedrec_engine_checkin(w.e, 7, w.now, &acc, &round, &retry, &err), FEDREC_OK); /* a selection began */
+  assert_status(fedrec_engine_set_catalogue(w.e, ni, w.ds.content, &ref, add, 3, &err), FEDREC_ERR_STATE);
+  fedrec_engine_model(w.e, &pub);
+  assert_int_equal(pub.dim, dim0);
+  assert_int_equal(w.published, 3);
+  world_free(&w); /* again, stopping before the next selection */
+  adam_world(&w, 1);
+  cursor = 0;
+  for (int r = 0; r < 2; r++) assert_true(run_round(&w, 50, none, &cursor));
+  fedrec_engine_model(w.e, &pub);
+  memcpy(m1, pub.opt1, (size_t)dim0 * sizeof *m1), memcpy(m2, pub.opt2, (size_t)dim0 * sizeof *m2);
+  fedrec_model_item_vectors(V0, fedrec_engine_current_model(w.e));
+  assert_status(fedrec_engine_set_catalogue(w.e, ni, w.ds.content, &ref, add, 3, &err), FEDREC_OK);
+  assert_int_equal(w.published, 4);
+  fedrec_engine_model(w.e, &pub);
+  assert_int_equal(pub.dim, dim0 + 3 * d);
+  assert_true(pub.has_catalogue && pub.catalogue.version == 2);
+  for (int k = 0; k < 3 * d; k++) assert_true(pub.opt1[k] == 0 && pub.opt2[k] == 0);
+  assert_memory_equal(pub.opt1 + 3 * d, m1, (size_t)dim0 * sizeof *m1);
+  assert_memory_equal(pub.opt2 + 3 * d, m2, (size_t)dim0 * sizeof *m2);
+  fedrec_model_item_vectors(V1, fedrec_engine_current_model(w.e));
+  assert_memory_equal(V1, V0, (size_t)ni * d * sizeof *V0);
+  for (int r = 0; r < 2; r++) assert_true(run_round(&w, 50, none, &cursor));
+  assert_int_equal(w.aborted, 0);
+  const fedrec_model *m = fedrec_engine_current_model(w.e);
+  double moved = 0;
+  for (int k = 0; k < 3 * d; k++) moved += fabs(m->E[k]);
+  print_message("free embeddings added: %lld -> %lld parameters, |E| %.4g after 2 rounds\n", (long long)dim0,
+                (long long)(dim0 + 3 * d), moved);
+  assert_true(moved > 0);
+  assert_int_equal(closed_ledger_entries(&w), 4);
+  free(m1), free(m2), free(V0), free(V1);
   world_free(&w);
 }
 
@@ -639,10 +712,7 @@ static void test_fedadam_and_poisson(void **state) {
   (void)state;
   world w;
   fedrec_engine_config c;
-  base_config(&c);
-  c.optimizer = FEDREC_OPT_FEDADAM;
-  c.server_lr = 0.05;
-  world_init(&w, &c, 1e6);
+  adam_world(&w, 0);
   double r0 = recall(&w);
   uint64_t cursor = 0;
   const uint32_t none[5] = {0};
@@ -971,6 +1041,7 @@ int main(void) {
       cmocka_unit_test(test_no_unmask_below_plan),
       cmocka_unit_test(test_no_noise_with_ledger),
       cmocka_unit_test(test_poisoned_update),
+      cmocka_unit_test(test_free_embeddings_added),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -330,6 +330,55 @@ static void test_ease(void **state) {
   fedrec_dataset_free(&ds);
 }
 
+/* A catalogue grows: new items read the head; listed items get zero free rows appended (no
+ * item's vector moves), the parameters grow in fedrec_model_get_params' order; a bad list
+ * changes nothing. */
+static void test_model_grow(void **state) {
+  (void)state;
+  enum { N = 40, D = 4, P = 3, N2 = 45 };
+  static float C[N2 * P];
+  for (int i = 0; i < N2 * P; i++) C[i] = (float)((i * 13) % 11) - 5;
+  int32_t free_items[] = {7, 2};
+  fedrec_model m;
+  fedrec_error err;
+  assert_status(fedrec_model_init(&m, N, D, C, P, 1, free_items, 2, 9, 0.1f, &err), FEDREC_OK);
+  float V0[N2 * D], V1[N2 * D], x0[2 * D + D * P], x1[5 * D + D * P];
+  fedrec_model_item_vectors(V0, &m);
+  fedrec_model_get_params(x0, &m);
+  int32_t bad[][3] = {{3, 3, 1}, {7, 1, 4}, {1, 45, 2}, {1, -1, 2}}; /* twice, has one, out of range (twice) */
+  for (int k = 0; k < 4; k++) {
+    assert_status(fedrec_model_grow(&m, N2, C, bad[k], 3, &err), FEDREC_ERR_ARG);
+    assert_int_equal(m.n_items, N), assert_int_equal(m.n_free, 2);
+  }
+  assert_status(fedrec_model_grow(&m, N - 1, C, NULL, 0, &err), FEDREC_ERR_ARG);
+  int32_t add[] = {42, 0, 11};
+  assert_status(fedrec_model_grow(&m, N2, C, add, 3, &err), FEDREC_OK);
+  assert_int_equal(m.n_items, N2), assert_int_equal(m.n_free, 5);
+  assert_int_equal(fedrec_model_params(&m), 5 * D + D * P);
+  assert_int_equal(m.free_row[42], 2), assert_int_equal(m.free_row[11], 4), assert_int_equal(m.free_row[44], -1);
+  assert_int_equal(m.free_items[3], 0);
+  fedrec_model_item_vectors(V1, &m);
+  assert_memory_equal(V1, V0, sizeof(float) * N * D); /* the old items' vectors */
+  fedrec_model_get_params(x1, &m);
+  assert_memory_equal(x1, x0, sizeof(float) * 2 * D);                        /* old rows first */
+  for (int k = 2 * D; k < 5 * D; k++) assert_true(x1[k] == 0);                /* then the new */
+  assert_memory_equal(x1 + 5 * D, x0 + 2 * D, sizeof(float) * D * P);       /* then the head */
+  for (int j = 0; j < D; j++) { /* a new item's vector is H c_i */
+    float v = 0;
+    for (int k = 0; k < P; k++) v += m.H[j * P + k] * C[43 * P + k];
+    assert_float_equal(V1[43 * D + j], v, 1e-5);
+  }
+  size_t n = fedrec_model_encoded_size(&m);
+  uint8_t *b = malloc(n);
+  fedrec_model_encode(b, &m, 2);
+  fedrec_model back;
+  assert_status(fedrec_model_decode(&back, NULL, b, n, C, P, &err), FEDREC_OK);
+  assert_int_equal(back.free_row[42], 2);
+  fedrec_model_free(&back);
+  free(b);
+  fedrec_model_free(&m);
+}
+
 /* The model blob round-trips exactly, and every malformed variant is refused with a reason. */
 static void test_model_blob(void **state) {
   (void)state;
@@ -409,7 +458,7 @@ int main(void) {
       cmocka_unit_test(test_gradient),     cmocka_unit_test(test_user_solve),
       cmocka_unit_test(test_ials_monotone), cmocka_unit_test(test_determinism),
       cmocka_unit_test(test_synth_shape),  cmocka_unit_test(test_ease),
-      cmocka_unit_test(test_model_blob), cmocka_unit_test(test_optimizers),
+      cmocka_unit_test(test_model_blob), cmocka_unit_test(test_model_grow), cmocka_unit_test(test_optimizers),
       cmocka_unit_test(test_explain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -184,14 +184,17 @@ void fedrec_engine_free(fedrec_engine *e);
 fedrec_status fedrec_engine_restore(fedrec_engine *e, uint64_t next_round, uint64_t rounds_done,
                                     const float *opt1, const float *opt2, fedrec_error *err);
 
-/* Replaces the callbacks (e.g. after a restart, once the resumed model need not be saved). */
 /* The catalogue changed between rounds: items appended (n_items, C the new content, borrowed)
- * or withdrawn. The model grows (new items: the head alone) and is sealed and published as
- * the next version, signed with the new catalogue (after training stopped too: devices go on
- * recommending with it). FEDREC_ERR_STATE during a round or once a device has joined the next
- * selection: try again later. */
+ * or withdrawn, and/or the n_add items in add_free get free embeddings (fedrec_model_grow:
+ * zero at first, their optimiser state zero; the rest keeps its state). The model grows (new
+ * items: the head alone unless listed) and is sealed and published as the next version,
+ * signed with cat (after training stopped too: devices go on recommending with it). Later
+ * rounds plan their DP parameters for the new parameter count. FEDREC_ERR_STATE during a
+ * round or once a device has joined the next selection: try again later. An error changes
+ * nothing. */
 fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, int32_t n_items, const float *C, const fedrec_catalogue_ref *cat,
-                                          fedrec_error *err);
+                                          const int32_t *add_free, int32_t n_add, fedrec_error *err);
+/* Replaces the callbacks (e.g. after a restart, once the resumed model need not be saved). */
 void fedrec_engine_set_callbacks(fedrec_engine *e, const fedrec_engine_callbacks *cb);
 /* The model being served. */
 void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out);

@@ -37,8 +37,12 @@ fedrec_status fedrec_model_init(fedrec_model *m, int32_t n_items, int32_t d, con
                                 fedrec_error *err);
 void fedrec_model_free(fedrec_model *m);
 /* A catalogue grew to n_items (its items keep their indices; C is the new content, borrowed):
- * the new items get the head's H c_i and no free embedding. The parameters do not change. */
-fedrec_status fedrec_model_grow(fedrec_model *m, int32_t n_items, const float *C, fedrec_error *err);
+ * the new items get the head's H c_i. The n_add items in add_free (old or new, none with a
+ * free embedding yet) get one, zero at first (their vectors do not move), as rows appended to
+ * E in that order: the parameters grow by n_add d, inserted before the head's in
+ * fedrec_model_get_params' order. Everything is checked first: an error changes nothing. */
+fedrec_status fedrec_model_grow(fedrec_model *m, int32_t n_items, const float *C, const int32_t *add_free, int32_t n_add,
+                                fedrec_error *err);
 /* Number of trainable parameters (d*p + n_free*d). */
 int64_t fedrec_model_params(const fedrec_model *m);
 

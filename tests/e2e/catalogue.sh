@@ -7,7 +7,8 @@
 # free embedding and nobody has seen them) to the devices whose histories are of their kind;
 # the withdrawn item never is; recommend --explain shows titles and exact contributions; a live
 # update by SIGHUP (no restart) applies between rounds, one with another dimension is refused
-# and changes nothing; a
+# and changes nothing; the operator's free-items list gives listed items free embeddings (at
+# the restart, and by SIGHUP alone) and names an id the catalogue lacks; a
 # catalogue that changes dimension, a malformed .npy and duplicate ids are refused at start
 # with the file and the reason, and nothing is served.
 #   tests/e2e/catalogue.sh BUILD_DIR
@@ -97,15 +98,18 @@ out=$("$CLIENT" recommend --store "$W/c1.db" --k 5) || fail "recommend after ver
 grep -q $'\tTrack ' <<< "$out" || fail "no titles in: $out"
 e2e_stop
 
-step "the update: it0_19 withdrawn, new0..new3 appended; restart on the changed file"
+step "the update: it0_19 withdrawn, new0..new3 appended; restart on the changed file, free embeddings for new0 and new1"
 cp "$W/cat2.csv" "$W/cat.csv"
+printf 'new0\nnew1\r\nnot-in-the-catalogue\n' > "$W/free.txt"
 PORT=$port # the devices keep the address they were given
-e2e_serve "${FLAGS[@]}" --rounds 4
+e2e_serve "${FLAGS[@]}" --rounds 4 --free-items "$W/free.txt"
 grep -q '"event": "catalogue_updated", "version": 2, "items": 84, "added": 4, "withdrawn": 1' "$W/coord.log" ||
   fail "no catalogue_updated (2, 84 items, 4 added, 1 withdrawn): $(grep catalogue "$W/coord.log" | tail -2)"
-grep -q '"event": "model_follows_catalogue", "catalogue_version": 2, "items": 84, "model_version": 4' "$W/coord.log" ||
-  fail "the model did not follow the catalogue as version 4"
+grep -q '"event": "model_follows_catalogue", "catalogue_version": 2, "items": 84, "model_version": 4, "free_added": 2, "free_embeddings": 2, "params": 80' "$W/coord.log" ||
+  fail "the model did not follow the catalogue as version 4 with 2 free embeddings (80 parameters): $(grep model_follows "$W/coord.log")"
+grep -q '"event": "free_items_unknown", "count": 1, "first": "not-in-the-catalogue"' "$W/coord.log" || fail "the unknown id was not reported"
 run_devices 3
+grep -q '"event": "round_aborted"' "$W/coord.log" && fail "a round aborted after the free embeddings were added"
 
 step "the new items are recommended through the head; the withdrawn one never"
 hits=0
@@ -134,8 +138,21 @@ kill -HUP "$cpid"
 for _ in $(seq 100); do grep -q '"event": "model_follows_catalogue", "catalogue_version": 3' "$W/coord.log" && break; sleep 0.1; done
 grep -q '"event": "catalogue_update_pending", "version": 3, "items": 85, "added": 1, "withdrawn": 0' "$W/coord.log" ||
   fail "no pending update (version 3, 85 items)"
-grep -q '"event": "model_follows_catalogue", "catalogue_version": 3, "items": 85, "model_version": 7' "$W/coord.log" ||
+grep -q '"event": "model_follows_catalogue", "catalogue_version": 3, "items": 85, "model_version": 7, "free_added": 0' "$W/coord.log" ||
   fail "the live update was not applied as model 7"
+step "a free-items list change alone (SIGHUP): a bad list is refused, then the next model gives new2 a free embedding"
+cp "$W/free.txt" "$W/free.good"
+echo new0 >> "$W/free.txt"
+kill -HUP "$cpid"
+for _ in $(seq 100); do grep -q '"event": "catalogue_refused", "reason": "free-items: .*free.txt:4: item id .new0. appears twice' "$W/coord.log" && break; sleep 0.1; done
+grep -q '"event": "catalogue_refused", "reason": "free-items: .*free.txt:4: item id .new0. appears twice' "$W/coord.log" ||
+  fail "a free-items file with a duplicate was not refused: $(grep refused "$W/coord.log" | tail -1)"
+{ cat "$W/free.good"; echo new2; } > "$W/free.txt"
+kill -HUP "$cpid"
+for _ in $(seq 100); do grep -q '"event": "model_follows_catalogue", "catalogue_version": 3, "items": 85, "model_version": 8' "$W/coord.log" && break; sleep 0.1; done
+grep -q '"event": "free_items_pending", "items": 1' "$W/coord.log" || fail "no free_items_pending"
+grep -q '"event": "model_follows_catalogue", "catalogue_version": 3, "items": 85, "model_version": 8, "free_added": 1, "free_embeddings": 3, "params": 88' \
+  "$W/coord.log" || fail "the free-items change was not applied as model 8: $(grep model_follows "$W/coord.log" | tail -1)"
 run_devices 4 # training is over: the devices fetch the catalogue and the model, and stop
 hits=0
 for i in 2 6 10; do
