@@ -47,6 +47,8 @@ static const opt OPTS[] = {
     {"unmask-threads", 'u', offsetof(config, e.unmask_threads), sizeof(uint32_t), 1, 64, "threads removing the masks at a round's end"},
     {"dim", 'i', offsetof(config, dim), sizeof(int), 1, 1024, "embedding dimension d"},
     {"free-embeddings", 'i', offsetof(config, free_embeddings), sizeof(int), 0, 1, "1: a free embedding per item of the first catalogue besides the head"},
+    {"initial-model", 's', offsetof(config, initial_model), sizeof(((config *)0)->initial_model), 0, 0, "MODEL[,IDS]: a new state starts from this model blob (fedrec-sim --save-model), rows matched to the catalogue by the ids in IDS (default MODEL.ids); needs initial-model-privacy public (docs/COORDINATOR.md)"},
+    {"initial-model-privacy", 's', offsetof(config, initial_model_privacy), sizeof(((config *)0)->initial_model_privacy), 0, 0, "'public': the operator's word that initial-model was trained without data of this deployment's users (the only kind accepted; docs/PRIVACY.md)"},
     {"free-items", 's', offsetof(config, free_items), sizeof(((config *)0)->free_items), 0, 0, "a file of item ids, one per line: each listed item gets a free embedding (zero at first) at start or SIGHUP; items added later are head-only until listed (docs/CATALOGUE.md)"},
     {"keep-models", 'i', offsetof(config, keep_models), sizeof(int), 1, 1000000, "model versions kept in the state"},
     {"max-message-mb", 'u', offsetof(config, max_message_mb), sizeof(uint32_t), 0, 2047, "largest request accepted (0: what the model's masked input needs)"},

@@ -96,6 +96,10 @@ int cmd_revoke(const config *c, uint64_t id);
  * and starts the engine from the newest saved model (or a new one). */
 fedrec_status start_engine(server *s, fedrec_error *err);
 
+/* initial_model.c: the initial-model file matched to s->cat by item id (a new state's first
+ * model; sets the dim setting to the file's d). Refused unless initial-model-privacy is public. */
+fedrec_status initial_model_load(server *s, fedrec_model *out, fedrec_error *err);
+
 /* updates.c: the catalogue to serve, from the setting's files and the newest saved version
  * (the first start saves version 1; changed files make the next one: s->cat). */
 fedrec_status catalogue_load_served(server *s, fedrec_error *err);

@@ -69,15 +69,18 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
  * not given takes the saved value. The noise and clipping may change (every ledger entry
  * records its own): loudly, in the log. They are saved (save_settings) once the start has
  * checked everything else, so a start that fails binds the state to nothing. */
-static const char *SETTINGS[] = {"catalogue", "dim", "free-embeddings", "noise", "noise-multiplier", "clip"};
-enum { BOUND = 3, NSETTINGS = 6 };
+static const char *SETTINGS[] = {"catalogue", "dim", "free-embeddings", "initial-model", "initial-model-privacy",
+                                 "noise", "noise-multiplier", "clip"};
+enum { BOUND = 5, NSETTINGS = 8 };
 
 static void setting_now(const config *c, int i, char *now, size_t cap) {
   if (i == 0) snprintf(now, cap, "%s", c->catalogue);
   else if (i == 1) snprintf(now, cap, "%d", c->dim);
   else if (i == 2) snprintf(now, cap, "%d", c->free_embeddings);
-  else if (i == 3) snprintf(now, cap, "%s", c->noise);
-  else if (i == 4) snprintf(now, cap, "%.17g", c->e.noise_multiplier);
+  else if (i == 3) snprintf(now, cap, "%s", c->initial_model);
+  else if (i == 4) snprintf(now, cap, "%s", c->initial_model_privacy);
+  else if (i == 5) snprintf(now, cap, "%s", c->noise);
+  else if (i == 6) snprintf(now, cap, "%.17g", c->e.noise_multiplier);
   else snprintf(now, cap, "%.17g", c->e.clip);
 }
 
@@ -137,13 +140,20 @@ static fedrec_status model_catalogue(server *s, const coord_saved_model *saved, 
 /* A new engine from the newest saved model (or the first one). When the catalogue changed
  * since the saved model was signed, the model grows to the new one and is published as the
  * next version, signed with it. */
-static fedrec_status resume_engine(server *s, fedrec_error *err) {
+static fedrec_status resume_engine(server *s, fedrec_model *initial, fedrec_error *err) {
   config *c = &s->cfg;
   fedrec_engine_callbacks cb = {s, on_publish, on_round};
   coord_saved_model saved;
   fedrec_model model;
   int32_t ni = fedrec_catalogue_items(&s->cat), p = s->cat.ds.content_dim;
   fedrec_status st = coord_store_load_latest(s->store, &saved, err);
+  if (st == FEDREC_ERR_EMPTY && initial->n_items) { /* first start from a file, then the listed items */
+    st = fedrec_engine_new(&s->engine, &c->e, initial, 1, &s->id, s->ledger, &cb, NULL, err);
+    if (!st) st = catalogue_follow_now(s, 0, err);
+    if (!st) logj("info", "started", "\"resumed\": false, \"initial_model\": true, \"catalogue_version\": %llu",
+                  (unsigned long long)s->cat.version);
+    return st;
+  }
   if (st == FEDREC_ERR_EMPTY) { /* first start: every item free, or the listed ones */
     int32_t *free_items = NULL, nf = ni;
     if (c->free_embeddings && (free_items = malloc((size_t)ni * sizeof *free_items)))
@@ -231,8 +241,16 @@ fedrec_status start_engine(server *s, fedrec_error *err) {
   }
   state_path(path, sizeof path, c, "coordinator.db");
   if ((st = coord_store_open(&s->store, path, err))) return st;
-  if ((st = check_saved_settings(s, path, err)) || (st = catalogue_load_served(s, err)) || (st = free_list_load(s, err)) || (st = save_settings(s, err))) return st;
+  fedrec_model initial = {0}; /* a new state may start from a file */
+  if ((st = check_saved_settings(s, path, err)) || (st = catalogue_load_served(s, err)) || (st = free_list_load(s, err)) ||
+      (c->initial_model[0] && coord_store_count(s->store, "models") == 0 && (st = initial_model_load(s, &initial, err))) ||
+      (st = save_settings(s, err))) {
+    fedrec_model_free(&initial);
+    return st;
+  }
   c->e.has_catalogue = 1;
   c->e.catalogue = fedrec_catalogue_name(&s->cat);
-  return resume_engine(s, err);
+  st = resume_engine(s, &initial, err);
+  fedrec_model_free(&initial); /* the engine took it (zeroed), or it was not used */
+  return st;
 }

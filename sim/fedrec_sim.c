@@ -136,6 +136,18 @@ static fedrec_status sim_save_model(const char *path, const fedrec_model *m, fed
   return st;
 }
 
+/* --save-model F also writes F.ids: the model's items in row order, one id per line, so that
+ * the coordinator's initial-model matches the rows to its catalogue by id. */
+static fedrec_status save_model_ids(const char *path, const fedrec_dataset *ds, fedrec_error *err) {
+  char p[4096];
+  if ((size_t)snprintf(p, sizeof p, "%s.ids", path) >= sizeof p) return fedrec_error_set(err, FEDREC_ERR_ARG, "--save-model: path too long");
+  FILE *f = fopen(p, "w");
+  int ok = f != NULL;
+  for (int32_t i = 0; ok && i < fedrec_idmap_size(ds->items); i++) ok = fprintf(f, "%s\n", fedrec_idmap_name(ds->items, i)) > 0;
+  if (f && fclose(f)) ok = 0;
+  return ok ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_IO, "--save-model %s: %s", p, strerror(errno));
+}
+
 /* --dump-recs F: for every evaluated test user (t<row of the test split>), the top k in
  * order and the held-out items, so that anyone can recompute the metrics with their own code:
  *   test_user,list,rank,item      list: recommended (rank 1..k) or held_out (rank 0) */
@@ -517,12 +529,14 @@ static int sim_main(int argc, char **argv) {
       sim_real_data_defaults(&a, sp.train.rows, note, sizeof note);
       if (note[0]) say("real data: settings no flag gave, scaled from the data:%s\n", note);
       st = run_fedavg(&a, &ds, &sp, argc, argv, &err);
+      if (!st && a.save_model && fedsim_rank() == 0) st = save_model_ids(a.save_model, &ds, &err);
       fedrec_split_free(&sp);
       fedrec_dataset_free(&ds);
       if (st && fedsim_rank() == 0) fprintf(stderr, "fedrec-sim: %s\n", err.msg);
       return st ? 1 : 0;
     }
     st = run(&res, &a, &ds, &sp, &err);
+    if (!st && a.save_model && a.algorithm == ALG_CENTRAL) st = save_model_ids(a.save_model, &ds, &err);
   }
   if (st) {
     fprintf(stderr, "fedrec-sim: %s\n", err.msg[0] ? err.msg : fedrec_status_str(st));
