@@ -8,9 +8,11 @@
 # round's bytes_in. The two cores are shared by the 10 devices and the coordinator, so
 # wall-clock times are not reported; CPU seconds are each process's own.
 #   bench/bench_device.sh BUILD_DIR [ITEMS...]   (default: 10000 100000)
-#   FREE="0 1": head only (0) and head + a free embedding per item (1). With free embeddings the
-#   update has 4 096 + 32 n coordinates, and each device draws its exact Skellam share for
-#   every one: minutes of CPU at 10 000 items (see BENCHMARKS.md), so phases get 15 minutes.
+#   FREE="0 1000 all": head only (0), head + free embeddings for the first M items (a number:
+#   the coordinator's free-items list, as an operator would list the top M), or for every
+#   item (all). The update has 8 192 + 32 M coordinates, and each device draws its exact
+#   Skellam share for every one: minutes of CPU for all of 10 000 items (see BENCHMARKS.md),
+#   so phases get 15 minutes. Default: "0 1000".
 # Prints one JSON line per configuration and round.
 set -euo pipefail
 B=$(cd "${1:?usage: bench/bench_device.sh BUILD_DIR [ITEMS...]}" && pwd)
@@ -36,13 +38,20 @@ print(f"{r.ru_utime + r.ru_stime:.3f} {r.ru_maxrss} {rc}")' "$@"
 }
 
 for items in "${ITEMS[@]}"; do
-  for free in ${FREE:-0 1}; do
+  for free in ${FREE:-0 1000}; do
     S=$W/s-$items-$free
     rm -rf "$S" && mkdir -p "$S"
     CAT="synthetic:users=300,items=$items,dim=256,seed=3"
     "$COORD" init --state-dir "$S/state" > /dev/null 2>&1
+    FREEFLAGS=(--free-embeddings 0)
+    if [[ $free == all ]]; then
+      FREEFLAGS=(--free-embeddings 1)
+    elif [[ $free != 0 ]]; then # the synthetic catalogue's ids are i0, i1, ...
+      seq 0 $((free - 1)) | sed 's/^/i/' > "$S/free.txt"
+      FREEFLAGS=(--free-embeddings 0 --free-items "$S/free.txt")
+    fi
     "$COORD" serve --state-dir "$S/state" --listen 127.0.0.1:0 --tls-cert "$W/certs/server.pem" --tls-key "$W/certs/server.key" \
-      --catalogue "$CAT" --dim 32 --free-embeddings "$free" --cohort $N --min-cohort $N --min-survivors 8 --dropout 0.001 \
+      --catalogue "$CAT" --dim 32 "${FREEFLAGS[@]}" --cohort $N --min-cohort $N --min-survivors 8 --dropout 0.001 \
       --dishonest 0.001 --rounds 2 --phase-ms 900000 --retry-ms 300 --noise-multiplier 1 --clip 2 --budget 1000 \
       --chunk-kb 1024 2> "$S/coord.log" &
     cpid=$!
@@ -71,7 +80,7 @@ s, rnd, items, free, cat, model, bin_, surv, store = sys.argv[1:]
 rows = [open(f"{s}/m{i}.{rnd}").read().split() for i in range(1, 11)]
 cpu = [float(r[0]) for r in rows]; rss = [int(r[1]) for r in rows]; ok = sum(r[2] == "0" for r in rows)
 print(json.dumps({"name": "device_round", "items": int(items), "p": 256, "d": 32,
-                  "free_embeddings": bool(int(free)), "round": int(rnd), "devices_ok": ok,
+                  "free_embeddings": int(items) if free == "all" else int(free), "round": int(rnd), "devices_ok": ok,
                   "cpu_s_median": round(statistics.median(cpu), 3), "cpu_s_max": round(max(cpu), 3),
                   "peak_rss_mb_max": round(max(rss) / 1024, 1),
                   "down_bytes": (int(cat) if rnd == "1" else 0) + int(model),
