@@ -78,10 +78,13 @@ fedrec_status fedrec__client_load_catalogue(fedrec_client *c, fedrec_error *err)
   if (c->have_cat) return FEDREC_OK;
   sqlite3_stmt *st;
   fedrec_status s = FEDREC_ERR_EMPTY;
-  if (sqlite3_prepare_v2(c->db, "SELECT blob FROM catalogue WHERE id = 1", -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(c->db, "SELECT blob, hash FROM catalogue WHERE id = 1", -1, &st, NULL) != SQLITE_OK)
     return fedrec__client_dberr(err, c, "catalogue");
-  if (sqlite3_step(st) == SQLITE_ROW) {
-    s = fedrec_catalogue_decode(&c->cat, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), err);
+  if (sqlite3_step(st) == SQLITE_ROW) { /* hash-checked when it was stored: no copy kept, not hashed again */
+    const uint8_t *b = sqlite3_column_blob(st, 0);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    s = sqlite3_column_bytes(st, 1) != 32 ? fedrec_error_set(err, FEDREC_ERR_PARSE, "the stored catalogue has no hash")
+                                          : fedrec_catalogue_decode_stored(&c->cat, b, n, sqlite3_column_blob(st, 1), err);
     c->cat_stored = !s;
   }
   sqlite3_finalize(st);

@@ -297,12 +297,21 @@ static fedrec_status check_message(const Fedrec__V1__Catalogue *m, fedrec_error 
   return FEDREC_OK;
 }
 
-static fedrec_status build_from(fedrec_catalogue *c, const Fedrec__V1__Catalogue *m, fedrec_error *err) {
+/* c from the checked message m. float32 content is taken from m, not copied (m's bytes were
+ * malloc'ed by protobuf-c's default allocator, so they are aligned for floats and free()d
+ * with the catalogue; m is left without them). */
+static fedrec_status build_from(fedrec_catalogue *c, Fedrec__V1__Catalogue *m, fedrec_error *err) {
   size_t n = m->n_ids, cells = n * m->dim;
   c->version = m->version;
   snprintf(c->source, sizeof c->source, "%s", m->source ? m->source : "");
   c->ds.items = fedrec_idmap_new();
-  c->ds.content = malloc(cells * sizeof(float));
+  c->bits = m->content_bits == 16 || m->content_bits == 8 ? (int)m->content_bits : 32;
+  if (c->bits == 32) {
+    c->ds.content = (float *)m->content.data;
+    m->content.data = NULL, m->content.len = 0;
+  } else {
+    c->ds.content = malloc(cells * sizeof(float));
+  }
   c->ds.has_content = malloc(n);
   c->titles = m->n_titles ? calloc(n, sizeof *c->titles) : NULL;
   c->withdrawn = m->withdrawn.len ? malloc(n) : NULL;
@@ -310,8 +319,6 @@ static fedrec_status build_from(fedrec_catalogue *c, const Fedrec__V1__Catalogue
   c->ds.R.cols = (int32_t)n;
   if (!c->ds.items || !c->ds.content || !c->ds.has_content || (m->n_titles && !c->titles) || (m->withdrawn.len && !c->withdrawn))
     return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue of %zu items", n);
-  c->bits = m->content_bits == 16 || m->content_bits == 8 ? (int)m->content_bits : 32;
-  if (c->bits == 32) memcpy(c->ds.content, m->content.data, cells * sizeof(float));
   if (c->bits == 16) {
     uint16_t *h = malloc(cells * sizeof *h + 1); /* the bytes may not be 2-aligned */
     if (!h) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue");
@@ -346,6 +353,11 @@ static fedrec_status build_from(fedrec_catalogue *c, const Fedrec__V1__Catalogue
 }
 
 fedrec_status fedrec_catalogue_decode(fedrec_catalogue *c, const uint8_t *b, size_t n, fedrec_error *err) {
+  return fedrec_catalogue_decode_stored(c, b, n, NULL, err);
+}
+
+fedrec_status fedrec_catalogue_decode_stored(fedrec_catalogue *c, const uint8_t *b, size_t n, const uint8_t hash[32],
+                                             fedrec_error *err) {
   memset(c, 0, sizeof *c);
   if (n > FEDREC_CATALOGUE_MAX_BYTES) return fedrec_error_set(err, FEDREC_ERR_LIMIT, "catalogue: %zu bytes, more than allowed", n);
   Fedrec__V1__Catalogue *m = fedrec__v1__catalogue__unpack(NULL, n, b);
@@ -353,13 +365,17 @@ fedrec_status fedrec_catalogue_decode(fedrec_catalogue *c, const uint8_t *b, siz
   fedrec_status st = check_message(m, err);
   if (!st) st = build_from(c, m, err);
   fedrec__v1__catalogue__free_unpacked(m, NULL);
-  if (!st && !(c->blob = malloc(n ? n : 1))) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue");
+  if (!st && !hash && !(c->blob = malloc(n ? n : 1))) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue");
   if (st) {
     fedrec_catalogue_free(c);
     return st;
   }
-  memcpy(c->blob, b, n);
   c->len = n;
+  if (hash) {
+    memcpy(c->hash, hash, 32);
+    return FEDREC_OK;
+  }
+  memcpy(c->blob, b, n);
   fedrec_hash2(c->hash, b, n, NULL, 0);
   return FEDREC_OK;
 }
