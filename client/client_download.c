@@ -156,13 +156,13 @@ static fedrec_status download(fedrec_client *c, const artefact *a, uint8_t *buf,
 }
 
 /* The checked catalogue becomes the device's, replacing the one it had, in one transaction. */
-static fedrec_status store_catalogue(fedrec_client *c, const fedrec_catalogue *cat, fedrec_error *err) {
+static fedrec_status store_catalogue(fedrec_client *c, const fedrec_catalogue *cat, const uint8_t *b, size_t n, fedrec_error *err) {
   sqlite3_stmt *st;
   int ok = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
   if (ok && sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO catalogue VALUES(1, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, (sqlite3_int64)cat->version);
     sqlite3_bind_blob(st, 2, cat->hash, 32, SQLITE_STATIC);
-    sqlite3_bind_blob64(st, 3, cat->blob, cat->len, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 3, b, n, SQLITE_STATIC);
     ok = sqlite3_step(st) == SQLITE_DONE;
     sqlite3_finalize(st);
   } else {
@@ -204,11 +204,11 @@ static fedrec_status ensure_catalogue(fedrec_client *c, const Fedrec__V1__Catalo
     s = fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue %llu fails its hash check: not used", (unsigned long long)ci->version);
   }
   fedrec_catalogue cat;
-  if (!s && !(s = fedrec_catalogue_decode(&cat, buf, size, err))) {
+  if (!s && !(s = fedrec_catalogue_decode_stored(&cat, buf, size, h, err))) { /* h: checked above; buf is what is stored */
     if (cat.version != ci->version)
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue %llu says it is version %llu: not used", (unsigned long long)ci->version,
                            (unsigned long long)cat.version);
-    if (!s) s = store_catalogue(c, &cat, err);
+    if (!s) s = store_catalogue(c, &cat, buf, size, err);
     /* the download's chunks are gone: give their pages back to the device (a catalogue is the
      * store's largest part, and changes rarely) */
     if (!s) sqlite3_exec(c->db, "VACUUM", NULL, NULL, NULL);
