@@ -461,6 +461,9 @@ int serve(server *s) {
   s->cq = grpc_completion_queue_create_for_next(NULL);
   size_t max_msg;
   if (!create_grpc_server(s, &max_msg)) return 1;
+  pthread_mutex_lock(&s->mu);
+  s->max_msg = max_msg;
+  pthread_mutex_unlock(&s->mu);
   logj("info", "limits", "\"max_message_bytes\": %zu, \"memory_quota_mb\": %u, \"handshake_ms\": %u, \"idle_ms\": %u, "
        "\"max_streams\": %u, \"open_files\": %llu", max_msg, c->memory_quota_mb, c->handshake_ms, c->idle_ms, c->max_streams,
        (unsigned long long)fd_limit());

@@ -41,6 +41,7 @@ typedef struct server {
   fedrec_catalogue pending_cat; /* an update (SIGHUP) waiting for the round to end (blob: set) */
   fedrec_idmap *free_ids;       /* the free-items list as last read (NULL: none) */
   int pending;                  /* a catalogue or free-items update waits for the round to end */
+  size_t max_msg;               /* gRPC's receive cap, fixed when serving starts (0 before) */
   metrics m;
   grpc_server *gs;
   grpc_completion_queue *cq;

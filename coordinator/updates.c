@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fedrec/content.h"
+#include "fedrec/ddp.h"
 #include "fedrec/internal/tool.h"
 #include "server.h"
 
@@ -121,7 +122,21 @@ static fedrec_status free_to_add(fedrec_idmap *list, const fedrec_catalogue *cat
 static fedrec_status model_follows(server *s, const fedrec_catalogue *cat, fedrec_error *err) {
   int32_t *add, n, unknown;
   char first[257] = "";
-  fedrec_status st = free_to_add(s->free_ids, cat, fedrec_engine_current_model(s->engine), &add, &n, &unknown, first, sizeof first, err);
+  const fedrec_model *m = fedrec_engine_current_model(s->engine);
+  fedrec_status st = free_to_add(s->free_ids, cat, m, &add, &n, &unknown, first, sizeof first, err);
+  /* gRPC's receive cap was fixed at start (max-message-mb 0: what the model then needed): a
+   * model whose masked input would not fit could never finish a round */
+  uint64_t need = 4096 + 4 * (uint64_t)fedrec_ddp_padded((uint32_t)(fedrec_model_params(m) + (int64_t)n * m->d));
+  if (!st && n && s->max_msg && need > s->max_msg) {
+    logj("error", "free_items_refused", "\"items\": %d, \"message_bytes\": %llu, \"max_message_bytes\": %zu, \"reason\": \"the masked "
+         "input would exceed the message cap fixed at start: restart the coordinator (it sizes the cap for the model it starts "
+         "with), or set max-message-mb\"", n, (unsigned long long)need, s->max_msg);
+    n = 0;
+    if (cat == &s->cat) { /* nothing else changes: no new model */
+      free(add);
+      return FEDREC_OK;
+    }
+  }
   fedrec_catalogue_ref ref = fedrec_catalogue_name(cat);
   if (!st) st = fedrec_engine_set_catalogue(s->engine, fedrec_catalogue_items(cat), cat->ds.content, &ref, add, n, err);
   free(add);

@@ -153,6 +153,14 @@ for _ in $(seq 100); do grep -q '"event": "model_follows_catalogue", "catalogue_
 grep -q '"event": "free_items_pending", "items": 1' "$W/coord.log" || fail "no free_items_pending"
 grep -q '"event": "model_follows_catalogue", "catalogue_version": 3, "items": 85, "model_version": 8, "free_added": 1, "free_embeddings": 3, "params": 88' \
   "$W/coord.log" || fail "the free-items change was not applied as model 8: $(grep model_follows "$W/coord.log" | tail -1)"
+step "listing every item would outgrow the message cap fixed at start: refused, no new model"
+tail -n +2 "$W/cat.csv" | cut -d, -f1 > "$W/free.txt"
+kill -HUP "$cpid"
+for _ in $(seq 100); do grep -q '"event": "free_items_refused"' "$W/coord.log" && break; sleep 0.1; done
+grep -q '"event": "free_items_refused", "items": 81, "message_bytes": 8192, ' "$W/coord.log" ||
+  fail "81 more free embeddings (8 KiB masked inputs) were not refused: $(grep -E 'free_items|limits' "$W/coord.log" | tail -2)"
+sleep 1
+grep -q '"model_version": 9' "$W/coord.log" && fail "a model was published for a refused change"
 run_devices 4 # training is over: the devices fetch the catalogue and the model, and stop
 hits=0
 for i in 2 6 10; do
