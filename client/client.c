@@ -80,14 +80,21 @@ fedrec_status fedrec__client_load_catalogue(fedrec_client *c, fedrec_error *err)
   fedrec_status s = FEDREC_ERR_EMPTY;
   if (sqlite3_prepare_v2(c->db, "SELECT blob, hash FROM catalogue WHERE id = 1", -1, &st, NULL) != SQLITE_OK)
     return fedrec__client_dberr(err, c, "catalogue");
-  if (sqlite3_step(st) == SQLITE_ROW) { /* hash-checked when it was stored: no copy kept, not hashed again */
+  if (sqlite3_step(st) == SQLITE_ROW) { /* no copy kept; hashed again, so that a damaged store is downloaded anew */
     const uint8_t *b = sqlite3_column_blob(st, 0);
-    size_t n = (size_t)sqlite3_column_bytes(st, 0);
-    s = sqlite3_column_bytes(st, 1) != 32 ? fedrec_error_set(err, FEDREC_ERR_PARSE, "the stored catalogue has no hash")
-                                          : fedrec_catalogue_decode_stored(&c->cat, b, n, sqlite3_column_blob(st, 1), err);
+    s = fedrec_catalogue_decode_stored(&c->cat, b, (size_t)sqlite3_column_bytes(st, 0), err);
+    if (!s && (sqlite3_column_bytes(st, 1) != 32 || memcmp(c->cat.hash, sqlite3_column_blob(st, 1), 32))) {
+      fedrec_catalogue_free(&c->cat);
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "it does not match its hash");
+    }
     c->cat_stored = !s;
   }
   sqlite3_finalize(st);
+  if (s == FEDREC_ERR_PARSE) { /* EMPTY: as with none, a sync fetches the one its model names */
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return fedrec_error_set(err, FEDREC_ERR_EMPTY, "client: the stored catalogue is damaged (%s): the next sync downloads it again", msg);
+  }
   if (s == FEDREC_ERR_EMPTY && c->catalogue[0]) s = fedrec_catalogue_load(&c->cat, c->catalogue, err);
   else if (s == FEDREC_ERR_EMPTY)
     return fedrec_error_set(err, FEDREC_ERR_EMPTY, "client: no catalogue yet: sync first (the coordinator serves it)");

@@ -204,7 +204,7 @@ static fedrec_status ensure_catalogue(fedrec_client *c, const Fedrec__V1__Catalo
     s = fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue %llu fails its hash check: not used", (unsigned long long)ci->version);
   }
   fedrec_catalogue cat;
-  if (!s && !(s = fedrec_catalogue_decode_stored(&cat, buf, size, h, err))) { /* h: checked above; buf is what is stored */
+  if (!s && !(s = fedrec_catalogue_decode_stored(&cat, buf, size, err))) { /* buf is what is stored */
     if (cat.version != ci->version)
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue %llu says it is version %llu: not used", (unsigned long long)ci->version,
                            (unsigned long long)cat.version);
@@ -254,7 +254,8 @@ static fedrec_status store_model(fedrec_client *c, const Fedrec__V1__ModelInfo *
 fedrec_status fedrec__client_ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo *mi, uint64_t *resumed_at,
                                           uint64_t deadline, fedrec_error *err) {
   if (!mi) return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator sent no model information");
-  if (mi->version == c->model_version) return FEDREC_OK;
+  if (mi->version == c->model_version) /* the catalogue too: the stored one may have been found damaged */
+    return mi->catalogue ? ensure_catalogue(c, mi->catalogue, deadline, err) : FEDREC_OK;
   if (mi->version < c->model_version)
     return fedrec_error_set(err, FEDREC_ERR_STATE, "coordinator offers model %llu, older than the cached %llu: refused (rollback)",
                             (unsigned long long)mi->version, (unsigned long long)c->model_version);

@@ -352,12 +352,7 @@ static fedrec_status build_from(fedrec_catalogue *c, Fedrec__V1__Catalogue *m, f
   return FEDREC_OK;
 }
 
-fedrec_status fedrec_catalogue_decode(fedrec_catalogue *c, const uint8_t *b, size_t n, fedrec_error *err) {
-  return fedrec_catalogue_decode_stored(c, b, n, NULL, err);
-}
-
-fedrec_status fedrec_catalogue_decode_stored(fedrec_catalogue *c, const uint8_t *b, size_t n, const uint8_t hash[32],
-                                             fedrec_error *err) {
+static fedrec_status decode(fedrec_catalogue *c, const uint8_t *b, size_t n, int keep, fedrec_error *err) {
   memset(c, 0, sizeof *c);
   if (n > FEDREC_CATALOGUE_MAX_BYTES) return fedrec_error_set(err, FEDREC_ERR_LIMIT, "catalogue: %zu bytes, more than allowed", n);
   Fedrec__V1__Catalogue *m = fedrec__v1__catalogue__unpack(NULL, n, b);
@@ -365,19 +360,23 @@ fedrec_status fedrec_catalogue_decode_stored(fedrec_catalogue *c, const uint8_t 
   fedrec_status st = check_message(m, err);
   if (!st) st = build_from(c, m, err);
   fedrec__v1__catalogue__free_unpacked(m, NULL);
-  if (!st && !hash && !(c->blob = malloc(n ? n : 1))) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue");
+  if (!st && keep && !(c->blob = malloc(n ? n : 1))) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue");
   if (st) {
     fedrec_catalogue_free(c);
     return st;
   }
   c->len = n;
-  if (hash) {
-    memcpy(c->hash, hash, 32);
-    return FEDREC_OK;
-  }
-  memcpy(c->blob, b, n);
+  if (keep) memcpy(c->blob, b, n);
   fedrec_hash2(c->hash, b, n, NULL, 0);
   return FEDREC_OK;
+}
+
+fedrec_status fedrec_catalogue_decode(fedrec_catalogue *c, const uint8_t *b, size_t n, fedrec_error *err) {
+  return decode(c, b, n, 1, err);
+}
+
+fedrec_status fedrec_catalogue_decode_stored(fedrec_catalogue *c, const uint8_t *b, size_t n, fedrec_error *err) {
+  return decode(c, b, n, 0, err);
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }

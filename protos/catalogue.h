@@ -60,11 +60,9 @@ fedrec_status fedrec_catalogue_encode(fedrec_catalogue *c, fedrec_error *err);
  * ids unique and 1..FEDREC_MAX_ID_LEN bytes, embeddings finite, flags 0 or 1); c keeps a
  * copy of the bytes and their hash. */
 fedrec_status fedrec_catalogue_decode(fedrec_catalogue *c, const uint8_t *b, size_t n, fedrec_error *err);
-/* The same checks, for an encoding already verified against `hash` when it was stored (a
- * device's own store): c keeps no copy of the bytes (blob NULL, len n) and takes hash as its
- * hash instead of computing it. */
-fedrec_status fedrec_catalogue_decode_stored(fedrec_catalogue *c, const uint8_t *b, size_t n, const uint8_t hash[32],
-                                             fedrec_error *err);
+/* The same, for bytes the caller keeps (a device's store, a download buffer): c keeps no copy
+ * of them (blob NULL, len n), only their hash. */
+fedrec_status fedrec_catalogue_decode_stored(fedrec_catalogue *c, const uint8_t *b, size_t n, fedrec_error *err);
 
 /* Makes `next` (loaded from the updated files) the successor of `prev`: prev's items keep
  * their indices (those next lacks become withdrawn, with their old content), then next's new

@@ -168,6 +168,20 @@ for i in 2 6 10; do
   grep -q $'\tlive2\t.*A live release of kind 2' <<< "$out" && hits=$((hits + 1))
 done
 ((hits >= 2)) || fail "only $hits of the 3 kind-2 devices were recommended the live release"
+
+step "a damaged store (one bit of the stored catalogue flipped) is noticed, and the next sync downloads it again"
+/usr/bin/python3 - "$W/c1.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+b = bytearray(db.execute("SELECT blob FROM catalogue WHERE id = 1").fetchone()[0])
+b[len(b) // 2] ^= 1  # inside the content: still a valid message, another catalogue
+db.execute("UPDATE catalogue SET blob = ? WHERE id = 1", (bytes(b),))
+db.commit()
+PY
+out=$("$CLIENT" recommend --store "$W/c1.db" --k 3 2>&1) && fail "recommended from a damaged store: $out"
+grep -q "does not match its hash" <<< "$out" || fail "damaged store said: $out"
+"$CLIENT" sync --store "$W/c1.db" --rounds 1 > "$W/c1.out" 2> "$W/c1.err" || true
+out=$("$CLIENT" recommend --store "$W/c1.db" --k 3 2>&1) || fail "recommend after the catalogue was downloaded again: $out (sync said: $(tail -3 "$W/c1.err"))"
 e2e_stop
 
 step "a catalogue of another dimension is refused on restart, naming both"

@@ -26,13 +26,14 @@ grep -q "older than the cached 5: refused (rollback)" "$W/err2" || fail "rollbac
 # the catalogue too: the device holds version 5 (its stored copy rewritten so), the coordinator
 # names 1 with a model the device has not got
 $PY - "$W/gen" "$W/c3.db" <<'EOF'
-import sqlite3, sys
+import hashlib, sqlite3, sys
 sys.path.insert(0, sys.argv[1])
 from fedrec.v1 import catalogue_pb2
 db = sqlite3.connect(sys.argv[2])
 c = catalogue_pb2.Catalogue.FromString(db.execute("SELECT blob FROM catalogue").fetchone()[0])
 c.version = 5
-db.execute("UPDATE catalogue SET version = 5, blob = ?", (c.SerializeToString(),))
+b = c.SerializeToString()  # with its own hash: a genuine catalogue 5, not a damaged store
+db.execute("UPDATE catalogue SET version = 5, blob = ?, hash = ?", (b, hashlib.blake2b(b, digest_size=32).digest()))
 db.execute("UPDATE model SET version = 0")
 db.commit()
 EOF
