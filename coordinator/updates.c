@@ -193,8 +193,8 @@ void catalogue_reload(server *s) {
   if (!st) {
     fedrec_idmap_free(s->free_ids);
     s->free_ids = list, list = NULL;
-    if (changed) { /* a newer reload replaces one not yet applied */
-      fedrec_catalogue_free(&s->pending_cat);
+    fedrec_catalogue_free(&s->pending_cat); /* a newer reload replaces one not yet applied */
+    if (changed) {
       s->pending_cat = next;
       memset(&next, 0, sizeof next);
       log_catalogue("catalogue_update_pending", &s->pending_cat, added, withdrawn);
