@@ -133,7 +133,8 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
       sqlite3_exec(c->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
     s = fedrec_error_set(err, FEDREC_ERR_IO, "client store %s: %s", cfg->store, c->db ? sqlite3_errmsg(c->db) : "cannot open");
   if (!s) sqlite3_busy_timeout(c->db, 5000);
-  char ins[8] = "";
+  char ins[8] = "", mp[16] = "", mpgiven[16] = "";
+  if (cfg->max_participation) snprintf(mpgiven, sizeof mpgiven, "%u", cfg->max_participation);
   if (!s && !(setting(c, "target", cfg->target, c->target, sizeof c->target) &&
               setting(c, "ca_file", cfg->ca_file, c->ca_file, sizeof c->ca_file) &&
               setting(c, "cert_file", cfg->cert_file, c->cert_file, sizeof c->cert_file) &&
@@ -142,9 +143,11 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
               setting(c, "coordinator_key", cfg->coordinator_key, c->keyhex, sizeof c->keyhex) &&
               setting(c, "catalogue", cfg->catalogue, c->catalogue, sizeof c->catalogue) &&
               setting(c, "weights", cfg->weights, c->weights, sizeof c->weights) &&
-              setting(c, "insecure", cfg->insecure ? "1" : NULL, ins, sizeof ins)))
+              setting(c, "insecure", cfg->insecure ? "1" : NULL, ins, sizeof ins) &&
+              setting(c, "max_participation", mpgiven, mp, sizeof mp)))
     s = fedrec_error_set(err, FEDREC_ERR_ARG, "client: a setting is too long, or the store cannot be written");
   c->insecure = ins[0] == '1';
+  c->max_participation = (uint32_t)strtoul(mp, NULL, 10); /* "" (none saved): 0 */
   if (!s && fedrec_weights_parse(&c->wt, c->weights[0] ? c->weights : "auto", err)) {
     char msg[sizeof err->msg];
     snprintf(msg, sizeof msg, "%s", err->msg);

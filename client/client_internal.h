@@ -22,6 +22,7 @@ struct fedrec_client {
   int insecure;
   uint32_t call_ms, sync_ms;
   uint64_t max_catalogue; /* bytes */
+  uint32_t max_participation; /* 0: no limit (the max_participation setting) */
   uint8_t pk[32];
   fedrec_catalogue cat; /* items, their content and titles: downloaded, or from the local setting */
   int have_cat, cat_stored; /* loaded; and from the store (served by the coordinator) */

@@ -251,6 +251,12 @@ static step await_phase_input(fedrec_client *c, fedrec_sync_outcome *out, uint64
   return STEP_FAILED;
 }
 
+/* How many rounds this device's masked input was sent in (the participations setting). */
+static uint64_t participations(fedrec_client *c) {
+  char v[24];
+  return fedrec__client_get_setting(c, "participations", v, sizeof v) ? strtoull(v, NULL, 10) : 0;
+}
+
 /* The round's secure-aggregation phases with participant p: keys, then each later phase's
  * input answered. A check that fails on this side stops the device answering, which is safe. */
 static step run_phases(fedrec_client *c, fedrec_sync_outcome *out, uint64_t start, const fedrec_round_info *info,
@@ -269,6 +275,13 @@ static step run_phases(fedrec_client *c, fedrec_sync_outcome *out, uint64_t star
                                      : fedrec_participant_unmask(p, in, inlen, &msg, &len, err);
     free(in);
     if (*s) return STEP_FAILED;
+    char count[24]; /* counted before the masked input leaves: a crash after it never undercounts */
+    snprintf(count, sizeof count, "%llu", (unsigned long long)participations(c) + 1);
+    if (ph == FEDREC_PHASE_MASKED && !fedrec__client_put_setting(c, "participations", count)) {
+      free(msg);
+      *s = fedrec__client_dberr(err, c, "counting this round's participation");
+      return STEP_FAILED;
+    }
     HOSTILE_TAMPER(msg, len, sent);
     grpc_status_code code = submit(c, fedrec_rpc_submission((fedrec_phase)ph), info->round, msg, len, details, sizeof details);
     free(msg);
@@ -351,7 +364,18 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
     out->failure = FEDREC_SYNC_FAIL_CONFIG;
     return s;
   }
+  uint64_t taken = participations(c);
+  int spent = c->max_participation && taken >= c->max_participation;
+  if (spent) { /* the device's own bound: models only from now on, whatever the coordinator asks */
+    if (items) sodium_memzero(items, (size_t)n * sizeof *items);
+    n = 0;
+  }
   s = check_in(c, out, n, start, &accepted, err);
+  if (spent && !s && out->result == FEDREC_SYNC_NOT_SELECTED) {
+    out->result = FEDREC_SYNC_SPENT;
+    snprintf(out->detail, sizeof out->detail, "this device took part in %llu rounds, its max_participation: it only fetches models now",
+             (unsigned long long)taken);
+  }
   if (!s && !accepted) backoff(c, out, 0);
   if (!s && accepted) {
     out->result = FEDREC_SYNC_LEFT_OUT;

@@ -36,6 +36,8 @@ static const char USAGE[] =
     "                          names one to use before that, e.g. for import --synthetic-user)\n"
     "                          [--weights auto|raw|binary|log[:S]] (an item's summed plays -> its\n"
     "                          confidence; auto: log:10 when they look like counts)\n"
+    "                          [--max-participation K] (take part in at most K rounds, then only\n"
+    "                          fetch models; counted on the device)\n"
     "  fedrec-client import    --store F (--csv FILE [--user ID] | --synthetic-user N)\n"
     "                          (a CSV of user,item[,weight] rows: one user's, or pick it with --user)\n"
     "  fedrec-client record    --store F ITEM [WEIGHT]\n"
@@ -58,7 +60,7 @@ static void usage(FILE *f) { fputs(USAGE, f); }
 typedef struct args {
   const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv, *user, *weights;
   int32_t synthetic_user, k;
-  uint32_t rounds, max_syncs, dropout, delay;
+  uint32_t rounds, max_syncs, dropout, delay, max_participation;
   int insecure, explain;
   const char *pos[2];
   int npos;
@@ -74,6 +76,7 @@ static const fedrec_option OPTIONS[] = {
     FEDREC_OPTION_SET("--explain", args, explain, 1, 0),
     WHOLE("--synthetic-user", FEDREC_ARG_INT32, synthetic_user, 0, 100000000),
     WHOLE("--rounds", FEDREC_ARG_UINT32, rounds, 1, 1000000),
+    WHOLE("--max-participation", FEDREC_ARG_UINT32, max_participation, 1, 1000000000),
     WHOLE("--max-syncs", FEDREC_ARG_UINT32, max_syncs, 1, 100000000),
     WHOLE("--k", FEDREC_ARG_INT32, k, 1, 10000),
     WHOLE("--simulate-dropout", FEDREC_ARG_UINT32, dropout, 1, 4),
@@ -142,7 +145,7 @@ static const char *token_arg(const char *v, char *buf, size_t cap) {
   return buf;
 }
 
-static const char *RESULT[] = {"not selected", "participated", "left out", "stopped"};
+static const char *RESULT[] = {"not selected", "participated", "left out", "stopped", "models only"};
 
 /* import --csv: user,item[,weight] rows: one user's history (a device holds one), or the one
  * --user names. */
@@ -264,6 +267,7 @@ static int sync_loop(fedrec_client *c, const args *a) {
       fprintf(stderr, "fedrec-client sync: %s, round %llu, model %llu%s%s\n", RESULT[o.result], (unsigned long long)o.round,
               (unsigned long long)o.model_version, o.detail[0] ? ": " : "", o.detail);
     if (!st && o.result == FEDREC_SYNC_PARTICIPATED) done++;
+    if (!st && o.result == FEDREC_SYNC_SPENT) break; /* the device's own bound: no round to wait for */
     if (!st && o.result == FEDREC_SYNC_STOPPED) { /* unsigned news: this loop ends, the next sync asks again */
       fprintf(stderr, "fedrec-client sync: the stop is not signed: an app would sync again in %u s\n", o.retry_after_ms / 1000);
       break;
@@ -346,7 +350,8 @@ int main(int argc, char **argv) {
   }
   fedrec_client_config cfg = {.store = a.store, .target = a.target, .ca_file = a.ca, .cert_file = a.cert,
                               .key_file = a.keyfile, .insecure = a.insecure, .token = a.token,
-                              .coordinator_key = key, .catalogue = a.catalogue, .weights = a.weights, .must_exist = strcmp(cmd, "init") != 0};
+                              .coordinator_key = key, .catalogue = a.catalogue, .weights = a.weights,
+                              .max_participation = a.max_participation, .must_exist = strcmp(cmd, "init") != 0};
   fedrec_client *c;
   fedrec_error err = {0};
   int opened = fedrec_client_open(&c, &cfg, &err);

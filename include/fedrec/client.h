@@ -43,6 +43,10 @@ typedef struct fedrec_client_config {
   uint32_t max_catalogue_mb;   /* the largest catalogue this device downloads (0: 1024); a
                                 * coordinator naming a larger one is refused before anything is
                                 * allocated (CATALOGUE.md: 100 000 x 256 is 27-103 MB) */
+  uint32_t max_participation;  /* the most rounds this device's history may take part in (0: the
+                                * saved setting, none saved: no limit); once reached, sync only
+                                * fetches models. Saved in the store. Counted by the device
+                                * itself, before each masked input leaves (CLIENT.md) */
   uint32_t call_timeout_ms;    /* per RPC (0: 15 000) */
   uint32_t sync_timeout_ms;    /* one whole sync (0: 600 000) */
   int must_exist;              /* 1: a store that does not exist is refused, not created */
@@ -67,6 +71,8 @@ typedef enum fedrec_sync_result {
   FEDREC_SYNC_PARTICIPATED = 1, /* took part in `round` to the end */
   FEDREC_SYNC_LEFT_OUT = 2,     /* selected, but the round went on without this device */
   FEDREC_SYNC_STOPPED = 3,      /* training is over (detail says why) */
+  FEDREC_SYNC_SPENT = 4,        /* this device reached its max_participation: the model was
+                                 * fetched, and it takes part in no more rounds */
 } fedrec_sync_result;
 
 /* What kind of failure a sync that returned an error was: retrying helps only with the first. */
