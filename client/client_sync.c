@@ -275,12 +275,14 @@ static step run_phases(fedrec_client *c, fedrec_sync_outcome *out, uint64_t star
                                      : fedrec_participant_unmask(p, in, inlen, &msg, &len, err);
     free(in);
     if (*s) return STEP_FAILED;
-    char count[24]; /* counted before the masked input leaves: a crash after it never undercounts */
-    snprintf(count, sizeof count, "%llu", (unsigned long long)participations(c) + 1);
-    if (ph == FEDREC_PHASE_MASKED && !fedrec__client_put_setting(c, "participations", count)) {
-      free(msg);
-      *s = fedrec__client_dberr(err, c, "counting this round's participation");
-      return STEP_FAILED;
+    if (ph == FEDREC_PHASE_MASKED) { /* counted before the masked input leaves: a crash after it never undercounts */
+      char count[24];
+      snprintf(count, sizeof count, "%llu", (unsigned long long)participations(c) + 1);
+      if (!fedrec__client_put_setting(c, "participations", count)) {
+        free(msg);
+        *s = fedrec__client_dberr(err, c, "counting this round's participation");
+        return STEP_FAILED;
+      }
     }
     HOSTILE_TAMPER(msg, len, sent);
     grpc_status_code code = submit(c, fedrec_rpc_submission((fedrec_phase)ph), info->round, msg, len, details, sizeof details);
