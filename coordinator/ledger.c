@@ -14,10 +14,12 @@ struct fedrec_ledger {
   const fedrec_identity *id;
   fedrec_orders orders;
   double delta, budget, epsilon;
-  double rdp[FEDREC_MAX_ORDERS]; /* cumulative */
+  uint32_t max_part;  /* format 4: a user takes part in at most this many releases (0: no bound) */
+  fedrec_rdp_topk rdp; /* cumulative: all releases, or the max_part largest per order */
   uint64_t seq, last_round;
   uint8_t last[32];
-  int format;         /* 3 (colluders, a signed head from genesis on); 2: older, verify only */
+  int format;         /* 4 (the participation bound); 3 (colluders, a signed head from genesis
+                       * on); 2: older, verify only */
   uint64_t want_seq;  /* fedrec_ledger_verify_covers: this entry must have this hash */
   uint8_t want_hash[32];
   int want_found;
@@ -43,10 +45,11 @@ static void hex(char *out, const uint8_t *b, size_t n) {
 }
 
 static void genesis(uint8_t out[32], int format, double delta, double budget, const char *orders,
-                    const char *pkhex) {
-  char text[2048];
-  int n = snprintf(text, sizeof text, "fedrec-ledger-v%d\ndelta=%.17g\nbudget=%.17g\norders=%s\npk=%s\n",
-                   format, delta, budget, orders, pkhex);
+                    uint32_t max_part, const char *pkhex) {
+  char text[2048], bound[48] = "";
+  if (format >= 4) snprintf(bound, sizeof bound, "max_participation=%u\n", max_part);
+  int n = snprintf(text, sizeof text, "fedrec-ledger-v%d\ndelta=%.17g\nbudget=%.17g\norders=%s\n%spk=%s\n",
+                   format, delta, budget, orders, bound, pkhex);
   fedrec_hash2(out, text, (size_t)n, NULL, 0);
 }
 
@@ -84,6 +87,11 @@ static fedrec_status release_rdp(fedrec_ledger *l, double *r, const fedrec_relea
   const fedrec_orders *o = &l->orders;
   fedrec_status s = fedrec_release_check(x, err);
   if (s) return s;
+  /* the bound replaces the sampling assumption: sampled or tree releases are accounted
+   * otherwise, and not with it */
+  if (l->max_part && (x->q != 1 || x->mechanism == FEDREC_MECH_TREE))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "a ledger with a participation bound (%u) accounts unsampled, non-tree "
+                            "releases only (got %s, q = %g)", l->max_part, fedrec_mechanism_name(x->mechanism), x->q);
   if (x->mechanism == FEDREC_MECH_TREE) {
     if (x->leaf != 1 && (x->leaf != l->tree_leaf + 1 || l->tree_leaf == 0))
       return fedrec_error_set(err, FEDREC_ERR_ARG, "tree leaf %llu does not follow the previous tree entry's leaf %llu (nor start a tree at 1)",
@@ -159,14 +167,25 @@ static fedrec_status open_db(sqlite3 **db, const char *path, int flags, fedrec_e
 fedrec_status fedrec_ledger_create(fedrec_ledger **out, const char *path, double delta,
                                    double budget, const char *orders, const fedrec_identity *id,
                                    fedrec_error *err) {
+  return fedrec_ledger_create_bounded(out, path, delta, budget, orders, 0, id, err);
+}
+
+fedrec_status fedrec_ledger_create_bounded(fedrec_ledger **out, const char *path, double delta, double budget,
+                                           const char *orders, uint32_t max_participation, const fedrec_identity *id,
+                                           fedrec_error *err) {
   *out = NULL;
   struct stat sb;
   if (stat(path, &sb) == 0) return fedrec_error_set(err, FEDREC_ERR_ARG, "ledger %s already exists", path);
   if (!(delta > 0 && delta < 1) || !(budget > 0))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "ledger: need 0 < delta < 1 and budget > 0");
+  if (max_participation > FEDREC_LEDGER_MAX_PARTICIPATION)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "ledger: max participation %u above %u", max_participation,
+                            FEDREC_LEDGER_MAX_PARTICIPATION);
   fedrec_ledger *l = calloc(1, sizeof *l);
   if (!l) return FEDREC_ERR_NOMEM;
   fedrec_status s = orders ? fedrec_orders_parse(&l->orders, orders, err) : (fedrec_orders_default(&l->orders), FEDREC_OK);
+  l->max_part = max_participation;
+  fedrec_rdp_topk_init(&l->rdp, max_participation, l->orders.n);
   if (!s) s = open_db(&l->db, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err);
   char pkhex[65], num[64];
   hex(pkhex, id->pk, 32);
@@ -177,10 +196,11 @@ fedrec_status fedrec_ledger_create(fedrec_ledger **out, const char *path, double
   if (!s) snprintf(num, sizeof num, "%.17g", budget), s = set_meta(l->db, "budget", num, err);
   if (!s) s = set_meta(l->db, "orders", orders ? orders : "default", err);
   if (!s) s = set_meta(l->db, "public_key", pkhex, err);
-  if (!s) s = set_meta(l->db, "format", "3", err);
+  if (!s) s = set_meta(l->db, "format", "4", err);
+  if (!s) snprintf(num, sizeof num, "%u", max_participation), s = set_meta(l->db, "max_participation", num, err);
   /* a signed head from the start: an emptied ledger (rows and head deleted) fails to verify */
-  l->format = 3;
-  genesis(l->last, 3, delta, budget, orders ? orders : "default", pkhex);
+  l->format = 4;
+  genesis(l->last, 4, delta, budget, orders ? orders : "default", max_participation, pkhex);
   uint8_t hh[32], hsig[64];
   head_hash(hh, 0, l->last);
   fedrec_sign(hsig, hh, 32, id);
@@ -206,12 +226,14 @@ fedrec_status fedrec_ledger_create(fedrec_ledger **out, const char *path, double
 void fedrec_ledger_close(fedrec_ledger *l) {
   if (!l) return;
   sqlite3_close(l->db);
+  fedrec_rdp_topk_free(&l->rdp);
   free(l);
 }
 
 double fedrec_ledger_epsilon(const fedrec_ledger *l) { return l->epsilon; }
 double fedrec_ledger_budget(const fedrec_ledger *l) { return l->budget; }
 double fedrec_ledger_delta(const fedrec_ledger *l) { return l->delta; }
+uint32_t fedrec_ledger_max_participation(const fedrec_ledger *l) { return l->max_part; }
 
 void fedrec_ledger_head(const fedrec_ledger *l, uint64_t *entries, uint8_t hash[32]) {
   *entries = l->seq;
@@ -224,7 +246,7 @@ fedrec_status fedrec_ledger_check(fedrec_ledger *l, const fedrec_release *r, dou
   double one[FEDREC_MAX_ORDERS], cum[FEDREC_MAX_ORDERS];
   fedrec_status s = release_rdp(l, one, r, err);
   if (s) return s;
-  for (size_t k = 0; k < l->orders.n; k++) cum[k] = l->rdp[k] + one[k];
+  fedrec_rdp_topk_peek(&l->rdp, one, cum);
   double e = fedrec_rdp_to_epsilon(cum, &l->orders, l->delta, NULL);
   if (eps_after) *eps_after = e;
   if (e > l->budget)
@@ -293,8 +315,10 @@ fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, do
   fedrec_sign(sig, hash, 32, l->id);
   head_hash(hh, l->seq + 1, hash);
   fedrec_sign(hsig, hh, 32, l->id);
+  /* room for the entry's values first: a failure leaves ledger and file as they were */
+  if (fedrec_rdp_topk_reserve(&l->rdp)) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "ledger: no memory for the composition");
   if ((s = write_entry(l, r, eps, hash, sig, hsig, err))) return s;
-  for (size_t k = 0; k < l->orders.n; k++) l->rdp[k] += one[k];
+  fedrec_rdp_topk_add(&l->rdp, one);
   release_done(l, r);
   l->last_round = r->round;
   l->seq++;
@@ -348,11 +372,20 @@ static fedrec_status read_meta(fedrec_ledger *l, const uint8_t pk[32], fedrec_er
   char fmt[16];
   fedrec_error none = {0};
   l->format = get_meta(l->db, "format", fmt, sizeof fmt, &none) ? 2 : atoi(fmt); /* no key: format 2 */
-  if (l->format != 2 && l->format != 3) return fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: format %d unknown (2, 3)", l->format);
+  if (l->format < 2 || l->format > 4) return fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: format %d unknown (2, 3, 4)", l->format);
+  if (!s && l->format >= 4 && !(s = get_meta(l->db, "max_participation", v, sizeof v, err))) {
+    char *end;
+    unsigned long k = strtoul(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end || k > FEDREC_LEDGER_MAX_PARTICIPATION)
+      return fedrec_error_set(err, FEDREC_ERR_PARSE, "ledger: max_participation '%.20s' is not a number up to %u", v,
+                              FEDREC_LEDGER_MAX_PARTICIPATION);
+    l->max_part = (uint32_t)k;
+  }
   if (!s) s = get_meta(l->db, "orders", v, sizeof v, err);
   if (s) return s;
   if (strcmp(v, "default") ? (s = fedrec_orders_parse(&l->orders, v, err)) : (fedrec_orders_default(&l->orders), 0)) return s;
-  genesis(l->last, l->format, l->delta, l->budget, v, pkhex);
+  fedrec_rdp_topk_init(&l->rdp, l->max_part, l->orders.n);
+  genesis(l->last, l->format, l->delta, l->budget, v, l->max_part, pkhex);
   return FEDREC_OK;
 }
 
@@ -417,8 +450,11 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
     else if (release_rdp(l, one, &r, &why))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: invalid parameters: %s", (unsigned long long)seq, why.msg);
     if (s) break;
-    for (size_t k = 0; k < l->orders.n; k++) l->rdp[k] += one[k];
-    double best, mine = fedrec_rdp_to_epsilon(l->rdp, &l->orders, l->delta, &best);
+    if (fedrec_rdp_topk_add(&l->rdp, one)) {
+      s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "entry %llu: no memory for the composition", (unsigned long long)seq);
+      break;
+    }
+    double best, mine = fedrec_rdp_to_epsilon(l->rdp.sum, &l->orders, l->delta, &best);
     if (!(fabs(mine - eps) <= 1e-9 * fabs(mine) + 1e-12))
       s = fedrec_error_set(err, FEDREC_ERR_PARSE, "entry %llu: recorded epsilon %.12g, recomputed %.12g", (unsigned long long)seq, eps, mine);
     else if (mine > l->budget * (1 + 1e-12))
@@ -463,10 +499,11 @@ fedrec_status fedrec_ledger_verify(const char *path, const uint8_t pk[FEDREC_SIG
   fedrec_status s = open_db(&l.db, path, SQLITE_OPEN_READONLY, err);
   if (!s) s = replay(&l, pk, out, json, err);
   if (!s && sum) {
-    *sum = (fedrec_ledger_summary){l.seq, l.epsilon, l.delta, l.budget, {0}, l.format};
+    *sum = (fedrec_ledger_summary){l.seq, l.epsilon, l.delta, l.budget, {0}, l.format, l.max_part};
     memcpy(sum->head, l.last, 32);
   }
   sqlite3_close(l.db);
+  fedrec_rdp_topk_free(&l.rdp);
   return s;
 }
 
@@ -484,10 +521,11 @@ fedrec_status fedrec_ledger_verify_covers(const char *path, const uint8_t pk[FED
                                                                 : "ledger: entry %llu of %llu is not the one the model names (another ledger?)",
                          (unsigned long long)(l.seq < entries ? l.seq : entries), (unsigned long long)(l.seq < entries ? entries : l.seq));
   if (!s && sum) {
-    *sum = (fedrec_ledger_summary){l.seq, l.epsilon, l.delta, l.budget, {0}, l.format};
+    *sum = (fedrec_ledger_summary){l.seq, l.epsilon, l.delta, l.budget, {0}, l.format, l.max_part};
     memcpy(sum->head, l.last, 32);
   }
   sqlite3_close(l.db);
+  fedrec_rdp_topk_free(&l.rdp);
   return s;
 }
 
@@ -501,7 +539,7 @@ fedrec_status fedrec_ledger_open(fedrec_ledger **out, const char *path, const fe
   if (!s) s = replay(l, id->pk, NULL, 0, err);
   if (!s && l->format < 3)
     s = fedrec_error_set(err, FEDREC_ERR_ARG, "ledger %s is format %d: this version verifies it (fedrec-audit verify) but "
-                         "appends only to format 3; start a new state for training", path, l->format);
+                         "appends only to formats 3 and 4; start a new state for training", path, l->format);
   if (s) {
     fedrec_ledger_close(l);
     return s;

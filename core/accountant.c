@@ -412,3 +412,81 @@ double fedrec_epsilon_tree(double z, double sens2, double delta, const fedrec_or
   for (size_t k = 0; k < o->n; k++) r[k] = z > 0 ? o->a[k] * sens2 / (2 * z * z) : INFINITY;
   return fedrec_rdp_to_epsilon(r, o, delta, best_order);
 }
+
+void fedrec_rdp_topk_init(fedrec_rdp_topk *t, uint32_t k, size_t orders) {
+  memset(t, 0, sizeof *t);
+  t->k = k;
+  t->orders = orders;
+}
+
+void fedrec_rdp_topk_free(fedrec_rdp_topk *t) {
+  free(t->heap);
+  t->heap = NULL;
+  t->n = t->cap = 0;
+}
+
+void fedrec_rdp_topk_peek(const fedrec_rdp_topk *t, const double *one, double *out) {
+  for (size_t o = 0; o < t->orders; o++) {
+    double v = one[o];
+    if (t->k && t->n == t->k) v = v > t->heap[o] ? v - t->heap[o] : 0; /* it replaces the smallest */
+    out[o] = t->sum[o] + v;
+  }
+}
+
+/* Order o's heap: element i at h[i * stride]. */
+static void heap_up(double *h, size_t stride, size_t i) {
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (!(h[p * stride] > h[i * stride])) break;
+    double x = h[p * stride];
+    h[p * stride] = h[i * stride], h[i * stride] = x;
+    i = p;
+  }
+}
+
+static void heap_down(double *h, size_t stride, size_t n) {
+  for (size_t i = 0;;) {
+    size_t l = 2 * i + 1, m = i;
+    if (l < n && h[l * stride] < h[m * stride]) m = l;
+    if (l + 1 < n && h[(l + 1) * stride] < h[m * stride]) m = l + 1;
+    if (m == i) return;
+    double x = h[m * stride];
+    h[m * stride] = h[i * stride], h[i * stride] = x;
+    i = m;
+  }
+}
+
+fedrec_status fedrec_rdp_topk_reserve(fedrec_rdp_topk *t) {
+  if (!t->k || t->n < t->cap || t->n == t->k) return FEDREC_OK;
+  size_t cap = t->cap ? 2 * t->cap : 16;
+  if (cap > t->k) cap = t->k;
+  double *h = realloc(t->heap, cap * t->orders * sizeof *h);
+  if (!h) return FEDREC_ERR_NOMEM;
+  t->heap = h, t->cap = cap;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_rdp_topk_add(fedrec_rdp_topk *t, const double *one) {
+  size_t no = t->orders;
+  if (!t->k) {
+    for (size_t o = 0; o < no; o++) t->sum[o] += one[o];
+    return FEDREC_OK;
+  }
+  if (t->n < t->k) {
+    if (fedrec_rdp_topk_reserve(t)) return FEDREC_ERR_NOMEM;
+    for (size_t o = 0; o < no; o++) {
+      t->heap[t->n * no + o] = one[o];
+      heap_up(t->heap + o, no, t->n);
+      t->sum[o] += one[o];
+    }
+    t->n++;
+    return FEDREC_OK;
+  }
+  for (size_t o = 0; o < no; o++)
+    if (one[o] > t->heap[o]) {
+      t->sum[o] += one[o] - t->heap[o];
+      t->heap[o] = one[o];
+      heap_down(t->heap + o, no, t->n);
+    }
+  return FEDREC_OK;
+}

@@ -4,6 +4,7 @@
 
 #include "fedrec/accountant.h"
 #include "fedrec/mechanism.h"
+#include "fedrec/rng.h"
 #include "test_util.h"
 
 static void grid_opacus(fedrec_orders *o) {
@@ -336,6 +337,43 @@ static void test_mechanism_table(void **state) {
   assert_int_equal(fedrec_release_check(&g, &err), FEDREC_OK);
 }
 
+static int cmp_desc(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x < y) - (x > y);
+}
+
+/* The top-k composer against sorting: after every release, at every order, the sum of the k
+ * largest values so far (and the plain sum for k = 0); peek predicts add. */
+static void test_topk(void **state) {
+  (void)state;
+  enum { R = 200, O = 7 };
+  static double v[O][R];
+  uint64_t rng = 7;
+  for (uint32_t k = 0; k <= 40; k += 13) {
+    fedrec_rdp_topk t;
+    fedrec_rdp_topk_init(&t, k, O);
+    for (int r = 0; r < R; r++) {
+      double one[O], peek[O];
+      for (int o = 0; o < O; o++) one[o] = v[o][r] = (double)(fedrec_splitmix64(&rng) % 1000) / 7 + (r % 11 == 0 && o == 3 ? INFINITY : 0);
+      fedrec_rdp_topk_peek(&t, one, peek);
+      assert_int_equal(fedrec_rdp_topk_add(&t, one), FEDREC_OK);
+      for (int o = 0; o < O; o++) {
+        double sorted[R], want = 0;
+        memcpy(sorted, v[o], (size_t)(r + 1) * sizeof *sorted);
+        qsort(sorted, (size_t)r + 1, sizeof *sorted, cmp_desc);
+        for (int i = 0; i < r + 1 && (k == 0 || i < (int)k); i++) want += sorted[i];
+        if (isinf(want)) assert_true(isinf(t.sum[o]) && isinf(peek[o]));
+        else {
+          assert_near(t.sum[o], want, 1e-9 * want);
+          assert_near(peek[o], t.sum[o], 1e-9 * want);
+        }
+      }
+    }
+    assert_true(t.n <= (k ? k : 0));
+    fedrec_rdp_topk_free(&t);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_published_opacus), cmocka_unit_test(test_published_tfprivacy),
@@ -344,6 +382,7 @@ int main(void) {
       cmocka_unit_test(test_delta_above_exact), cmocka_unit_test(test_calibrate),
       cmocka_unit_test(test_generic_subsampling), cmocka_unit_test(test_skellam),
       cmocka_unit_test(test_ddgauss),          cmocka_unit_test(test_tree), cmocka_unit_test(test_mechanism_table),
+      cmocka_unit_test(test_topk),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -285,6 +285,60 @@ static void test_dgauss_and_tree(void **state) {
   unlink(path);
 }
 
+/* A participation bound K: epsilon composes the K costliest entries per order, verification
+ * recomputes it from the genesis' K, a K edited afterwards breaks the chain, and sampled or
+ * tree releases are refused (the bound replaces the sampling assumption). */
+static void test_participation_bound(void **state) {
+  (void)state;
+  char path[256];
+  temp_path(path, sizeof path);
+  fedrec_ledger *l;
+  fedrec_error err = {0};
+  assert_status(fedrec_ledger_create_bounded(&l, path, 1e-5, 1e6, NULL, FEDREC_LEDGER_MAX_PARTICIPATION + 1, &key_a, &err),
+                FEDREC_ERR_ARG);
+  assert_status(fedrec_ledger_create_bounded(&l, path, 1e-5, 1e6, NULL, 2, &key_a, &err), FEDREC_OK);
+  assert_int_equal(fedrec_ledger_max_participation(l), 2);
+  fedrec_release sk = {.mechanism = FEDREC_MECH_SKELLAM, .q = 1, .d2 = 100, .d1 = 3000, .var = 1e7, .survivors = 100};
+  double eps[6];
+  for (int r = 0; r < 6; r++) {
+    sk.round = (uint64_t)r + 1;
+    sk.var = r == 4 ? 1e6 : 1e7; /* round 5 costs ten times as much */
+    assert_status(fedrec_ledger_append(l, &sk, &eps[r], &err), FEDREC_OK);
+  }
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  double want2[FEDREC_MAX_ORDERS], wantmix[FEDREC_MAX_ORDERS];
+  for (size_t k = 0; k < o.n; k++) {
+    want2[k] = 2 * fedrec_rdp_skellam(o.a[k], 100, 3000, 1e7);
+    wantmix[k] = fedrec_rdp_skellam(o.a[k], 100, 3000, 1e7) + fedrec_rdp_skellam(o.a[k], 100, 3000, 1e6);
+  }
+  double e2 = fedrec_rdp_to_epsilon(want2, &o, 1e-5, NULL), emix = fedrec_rdp_to_epsilon(wantmix, &o, 1e-5, NULL);
+  assert_near(eps[1], e2, 1e-9 * e2);
+  assert_near(eps[3], e2, 1e-9 * e2); /* four entries, still two participations */
+  assert_near(eps[5], emix, 1e-9 * emix);
+  fedrec_release g = {.mechanism = FEDREC_MECH_GAUSSIAN, .round = 7, .q = 0.5, .z = 2};
+  assert_status(fedrec_ledger_append(l, &g, NULL, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "participation bound"));
+  g.q = 1, g.mechanism = FEDREC_MECH_TREE, g.leaf = 1;
+  assert_status(fedrec_ledger_append(l, &g, NULL, &err), FEDREC_ERR_ARG);
+  fedrec_ledger_close(l);
+  fedrec_ledger_summary s;
+  assert_status(fedrec_ledger_verify(path, key_a.pk, &s, NULL, 0, &err), FEDREC_OK);
+  assert_int_equal(s.format, 4);
+  assert_int_equal(s.max_participation, 2);
+  assert_near(s.epsilon, emix, 1e-9 * emix);
+  assert_status(fedrec_ledger_open(&l, path, &key_a, &err), FEDREC_OK); /* reopened: the same composition */
+  assert_near(fedrec_ledger_epsilon(l), emix, 1e-9 * emix);
+  fedrec_ledger_close(l);
+  tamper(path, "UPDATE meta SET v = '1' WHERE k = 'max_participation'");
+  assert_status(fedrec_ledger_verify(path, key_a.pk, &s, NULL, 0, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "entry 1"));
+  tamper(path, "UPDATE meta SET v = '2x' WHERE k = 'max_participation'");
+  assert_status(fedrec_ledger_verify(path, key_a.pk, &s, NULL, 0, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "max_participation"));
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_append_and_verify),
@@ -294,6 +348,7 @@ int main(void) {
       cmocka_unit_test(test_audit_cli),
       cmocka_unit_test(test_covers),
       cmocka_unit_test(test_colluders),
+      cmocka_unit_test(test_participation_bound),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -108,6 +108,28 @@ fedrec_status fedrec_tree_single_sensitivity2(double *out, uint64_t steps, uint3
 double fedrec_epsilon_tree(double z, double sens2, double delta, const fedrec_orders *o,
                            double *best_order);
 
+/* Composition under a participation bound: a user takes part in at most k of the releases
+ * (q = 1 each, no sampling), so at each order the composed RDP is at most the sum of the k
+ * largest per-release values at that order (any k of them bound the user's own; RDP
+ * composes per order). One min-heap of the k largest per order; memory orders x min(k,
+ * releases) doubles. k = 0: no bound, the plain sum. */
+typedef struct fedrec_rdp_topk {
+  uint32_t k;
+  size_t orders;    /* values per release */
+  size_t n, cap;    /* releases held (<= k), room */
+  double *heap;     /* heap[i * orders + o]: order o's min-heap, element i */
+  double sum[FEDREC_MAX_ORDERS];
+} fedrec_rdp_topk;
+
+void fedrec_rdp_topk_init(fedrec_rdp_topk *t, uint32_t k, size_t orders);
+void fedrec_rdp_topk_free(fedrec_rdp_topk *t);
+/* The composed RDP, per order, after adding one release (one[o]) without adding it. */
+void fedrec_rdp_topk_peek(const fedrec_rdp_topk *t, const double *one, double *out);
+/* Adds one release; FEDREC_ERR_NOMEM leaves t as it was. After fedrec_rdp_topk_reserve
+ * succeeded, the next add cannot fail. */
+fedrec_status fedrec_rdp_topk_reserve(fedrec_rdp_topk *t);
+fedrec_status fedrec_rdp_topk_add(fedrec_rdp_topk *t, const double *one);
+
 /* The exact (epsilon, delta) curve of the Gaussian mechanism (Balle & Wang 2018):
  * delta(eps) = Phi(-eps z + 1/(2z)) - e^eps Phi(-eps z - 1/(2z)), for one release with
  * sensitivity 1 and noise multiplier z. */

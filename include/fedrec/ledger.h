@@ -25,6 +25,16 @@ typedef struct fedrec_ledger fedrec_ledger;
 fedrec_status fedrec_ledger_create(fedrec_ledger **out, const char *path, double delta,
                                    double budget, const char *orders, const fedrec_identity *id,
                                    fedrec_error *err);
+/* The same, for training in which no user takes part in more than max_participation
+ * releases (0: no bound; at most FEDREC_LEDGER_MAX_PARTICIPATION), which whoever appends must
+ * enforce (the coordinator's max-participation). The bound is part of the ledger's genesis.
+ * Epsilon then composes, at each order, the max_participation largest entries' RDP (not all
+ * of them), and the ledger accepts unsampled (q = 1), non-tree releases only: the bound takes
+ * the place of the sampling assumption. */
+#define FEDREC_LEDGER_MAX_PARTICIPATION 1000000u
+fedrec_status fedrec_ledger_create_bounded(fedrec_ledger **out, const char *path, double delta, double budget,
+                                           const char *orders, uint32_t max_participation, const fedrec_identity *id,
+                                           fedrec_error *err);
 /* Opens an existing ledger for appending, after verifying it under id's public key. */
 fedrec_status fedrec_ledger_open(fedrec_ledger **out, const char *path, const fedrec_identity *id,
                                  fedrec_error *err);
@@ -39,6 +49,8 @@ double fedrec_ledger_epsilon(const fedrec_ledger *l);
 /* The budget and delta fixed when the ledger was created. */
 double fedrec_ledger_budget(const fedrec_ledger *l);
 double fedrec_ledger_delta(const fedrec_ledger *l);
+/* The participation bound fixed when the ledger was created (0: none). */
+uint32_t fedrec_ledger_max_participation(const fedrec_ledger *l);
 /* The round of the last entry (0 when empty): a restarted coordinator numbers rounds after it,
  * so no round is recorded twice. */
 uint64_t fedrec_ledger_last_round(const fedrec_ledger *l);
@@ -51,7 +63,8 @@ typedef struct fedrec_ledger_summary {
   uint64_t entries;
   double epsilon, delta, budget;
   uint8_t head[32]; /* hash of the last entry (genesis hash when empty) */
-  int format;       /* 2 or 3 */
+  int format;       /* 2, 3 or 4 */
+  uint32_t max_participation; /* format 4: the bound epsilon assumes (0: none) */
 } fedrec_ledger_summary;
 
 /* Verifies a ledger file independently: genesis, chain, signatures, head, sequence numbers,
