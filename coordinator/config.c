@@ -68,6 +68,8 @@ static const opt OPTS[] = {
     {"max-phase-ms", 'l', offsetof(config, e.max_phase_ms), sizeof(uint64_t), 0, 86400000, "deadlines adapt up to this (doubling after a missed one; below phase-ms: fixed)"},
     {"max-aborts", 'u', offsetof(config, e.max_aborts), sizeof(uint32_t), 0, 1000000, "stop after this many consecutive aborted rounds (0: never)"},
     {"retry-ms", 'u', offsetof(config, e.retry_ms), sizeof(uint32_t), 1, 86400000, "come back after (jittered)"},
+    {"max-participation", 'u', offsetof(config, e.max_participation), sizeof(uint32_t), 0, FEDREC_LEDGER_MAX_PARTICIPATION, "a device takes part in at most this many rounds (0: no bound); fixed with the ledger, whose epsilon then composes only this many rounds per device (docs/PRIVACY.md); fixed-size cohorts only"},
+    {"min-separation", 'u', offsetof(config, e.min_separation), sizeof(uint32_t), 0, 100000000, "a device takes part at least this many rounds apart (0, 1: any)"},
     {"rounds", 'u', offsetof(config, e.max_rounds), sizeof(uint32_t), 0, 100000000, "stop after this many rounds (0: at the budget)"},
     {"dropout", 'd', offsetof(config, e.dropout), sizeof(double), 0, 0.99, "expected dropout, for (k, t)"},
     {"dishonest", 'd', offsetof(config, e.dishonest), sizeof(double), 0, 0.99, "assumed colluding fraction"},

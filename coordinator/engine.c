@@ -128,6 +128,13 @@ static fedrec_status check_config(const fedrec_engine_config *c, const fedrec_le
   if (ledger && !(c->noise_multiplier > 0))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noise multiplier 0 with a privacy ledger: noiseless releases "
                             "have unbounded epsilon and cannot be recorded; set a noise multiplier > 0");
+  if ((c->max_participation || c->min_separation > 1) && c->sampling_rate > 0)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: a participation bound replaces the sampling assumption: "
+                            "use it with fixed-size cohorts (sampling rate 0)");
+  uint32_t lk = ledger ? fedrec_ledger_max_participation(ledger) : 0;
+  if (lk && !(c->max_participation >= 1 && c->max_participation <= lk))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: the ledger's epsilon assumes at most %u participations per device: "
+                            "max participation must be set to at most that (is %u)", lk, c->max_participation);
   if (c->noise_multiplier > 0 && c->noise != FEDREC_NOISE_SKELLAM && c->noise != FEDREC_NOISE_DGAUSS)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noise must be Skellam or discrete Gaussian");
   /* secure aggregation must be possible at both ends of the cohort sizes a round may have */
@@ -225,7 +232,7 @@ void fedrec_engine_free(fedrec_engine *e) {
   fedrec_secagg_server_free(e->sa);
   fedrec_model_free(&e->model);
   free(e->blob), free(e->x), free(e->m1), free(e->m2), free(e->avg), free(e->modsum);
-  free(e->work), free(e->members), free(e->slots), free(e->banned);
+  free(e->work), free(e->members), free(e->slots), free(e->banned), free(e->part);
   free(e);
 }
 

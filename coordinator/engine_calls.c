@@ -26,6 +26,7 @@ fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t 
     *accepted = 1;
     return FEDREC_OK;
   }
+  if (fedrec__engine_bounded(e) && !fedrec__engine_may_join(e, client)) return FEDREC_OK; /* spent, or too soon */
   if (!e->deadline) e->deadline = now + e->c.selection_ms; /* the window opens */
   if (e->c.sampling_rate > 0) {
     /* Poisson sampling: every device whose coin says yes, none other, no cap. The round

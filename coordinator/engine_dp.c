@@ -92,6 +92,9 @@ fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config
   if (s) return s;
   fedrec_orders o;
   fedrec_orders_default(&o);
+  /* a device takes part in at most max_participation of them (a ledger with that bound
+   * composes only as many) */
+  if (c->max_participation && rounds > c->max_participation) rounds = c->max_participation;
   if (c->central && c->noise_multiplier > 0) {
     fedrec_release r = release_of(c, &p, 1, c->min_survivors, n);
     *eps = fedrec_release_epsilon(&r, (double)rounds, delta, &o, NULL);

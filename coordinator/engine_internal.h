@@ -3,6 +3,7 @@
  *   engine_cohort.c  the cohort's members (a hash table), the Poisson coin, the ban list
  *   engine_dp.c      DP round planning: the DP parameters of a round, its ledger release
  *   engine_calls.c   what a device asks: check in, round info, submissions, phase inputs
+ *   engine_participation.c  the participation bound: who took part how often, and when last
  *   engine_round.c   the phase machine: selection, phases and deadlines, the round's end
  * The optimizer is in core/optimizer.c. */
 #ifndef FEDREC_ENGINE_INTERNAL_H
@@ -19,6 +20,13 @@ typedef struct member {
 } member;
 
 enum { BANNED_AT = FEDREC_PHASES };
+
+/* A device that took part: how often, and in which round last (count 0: an empty slot). */
+typedef struct participation {
+  uint64_t client;
+  uint32_t count;
+  uint64_t last;
+} participation;
 
 struct fedrec_engine {
   fedrec_engine_config c;
@@ -63,6 +71,9 @@ struct fedrec_engine {
   uint64_t last_join;     /* when the last device joined the selection (fixed cohorts) */
   uint64_t aborted_round; /* the last aborted round (+1; 0: none) and why, for its members */
   char aborted_why[400];
+  /* the participation bound's table (engine_participation.c): open addressing, at most half full */
+  participation *part;
+  uint32_t npart, pslots;
 };
 
 enum { MAX_BANNED = 1u << 20 };
@@ -83,6 +94,15 @@ member *fedrec__engine_find(fedrec_engine *e, uint64_t client, uint32_t *idx);
 void fedrec__engine_add_member(fedrec_engine *e, uint64_t client);
 void fedrec__engine_clear_members(fedrec_engine *e);
 void fedrec__engine_ban(fedrec_engine *e, member *m);
+
+/* engine_participation.c */
+/* 1 when a bound is configured (participation is tracked) */
+int fedrec__engine_bounded(const fedrec_engine *e);
+/* 1 when client may join the current round under the bound */
+int fedrec__engine_may_join(const fedrec_engine *e, uint64_t client);
+/* The masked inputs are in: their senders' participation persisted (callback) and counted;
+ * 0 (with why): it could not be, and nothing may be unmasked */
+int fedrec__engine_count_participation(fedrec_engine *e, char *why, size_t cap);
 
 /* engine_dp.c */
 fedrec_release fedrec__engine_release_for(const fedrec_engine *e, uint32_t survivors);

@@ -328,6 +328,11 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
       fedrec__engine_abort(e, why, late ? ABORT_LATE : ABORT_OTHER);
       return;
     }
+    char why[160];
+    if (fedrec__engine_bounded(e) && !fedrec__engine_count_participation(e, why, sizeof why)) {
+      fedrec__engine_abort(e, why, ABORT_OTHER);
+      return;
+    }
   }
   if (ph == FEDREC_PHASE_KEYS) s = fedrec_secagg_server_close_keys(e->sa, &err);
   else if (ph == FEDREC_PHASE_SHARES) s = fedrec_secagg_server_close_shares(e->sa, &err);

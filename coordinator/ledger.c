@@ -407,6 +407,8 @@ static void print_entry(FILE *out, int json, const fedrec_ledger *l, uint64_t se
             (unsigned long long)r->round, mech, r->q, r->survivors, r->colluders, mine, best, cmd);
 }
 
+static fedrec_status check_head(fedrec_ledger *l, const uint8_t pk[32], fedrec_error *err);
+
 static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, int json,
                             fedrec_error *err) {
   fedrec_status s = read_meta(l, pk, err);
@@ -471,7 +473,14 @@ static fedrec_status replay(fedrec_ledger *l, const uint8_t pk[32], FILE *out, i
   sqlite3_finalize(st);
   if (s) return s;
   if (rc != SQLITE_DONE) return sql(err, l->db, rc, "reading entries");
-  rc = sqlite3_prepare_v2(l->db, "SELECT seq, hash, sig FROM head WHERE id = 1", -1, &st, NULL);
+  return check_head(l, pk, err);
+}
+
+/* The signed head record names the last entry replayed. */
+static fedrec_status check_head(fedrec_ledger *l, const uint8_t pk[32], fedrec_error *err) {
+  sqlite3_stmt *st;
+  fedrec_status s = FEDREC_OK;
+  int rc = sqlite3_prepare_v2(l->db, "SELECT seq, hash, sig FROM head WHERE id = 1", -1, &st, NULL);
   if (rc != SQLITE_OK) return sql(err, l->db, rc, "reading the head");
   rc = sqlite3_step(st);
   /* format 3 writes a head at creation: even an empty ledger has one */

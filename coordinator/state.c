@@ -28,6 +28,17 @@ static int on_publish(void *ctx, const fedrec_published *p) {
   return 0;
 }
 
+/* The participation bound: who sent a masked input, durable before anything is unmasked. */
+static int on_participated(void *ctx, uint64_t round, const uint64_t *clients, uint32_t n) {
+  server *s = ctx;
+  fedrec_error err = {0};
+  if (!coord_store_save_participation(s->store, round, clients, n, &err)) return 0;
+  char msg[600];
+  fedrec_json_escape(msg, sizeof msg, err.msg);
+  logj("error", "participation_not_saved", "\"round\": %llu, \"devices\": %u, \"reason\": \"%s\"", (unsigned long long)round, n, msg);
+  return 1;
+}
+
 static void on_round(void *ctx, const fedrec_round_stats *st) {
   server *s = ctx;
   fedrec_error err = {0};
@@ -142,7 +153,7 @@ static fedrec_status model_catalogue(server *s, const coord_saved_model *saved, 
  * next version, signed with it. */
 static fedrec_status resume_engine(server *s, fedrec_model *initial, fedrec_error *err) {
   config *c = &s->cfg;
-  fedrec_engine_callbacks cb = {s, on_publish, on_round};
+  fedrec_engine_callbacks cb = {s, on_publish, on_round, on_participated};
   coord_saved_model saved;
   fedrec_model model;
   int32_t ni = fedrec_catalogue_items(&s->cat), p = s->cat.ds.content_dim;
@@ -193,7 +204,7 @@ static fedrec_status resume_engine(server *s, fedrec_model *initial, fedrec_erro
   if (saved.has_catalogue) ec.catalogue = saved.catalogue;
   if (!st) {
     /* the engine re-publishes the model it starts from: that row exists, so skip saving it */
-    fedrec_engine_callbacks quiet = {s, NULL, on_round};
+    fedrec_engine_callbacks quiet = {s, NULL, on_round, on_participated};
     st = fedrec_engine_new(&s->engine, &ec, &model, saved.version, &s->id, s->ledger, &quiet, NULL, err);
   }
   uint64_t next = saved.next_round, lr = fedrec_ledger_last_round(s->ledger), sr = coord_store_last_round(s->store);
@@ -227,10 +238,17 @@ fedrec_status start_engine(server *s, fedrec_error *err) {
   struct stat sb;
   int resumed = stat(path, &sb) == 0;
   fedrec_status st = resumed ? fedrec_ledger_open(&s->ledger, path, &s->id, err)
-                             : fedrec_ledger_create(&s->ledger, path, c->delta, c->budget, NULL, &s->id, err);
+                             : fedrec_ledger_create_bounded(&s->ledger, path, c->delta, c->budget, NULL, c->e.max_participation,
+                                                            &s->id, err);
   if (st) return st;
-  if (resumed) { /* a ledger's budget and delta are fixed when it is created */
+  if (resumed) { /* a ledger's budget, delta and participation bound are fixed when it is created */
     double lb = fedrec_ledger_budget(s->ledger), ld = fedrec_ledger_delta(s->ledger);
+    uint32_t lk = fedrec_ledger_max_participation(s->ledger);
+    if (config_given(c, "max-participation") && c->e.max_participation != lk)
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "max-participation %u conflicts with the saved ledger's %u (%s): the bound "
+                              "its epsilon assumes is fixed when it is created; drop the setting, or start a new state-dir",
+                              c->e.max_participation, lk, path);
+    c->e.max_participation = lk;
     if ((config_given(c, "budget") && c->budget != lb) || (config_given(c, "delta") && c->delta != ld))
       return fedrec_error_set(err, FEDREC_ERR_ARG, "%s %g conflicts with the saved ledger's %g (%s): a ledger's budget and "
                               "delta are fixed when it is created; drop the setting, or start a new state-dir",
@@ -252,5 +270,10 @@ fedrec_status start_engine(server *s, fedrec_error *err) {
   c->e.catalogue = fedrec_catalogue_name(&s->cat);
   st = resume_engine(s, &initial, err);
   fedrec_model_free(&initial); /* the engine took it (zeroed), or it was not used */
+  uint64_t devices = 0;
+  if (!st && (c->e.max_participation || c->e.min_separation > 1) &&
+      !(st = coord_store_load_participation(s->store, s->engine, &devices, err)))
+    logj("info", "participation_restored", "\"devices\": %llu, \"max_participation\": %u, \"min_separation\": %u",
+         (unsigned long long)devices, c->e.max_participation, c->e.min_separation);
   return st;
 }

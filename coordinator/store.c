@@ -24,6 +24,8 @@ static const char *SCHEMA =
     " update_norm REAL NOT NULL, ended INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS clients(id INTEGER PRIMARY KEY, rounds INTEGER NOT NULL,"
     " last_round INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS participation(id INTEGER PRIMARY KEY, count INTEGER NOT NULL,"
+    " last_round INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS revoked(id INTEGER PRIMARY KEY, at INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS catalogues(version INTEGER PRIMARY KEY, hash BLOB NOT NULL, blob BLOB NOT NULL,"
@@ -219,6 +221,48 @@ fedrec_status coord_store_save_round(coord_store *s, const fedrec_round_stats *r
     return e;
   }
   return FEDREC_OK;
+}
+
+fedrec_status coord_store_save_participation(coord_store *s, uint64_t round, const uint64_t *clients, uint32_t n,
+                                             fedrec_error *err) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return fail(err, s->db, "begin");
+  int rc = sqlite3_prepare_v2(s->db, "INSERT INTO participation VALUES(?, 1, ?) ON CONFLICT(id) DO UPDATE SET"
+                                     " count = count + 1, last_round = excluded.last_round", -1, &st, NULL);
+  for (uint32_t i = 0; rc == SQLITE_OK && i < n; i++) {
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)clients[i]);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)round);
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+  }
+  sqlite3_finalize(st);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    fedrec_status e = fail(err, s->db, "saving participation");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return e;
+  }
+  return FEDREC_OK;
+}
+
+fedrec_status coord_store_load_participation(coord_store *s, fedrec_engine *e, uint64_t *devices, fedrec_error *err) {
+  sqlite3_stmt *st;
+  *devices = 0;
+  if (sqlite3_prepare_v2(s->db, "SELECT id, count, last_round FROM participation", -1, &st, NULL) != SQLITE_OK)
+    return fail(err, s->db, "reading participation");
+  fedrec_status r = FEDREC_OK;
+  int rc;
+  while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t count = sqlite3_column_int64(st, 1), last = sqlite3_column_int64(st, 2);
+    if (count < 1 || count > UINT32_MAX || last < 0)
+      r = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: participation row %lld: count %lld, last round %lld (edited?)",
+                           (long long)sqlite3_column_int64(st, 0), (long long)count, (long long)last);
+    else r = fedrec_engine_restore_participation(e, (uint64_t)sqlite3_column_int64(st, 0), (uint32_t)count, (uint64_t)last, err);
+    *devices += !r;
+  }
+  if (!r && rc != SQLITE_DONE) r = fail(err, s->db, "reading participation");
+  sqlite3_finalize(st);
+  return r;
 }
 
 int64_t coord_store_count(coord_store *s, const char *table) {

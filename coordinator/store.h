@@ -40,6 +40,12 @@ fedrec_status coord_store_load_version(coord_store *s, uint64_t version, coord_s
 /* A finished or aborted round, and its cohort's client ids. */
 fedrec_status coord_store_save_round(coord_store *s, const fedrec_round_stats *st,
                                      const uint64_t *clients, uint32_t n, fedrec_error *err);
+/* The participation bound's record: the n clients whose masked inputs `round` holds took
+ * part (count + 1, last round), durably in one transaction; and every device's record given
+ * back to the engine after a restart (*devices: how many). */
+fedrec_status coord_store_save_participation(coord_store *s, uint64_t round, const uint64_t *clients, uint32_t n,
+                                             fedrec_error *err);
+fedrec_status coord_store_load_participation(coord_store *s, fedrec_engine *e, uint64_t *devices, fedrec_error *err);
 /* Writes the kept model versions, ascending, as a JSON array body ("1, 2, 3"). */
 void coord_store_versions(coord_store *s, char *out, size_t cap);
 /* The highest round number recorded (0: none): a restart numbers rounds after it, so that an

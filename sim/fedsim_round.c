@@ -84,25 +84,30 @@ static fedrec_status poisson_cohort(sim *m, fedrec_error *err) {
   return s;
 }
 
-/* Fixed size: distinct users with history, uniformly, who check in. */
+/* Fixed size: distinct users with history, uniformly, who check in; under a participation
+ * bound, those the engine turns away (spent, or too soon) are passed over. */
 static fedrec_status fixed_cohort(sim *m, fedrec_error *err) {
   fedrec_status s = FEDREC_OK;
-  m->n = m->c->cohort;
-  for (uint32_t i = 0; i < m->n;) {
+  uint32_t want = m->c->cohort, tried = 0, refused = 0;
+  m->n = 0;
+  while (m->n < want && !s) {
     uint32_t u = (uint32_t)(fedrec_splitmix64(&m->cohort_rng) % (uint64_t)m->everyone);
     if (m->taken[u] || !fedsim_eligible(m, u)) continue;
     m->taken[u] = 1;
-    m->users[i++] = u;
-  }
-  for (uint32_t i = 0; i < m->n; i++) m->taken[m->users[i]] = 0;
-  for (uint32_t i = 0; i < m->n; i++) {
+    tried++;
     int acc;
     uint64_t round;
     uint32_t retry;
-    s = fedrec_engine_checkin(m->e, m->users[i], m->now, &acc, &round, &retry, err);
-    if (s || !acc) break;
-    m->round = round;
+    s = fedrec_engine_checkin(m->e, u, m->now, &acc, &round, &retry, err);
+    if (!s && acc) m->users[m->n++] = u, m->round = round;
+    else if (!s) refused++;
+    if (!s && m->n < want && tried == m->pop)
+      s = fedrec_error_set(err, FEDREC_ERR_LIMIT, "round %llu: only %u of the %u users may take part (max participation %u, "
+                           "min separation %u), fewer than the cohort %u", (unsigned long long)fedrec_engine_round(m->e), m->n,
+                           m->pop, m->c->engine.max_participation, m->c->engine.min_separation, want);
   }
+  if (refused) memset(m->taken, 0, m->everyone);
+  else for (uint32_t i = 0; i < m->n; i++) m->taken[m->users[i]] = 0;
   return s;
 }
 

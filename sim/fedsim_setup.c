@@ -82,7 +82,8 @@ static fedrec_status identity_and_ledger(sim *m, fedrec_error *err) {
   else snprintf(m->ledger_path, sizeof m->ledger_path, "/tmp/fedrec-sim-ledger-%d.db", (int)getpid());
   unlink(m->ledger_path);
   if (c->engine.noise_multiplier > 0 || c->target_epsilon > 0)
-    return fedrec_ledger_create(&m->ledger, m->ledger_path, c->delta, c->budget, NULL, &m->id, err);
+    return fedrec_ledger_create_bounded(&m->ledger, m->ledger_path, c->delta, c->budget, NULL, c->engine.max_participation,
+                                        &m->id, err);
   return FEDREC_OK;
 }
 
@@ -179,7 +180,7 @@ fedrec_status fedsim_setup(sim *m, fedsim_result *res, fedrec_error *err) {
   fedrec_engine_config ec;
   if (!s) engine_config(m, &ec), s = plan(m, &ec, res, err);
   if (!s) {
-    fedrec_engine_callbacks cb = {m, NULL, on_round};
+    fedrec_engine_callbacks cb = {m, NULL, on_round, NULL};
     fedrec_rng_seed(&m->engine_rng, m->c->seed, 0x636f6f7264ULL);
     fedrec_entropy engine_ent = {fedsim_rng_bytes, &m->engine_rng, 0};
     s = fedrec_engine_new(&m->e, &ec, &init, 1, &m->id, m->ledger, &cb, &engine_ent, err); /* takes the model */

@@ -42,6 +42,9 @@ static const char USAGE[] =
       "    fedrec-sim --algorithm fedavg --dataset movielens:../shared/data/ml-latest-small\n"
       "  Recall@20 0.183 at epsilon 6.98 (central iALS 0.338); Last.fm 0.109 (central 0.298)\n"
       "  --min-survivors M (80% of the least cohort) --dropout P (0, per phase)\n"
+      "  --max-participation K      a user takes part in at most K rounds (fixed cohorts; the\n"
+      "                             ledger then composes only K rounds per user: docs/PRIVACY.md)\n"
+      "  --min-separation M         and at least M rounds apart\n"
       "  --privacy skellam|dgauss|central|none (skellam; central: the server adds Gaussian noise)\n"
       "            --noise-multiplier Z (1) --clip C (1)\n"
       "  --target-epsilon E         choose the noise multiplier for epsilon E at --delta after\n"
@@ -106,6 +109,8 @@ static const fedrec_option OPTIONS[] = {
     NUMBER("--rounds", FEDREC_ARG_UINT32, fed.rounds, 1, 1e7, 0),
     NUMBER("--sampling-rate", FEDREC_ARG_DOUBLE, fed.sampling_rate, 1e-9, 1, SIM_GIVEN_COHORT),
     NUMBER("--cohort", FEDREC_ARG_UINT32, fed.cohort, 2, FEDREC_SECAGG_MAX_CLIENTS, SIM_GIVEN_COHORT),
+    NUMBER("--max-participation", FEDREC_ARG_UINT32, fed.engine.max_participation, 1, FEDREC_LEDGER_MAX_PARTICIPATION, 0),
+    NUMBER("--min-separation", FEDREC_ARG_UINT32, fed.engine.min_separation, 1, 1e8, 0),
     NUMBER("--min-survivors", FEDREC_ARG_UINT32, fed.min_survivors, 1, FEDREC_SECAGG_MAX_CLIENTS, 0),
     NUMBER("--dropout", FEDREC_ARG_DOUBLE, fed.dropout, 0, 0.9, 0),
     NUMBER("--clip", FEDREC_ARG_DOUBLE, fed.engine.clip, 1e-9, 1e9, 0),

@@ -25,6 +25,9 @@ typedef struct world {
   int published, aborted, released;
   char last_reason[640]; /* why the last aborted round aborted */
   uint64_t last_version;
+  int refuse_participation; /* on_participated fails */
+  uint64_t participated_round;
+  uint32_t participated_n;
 } world;
 
 static int on_publish(void *ctx, const fedrec_published *m) {
@@ -46,6 +49,7 @@ static void on_round(void *ctx, const fedrec_round_stats *s) {
 }
 
 static fedrec_entropy *g_engine_ent; /* the engine's randomness in world_init (NULL: the CSPRNG) */
+static uint32_t g_ledger_bound;      /* world_init: the ledger's participation bound */
 static int g_head_only;              /* world_init: no free embeddings (else every item has one) */
 static uint32_t g_sum_from;          /* run_round: members from this index on send their masked
                                       * inputs as one sum (fedrec_engine_submit_sum); 0: none */
@@ -65,13 +69,14 @@ static void world_init(world *w, const fedrec_engine_config *c, double budget) {
   assert_status(fedrec_identity_from_seed(&w->id, seed), FEDREC_OK);
   snprintf(w->ledger_path, sizeof w->ledger_path, "/tmp/fedrec_engine_%d.db", (int)getpid());
   unlink(w->ledger_path);
-  assert_status(fedrec_ledger_create(&w->ledger, w->ledger_path, 1e-5, budget, NULL, &w->id, &err), FEDREC_OK);
+  assert_status(fedrec_ledger_create_bounded(&w->ledger, w->ledger_path, 1e-5, budget, NULL, g_ledger_bound, &w->id, &err),
+                FEDREC_OK);
   fedrec_model m;
   int32_t ni = w->ds.R.cols, *all = malloc((size_t)ni * sizeof *all);
   for (int32_t i = 0; i < ni; i++) all[i] = i;
   assert_status(fedrec_model_init(&m, ni, 8, w->ds.content, w->ds.content_dim, 1, all, g_head_only ? 0 : ni, 5, 0.1f, &err), FEDREC_OK);
   free(all);
-  fedrec_engine_callbacks cb = {w, on_publish, on_round};
+  fedrec_engine_callbacks cb = {w, on_publish, on_round, NULL};
   w->now = 1000;
   if (fedrec_engine_new(&w->e, c, &m, 1, &w->id, w->ledger, &cb, g_engine_ent, &err)) fail_msg("engine: %s", err.msg);
   assert_int_equal(w->published, 1);
@@ -1025,6 +1030,119 @@ static void test_selection_releases(void **state) {
   world_free(&w);
 }
 
+static int on_participated(void *ctx, uint64_t round, const uint64_t *clients, uint32_t n) {
+  world *w = ctx;
+  (void)clients;
+  if (w->refuse_participation) return 1;
+  w->participated_round = round, w->participated_n = n;
+  return 0;
+}
+
+/* The participation bound: a device that took part max_participation times is not selected
+ * again, one that took part recently not before min_separation rounds; the count is
+ * persisted (callback) before anything is unmasked, and a failure to persist aborts the round;
+ * a bounded ledger composes only K rounds per device, and the settings that would
+ * under-report are refused. */
+static void test_participation_bound(void **state) {
+  (void)state;
+  fedrec_engine_config c;
+  base_config(&c);
+  c.max_participation = 1;
+  world w;
+  fedrec_error err = {0};
+  g_ledger_bound = 1;
+  world_init(&w, &c, 1e6);
+  g_ledger_bound = 0;
+  fedrec_engine_callbacks cb = {&w, on_publish, on_round, on_participated};
+  fedrec_engine_set_callbacks(w.e, &cb);
+  uint32_t count, none[5] = {0};
+  uint64_t cursor = 0, last, r1 = fedrec_engine_round(w.e), round;
+  assert_true(run_round(&w, 50, none, &cursor));
+  assert_int_equal(w.participated_round, r1);
+  assert_int_equal(w.participated_n, 50);
+  double eps1 = fedrec_ledger_epsilon(w.ledger);
+  fedrec_engine_participation(w.e, 0, &count, &last);
+  assert_int_equal(count, 1);
+  assert_int_equal(last, r1);
+  int acc;
+  uint32_t retry;
+  assert_status(fedrec_engine_checkin(w.e, 0, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+  assert_false(acc); /* spent: told to come back, as when not needed */
+  assert_true(retry > 0);
+  assert_true(run_round(&w, 50, none, &cursor)); /* fifty others */
+  assert_int_equal(w.published, 3);
+  /* two rounds, each device in one: the epsilon of one */
+  assert_near(fedrec_ledger_epsilon(w.ledger), eps1, 1e-9 * eps1);
+  w.refuse_participation = 1;
+  uint64_t r3 = fedrec_engine_round(w.e);
+  run_round(&w, 50, none, &cursor);
+  assert_int_equal(w.published, 3);
+  if (!strstr(w.last_reason, "could not be persisted: nothing unmasked")) fail_msg("aborted: %s", w.last_reason);
+  fedrec_engine_participation(w.e, cursor - 1, &count, &last);
+  assert_int_equal(count, 0); /* not counted in memory either */
+  assert_int_equal(fedrec_engine_round(w.e), r3 + 1);
+  assert_status(fedrec_engine_restore_participation(w.e, 7, 1, 1, &err), FEDREC_OK); /* between rounds, no one in */
+  assert_status(fedrec_engine_checkin(w.e, 5000, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+  assert_status(fedrec_engine_restore_participation(w.e, 7, 1, 1, &err), FEDREC_ERR_STATE);
+  world_free(&w);
+
+  /* settings that would under-report are refused */
+  fedrec_model m;
+  fedrec_identity id;
+  fedrec_ledger *l;
+  uint8_t seed[32] = {9};
+  char path[96];
+  snprintf(path, sizeof path, "/tmp/fedrec_engine_bound_%d.db", (int)getpid());
+  unlink(path);
+  assert_status(fedrec_identity_from_seed(&id, seed), FEDREC_OK);
+  assert_status(fedrec_ledger_create_bounded(&l, path, 1e-5, 1e6, NULL, 2, &id, &err), FEDREC_OK);
+  int32_t all[20];
+  for (int32_t i = 0; i < 20; i++) all[i] = i;
+  assert_status(fedrec_model_init(&m, 20, 4, NULL, 0, 0, all, 20, 1, 0.1f, &err), FEDREC_OK);
+  fedrec_engine *e = NULL;
+  c.max_participation = 0; /* the ledger assumes 2 */
+  assert_status(fedrec_engine_new(&e, &c, &m, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "at most 2 participations"));
+  c.max_participation = 3;
+  assert_status(fedrec_engine_new(&e, &c, &m, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
+  c.max_participation = 2, c.sampling_rate = 0.1;
+  assert_status(fedrec_engine_new(&e, &c, &m, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "replaces the sampling assumption"));
+  fedrec_model_free(&m);
+  fedrec_ledger_close(l);
+  fedrec_identity_free(&id);
+  unlink(path);
+}
+
+/* min_separation: a device that took part in round r is next selected in round r + M. */
+static void test_min_separation(void **state) {
+  (void)state;
+  fedrec_engine_config c;
+  base_config(&c);
+  c.min_separation = 3;
+  world w;
+  world_init(&w, &c, 1e6);
+  fedrec_error err = {0};
+  uint32_t none[5] = {0};
+  uint64_t cursor = 0, r1 = fedrec_engine_round(w.e), round;
+  assert_true(run_round(&w, 50, none, &cursor));
+  int acc;
+  uint32_t retry;
+  for (uint64_t r = r1 + 1; r < r1 + 3; r++) { /* two selections released: the rounds pass */
+    assert_int_equal(fedrec_engine_round(w.e), r);
+    assert_status(fedrec_engine_checkin(w.e, 3, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+    assert_false(acc);
+    assert_status(fedrec_engine_checkin(w.e, 100000 + r, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+    assert_true(acc);
+    w.now += c.selection_ms + 1;
+    fedrec_engine_tick(w.e, w.now);
+  }
+  assert_int_equal(fedrec_engine_round(w.e), r1 + 3);
+  assert_status(fedrec_engine_checkin(w.e, 3, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+  assert_true(acc);
+  world_free(&w);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
@@ -1042,6 +1160,8 @@ int main(void) {
       cmocka_unit_test(test_no_noise_with_ledger),
       cmocka_unit_test(test_poisoned_update),
       cmocka_unit_test(test_free_embeddings_added),
+      cmocka_unit_test(test_participation_bound),
+      cmocka_unit_test(test_min_separation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,6 +67,14 @@ typedef struct fedrec_engine_config {
                              * unclipped input explains): one token cannot stop training */
   uint32_t retry_ms;        /* clients not needed come back after this, jittered to [0.5, 1.5]x */
   uint32_t max_rounds;      /* 0: until the budget is spent */
+  /* participation bound, by client id: a device takes part (sends a masked input) in at
+   * most max_participation rounds (0: no bound), at least min_separation rounds apart (0 or
+   * 1: any); devices past it are not selected (told to come back, as when not needed). It is
+   * counted when the masked-input phase closes, persisted first through the participated
+   * callback, and restored after a restart with fedrec_engine_restore_participation. With a
+   * ledger that has a bound (fedrec_ledger_create_bounded) max_participation must be set and
+   * at most the ledger's; it cannot be combined with Poisson sampling (sampling_rate). */
+  uint32_t max_participation, min_separation;
   /* secure aggregation (semi-honest variant; (k, t) chosen per round) */
   double dropout;           /* expected dropout rate, for choosing (k, t) */
   double dishonest;         /* assumed fraction of clients colluding with the server */
@@ -167,6 +175,10 @@ typedef struct fedrec_engine_callbacks {
   int (*publish)(void *ctx, const fedrec_published *m);
   /* A round finished or aborted. */
   void (*round_done)(void *ctx, const fedrec_round_stats *s);
+  /* With a participation bound: the n clients whose masked inputs round holds took part;
+   * persist it durably before returning (non-zero: it could not be, and the round is aborted
+   * with nothing unmasked). */
+  int (*participated)(void *ctx, uint64_t round, const uint64_t *clients, uint32_t n);
 } fedrec_engine_callbacks;
 
 typedef struct fedrec_engine fedrec_engine;
@@ -194,6 +206,12 @@ fedrec_status fedrec_engine_restore(fedrec_engine *e, uint64_t next_round, uint6
  * nothing. */
 fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, int32_t n_items, const float *C, const fedrec_catalogue_ref *cat,
                                           const int32_t *add_free, int32_t n_add, fedrec_error *err);
+/* After a restart, before the first check-in: client took part count times, last in
+ * last_round (what the participated callback persisted). */
+fedrec_status fedrec_engine_restore_participation(fedrec_engine *e, uint64_t client, uint32_t count, uint64_t last_round,
+                                                  fedrec_error *err);
+/* How often client took part, and in which round last (0, 0: never; only tracked with a bound). */
+void fedrec_engine_participation(const fedrec_engine *e, uint64_t client, uint32_t *count, uint64_t *last_round);
 /* Replaces the callbacks (e.g. after a restart, once the resumed model need not be saved). */
 void fedrec_engine_set_callbacks(fedrec_engine *e, const fedrec_engine_callbacks *cb);
 /* The model being served. */
@@ -219,7 +237,8 @@ uint32_t fedrec_engine_colluders(const fedrec_engine_config *c, uint32_t n);
 /* Planned epsilon at delta after `rounds` rounds with cohorts of n, each accounted as the
  * engine's budget check does (only min_survivors surviving, so only their noise): an upper
  * bound on what the ledger records when every round has at least min_survivors. INFINITY
- * without noise. For calibrating a noise multiplier to a target epsilon. */
+ * without noise. With max_participation, at most that many rounds are composed (as a ledger
+ * with that bound does). For calibrating a noise multiplier to a target epsilon. */
 fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim,
                                          uint32_t n, uint64_t rounds, double delta, fedrec_error *err);
 
