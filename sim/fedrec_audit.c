@@ -41,6 +41,8 @@ static void usage(FILE *f) {
         "               (DP-FTRL tree aggregation, no sampling: with --epoch-steps the tree restarts\n"
         "                every S steps and a user contributes at most once per epoch (default S = T);\n"
         "                otherwise one tree, at most K contributions at least M steps apart)\n"
+        "  (gaussian, skellam, dgauss without sampling: --max-participation K composes K of the T\n"
+        "   steps, as a ledger with that bound does: a user takes part in at most K)\n"
         "  fedrec-audit calibrate [--mechanism gaussian|tree] --target-epsilon E --delta D\n"
         "               [--sampling-rate Q] --steps T [tree flags] [--orders LIST] [--json]\n"
         "  fedrec-audit verify --ledger FILE --public-key FILE [--covers N:HEX] [--json]\n"
@@ -263,12 +265,17 @@ static int verify(int argc, char **argv) {
     }
     return 1;
   }
+  char bound[160] = "";
+  if (s.max_participation)
+    snprintf(bound, sizeof bound, ", composing the %u costliest entries per order (each user takes part in at most %u)",
+             s.max_participation, s.max_participation);
   if (json)
-    printf("{\"verified\": true, \"entries\": %llu, \"epsilon\": %.10g, \"delta\": %.10g, \"budget\": %.10g}\n",
-           (unsigned long long)s.entries, s.epsilon, s.delta, s.budget);
+    printf("{\"verified\": true, \"entries\": %llu, \"epsilon\": %.10g, \"delta\": %.10g, \"budget\": %.10g, "
+           "\"format\": %d, \"max_participation\": %u}\n",
+           (unsigned long long)s.entries, s.epsilon, s.delta, s.budget, s.format, s.max_participation);
   else
-    printf("verified: %llu entries, epsilon %.6f at delta %g (budget %g), chain and signatures intact%s\n",
-           (unsigned long long)s.entries, s.epsilon, s.delta, s.budget,
+    printf("verified: %llu entries, epsilon %.6f at delta %g (budget %g)%s, chain and signatures intact%s\n",
+           (unsigned long long)s.entries, s.epsilon, s.delta, s.budget, bound,
            covers ? "; it holds the entry the model's signature names" : "");
   return 0;
 }
@@ -331,6 +338,11 @@ static int check(args *a, int epsilon, const char *cmd) {
   }
   if (a->mech == FEDREC_MECH_TREE && a->q != 1) {
     fprintf(stderr, "fedrec-audit: --mechanism tree assumes no sampling: drop --sampling-rate\n");
+    return 2;
+  }
+  if (a->mech != FEDREC_MECH_TREE && a->have_part && a->q != 1) {
+    fprintf(stderr, "fedrec-audit: --max-participation replaces the sampling assumption (as in a ledger with a bound): "
+            "drop --sampling-rate\n");
     return 2;
   }
   if (a->mech == FEDREC_MECH_TREE && a->have_part && a->have_epoch) {
@@ -432,8 +444,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "fedrec-audit: %s\n", err.msg);
     return 1;
   }
-  /* tree: RDP a sens2 / (2 z^2) is the Gaussian mechanism composed sens2 times (an integer) */
-  uint64_t gsteps = tree ? (uint64_t)sens2 : (uint64_t)a.steps;
+  /* tree: RDP a sens2 / (2 z^2) is the Gaussian mechanism composed sens2 times (an integer);
+   * otherwise, with --max-participation K, a user is in at most K of the steps (q = 1) */
+  uint64_t steps = a.have_part && !tree && a.max_part < a.steps ? (uint64_t)a.max_part : (uint64_t)a.steps;
+  uint64_t gsteps = tree ? (uint64_t)sens2 : steps;
   if (calibrate && fedrec_calibrate_gaussian(&z, a.target, a.delta, a.q, gsteps, &o, &err)) {
     fprintf(stderr, "fedrec-audit calibrate: %s\n", err.msg);
     return 1;
@@ -442,7 +456,7 @@ int main(int argc, char **argv) {
    * times (a tree: sens2 Gaussian node releases) */
   fedrec_release rel = {.mechanism = a.mech, .q = a.q, .z = z, .d2 = a.d2, .d1 = a.d1, .var = a.var, .sigma = a.sigma,
                         .survivors = (uint32_t)a.clients, .dim = (uint64_t)a.dim};
-  double eps = fedrec_release_epsilon(&rel, tree ? sens2 : (double)(uint64_t)a.steps, a.delta, &o, &order);
+  double eps = fedrec_release_epsilon(&rel, tree ? sens2 : (double)steps, a.delta, &o, &order);
   if (!isfinite(eps)) {
     fprintf(stderr, "fedrec-audit: epsilon is infinite: no order of the grid gives a finite bound%s\n",
             a.mech == FEDREC_MECH_DGAUSS || (a.mech == FEDREC_MECH_SKELLAM && a.q < 1) ? " (only integer orders count here)" : "");

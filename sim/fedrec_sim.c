@@ -324,6 +324,7 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
           c->use_head && ds->content ? "true" : "false", c->free_items ? "true" : "false", c->engine.alpha0, c->engine.reg);
   fprintf(f, " \"rounds\": %u, \"cohort\": %u, \"sampling_rate\": %g, \"min_survivors\": %u, \"dropout\": %g,\n", c->rounds,
           c->sampling_rate > 0 ? 0 : c->cohort, c->sampling_rate, c->min_survivors, c->dropout);
+  fprintf(f, " \"max_participation\": %u, \"min_separation\": %u,\n", c->engine.max_participation, c->engine.min_separation);
   fprintf(f, " \"privacy\": \"%s\", \"clip\": %g, \"noise_multiplier\": %g, \"target_epsilon\": %g, \"delta\": %g, \"budget\": %g,\n",
           noise_name(c), c->engine.clip, c->target_epsilon > 0 ? 0 : c->engine.noise_multiplier, c->target_epsilon, c->delta, c->budget);
   fprintf(f, " \"local_steps\": %u, \"client_lr\": %g,", c->engine.local_steps ? c->engine.local_steps : 1, c->engine.client_lr > 0 ? c->engine.client_lr : 1);
@@ -359,7 +360,7 @@ static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config 
           fr->rounds_done, planned, noise_name(fc), fc->sampling_rate > 0 ? 0 : fc->cohort, fc->sampling_rate,
           fr->noise_multiplier, fc->engine.clip, fr->bytes_up, fr->bytes_down, fr->seconds, fc->engine.plain ? "plain" : "full");
   fedrec_json_string(f, fr->stop_reason);
-  fprintf(f, ", \"model_hash\": \"%s\"", fr->model_hash);
+  fprintf(f, ", \"model_hash\": \"%s\", \"max_participation\": %u", fr->model_hash, fc->engine.max_participation);
   if (fr->audit_canaries)
     fprintf(f, ", \"audit\": {\"canaries\": %u, \"included\": %u, \"guesses\": %u, \"correct\": %u, "
                "\"epsilon_lower\": %.6g, \"confidence\": 0.95}",
@@ -437,6 +438,9 @@ static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, con
     write_summary(sum, &fr, &fc, a, ds, sp);
     if (fclose(sum)) return fedrec_error_set(err, FEDREC_ERR_IO, "--out %s: writing summary.json failed", a->out);
   }
+  char bound[96] = "";
+  if (fc.engine.max_participation)
+    snprintf(bound, sizeof bound, ", each user in at most %u of them", fc.engine.max_participation);
   if (a->json) {
     write_summary(stdout, &fr, &fc, a, ds, sp);
   } else {
@@ -447,8 +451,8 @@ static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, con
     if (!strcmp(noise_name(&fc), "none"))
       printf("  %u rounds of %s, no differential privacy\n", fr.rounds_done, fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts");
     else
-      printf("  %u rounds of %s, epsilon %.4f at delta %g (noise multiplier %.4g)\n", fr.rounds_done,
-             fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts", fr.epsilon, fc.delta, fr.noise_multiplier);
+      printf("  %u rounds of %s, epsilon %.4f at delta %g (noise multiplier %.4g)%s\n", fr.rounds_done,
+             fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts", fr.epsilon, fc.delta, fr.noise_multiplier, bound);
     printf("  Recall@%-6d %8.4f\n  NDCG@%-8d %8.4f\n  Coverage@%-4d %8.4f\n", a->k, fr.metrics.recall, a->k, fr.metrics.ndcg,
            a->k, fr.metrics.coverage);
     printf("  per client and round: %.0f bytes up, %.0f bytes down; %.1f s in all\n", fr.bytes_up, fr.bytes_down, fr.seconds);
