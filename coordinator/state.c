@@ -238,8 +238,8 @@ fedrec_status start_engine(server *s, fedrec_error *err) {
   struct stat sb;
   int resumed = stat(path, &sb) == 0;
   fedrec_status st = resumed ? fedrec_ledger_open(&s->ledger, path, &s->id, err)
-                             : fedrec_ledger_create_bounded(&s->ledger, path, c->delta, c->budget, NULL, c->e.max_participation,
-                                                            &s->id, err);
+                             : fedrec_ledger_create_with(&s->ledger, path, &(fedrec_ledger_terms){.delta = c->delta, .budget = c->budget,
+                                                           .max_participation = c->e.max_participation}, &s->id, err);
   if (st) return st;
   if (resumed) { /* a ledger's budget, delta and participation bound are fixed when it is created */
     double lb = fedrec_ledger_budget(s->ledger), ld = fedrec_ledger_delta(s->ledger);

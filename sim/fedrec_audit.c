@@ -251,7 +251,8 @@ static int verify(int argc, char **argv) {
   fedrec_ledger_summary s;
   fedrec_error err = {0};
   if (!json)
-    printf(" entry    round mechanism q        survivors colluders  cumulative epsilon\n"
+    printf(" entry    round mechanism q        survivors colluders  epsilon   public (cumulative: against the operator, "
+           "against model recipients)\n"
            "         (under each: the command that recomputes that entry's epsilon alone, from every parameter it records)\n");
   fedrec_status st = fedrec_ledger_verify(ledger, pk, &s, stdout, json, &err);
   if (!st && covers) st = fedrec_ledger_verify_covers(ledger, pk, want, head, &s, &err);
@@ -265,14 +266,18 @@ static int verify(int argc, char **argv) {
     }
     return 1;
   }
-  char bound[160] = "";
+  char bound[320] = "";
   if (s.max_participation)
     snprintf(bound, sizeof bound, ", composing the %u costliest entries per order (each user takes part in at most %u)",
              s.max_participation, s.max_participation);
+  if (s.epsilon_public < s.epsilon)
+    snprintf(bound + strlen(bound), sizeof bound - strlen(bound), "; against model recipients %.6f (public budget %g)",
+             s.epsilon_public, s.public_budget);
   if (json)
     printf("{\"verified\": true, \"entries\": %llu, \"epsilon\": %.10g, \"delta\": %.10g, \"budget\": %.10g, "
-           "\"format\": %d, \"max_participation\": %u}\n",
-           (unsigned long long)s.entries, s.epsilon, s.delta, s.budget, s.format, s.max_participation);
+           "\"format\": %d, \"max_participation\": %u, \"epsilon_public\": %.10g, \"public_budget\": %.10g}\n",
+           (unsigned long long)s.entries, s.epsilon, s.delta, s.budget, s.format, s.max_participation, s.epsilon_public,
+           s.public_budget);
   else
     printf("verified: %llu entries, epsilon %.6f at delta %g (budget %g)%s, chain and signatures intact%s\n",
            (unsigned long long)s.entries, s.epsilon, s.delta, s.budget, bound,

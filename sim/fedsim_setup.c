@@ -82,8 +82,8 @@ static fedrec_status identity_and_ledger(sim *m, fedrec_error *err) {
   else snprintf(m->ledger_path, sizeof m->ledger_path, "/tmp/fedrec-sim-ledger-%d.db", (int)getpid());
   unlink(m->ledger_path);
   if (c->engine.noise_multiplier > 0 || c->target_epsilon > 0)
-    return fedrec_ledger_create_bounded(&m->ledger, m->ledger_path, c->delta, c->budget, NULL, c->engine.max_participation,
-                                        &m->id, err);
+    return fedrec_ledger_create_with(&m->ledger, m->ledger_path, &(fedrec_ledger_terms){.delta = c->delta, .budget = c->budget,
+                                     .max_participation = c->engine.max_participation}, &m->id, err);
   return FEDREC_OK;
 }
 

@@ -69,8 +69,8 @@ static void world_init(world *w, const fedrec_engine_config *c, double budget) {
   assert_status(fedrec_identity_from_seed(&w->id, seed), FEDREC_OK);
   snprintf(w->ledger_path, sizeof w->ledger_path, "/tmp/fedrec_engine_%d.db", (int)getpid());
   unlink(w->ledger_path);
-  assert_status(fedrec_ledger_create_bounded(&w->ledger, w->ledger_path, 1e-5, budget, NULL, g_ledger_bound, &w->id, &err),
-                FEDREC_OK);
+  fedrec_ledger_terms lt = {.delta = 1e-5, .budget = budget, .max_participation = g_ledger_bound};
+  assert_status(fedrec_ledger_create_with(&w->ledger, w->ledger_path, &lt, &w->id, &err), FEDREC_OK);
   fedrec_model m;
   int32_t ni = w->ds.R.cols, *all = malloc((size_t)ni * sizeof *all);
   for (int32_t i = 0; i < ni; i++) all[i] = i;
@@ -1095,7 +1095,8 @@ static void test_participation_bound(void **state) {
   snprintf(path, sizeof path, "/tmp/fedrec_engine_bound_%d.db", (int)getpid());
   unlink(path);
   assert_status(fedrec_identity_from_seed(&id, seed), FEDREC_OK);
-  assert_status(fedrec_ledger_create_bounded(&l, path, 1e-5, 1e6, NULL, 2, &id, &err), FEDREC_OK);
+  assert_status(fedrec_ledger_create_with(&l, path, &(fedrec_ledger_terms){.delta = 1e-5, .budget = 1e6, .max_participation = 2}, &id, &err),
+                FEDREC_OK);
   int32_t all[20];
   for (int32_t i = 0; i < 20; i++) all[i] = i;
   assert_status(fedrec_model_init(&m, 20, 4, NULL, 0, 0, all, 20, 1, 0.1f, &err), FEDREC_OK);

@@ -231,30 +231,43 @@ static void test_audit_cli(void **state) {
   unlink(path), unlink(keyfile), unlink(out);
 }
 
-/* Distributed discrete Gaussian and tree entries: the ledger's total equals the accountant's
- * (tree: restart accounting of the epochs' lengths); a tree entry that skips a leaf, changes
- * the noise inside a tree or claims sampling is refused; a tampered leaf fails verification. */
+/* Two accounts (format 4): each round records its release to the operator (here distributed
+ * discrete Gaussian) and, with DP-FTRL, a tree entry for what model recipients see. Epsilon
+ * composes the first kind; the public epsilon is the smaller of that and the tree entries'
+ * restart accounting. A tree entry with no release of its round before it, one that skips a
+ * leaf, changes the noise inside a tree or claims sampling is refused; the public budget
+ * stops a round; a tampered leaf or public epsilon fails verification. */
 static void test_dgauss_and_tree(void **state) {
   (void)state;
   char path[256];
   temp_path(path, sizeof path);
   fedrec_ledger *l;
   fedrec_error err = {0};
-  assert_status(fedrec_ledger_create(&l, path, 1e-6, 1000.0, NULL, &key_a, &err), FEDREC_OK);
-  fedrec_release d = {.mechanism = FEDREC_MECH_DGAUSS, .q = 0.05, .d2 = 300, .d1 = 9000, .survivors = 90,
-                      .sigma = 40, .dim = 100000};
-  for (int r = 1; r <= 5; r++) {
-    d.round = (uint64_t)r;
+  fedrec_ledger_terms terms = {.delta = 1e-6, .budget = 1000, .public_budget = 8};
+  assert_status(fedrec_ledger_create_with(&l, path, &terms, &key_a, &err), FEDREC_OK);
+  fedrec_release d = {.mechanism = FEDREC_MECH_DGAUSS, .q = 1, .d2 = 300, .d1 = 9000, .survivors = 90, .sigma = 40, .dim = 100000};
+  fedrec_release t = {.mechanism = FEDREC_MECH_TREE, .q = 1, .z = 6, .survivors = 90};
+  t.round = 1, t.leaf = 1;
+  assert_status(fedrec_ledger_append(l, &t, NULL, &err), FEDREC_ERR_ARG); /* no release of round 1 before it */
+  assert_non_null(strstr(err.msg, "tree entry"));
+  /* two trees: 7 leaves then 5, after two rounds without a tree */
+  for (int r = 1; r <= 14; r++) {
+    d.round = t.round = (uint64_t)r;
+    t.leaf = r <= 2 ? 0 : r <= 9 ? (uint64_t)r - 2 : (uint64_t)r - 9;
+    fedrec_release pair[2] = {d, t};
+    double e1, p1;
+    assert_status(fedrec_ledger_check_round(l, pair, t.leaf ? 2 : 1, &e1, &p1, &err), FEDREC_OK);
     assert_status(fedrec_ledger_append(l, &d, NULL, &err), FEDREC_OK);
-  }
-  /* two trees: 7 leaves then 5 leaves */
-  fedrec_release t = {.mechanism = FEDREC_MECH_TREE, .q = 1, .z = 6, .survivors = 100};
-  for (int r = 0; r < 12; r++) {
-    t.round = 6 + (uint64_t)r;
-    t.leaf = r < 7 ? (uint64_t)r + 1 : (uint64_t)r - 6;
-    assert_status(fedrec_ledger_append(l, &t, NULL, &err), FEDREC_OK);
+    if (t.leaf) assert_status(fedrec_ledger_append(l, &t, NULL, &err), FEDREC_OK);
+    assert_near(fedrec_ledger_epsilon(l), e1, 1e-12 * e1);
+    assert_near(fedrec_ledger_epsilon_public(l), p1, 1e-12 * p1);
+    if (r == 2) assert_near(fedrec_ledger_epsilon_public(l), fedrec_ledger_epsilon(l), 0); /* no tree yet: equal */
   }
   fedrec_release bad = t;
+  bad.round = 15;
+  assert_status(fedrec_ledger_append(l, &bad, NULL, &err), FEDREC_ERR_ARG); /* a tree entry after a tree entry */
+  d.round = 15;
+  assert_status(fedrec_ledger_append(l, &d, NULL, &err), FEDREC_OK);
   bad.leaf = 7; /* skips 6 */
   assert_status(fedrec_ledger_append(l, &bad, NULL, &err), FEDREC_ERR_ARG);
   assert_non_null(strstr(err.msg, "does not follow"));
@@ -262,26 +275,43 @@ static void test_dgauss_and_tree(void **state) {
   assert_status(fedrec_ledger_append(l, &bad, NULL, &err), FEDREC_ERR_ARG);
   bad.z = 6, bad.q = 0.5;
   assert_status(fedrec_ledger_append(l, &bad, NULL, &err), FEDREC_ERR_ARG);
-  double total = fedrec_ledger_epsilon(l);
+  bad.q = 1, bad.z = 0.5; /* a new tree with little noise: past the public budget */
+  bad.leaf = 1;
+  assert_status(fedrec_ledger_append(l, &bad, NULL, &err), FEDREC_ERR_LIMIT);
+  assert_non_null(strstr(err.msg, "public budget"));
+  double total = fedrec_ledger_epsilon(l), pub = fedrec_ledger_epsilon_public(l);
   fedrec_ledger_close(l);
 
   fedrec_orders o;
   fedrec_orders_default(&o);
   const uint64_t epochs[] = {7, 5};
-  double sens2 = fedrec_tree_restart_sensitivity2(epochs, 2), r[FEDREC_MAX_ORDERS];
+  double sens2 = fedrec_tree_restart_sensitivity2(epochs, 2), r[FEDREC_MAX_ORDERS], rt[FEDREC_MAX_ORDERS];
   for (size_t k = 0; k < o.n; k++) {
-    double v = fedrec_rdp_ddgauss_subsampled(0.05, o.a[k], 300, 9000, 40, 90, 100000);
-    r[k] = (isnan(v) ? INFINITY : 5 * v) + o.a[k] * sens2 / 72;
+    double v = fedrec_rdp_ddgauss_subsampled(1, o.a[k], 300, 9000, 40, 90, 100000);
+    r[k] = isnan(v) ? INFINITY : 15 * v;
+    rt[k] = o.a[k] * sens2 / 72;
   }
-  assert_near(total, fedrec_rdp_to_epsilon(r, &o, 1e-6, NULL), 1e-9 * total);
+  double want = fedrec_rdp_to_epsilon(r, &o, 1e-6, NULL), want_tree = fedrec_rdp_to_epsilon(rt, &o, 1e-6, NULL);
+  print_message("15 dgauss releases: epsilon %.4f; trees of 7 and 5 leaves at z 6: %.4f\n", want, want_tree);
+  assert_true(want_tree < want);
+  assert_near(total, want, 1e-9 * total);
+  assert_near(pub, want_tree, 1e-9 * pub);
   fedrec_ledger_summary sum;
   assert_status(fedrec_ledger_verify(path, key_a.pk, &sum, NULL, 0, &err), FEDREC_OK);
   assert_near(sum.epsilon, total, 1e-12 * total);
-  assert_int_equal(sum.entries, 17);
+  assert_near(sum.epsilon_public, pub, 1e-12 * pub);
+  assert_near(sum.public_budget, 8, 0);
+  assert_int_equal(sum.entries, 27);
   /* moving an entry to a later leaf of its tree is an edit, and breaks the leaf sequence */
-  tamper(path, "UPDATE entries SET leaf = 9 WHERE seq = 12");
+  char q[128];
+  snprintf(q, sizeof q, "UPDATE entries SET leaf = 9 WHERE seq = 12");
+  tamper(path, q);
   assert_int_not_equal(fedrec_ledger_verify(path, key_a.pk, NULL, NULL, 0, &err), FEDREC_OK);
   assert_non_null(strstr(err.msg, "entry 12"));
+  tamper(path, "UPDATE entries SET leaf = 5 WHERE seq = 12");
+  assert_status(fedrec_ledger_verify(path, key_a.pk, NULL, NULL, 0, &err), FEDREC_OK);
+  tamper(path, "UPDATE entries SET epsilon_public = epsilon_public / 2 WHERE seq = 20");
+  assert_int_not_equal(fedrec_ledger_verify(path, key_a.pk, NULL, NULL, 0, &err), FEDREC_OK);
   unlink(path);
 }
 
@@ -294,9 +324,10 @@ static void test_participation_bound(void **state) {
   temp_path(path, sizeof path);
   fedrec_ledger *l;
   fedrec_error err = {0};
-  assert_status(fedrec_ledger_create_bounded(&l, path, 1e-5, 1e6, NULL, FEDREC_LEDGER_MAX_PARTICIPATION + 1, &key_a, &err),
-                FEDREC_ERR_ARG);
-  assert_status(fedrec_ledger_create_bounded(&l, path, 1e-5, 1e6, NULL, 2, &key_a, &err), FEDREC_OK);
+  fedrec_ledger_terms t = {.delta = 1e-5, .budget = 1e6, .max_participation = FEDREC_LEDGER_MAX_PARTICIPATION + 1};
+  assert_status(fedrec_ledger_create_with(&l, path, &t, &key_a, &err), FEDREC_ERR_ARG);
+  t.max_participation = 2;
+  assert_status(fedrec_ledger_create_with(&l, path, &t, &key_a, &err), FEDREC_OK);
   assert_int_equal(fedrec_ledger_max_participation(l), 2);
   fedrec_release sk = {.mechanism = FEDREC_MECH_SKELLAM, .q = 1, .d2 = 100, .d1 = 3000, .var = 1e7, .survivors = 100};
   double eps[6];
@@ -319,8 +350,9 @@ static void test_participation_bound(void **state) {
   fedrec_release g = {.mechanism = FEDREC_MECH_GAUSSIAN, .round = 7, .q = 0.5, .z = 2};
   assert_status(fedrec_ledger_append(l, &g, NULL, &err), FEDREC_ERR_ARG);
   assert_non_null(strstr(err.msg, "participation bound"));
-  g.q = 1, g.mechanism = FEDREC_MECH_TREE, g.leaf = 1;
+  g.q = 1, g.mechanism = FEDREC_MECH_TREE, g.leaf = 1, g.round = 99; /* no release of round 99 before it */
   assert_status(fedrec_ledger_append(l, &g, NULL, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "tree entry"));
   fedrec_ledger_close(l);
   fedrec_ledger_summary s;
   assert_status(fedrec_ledger_verify(path, key_a.pk, &s, NULL, 0, &err), FEDREC_OK);

@@ -25,16 +25,28 @@ typedef struct fedrec_ledger fedrec_ledger;
 fedrec_status fedrec_ledger_create(fedrec_ledger **out, const char *path, double delta,
                                    double budget, const char *orders, const fedrec_identity *id,
                                    fedrec_error *err);
-/* The same, for training in which no user takes part in more than max_participation
- * releases (0: no bound; at most FEDREC_LEDGER_MAX_PARTICIPATION), which whoever appends must
- * enforce (the coordinator's max-participation). The bound is part of the ledger's genesis.
- * Epsilon then composes, at each order, the max_participation largest entries' RDP (not all
- * of them), and the ledger accepts unsampled (q = 1), non-tree releases only: the bound takes
- * the place of the sampling assumption. */
+/* A ledger's terms, fixed in its genesis (format 4).
+ *  - Two accounts. Epsilon (against the operator, who sees every round's aggregate with the
+ *    devices' distributed noise) composes every release except tree entries; the public
+ *    epsilon (against model recipients) is the smaller of that and the composition of the tree
+ *    entries alone (DP-FTRL: the coordinator's tree noise on top; recipients see a
+ *    post-processing of what the operator sees, and the tree's output, so both bound it). A
+ *    tree entry must follow the release of the same round it adds noise to. Without tree
+ *    entries both are equal. budget bounds the first, public_budget (0: budget; at most
+ *    budget) the second.
+ *  - max_participation (0: no bound; at most FEDREC_LEDGER_MAX_PARTICIPATION): no user takes
+ *    part in more releases, which whoever appends must enforce (the coordinator's
+ *    max-participation). Epsilon then composes, at each order, the max_participation largest
+ *    entries' RDP, not all of them, and sampled releases (q < 1) are refused: the bound takes
+ *    the place of the sampling assumption. */
 #define FEDREC_LEDGER_MAX_PARTICIPATION 1000000u
-fedrec_status fedrec_ledger_create_bounded(fedrec_ledger **out, const char *path, double delta, double budget,
-                                           const char *orders, uint32_t max_participation, const fedrec_identity *id,
-                                           fedrec_error *err);
+typedef struct fedrec_ledger_terms {
+  double delta, budget, public_budget;
+  const char *orders; /* NULL: the default grid */
+  uint32_t max_participation;
+} fedrec_ledger_terms;
+fedrec_status fedrec_ledger_create_with(fedrec_ledger **out, const char *path, const fedrec_ledger_terms *t,
+                                        const fedrec_identity *id, fedrec_error *err);
 /* Opens an existing ledger for appending, after verifying it under id's public key. */
 fedrec_status fedrec_ledger_open(fedrec_ledger **out, const char *path, const fedrec_identity *id,
                                  fedrec_error *err);
@@ -42,6 +54,10 @@ void fedrec_ledger_close(fedrec_ledger *l);
 /* The epsilon after appending r; FEDREC_ERR_LIMIT when it would exceed the budget. */
 fedrec_status fedrec_ledger_check(fedrec_ledger *l, const fedrec_release *r, double *eps_after,
                                   fedrec_error *err);
+/* Both epsilons after a round's n releases (1, or 2: its release and its tree entry), and
+ * both budgets checked (FEDREC_ERR_LIMIT), appending nothing. */
+fedrec_status fedrec_ledger_check_round(fedrec_ledger *l, const fedrec_release *r, size_t n, double *eps_after,
+                                        double *eps_public_after, fedrec_error *err);
 /* Checks the budget, then appends r durably. */
 fedrec_status fedrec_ledger_append(fedrec_ledger *l, const fedrec_release *r, double *eps_after,
                                    fedrec_error *err);
@@ -51,6 +67,9 @@ double fedrec_ledger_budget(const fedrec_ledger *l);
 double fedrec_ledger_delta(const fedrec_ledger *l);
 /* The participation bound fixed when the ledger was created (0: none). */
 uint32_t fedrec_ledger_max_participation(const fedrec_ledger *l);
+/* Against model recipients (equal to the epsilon before format 4 or without tree entries). */
+double fedrec_ledger_epsilon_public(const fedrec_ledger *l);
+double fedrec_ledger_public_budget(const fedrec_ledger *l);
 /* The round of the last entry (0 when empty): a restarted coordinator numbers rounds after it,
  * so no round is recorded twice. */
 uint64_t fedrec_ledger_last_round(const fedrec_ledger *l);
@@ -65,6 +84,7 @@ typedef struct fedrec_ledger_summary {
   uint8_t head[32]; /* hash of the last entry (genesis hash when empty) */
   int format;       /* 2, 3 or 4 */
   uint32_t max_participation; /* format 4: the bound epsilon assumes (0: none) */
+  double epsilon_public, public_budget; /* against model recipients (format 4) */
 } fedrec_ledger_summary;
 
 /* Verifies a ledger file independently: genesis, chain, signatures, head, sequence numbers,
