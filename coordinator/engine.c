@@ -135,6 +135,12 @@ static fedrec_status check_config(const fedrec_engine_config *c, const fedrec_le
   if (lk && !(c->max_participation >= 1 && c->max_participation <= lk))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: the ledger's epsilon assumes at most %u participations per device: "
                             "max participation must be set to at most that (is %u)", lk, c->max_participation);
+  if (c->tree_noise_multiplier > 0 &&
+      (c->sampling_rate > 0 || c->central || !(c->noise_multiplier > 0) || !ledger || fedrec_ledger_format(ledger) < 4 ||
+       c->tree_rounds < 1 || c->tree_rounds > (1u << 20) || c->tree_noise_multiplier < 0.01 || c->tree_noise_multiplier > 1e4))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: DP-FTRL needs fixed-size cohorts, the devices' distributed noise "
+                            "(noise multiplier > 0), a ledger of format 4, 1 <= tree rounds <= 2^20 and a tree noise multiplier "
+                            "in [0.01, 10000]");
   if (c->noise_multiplier > 0 && c->noise != FEDREC_NOISE_SKELLAM && c->noise != FEDREC_NOISE_DGAUSS)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noise must be Skellam or discrete Gaussian");
   /* secure aggregation must be possible at both ends of the cohort sizes a round may have */
@@ -223,6 +229,7 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
   e->ent.bytes(e->ent.ctx, e->coin_key, sizeof e->coin_key);
   e->phase = FEDREC_PHASE_SELECTING;
   e->round = 1;
+  fedrec__engine_tree_restart(e, 1);
   *out = e;
   return FEDREC_OK;
 }
@@ -233,6 +240,7 @@ void fedrec_engine_free(fedrec_engine *e) {
   fedrec_model_free(&e->model);
   free(e->blob), free(e->x), free(e->m1), free(e->m2), free(e->avg), free(e->modsum);
   free(e->work), free(e->members), free(e->slots), free(e->banned), free(e->part);
+  fedrec__engine_tree_free(e);
   free(e);
 }
 
@@ -242,6 +250,7 @@ fedrec_status fedrec_engine_restore(fedrec_engine *e, uint64_t next_round, uint6
     return fedrec_error_set(err, FEDREC_ERR_STATE, "engine: restore only before the first check-in, with a round >= 1");
   e->round = next_round;
   e->rounds_done = rounds_done;
+  fedrec__engine_tree_restart(e, next_round); /* the node noise was not kept: a new tree */
   size_t bytes = (size_t)e->dim * sizeof *e->m1;
   if (opt1) memcpy(e->m1, opt1, bytes);
   if (opt2) memcpy(e->m2, opt2, bytes);

@@ -49,6 +49,11 @@ fedrec_release fedrec__engine_release_for(const fedrec_engine *e, uint32_t survi
   return release_of(&e->c, &e->info.ddp, e->round, survivors, e->n);
 }
 
+fedrec_release fedrec__engine_tree_release(const fedrec_engine *e, uint32_t survivors) {
+  return (fedrec_release){.mechanism = FEDREC_MECH_TREE, .round = e->round, .q = 1, .z = e->round_tree_z,
+                          .leaf = e->round_leaf, .survivors = survivors};
+}
+
 fedrec_status fedrec_engine_round_ddp(const fedrec_engine_config *c, int64_t dim, uint32_t n,
                                       fedrec_ddp_params *p, fedrec_error *err) {
   if (dim < 1 || dim > (int64_t)1 << 31 || n < 1 || c->min_survivors < 1)
@@ -106,6 +111,22 @@ fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config
   }
   fedrec_release r = release_of(c, &p, 1, c->min_survivors, n);
   *eps = fedrec_release_epsilon(&r, (double)rounds, delta, &o, NULL);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_engine_plan_public_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim, uint32_t n,
+                                                uint64_t rounds, double delta, fedrec_error *err) {
+  fedrec_status s = fedrec_engine_plan_epsilon(eps, c, dim, n, rounds, delta, err);
+  if (s || !(c->tree_noise_multiplier > 0) || c->tree_rounds < 1) return s;
+  fedrec_ddp_params p;
+  if ((s = fedrec_engine_round_ddp(c, dim, n, &p, err))) return s;
+  uint64_t full = c->tree_rounds, rest = rounds % c->tree_rounds;
+  double sens2 = (double)(rounds / c->tree_rounds) * fedrec_tree_restart_sensitivity2(&full, 1) +
+                 fedrec_tree_restart_sensitivity2(&rest, 1);
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  double t = fedrec_epsilon_tree(fedrec__engine_tree_z(c, &p), sens2, delta, &o, NULL);
+  if (t < *eps) *eps = t;
   return FEDREC_OK;
 }
 

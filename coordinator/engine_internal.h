@@ -4,6 +4,7 @@
  *   engine_dp.c      DP round planning: the DP parameters of a round, its ledger release
  *   engine_calls.c   what a device asks: check in, round info, submissions, phase inputs
  *   engine_participation.c  the participation bound: who took part how often, and when last
+ *   engine_tree.c    DP-FTRL: the tree's exact prefix sums and node noise
  *   engine_round.c   the phase machine: selection, phases and deadlines, the round's end
  * The optimizer is in core/optimizer.c. */
 #ifndef FEDREC_ENGINE_INTERNAL_H
@@ -12,6 +13,19 @@
 #include "fedrec/engine.h"
 
 enum { DROPPED = -1 };
+
+/* DP-FTRL's tree (engine_tree.c): the exact prefix sum of the current tree's rounded leaves,
+ * the last noisy prefix sum, and each level's current node noise (grid units) */
+enum { FEDREC_TREE_LEVELS = 32 };
+typedef struct fedrec_tree {
+  uint64_t start;  /* the round the current tree started at: a device that took part in it since is not selected */
+  uint64_t leaf;   /* its leaves so far */
+  double z;        /* its noise multiplier (what its ledger entries record) */
+  int64_t dim;
+  int64_t *sum, *prev;
+  int32_t *node[FEDREC_TREE_LEVELS];
+  uint64_t node_k[FEDREC_TREE_LEVELS];
+} fedrec_tree;
 
 typedef struct member {
   uint64_t client;
@@ -74,6 +88,10 @@ struct fedrec_engine {
   /* the participation bound's table (engine_participation.c): open addressing, at most half full */
   participation *part;
   uint32_t npart, pslots;
+  /* DP-FTRL: the tree, and the current round's leaf in it and multiplier */
+  fedrec_tree tree;
+  uint64_t round_leaf;
+  double round_tree_z;
 };
 
 enum { MAX_BANNED = 1u << 20 };
@@ -104,8 +122,20 @@ int fedrec__engine_may_join(const fedrec_engine *e, uint64_t client);
  * 0 (with why): it could not be, and nothing may be unmasked */
 int fedrec__engine_count_participation(fedrec_engine *e, char *why, size_t cap);
 
+/* engine_tree.c */
+/* the noise multiplier a round's tree entry records, for these DP parameters */
+double fedrec__engine_tree_z(const fedrec_engine_config *c, const fedrec_ddp_params *p);
+void fedrec__engine_tree_restart(fedrec_engine *e, uint64_t start);
+void fedrec__engine_tree_free(fedrec_engine *e);
+/* the leaf this round (multiplier z) would be: the tree restarted first when it must */
+uint64_t fedrec__engine_tree_leaf(fedrec_engine *e, double z);
+/* e->avg (the round's average update) becomes the step of the noisy prefix sum */
+fedrec_status fedrec__engine_tree_step(fedrec_engine *e, uint64_t leaf, double z, fedrec_error *err);
+
 /* engine_dp.c */
 fedrec_release fedrec__engine_release_for(const fedrec_engine *e, uint32_t survivors);
+/* DP-FTRL: the round's tree entry (its leaf and multiplier set at the round's start) */
+fedrec_release fedrec__engine_tree_release(const fedrec_engine *e, uint32_t survivors);
 double fedrec__engine_sum_norm_bound(const fedrec_engine *e, uint32_t summed);
 
 /* engine_round.c */

@@ -8,7 +8,7 @@
 #include "engine_internal.h"
 
 int fedrec__engine_bounded(const fedrec_engine *e) {
-  return e->c.max_participation || e->c.min_separation > 1;
+  return e->c.max_participation || e->c.min_separation > 1 || e->c.tree_noise_multiplier > 0;
 }
 
 /* The slot of client: where it is, or the empty one where it would go. */
@@ -67,6 +67,7 @@ int fedrec__engine_may_join(const fedrec_engine *e, uint64_t client) {
   const participation *p = part_find(e, client);
   if (!p) return 1;
   if (e->c.max_participation && p->count >= e->c.max_participation) return 0;
+  if (e->c.tree_noise_multiplier > 0 && p->last >= e->tree.start) return 0; /* once per tree */
   return !(e->c.min_separation > 1 && e->round - p->last < e->c.min_separation);
 }
 

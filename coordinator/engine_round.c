@@ -89,8 +89,14 @@ void fedrec__engine_start_round(fedrec_engine *e, uint64_t now) {
   }
   p->round_seed = fedrec__engine_random_u64(e);
   if (p->noise != FEDREC_NOISE_NONE || (e->c.central && e->c.noise_multiplier > 0)) {
-    fedrec_release r = fedrec__engine_release_for(e, e->c.min_survivors);
-    if (fedrec_ledger_check(e->ledger, &r, NULL, &err)) {
+    int tree = e->c.tree_noise_multiplier > 0;
+    if (tree) {
+      e->round_tree_z = fedrec__engine_tree_z(&e->c, p);
+      e->round_leaf = fedrec__engine_tree_leaf(e, e->round_tree_z);
+    }
+    fedrec_release r[2] = {fedrec__engine_release_for(e, e->c.min_survivors)};
+    if (tree) r[1] = fedrec__engine_tree_release(e, e->c.min_survivors);
+    if (fedrec_ledger_check_round(e->ledger, r, tree ? 2 : 1, NULL, NULL, &err)) {
       fedrec__engine_stop(e, "privacy budget: %s", err.msg);
       return;
     }
@@ -161,8 +167,12 @@ static int record_release(fedrec_engine *e, uint32_t summed, int central, double
   fedrec_error err = {0};
   *eps = 0;
   if (e->info.ddp.noise == FEDREC_NOISE_NONE && !central) return 1;
-  fedrec_release r = fedrec__engine_release_for(e, summed);
-  if (!fedrec_ledger_append(e->ledger, &r, eps, &err)) return 1;
+  fedrec_release r = fedrec__engine_release_for(e, summed), t = fedrec__engine_tree_release(e, summed);
+  if (!fedrec_ledger_append(e->ledger, &r, eps, &err) &&
+      (!(e->c.tree_noise_multiplier > 0) || !fedrec_ledger_append(e->ledger, &t, NULL, &err))) {
+    e->stats.epsilon_public = fedrec_ledger_epsilon_public(e->ledger);
+    return 1;
+  }
   /* not recorded: the aggregate must not be used */
   e->stats.aborted = 1;
   snprintf(e->stats.reason, sizeof e->stats.reason, "ledger: %s", err.msg);
@@ -262,6 +272,8 @@ static void round_published(fedrec_engine *e, uint64_t now, uint32_t summed, dou
   free(ids);
   e->stats.clients = NULL;
   e->stats.nclients = 0;
+  if (e->c.tree_noise_multiplier > 0 && e->tree.leaf >= e->c.tree_rounds)
+    fedrec__engine_tree_restart(e, e->round + 1); /* a full tree: the next round starts a new one */
   e->rounds_done++;
   e->round++;
   e->aborts = e->late_aborts = 0;
@@ -273,13 +285,22 @@ static void round_published(fedrec_engine *e, uint64_t now, uint32_t summed, dou
   }
 }
 
+/* DP-FTRL: the average update becomes the step of the tree's noisy prefix sum (1: done, or
+ * no tree); 0: no memory or entropy for the node noise, and training stopped. */
+static int tree_step(fedrec_engine *e) {
+  fedrec_error err = {0};
+  if (!(e->c.tree_noise_multiplier > 0) || !fedrec__engine_tree_step(e, e->round_leaf, e->round_tree_z, &err)) return 1;
+  fedrec__engine_stop(e, "DP-FTRL: %s", err.msg);
+  return 0;
+}
+
 /* The end of the unmasking phase: unmask, record, check, step, publish. */
 static void finish_round(fedrec_engine *e, uint64_t now) {
   uint32_t summed;
   double eps, norm;
   int central = e->c.central && e->c.noise_multiplier > 0;
   if (!unmasked_sum(e, &summed) || !record_release(e, summed, central, &eps) ||
-      !average_update(e, summed, central, eps, &norm) || !step_and_publish(e))
+      !average_update(e, summed, central, eps, &norm) || !tree_step(e) || !step_and_publish(e))
     return;
   round_published(e, now, summed, eps, norm);
 }

@@ -280,6 +280,7 @@ double fedrec_ledger_budget(const fedrec_ledger *l) { return l->budget; }
 double fedrec_ledger_delta(const fedrec_ledger *l) { return l->delta; }
 uint32_t fedrec_ledger_max_participation(const fedrec_ledger *l) { return l->max_part; }
 double fedrec_ledger_epsilon_public(const fedrec_ledger *l) { return l->format >= 4 ? l->epsilon_public : l->epsilon; }
+int fedrec_ledger_format(const fedrec_ledger *l) { return l->format; }
 double fedrec_ledger_public_budget(const fedrec_ledger *l) { return l->format >= 4 ? l->public_budget : l->budget; }
 
 void fedrec_ledger_head(const fedrec_ledger *l, uint64_t *entries, uint8_t hash[32]) {

@@ -1144,6 +1144,70 @@ static void test_min_separation(void **state) {
   world_free(&w);
 }
 
+/* DP-FTRL: each round's release is followed by its tree entry; the public epsilon (the
+ * tree's) is below the operator's; a device takes part once per tree (round 2, same tree:
+ * round 1's devices are turned away; round 3, a new tree: all of them are taken again); the
+ * ledger verifies; settings DP-FTRL cannot honour are refused. */
+static void test_dp_ftrl(void **state) {
+  (void)state;
+  fedrec_engine_config c;
+  base_config(&c);
+  c.tree_noise_multiplier = 4, c.tree_rounds = 2;
+  world w;
+  world_init(&w, &c, 1e6);
+  fedrec_error err = {0};
+  uint32_t none[5] = {0};
+  uint64_t cursor = 0, round;
+  double r0 = recall(&w);
+  assert_true(run_round(&w, 50, none, &cursor));
+  uint64_t after1 = cursor;
+  int acc;
+  uint32_t retry;
+  assert_status(fedrec_engine_checkin(w.e, 0, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+  assert_false(acc); /* took part in this tree */
+  assert_true(run_round(&w, 50, none, &cursor));
+  cursor = 0; /* round 3 starts a new tree: round 1's devices again */
+  assert_true(run_round(&w, 50, none, &cursor));
+  assert_int_equal(cursor, after1);
+  assert_int_equal(w.published, 4);
+  double eps = fedrec_ledger_epsilon(w.ledger), pub = fedrec_ledger_epsilon_public(w.ledger);
+  print_message("DP-FTRL, 3 rounds: epsilon %.3f against the operator, %.3f against model recipients; Recall@20 %.4f -> %.4f\n",
+                eps, pub, r0, recall(&w));
+  assert_true(pub < eps);
+  fedrec_ledger_summary s;
+  fedrec_engine_free(w.e);
+  w.e = NULL;
+  fedrec_ledger_close(w.ledger);
+  w.ledger = NULL;
+  assert_status(fedrec_ledger_verify(w.ledger_path, w.id.pk, &s, NULL, 0, &err), FEDREC_OK);
+  assert_int_equal(s.entries, 6);
+  assert_near(s.epsilon_public, pub, 1e-12 * pub);
+  world_free(&w);
+
+  c.sampling_rate = 0.5; /* DP-FTRL assumes no sampling */
+  fedrec_identity id;
+  uint8_t seed[32] = {3};
+  assert_status(fedrec_identity_from_seed(&id, seed), FEDREC_OK);
+  int32_t all[20];
+  for (int32_t i = 0; i < 20; i++) all[i] = i;
+  fedrec_model m;
+  assert_status(fedrec_model_init(&m, 20, 4, NULL, 0, 0, all, 20, 1, 0.1f, &err), FEDREC_OK);
+  fedrec_engine *e = NULL;
+  fedrec_ledger *l;
+  char path[96];
+  snprintf(path, sizeof path, "/tmp/fedrec_engine_ftrl_%d.db", (int)getpid());
+  unlink(path);
+  assert_status(fedrec_ledger_create(&l, path, 1e-5, 1e6, NULL, &id, &err), FEDREC_OK);
+  assert_status(fedrec_engine_new(&e, &c, &m, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "DP-FTRL needs"));
+  c.sampling_rate = 0, c.tree_rounds = 0; /* no tree length */
+  assert_status(fedrec_engine_new(&e, &c, &m, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
+  fedrec_ledger_close(l);
+  unlink(path);
+  fedrec_model_free(&m);
+  fedrec_identity_free(&id);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
@@ -1163,6 +1227,7 @@ int main(void) {
       cmocka_unit_test(test_free_embeddings_added),
       cmocka_unit_test(test_participation_bound),
       cmocka_unit_test(test_min_separation),
+      cmocka_unit_test(test_dp_ftrl),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,6 +75,16 @@ typedef struct fedrec_engine_config {
    * ledger that has a bound (fedrec_ledger_create_bounded) max_participation must be set and
    * at most the ledger's; it cannot be combined with Poisson sampling (sampling_rate). */
   uint32_t max_participation, min_separation;
+  /* DP-FTRL (tree aggregation; docs/PRIVACY.md): > 0 turns it on. The model moves by the steps
+   * of noisy prefix sums of the rounds' average updates; the coordinator adds discrete Gaussian
+   * noise of std tree_noise_multiplier * clip / min_survivors to every node of a binary tree
+   * over the rounds (exact, on a fine grid), on top of the devices' distributed noise. Each
+   * round's ledger entry is followed by a tree entry: the public epsilon (model recipients)
+   * gains from the tree, the operator's epsilon does not. A tree restarts every tree_rounds
+   * rounds (and at a restart of the engine), and a device takes part at most once per tree.
+   * Needs fixed-size cohorts, distributed noise and a ledger of format 4. */
+  double tree_noise_multiplier;
+  uint32_t tree_rounds;
   /* secure aggregation (semi-honest variant; (k, t) chosen per round) */
   double dropout;           /* expected dropout rate, for choosing (k, t) */
   double dishonest;         /* assumed fraction of clients colluding with the server */
@@ -158,7 +168,8 @@ typedef struct fedrec_round_stats {
   uint64_t round;
   uint32_t cohort, survivors, dropped[FEDREC_PHASES]; /* dropped at each phase's deadline */
   uint64_t bytes_in, phase_ms[FEDREC_PHASES];
-  double epsilon;       /* cumulative, after this round */
+  double epsilon;       /* cumulative, after this round (against the operator) */
+  double epsilon_public; /* cumulative, against model recipients (DP-FTRL: lower) */
   double update_norm;   /* L2 norm of the decoded average update */
   int aborted;
   int released;         /* with aborted: a fixed cohort's selection that did not fill, released
@@ -241,6 +252,10 @@ uint32_t fedrec_engine_colluders(const fedrec_engine_config *c, uint32_t n);
  * with that bound does). For calibrating a noise multiplier to a target epsilon. */
 fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim,
                                          uint32_t n, uint64_t rounds, double delta, fedrec_error *err);
+/* The same against model recipients: with DP-FTRL, the smaller of that and the tree's
+ * (restarting every tree_rounds rounds); else equal to it. */
+fedrec_status fedrec_engine_plan_public_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim, uint32_t n,
+                                                uint64_t rounds, double delta, fedrec_error *err);
 
 /* A client (transport-level id, e.g. from its token) checks in. *accepted = 1: it is in the
  * cohort of *round and should fetch the round info; else come back after *retry_ms. */

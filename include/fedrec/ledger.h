@@ -70,6 +70,8 @@ uint32_t fedrec_ledger_max_participation(const fedrec_ledger *l);
 /* Against model recipients (equal to the epsilon before format 4 or without tree entries). */
 double fedrec_ledger_epsilon_public(const fedrec_ledger *l);
 double fedrec_ledger_public_budget(const fedrec_ledger *l);
+/* 2, 3 or 4 (only 4 keeps two accounts). */
+int fedrec_ledger_format(const fedrec_ledger *l);
 /* The round of the last entry (0 when empty): a restarted coordinator numbers rounds after it,
  * so no round is recorded twice. */
 uint64_t fedrec_ledger_last_round(const fedrec_ledger *l);
