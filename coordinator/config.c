@@ -58,6 +58,9 @@ static const opt OPTS[] = {
     {"max-streams", 'u', offsetof(config, max_streams), sizeof(uint32_t), 1, 100000, "concurrent calls per connection"},
     {"chunk-kb", 'u', offsetof(config, chunk_kb), sizeof(uint32_t), 1, 65536, "model download chunk"},
     {"budget", 'd', offsetof(config, budget), sizeof(double), 1e-6, 1e6, "epsilon budget"},
+    {"public-budget", 'd', offsetof(config, public_budget), sizeof(double), 0, 1e6, "epsilon budget against model recipients (0: budget; at most budget); DP-FTRL's tree keeps that epsilon below the operator's (docs/PRIVACY.md)"},
+    {"tree-noise-multiplier", 'd', offsetof(config, e.tree_noise_multiplier), sizeof(double), 0, 1e4, "DP-FTRL: > 0 turns it on; the coordinator's noise on each tree node, std this times clip over min-survivors (docs/PRIVACY.md)"},
+    {"tree-rounds", 'u', offsetof(config, e.tree_rounds), sizeof(uint32_t), 1, 1048576, "DP-FTRL: rounds per tree; a device takes part at most once per tree"},
     {"delta", 'd', offsetof(config, delta), sizeof(double), 1e-300, 0.1, "delta"},
     {"cohort", 'u', offsetof(config, e.cohort), sizeof(uint32_t), 2, 1048576, "target cohort size"},
     {"sampling-rate", 'd', offsetof(config, e.sampling_rate), sizeof(double), 0, 1, "0: fixed-size cohorts; else Poisson sampling of check-ins"},
@@ -109,6 +112,7 @@ void config_defaults(config *c) {
   c->max_streams = 32;
   c->chunk_kb = 1024;
   c->budget = 10;
+  c->e.tree_rounds = 64;
   c->delta = 1e-5;
   fedrec_engine_defaults(&c->e);
   long cores = sysconf(_SC_NPROCESSORS_ONLN); /* unmasking holds the engine: use every core */

@@ -14,7 +14,7 @@ typedef struct config {
   char metrics_listen[128], catalogue[512], free_items[512], initial_model[512], initial_model_privacy[16], noise[16], optimizer[16];
   int insecure, workers, dim, free_embeddings, keep_models, catalogue_precision;
   uint32_t max_message_mb, chunk_kb, memory_quota_mb, handshake_ms, idle_ms, max_streams;
-  double budget, delta;
+  double budget, delta, public_budget;
   fedrec_engine_config e;
   unsigned char given[96]; /* given[i]: setting i was set (file or flag), not defaulted */
 } config;

@@ -25,6 +25,7 @@ typedef struct fedrec_tree {
   int64_t *sum, *prev;
   int32_t *node[FEDREC_TREE_LEVELS];
   uint64_t node_k[FEDREC_TREE_LEVELS];
+  size_t node_dim[FEDREC_TREE_LEVELS]; /* each node's length (to wipe it) */
 } fedrec_tree;
 
 typedef struct member {

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "engine_internal.h"
 
 enum { TREE_SIGMA = 65000 }; /* node noise in grid units: sigma^2 < 2^32, the exact sampler's range */
@@ -36,10 +38,19 @@ double fedrec__engine_tree_z(const fedrec_engine_config *c, const fedrec_ddp_par
   return TREE_SIGMA / (sens / g + sqrt((double)p->dim));
 }
 
+/* The node noise is the coordinator's secret towards model recipients (with it they could
+ * subtract it): wiped before it is freed, as are the noisy sums that hold it. */
+static void wipe_free(void *p, size_t bytes) {
+  if (p) sodium_memzero(p, bytes);
+  free(p);
+}
+
 void fedrec__engine_tree_free(fedrec_engine *e) {
   fedrec_tree *t = &e->tree;
-  free(t->sum), free(t->prev);
-  for (int j = 0; j < FEDREC_TREE_LEVELS; j++) free(t->node[j]);
+  size_t n = t->dim > 0 ? (size_t)t->dim : 0;
+  free(t->sum);
+  wipe_free(t->prev, n * sizeof *t->prev);
+  for (int j = 0; j < FEDREC_TREE_LEVELS; j++) wipe_free(t->node[j], t->node_dim[j] * sizeof *t->node[j]);
   memset(t, 0, sizeof *t);
 }
 
@@ -82,6 +93,7 @@ static fedrec_status node_noise(fedrec_engine *e, int j, uint64_t k, fedrec_erro
   if (t->node_k[j] == k) return FEDREC_OK;
   if (!t->node[j] && !(t->node[j] = malloc((size_t)e->dim * sizeof *t->node[j])))
     return fedrec_error_set(err, FEDREC_ERR_NOMEM, "tree node of %lld values", (long long)e->dim);
+  t->node_dim[j] = (size_t)e->dim;
   for (int64_t i = 0; i < e->dim; i++) {
     int64_t v;
     fedrec_status s = fedrec_discrete_gaussian(&v, &e->ent, (uint64_t)TREE_SIGMA * TREE_SIGMA, 1);

@@ -42,6 +42,8 @@ size_t metrics_render(void *ctx, char *out, size_t cap) {
       "fedrec_epsilon_spent %.6f\n", m.epsilon);
   PUT("# HELP fedrec_epsilon_remaining Budget left.\n# TYPE fedrec_epsilon_remaining gauge\nfedrec_epsilon_remaining %.6f\n",
       s->cfg.budget - m.epsilon);
+  PUT("# HELP fedrec_epsilon_public Cumulative epsilon against model recipients (DP-FTRL: below fedrec_epsilon_spent).\n"
+      "# TYPE fedrec_epsilon_public gauge\nfedrec_epsilon_public %.6f\n", m.epsilon_public);
   PUT("# HELP fedrec_rpc_errors_total Failed calls by gRPC status code.\n# TYPE fedrec_rpc_errors_total counter\n");
   for (int i = 1; i < 17; i++)
     if (m.rpc_errors[i]) PUT("fedrec_rpc_errors_total{code=\"%d\"} %llu\n", i, (unsigned long long)m.rpc_errors[i]);

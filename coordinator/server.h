@@ -26,7 +26,7 @@ typedef struct metrics {
   uint64_t rounds_published, rounds_aborted, checkins, accepted, bytes_in, bytes_out;
   uint64_t dropouts[FEDREC_PHASES], rpc_errors[17];
   uint64_t last_cohort, last_survivors, last_phase_ms[FEDREC_PHASES];
-  double epsilon;
+  double epsilon, epsilon_public;
 } metrics;
 
 typedef struct server {

@@ -63,15 +63,16 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
   s->m.last_cohort = st->cohort;
   s->m.last_survivors = st->survivors;
   s->m.epsilon = fedrec_ledger_epsilon(s->ledger); /* from the ledger, whatever the round did */
+  s->m.epsilon_public = fedrec_ledger_epsilon_public(s->ledger);
   char reason[800];
   fedrec_json_escape(reason, sizeof reason, st->reason);
   logj(st->aborted ? "warn" : "info", st->aborted ? "round_aborted" : "round_done",
        "\"round\": %llu, \"cohort\": %u, \"survivors\": %u, \"dropped\": {\"keys\": %u, \"shares\": %u, \"masked\": %u, "
        "\"unmask\": %u}, \"phase_ms\": {\"keys\": %llu, \"shares\": %llu, \"masked\": %llu, \"unmask\": %llu}, "
-       "\"bytes_in\": %llu, \"epsilon\": %.6f, \"update_norm\": %.6g%s%s%s",
+       "\"bytes_in\": %llu, \"epsilon\": %.6f, \"epsilon_public\": %.6f, \"update_norm\": %.6g%s%s%s",
        (unsigned long long)st->round, st->cohort, st->survivors, st->dropped[1], st->dropped[2], st->dropped[3], st->dropped[4],
        (unsigned long long)st->phase_ms[1], (unsigned long long)st->phase_ms[2], (unsigned long long)st->phase_ms[3],
-       (unsigned long long)st->phase_ms[4], (unsigned long long)st->bytes_in, st->epsilon, st->update_norm,
+       (unsigned long long)st->phase_ms[4], (unsigned long long)st->bytes_in, st->epsilon, s->m.epsilon_public, st->update_norm,
        st->aborted ? ", \"reason\": \"" : "", st->aborted ? reason : "", st->aborted ? "\"" : "");
 }
 
@@ -224,6 +225,7 @@ static fedrec_status resume_engine(server *s, fedrec_model *initial, fedrec_erro
   fedrec_catalogue_free(&old); /* the engine's model reads the served catalogue's content now */
   if (st) return st;
   s->m.epsilon = fedrec_ledger_epsilon(s->ledger);
+  s->m.epsilon_public = fedrec_ledger_epsilon_public(s->ledger);
   logj("info", "started", "\"resumed\": true, \"model_version\": %llu, \"next_round\": %llu, \"epsilon\": %.6f, "
        "\"catalogue_version\": %llu", (unsigned long long)(fedrec_engine_model(s->engine, &pub), pub.version), (unsigned long long)next,
        s->m.epsilon, (unsigned long long)s->cat.version);
@@ -239,7 +241,8 @@ fedrec_status start_engine(server *s, fedrec_error *err) {
   int resumed = stat(path, &sb) == 0;
   fedrec_status st = resumed ? fedrec_ledger_open(&s->ledger, path, &s->id, err)
                              : fedrec_ledger_create_with(&s->ledger, path, &(fedrec_ledger_terms){.delta = c->delta, .budget = c->budget,
-                                                           .max_participation = c->e.max_participation}, &s->id, err);
+                                                           .public_budget = c->public_budget, .max_participation = c->e.max_participation},
+                                                         &s->id, err);
   if (st) return st;
   if (resumed) { /* a ledger's budget, delta and participation bound are fixed when it is created */
     double lb = fedrec_ledger_budget(s->ledger), ld = fedrec_ledger_delta(s->ledger);
@@ -249,6 +252,11 @@ fedrec_status start_engine(server *s, fedrec_error *err) {
                               "its epsilon assumes is fixed when it is created; drop the setting, or start a new state-dir",
                               c->e.max_participation, lk, path);
     c->e.max_participation = lk;
+    double lp = fedrec_ledger_public_budget(s->ledger);
+    if (config_given(c, "public-budget") && c->public_budget != lp)
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "public-budget %g conflicts with the saved ledger's %g (%s): fixed when the "
+                              "ledger is created; drop the setting, or start a new state-dir", c->public_budget, lp, path);
+    c->public_budget = lp;
     if ((config_given(c, "budget") && c->budget != lb) || (config_given(c, "delta") && c->delta != ld))
       return fedrec_error_set(err, FEDREC_ERR_ARG, "%s %g conflicts with the saved ledger's %g (%s): a ledger's budget and "
                               "delta are fixed when it is created; drop the setting, or start a new state-dir",
