@@ -324,7 +324,9 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
           c->use_head && ds->content ? "true" : "false", c->free_items ? "true" : "false", c->engine.alpha0, c->engine.reg);
   fprintf(f, " \"rounds\": %u, \"cohort\": %u, \"sampling_rate\": %g, \"min_survivors\": %u, \"dropout\": %g,\n", c->rounds,
           c->sampling_rate > 0 ? 0 : c->cohort, c->sampling_rate, c->min_survivors, c->dropout);
-  fprintf(f, " \"max_participation\": %u, \"min_separation\": %u,\n", c->engine.max_participation, c->engine.min_separation);
+  fprintf(f, " \"max_participation\": %u, \"min_separation\": %u, \"tree_noise_multiplier\": %g, \"tree_rounds\": %u,\n",
+          c->engine.max_participation, c->engine.min_separation, c->target_epsilon > 0 ? 0 : c->engine.tree_noise_multiplier,
+          c->engine.tree_rounds);
   fprintf(f, " \"privacy\": \"%s\", \"clip\": %g, \"noise_multiplier\": %g, \"target_epsilon\": %g, \"delta\": %g, \"budget\": %g,\n",
           noise_name(c), c->engine.clip, c->target_epsilon > 0 ? 0 : c->engine.noise_multiplier, c->target_epsilon, c->delta, c->budget);
   fprintf(f, " \"local_steps\": %u, \"client_lr\": %g,", c->engine.local_steps ? c->engine.local_steps : 1, c->engine.client_lr > 0 ? c->engine.client_lr : 1);
@@ -361,6 +363,9 @@ static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config 
           fr->noise_multiplier, fc->engine.clip, fr->bytes_up, fr->bytes_down, fr->seconds, fc->engine.plain ? "plain" : "full");
   fedrec_json_string(f, fr->stop_reason);
   fprintf(f, ", \"model_hash\": \"%s\", \"max_participation\": %u", fr->model_hash, fc->engine.max_participation);
+  if (fc->engine.tree_noise_multiplier > 0)
+    fprintf(f, ", \"epsilon_public\": %.6g, \"tree_noise_multiplier\": %.6g, \"tree_rounds\": %u", fr->epsilon_public,
+            fr->tree_noise_multiplier, fc->engine.tree_rounds);
   if (fr->audit_canaries)
     fprintf(f, ", \"audit\": {\"canaries\": %u, \"included\": %u, \"guesses\": %u, \"correct\": %u, "
                "\"epsilon_lower\": %.6g, \"confidence\": 0.95}",
@@ -438,16 +443,21 @@ static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, con
     write_summary(sum, &fr, &fc, a, ds, sp);
     if (fclose(sum)) return fedrec_error_set(err, FEDREC_ERR_IO, "--out %s: writing summary.json failed", a->out);
   }
-  char bound[96] = "";
+  char bound[200] = "";
   if (fc.engine.max_participation)
     snprintf(bound, sizeof bound, ", each user in at most %u of them", fc.engine.max_participation);
+  if (fc.engine.tree_noise_multiplier > 0)
+    snprintf(bound + strlen(bound), sizeof bound - strlen(bound), "; DP-FTRL (trees of %u rounds, tree multiplier %.4g): "
+             "epsilon %.4f against model recipients", fc.engine.tree_rounds, fr.tree_noise_multiplier, fr.epsilon_public);
   if (a->json) {
     write_summary(stdout, &fr, &fc, a, ds, sp);
   } else {
     printf("fedrec-sim  algorithm=fedavg  dataset=%s\n", ds->name);
     if (fc.target_epsilon > 0)
-      printf("  noise multiplier %.4g calibrated for epsilon %g at delta %g over %u rounds (planned %.4f)\n", fr.noise_multiplier,
-             fc.target_epsilon, fc.delta, fc.rounds, fr.planned_epsilon);
+      printf("  %s %.4g calibrated for epsilon %g%s at delta %g over %u rounds (planned %.4f)\n",
+             fc.engine.tree_noise_multiplier > 0 ? "tree noise multiplier" : "noise multiplier",
+             fc.engine.tree_noise_multiplier > 0 ? fr.tree_noise_multiplier : fr.noise_multiplier, fc.target_epsilon,
+             fc.engine.tree_noise_multiplier > 0 ? " against model recipients" : "", fc.delta, fc.rounds, fr.planned_epsilon);
     if (!strcmp(noise_name(&fc), "none"))
       printf("  %u rounds of %s, no differential privacy\n", fr.rounds_done, fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts");
     else

@@ -19,7 +19,9 @@ typedef struct fedsim_config {
   int32_t dim;
   int use_head, free_items;
   double target_epsilon;                   /* > 0: choose noise_multiplier so that the planned
-                                            * epsilon after `rounds` rounds is at most this */
+                                            * epsilon after `rounds` rounds is at most this
+                                            * (DP-FTRL: the tree's multiplier, for the public
+                                            * epsilon) */
   double budget, delta;
   uint64_t seed;
   int threads, k, progress;
@@ -39,6 +41,8 @@ typedef struct fedsim_result {
   fedrec_metrics metrics;
   double epsilon, seconds, bytes_up, bytes_down;
   double noise_multiplier, planned_epsilon; /* as used (calibrated or given); the plan's bound */
+  double epsilon_public;                   /* against model recipients (DP-FTRL: the tree's) */
+  double tree_noise_multiplier;            /* DP-FTRL: as used (calibrated or given) */
   uint32_t rounds_done;
   int64_t params;
   uint32_t secagg_k;                       /* neighbours per client in the last round */

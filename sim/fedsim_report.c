@@ -122,6 +122,7 @@ fedrec_status fedsim_report_round(sim *m, fedsim_result *res, FILE *log, uint32_
   if (evaluated && (s = fedsim_evaluate(m, &m->met, err))) return s;
   res->rounds_done += m->have_last && !m->last.aborted;
   res->epsilon = m->have_last && !m->last.aborted ? m->last.epsilon : res->epsilon;
+  res->epsilon_public = m->have_last && !m->last.aborted ? m->last.epsilon_public : res->epsilon_public;
   if (log) log_round(m, res, log, r, secs, (double)up, (double)down, evaluated);
   if (c->progress) progress(m, res, r, secs, evaluated);
   res->bytes_up = (double)up / m->n;

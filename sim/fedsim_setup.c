@@ -110,13 +110,20 @@ static void engine_config(sim *m, fedrec_engine_config *ec) {
 
 /* The smallest noise multiplier (to 0.1%) whose planned epsilon after c->rounds rounds is at
  * most c->target_epsilon: bisection in log z (epsilon falls as z grows). */
+static fedrec_status planned(double *eps, const fedrec_engine_config *ec, int64_t dim, uint32_t n, const fedsim_config *c,
+                             fedrec_error *err) {
+  return ec->tree_noise_multiplier > 0 ? fedrec_engine_plan_public_epsilon(eps, ec, dim, n, c->rounds, c->delta, err)
+                                       : fedrec_engine_plan_epsilon(eps, ec, dim, n, c->rounds, c->delta, err);
+}
+
+/* z: the multiplier calibrated (the distributed one, or DP-FTRL's tree multiplier) */
 static fedrec_status calibrate(double *z, fedrec_engine_config *ec, int64_t dim, uint32_t n, const fedsim_config *c,
                                fedrec_error *err) {
-  double lo = 1e-3, hi = 1e4, eps;
+  double lo = 1e-2, hi = 1e4, eps;
   fedrec_status s;
   for (;;) { /* the largest multiplier (below 1e4) whose per-client noise the samplers take */
-    ec->noise_multiplier = hi;
-    if (!(s = fedrec_engine_plan_epsilon(&eps, ec, dim, n, c->rounds, c->delta, err))) break;
+    *z = hi;
+    if (!(s = planned(&eps, ec, dim, n, c, err))) break;
     if ((hi /= 2) < lo) return s;
   }
   if (eps > c->target_epsilon)
@@ -124,14 +131,13 @@ static fedrec_status calibrate(double *z, fedrec_engine_config *ec, int64_t dim,
                             c->target_epsilon, hi, eps, c->rounds);
   while (hi / lo > 1.001) {
     double mid = sqrt(lo * hi);
-    ec->noise_multiplier = mid;
+    *z = mid;
     fedrec_error e2 = {0};
     /* a multiplier too small for the sampler's range counts as too little noise */
-    if (fedrec_engine_plan_epsilon(&eps, ec, dim, n, c->rounds, c->delta, &e2) || eps > c->target_epsilon) lo = mid;
+    if (planned(&eps, ec, dim, n, c, &e2) || eps > c->target_epsilon) lo = mid;
     else hi = mid;
   }
   *z = hi;
-  ec->noise_multiplier = hi;
   return FEDREC_OK;
 }
 
@@ -144,9 +150,12 @@ static fedrec_status plan(sim *m, fedrec_engine_config *ec, fedsim_result *res, 
   if (!(c->engine.noise_multiplier > 0 || c->target_epsilon > 0)) return FEDREC_OK;
   uint32_t n_plan = m->poisson ? (uint32_t)fmax(m->least, round(c->sampling_rate * m->pop)) : c->cohort;
   fedrec_status s;
-  if (c->target_epsilon > 0 && (s = calibrate(&ec->noise_multiplier, ec, m->dim, n_plan, c, err))) return s;
-  if ((s = fedrec_engine_plan_epsilon(&res->planned_epsilon, ec, m->dim, n_plan, c->rounds, c->delta, err))) return s;
+  int tree = ec->tree_noise_multiplier > 0;
+  if (c->target_epsilon > 0 && (s = calibrate(tree ? &ec->tree_noise_multiplier : &ec->noise_multiplier, ec, m->dim, n_plan, c, err)))
+    return s;
+  if ((s = planned(&res->planned_epsilon, ec, m->dim, n_plan, c, err))) return s;
   res->noise_multiplier = ec->noise_multiplier;
+  res->tree_noise_multiplier = ec->tree_noise_multiplier;
   return FEDREC_OK;
 }
 

@@ -45,6 +45,11 @@ static const char USAGE[] =
       "  --max-participation K      a user takes part in at most K rounds (fixed cohorts; the\n"
       "                             ledger then composes only K rounds per user: docs/PRIVACY.md)\n"
       "  --min-separation M         and at least M rounds apart\n"
+      "  --tree-noise-multiplier Z  DP-FTRL: the coordinator adds tree noise (Z clip / min-survivors\n"
+      "                             per node) to prefix sums of the rounds' updates; with\n"
+      "                             --target-epsilon, Z is calibrated for the public epsilon (model\n"
+      "                             recipients), the devices' --noise-multiplier kept for the operator\n"
+      "  --tree-rounds E            rounds per tree (default: --rounds); each user once per tree\n"
       "  --privacy skellam|dgauss|central|none (skellam; central: the server adds Gaussian noise)\n"
       "            --noise-multiplier Z (1) --clip C (1)\n"
       "  --target-epsilon E         choose the noise multiplier for epsilon E at --delta after\n"
@@ -109,6 +114,8 @@ static const fedrec_option OPTIONS[] = {
     NUMBER("--rounds", FEDREC_ARG_UINT32, fed.rounds, 1, 1e7, 0),
     NUMBER("--sampling-rate", FEDREC_ARG_DOUBLE, fed.sampling_rate, 1e-9, 1, SIM_GIVEN_COHORT),
     NUMBER("--cohort", FEDREC_ARG_UINT32, fed.cohort, 2, FEDREC_SECAGG_MAX_CLIENTS, SIM_GIVEN_COHORT),
+    NUMBER("--tree-noise-multiplier", FEDREC_ARG_DOUBLE, fed.engine.tree_noise_multiplier, 0.01, 1e4, 0),
+    NUMBER("--tree-rounds", FEDREC_ARG_UINT32, fed.engine.tree_rounds, 1, 1048576, 0),
     NUMBER("--max-participation", FEDREC_ARG_UINT32, fed.engine.max_participation, 1, FEDREC_LEDGER_MAX_PARTICIPATION, 0),
     NUMBER("--min-separation", FEDREC_ARG_UINT32, fed.engine.min_separation, 1, 1e8, 0),
     NUMBER("--min-survivors", FEDREC_ARG_UINT32, fed.min_survivors, 1, FEDREC_SECAGG_MAX_CLIENTS, 0),
@@ -181,6 +188,9 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--algorithm model and --model FILE go together");
   if (a->fed.target_epsilon > 0 && a->fed.engine.noise == FEDREC_NOISE_NONE)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--target-epsilon needs noise: not with --privacy none");
+  if (a->fed.engine.tree_noise_multiplier > 0 && !a->fed.engine.tree_rounds) a->fed.engine.tree_rounds = a->fed.rounds;
+  if (a->fed.engine.tree_rounds && !(a->fed.engine.tree_noise_multiplier > 0))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "--tree-rounds goes with --tree-noise-multiplier (DP-FTRL)");
   if (a->fed.audit_guesses > a->fed.audit_canaries)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--audit-guesses %u: more than the %u canaries", a->fed.audit_guesses,
                             a->fed.audit_canaries);
