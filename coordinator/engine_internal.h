@@ -21,6 +21,7 @@ typedef struct fedrec_tree {
   uint64_t start;  /* the round the current tree started at: a device that took part in it since is not selected */
   uint64_t leaf;   /* its leaves so far */
   double z;        /* its noise multiplier (what its ledger entries record) */
+  int fresh;       /* no step taken in it yet: the sums are zeroed at the first */
   int64_t dim;
   int64_t *sum, *prev;
   int32_t *node[FEDREC_TREE_LEVELS];
@@ -130,6 +131,9 @@ void fedrec__engine_tree_restart(fedrec_engine *e, uint64_t start);
 void fedrec__engine_tree_free(fedrec_engine *e);
 /* the leaf this round (multiplier z) would be: the tree restarted first when it must */
 uint64_t fedrec__engine_tree_leaf(fedrec_engine *e, double z);
+/* the leaf's ledger entry is written: the leaf is used up whether or not the round gets to
+ * its step (an aborted round's leaf adds zero; the next round takes the next leaf) */
+void fedrec__engine_tree_consume(fedrec_engine *e, uint64_t leaf, double z);
 /* e->avg (the round's average update) becomes the step of the noisy prefix sum */
 fedrec_status fedrec__engine_tree_step(fedrec_engine *e, uint64_t leaf, double z, fedrec_error *err);
 

@@ -168,8 +168,10 @@ static int record_release(fedrec_engine *e, uint32_t summed, int central, double
   *eps = 0;
   if (e->info.ddp.noise == FEDREC_NOISE_NONE && !central) return 1;
   fedrec_release r = fedrec__engine_release_for(e, summed), t = fedrec__engine_tree_release(e, summed);
-  if (!fedrec_ledger_append(e->ledger, &r, eps, &err) &&
-      (!(e->c.tree_noise_multiplier > 0) || !fedrec_ledger_append(e->ledger, &t, NULL, &err))) {
+  int tree = e->c.tree_noise_multiplier > 0, ok = !fedrec_ledger_append(e->ledger, &r, eps, &err);
+  if (ok && tree && (ok = !fedrec_ledger_append(e->ledger, &t, NULL, &err)))
+    fedrec__engine_tree_consume(e, t.leaf, t.z); /* recorded: used up, whatever happens to the round now */
+  if (ok) {
     e->stats.epsilon_public = fedrec_ledger_epsilon_public(e->ledger);
     return 1;
   }

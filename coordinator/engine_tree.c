@@ -45,13 +45,21 @@ static void wipe_free(void *p, size_t bytes) {
   free(p);
 }
 
-void fedrec__engine_tree_free(fedrec_engine *e) {
-  fedrec_tree *t = &e->tree;
+/* The sums and nodes freed (wiped); the tree's bookkeeping (start, leaf, z) kept. */
+static void free_buffers(fedrec_tree *t) {
   size_t n = t->dim > 0 ? (size_t)t->dim : 0;
   free(t->sum);
   wipe_free(t->prev, n * sizeof *t->prev);
-  for (int j = 0; j < FEDREC_TREE_LEVELS; j++) wipe_free(t->node[j], t->node_dim[j] * sizeof *t->node[j]);
-  memset(t, 0, sizeof *t);
+  t->sum = NULL, t->prev = NULL, t->dim = 0;
+  for (int j = 0; j < FEDREC_TREE_LEVELS; j++) {
+    wipe_free(t->node[j], t->node_dim[j] * sizeof *t->node[j]);
+    t->node[j] = NULL, t->node_dim[j] = 0, t->node_k[j] = UINT64_MAX;
+  }
+}
+
+void fedrec__engine_tree_free(fedrec_engine *e) {
+  free_buffers(&e->tree);
+  memset(&e->tree, 0, sizeof e->tree);
 }
 
 /* A new tree from round `start` on: no leaf yet, no node drawn. */
@@ -60,14 +68,20 @@ void fedrec__engine_tree_restart(fedrec_engine *e, uint64_t start) {
   t->start = start;
   t->leaf = 0;
   t->z = 0;
+  t->fresh = 1; /* the sums start from zero at its first step */
   for (int j = 0; j < FEDREC_TREE_LEVELS; j++) t->node_k[j] = UINT64_MAX;
+}
+
+void fedrec__engine_tree_consume(fedrec_engine *e, uint64_t leaf, double z) {
+  e->tree.leaf = leaf;
+  e->tree.z = z;
 }
 
 /* The tree this round's leaf goes into, restarted when full or when its multiplier would
  * change (z: this round's). Returns the leaf's number in it. */
 uint64_t fedrec__engine_tree_leaf(fedrec_engine *e, double z) {
   fedrec_tree *t = &e->tree;
-  if (t->leaf && (t->leaf >= e->c.tree_rounds || t->z != z || t->dim != e->dim)) fedrec__engine_tree_restart(e, e->round);
+  if (t->leaf && (t->leaf >= e->c.tree_rounds || t->z != z || (t->dim && t->dim != e->dim))) fedrec__engine_tree_restart(e, e->round);
   return t->leaf + 1;
 }
 
@@ -75,15 +89,15 @@ uint64_t fedrec__engine_tree_leaf(fedrec_engine *e, double z) {
 static int tree_buffers(fedrec_engine *e) {
   fedrec_tree *t = &e->tree;
   if (t->dim == e->dim && t->sum) return 1;
-  fedrec__engine_tree_free(e);
-  fedrec__engine_tree_restart(e, e->round);
+  free_buffers(t); /* another length only in a new tree (fedrec__engine_tree_leaf) */
   t->sum = malloc((size_t)e->dim * sizeof *t->sum);
   t->prev = malloc((size_t)e->dim * sizeof *t->prev);
   if (!t->sum || !t->prev) {
-    fedrec__engine_tree_free(e);
+    free_buffers(t);
     return 0;
   }
   t->dim = e->dim;
+  t->fresh = 1;
   return 1;
 }
 
@@ -107,9 +121,10 @@ static fedrec_status node_noise(fedrec_engine *e, int j, uint64_t k, fedrec_erro
 fedrec_status fedrec__engine_tree_step(fedrec_engine *e, uint64_t leaf, double z, fedrec_error *err) {
   fedrec_tree *t = &e->tree;
   if (!tree_buffers(e)) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "tree of %lld parameters", (long long)e->dim);
-  if (leaf == 1) {
+  if (t->fresh) { /* the tree's first step (its earlier leaves, if any, were consumed by aborted rounds: zero) */
     memset(t->sum, 0, (size_t)e->dim * sizeof *t->sum);
     memset(t->prev, 0, (size_t)e->dim * sizeof *t->prev);
+    t->fresh = 0;
   }
   /* the nodes covering [1, leaf]: one per set bit j of leaf, node (j, (leaf >> j) - 1) */
   for (int j = 0; j < FEDREC_TREE_LEVELS; j++)

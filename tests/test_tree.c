@@ -78,7 +78,38 @@ static void test_recorded_multiplier(void **state) {
   assert_true(z < 3 && z > 2.8);
 }
 
+/* A round aborted after its tree entry was written (e.g. a sum an unclipped input explains)
+ * uses up its leaf: the next round takes the next leaf (the ledger accepts no other), the
+ * skipped leaf adds zero, and a tree whose first leaf was skipped still starts from zero. */
+static void test_consumed_leaf(void **state) {
+  (void)state;
+  enum { DIM = 4000 };
+  static fedrec_engine e;
+  static double total[DIM];
+  uint64_t seed = 5;
+  e.c.tree_noise_multiplier = 2, e.c.clip = 1, e.c.min_survivors = 40, e.c.tree_rounds = 8;
+  e.dim = DIM;
+  e.round = 9;
+  e.ent = (fedrec_entropy){rng_bytes, &seed, 0};
+  e.avg = malloc(DIM * sizeof *e.avg);
+  fedrec__engine_tree_restart(&e, e.round);
+  double g = 2.0 / 40 / 65000;
+  fedrec_error err = {0};
+  assert_int_equal(fedrec__engine_tree_leaf(&e, 0.5), 1);
+  fedrec__engine_tree_consume(&e, 1, 0.5); /* round 9 aborted after its entry */
+  e.round++;
+  assert_int_equal(fedrec__engine_tree_leaf(&e, 0.5), 2);
+  for (int i = 0; i < DIM; i++) e.avg[i] = (float)(0.02 * cos(0.01 * i)), total[i] = (double)llround(e.avg[i] / g) * g;
+  assert_status(fedrec__engine_tree_step(&e, 2, 0.5, &err), FEDREC_OK);
+  for (int i = 0; i < DIM; i++) /* leaf 2 alone, plus node (1, 0) covering [1, 2] */
+    assert_true(fabs(e.avg[i] - (total[i] + e.tree.node[1][i] * g)) <= 1e-6);
+  assert_int_equal(fedrec__engine_tree_leaf(&e, 0.5), 3);
+  fedrec__engine_tree_free(&e);
+  free(e.avg);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_prefix_sums), cmocka_unit_test(test_recorded_multiplier)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_prefix_sums), cmocka_unit_test(test_recorded_multiplier),
+                                     cmocka_unit_test(test_consumed_leaf)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
