@@ -19,6 +19,7 @@
 #include "fedrec/participant.h"
 #include "fedrec/synth.h"
 #include "client_internal.h"
+#include "fedrec/enrol.h"
 
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS settings(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
@@ -107,6 +108,77 @@ fedrec_status fedrec__client_load_catalogue(fedrec_client *c, fedrec_error *err)
   return FEDREC_OK;
 }
 
+/* The authority's key (given: saved; else from the store) and, with one, the device's identity
+ * seed: made once, at random, and kept in the store (0600) as its only copy. */
+static fedrec_status open_identity(fedrec_client *c, const char *given, fedrec_error *err) {
+  char hex[80];
+  if (!setting(c, "authority_key", given, hex, sizeof hex))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "client: the authority key is too long, or the store cannot be written");
+  if (!hex[0]) return FEDREC_OK;
+  size_t n = 0;
+  if (sodium_hex2bin(c->authority, 32, hex, strlen(hex), NULL, &n, NULL) || n != 32)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "client: the authority key must be 64 hex digits");
+  c->has_authority = 1;
+  char seedhex[65];
+  if (fedrec__client_get_setting(c, "identity_seed", seedhex, sizeof seedhex)) {
+    sodium_memzero(seedhex, sizeof seedhex);
+    return FEDREC_OK;
+  }
+  uint8_t seed[32];
+  randombytes_buf(seed, sizeof seed);
+  sodium_bin2hex(seedhex, sizeof seedhex, seed, sizeof seed);
+  int ok = fedrec__client_put_setting(c, "identity_seed", seedhex);
+  sodium_memzero(seed, sizeof seed);
+  sodium_memzero(seedhex, sizeof seedhex);
+  return ok ? FEDREC_OK : fedrec__client_dberr(err, c, "saving the identity");
+}
+
+fedrec_status fedrec__client_identity(fedrec_client *c, fedrec_identity *id, fedrec_error *err) {
+  char seedhex[80];
+  uint8_t seed[32];
+  size_t n = 0;
+  if (!c->has_authority || !fedrec__client_get_setting(c, "identity_seed", seedhex, sizeof seedhex))
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "client: no identity (init --authority-key makes one)");
+  int bad = sodium_hex2bin(seed, 32, seedhex, strlen(seedhex), NULL, &n, NULL) || n != 32;
+  sodium_memzero(seedhex, sizeof seedhex);
+  fedrec_status s = bad ? fedrec_error_set(err, FEDREC_ERR_PARSE, "client: the stored identity is damaged")
+                        : fedrec_identity_from_seed(id, seed);
+  sodium_memzero(seed, sizeof seed);
+  if (s == FEDREC_ERR_NOMEM) fedrec_error_set(err, s, "client: identity");
+  return s;
+}
+
+void fedrec__client_certificate(fedrec_client *c, uint8_t *cert, size_t *len) {
+  char hex[2 * FEDREC_CERT_BYTES + 8];
+  *len = 0;
+  if (c->has_authority && fedrec__client_get_setting(c, "certificate", hex, sizeof hex) &&
+      sodium_hex2bin(cert, FEDREC_CERT_BYTES, hex, strlen(hex), NULL, len, NULL))
+    *len = 0;
+}
+
+fedrec_status fedrec_client_identity(fedrec_client *c, uint8_t pk[32], fedrec_error *err) {
+  fedrec_identity id;
+  fedrec_status s = fedrec__client_identity(c, &id, err);
+  if (s) return s;
+  memcpy(pk, id.pk, 32);
+  fedrec_identity_free(&id);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_client_enrol(fedrec_client *c, const uint8_t *cert, size_t len, fedrec_error *err) {
+  uint8_t pk[32], certified[32];
+  fedrec_status s = fedrec_client_identity(c, pk, err);
+  if (s) return s;
+  fedrec_error e2 = {0};
+  if (fedrec_cert_check(cert, len, c->authority, NULL, certified, &e2))
+    return fedrec_error_set(err, FEDREC_ERR_AUTH, "client: %s", e2.msg);
+  if (memcmp(pk, certified, 32))
+    return fedrec_error_set(err, FEDREC_ERR_AUTH, "client: the certificate is for another device's identity key");
+  char hex[2 * FEDREC_CERT_BYTES + 1];
+  sodium_bin2hex(hex, sizeof hex, cert, FEDREC_CERT_BYTES);
+  return fedrec__client_put_setting(c, "certificate", hex) ? FEDREC_OK : fedrec__client_dberr(err, c, "saving the certificate");
+}
+
 fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config *cfg, fedrec_error *err) {
   *out = NULL;
   if (!cfg->store || !*cfg->store) return fedrec_error_set(err, FEDREC_ERR_ARG, "client: a store path is required");
@@ -161,6 +233,7 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
     if (sodium_hex2bin(c->pk, 32, c->keyhex, strlen(c->keyhex), NULL, &n, NULL) || n != 32)
       s = fedrec_error_set(err, FEDREC_ERR_ARG, "client: coordinator key must be 64 hex digits");
   }
+  if (!s) s = open_identity(c, cfg->authority_key, err);
   if (!s) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(c->db, "SELECT version FROM model WHERE id = 1", -1, &st, NULL) == SQLITE_OK) {

@@ -24,6 +24,8 @@ struct fedrec_client {
   uint64_t max_catalogue; /* bytes */
   uint32_t max_participation; /* 0: no limit (the max_participation setting) */
   uint8_t pk[32];
+  int has_authority;        /* active variant: an identity, and the authority's key */
+  uint8_t authority[32];
   fedrec_catalogue cat; /* items, their content and titles: downloaded, or from the local setting */
   int have_cat, cat_stored; /* loaded; and from the store (served by the coordinator) */
   float *V, *G;             /* the cached model's item vectors (V_items x V_d) and Gramian */
@@ -49,6 +51,11 @@ fedrec_status fedrec__client_history(fedrec_client *c, int32_t **items, float **
 fedrec_status fedrec__client_ensure_model(fedrec_client *c, const Fedrec__V1__ModelInfo *mi, uint64_t *resumed_at,
                                           uint64_t deadline, fedrec_error *err);
 fedrec_status fedrec__client_cached_model(fedrec_client *c, fedrec_model *m, fedrec_error *err);
+
+/* client.c: the device's identity (from the store, into guarded memory; free with
+ * fedrec_identity_free) and its certificate (*len 0: not enrolled yet) */
+fedrec_status fedrec__client_identity(fedrec_client *c, fedrec_identity *id, fedrec_error *err);
+void fedrec__client_certificate(fedrec_client *c, uint8_t *cert, size_t *len);
 
 /* client_sync.c */
 /* One blocking unary call with this client's token. */

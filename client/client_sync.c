@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "fedrec/enrol.h"
 #include "fedrec/eval.h"
 #include "fedrec/internal/sim.h"
 #include "fedrec/internal/tool.h"
@@ -194,7 +195,8 @@ static int wait_retry(const fedrec_client *c, uint64_t start, uint32_t retry) {
   return 1;
 }
 
-/* Waits (at most the sync's time) for the selected round's parameters. */
+/* Waits (at most the sync's time) for the selected round's parameters (info->certs: malloc'd,
+ * the caller frees it). */
 static step await_round_info(fedrec_client *c, fedrec_sync_outcome *out, uint64_t start, fedrec_round_info *info,
                              fedrec_status *s, fedrec_error *err) {
   char details[512];
@@ -209,6 +211,12 @@ static step await_round_info(fedrec_client *c, fedrec_sync_outcome *out, uint64_
     uint32_t retry = r->retry_after_ms;
     if (!retry) *s = r->info ? fedrec_rpc_round_info_from_pb(info, r->info, err)
                              : fedrec_error_set(err, FEDREC_ERR_PARSE, "round info missing");
+    if (!retry && !*s && info->certs) { /* they point into r: the caller frees the copy */
+      uint8_t *copy = malloc(info->certs_len);
+      if (copy) memcpy(copy, info->certs, info->certs_len);
+      else *s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "round info: certificates");
+      info->certs = copy;
+    }
     protobuf_c_message_free_unpacked(&r->base, NULL);
     if (*s) return STEP_FAILED;
     if (!retry) break;
@@ -230,7 +238,7 @@ static step await_phase_input(fedrec_client *c, fedrec_sync_outcome *out, uint64
   for (;;) {
     Fedrec__V1__GetPhaseInputRequest q = FEDREC__V1__GET_PHASE_INPUT_REQUEST__INIT;
     q.round = round;
-    q.phase = (Fedrec__V1__Phase)ph;
+    q.phase = (Fedrec__V1__Phase)fedrec_rpc_phase_to_pb((fedrec_phase)ph);
     Fedrec__V1__GetPhaseInputResponse *r;
     grpc_status_code code = fedrec__client_rpc(c, FEDREC_RPC_GET_PHASE_INPUT, &q.base, &fedrec__v1__get_phase_input_response__descriptor,
                                                (ProtobufCMessage **)&r, details, sizeof details);
@@ -261,9 +269,9 @@ static uint64_t participations(fedrec_client *c) {
  * input answered. A check that fails on this side stops the device answering, which is safe. */
 static step run_phases(fedrec_client *c, fedrec_sync_outcome *out, uint64_t start, const fedrec_round_info *info,
                        const fedrec_round_info *sent, fedrec_participant *p, fedrec_status *s, fedrec_error *err) {
-  static const char *WHAT[] = {"", "AdvertiseKeys", "submit", "submit", "submit"};
   char details[512];
   for (int ph = FEDREC_PHASE_KEYS; ph <= FEDREC_PHASE_UNMASK; ph++) {
+    if (ph == FEDREC_PHASE_CONSISTENCY && !info->secagg.active) continue; /* the active variant's phase */
     uint8_t *in = NULL, *msg = NULL;
     size_t inlen = 0, len = 0;
     step st = ph == FEDREC_PHASE_KEYS ? STEP_ON : await_phase_input(c, out, start, info->round, ph, &in, &inlen, s, err);
@@ -272,7 +280,8 @@ static step run_phases(fedrec_client *c, fedrec_sync_outcome *out, uint64_t star
     *s = ph == FEDREC_PHASE_KEYS     ? fedrec_participant_keys(p, &msg, &len, err)
          : ph == FEDREC_PHASE_SHARES ? fedrec_participant_shares(p, in, inlen, &msg, &len, err)
          : ph == FEDREC_PHASE_MASKED ? fedrec_participant_masked(p, in, inlen, &msg, &len, err)
-                                     : fedrec_participant_unmask(p, in, inlen, &msg, &len, err);
+         : ph == FEDREC_PHASE_CONSISTENCY ? fedrec_participant_consistency(p, in, inlen, &msg, &len, err)
+                                          : fedrec_participant_unmask(p, in, inlen, &msg, &len, err);
     free(in);
     if (*s) return STEP_FAILED;
     if (ph == FEDREC_PHASE_MASKED) { /* counted before the masked input leaves: a crash after it never undercounts */
@@ -287,7 +296,8 @@ static step run_phases(fedrec_client *c, fedrec_sync_outcome *out, uint64_t star
     HOSTILE_TAMPER(msg, len, sent);
     grpc_status_code code = submit(c, fedrec_rpc_submission((fedrec_phase)ph), info->round, msg, len, details, sizeof details);
     free(msg);
-    if ((st = call_step(c, out, code, WHAT[ph], details, s, err)) != STEP_ON) return st;
+    if ((st = call_step(c, out, code, ph == FEDREC_PHASE_KEYS ? "AdvertiseKeys" : "submit", details, s, err)) != STEP_ON)
+      return st;
   }
   return STEP_ON;
 }
@@ -296,19 +306,32 @@ static step run_phases(fedrec_client *c, fedrec_sync_outcome *out, uint64_t star
  * and the phases. */
 static step take_part(fedrec_client *c, fedrec_sync_outcome *out, uint64_t start, const int32_t *items, const float *w,
                       int32_t n, fedrec_status *s, fedrec_error *err) {
-  fedrec_round_info info;
+  fedrec_round_info info = {0};
   step st = await_round_info(c, out, start, &info, s, err);
-  if (st != STEP_ON) return st;
+  uint8_t *certs = (uint8_t *)info.certs;
   fedrec_model model;
-  if ((*s = fedrec__client_cached_model(c, &model, err))) return STEP_FAILED;
+  if (st == STEP_ON && (*s = fedrec__client_cached_model(c, &model, err))) st = STEP_FAILED;
+  if (st != STEP_ON) {
+    free(certs);
+    return st;
+  }
   maybe_drop(c, FEDREC_PHASE_KEYS);
   fedrec_round_info sent = info; /* the round as announced (the hostile build may change its copy) */
   fedrec_participant *p = NULL;
+  fedrec_identity id = {0};
   if (HOSTILE_ACTIVE()) *s = HOSTILE_NEW(&p, &info, &model, err);
   else *s = fedrec_participant_new(&p, &info, &model, items, w, n, NULL, err);
+  /* enrolled: the participant refuses passive rounds and checks every signed message */
+  if (!*s && c->has_authority && !(*s = fedrec__client_identity(c, &id, err)))
+    *s = fedrec_participant_set_identity(p, &id, c->authority, err);
   st = *s ? STEP_FAILED : run_phases(c, out, start, &info, &sent, p, s, err);
+  /* a downgrade, a forged certificate, a substituted key or an equivocated survivor list: the
+   * coordinator (or whoever holds its key) attacked, and the device revealed nothing more */
+  if (*s == FEDREC_ERR_AUTH || (*s == FEDREC_ERR_PARSE && info.secagg.active)) out->failure = FEDREC_SYNC_FAIL_INTEGRITY;
   fedrec_participant_free(p);
+  fedrec_identity_free(&id);
   fedrec_model_free(&model);
+  free(certs);
   return st;
 }
 
@@ -319,6 +342,9 @@ static fedrec_status check_in(fedrec_client *c, fedrec_sync_outcome *out, int32_
   Fedrec__V1__CheckInRequest rq = FEDREC__V1__CHECK_IN_REQUEST__INIT;
   rq.model_version = c->model_version;
   rq.model_only = n == 0;
+  uint8_t cert[FEDREC_CERT_BYTES];
+  fedrec__client_certificate(c, cert, &rq.certificate.len); /* the active variant's: none until enrolled */
+  rq.certificate.data = cert;
   Fedrec__V1__CheckInResponse *ci = NULL;
   grpc_status_code code = fedrec__client_rpc(c, FEDREC_RPC_CHECK_IN, &rq.base, &fedrec__v1__check_in_response__descriptor,
                                              (ProtobufCMessage **)&ci, details, sizeof details);

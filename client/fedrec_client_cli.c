@@ -6,6 +6,8 @@
  *   fedrec-client record    --store F ITEM [WEIGHT]
  *   fedrec-client sync      --store F [--rounds N] [--max-syncs M] [--simulate-dropout PHASE] [--simulate-delay MS]
  *   fedrec-client recommend --store F [--k K] [--explain]
+ *   fedrec-client identity  --store F
+ *   fedrec-client enrol     --store F --certificate HEX|@FILE
  *
  * Exit codes: 0 done; 1 another error (I/O, a bad file); 2 usage; 3 configuration (no such
  * store, settings missing or not working); 4 authentication (the token was refused);
@@ -23,8 +25,10 @@
 #include "fedrec/internal/tool.h"
 #include "fedrec/client.h"
 #include "fedrec/data.h"
+#include "fedrec/enrol.h"
 #include "fedrec/synth.h"
 
+enum { FEDREC_CERT_HEX_MAX = 2 * FEDREC_CERT_BYTES };
 enum { EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_AUTH = 4, EXIT_INTEGRITY = 5 };
 
 static const char USAGE[] =
@@ -38,6 +42,10 @@ static const char USAGE[] =
     "                          confidence; auto: log:10 when they look like counts)\n"
     "                          [--max-participation K] (take part in at most K rounds, then only\n"
     "                          fetch models; counted on the device)\n"
+    "                          [--authority-key HEX|@FILE] (the enrolment authority's public key:\n"
+    "                          the device makes its identity key and joins active-variant rounds only)\n"
+    "  fedrec-client identity  --store F   (prints the device's identity public key, for enrolment)\n"
+    "  fedrec-client enrol     --store F --certificate HEX|@FILE (the authority's certificate for it)\n"
     "  fedrec-client import    --store F (--csv FILE [--user ID] | --synthetic-user N)\n"
     "                          (a CSV of user,item[,weight] rows: one user's, or pick it with --user)\n"
     "  fedrec-client record    --store F ITEM [WEIGHT]\n"
@@ -48,7 +56,8 @@ static const char USAGE[] =
     "The store keeps the settings given to init; the history never leaves it.\n"
     "sync repeats until it took part in N rounds (default 1), training stopped, or M syncs\n"
     "(default 1000) were made, waiting between syncs as the coordinator says.\n"
-    "--simulate-dropout PHASE (1 keys .. 4 unmask): exit abruptly there (for tests).\n"
+    "--simulate-dropout PHASE (1 keys, 2 shares, 3 masked, 4 consistency, 5 unmask): exit\n"
+    "abruptly there (for tests).\n"
     "--simulate-delay MS: wait MS before each message of a round, as a slow device (for tests).\n"
     "Every command but init needs a store init created.\n"
     "Exit codes: 0 done; 1 another error; 2 usage; 3 configuration (no such store, settings\n"
@@ -58,7 +67,8 @@ static const char USAGE[] =
 static void usage(FILE *f) { fputs(USAGE, f); }
 
 typedef struct args {
-  const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv, *user, *weights;
+  const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv, *user, *weights, *authority,
+      *certificate;
   int32_t synthetic_user, k;
   uint32_t rounds, max_syncs, dropout, delay, max_participation;
   int insecure, explain;
@@ -71,7 +81,8 @@ typedef struct args {
 static const fedrec_option OPTIONS[] = {
     TEXT("--store", store), TEXT("--target", target), TEXT("--token", token), TEXT("--coordinator-key", key),
     TEXT("--catalogue", catalogue), TEXT("--ca", ca), TEXT("--cert", cert), TEXT("--key", keyfile), TEXT("--csv", csv),
-    TEXT("--user", user), TEXT("--weights", weights),
+    TEXT("--user", user), TEXT("--weights", weights), TEXT("--authority-key", authority),
+    TEXT("--certificate", certificate),
     FEDREC_OPTION_SET("--insecure", args, insecure, 1, 0),
     FEDREC_OPTION_SET("--explain", args, explain, 1, 0),
     WHOLE("--synthetic-user", FEDREC_ARG_INT32, synthetic_user, 0, 100000000),
@@ -79,7 +90,7 @@ static const fedrec_option OPTIONS[] = {
     WHOLE("--max-participation", FEDREC_ARG_UINT32, max_participation, 1, 1000000000),
     WHOLE("--max-syncs", FEDREC_ARG_UINT32, max_syncs, 1, 100000000),
     WHOLE("--k", FEDREC_ARG_INT32, k, 1, 10000),
-    WHOLE("--simulate-dropout", FEDREC_ARG_UINT32, dropout, 1, 4),
+    WHOLE("--simulate-dropout", FEDREC_ARG_UINT32, dropout, 1, 5),
     WHOLE("--simulate-delay", FEDREC_ARG_UINT32, delay, 0, 600000),
     FEDREC_OPTION_END,
 };
@@ -111,13 +122,14 @@ static int parse(args *a, int argc, char **argv) {
   return 1;
 }
 
-/* --coordinator-key @FILE reads the key from a file (fedrec-coordinator writes identity.pub). */
-static const char *key_arg(const char *v, char *buf, size_t cap) {
+/* --coordinator-key @FILE reads the key from a file (fedrec-coordinator writes identity.pub);
+ * so do --authority-key and --certificate. */
+static const char *key_arg(const char *v, char *buf, size_t cap, const char *flag) {
   if (!v || v[0] != '@') return v;
   FILE *f = fopen(v + 1, "r");
   if (!f || !fgets(buf, (int)cap, f)) {
     if (f) fclose(f);
-    fprintf(stderr, "fedrec-client: --coordinator-key: cannot read %s\n", v + 1);
+    fprintf(stderr, "fedrec-client: %s: cannot read %s\n", flag, v + 1);
     return NULL;
   }
   fclose(f);
@@ -143,6 +155,41 @@ static const char *token_arg(const char *v, char *buf, size_t cap) {
   }
   buf[strcspn(buf, "\r\n")] = 0;
   return buf;
+}
+
+/* enrol: the certificate (hex) checked and stored; identity: the key to certify. */
+static int enrol(fedrec_client *c, const args *a) {
+  char buf[512];
+  const char *hex = key_arg(a->certificate, buf, sizeof buf, "--certificate");
+  uint8_t cert[FEDREC_CERT_HEX_MAX];
+  size_t n = 0;
+  fedrec_error err = {0};
+  if (!hex) {
+    if (!a->certificate) fprintf(stderr, "fedrec-client enrol: --certificate is required\n");
+    return 2;
+  }
+  if (sodium_hex2bin(cert, sizeof cert, hex, strlen(hex), " \t", &n, NULL)) {
+    fprintf(stderr, "fedrec-client enrol: --certificate: not hex, or too long\n");
+    return 2;
+  }
+  if (fedrec_client_enrol(c, cert, n, &err)) {
+    fprintf(stderr, "fedrec-client enrol: %s\n", err.msg);
+    return err.status == FEDREC_ERR_AUTH ? EXIT_AUTH : 1;
+  }
+  fprintf(stderr, "fedrec-client: certificate stored; it goes with every check-in\n");
+  return 0;
+}
+
+static int identity(fedrec_client *c) {
+  uint8_t pk[32];
+  char hex[65];
+  fedrec_error err = {0};
+  if (fedrec_client_identity(c, pk, &err)) {
+    fprintf(stderr, "fedrec-client identity: %s\n", err.msg);
+    return EXIT_CONFIG;
+  }
+  printf("%s\n", sodium_bin2hex(hex, sizeof hex, pk, sizeof pk));
+  return 0;
 }
 
 static const char *RESULT[] = {"not selected", "participated", "left out", "stopped", "models only"};
@@ -257,7 +304,7 @@ static int sync_loop(fedrec_client *c, const args *a) {
       static const char *KIND[] = {"", "", "configuration", "authentication", "integrity"};
       static const char *WHAT[] = {"", "", "check the settings fedrec-client init saved",
                                    "the coordinator refused the token (unknown, expired or revoked): enrol again",
-                                   "a model from the coordinator was refused and not used"};
+                                   "what the coordinator sent (a model, or a round's signed messages) was refused and not used"};
       fprintf(stderr, "fedrec-client sync: %s error: %s: %s\n", KIND[o.failure], err.msg, WHAT[o.failure]);
       rc = o.failure == FEDREC_SYNC_FAIL_CONFIG ? EXIT_CONFIG : o.failure == FEDREC_SYNC_FAIL_AUTH ? EXIT_AUTH : EXIT_INTEGRITY;
       break;
@@ -334,15 +381,17 @@ int main(int argc, char **argv) {
       return 0;
     }
   const char *cmd = argv[1];
-  if (strcmp(cmd, "init") && strcmp(cmd, "import") && strcmp(cmd, "record") && strcmp(cmd, "sync") && strcmp(cmd, "recommend")) {
-    fprintf(stderr, "fedrec-client: unknown command '%s' (init, import, record, sync, recommend)\n", cmd);
+  if (strcmp(cmd, "init") && strcmp(cmd, "import") && strcmp(cmd, "record") && strcmp(cmd, "sync") && strcmp(cmd, "recommend") &&
+      strcmp(cmd, "identity") && strcmp(cmd, "enrol")) {
+    fprintf(stderr, "fedrec-client: unknown command '%s' (init, import, record, sync, recommend, identity, enrol)\n", cmd);
     return 2;
   }
   args a;
   if (!parse(&a, argc, argv)) return 2;
-  char keybuf[128], tokbuf[128];
-  const char *key = key_arg(a.key, keybuf, sizeof keybuf);
-  if (a.key && !key) return 2;
+  char keybuf[128], tokbuf[128], authbuf[128];
+  const char *key = key_arg(a.key, keybuf, sizeof keybuf, "--coordinator-key");
+  const char *authority = key_arg(a.authority, authbuf, sizeof authbuf, "--authority-key");
+  if ((a.key && !key) || (a.authority && !authority)) return 2;
   if (a.token && !(a.token = token_arg(a.token, tokbuf, sizeof tokbuf))) return 2;
   if (!strcmp(cmd, "init") && (!a.target || !a.token || !key || (!a.ca && !a.insecure))) {
     fprintf(stderr, "fedrec-client init: --target, --token, --coordinator-key and --ca (or --insecure) are required\n");
@@ -351,7 +400,8 @@ int main(int argc, char **argv) {
   fedrec_client_config cfg = {.store = a.store, .target = a.target, .ca_file = a.ca, .cert_file = a.cert,
                               .key_file = a.keyfile, .insecure = a.insecure, .token = a.token,
                               .coordinator_key = key, .catalogue = a.catalogue, .weights = a.weights,
-                              .max_participation = a.max_participation, .must_exist = strcmp(cmd, "init") != 0};
+                              .max_participation = a.max_participation, .authority_key = authority,
+                              .must_exist = strcmp(cmd, "init") != 0};
   fedrec_client *c;
   fedrec_error err = {0};
   int opened = fedrec_client_open(&c, &cfg, &err);
@@ -368,6 +418,8 @@ int main(int argc, char **argv) {
   } else if (!strcmp(cmd, "import")) rc = a.csv ? import_csv(c, &a) : import_synthetic(c, &a);
   else if (!strcmp(cmd, "record")) rc = record(c, &a);
   else if (!strcmp(cmd, "sync")) rc = sync_loop(c, &a);
+  else if (!strcmp(cmd, "enrol")) rc = enrol(c, &a);
+  else if (!strcmp(cmd, "identity")) rc = identity(c);
   else rc = recommend(c, &a);
   fedrec_client_close(c);
   return rc;

@@ -1,6 +1,7 @@
 /* A client's part in one round (see include/fedrec/participant.h). */
 #include "fedrec/internal/sim.h"
 #include "fedrec/participant.h"
+#include "fedrec/enrol.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -8,6 +9,10 @@
 
 struct fedrec_participant {
   fedrec_round_info info;
+  uint8_t *certs;                       /* a copy of info.certs (active variant) */
+  const fedrec_identity *identity;      /* set_identity: borrowed */
+  uint8_t authority[FEDREC_SIGN_PK_BYTES];
+  uint8_t (*ipks)[FEDREC_SIGN_PK_BYTES]; /* the cohort's identity keys, checked at keys() */
   fedrec_secagg_client *sa;
   uint32_t *encoded; /* padded, mod 2^bits: the only form of the update that is kept */
   double loss;
@@ -17,6 +22,20 @@ static void wipe_free(void *p, size_t n) {
   if (!p) return;
   sodium_memzero(p, n);
   free(p);
+}
+
+/* The round info, with its own copy of the cohort's certificates (the caller's may go). */
+static fedrec_status take_info(fedrec_participant *p, const fedrec_round_info *info, fedrec_error *err) {
+  p->info = *info;
+  p->info.certs = NULL;
+  if (!info->certs || !info->certs_len) {
+    p->info.certs_len = 0;
+    return FEDREC_OK;
+  }
+  if (!(p->certs = malloc(info->certs_len))) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: certificates");
+  memcpy(p->certs, info->certs, info->certs_len);
+  p->info.certs = p->certs;
+  return FEDREC_OK;
 }
 
 /* Clip, rotate, round, noise and wrap the update into p->encoded. */
@@ -37,12 +56,12 @@ fedrec_status fedrec_participant_new_update(fedrec_participant **out, const fedr
                             (long long)dim, info->ddp.dim);
   fedrec_participant *p = calloc(1, sizeof *p);
   if (!p) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant");
-  p->info = *info;
+  fedrec_status s = take_info(p, info, err);
   uint32_t padded = fedrec_ddp_padded(info->ddp.dim);
   double *dwork = malloc((size_t)padded * sizeof *dwork);
   p->encoded = malloc((size_t)padded * sizeof *p->encoded);
-  fedrec_status s = !dwork || !p->encoded ? fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: %u", padded)
-                                          : encode(p, update, entropy, dwork, err);
+  if (!s) s = !dwork || !p->encoded ? fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: %u", padded)
+                                    : encode(p, update, entropy, dwork, err);
   wipe_free(dwork, (size_t)padded * sizeof *dwork);
   if (s) {
     fedrec_participant_free(p);
@@ -94,7 +113,7 @@ fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedr
   if (s) return s;
   fedrec_participant *p = calloc(1, sizeof *p);
   if (!p) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant");
-  p->info = *info;
+  if ((s = take_info(p, info, err))) return fedrec_participant_free(p), s;
   int32_t d = model->d, ni = model->n_items;
   uint32_t padded = fedrec_ddp_padded(info->ddp.dim);
   size_t nv = (size_t)ni * d, swork = fedrec_user_solve_work(d, n), gwork = fedrec_user_grad_work(model, n);
@@ -172,6 +191,7 @@ void fedrec_participant_free(fedrec_participant *p) {
   if (!p) return;
   fedrec_secagg_client_free(p->sa);
   wipe_free(p->encoded, (size_t)fedrec_ddp_padded(p->info.ddp.dim) * sizeof *p->encoded);
+  free(p->certs), free(p->ipks);
   free(p);
 }
 
@@ -200,14 +220,45 @@ static fedrec_status decode_as(fedrec_sa_msg *m, int type, const fedrec_particip
   return FEDREC_OK;
 }
 
+fedrec_status fedrec_participant_set_identity(fedrec_participant *p, const fedrec_identity *identity,
+                                              const uint8_t authority_pk[FEDREC_SIGN_PK_BYTES], fedrec_error *err) {
+  if (p->sa) return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: the identity must be set before the keys");
+  p->identity = identity;
+  memcpy(p->authority, authority_pk, FEDREC_SIGN_PK_BYTES);
+  return FEDREC_OK;
+}
+
+/* The active variant's preconditions, checked before any key leaves: a device with an
+ * identity takes part in active rounds only, and trusts only the authority's certificates. */
+static fedrec_status check_variant(fedrec_participant *p, fedrec_error *err) {
+  const fedrec_round_info *in = &p->info;
+  if (p->identity && !in->secagg.active)
+    return fedrec_error_set(err, FEDREC_ERR_AUTH, "round %llu: the coordinator offered the passive secure-aggregation "
+                            "variant; this device is enrolled for the active one and refuses to downgrade",
+                            (unsigned long long)in->round);
+  if (!in->secagg.active) return FEDREC_OK;
+  if (!p->identity)
+    return fedrec_error_set(err, FEDREC_ERR_AUTH, "round %llu runs the active secure-aggregation variant: this device has "
+                            "no enrolled identity (fedrec-client enrol)", (unsigned long long)in->round);
+  if (!(p->ipks = malloc((size_t)in->secagg.n * sizeof *p->ipks)))
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: %u identity keys", in->secagg.n);
+  fedrec_error e2 = {0};
+  if (fedrec_cert_cohort(in->certs, in->certs_len, in->secagg.n, in->cohort_index, p->identity->pk, p->authority, p->ipks, &e2))
+    return fedrec_error_set(err, FEDREC_ERR_AUTH, "round %llu: %s", (unsigned long long)in->round, e2.msg);
+  return FEDREC_OK;
+}
+
 fedrec_status fedrec_participant_keys(fedrec_participant *p, uint8_t **out, size_t *len,
                                       fedrec_error *err) {
   if (p->sa) return fedrec_error_set(err, FEDREC_ERR_STATE, "participant: keys were already advertised");
+  fedrec_status s = check_variant(p, err);
+  if (s) return s;
   /* the SecAgg client (its secrets in locked memory) exists only in secure-aggregation rounds */
-  p->sa = fedrec_secagg_client_new(&p->info.secagg, p->info.cohort_index, NULL, NULL, err);
+  p->sa = fedrec_secagg_client_new(&p->info.secagg, p->info.cohort_index, p->identity,
+                                   (const uint8_t(*)[FEDREC_SIGN_PK_BYTES])p->ipks, err);
   if (!p->sa) return err ? err->status : FEDREC_ERR_ARG;
   fedrec_sa_keys k;
-  fedrec_status s = fedrec_secagg_client_advertise(p->sa, &k, err);
+  s = fedrec_secagg_client_advertise(p->sa, &k, err);
   if (s) return s;
   ENCODE(fedrec_sa_encode_keys, &k);
   return FEDREC_OK;
@@ -261,6 +312,19 @@ fedrec_status fedrec_participant_masked_add(fedrec_participant *p, const uint8_t
   fedrec_sa_masked y = {.id = 0, .dim = p->info.secagg.dim, .y = NULL}; /* the size it would have had */
   *wire_len = fedrec_sa_encode_masked(NULL, 0, &y, p->info.secagg.bits);
   drop_encoded(p);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_participant_consistency(fedrec_participant *p, const uint8_t *survivors, size_t n,
+                                             uint8_t **out, size_t *len, fedrec_error *err) {
+  fedrec_sa_msg m;
+  fedrec_status s = decode_as(&m, FEDREC_SA_MSG_SURVIVORS, p, survivors, n, err);
+  if (s) return s;
+  fedrec_sa_signature sg;
+  s = fedrec_secagg_client_consistency(p->sa, &m.u.survivors, &sg, err);
+  fedrec_sa_msg_free(&m);
+  if (s) return s;
+  ENCODE(fedrec_sa_encode_signature, &sg);
   return FEDREC_OK;
 }
 

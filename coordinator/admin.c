@@ -1,6 +1,6 @@
 /* fedrec-coordinator's administration subcommands: init (keys), token, revoke, status and
  * export-model, on the state directory (DIR/identity.key, token.secret, coordinator.db,
- * ledger.db). */
+ * ledger.db); authority-init and enrol, with the enrolment authority's key (kept elsewhere). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "fedrec/enrol.h"
 #include "fedrec/internal/tool.h"
 #include "server.h"
 
@@ -177,5 +178,59 @@ int cmd_revoke(const config *c, uint64_t id) {
   }
   coord_store_close(st);
   fprintf(stderr, "fedrec-coordinator: client %llu's tokens are revoked\n", (unsigned long long)id);
+  return 0;
+}
+
+/* authority-init: the enrolment authority's key pair, kept apart from the serving key: the seed
+ * in FILE (0600, never overwritten), the public key in FILE.pub. */
+int cmd_authority_init(const char *out) {
+  char pub[600];
+  snprintf(pub, sizeof pub, "%s.pub", out);
+  uint8_t *seed = fedrec_secret_alloc(32);
+  if (!seed) return 1;
+  randombytes_buf(seed, 32);
+  fedrec_identity id = {0};
+  int ok = write_secret_hex(out, seed) && !fedrec_identity_from_seed(&id, seed);
+  fedrec_secret_free(seed);
+  if (!ok) {
+    fprintf(stderr, "fedrec-coordinator authority-init: cannot create %s (does it exist already?): %s\n", out, strerror(errno));
+    return 1;
+  }
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, id.pk, 32);
+  fedrec_identity_free(&id);
+  FILE *f = fopen(pub, "w");
+  if (!f || fprintf(f, "%s\n", hex) < 0 || fclose(f)) {
+    fprintf(stderr, "fedrec-coordinator authority-init: cannot write %s\n", pub);
+    return 1;
+  }
+  printf("%s\n", hex);
+  fprintf(stderr, "fedrec-coordinator: authority key in %s (keep it off the coordinator); public key in %s "
+                  "(enrolment-authority @%s, and fedrec-client init --authority-key @%s)\n", out, pub, pub, pub);
+  return 0;
+}
+
+/* enrol: the certificate for client id's identity key (64 hex digits, or @FILE). */
+int cmd_enrol(const char *authority, uint64_t id, const char *device) {
+  uint8_t pk[32], *seed = fedrec_secret_alloc(32);
+  size_t n = 0;
+  int ok = device[0] == '@' ? read_hex32(device + 1, pk) : !sodium_hex2bin(pk, 32, device, strlen(device), " \n", &n, NULL) && n == 32;
+  if (!ok) {
+    fprintf(stderr, "fedrec-coordinator enrol: --device-key: %s is not 64 hex digits (fedrec-client identity prints them)\n", device);
+    fedrec_secret_free(seed);
+    return 2;
+  }
+  fedrec_identity auth = {0};
+  if (!seed || !read_hex32(authority, seed) || fedrec_identity_from_seed(&auth, seed)) {
+    fprintf(stderr, "fedrec-coordinator enrol: cannot read the authority key %s (authority-init makes one)\n", authority);
+    fedrec_secret_free(seed);
+    return 1;
+  }
+  fedrec_secret_free(seed);
+  uint8_t cert[FEDREC_CERT_BYTES];
+  fedrec_cert_issue(cert, id, pk, &auth);
+  fedrec_identity_free(&auth);
+  char hex[2 * FEDREC_CERT_BYTES + 1];
+  printf("%s\n", sodium_bin2hex(hex, sizeof hex, cert, sizeof cert));
   return 0;
 }

@@ -75,6 +75,8 @@ static const opt OPTS[] = {
     {"min-separation", 'u', offsetof(config, e.min_separation), sizeof(uint32_t), 0, 100000000, "a device takes part at least this many rounds apart (0, 1: any)"},
     {"rounds", 'u', offsetof(config, e.max_rounds), sizeof(uint32_t), 0, 100000000, "stop after this many rounds (0: at the budget)"},
     {"dropout", 'd', offsetof(config, e.dropout), sizeof(double), 0, 0.99, "expected dropout, for (k, t)"},
+    {"enrolment-authority", 's', offsetof(config, enrolment_authority), sizeof(((config *)0)->enrolment_authority), 0, 0, "the enrolment authority's public key (64 hex digits, or @FILE: authority-init writes FILE.pub): devices join rounds only with its certificate, and secure aggregation runs the active variant (docs/SECURITY.md)"},
+    {"secagg-active", 'i', offsetof(config, secagg_active), sizeof(int), 0, 1, "1: the active (malicious-server) secure-aggregation variant, signed keys and survivor lists (default: 1 with enrolment-authority, else 0)"},
     {"dishonest", 'd', offsetof(config, e.dishonest), sizeof(double), 0, 0.99, "assumed colluding fraction"},
     {"clip", 'd', offsetof(config, e.clip), sizeof(double), 1e-9, 1e9, "L2 clip of each update"},
     {"noise-multiplier", 'd', offsetof(config, e.noise_multiplier), sizeof(double), 0, 1e6, "z"},

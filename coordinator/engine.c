@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fedrec/accountant.h"
+#include "fedrec/enrol.h"
 #include "engine_internal.h"
 
 void fedrec_engine_defaults(fedrec_engine_config *c) {
@@ -122,6 +123,10 @@ static fedrec_status check_config(const fedrec_engine_config *c, const fedrec_le
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: sampling rate in [0, 1], clip > 0, noise >= 0, phase and retry times > 0, bits 0 or 2..32");
   if (c->noise_multiplier > 0 && !ledger)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noisy releases need a privacy ledger");
+  static const uint8_t none[FEDREC_SIGN_PK_BYTES];
+  if (c->active && (c->plain || !memcmp(c->authority_pk, none, sizeof none)))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: the active secure-aggregation variant needs secure aggregation "
+                            "(not plain) and an enrolment authority's public key");
   /* a ledger promises that every release is accounted: a noiseless one cannot be (its epsilon
    * is unbounded), so a state with a ledger never trains without noise (61d538e published
    * noiseless models with no entry after a restart with noise 0) */
@@ -214,8 +219,13 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
   for (e->nslots = 4; e->nslots < 2 * e->cap; e->nslots <<= 1) {
   }
   e->slots = calloc(e->nslots, sizeof *e->slots);
+  if (c->active) {
+    e->certs = malloc((size_t)e->cap * FEDREC_CERT_BYTES);
+    e->ipks = malloc((size_t)e->cap * sizeof *e->ipks);
+  }
   fedrec_status s = FEDREC_OK;
-  if (!e->x || !e->m1 || !e->m2 || !e->avg || !e->modsum || !e->work || !e->members || !e->slots)
+  if (!e->x || !e->m1 || !e->m2 || !e->avg || !e->modsum || !e->work || !e->members || !e->slots ||
+      (c->active && (!e->certs || !e->ipks)))
     s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: state for %lld parameters", (long long)e->dim);
   if (!s) {
     fedrec_model_get_params(e->x, &e->model);
@@ -239,7 +249,7 @@ void fedrec_engine_free(fedrec_engine *e) {
   fedrec_secagg_server_free(e->sa);
   fedrec_model_free(&e->model);
   free(e->blob), free(e->x), free(e->m1), free(e->m2), free(e->avg), free(e->modsum);
-  free(e->work), free(e->members), free(e->slots), free(e->banned), free(e->part);
+  free(e->work), free(e->members), free(e->slots), free(e->banned), free(e->part), free(e->certs), free(e->ipks);
   fedrec__engine_tree_free(e);
   free(e);
 }

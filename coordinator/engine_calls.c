@@ -8,11 +8,35 @@
 
 #include "fedrec/internal/sim.h"
 #include "fedrec/accountant.h"
+#include "fedrec/enrol.h"
 #include "engine_internal.h"
 
 fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t now,
                                     int *accepted, uint64_t *round, uint32_t *retry_ms,
                                     fedrec_error *err) {
+  return fedrec_engine_checkin_cert(e, client, NULL, 0, now, accepted, round, retry_ms, err);
+}
+
+/* Active variant: the certificate a device that is about to join presents, checked against
+ * the authority and the client id its token gave; kept by member index. */
+static fedrec_status join_identity(fedrec_engine *e, uint64_t client, const uint8_t *cert, size_t len, fedrec_error *err) {
+  if (!cert || !len)
+    return fedrec_error_set(err, FEDREC_ERR_AUTH, "this coordinator runs the active secure-aggregation variant: a device "
+                            "joins rounds only with a certificate from the enrolment authority (fedrec-client enrol)");
+  uint64_t id;
+  fedrec_error e2 = {0};
+  if (fedrec_cert_check(cert, len, e->c.authority_pk, &id, e->ipks[e->n], &e2))
+    return fedrec_error_set(err, FEDREC_ERR_AUTH, "%s", e2.msg);
+  if (id != client)
+    return fedrec_error_set(err, FEDREC_ERR_AUTH, "the device certificate is for client %llu, the token for client %llu",
+                            (unsigned long long)id, (unsigned long long)client);
+  memcpy(e->certs + (size_t)e->n * FEDREC_CERT_BYTES, cert, FEDREC_CERT_BYTES);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_engine_checkin_cert(fedrec_engine *e, uint64_t client, const uint8_t *cert, size_t len,
+                                         uint64_t now, int *accepted, uint64_t *round, uint32_t *retry_ms,
+                                         fedrec_error *err) {
   *accepted = 0;
   *round = e->round;
   *retry_ms = fedrec__engine_jitter(e, e->c.retry_ms);
@@ -36,10 +60,14 @@ fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t 
       e->overflow = 1;
       return FEDREC_OK;
     }
+    fedrec_status s = e->c.active ? join_identity(e, client, cert, len, err) : FEDREC_OK;
+    if (s) return s;
     fedrec__engine_add_member(e, client);
     *accepted = 1;
     return FEDREC_OK;
   }
+  fedrec_status s = e->c.active ? join_identity(e, client, cert, len, err) : FEDREC_OK;
+  if (s) return s;
   fedrec__engine_add_member(e, client);
   *accepted = 1;
   e->last_join = now;
@@ -83,8 +111,10 @@ fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64
   return FEDREC_OK;
 }
 
-static const int WANT[FEDREC_PHASES] = {0, FEDREC_SA_MSG_KEYS, FEDREC_SA_MSG_BOXES, FEDREC_SA_MSG_MASKED,
-                                        FEDREC_SA_MSG_REVEALS, 0};
+static const int WANT[FEDREC_PHASES] = {
+    [FEDREC_PHASE_KEYS] = FEDREC_SA_MSG_KEYS,          [FEDREC_PHASE_SHARES] = FEDREC_SA_MSG_BOXES,
+    [FEDREC_PHASE_MASKED] = FEDREC_SA_MSG_MASKED,      [FEDREC_PHASE_CONSISTENCY] = FEDREC_SA_MSG_SIGNATURE,
+    [FEDREC_PHASE_UNMASK] = FEDREC_SA_MSG_REVEALS};
 
 fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t round,
                                    fedrec_phase phase, const uint8_t *msg, size_t len,
@@ -107,7 +137,7 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
     return s;
   }
   uint32_t id = sm.type == FEDREC_SA_MSG_KEYS ? sm.u.keys.id : sm.type == FEDREC_SA_MSG_MASKED ? sm.u.masked.id
-              : sm.type == FEDREC_SA_MSG_REVEALS ? sm.u.reveals.id : idx;
+              : sm.type == FEDREC_SA_MSG_REVEALS ? sm.u.reveals.id : sm.type == FEDREC_SA_MSG_SIGNATURE ? sm.u.signature.id : idx;
   if (sm.type != WANT[phase])
     s = fedrec_error_set(err, FEDREC_ERR_PARSE, "phase %s: unexpected message type %d", fedrec_phase_name(phase), sm.type);
   else if (id != idx)
@@ -122,6 +152,7 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
       s = fedrec_error_set(err, FEDREC_ERR_ARG, "input of %u values, the round uses %u", sm.u.masked.dim, e->info.secagg.dim);
     for (uint32_t k = 0; !s && k < sm.u.masked.dim; k++) e->modsum[k] = (e->modsum[k] + sm.u.masked.y[k]) & mask;
   } else if (phase == FEDREC_PHASE_MASKED) s = fedrec_secagg_server_on_masked(e->sa, &sm.u.masked, err);
+  else if (phase == FEDREC_PHASE_CONSISTENCY) s = fedrec_secagg_server_on_signature(e->sa, &sm.u.signature, err);
   else s = fedrec_secagg_server_on_reveals(e->sa, &sm.u.reveals, err);
   fedrec_sa_msg_free(&sm);
   if (s) {

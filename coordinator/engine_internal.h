@@ -94,6 +94,9 @@ struct fedrec_engine {
   fedrec_tree tree;
   uint64_t round_leaf;
   double round_tree_z;
+  /* active variant: the members' certificates and identity keys, by member index (cap each) */
+  uint8_t *certs;
+  uint8_t (*ipks)[FEDREC_SIGN_PK_BYTES];
 };
 
 enum { MAX_BANNED = 1u << 20 };

@@ -9,6 +9,7 @@
 
 #include "fedrec/internal/sim.h"
 #include "fedrec/accountant.h"
+#include "fedrec/enrol.h"
 #include "engine_internal.h"
 
 static double unit_open(fedrec_engine *e) { /* uniform in (0, 1) */
@@ -108,7 +109,11 @@ void fedrec__engine_start_round(fedrec_engine *e, uint64_t now) {
   sp->t = ch.t;
   sp->bits = p->bits;
   sp->dim = fedrec_ddp_padded(p->dim);
-  sp->active = 0;
+  sp->active = e->c.active;
+  if (sp->active) {
+    in->certs = e->certs;
+    in->certs_len = (size_t)n * FEDREC_CERT_BYTES;
+  }
   e->ent.bytes(e->ent.ctx, sp->graph_seed, sizeof sp->graph_seed);
   e->stats.round = e->round;
   e->stats.cohort = n;
@@ -121,7 +126,7 @@ void fedrec__engine_start_round(fedrec_engine *e, uint64_t now) {
     in->deadline_ms = e->deadline;
     return;
   }
-  e->sa = fedrec_secagg_server_new(sp, NULL, &err);
+  e->sa = fedrec_secagg_server_new(sp, (const uint8_t(*)[FEDREC_SIGN_PK_BYTES])e->ipks, &err);
   if (!e->sa) {
     fedrec__engine_abort(e, err.msg, ABORT_OTHER);
     return;
@@ -357,9 +362,17 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
       return;
     }
   }
+  fedrec_phase next = ph + 1;
   if (ph == FEDREC_PHASE_KEYS) s = fedrec_secagg_server_close_keys(e->sa, &err);
   else if (ph == FEDREC_PHASE_SHARES) s = fedrec_secagg_server_close_shares(e->sa, &err);
-  else if (ph == FEDREC_PHASE_MASKED && !e->c.plain) s = fedrec_secagg_server_close_masked(e->sa, &err);
+  else if (ph == FEDREC_PHASE_MASKED && !e->c.plain) {
+    s = fedrec_secagg_server_close_masked(e->sa, &err);
+    if (!e->info.secagg.active) { /* no consistency phase: the survivors answered it, as it were */
+      next = FEDREC_PHASE_UNMASK;
+      for (uint32_t i = 0; i < e->n; i++)
+        if (e->members[i].done == (int)FEDREC_PHASE_MASKED) e->members[i].done = FEDREC_PHASE_CONSISTENCY;
+    }
+  } else if (ph == FEDREC_PHASE_CONSISTENCY) s = fedrec_secagg_server_close_consistency(e->sa, &err);
   else {
     finish_round(e, now);
     return;
@@ -372,9 +385,9 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
     fedrec__engine_abort(e, why, late ? ABORT_LATE : ABORT_OTHER);
     return;
   }
-  e->phase = ph + 1;
+  e->phase = next;
   e->phase_start = now;
-  e->deadline = now + e->phase_dl[ph + 1];
+  e->deadline = now + e->phase_dl[next];
 }
 
 void fedrec_engine_tick(fedrec_engine *e, uint64_t now) {

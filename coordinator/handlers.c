@@ -65,6 +65,7 @@ static grpc_status_code status_of(fedrec_status st) {
   case FEDREC_ERR_STATE: return GRPC_STATUS_FAILED_PRECONDITION;
   case FEDREC_ERR_PARSE:
   case FEDREC_ERR_ARG: return GRPC_STATUS_INVALID_ARGUMENT;
+  case FEDREC_ERR_AUTH: return GRPC_STATUS_PERMISSION_DENIED;
   case FEDREC_ERR_NOMEM:
   case FEDREC_ERR_LIMIT: return GRPC_STATUS_RESOURCE_EXHAUSTED;
   default: return GRPC_STATUS_INTERNAL;
@@ -143,8 +144,10 @@ static fedrec_status handle_check_in(request *r) {
   /* a catalogue update waits for the selection to be empty (between rounds): none joins it
    * meanwhile, and the ticker applies the update within a tick */
   int held = s->pending && fedrec_engine_phase(s->engine) == FEDREC_PHASE_SELECTING;
-  if (!((Fedrec__V1__CheckInRequest *)r->rq)->model_only && !held)
-    st = fedrec_engine_checkin(s->engine, r->client, r->now, &acc, &round, &retry, &r->err);
+  const Fedrec__V1__CheckInRequest *q = (const Fedrec__V1__CheckInRequest *)r->rq;
+  if (!q->model_only && !held)
+    st = fedrec_engine_checkin_cert(s->engine, r->client, q->certificate.data, q->certificate.len, r->now, &acc, &round,
+                                    &retry, &r->err);
   if (st) return st;
   s->m.checkins++;
   s->m.accepted += acc != 0;
@@ -214,6 +217,9 @@ static fedrec_status handle_get_round_info(request *r) {
   uint32_t retry;
   fedrec_status st = fedrec_engine_round_info(s->engine, r->client, q->round, r->now, &info, &retry, &r->err);
   if (st) return st;
+#ifdef FEDREC_MALICIOUS /* tests/malicious_coordinator.c only */
+  if (!retry) malicious_round_info(&info, &s->id);
+#endif
   resp.retry_after_ms = retry;
   if (!retry) {
     uint64_t dl = fedrec_engine_deadline(s->engine);
@@ -231,10 +237,14 @@ static fedrec_status handle_get_phase_input(request *r) {
   uint8_t *out = NULL;
   size_t len = 0;
   uint32_t retry;
-  if (q->phase < FEDREC__V1__PHASE__PHASE_SHARE_KEYS || q->phase > FEDREC__V1__PHASE__PHASE_UNMASKING)
+  int phase = fedrec_rpc_phase_from_pb((int)q->phase);
+  if (phase < FEDREC_PHASE_SHARES)
     return fedrec_error_set(&r->err, FEDREC_ERR_ARG, "phase %d has no input to fetch", (int)q->phase);
-  fedrec_status st = fedrec_engine_fetch(s->engine, r->client, q->round, (fedrec_phase)q->phase, r->now, &out, &len, &retry, &r->err);
+  fedrec_status st = fedrec_engine_fetch(s->engine, r->client, q->round, (fedrec_phase)phase, r->now, &out, &len, &retry, &r->err);
   if (st) return st;
+#ifdef FEDREC_MALICIOUS /* tests/malicious_coordinator.c only */
+  if (out) malicious_phase_input(s->engine, r->client, q->round, (fedrec_phase)phase, &out, &len);
+#endif
   resp.retry_after_ms = retry;
   resp.message.data = out;
   resp.message.len = len;
@@ -244,7 +254,7 @@ static fedrec_status handle_get_phase_input(request *r) {
   return FEDREC_OK;
 }
 
-/* The four SecAgg submissions share one request layout, {round, message}, and an empty
+/* The five SecAgg submissions share one request layout, {round, message}, and an empty
  * response; phase: the one each belongs to. */
 static fedrec_status submit(request *r, fedrec_phase phase) {
   server *s = r->s;
@@ -268,6 +278,7 @@ static fedrec_status handle_advertise_keys(request *r) { return submit(r, FEDREC
 static fedrec_status handle_share_keys(request *r) { return submit(r, FEDREC_PHASE_SHARES); }
 static fedrec_status handle_submit_masked_input(request *r) { return submit(r, FEDREC_PHASE_MASKED); }
 static fedrec_status handle_unmask(request *r) { return submit(r, FEDREC_PHASE_UNMASK); }
+static fedrec_status handle_confirm_survivors(request *r) { return submit(r, FEDREC_PHASE_CONSISTENCY); }
 
 /* Health: no token, no engine; only our own service (or the server as a whole) is known. */
 static fedrec_status handle_health_check(request *r) {

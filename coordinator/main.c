@@ -25,6 +25,9 @@ static void usage(FILE *f) {
              "  fedrec-coordinator serve [--config FILE] [--KEY VALUE ...]\n"
              "  fedrec-coordinator export-model --state-dir DIR [--version V] --out FILE\n"
              "  fedrec-coordinator status --state-dir DIR      (JSON: models, rounds, clients, ledger)\n"
+             "  fedrec-coordinator authority-init --out FILE   (the enrolment authority's key: FILE, FILE.pub)\n"
+             "  fedrec-coordinator enrol --authority-key FILE --id N --device-key HEX|@FILE\n"
+             "                     (prints the certificate for client N's identity key: fedrec-client enrol)\n"
              "settings (config file lines 'key = value', or flags --key value; flags win):\n");
   config_usage(f);
 }
@@ -53,13 +56,15 @@ void logj(const char *level, const char *event, const char *fmt, ...) {
 typedef struct admin_args {
   uint64_t id, version, days;
   int have_id;
-  const char *out;
+  const char *out, *authority, *device;
 } admin_args;
 
 static int admin_flag(admin_args *a, const char *f, const char *v, int *bad) {
   fedrec_error err;
   fedrec_status st = FEDREC_OK;
   if (!strcmp(f, "--out")) a->out = v;
+  else if (!strcmp(f, "--authority-key")) a->authority = v;
+  else if (!strcmp(f, "--device-key")) a->device = v;
   else if (!strcmp(f, "--version")) st = fedrec_parse_u64("--version", v, 0, UINT64_MAX, &a->version, &err);
   else if (!strcmp(f, "--days")) st = fedrec_parse_u64("--days", v, 1, 3650, &a->days, &err);
   else if (!strcmp(f, "--id")) st = fedrec_parse_u64("--id", v, 0, UINT64_MAX, &a->id, &err), a->have_id = 1;
@@ -120,7 +125,11 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "revoke")) return need(a.have_id, cmd, "--id") ? cmd_revoke(c, a.id) : 2;
   if (!strcmp(cmd, "serve")) return serve(&srv);
   if (!strcmp(cmd, "status")) return cmd_status(c);
+  if (!strcmp(cmd, "authority-init")) return need(a.out != NULL, cmd, "--out") ? cmd_authority_init(a.out) : 2;
+  if (!strcmp(cmd, "enrol"))
+    return need(a.authority != NULL, cmd, "--authority-key") && need(a.have_id, cmd, "--id") && need(a.device != NULL, cmd, "--device-key")
+               ? cmd_enrol(a.authority, a.id, a.device) : 2;
   if (!strcmp(cmd, "export-model")) return need(a.out != NULL, cmd, "--out") ? cmd_export(c, a.version, a.out) : 2;
-  fprintf(stderr, "fedrec-coordinator: unknown command '%s' (init, token, revoke, serve, status, export-model)\n", cmd);
+  fprintf(stderr, "fedrec-coordinator: unknown command '%s' (init, token, revoke, serve, status, export-model, authority-init, enrol)\n", cmd);
   return 2;
 }

@@ -92,6 +92,13 @@ int cmd_status(const config *c);
 int cmd_export(const config *c, uint64_t v, const char *out);
 int cmd_token(const config *c, uint64_t id, uint64_t days);
 int cmd_revoke(const config *c, uint64_t id);
+int cmd_authority_init(const char *out);
+#ifdef FEDREC_MALICIOUS
+/* tests/malicious_coordinator.c: the coordinator as an attacker who runs it would build it */
+void malicious_round_info(fedrec_round_info *info, const fedrec_identity *own);
+void malicious_phase_input(fedrec_engine *e, uint64_t client, uint64_t round, fedrec_phase phase, uint8_t **out, size_t *len);
+#endif
+int cmd_enrol(const char *authority, uint64_t id, const char *device);
 
 /* state.c: opens the ledger and the store in the state directory, checks the saved settings,
  * and starts the engine from the newest saved model (or a new one). */

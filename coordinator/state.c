@@ -68,11 +68,15 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
   fedrec_json_escape(reason, sizeof reason, st->reason);
   logj(st->aborted ? "warn" : "info", st->aborted ? "round_aborted" : "round_done",
        "\"round\": %llu, \"cohort\": %u, \"survivors\": %u, \"dropped\": {\"keys\": %u, \"shares\": %u, \"masked\": %u, "
-       "\"unmask\": %u}, \"phase_ms\": {\"keys\": %llu, \"shares\": %llu, \"masked\": %llu, \"unmask\": %llu}, "
-       "\"bytes_in\": %llu, \"epsilon\": %.6f, \"epsilon_public\": %.6f, \"update_norm\": %.6g%s%s%s",
-       (unsigned long long)st->round, st->cohort, st->survivors, st->dropped[1], st->dropped[2], st->dropped[3], st->dropped[4],
-       (unsigned long long)st->phase_ms[1], (unsigned long long)st->phase_ms[2], (unsigned long long)st->phase_ms[3],
-       (unsigned long long)st->phase_ms[4], (unsigned long long)st->bytes_in, st->epsilon, s->m.epsilon_public, st->update_norm,
+       "\"consistency\": %u, \"unmask\": %u}, \"phase_ms\": {\"keys\": %llu, \"shares\": %llu, \"masked\": %llu, "
+       "\"consistency\": %llu, \"unmask\": %llu}, \"bytes_in\": %llu, \"epsilon\": %.6f, \"epsilon_public\": %.6f, "
+       "\"update_norm\": %.6g%s%s%s",
+       (unsigned long long)st->round, st->cohort, st->survivors, st->dropped[FEDREC_PHASE_KEYS], st->dropped[FEDREC_PHASE_SHARES],
+       st->dropped[FEDREC_PHASE_MASKED], st->dropped[FEDREC_PHASE_CONSISTENCY], st->dropped[FEDREC_PHASE_UNMASK],
+       (unsigned long long)st->phase_ms[FEDREC_PHASE_KEYS], (unsigned long long)st->phase_ms[FEDREC_PHASE_SHARES],
+       (unsigned long long)st->phase_ms[FEDREC_PHASE_MASKED], (unsigned long long)st->phase_ms[FEDREC_PHASE_CONSISTENCY],
+       (unsigned long long)st->phase_ms[FEDREC_PHASE_UNMASK], (unsigned long long)st->bytes_in, st->epsilon, s->m.epsilon_public,
+       st->update_norm,
        st->aborted ? ", \"reason\": \"" : "", st->aborted ? reason : "", st->aborted ? "\"" : "");
 }
 
@@ -232,8 +236,28 @@ static fedrec_status resume_engine(server *s, fedrec_model *initial, fedrec_erro
   return FEDREC_OK;
 }
 
+/* The secure-aggregation variant: active (with the authority's key) when an authority is set,
+ * unless secagg-active says 0; secagg-active 1 without an authority is refused. */
+static fedrec_status secagg_variant(config *c, fedrec_error *err) {
+  const char *a = c->enrolment_authority;
+  c->e.active = config_given(c, "secagg-active") ? c->secagg_active : a[0] != 0;
+  if (!a[0])
+    return c->e.active ? fedrec_error_set(err, FEDREC_ERR_ARG, "secagg-active 1 needs enrolment-authority (the key whose "
+                                          "certificates devices present: fedrec-coordinator authority-init)")
+                       : FEDREC_OK;
+  size_t n = 0;
+  int ok = a[0] == '@' ? read_hex32(a + 1, c->e.authority_pk)
+                       : !sodium_hex2bin(c->e.authority_pk, 32, a, strlen(a), NULL, &n, NULL) && n == 32;
+  if (!ok)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "enrolment-authority: %s is not 64 hex digits (or @FILE holding them)", a);
+  logj("info", "secagg_variant", "\"active\": %d", c->e.active);
+  return FEDREC_OK;
+}
+
 fedrec_status start_engine(server *s, fedrec_error *err) {
   config *c = &s->cfg;
+  fedrec_status vs = secagg_variant(c, err);
+  if (vs) return vs;
   /* noise and optimizer: checked and set from their names by main's parse_args */
   char path[600];
   state_path(path, sizeof path, c, "ledger.db");

@@ -197,7 +197,9 @@ fedrec_status coord_store_save_round(coord_store *s, const fedrec_round_stats *r
     sqlite3_bind_int(st, 4, r->aborted);
     sqlite3_bind_text(st, 5, r->reason, -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 6, r->epsilon);
-    for (int p = 1; p <= 4; p++) sqlite3_bind_int64(st, 6 + p, r->dropped[p]);
+    for (int p = FEDREC_PHASE_KEYS; p <= FEDREC_PHASE_MASKED; p++) sqlite3_bind_int64(st, 6 + p, r->dropped[p]);
+    /* dropped_unmask: after the masked input (the active variant's consistency phase too) */
+    sqlite3_bind_int64(st, 10, r->dropped[FEDREC_PHASE_CONSISTENCY] + r->dropped[FEDREC_PHASE_UNMASK]);
     sqlite3_bind_int64(st, 11, (sqlite3_int64)r->bytes_in);
     sqlite3_bind_double(st, 12, r->update_norm);
     sqlite3_bind_int64(st, 13, (sqlite3_int64)time(NULL));

@@ -15,6 +15,7 @@ const char *fedrec_status_str(fedrec_status st) {
   case FEDREC_ERR_NUMERIC: return "numerical failure";
   case FEDREC_ERR_EMPTY: return "not enough data";
   case FEDREC_ERR_STATE: return "wrong state";
+  case FEDREC_ERR_AUTH: return "not authorised";
   }
   return "unknown status";
 }

@@ -1,5 +1,6 @@
 /* protobuf-c <-> gRPC byte buffers (see rpc.h). */
 #include "rpc.h"
+#include "fedrec/enrol.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -59,9 +60,27 @@ int fedrec_rpc_submission(fedrec_phase phase) {
   case FEDREC_PHASE_KEYS: return FEDREC_RPC_ADVERTISE_KEYS;
   case FEDREC_PHASE_SHARES: return FEDREC_RPC_SHARE_KEYS;
   case FEDREC_PHASE_MASKED: return FEDREC_RPC_SUBMIT_MASKED_INPUT;
+  case FEDREC_PHASE_CONSISTENCY: return FEDREC_RPC_CONFIRM_SURVIVORS;
   case FEDREC_PHASE_UNMASK: return FEDREC_RPC_UNMASK;
   default: return -1;
   }
+}
+
+int fedrec_rpc_phase_to_pb(fedrec_phase phase) {
+  switch (phase) {
+  case FEDREC_PHASE_KEYS: return FEDREC__V1__PHASE__PHASE_ADVERTISE_KEYS;
+  case FEDREC_PHASE_SHARES: return FEDREC__V1__PHASE__PHASE_SHARE_KEYS;
+  case FEDREC_PHASE_MASKED: return FEDREC__V1__PHASE__PHASE_MASKED_INPUT;
+  case FEDREC_PHASE_CONSISTENCY: return FEDREC__V1__PHASE__PHASE_CONSISTENCY;
+  case FEDREC_PHASE_UNMASK: return FEDREC__V1__PHASE__PHASE_UNMASKING;
+  default: return FEDREC__V1__PHASE__PHASE_UNSPECIFIED;
+  }
+}
+
+int fedrec_rpc_phase_from_pb(int phase) {
+  for (int p = FEDREC_PHASE_KEYS; p <= FEDREC_PHASE_UNMASK; p++)
+    if (fedrec_rpc_phase_to_pb((fedrec_phase)p) == phase) return p;
+  return -1;
 }
 
 grpc_byte_buffer *fedrec_rpc_pack(const ProtobufCMessage *m) {
@@ -172,6 +191,8 @@ void fedrec_rpc_round_info_to_pb(Fedrec__V1__RoundInfo *out, Fedrec__V1__SecAggP
   out->local_steps = in->local_steps;
   out->client_lr = in->client_lr;
   out->phase_ms_left = phase_ms_left;
+  out->certificates.data = (uint8_t *)in->certs;
+  out->certificates.len = in->certs ? in->certs_len : 0;
   sa->session = in->secagg.session;
   sa->cohort_size = in->secagg.n;
   sa->neighbours = in->secagg.k;
@@ -250,6 +271,12 @@ fedrec_status fedrec_rpc_round_info_from_pb(fedrec_round_info *out, const Fedrec
   if (in->local_steps > 1000 || !(in->client_lr >= 0 && in->client_lr <= 1e6))
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: %u local steps of size %g out of range (<= 1000, [0, 1e6])",
                             in->local_steps, in->client_lr);
+  /* the certificates are checked (signatures, repeats) by the participant; here their size */
+  if (sa->active ? in->certificates.len != (size_t)sa->cohort_size * FEDREC_CERT_BYTES : in->certificates.len != 0)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: %zu bytes of certificates for %u members (%s variant)",
+                            in->certificates.len, sa->cohort_size, sa->active ? "active" : "passive");
+  out->certs = in->certificates.len ? in->certificates.data : NULL;
+  out->certs_len = in->certificates.len;
   return FEDREC_OK;
 }
 

@@ -43,6 +43,7 @@ ProtobufCMessage *fedrec_rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_by
   X(SHARE_KEYS, share_keys, fedrec__v1__coordinator_service__descriptor, "ShareKeys")           \
   X(SUBMIT_MASKED_INPUT, submit_masked_input, fedrec__v1__coordinator_service__descriptor, "SubmitMaskedInput") \
   X(UNMASK, unmask, fedrec__v1__coordinator_service__descriptor, "Unmask")                      \
+  X(CONFIRM_SURVIVORS, confirm_survivors, fedrec__v1__coordinator_service__descriptor, "ConfirmSurvivors") \
   X(HEALTH_CHECK, health_check, grpc__health__v1__health__descriptor, "Check")                   \
   X(HEALTH_WATCH, health_watch, grpc__health__v1__health__descriptor, "Watch")
 
@@ -77,6 +78,11 @@ grpc_status_code fedrec_rpc_call_raw(grpc_channel *ch, const char *method, void 
 grpc_status_code fedrec_rpc_call(grpc_channel *ch, const char *method, void *handle, const char *token,
                                  const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
                                  uint32_t timeout_ms, ProtobufCMessage **resp, char *details, size_t cap);
+/* The wire's Phase for an engine phase (PHASE_UNSPECIFIED for one without a submission), and
+ * back (-1 for a value that names none). The two numberings differ: the wire's values are
+ * fixed (PHASE_CONSISTENCY came last), the engine's follow the order of a round. */
+int fedrec_rpc_phase_to_pb(fedrec_phase phase);
+int fedrec_rpc_phase_from_pb(int phase);
 /* The submission of a phase's answer: KEYS -> AdvertiseKeys, SHARES -> ShareKeys, MASKED ->
  * SubmitMaskedInput, UNMASK -> Unmask; -1 for a phase with none. The coordinator's handlers
  * map back (coordinator/handlers.c). */

@@ -331,7 +331,8 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
           noise_name(c), c->engine.clip, c->target_epsilon > 0 ? 0 : c->engine.noise_multiplier, c->target_epsilon, c->delta, c->budget);
   fprintf(f, " \"local_steps\": %u, \"client_lr\": %g,", c->engine.local_steps ? c->engine.local_steps : 1, c->engine.client_lr > 0 ? c->engine.client_lr : 1);
   fprintf(f, " \"optimizer\": \"%s\", \"server_lr\": %g, \"momentum\": %g, \"secagg\": \"%s\", \"noise_draws\": \"%s\",\n",
-          fedrec_optimizer_name(c->engine.optimizer), c->engine.server_lr, c->engine.momentum, c->engine.plain ? "plain" : "full",
+          fedrec_optimizer_name(c->engine.optimizer), c->engine.server_lr, c->engine.momentum,
+          c->engine.plain ? "plain" : c->engine.active ? "active" : "full",
           c->client_noise ? "clients" : "sum");
   fprintf(f, " \"exact_noise\": %s,", c->exact_noise ? "true" : "false");
   fprintf(f, " \"audit_canaries\": %u, \"audit_guesses\": %u,\n", c->audit_canaries, c->audit_guesses);
@@ -360,7 +361,8 @@ static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config 
           fr->metrics.users, sp->train.cols, sp->train.rows, (long long)fedrec_csr_nnz(&sp->train), k,
           fr->metrics.recall, k, fr->metrics.ndcg, k, fr->metrics.coverage, (long long)fr->params, eps, fc->delta,
           fr->rounds_done, planned, noise_name(fc), fc->sampling_rate > 0 ? 0 : fc->cohort, fc->sampling_rate,
-          fr->noise_multiplier, fc->engine.clip, fr->bytes_up, fr->bytes_down, fr->seconds, fc->engine.plain ? "plain" : "full");
+          fr->noise_multiplier, fc->engine.clip, fr->bytes_up, fr->bytes_down, fr->seconds,
+          fc->engine.plain ? "plain" : fc->engine.active ? "active" : "full");
   fedrec_json_string(f, fr->stop_reason);
   fprintf(f, ", \"model_hash\": \"%s\", \"max_participation\": %u", fr->model_hash, fc->engine.max_participation);
   if (fc->engine.tree_noise_multiplier > 0)

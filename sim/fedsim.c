@@ -6,6 +6,7 @@
 #include "fedrec/internal/parallel.h"
 #include "fedrec/internal/tool.h"
 #include "fedsim.h"
+#include "fedrec/enrol.h"
 #include "fedsim_internal.h"
 
 #include <math.h>
@@ -82,7 +83,11 @@ int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, con
         free(y);
         *out = NULL;
       }
-    } else if (!s) s = fedrec_participant_keys(m->part[i], out, outlen, &err);
+    } else if (!s) {
+      if (m->c->engine.active && !(s = fedsim_identity(m, i, id, NULL, &err)))
+        s = fedrec_participant_set_identity(m->part[i], &m->ids[i], m->authority.pk, &err);
+      if (!s) s = fedrec_participant_keys(m->part[i], out, outlen, &err);
+    }
     if (s) {
       fedsim_fail(m, "participant", &err);
       return -1;
@@ -90,10 +95,25 @@ int fedsim_client_compute(sim *m, uint32_t i, const fedrec_round_info *info, con
     return 0;
   }
   *out = NULL;
-  s = m->phase == FEDREC_PHASE_SHARES   ? fedrec_participant_shares(m->part[i], in, inlen, out, outlen, &err)
-      : m->phase == FEDREC_PHASE_MASKED ? fedrec_participant_masked_add(m->part[i], in, inlen, sum, outlen, &err)
-                                        : fedrec_participant_unmask(m->part[i], in, inlen, out, outlen, &err);
+  s = m->phase == FEDREC_PHASE_SHARES        ? fedrec_participant_shares(m->part[i], in, inlen, out, outlen, &err)
+      : m->phase == FEDREC_PHASE_MASKED      ? fedrec_participant_masked_add(m->part[i], in, inlen, sum, outlen, &err)
+      : m->phase == FEDREC_PHASE_CONSISTENCY ? fedrec_participant_consistency(m->part[i], in, inlen, out, outlen, &err)
+                                             : fedrec_participant_unmask(m->part[i], in, inlen, out, outlen, &err);
   return s ? 1 : 0; /* a client-side check failed: it stops answering (a dropout) */
+}
+
+fedrec_status fedsim_identity(sim *m, uint32_t slot, uint64_t user, uint8_t *cert, fedrec_error *err) {
+  uint8_t in[24], seed[32];
+  memcpy(in, "fedsimid", 8);
+  memcpy(in + 8, &m->c->seed, 8);
+  memcpy(in + 16, &user, 8);
+  fedrec_hash2(seed, in, sizeof in, NULL, 0);
+  fedrec_identity tmp = {0}, *id = slot < m->cap ? &m->ids[slot] : &tmp;
+  fedrec_identity_free(id);
+  if (fedrec_identity_from_seed(id, seed)) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "identity");
+  if (cert) fedrec_cert_issue(cert, user, id->pk, &m->authority);
+  fedrec_identity_free(&tmp);
+  return FEDREC_OK;
 }
 
 fedrec_status fedsim_shared_vectors(sim *m, fedrec_error *err) {

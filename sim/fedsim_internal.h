@@ -52,6 +52,10 @@ typedef struct sim {
   fedrec_ledger *ledger;
   fedrec_identity id;
   int have_id;
+  /* --secagg-active: the enrolment authority, and each cohort slot's identity (a simulation
+   * device's, derived from the seed and its user id) */
+  fedrec_identity authority;
+  fedrec_identity *ids;
   char ledger_path[512];
   float *theta0;            /* the initial parameters, for the canaries' scores */
   uint8_t *taken;           /* everyone: drawn into this cohort already */
@@ -97,6 +101,9 @@ fedrec_status fedsim_report_round(sim *m, fedsim_result *res, FILE *log, uint32_
 fedrec_status fedsim_report_end(sim *m, fedsim_result *res, fedrec_error *err);
 /* The round's item vectors and Gramian (m->V, m->G) from m->model, computed once for all the
  * clients (each would compute the same). */
+/* --secagg-active: user's identity, derived from the run's seed (slot < cap: kept in
+ * m->ids[slot] for the round; else made and freed), and, given cert, its certificate. */
+fedrec_status fedsim_identity(sim *m, uint32_t slot, uint64_t user, uint8_t *cert, fedrec_error *err);
 fedrec_status fedsim_shared_vectors(sim *m, fedrec_error *err);
 /* Runs fn(ctx, j, t) for j in [0, n) on `threads` threads, t the thread's index (BLAS
  * single-threaded meanwhile). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fedrec/internal/sim.h"
+#include "fedrec/enrol.h"
 #include "fedsim_internal.h"
 
 /* One client's step in the current phase, straight against the engine (one process). */
@@ -75,6 +76,11 @@ static fedrec_status poisson_cohort(sim *m, fedrec_error *err) {
       uint64_t round;
       uint32_t retry;
       s = fedrec_engine_checkin(m->e, u, m->now, &acc, &round, &retry, err);
+      if (s == FEDREC_ERR_AUTH && m->c->engine.active) { /* sampled: joins with its certificate */
+        uint8_t cert[FEDREC_CERT_BYTES];
+        if (!(s = fedsim_identity(m, UINT32_MAX, u, cert, err)))
+          s = fedrec_engine_checkin_cert(m->e, u, cert, sizeof cert, m->now, &acc, &round, &retry, err);
+      }
       if (acc) m->users[m->n++] = u, m->round = round;
     }
     if (s) break;
@@ -98,7 +104,11 @@ static fedrec_status fixed_cohort(sim *m, fedrec_error *err) {
     int acc;
     uint64_t round;
     uint32_t retry;
-    s = fedrec_engine_checkin(m->e, u, m->now, &acc, &round, &retry, err);
+    uint8_t cert[FEDREC_CERT_BYTES];
+    int active = m->c->engine.active; /* the certificate a real device would send */
+    if (!active || !(s = fedsim_identity(m, UINT32_MAX, u, cert, err)))
+      s = fedrec_engine_checkin_cert(m->e, u, active ? cert : NULL, active ? sizeof cert : 0, m->now, &acc, &round, &retry, err);
+    if (s) break;
     if (!s && acc) m->users[m->n++] = u, m->round = round;
     else if (!s) refused++;
     if (!s && m->n < want && tried == m->pop)
@@ -131,7 +141,9 @@ static fedrec_status begin_round(sim *m, fedrec_error *err) {
   for (uint32_t i = 0; i < m->n; i++) {
     m->drop_at[i] = 0;
     for (int ph = FEDREC_PHASE_KEYS; ph <= FEDREC_PHASE_UNMASK && !m->drop_at[i] && p > 0; ph++)
-      if ((double)(fedrec_splitmix64(&m->cohort_rng) >> 11) * 0x1.0p-53 < p) m->drop_at[i] = (uint8_t)ph;
+      if ((ph != FEDREC_PHASE_CONSISTENCY || m->c->engine.active) &&
+          (double)(fedrec_splitmix64(&m->cohort_rng) >> 11) * 0x1.0p-53 < p)
+        m->drop_at[i] = (uint8_t)ph;
   }
   return FEDREC_OK;
 }
@@ -158,6 +170,7 @@ static void local_phase(sim *m) {
 static fedrec_status run_phases(sim *m, fedrec_error *err) {
   int plain = m->c->engine.plain;
   for (fedrec_phase ph = plain ? FEDREC_PHASE_MASKED : FEDREC_PHASE_KEYS; ph <= FEDREC_PHASE_UNMASK; ph++) {
+    if (ph == FEDREC_PHASE_CONSISTENCY && !m->c->engine.active) continue; /* the active variant's phase */
     for (uint32_t i = 0; i < m->n; i++)
       if (m->drop_at[i] && (plain ? m->drop_at[i] <= FEDREC_PHASE_MASKED && ph == FEDREC_PHASE_MASKED : m->drop_at[i] == ph))
         m->silent[i] = 1;

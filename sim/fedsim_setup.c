@@ -78,6 +78,8 @@ static fedrec_status identity_and_ledger(sim *m, fedrec_error *err) {
   fedrec_status s = fedrec_identity_from_seed(&m->id, seed);
   if (s) return fedrec_error_set(err, s, "identity");
   m->have_id = 1;
+  seed[31] = 0xa5; /* the enrolment authority: another key than the coordinator's */
+  if (c->engine.active && fedrec_identity_from_seed(&m->authority, seed)) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "identity");
   if (c->ledger) snprintf(m->ledger_path, sizeof m->ledger_path, "%s", c->ledger);
   else snprintf(m->ledger_path, sizeof m->ledger_path, "/tmp/fedrec-sim-ledger-%d.db", (int)getpid());
   unlink(m->ledger_path);
@@ -106,6 +108,7 @@ static void engine_config(sim *m, fedrec_engine_config *ec) {
   ec->sum_noise = !c->client_noise;
   fedrec_rng_seed(&m->noise_rng, c->seed, 0x73756d6e6f697365ULL); /* its own stream: plain and masked runs draw alike */
   ec->sum_noise_entropy = (fedrec_entropy){fedsim_rng_bytes, &m->noise_rng, 1};
+  if (ec->active) memcpy(ec->authority_pk, m->authority.pk, sizeof ec->authority_pk);
 }
 
 /* The smallest noise multiplier (to 0.1%) whose planned epsilon after c->rounds rounds is at
@@ -175,6 +178,7 @@ static fedrec_status allocate(sim *m, fedrec_error *err) {
   m->up = calloc(cap, sizeof *m->up);
   m->down = calloc(cap, sizeof *m->down);
   m->taken = calloc((size_t)m->everyone, 1);
+  if (c->engine.active && !(m->ids = calloc(cap, sizeof *m->ids))) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "identities");
   if (!m->users || !m->part || !m->silent || !m->drop_at || !m->up || !m->down || !m->taken)
     return fedrec_error_set(err, FEDREC_ERR_NOMEM, "cohort");
   return FEDREC_OK;
@@ -183,6 +187,8 @@ static fedrec_status allocate(sim *m, fedrec_error *err) {
 fedrec_status fedsim_setup(sim *m, fedsim_result *res, fedrec_error *err) {
   fedrec_model init = {0};
   int have_model = 0;
+  if (m->c->engine.active && (m->c->engine.plain || m->mpi_size > 1))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "--secagg-active needs --secagg full and one process (not MPI)");
   fedrec_status s = population(m, err);
   if (!s && !(s = initial_model(m, &init, err))) have_model = 1;
   if (!s) s = identity_and_ledger(m, err);
@@ -214,6 +220,9 @@ void fedsim_teardown(sim *m) {
     snprintf(p, sizeof p, "%s-shm", m->ledger_path), unlink(p);
   }
   if (m->have_id) fedrec_identity_free(&m->id);
+  fedrec_identity_free(&m->authority);
+  for (uint32_t i = 0; m->ids && i < m->cap; i++) fedrec_identity_free(&m->ids[i]);
+  free(m->ids);
   free(m->users), free(m->part), free(m->silent), free(m->drop_at), free(m->up), free(m->down), free(m->tsum), free(m->tids);
   free(m->V), free(m->G);
 }

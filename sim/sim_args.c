@@ -66,6 +66,8 @@ static const char USAGE[] =
       "  --audit-guesses G          guesses made (half top, half bottom score; default N/5)\n"
       "  --out DIR                  write DIR/config.json, rounds.jsonl (per round) and summary.json\n"
       "  --secagg full|plain (full: the real cryptography; plain: the same sum without masks)\n"
+      "  --secagg-active            the active (malicious-server) variant: enrolled identities, signed\n"
+      "                             keys and survivor lists, a consistency phase (docs/SECAGG.md)\n"
       "  --noise-draws sum|clients (Skellam: the engine draws the sum's noise once (default: the\n"
       "  same distribution, faster), or each client draws its share as devices do)\n"
       "other: --k K (20) --seed S (42) --threads T (all cores; per rank with MPI) --json --quiet --help\n"
@@ -135,6 +137,7 @@ static const fedrec_option OPTIONS[] = {
     NUMBER("--eval-every", FEDREC_ARG_UINT32, fed.eval_every, 1, 1e7, 0),
     TEXT("--log", log), TEXT("--out", out), TEXT("--ledger", fed.ledger), TEXT("--weights", weights_spec),
     CHOICE("--secagg", fed.engine.plain, "full, plain", 0),
+    SET("--secagg-active", fed.engine.active, 1, 0),
     CHOICE("--noise-draws", fed.client_noise, "sum, clients", 0),
     CHOICE("--privacy", privacy, "none, central, skellam, dgauss", SIM_GIVEN_NOISE | SIM_GIVEN_PRIVACY),
     CHOICE("--optimizer", fed.engine.optimizer, FEDREC_OPTIMIZER_NAMES, SIM_GIVEN_OPTIMIZER),

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include "fedrec/crypto.h"
+#include "fedrec/enrol.h"
 #include "test_util.h"
 
 static void hex(uint8_t *out, const char *h) {
@@ -268,12 +269,54 @@ static void test_tokens(void **state) {
   assert_int_equal(fedrec_token_check("12.00000000000000000000000000000000", 35, secret, now, &id, &exp), FEDREC_TOKEN_INVALID);
 }
 
+/* Device certificates: issued and checked; a flipped byte anywhere, another authority, a wrong
+ * length are refused; a cohort list is refused for a repeated client id or key, or when our own
+ * index holds another key. */
+static void test_certificates(void **state) {
+  (void)state;
+  fedrec_identity auth, other, dev[3];
+  uint8_t s1[32] = {1}, s2[32] = {2};
+  assert_int_equal(fedrec_identity_from_seed(&auth, s1), FEDREC_OK);
+  assert_int_equal(fedrec_identity_from_seed(&other, s2), FEDREC_OK);
+  uint8_t certs[4 * FEDREC_CERT_BYTES], pk[32], pks[4][32];
+  for (int i = 0; i < 3; i++) {
+    uint8_t sd[32] = {10, (uint8_t)i};
+    assert_int_equal(fedrec_identity_from_seed(&dev[i], sd), FEDREC_OK);
+    fedrec_cert_issue(certs + i * FEDREC_CERT_BYTES, 100 + (uint64_t)i, dev[i].pk, &auth);
+  }
+  uint64_t id = 0;
+  fedrec_error err = {0};
+  assert_int_equal(fedrec_cert_check(certs + FEDREC_CERT_BYTES, FEDREC_CERT_BYTES, auth.pk, &id, pk, &err), FEDREC_OK);
+  assert_int_equal(id, 101);
+  assert_memory_equal(pk, dev[1].pk, 32);
+  for (int b = 0; b < FEDREC_CERT_BYTES; b++) {
+    certs[b] ^= 0x10;
+    assert_int_equal(fedrec_cert_check(certs, FEDREC_CERT_BYTES, auth.pk, NULL, NULL, &err), FEDREC_ERR_PARSE);
+    certs[b] ^= 0x10;
+  }
+  assert_int_equal(fedrec_cert_check(certs, FEDREC_CERT_BYTES, other.pk, NULL, NULL, &err), FEDREC_ERR_PARSE);
+  assert_int_equal(fedrec_cert_check(certs, FEDREC_CERT_BYTES - 1, auth.pk, NULL, NULL, &err), FEDREC_ERR_PARSE);
+  assert_int_equal(fedrec_cert_cohort(certs, 3 * FEDREC_CERT_BYTES, 3, 2, dev[2].pk, auth.pk, pks, &err), FEDREC_OK);
+  assert_memory_equal(pks[0], dev[0].pk, 32);
+  assert_int_equal(fedrec_cert_cohort(certs, 3 * FEDREC_CERT_BYTES, 3, 1, dev[2].pk, auth.pk, pks, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "not ours"));
+  assert_int_equal(fedrec_cert_cohort(certs, 3 * FEDREC_CERT_BYTES, 4, 0, dev[0].pk, auth.pk, pks, &err), FEDREC_ERR_PARSE);
+  fedrec_cert_issue(certs + 3 * FEDREC_CERT_BYTES, 100, dev[2].pk, &auth); /* client 100 again, another key */
+  assert_int_equal(fedrec_cert_cohort(certs, 4 * FEDREC_CERT_BYTES, 4, 0, dev[0].pk, auth.pk, pks, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "client id"));
+  fedrec_cert_issue(certs + 3 * FEDREC_CERT_BYTES, 103, dev[1].pk, &auth); /* a new id, a key seen */
+  assert_int_equal(fedrec_cert_cohort(certs, 4 * FEDREC_CERT_BYTES, 4, 0, dev[0].pk, auth.pk, pks, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "identity key"));
+  for (int i = 0; i < 3; i++) fedrec_identity_free(&dev[i]);
+  fedrec_identity_free(&auth), fedrec_identity_free(&other);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tokens),
       cmocka_unit_test(test_x25519_rfc7748),  cmocka_unit_test(test_chacha20_rfc8439),
       cmocka_unit_test(test_mask_matches_keystream), cmocka_unit_test(test_mask_many), cmocka_unit_test(test_seal_open),
-      cmocka_unit_test(test_signatures),      cmocka_unit_test(test_shamir_subsets),
+      cmocka_unit_test(test_signatures),      cmocka_unit_test(test_certificates),      cmocka_unit_test(test_shamir_subsets),
       cmocka_unit_test(test_shamir_errors),
   };
   return cmocka_run_group_tests(tests, setup, NULL);

@@ -8,6 +8,7 @@
 
 #include "fedrec/internal/sim.h"
 #include "fedrec/engine.h"
+#include "fedrec/enrol.h"
 #include "fedrec/eval.h"
 #include "fedrec/participant.h"
 #include "fedrec/synth.h"
@@ -28,6 +29,7 @@ typedef struct world {
   int refuse_participation; /* on_participated fails */
   uint64_t participated_round;
   uint32_t participated_n;
+  int active; /* the engine runs the active secure-aggregation variant */
 } world;
 
 static int on_publish(void *ctx, const fedrec_published *m) {
@@ -51,6 +53,15 @@ static void on_round(void *ctx, const fedrec_round_stats *s) {
 static fedrec_entropy *g_engine_ent; /* the engine's randomness in world_init (NULL: the CSPRNG) */
 static uint32_t g_ledger_bound;      /* world_init: the ledger's participation bound */
 static int g_head_only;              /* world_init: no free embeddings (else every item has one) */
+static fedrec_identity g_authority;  /* run_round with an active engine: the enrolment authority */
+
+/* A test device's identity (from its id) and, given cert, the authority's certificate of it. */
+static void device_identity(fedrec_identity *id, uint64_t client, uint8_t *cert) {
+  uint8_t seed[32] = {0x42};
+  memcpy(seed + 8, &client, 8);
+  assert_status(fedrec_identity_from_seed(id, seed), FEDREC_OK);
+  if (cert) fedrec_cert_issue(cert, client, id->pk, &g_authority);
+}
 static uint32_t g_sum_from;          /* run_round: members from this index on send their masked
                                       * inputs as one sum (fedrec_engine_submit_sum); 0: none */
 
@@ -78,6 +89,7 @@ static void world_init(world *w, const fedrec_engine_config *c, double budget) {
   free(all);
   fedrec_engine_callbacks cb = {w, on_publish, on_round, NULL};
   w->now = 1000;
+  w->active = c->active;
   if (fedrec_engine_new(&w->e, c, &m, 1, &w->id, w->ledger, &cb, g_engine_ent, &err)) fail_msg("engine: %s", err.msg);
   assert_int_equal(w->published, 1);
 }
@@ -112,11 +124,13 @@ static double recall(world *w) {
 
 /* One round: `cohort` training users check in; drop[p] of them go silent at phase p.
  * Returns 0 when the engine stopped instead of starting the round. */
-static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t *user_cursor) {
+static int run_round(world *w, uint32_t cohort, const uint32_t drop[FEDREC_PHASES], uint64_t *user_cursor) {
   fedrec_error err = {0};
   const fedrec_csr *R = &w->split.train;
   uint64_t *clients = malloc(cohort * sizeof *clients);
   fedrec_participant **part = calloc(cohort, sizeof *part);
+  fedrec_identity *ids = calloc(cohort, sizeof *ids);
+  int active = w->active;
   uint64_t round = 0;
   for (uint32_t i = 0; i < cohort; i++) {
     int acc;
@@ -128,11 +142,15 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
         break;
       }
     }
-    assert_status(fedrec_engine_checkin(w->e, clients[i], w->now, &acc, &round, &retry, &err), FEDREC_OK);
+    uint8_t cert[FEDREC_CERT_BYTES];
+    if (active) device_identity(&ids[i], clients[i], cert);
+    assert_status(fedrec_engine_checkin_cert(w->e, clients[i], active ? cert : NULL, active ? sizeof cert : 0, w->now, &acc,
+                                             &round, &retry, &err), FEDREC_OK);
     assert_true(acc);
   }
   if (fedrec_engine_phase(w->e) == FEDREC_PHASE_STOPPED) {
-    free(part), free(clients);
+    for (uint32_t i = 0; i < cohort; i++) fedrec_identity_free(&ids[i]);
+    free(part), free(clients), free(ids);
     return 0;
   }
   assert_int_equal(fedrec_engine_phase(w->e), FEDREC_PHASE_KEYS);
@@ -152,6 +170,7 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
   uint64_t *bids = malloc((cohort + 1) * sizeof *bids), bbytes = 0, single = 0;
   uint32_t *bsum = NULL;
   for (fedrec_phase ph = FEDREC_PHASE_KEYS; ph <= FEDREC_PHASE_UNMASK; ph++) {
+    if (ph == FEDREC_PHASE_CONSISTENCY && !active) continue;
     uint32_t silent = drop[ph], dropped_now = 0;
     for (uint32_t i = 0; i < cohort; i++) {
       if (!part[i] && ph != FEDREC_PHASE_KEYS) continue;
@@ -172,13 +191,15 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
         int64_t a = R->indptr[u], b = R->indptr[u + 1];
         if (fedrec_participant_new(&part[i], &info, &m, R->indices + a, R->values + a, (int32_t)(b - a), g_engine_ent, &err))
           fail_msg("participant: %s", err.msg);
-        assert_status(fedrec_participant_keys(part[i], &out, &outlen, &err), FEDREC_OK);
+        if (active) assert_status(fedrec_participant_set_identity(part[i], &ids[i], g_authority.pk, &err), FEDREC_OK);
+        if (fedrec_participant_keys(part[i], &out, &outlen, &err)) fail_msg("keys: %s", err.msg);
       } else {
         if (fedrec_engine_fetch(w->e, clients[i], round, ph, w->now, &in, &inlen, &retry, &err))
           fail_msg("fetch %s: %s", fedrec_phase_name(ph), err.msg);
         assert_non_null(in);
         fedrec_status s = ph == FEDREC_PHASE_SHARES   ? fedrec_participant_shares(part[i], in, inlen, &out, &outlen, &err)
                           : ph == FEDREC_PHASE_MASKED ? fedrec_participant_masked(part[i], in, inlen, &out, &outlen, &err)
+                          : ph == FEDREC_PHASE_CONSISTENCY ? fedrec_participant_consistency(part[i], in, inlen, &out, &outlen, &err)
                                                       : fedrec_participant_unmask(part[i], in, inlen, &out, &outlen, &err);
         if (s) fail_msg("participant %s: %s", fedrec_phase_name(ph), err.msg);
       }
@@ -226,8 +247,8 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[5], uint64_t
     w->now += 10;
     if (fedrec_engine_phase(w->e) == FEDREC_PHASE_SELECTING && ph < FEDREC_PHASE_UNMASK) break; /* aborted */
   }
-  for (uint32_t i = 0; i < cohort; i++) fedrec_participant_free(part[i]);
-  free(part), free(clients), free(bids);
+  for (uint32_t i = 0; i < cohort; i++) fedrec_participant_free(part[i]), fedrec_identity_free(&ids[i]);
+  free(part), free(clients), free(bids), free(ids);
   fedrec_model_free(&m);
   (void)alive;
   return 1;
@@ -270,8 +291,8 @@ static void test_rounds_with_dropouts(void **state) {
   world_start(&w);
   double r0 = recall(&w);
   uint64_t cursor = 0;
-  const uint32_t none[5] = {0}, keys[5] = {0, 3, 0, 0, 0}, shares[5] = {0, 0, 3, 0, 0},
-                 masked[5] = {0, 0, 0, 3, 0}, unmask[5] = {0, 0, 0, 0, 3};
+  const uint32_t none[FEDREC_PHASES] = {0}, keys[FEDREC_PHASES] = {0, 3, 0, 0, 0}, shares[FEDREC_PHASES] = {0, 0, 3, 0, 0},
+                 masked[FEDREC_PHASES] = {0, 0, 0, 3, 0}, unmask[FEDREC_PHASES] = {[FEDREC_PHASE_UNMASK] = 3};
   const uint32_t *plan[] = {keys, shares, masked, unmask, none, none, none, none};
   for (int r = 0; r < 8; r++) run_round(&w, 50, plan[r], &cursor);
   assert_int_equal(fedrec_engine_rounds_done(w.e), 8);
@@ -314,7 +335,7 @@ static void test_free_embeddings_added(void **state) {
   world w;
   adam_world(&w, 1);
   uint64_t cursor = 0;
-  const uint32_t none[5] = {0};
+  const uint32_t none[FEDREC_PHASES] = {0};
   for (int r = 0; r < 2; r++) assert_true(run_round(&w, 50, none, &cursor));
   fedrec_published pub;
   fedrec_engine_model(w.e, &pub);
@@ -453,7 +474,7 @@ static void test_budget_stops(void **state) {
   base_config(&c);
   world_init(&w, &c, 60.0);
   uint64_t cursor = 0;
-  const uint32_t none[5] = {0};
+  const uint32_t none[FEDREC_PHASES] = {0};
   int rounds = 0;
   while (rounds < 20 && run_round(&w, 50, none, &cursor)) rounds++;
   print_message("stopped after %d rounds: %s\n", rounds, fedrec_engine_stop_reason(w.e));
@@ -528,7 +549,7 @@ static void test_nothing_private_leaves(void **state) {
   double hist[16] = {0};
   size_t nvals = 0;
   for (fedrec_phase ph = FEDREC_PHASE_KEYS; ph <= FEDREC_PHASE_UNMASK; ph++)
-    for (uint32_t i = 0; i < 50; i++) {
+    for (uint32_t i = 0; i < 50 && ph != FEDREC_PHASE_CONSISTENCY; i++) { /* passive: no consistency phase */
       uint8_t *in = NULL, *out = NULL;
       size_t inlen = 0, outlen = 0;
       uint32_t retry;
@@ -543,6 +564,7 @@ static void test_nothing_private_leaves(void **state) {
         assert_status(fedrec_engine_fetch(w.e, clients[i], round, ph, w.now, &in, &inlen, &retry, &err), FEDREC_OK);
         fedrec_status s = ph == FEDREC_PHASE_SHARES   ? fedrec_participant_shares(part[i], in, inlen, &out, &outlen, &err)
                           : ph == FEDREC_PHASE_MASKED ? fedrec_participant_masked(part[i], in, inlen, &out, &outlen, &err)
+                          : ph == FEDREC_PHASE_CONSISTENCY ? fedrec_participant_consistency(part[i], in, inlen, &out, &outlen, &err)
                                                       : fedrec_participant_unmask(part[i], in, inlen, &out, &outlen, &err);
         assert_status(s, FEDREC_OK);
       }
@@ -688,7 +710,7 @@ static void test_submit_sum(void **state) {
   (void)state;
   uint8_t hash[2][32];
   fedrec_entropy ent = {fixed_bytes, NULL, 0};
-  const uint32_t drops[3][5] = {{0, 0, 2, 0, 0}, {0, 0, 0, 3, 0}, {0, 0, 0, 0, 2}};
+  const uint32_t drops[3][FEDREC_PHASES] = {{0, 0, 2, 0, 0}, {0, 0, 0, 3, 0}, {[FEDREC_PHASE_UNMASK] = 2}};
   for (int batched = 0; batched < 2; batched++) {
     world w;
     fedrec_engine_config c;
@@ -720,7 +742,7 @@ static void test_fedadam_and_poisson(void **state) {
   adam_world(&w, 0);
   double r0 = recall(&w);
   uint64_t cursor = 0;
-  const uint32_t none[5] = {0};
+  const uint32_t none[FEDREC_PHASES] = {0};
   for (int r = 0; r < 6; r++) assert_true(run_round(&w, 50, none, &cursor));
   double r1 = recall(&w);
   print_message("FedAdam: Recall@20 %.4f -> %.4f after 6 rounds\n", r0, r1);
@@ -901,7 +923,7 @@ static void test_no_unmask_below_plan(void **state) {
   world w;
   world_start(&w); /* cohort 50, min_survivors 30 */
   uint64_t cursor = 0;
-  const uint32_t masked[5] = {0, 0, 0, 22, 0}; /* 28 inputs */
+  const uint32_t masked[FEDREC_PHASES] = {0, 0, 0, 22, 0}; /* 28 inputs */
   run_round(&w, 50, masked, &cursor);
   assert_int_equal(w.aborted, 1);
   assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING);
@@ -962,7 +984,7 @@ static void test_deadlines_adapt(void **state) {
   c.max_aborts = 0; /* never stops */
   world_init(&w, &c, 1e6);
   uint64_t cursor = 0;
-  const uint32_t none[5] = {0}, silent_keys[5] = {0, 50, 0, 0, 0};
+  const uint32_t none[FEDREC_PHASES] = {0}, silent_keys[FEDREC_PHASES] = {0, 50, 0, 0, 0};
   run_round(&w, 50, silent_keys, &cursor);
   run_round(&w, 50, silent_keys, &cursor);
   assert_int_equal(w.aborted, 2);
@@ -1038,6 +1060,52 @@ static int on_participated(void *ctx, uint64_t round, const uint64_t *clients, u
   return 0;
 }
 
+/* The active variant: a device joins only with a certificate the authority issued for its own
+ * client id; rounds run the consistency phase (members dropping there too) and publish; every
+ * member's certificate reaches the members; the sum and the ledger are those of a round. */
+static void test_active_variant(void **state) {
+  (void)state;
+  uint8_t aseed[32] = {77};
+  assert_status(fedrec_identity_from_seed(&g_authority, aseed), FEDREC_OK);
+  fedrec_engine_config c;
+  base_config(&c);
+  c.active = 1;
+  world w;
+  fedrec_error err = {0};
+  fedrec_model m0 = {0};
+  fedrec_engine_config quiet = c;
+  quiet.noise_multiplier = 0;
+  assert_status(fedrec_engine_new(&w.e, &quiet, &m0, 1, NULL, NULL, NULL, NULL, &err), FEDREC_ERR_ARG); /* no authority key */
+  assert_non_null(strstr(err.msg, "enrolment authority"));
+  memcpy(c.authority_pk, g_authority.pk, 32);
+  world_init(&w, &c, 1e6);
+  int acc;
+  uint32_t retry;
+  uint64_t round;
+  fedrec_identity dev;
+  uint8_t cert[FEDREC_CERT_BYTES];
+  device_identity(&dev, 900, cert);
+  assert_status(fedrec_engine_checkin(w.e, 900, w.now, &acc, &round, &retry, &err), FEDREC_ERR_AUTH); /* no certificate */
+  assert_status(fedrec_engine_checkin_cert(w.e, 901, cert, sizeof cert, w.now, &acc, &round, &retry, &err), FEDREC_ERR_AUTH);
+  assert_non_null(strstr(err.msg, "for client 900, the token for client 901"));
+  assert_status(fedrec_engine_checkin_cert(w.e, 900, cert, sizeof cert - 1, w.now, &acc, &round, &retry, &err), FEDREC_ERR_AUTH);
+  fedrec_cert_issue(cert, 900, dev.pk, &w.id); /* signed by the coordinator's key, not the authority's */
+  assert_status(fedrec_engine_checkin_cert(w.e, 900, cert, sizeof cert, w.now, &acc, &round, &retry, &err), FEDREC_ERR_AUTH);
+  assert_non_null(strstr(err.msg, "not signed by the enrolment authority"));
+  fedrec_identity_free(&dev);
+  assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING); /* nobody joined */
+  uint64_t cursor = 0;
+  const uint32_t none[FEDREC_PHASES] = {0}, late[FEDREC_PHASES] = {[FEDREC_PHASE_CONSISTENCY] = 3};
+  assert_true(run_round(&w, 50, none, &cursor));
+  assert_true(run_round(&w, 50, late, &cursor)); /* three sign nothing: the rest go on */
+  assert_int_equal(w.published, 3);
+  fedrec_ledger_summary sum;
+  assert_status(fedrec_ledger_verify(w.ledger_path, w.id.pk, &sum, NULL, 0, &err), FEDREC_OK);
+  assert_int_equal(sum.entries, 2);
+  world_free(&w);
+  fedrec_identity_free(&g_authority);
+}
+
 /* The participation bound: a device that took part max_participation times is not selected
  * again, one that took part recently not before min_separation rounds; the count is
  * persisted (callback) before anything is unmasked, and a failure to persist aborts the round;
@@ -1055,7 +1123,7 @@ static void test_participation_bound(void **state) {
   g_ledger_bound = 0;
   fedrec_engine_callbacks cb = {&w, on_publish, on_round, on_participated};
   fedrec_engine_set_callbacks(w.e, &cb);
-  uint32_t count, none[5] = {0};
+  uint32_t count, none[FEDREC_PHASES] = {0};
   uint64_t cursor = 0, last, r1 = fedrec_engine_round(w.e), round;
   assert_true(run_round(&w, 50, none, &cursor));
   assert_int_equal(w.participated_round, r1);
@@ -1124,7 +1192,7 @@ static void test_min_separation(void **state) {
   world w;
   world_init(&w, &c, 1e6);
   fedrec_error err = {0};
-  uint32_t none[5] = {0};
+  uint32_t none[FEDREC_PHASES] = {0};
   uint64_t cursor = 0, r1 = fedrec_engine_round(w.e), round;
   assert_true(run_round(&w, 50, none, &cursor));
   int acc;
@@ -1156,7 +1224,7 @@ static void test_dp_ftrl(void **state) {
   world w;
   world_init(&w, &c, 1e6);
   fedrec_error err = {0};
-  uint32_t none[5] = {0};
+  uint32_t none[FEDREC_PHASES] = {0};
   uint64_t cursor = 0, round;
   double r0 = recall(&w);
   assert_true(run_round(&w, 50, none, &cursor));
@@ -1226,6 +1294,7 @@ int main(void) {
       cmocka_unit_test(test_poisoned_update),
       cmocka_unit_test(test_free_embeddings_added),
       cmocka_unit_test(test_participation_bound),
+      cmocka_unit_test(test_active_variant),
       cmocka_unit_test(test_min_separation),
       cmocka_unit_test(test_dp_ftrl),
   };

@@ -47,6 +47,11 @@ typedef struct fedrec_client_config {
                                 * saved setting, none saved: no limit); once reached, sync only
                                 * fetches models. Saved in the store. Counted by the device
                                 * itself, before each masked input leaves (CLIENT.md) */
+  const char *authority_key;   /* the enrolment authority's Ed25519 public key, 64 hex digits
+                                * (optional; saved). Given once, the device makes its identity
+                                * key pair (kept in the store), takes part only in rounds of the
+                                * active secure-aggregation variant, and needs a certificate
+                                * (fedrec_client_enrol) to join them (SECURITY.md) */
   uint32_t call_timeout_ms;    /* per RPC (0: 15 000) */
   uint32_t sync_timeout_ms;    /* one whole sync (0: 600 000) */
   int must_exist;              /* 1: a store that does not exist is refused, not created */
@@ -131,6 +136,14 @@ fedrec_status fedrec_client_explain(fedrec_client *c, const char *item, fedrec_e
                                     fedrec_error *err);
 /* The item's display title from the catalogue (if it has one): 0 when found. */
 int fedrec_client_title(fedrec_client *c, const char *item, char *out, size_t cap);
+
+/* The device's identity public key (for the enrolment authority to certify): FEDREC_ERR_STATE
+ * when the store has no authority key (so no identity). */
+fedrec_status fedrec_client_identity(fedrec_client *c, uint8_t pk[32], fedrec_error *err);
+/* Stores the certificate the authority issued for this device (include/fedrec/enrol.h), after
+ * checking it: signed by the configured authority, for this device's identity key. The
+ * certificate is sent with every check-in; the client id in it must be the token's. */
+fedrec_status fedrec_client_enrol(fedrec_client *c, const uint8_t *cert, size_t len, fedrec_error *err);
 
 /* The catalogue setting (e.g. "synthetic:..."); non-zero when none is configured. */
 int fedrec_client_catalogue_spec(const fedrec_client *c, char *out, size_t cap);

@@ -85,7 +85,12 @@ typedef struct fedrec_engine_config {
    * Needs fixed-size cohorts, distributed noise and a ledger of format 4. */
   double tree_noise_multiplier;
   uint32_t tree_rounds;
-  /* secure aggregation (semi-honest variant; (k, t) chosen per round) */
+  /* secure aggregation ((k, t) chosen per round). active: the malicious-server variant: every
+   * member must present a device certificate from the enrolment authority whose public key is
+   * authority_pk (include/fedrec/enrol.h) to join; keys and the survivor list are signed and
+   * a consistency phase runs between the masked input and unmasking (docs/SECAGG.md). */
+  int active;
+  uint8_t authority_pk[FEDREC_SIGN_PK_BYTES];
   double dropout;           /* expected dropout rate, for choosing (k, t) */
   double dishonest;         /* assumed fraction of clients colluding with the server */
   double fail_bits;         /* P(a round fails for want of shares) <= 2^-fail_bits (20) */
@@ -262,6 +267,12 @@ fedrec_status fedrec_engine_plan_public_epsilon(double *eps, const fedrec_engine
 fedrec_status fedrec_engine_checkin(fedrec_engine *e, uint64_t client, uint64_t now,
                                     int *accepted, uint64_t *round, uint32_t *retry_ms,
                                     fedrec_error *err);
+/* The same with the device's certificate (cert, len: as received; NULL, 0: none). In active
+ * mode a device joins a selection only with a certificate the authority signed for this very
+ * client id (FEDREC_ERR_AUTH says what is wrong); otherwise the certificate is ignored. */
+fedrec_status fedrec_engine_checkin_cert(fedrec_engine *e, uint64_t client, const uint8_t *cert, size_t len,
+                                         uint64_t now, int *accepted, uint64_t *round, uint32_t *retry_ms,
+                                         fedrec_error *err);
 /* The round's parameters for a cohort member, once the round has started (else *retry_ms). */
 fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64_t round,
                                        uint64_t now, fedrec_round_info *out, uint32_t *retry_ms,

@@ -42,6 +42,18 @@ fedrec_status fedrec_participant_masked(fedrec_participant *p, const uint8_t *in
 fedrec_status fedrec_participant_unmask(fedrec_participant *p, const uint8_t *survivors,
                                         size_t n, uint8_t **out, size_t *len, fedrec_error *err);
 
+/* The active (malicious-server) variant. A device enrolled with an authority sets its identity
+ * (borrowed until the participant is freed) and the authority's public key before the keys;
+ * from then on it takes part only in active rounds (a passive one is refused: FEDREC_ERR_AUTH,
+ * a downgrade), checks every cohort member's certificate before its keys leave, verifies its
+ * neighbours' signed keys, signs the survivor list in the consistency phase and reveals shares
+ * only for the list it signed, signed by at least t survivors. */
+fedrec_status fedrec_participant_set_identity(fedrec_participant *p, const fedrec_identity *identity,
+                                              const uint8_t authority_pk[FEDREC_SIGN_PK_BYTES], fedrec_error *err);
+/* Consistency phase: the survivor list in, this device's signature over it out. */
+fedrec_status fedrec_participant_consistency(fedrec_participant *p, const uint8_t *survivors, size_t n,
+                                             uint8_t **out, size_t *len, fedrec_error *err);
+
 
 #ifdef __cplusplus
 }

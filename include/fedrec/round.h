@@ -17,12 +17,14 @@ extern "C" {
 #endif
 
 /* The phases of a round, in order: one list, from which the enum, the names and the count
- * are made. */
+ * are made. CONSISTENCY (survivors sign the survivor list) runs in active-variant rounds only;
+ * other rounds go from MASKED straight to UNMASK. */
 #define FEDREC_PHASE_MAP(X) \
   X(SELECTING, "selecting")  \
   X(KEYS, "keys")            \
   X(SHARES, "shares")        \
   X(MASKED, "masked")        \
+  X(CONSISTENCY, "consistency") \
   X(UNMASK, "unmask")        \
   X(STOPPED, "stopped")
 
@@ -45,6 +47,11 @@ typedef struct fedrec_round_info {
   uint32_t local_steps;          /* client gradient steps before sending the move (0, 1: one) */
   float client_lr;               /* their step size (0: 1, the update is the gradient) */
   uint64_t deadline_ms;          /* of the current phase, on the engine's clock */
+  /* active variant (secagg.active): every member's device certificate (include/fedrec/enrol.h),
+   * by cohort index, secagg.n * FEDREC_CERT_BYTES bytes; borrowed (the engine's, or the decoded
+   * message's); NULL otherwise */
+  const uint8_t *certs;
+  size_t certs_len;
 } fedrec_round_info;
 
 /* The catalogue a model belongs to: its version and the BLAKE2b-256 hash of its encoding

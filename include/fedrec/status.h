@@ -20,6 +20,7 @@ typedef enum fedrec_status {
   FEDREC_ERR_NUMERIC = 6, /* a factorisation failed (matrix not positive definite) */
   FEDREC_ERR_EMPTY = 7,   /* not enough data for the operation */
   FEDREC_ERR_STATE = 8,   /* the request does not fit the current state (wrong round or phase) */
+  FEDREC_ERR_AUTH = 9,    /* a credential (device certificate) is missing, forged or someone else's */
 } fedrec_status;
 
 /* Filled by fallible calls; msg is a complete sentence fragment naming what and where. */

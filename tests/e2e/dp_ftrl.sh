@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# DP-FTRL over TLS: a coordinator with tree-noise-multiplier and tree-rounds 2, 16 devices each
-# wanting two rounds, three rounds. Round 2 is in round 1's tree, so none of round 1's devices
+# DP-FTRL and the active secure-aggregation variant over TLS: a coordinator with an enrolment
+# authority (signed keys, a consistency phase, signed survivor lists), tree-noise-multiplier and
+# tree-rounds 2, 16 enrolled devices each wanting two rounds, three rounds. A device without a
+# certificate is turned away with the reason. Round 2 is in round 1's tree, so none of round 1's devices
 # is in it; round 3 starts a new tree. Each round's ledger entry is followed by its tree entry,
 # fedrec-audit verify recomputes both epsilons, and the public one (model recipients) stays
 # below the operator's; the round log and the metrics carry it.
@@ -9,14 +11,22 @@ source "$(dirname "$0")/lib.sh" "$1" dp_ftrl
 step() { echo "[dp_ftrl] $*" >&2; }
 CAT="synthetic:users=300,items=100,dim=8,seed=4"
 N=16
-e2e_serve --catalogue "$CAT" --dim 8 --cohort 8 --min-cohort 8 --min-survivors 6 --dropout 0.001 --dishonest 0.001 --rounds 3 \
+"$COORD" authority-init --out "$W/authority.key" >/dev/null 2>&1
+e2e_serve --enrolment-authority "@$W/authority.key.pub" --catalogue "$CAT" --dim 8 --cohort 8 --min-cohort 8 --min-survivors 6 --dropout 0.001 --dishonest 0.001 --rounds 3 \
   --phase-ms 20000 --retry-ms 300 --noise-multiplier 0.3 --clip 2 --budget 1000 --public-budget 50 \
   --tree-noise-multiplier 3 --tree-rounds 2
-mapfile -t users < <("$B/sim/fedrec-sim" --dataset "$CAT" --print-train-users $N --quiet)
-for i in $(seq 1 $N); do
-  e2e_client "$i" --catalogue "$CAT"
+mapfile -t users < <("$B/sim/fedrec-sim" --dataset "$CAT" --print-train-users $((N + 1)) --quiet)
+for i in $(seq 1 $((N + 1))); do
+  e2e_client "$i" --catalogue "$CAT" --authority-key "@$W/authority.key.pub"
   "$CLIENT" import --store "$W/c$i.db" --synthetic-user "${users[$((i - 1))]}" 2>/dev/null
+  [[ $i -le $N ]] && e2e_enrol "$i"
 done
+grep -q '"event": "secagg_variant", "active": 1' "$W/coord.log" || fail "the coordinator did not log the active variant"
+
+step "a device without a certificate is turned away (exit 4, the reason)"
+rc=0; "$CLIENT" sync --store "$W/c$((N + 1)).db" --max-syncs 1 > /dev/null 2> "$W/noenrol.err" || rc=$?
+[[ $rc == 4 ]] && grep -q "active secure-aggregation variant: a device joins rounds only with a certificate" "$W/noenrol.err" ||
+  fail "unenrolled device: rc $rc, $(cat "$W/noenrol.err")"
 
 step "16 devices, three rounds of 8 in trees of 2 rounds"
 pids=()

@@ -28,8 +28,9 @@ done
 
 step "eight clients that vanish mid-round (two at each phase) check in first, then the rest"
 pids=()
+drop_at=(1 2 3 5) # keys, shares, masked, unmask (4, consistency, is the active variant's)
 for i in $(seq 1 8); do
-  "$CLIENT" sync --store "$W/c$i.db" --rounds 100 --simulate-dropout $(((i - 1) % 4 + 1)) > "$W/c$i.out" 2> "$W/c$i.err" &
+  "$CLIENT" sync --store "$W/c$i.db" --rounds 100 --simulate-dropout "${drop_at[$(((i - 1) % 4))]}" > "$W/c$i.out" 2> "$W/c$i.err" &
   pids+=($!)
 done
 sleep 1.5

@@ -32,11 +32,11 @@ fail() {
 
 # e2e_serve [flags...]: starts the coordinator (TLS, state in $W/state, log appended to
 # $W/coord.log) on 127.0.0.1:${PORT:-0} with metrics on ${MPORT:-0}; waits until it serves and
-# sets cpid, port and mport.
+# sets cpid, port and mport. E2E_COORD: another build of it (tests/malicious_coordinator).
 e2e_serve() {
   local before
   before=$(grep -c '"event": "serving"' "$W/coord.log" 2>/dev/null || true)
-  "$COORD" serve --state-dir "$W/state" --listen "127.0.0.1:${PORT:-0}" --metrics-listen "127.0.0.1:${MPORT:-0}" \
+  "${E2E_COORD:-$COORD}" serve --state-dir "$W/state" --listen "127.0.0.1:${PORT:-0}" --metrics-listen "127.0.0.1:${MPORT:-0}" \
     --tls-cert "$W/certs/server.pem" --tls-key "$W/certs/server.key" "$@" 2>> "$W/coord.log" &
   cpid=$!
   for _ in $(seq 200); do
@@ -62,6 +62,16 @@ e2e_client() {
   "$COORD" token --state-dir "$W/state" --id "$i" |
     "$CLIENT" init --store "$W/c$i.db" --target "127.0.0.1:$port" --ca "$W/certs/ca.pem" --token - \
       --coordinator-key "@$W/state/identity.pub" "$@" 2>/dev/null
+}
+
+# e2e_enrol N: client N's identity certified by the enrolment authority $W/authority.key
+# (made at the first call; its public key in $W/authority.key.pub).
+e2e_enrol() {
+  [[ -f "$W/authority.key" ]] || "$COORD" authority-init --out "$W/authority.key" >/dev/null 2>&1
+  local pk
+  pk=$("$CLIENT" identity --store "$W/c$1.db") || fail "client $1 has no identity"
+  "$COORD" enrol --authority-key "$W/authority.key" --id "$1" --device-key "$pk" |
+    "$CLIENT" enrol --store "$W/c$1.db" --certificate @/dev/stdin 2>/dev/null || fail "client $1: enrol"
 }
 
 # e2e_python_stubs: Python gRPC stubs generated from protos/ into $W/gen (Debian's protoc and
