@@ -30,6 +30,12 @@ static fedrec_status join_identity(fedrec_engine *e, uint64_t client, const uint
   if (id != client)
     return fedrec_error_set(err, FEDREC_ERR_AUTH, "the device certificate is for client %llu, the token for client %llu",
                             (unsigned long long)id, (unsigned long long)client);
+  /* one identity key at two cohort indices would make every honest member refuse the round
+   * (fedrec_cert_cohort): an authority that certified one key for two tokens gets one seat */
+  for (uint32_t i = 0; i < e->n; i++)
+    if (!memcmp(e->ipks[i], e->ipks[e->n], FEDREC_SIGN_PK_BYTES))
+      return fedrec_error_set(err, FEDREC_ERR_AUTH, "this identity key is already in the cohort under client %llu",
+                              (unsigned long long)e->members[i].client);
   memcpy(e->certs + (size_t)e->n * FEDREC_CERT_BYTES, cert, FEDREC_CERT_BYTES);
   return FEDREC_OK;
 }

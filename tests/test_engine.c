@@ -1092,7 +1092,6 @@ static void test_active_variant(void **state) {
   fedrec_cert_issue(cert, 900, dev.pk, &w.id); /* signed by the coordinator's key, not the authority's */
   assert_status(fedrec_engine_checkin_cert(w.e, 900, cert, sizeof cert, w.now, &acc, &round, &retry, &err), FEDREC_ERR_AUTH);
   assert_non_null(strstr(err.msg, "not signed by the enrolment authority"));
-  fedrec_identity_free(&dev);
   assert_int_equal(fedrec_engine_phase(w.e), FEDREC_PHASE_SELECTING); /* nobody joined */
   uint64_t cursor = 0;
   const uint32_t none[FEDREC_PHASES] = {0}, late[FEDREC_PHASES] = {[FEDREC_PHASE_CONSISTENCY] = 3};
@@ -1102,6 +1101,14 @@ static void test_active_variant(void **state) {
   fedrec_ledger_summary sum;
   assert_status(fedrec_ledger_verify(w.ledger_path, w.id.pk, &sum, NULL, 0, &err), FEDREC_OK);
   assert_int_equal(sum.entries, 2);
+  /* one key certified for two clients gets one seat */
+  fedrec_cert_issue(cert, 900, dev.pk, &g_authority);
+  assert_status(fedrec_engine_checkin_cert(w.e, 900, cert, sizeof cert, w.now, &acc, &round, &retry, &err), FEDREC_OK);
+  assert_true(acc);
+  fedrec_cert_issue(cert, 901, dev.pk, &g_authority);
+  assert_status(fedrec_engine_checkin_cert(w.e, 901, cert, sizeof cert, w.now, &acc, &round, &retry, &err), FEDREC_ERR_AUTH);
+  assert_non_null(strstr(err.msg, "already in the cohort under client 900"));
+  fedrec_identity_free(&dev);
   world_free(&w);
   fedrec_identity_free(&g_authority);
 }
