@@ -1,6 +1,8 @@
 /* Secure-aggregation benchmarks, JSON lines like bench_core. Usage:
  *   bench_secagg [--quick] [--cohort N]   (--quick skips the 10 000-client cohorts;
  *                                          --cohort runs one cohort size's rounds only)
+ *   bench_secagg --variants               (the active variant against the passive one, per
+ *                                          device, at 100 and 1 000 clients)
  * - mask generation rate against the raw ChaCha20 keystream rate, same run (target >= 0.8)
  * - one round's client and server cost for cohorts of 100, 1 000, 10 000 clients, d = 100 000,
  *   0%, 10%, 30% dropout (drops spread over the phases), server memory
@@ -13,6 +15,7 @@
 #include <time.h>
 
 #include "bench_util.h"
+#include "fedrec/enrol.h"
 #include "fedrec/rng.h"
 #include "fedrec/secagg.h"
 
@@ -42,6 +45,7 @@ typedef struct {
   size_t server_bytes;
   uint32_t survivors;
   size_t sent_keys, sent_boxes, sent_masked, sent_sig, sent_reveals; /* per client, max */
+  size_t got_keylist, got_inbox, got_survivors, got_signed; /* received per client, max */
   int ok;
   double log2_fail, log2_insecure;
   uint32_t k, t;
@@ -105,6 +109,8 @@ static round_cost run_round(uint32_t n, uint32_t dim, uint32_t bits, double drop
     fedrec_sa_keylist kl;
     fedrec_sa_boxes bx;
     if (SV(fedrec_secagg_server_keylist(s, u, &kl, err))) goto out;
+    len = fedrec_sa_encode_keylist(NULL, 0, &kl);
+    if (len > rc.got_keylist) rc.got_keylist = len;
     if (CL(fedrec_secagg_client_share(c[u], &kl, &bx, err))) { alive[u] = 0; continue; }
     len = fedrec_sa_encode_boxes(NULL, 0, &bx);
     if (len > rc.sent_boxes) rc.sent_boxes = len;
@@ -117,6 +123,8 @@ static round_cost run_round(uint32_t n, uint32_t dim, uint32_t bits, double drop
     fedrec_sa_boxes in;
     fedrec_sa_masked m;
     if (SV(fedrec_secagg_server_inbox(s, u, &in, err))) goto out;
+    len = fedrec_sa_encode_boxes(NULL, 0, &in);
+    if (len > rc.got_inbox) rc.got_inbox = len;
     if (CL(fedrec_secagg_client_mask(c[u], &in, x, &m, err))) { alive[u] = 0; continue; }
     t0 = bench_now();
     len = fedrec_sa_encode_masked(buf, (size_t)-1, &m, bits); /* the client packs it to send */
@@ -130,6 +138,7 @@ static round_cost run_round(uint32_t n, uint32_t dim, uint32_t bits, double drop
   fedrec_sa_survivors sv;
   if (active) {
     if (SV(fedrec_secagg_server_survivors(s, &sv, err))) goto out;
+    rc.got_survivors = fedrec_sa_encode_survivors(NULL, 0, &sv);
     for (uint32_t u = 0; u < n; u++) {
       fedrec_sa_signature sg;
       if (!alive[u] || CL(fedrec_secagg_client_consistency(c[u], &sv, &sg, err))) { alive[u] = 0; continue; }
@@ -141,6 +150,7 @@ static round_cost run_round(uint32_t n, uint32_t dim, uint32_t bits, double drop
   }
   DROP;
   if (SV(fedrec_secagg_server_survivors(s, &sv, err))) goto out;
+  rc.got_signed = fedrec_sa_encode_survivors(NULL, 0, &sv);
   for (uint32_t u = 0; u < n; u++) {
     fedrec_sa_reveals rv;
     if (!alive[u] || CL(fedrec_secagg_client_unmask(c[u], &sv, &rv, err))) continue;
@@ -165,18 +175,71 @@ out:
   return rc;
 }
 
+/* The active variant against the honest-but-curious one, per device, as deployed: the same
+ * round (d = 100 000, 20 bits, 5% dropout) plus, for the active one, what only it costs a
+ * device: checking every cohort member's certificate (fedrec_cert_cohort, timed on 20 devices)
+ * and receiving them (108 B each). Bytes: sent and received per device (max). */
+static void bench_variants(uint32_t n) {
+  fedrec_error err = {0};
+  round_cost rc[2];
+  double cert_s = 0;
+  for (int active = 0; active < 2; active++) rc[active] = run_round(n, 100000, 20, 0.05, active, &err);
+  if (!rc[0].ok || !rc[1].ok) {
+    printf("{\"name\": \"secagg_active_n%u\", \"error\": \"%s\"}\n", n, err.msg);
+    return;
+  }
+  fedrec_identity auth, *dev = calloc(n, sizeof *dev);
+  uint8_t *certs = malloc((size_t)n * FEDREC_CERT_BYTES), (*pks)[32] = malloc((size_t)n * 32);
+  if (!dev || !certs || !pks || fedrec_identity_new(&auth)) return;
+  for (uint32_t u = 0; u < n; u++) {
+    if (fedrec_identity_new(&dev[u])) return;
+    fedrec_cert_issue(certs + (size_t)u * FEDREC_CERT_BYTES, u, dev[u].pk, &auth);
+  }
+  uint32_t sample = n < 20 ? n : 20;
+  for (uint32_t u = 0; u < sample; u++) {
+    double t0 = bench_now();
+    if (fedrec_cert_cohort(certs, (size_t)n * FEDREC_CERT_BYTES, n, u, dev[u].pk, auth.pk, pks, &err)) return;
+    cert_s += bench_now() - t0;
+  }
+  cert_s /= sample;
+  for (uint32_t u = 0; u < n; u++) fedrec_identity_free(&dev[u]);
+  fedrec_identity_free(&auth);
+  free(dev), free(certs), free(pks);
+  size_t up[2], down[2];
+  for (int a = 0; a < 2; a++) {
+    up[a] = rc[a].sent_keys + rc[a].sent_boxes + rc[a].sent_masked + rc[a].sent_sig + rc[a].sent_reveals;
+    down[a] = rc[a].got_keylist + rc[a].got_inbox + rc[a].got_survivors + rc[a].got_signed + (a ? (size_t)n * FEDREC_CERT_BYTES : 0);
+  }
+  double t[2] = {rc[0].client_s, rc[1].client_s + cert_s};
+  char name[64], extra[400];
+  snprintf(extra, sizeof extra, "\"n\": %u, \"dim\": 100000, \"bits\": 20, \"dropout\": 0.05, \"k\": %u, \"passive_up\": %zu, "
+           "\"active_up\": %zu, \"passive_down\": %zu, \"active_down\": %zu, \"passive_client_s\": %.4f, "
+           "\"active_client_s\": %.4f, \"of_which_certificates_s\": %.4f, \"certificates_down\": %zu, \"signed_list_down\": %zu",
+           n, rc[1].k, up[0], up[1], down[0], down[1], t[0], t[1], cert_s, (size_t)n * FEDREC_CERT_BYTES, rc[1].got_signed);
+  snprintf(name, sizeof name, "secagg_active_n%u_client_time_ratio", n);
+  bench_emit(name, t[1] / t[0], "x", 0, NULL, extra);
+  snprintf(name, sizeof name, "secagg_active_n%u_client_bytes_ratio", n);
+  bench_emit(name, (double)(up[1] + down[1]) / (double)(up[0] + down[0]), "x", 0, NULL, NULL);
+}
+
 int main(int argc, char **argv) {
-  int quick = 0;
+  int quick = 0, variants = 0;
   uint32_t only = 0; /* --cohort N: just that cohort's round costs */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) quick = 1;
+    else if (!strcmp(argv[i], "--variants")) variants = 1;
     else if (!strcmp(argv[i], "--cohort") && i + 1 < argc) only = (uint32_t)atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: bench_secagg [--quick] [--cohort N]\n");
+      fprintf(stderr, "usage: bench_secagg [--quick] [--cohort N] [--variants]\n");
       return 2;
     }
   }
   if (fedrec_crypto_init()) return 1;
+  if (variants) { /* the active variant's cost at 100 and 1 000 clients, alone */
+    bench_variants(100);
+    bench_variants(1000);
+    return 0;
+  }
   if (!only) bench_mask_rate();
   uint32_t cohorts[] = {100, 1000, 10000};
   double drops[] = {0, 0.1, 0.3};

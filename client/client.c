@@ -201,10 +201,10 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
   }
   close(fd);
   if (sqlite3_open_v2(cfg->store, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+      sqlite3_busy_timeout(c->db, 5000) != SQLITE_OK || /* another process of the app may hold the store a moment */
       sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
       sqlite3_exec(c->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
     s = fedrec_error_set(err, FEDREC_ERR_IO, "client store %s: %s", cfg->store, c->db ? sqlite3_errmsg(c->db) : "cannot open");
-  if (!s) sqlite3_busy_timeout(c->db, 5000);
   char ins[8] = "", mp[16] = "", mpgiven[16] = "";
   if (cfg->max_participation) snprintf(mpgiven, sizeof mpgiven, "%u", cfg->max_participation);
   if (!s && !(setting(c, "target", cfg->target, c->target, sizeof c->target) &&
