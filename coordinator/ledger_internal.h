@@ -28,6 +28,8 @@ struct fedrec_ledger {
   uint64_t want_seq;   /* fedrec_ledger_verify_covers: this entry must have this hash */
   uint8_t want_hash[32];
   int want_found;
+  fedrec_ledger_visit visit; /* fedrec_ledger_verify_rows: each verified entry */
+  void *visit_ctx;
   uint64_t tree_leaf;  /* the last tree entry's leaf (0: none yet) and noise multiplier */
   double tree_z;
   int cached;          /* the last release's per-order RDP, reused while parameters repeat */

@@ -144,6 +144,7 @@ static fedrec_status replay_entry(fedrec_ledger *l, const uint8_t pk[32], sqlite
   if (fedrec_rdp_topk_reserve(&l->rdp)) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "entry %llu: no memory for the composition", e);
   fedrec__ledger_add(l, &r, has_tree ? tree : op, mine, l->format >= 4 ? pub : mine);
   if (out) print_entry(out, json, l, seq, &r, fedrec_mechanism_name(r.mechanism), mine, l->epsilon_public); /* a known name */
+  if (l->visit) l->visit(l->visit_ctx, &(fedrec_ledger_row){seq, &r, fedrec_mechanism_name(r.mechanism), mine, l->epsilon_public});
   l->seq = seq;
   memcpy(l->last, hash, 32);
   if (seq == l->want_seq && !memcmp(hash, l->want_hash, 32)) l->want_found = 1;
@@ -195,8 +196,9 @@ static fedrec_status check_head(fedrec_ledger *l, const uint8_t pk[32], fedrec_e
 
 /* Replays the file at path (want_seq/want_hash set: also whether it holds that entry). */
 static fedrec_status verify_file(const char *path, const uint8_t pk[32], uint64_t want_seq, const uint8_t *want_hash,
-                                 fedrec_ledger_summary *sum, FILE *out, int json, fedrec_error *err) {
-  fedrec_ledger l = {0};
+                                 fedrec_ledger_summary *sum, FILE *out, int json, fedrec_ledger_visit visit, void *ctx,
+                                 fedrec_error *err) {
+  fedrec_ledger l = {.visit = visit, .visit_ctx = ctx};
   struct stat sb;
   if (stat(path, &sb) != 0) return fedrec_error_set(err, FEDREC_ERR_IO, "ledger %s: not found", path);
   l.want_seq = want_seq;
@@ -220,10 +222,15 @@ static fedrec_status verify_file(const char *path, const uint8_t pk[32], uint64_
 fedrec_status fedrec_ledger_verify(const char *path, const uint8_t pk[FEDREC_SIGN_PK_BYTES],
                                    fedrec_ledger_summary *sum, FILE *out, int json,
                                    fedrec_error *err) {
-  return verify_file(path, pk, 0, NULL, sum, out, json, err);
+  return verify_file(path, pk, 0, NULL, sum, out, json, NULL, NULL, err);
+}
+
+fedrec_status fedrec_ledger_verify_rows(const char *path, const uint8_t pk[FEDREC_SIGN_PK_BYTES], fedrec_ledger_summary *s,
+                                        fedrec_ledger_visit visit, void *ctx, fedrec_error *err) {
+  return verify_file(path, pk, 0, NULL, s, NULL, 0, visit, ctx, err);
 }
 
 fedrec_status fedrec_ledger_verify_covers(const char *path, const uint8_t pk[FEDREC_SIGN_PK_BYTES], uint64_t entries,
                                           const uint8_t hash[32], fedrec_ledger_summary *sum, fedrec_error *err) {
-  return verify_file(path, pk, entries, hash, sum, NULL, 0, err);
+  return verify_file(path, pk, entries, hash, sum, NULL, 0, NULL, NULL, err);
 }

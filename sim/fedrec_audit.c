@@ -6,6 +6,7 @@
  *                [--sampling-rate Q] --steps T [--orders LIST] [--json]
  *   fedrec-audit verify --ledger FILE --public-key FILE [--covers N:HEX] [--json]
  *   fedrec-audit canaries --canaries M --guesses R --correct V --delta D [--alpha A] [--json]
+ *   fedrec-audit report --ledger FILE --public-key FILE --out DIR
  * It links no network code, so an auditor can build it alone. */
 #include <ctype.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include "fedrec/audit.h"
 #include "fedrec/crypto.h"
 #include "fedrec/ledger.h"
+#include "audit_report.h"
 
 static void usage(FILE *f) {
   fputs("usage:\n"
@@ -49,6 +51,10 @@ static void usage(FILE *f) {
         "      (--covers: the ledger entries and head a model's signature names, e.g. from\n"
         "       fedrec-coordinator export-model: the ledger must hold that entry)\n"
         "               (FILE: the coordinator's Ed25519 public key, 64 hex digits)\n"
+        "  fedrec-audit report --ledger FILE --public-key FILE --out DIR\n"
+        "               (verifies as verify does, and writes DIR/index.html with the figure DIR/epsilon.svg\n"
+        "                and DIR/report.json: both epsilons over the releases, the mechanisms, participation,\n"
+        "                the assumptions each number needs, every release)\n"
         "  fedrec-audit canaries --canaries M --guesses R --correct V --delta D [--alpha A] [--json]\n"
         "               (one-run audit, Steinke-Nasr-Jagielski 2023: M canaries each included with\n"
         "                probability 1/2, V of R guesses right; prints the (1 - A)-confidence lower\n"
@@ -420,8 +426,32 @@ static void print_gaussian(const args *a, int calibrate, double z, double eps, d
            tree ? "DP-FTRL" : "Gaussian", z, what, a->steps);
 }
 
+/* fedrec-audit report: the page an auditor reads (audit_report.c). */
+typedef struct report_args {
+  const char *ledger, *keyfile, *out;
+} report_args;
+static const fedrec_option REPORT_OPTIONS[] = {
+    FEDREC_OPTION_STRING("--ledger", report_args, ledger), FEDREC_OPTION_STRING("--public-key", report_args, keyfile),
+    FEDREC_OPTION_STRING("--out", report_args, out), FEDREC_OPTION_END,
+};
+
+static int report(int argc, char **argv) {
+  report_args ra = {0};
+  if (!parse_flags(REPORT_OPTIONS, &ra, argc, argv, "fedrec-audit report", NULL)) return 2;
+  if (!ra.ledger || !ra.keyfile || !ra.out) {
+    fprintf(stderr, "fedrec-audit report: --ledger, --public-key and --out are required\n");
+    return 2;
+  }
+  report_in in = {.ledger = ra.ledger, .out = ra.out};
+  if (!read_public_key(ra.keyfile, in.pk)) return 2;
+  if (fedrec_crypto_init()) return 1;
+  sodium_bin2hex(in.pk_hex, sizeof in.pk_hex, in.pk, sizeof in.pk);
+  return fedrec_audit_report(&in);
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "verify")) return verify(argc, argv);
+  if (argc >= 2 && !strcmp(argv[1], "report")) return report(argc, argv);
   if (argc >= 2 && !strcmp(argv[1], "canaries")) return canaries(argc, argv);
   if (argc < 2 || !strcmp(argv[1], "--help")) {
     usage(argc < 2 ? stderr : stdout);
@@ -429,7 +459,7 @@ int main(int argc, char **argv) {
   }
   int epsilon = !strcmp(argv[1], "epsilon"), calibrate = !strcmp(argv[1], "calibrate");
   if (!epsilon && !calibrate) {
-    fprintf(stderr, "fedrec-audit: unknown command '%s' (epsilon, calibrate, verify, canaries)\n", argv[1]);
+    fprintf(stderr, "fedrec-audit: unknown command '%s' (epsilon, calibrate, verify, report, canaries)\n", argv[1]);
     return 2;
   }
   args a;

@@ -96,6 +96,19 @@ typedef struct fedrec_ledger_summary {
 fedrec_status fedrec_ledger_verify(const char *path, const uint8_t pk[FEDREC_SIGN_PK_BYTES],
                                    fedrec_ledger_summary *s, FILE *out, int json,
                                    fedrec_error *err);
+/* One verified entry, as fedrec_ledger_verify_rows hands it over: its parameters and both
+ * epsilons after it (cumulative, as recomputed). Valid during the call only. */
+typedef struct fedrec_ledger_row {
+  uint64_t entry;
+  const fedrec_release *release;
+  const char *mechanism;
+  double epsilon, epsilon_public;
+} fedrec_ledger_row;
+typedef void (*fedrec_ledger_visit)(void *ctx, const fedrec_ledger_row *row);
+/* fedrec_ledger_verify, handing each entry to visit once it is verified (in order; on a
+ * failure, those before the failing one have been handed over). */
+fedrec_status fedrec_ledger_verify_rows(const char *path, const uint8_t pk[FEDREC_SIGN_PK_BYTES], fedrec_ledger_summary *s,
+                                        fedrec_ledger_visit visit, void *ctx, fedrec_error *err);
 /* Verifies the ledger and that it holds entry `entries` with hash `hash` (0: the genesis), as
  * a model's signature says: a ledger that is shorter, or another ledger, fails (FEDREC_ERR_PARSE). */
 fedrec_status fedrec_ledger_verify_covers(const char *path, const uint8_t pk[FEDREC_SIGN_PK_BYTES], uint64_t entries,

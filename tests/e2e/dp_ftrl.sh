@@ -2,7 +2,9 @@
 # DP-FTRL and the active secure-aggregation variant over TLS: a coordinator with an enrolment
 # authority (signed keys, a consistency phase, signed survivor lists), tree-noise-multiplier and
 # tree-rounds 2, 16 enrolled devices each wanting two rounds, three rounds. A device without a
-# certificate is turned away with the reason. Round 2 is in round 1's tree, so none of round 1's devices
+# certificate is turned away with the reason. fedrec-audit report writes the auditor's page,
+# which headless Chromium renders (the figure decoded, the tables laid out); for a ledger edited
+# afterwards the page says NOT VERIFIED. Round 2 is in round 1's tree, so none of round 1's devices
 # is in it; round 3 starts a new tree. Each round's ledger entry is followed by its tree entry,
 # fedrec-audit verify recomputes both epsilons, and the public one (model recipients) stays
 # below the operator's; the round log and the metrics carry it.
@@ -56,4 +58,29 @@ step "fedrec-audit verify: six entries, both epsilons recomputed"
 grep -q "verified: 6 entries, epsilon .*; against model recipients [0-9.]* (public budget 50)" "$W/verify.out" ||
   fail "verify: $(tail -1 "$W/verify.out")"
 [[ $(grep -cE '^ +[0-9]+ +[0-9]+ tree ' "$W/verify.out") == 3 ]] || fail "three tree entries expected: $(cat "$W/verify.out")"
+step "fedrec-audit report: the auditor's page renders (headless Chromium), with both epsilons and six releases"
+"$AUDIT" report --ledger "$W/state/ledger.db" --public-key "$W/state/identity.pub" --out "$W/report" > "$W/report.out" ||
+  fail "report: $(cat "$W/report.out")"
+/usr/bin/python3 - "$W/report/report.json" <<'PY' || fail "report.json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["verified"] and d["entries"] == 6 and len(d["releases"]) == 6, d
+assert d["mechanisms"] == {"skellam": 3, "tree": 3}, d["mechanisms"]
+assert d["epsilon_public"] < d["epsilon"] and d["public_budget"] == 50, d
+assert d["participation"]["tree_entries"] == 3 and d["participation"]["releases"] == 3, d["participation"]
+assert any("model recipients" in a["for"] for a in d["assumptions"]), d["assumptions"]
+PY
+seen=$(e2e_render "$W/report/index.html")
+echo "rendered: $seen" >&2
+if [[ "$seen" != "no chromium" ]]; then
+  [[ "$seen" == "verdict=Verified: 6 entries"*"|img=760x380|shown=760x380|releases=7|assumptions="* ]] || fail "report render: $seen"
+fi
+step "a ledger edited after the fact: the report says NOT VERIFIED, and exits 1"
+cp "$W/state/ledger.db" "$W/edited.db"
+/usr/bin/python3 -c "import sqlite3,sys; d=sqlite3.connect(sys.argv[1]); d.execute('UPDATE entries SET epsilon = epsilon / 2 WHERE seq = 3'); d.commit()" "$W/edited.db"
+rc=0; "$AUDIT" report --ledger "$W/edited.db" --public-key "$W/state/identity.pub" --out "$W/report2" > /dev/null 2>&1 || rc=$?
+[[ $rc == 1 ]] && grep -q '"verified": false, "reason": "entry 3: contents do not match its hash' "$W/report2/report.json" ||
+  fail "edited ledger: rc $rc, $(head -c 300 "$W/report2/report.json")"
+seen=$(e2e_render "$W/report2/index.html")
+[[ "$seen" == "no chromium" || "$seen" == "verdict=NOT VERIFIED: entry 3"* ]] || fail "edited ledger's report: $seen"
 echo "dp_ftrl: PASS"

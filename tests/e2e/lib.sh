@@ -74,6 +74,31 @@ e2e_enrol() {
     "$CLIENT" enrol --store "$W/c$1.db" --certificate @/dev/stdin 2>/dev/null || fail "client $1: enrol"
 }
 
+# e2e_render PAGE: opens PAGE (an HTML file) in headless Chromium inside a frame and prints
+# what rendered: verdict=<the #verdict text>|img=<the #figure image's decoded size>|shown=<its
+# laid-out size>|releases=<#releases rows>|assumptions=<#assumptions items>. Prints "no
+# chromium" when it is not installed (scripts/install-deps installs it).
+e2e_render() {
+  local chrome
+  chrome=$(command -v chromium || command -v chromium-browser || true)
+  [[ -n "$chrome" ]] || { echo "no chromium"; return 0; }
+  cat > "$W/render.html" <<HTML
+<!doctype html><html><body><iframe id="f" src="file://$1" width="1000" height="1400"></iframe><pre id="out">pending</pre>
+<script>
+document.getElementById('f').addEventListener('load', function () {
+  var d = this.contentDocument, img = d.getElementById('figure'), v = d.getElementById('verdict');
+  var r = img ? img.getBoundingClientRect() : {width: 0, height: 0};
+  document.getElementById('out').textContent = 'verdict=' + (v ? v.textContent : 'none') +
+    '|img=' + (img ? img.naturalWidth + 'x' + img.naturalHeight : 'none') + '|shown=' + Math.round(r.width) + 'x' +
+    Math.round(r.height) + '|releases=' + d.querySelectorAll('#releases tr').length +
+    '|assumptions=' + d.querySelectorAll('#assumptions li').length;
+});
+</script></body></html>
+HTML
+  timeout 120 "$chrome" --headless --no-sandbox --disable-gpu --allow-file-access-from-files --virtual-time-budget=5000 \
+    --user-data-dir="$W/chromium" --dump-dom "file://$W/render.html" 2>/dev/null | grep -o 'id="out">[^<]*' | sed 's/id="out">//'
+}
+
 # e2e_python_stubs: Python gRPC stubs generated from protos/ into $W/gen (Debian's protoc and
 # grpc_python_plugin); exits 77 (skipped) when python3-grpcio or the compilers are missing.
 PY=/usr/bin/python3
