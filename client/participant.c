@@ -315,10 +315,22 @@ fedrec_status fedrec_participant_masked_add(fedrec_participant *p, const uint8_t
   return FEDREC_OK;
 }
 
+/* A survivor list, decoded, no shorter than the inputs the round's noise was planned for: with
+ * fewer, this device's update would carry less noise than the ledger records. */
+static fedrec_status decode_survivors(fedrec_sa_msg *m, const fedrec_participant *p, const uint8_t *b, size_t n,
+                                      fedrec_error *err) {
+  fedrec_status s = decode_as(m, FEDREC_SA_MSG_SURVIVORS, p, b, n, err);
+  if (s || m->u.survivors.count >= p->info.min_survivors) return s;
+  uint32_t have = m->u.survivors.count;
+  fedrec_sa_msg_free(m);
+  return fedrec_error_set(err, FEDREC_ERR_AUTH, "round %llu: a survivor list of %u, fewer than the %u inputs the noise was "
+                          "planned for: no share revealed", (unsigned long long)p->info.round, have, p->info.min_survivors);
+}
+
 fedrec_status fedrec_participant_consistency(fedrec_participant *p, const uint8_t *survivors, size_t n,
                                              uint8_t **out, size_t *len, fedrec_error *err) {
   fedrec_sa_msg m;
-  fedrec_status s = decode_as(&m, FEDREC_SA_MSG_SURVIVORS, p, survivors, n, err);
+  fedrec_status s = decode_survivors(&m, p, survivors, n, err);
   if (s) return s;
   fedrec_sa_signature sg;
   s = fedrec_secagg_client_consistency(p->sa, &m.u.survivors, &sg, err);
@@ -331,7 +343,7 @@ fedrec_status fedrec_participant_consistency(fedrec_participant *p, const uint8_
 fedrec_status fedrec_participant_unmask(fedrec_participant *p, const uint8_t *survivors,
                                         size_t n, uint8_t **out, size_t *len, fedrec_error *err) {
   fedrec_sa_msg m;
-  fedrec_status s = decode_as(&m, FEDREC_SA_MSG_SURVIVORS, p, survivors, n, err);
+  fedrec_status s = decode_survivors(&m, p, survivors, n, err);
   if (s) return s;
   fedrec_sa_reveals r;
   s = fedrec_secagg_client_unmask(p->sa, &m.u.survivors, &r, err);

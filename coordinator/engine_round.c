@@ -83,6 +83,7 @@ void fedrec__engine_start_round(fedrec_engine *e, uint64_t now) {
   in->reg = e->c.reg;
   in->local_steps = e->c.local_steps;
   in->client_lr = e->c.client_lr;
+  in->min_survivors = e->c.min_survivors;
   fedrec_ddp_params *p = &in->ddp;
   if (fedrec_engine_round_ddp(&e->c, e->dim, n, p, &err)) {
     fedrec__engine_stop(e, "%s", err.msg);

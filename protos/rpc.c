@@ -191,6 +191,7 @@ void fedrec_rpc_round_info_to_pb(Fedrec__V1__RoundInfo *out, Fedrec__V1__SecAggP
   out->local_steps = in->local_steps;
   out->client_lr = in->client_lr;
   out->phase_ms_left = phase_ms_left;
+  out->min_survivors = in->min_survivors;
   out->certificates.data = (uint8_t *)in->certs;
   out->certificates.len = in->certs ? in->certs_len : 0;
   sa->session = in->secagg.session;
@@ -271,6 +272,10 @@ fedrec_status fedrec_rpc_round_info_from_pb(fedrec_round_info *out, const Fedrec
   if (in->local_steps > 1000 || !(in->client_lr >= 0 && in->client_lr <= 1e6))
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: %u local steps of size %g out of range (<= 1000, [0, 1e6])",
                             in->local_steps, in->client_lr);
+  if (in->min_survivors > sa->cohort_size)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: min_survivors %u of a cohort of %u", in->min_survivors,
+                            sa->cohort_size);
+  out->min_survivors = in->min_survivors;
   /* the certificates are checked (signatures, repeats) by the participant; here their size */
   if (sa->active ? in->certificates.len != (size_t)sa->cohort_size * FEDREC_CERT_BYTES : in->certificates.len != 0)
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: %zu bytes of certificates for %u members (%s variant)",

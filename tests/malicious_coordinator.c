@@ -7,7 +7,9 @@
  *                    other member's key list (so that it could open the shares sent to "0")
  *   equivocate       member 0 is shown, at unmasking, a survivor list without one survivor
  *                    (so that it reveals that survivor's mask key while others reveal its
- *                    self-mask seed: both together unmask its input) */
+ *                    self-mask seed: both together unmask its input)
+ *   shrink           member 0 is shown, at unmasking, a survivor list of itself alone (fewer
+ *                    inputs than the round's noise was planned for) */
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +58,10 @@ void malicious_phase_input(fedrec_engine *e, uint64_t client, uint64_t round, fe
   } else if (phase == FEDREC_PHASE_UNMASK && !strcmp(attack(), "equivocate") && info.cohort_index == 0 &&
              m.u.survivors.count > 1) {
     m.u.survivors.count--; /* the last survivor (not 0: the list is sorted) is "dropped" for member 0 */
+    n = fedrec_sa_encode_survivors(*out, *len, &m.u.survivors);
+    *len = n;
+  } else if (phase == FEDREC_PHASE_UNMASK && !strcmp(attack(), "shrink") && info.cohort_index == 0 && m.u.survivors.count > 1) {
+    m.u.survivors.count = 1, m.u.survivors.nsigs = 1;
     n = fedrec_sa_encode_survivors(*out, *len, &m.u.survivors);
     *len = n;
   }

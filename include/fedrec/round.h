@@ -47,6 +47,8 @@ typedef struct fedrec_round_info {
   uint32_t local_steps;          /* client gradient steps before sending the move (0, 1: one) */
   float client_lr;               /* their step size (0: 1, the update is the gradient) */
   uint64_t deadline_ms;          /* of the current phase, on the engine's clock */
+  uint32_t min_survivors;        /* the fewest inputs the round's noise was planned for: a device
+                                  * reveals no share for a shorter survivor list (0: not said) */
   /* active variant (secagg.active): every member's device certificate (include/fedrec/enrol.h),
    * by cohort index, secagg.n * FEDREC_CERT_BYTES bytes; borrowed (the engine's, or the decoded
    * message's); NULL otherwise */

@@ -8,6 +8,7 @@
 #   forge-cert       a member's certificate signed by the coordinator, not the authority
 #   substitute-keys  a member's advertised keys replaced by the coordinator's own
 #   equivocate       one device shown a survivor list without a survivor, at unmasking
+#   shrink           one device shown a survivor list shorter than the round's min-survivors
 #   tests/e2e/malicious_coordinator.sh BUILD_DIR
 source "$(dirname "$0")/lib.sh" "$1" malicious
 step() { echo "[malicious] $*" >&2; }
@@ -49,4 +50,5 @@ attacked downgrade "offered the passive secure-aggregation variant; this device 
 attacked forge-cert "not signed by the enrolment authority"
 attacked substitute-keys "bad signature on advertised keys"
 attacked equivocate "the survivor list differs from the one we signed"
+attacked shrink "fewer than the 2 inputs the noise was planned for: no share revealed"
 echo "malicious_coordinator: PASS"
