@@ -205,8 +205,9 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
       sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
       sqlite3_exec(c->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
     s = fedrec_error_set(err, FEDREC_ERR_IO, "client store %s: %s", cfg->store, c->db ? sqlite3_errmsg(c->db) : "cannot open");
-  char ins[8] = "", mp[16] = "", mpgiven[16] = "";
+  char ins[8] = "", mp[16] = "", mpgiven[16] = "", ms[16] = "", msgiven[16] = "";
   if (cfg->max_participation) snprintf(mpgiven, sizeof mpgiven, "%u", cfg->max_participation);
+  if (cfg->min_separation) snprintf(msgiven, sizeof msgiven, "%u", cfg->min_separation);
   if (!s && !(setting(c, "target", cfg->target, c->target, sizeof c->target) &&
               setting(c, "ca_file", cfg->ca_file, c->ca_file, sizeof c->ca_file) &&
               setting(c, "cert_file", cfg->cert_file, c->cert_file, sizeof c->cert_file) &&
@@ -216,10 +217,12 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
               setting(c, "catalogue", cfg->catalogue, c->catalogue, sizeof c->catalogue) &&
               setting(c, "weights", cfg->weights, c->weights, sizeof c->weights) &&
               setting(c, "insecure", cfg->insecure ? "1" : NULL, ins, sizeof ins) &&
-              setting(c, "max_participation", mpgiven, mp, sizeof mp)))
+              setting(c, "max_participation", mpgiven, mp, sizeof mp) &&
+              setting(c, "min_separation", msgiven, ms, sizeof ms)))
     s = fedrec_error_set(err, FEDREC_ERR_ARG, "client: a setting is too long, or the store cannot be written");
   c->insecure = ins[0] == '1';
   c->max_participation = (uint32_t)strtoul(mp, NULL, 10); /* "" (none saved): 0 */
+  c->min_separation = (uint32_t)strtoul(ms, NULL, 10);
   if (!s && fedrec_weights_parse(&c->wt, c->weights[0] ? c->weights : "auto", err)) {
     char msg[sizeof err->msg];
     snprintf(msg, sizeof msg, "%s", err->msg);

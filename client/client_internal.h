@@ -23,6 +23,7 @@ struct fedrec_client {
   uint32_t call_ms, sync_ms;
   uint64_t max_catalogue; /* bytes */
   uint32_t max_participation; /* 0: no limit (the max_participation setting) */
+  uint32_t min_separation;    /* 0, 1: any (the min_separation setting) */
   uint8_t pk[32];
   int has_authority;        /* active variant: an identity, and the authority's key */
   uint8_t authority[32];

@@ -259,10 +259,42 @@ static step await_phase_input(fedrec_client *c, fedrec_sync_outcome *out, uint64
   return STEP_FAILED;
 }
 
-/* How many rounds this device's masked input was sent in (the participations setting). */
+/* How many rounds this device's masked input was sent in (the participations setting), and
+ * the last of them (last_round). */
 static uint64_t participations(fedrec_client *c) {
   char v[24];
   return fedrec__client_get_setting(c, "participations", v, sizeof v) ? strtoull(v, NULL, 10) : 0;
+}
+
+static uint64_t last_round(fedrec_client *c) {
+  char v[24];
+  return fedrec__client_get_setting(c, "last_round", v, sizeof v) ? strtoull(v, NULL, 10) : 0;
+}
+
+/* Counts round as taken part in, in one transaction, before the masked input leaves: a crash
+ * after it never undercounts. 0 when the store could not be written. */
+static int count_round(fedrec_client *c, uint64_t round) {
+  char count[24], last[24];
+  snprintf(count, sizeof count, "%llu", (unsigned long long)participations(c) + 1);
+  snprintf(last, sizeof last, "%llu", (unsigned long long)round);
+  if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return 0;
+  if (fedrec__client_put_setting(c, "participations", count) && fedrec__client_put_setting(c, "last_round", last) &&
+      sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+    return 1;
+  sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+  return 0;
+}
+
+/* The device's own min_separation: 1 (and why in out->detail) when round is too soon after
+ * the last one it took part in, or not after it at all. */
+static int too_soon(fedrec_client *c, uint64_t round, fedrec_sync_outcome *out) {
+  if (c->min_separation <= 1) return 0; /* any round, also one whose number a restarted coordinator reuses */
+  uint64_t last = last_round(c), sep = c->min_separation;
+  if (!last || round >= last + sep) return 0;
+  snprintf(out->detail, sizeof out->detail, "round %llu is %s the last round this device took part in (%llu; its "
+           "min_separation is %llu): declined, nothing sent", (unsigned long long)round, round > last ? "too soon after" : "not after",
+           (unsigned long long)last, (unsigned long long)sep);
+  return 1;
 }
 
 /* The round's secure-aggregation phases with participant p: keys, then each later phase's
@@ -284,14 +316,10 @@ static step run_phases(fedrec_client *c, fedrec_sync_outcome *out, uint64_t star
                                           : fedrec_participant_unmask(p, in, inlen, &msg, &len, err);
     free(in);
     if (*s) return STEP_FAILED;
-    if (ph == FEDREC_PHASE_MASKED) { /* counted before the masked input leaves: a crash after it never undercounts */
-      char count[24];
-      snprintf(count, sizeof count, "%llu", (unsigned long long)participations(c) + 1);
-      if (!fedrec__client_put_setting(c, "participations", count)) {
-        free(msg);
-        *s = fedrec__client_dberr(err, c, "counting this round's participation");
-        return STEP_FAILED;
-      }
+    if (ph == FEDREC_PHASE_MASKED && !count_round(c, info->round)) { /* before the masked input leaves */
+      free(msg);
+      *s = fedrec__client_dberr(err, c, "counting this round's participation");
+      return STEP_FAILED;
     }
     HOSTILE_TAMPER(msg, len, sent);
     grpc_status_code code = submit(c, fedrec_rpc_submission((fedrec_phase)ph), info->round, msg, len, details, sizeof details);
@@ -310,6 +338,7 @@ static step take_part(fedrec_client *c, fedrec_sync_outcome *out, uint64_t start
   step st = await_round_info(c, out, start, &info, s, err);
   uint8_t *certs = (uint8_t *)info.certs;
   fedrec_model model;
+  if (st == STEP_ON && too_soon(c, info.round, out)) st = STEP_LEFT_OUT;
   if (st == STEP_ON && (*s = fedrec__client_cached_model(c, &model, err))) st = STEP_FAILED;
   if (st != STEP_ON) {
     free(certs);

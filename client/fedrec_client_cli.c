@@ -41,7 +41,8 @@ static const char USAGE[] =
     "                          [--weights auto|raw|binary|log[:S]] (an item's summed plays -> its\n"
     "                          confidence; auto: log:10 when they look like counts)\n"
     "                          [--max-participation K] (take part in at most K rounds, then only\n"
-    "                          fetch models; counted on the device)\n"
+    "                          fetch models; counted on the device) [--min-separation M] (rounds\n"
+    "                          at least M apart: a sooner one is declined, nothing sent)\n"
     "                          [--authority-key HEX|@FILE] (the enrolment authority's public key:\n"
     "                          the device makes its identity key and joins active-variant rounds only)\n"
     "  fedrec-client identity  --store F   (prints the device's identity public key, for enrolment)\n"
@@ -70,7 +71,7 @@ typedef struct args {
   const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv, *user, *weights, *authority,
       *certificate;
   int32_t synthetic_user, k;
-  uint32_t rounds, max_syncs, dropout, delay, max_participation;
+  uint32_t rounds, max_syncs, dropout, delay, max_participation, min_separation;
   int insecure, explain;
   const char *pos[2];
   int npos;
@@ -88,6 +89,7 @@ static const fedrec_option OPTIONS[] = {
     WHOLE("--synthetic-user", FEDREC_ARG_INT32, synthetic_user, 0, 100000000),
     WHOLE("--rounds", FEDREC_ARG_UINT32, rounds, 1, 1000000),
     WHOLE("--max-participation", FEDREC_ARG_UINT32, max_participation, 1, 1000000000),
+    WHOLE("--min-separation", FEDREC_ARG_UINT32, min_separation, 1, 1000000000),
     WHOLE("--max-syncs", FEDREC_ARG_UINT32, max_syncs, 1, 100000000),
     WHOLE("--k", FEDREC_ARG_INT32, k, 1, 10000),
     WHOLE("--simulate-dropout", FEDREC_ARG_UINT32, dropout, 1, 5),
@@ -400,7 +402,8 @@ int main(int argc, char **argv) {
   fedrec_client_config cfg = {.store = a.store, .target = a.target, .ca_file = a.ca, .cert_file = a.cert,
                               .key_file = a.keyfile, .insecure = a.insecure, .token = a.token,
                               .coordinator_key = key, .catalogue = a.catalogue, .weights = a.weights,
-                              .max_participation = a.max_participation, .authority_key = authority,
+                              .max_participation = a.max_participation, .min_separation = a.min_separation,
+                              .authority_key = authority,
                               .must_exist = strcmp(cmd, "init") != 0};
   fedrec_client *c;
   fedrec_error err = {0};

@@ -47,6 +47,9 @@ typedef struct fedrec_client_config {
                                 * saved setting, none saved: no limit); once reached, sync only
                                 * fetches models. Saved in the store. Counted by the device
                                 * itself, before each masked input leaves (CLIENT.md) */
+  uint32_t min_separation;     /* takes part in rounds at least this many apart (0: the saved
+                                * setting, none saved: any); a round sooner after the last one
+                                * this device took part in is declined (LEFT_OUT). Saved */
   const char *authority_key;   /* the enrolment authority's Ed25519 public key, 64 hex digits
                                 * (optional; saved). Given once, the device makes its identity
                                 * key pair (kept in the store), takes part only in rounds of the

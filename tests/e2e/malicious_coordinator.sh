@@ -9,6 +9,8 @@
 #   substitute-keys  a member's advertised keys replaced by the coordinator's own
 #   equivocate       one device shown a survivor list without a survivor, at unmasking
 #   shrink           one device shown a survivor list shorter than the round's min-survivors
+# and, with no attack but no participation bound of its own, a device with --min-separation 3
+# declines the round after the one it took part in.
 #   tests/e2e/malicious_coordinator.sh BUILD_DIR
 source "$(dirname "$0")/lib.sh" "$1" malicious
 step() { echo "[malicious] $*" >&2; }
@@ -21,9 +23,10 @@ serve_evil() { # attack: the malicious build, on the same state
     --clip 1 --budget 1000
 }
 serve_evil none
-mapfile -t users < <("$B/sim/fedrec-sim" --dataset "$CAT" --print-train-users 3 --quiet)
-for i in 1 2 3; do
-  e2e_client "$i" --catalogue "$CAT" --authority-key "@$W/authority.key.pub"
+mapfile -t users < <("$B/sim/fedrec-sim" --dataset "$CAT" --print-train-users 4 --quiet)
+for i in 1 2 3 4; do
+  sep=(); ((i == 4)) && sep=(--min-separation 3)
+  e2e_client "$i" --catalogue "$CAT" --authority-key "@$W/authority.key.pub" "${sep[@]}"
   "$CLIENT" import --store "$W/c$i.db" --synthetic-user "${users[$((i - 1))]}" 2>/dev/null
   e2e_enrol "$i"
 done
@@ -51,4 +54,14 @@ attacked forge-cert "not signed by the enrolment authority"
 attacked substitute-keys "bad signature on advertised keys"
 attacked equivocate "the survivor list differs from the one we signed"
 attacked shrink "fewer than the 2 inputs the noise was planned for: no share revealed"
+step "the device's own min-separation: a coordinator that selects it again next round is declined"
+serve_evil none
+pids=()
+for i in 2 3 4; do "$CLIENT" sync --store "$W/c$i.db" --max-syncs 3 > /dev/null 2> "$W/sep1.$i.err" & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p" || fail "an honest round: $(cat "$W"/sep1.*.err)"; done
+pids=()
+for i in 2 3 4; do "$CLIENT" sync --store "$W/c$i.db" --max-syncs 1 > /dev/null 2> "$W/sep2.$i.err" & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p" || true; done
+grep -q "min_separation is 3): declined, nothing sent" "$W/sep2.4.err" || fail "device 4 did not decline: $(cat "$W/sep2.4.err")"
+e2e_stop
 echo "malicious_coordinator: PASS"
