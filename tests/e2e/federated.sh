@@ -10,11 +10,11 @@ source "$(dirname "$0")/lib.sh" "$1" e2e
 CAT="synthetic:users=3000,items=500,dim=16,seed=42"
 step() { echo "[e2e] $*" >&2; }
 
-# phase deadlines of 20 s: honest clients must never miss one, even in the sanitizer build on 2
+# phase deadlines of 10 s: honest clients must never miss one, even in the sanitizer build on 2
 # shared cores (each draws Skellam noise for 16 384 coordinates); the vanishing clients make
 # round 1 wait out four deadlines.
 step "coordinator: cohorts of 40, at least 25 survivors, 3 rounds, Skellam noise"
-e2e_serve --catalogue "$CAT" --cohort 40 --min-cohort 40 --min-survivors 25 --rounds 3 --phase-ms 20000 --retry-ms 400 \
+e2e_serve --catalogue "$CAT" --cohort 40 --min-cohort 40 --min-survivors 25 --rounds 3 --phase-ms 10000 --retry-ms 400 \
   --noise-multiplier 0.5 --clip 2 --server-lr 0.5 --momentum 0.5 --budget 1000 --workers 4
 step "coordinator on 127.0.0.1:$port (metrics $mport)"
 
