@@ -259,7 +259,9 @@ fedrec_status fedrec_ddp_choose_gamma(double *gamma, double clip, uint32_t dim, 
   if (!(room > 0))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "choose gamma: %u bits cannot hold the rounding of %u clients at wrap probability %g",
                             bits, n, p_wrap);
-  *gamma = clip * sqrt((n / D + z * z) / room);
+  /* the rotation is shared: the sum's coordinates have variance |sum|^2 / D <= (n c)^2 / D, all
+   * of it when the updates point the same way (count rounds' item vectors do) */
+  *gamma = clip * sqrt(((double)n * n / D + z * z) / room);
   return FEDREC_OK;
 }
 

@@ -1,5 +1,6 @@
 /* The distributed-DP pipeline: rotation, round trip of the modular sum, clipping, noise. */
 #include <math.h>
+#include <string.h>
 
 #include "fedrec/crypto.h"
 #include "fedrec/ddp.h"
@@ -144,20 +145,28 @@ static void test_choose_gamma(void **state) {
   double *work = malloc(D * 8);
   uint32_t *enc = malloc(D * 4);
   int64_t *plain = calloc(D, 8);
-  int64_t maxabs = 0;
-  for (uint32_t c = 0; c < n; c++) {
-    double norm = 0;
-    for (uint32_t i = 0; i < d; i++) u[i] = (float)fedrec_rng_normal(&r), norm += (double)u[i] * u[i];
-    for (uint32_t i = 0; i < d; i++) u[i] = (float)(u[i] / sqrt(norm)); /* at the clip norm */
-    assert_status(fedrec_ddp_encode(enc, u, &p, &e, work, &err), FEDREC_OK);
-    for (uint32_t i = 0; i < D; i++) {
-      int64_t v = enc[i] >= (1u << 15) ? (int64_t)enc[i] - (1 << 16) : enc[i];
-      plain[i] += v;
+  /* independent directions, then the worst case: every client the same vector (a sum of
+   * length n c, as count rounds' item vectors come near) */
+  for (int aligned = 0; aligned < 2; aligned++) {
+    int64_t maxabs = 0;
+    memset(plain, 0, D * 8);
+    for (uint32_t c = 0; c < n; c++) {
+      double norm = 0;
+      if (!aligned || c == 0) {
+        for (uint32_t i = 0; i < d; i++) u[i] = (float)fedrec_rng_normal(&r), norm += (double)u[i] * u[i];
+        for (uint32_t i = 0; i < d; i++) u[i] = (float)(u[i] / sqrt(norm)); /* at the clip norm */
+      }
+      assert_status(fedrec_ddp_encode(enc, u, &p, &e, work, &err), FEDREC_OK);
+      for (uint32_t i = 0; i < D; i++) {
+        int64_t v = enc[i] >= (1u << 15) ? (int64_t)enc[i] - (1 << 16) : enc[i];
+        plain[i] += v;
+      }
     }
+    for (uint32_t i = 0; i < D; i++) maxabs = llabs(plain[i]) > maxabs ? llabs(plain[i]) : maxabs;
+    print_message("gamma %.4g, %s: largest |coordinate| of the plain sum %lld of %d\n", gamma,
+                  aligned ? "one direction" : "independent directions", (long long)maxabs, 1 << 15);
+    assert_true(maxabs < (1 << 15)); /* no wrap */
   }
-  for (uint32_t i = 0; i < D; i++) maxabs = llabs(plain[i]) > maxabs ? llabs(plain[i]) : maxabs;
-  print_message("gamma %.4g: largest |coordinate| of the plain sum %lld of %d\n", gamma, (long long)maxabs, 1 << 15);
-  assert_true(maxabs < (1 << 15)); /* no wrap */
   assert_status(fedrec_ddp_choose_gamma(&gamma, 1.0, d, 100000, 0.5, 8, 1e-6, &err), FEDREC_ERR_ARG);
   /* central DP noise: variance (z c / gamma)^2 in the integer domain */
   int64_t agg[4096] = {0};

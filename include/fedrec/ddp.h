@@ -46,10 +46,11 @@ double fedrec_ddp_rounding_bound(const fedrec_ddp_params *p);
 /* Chooses gamma for a cohort of n clients, clip c, update length dim, total noise standard
  * deviation z c in the sum, and bits, so that the probability that any coordinate of the
  * modular sum wraps around stays below p_wrap. Model: after the randomized Hadamard
- * rotation each coordinate of a client's vector is sub-Gaussian with variance |x|^2 / D
- * (Kairouz, Liu, Steinke 2021); rounding adds at most 1/4 per client and coordinate; then
- * a union bound over the D coordinates of 2 exp(-t^2 / (2 v)) with t = 2^(bits-1):
- *   (c/gamma)^2 (n/D + z^2) + n/4 <= 2^(2 bits - 2) / (2 ln(2 D / p_wrap)).
+ * rotation (the same for every client) each coordinate of the clients' sum is sub-Gaussian
+ * with variance |sum|^2 / D <= (n c)^2 / D (Kairouz, Liu, Steinke 2021; n^2, not n: the
+ * updates may all point the same way); rounding adds at most 1/4 per client and coordinate;
+ * then a union bound over the D coordinates of 2 exp(-t^2 / (2 v)) with t = 2^(bits-1):
+ *   (c/gamma)^2 (n^2/D + z^2) + n/4 <= 2^(2 bits - 2) / (2 ln(2 D / p_wrap)).
  * FEDREC_ERR_ARG (with the reason) when bits are too few for any gamma. */
 fedrec_status fedrec_ddp_choose_gamma(double *gamma, double clip, uint32_t dim, uint32_t n,
                                       double z, uint32_t bits, double p_wrap, fedrec_error *err);
