@@ -31,7 +31,8 @@ struct fedrec_client {
   int have_cat, cat_stored; /* loaded; and from the store (served by the coordinator) */
   float *V, *G;             /* the cached model's item vectors (V_items x V_d) and Gramian */
   uint64_t V_model, V_cat;  /* the model and catalogue versions they were computed for */
-  int32_t V_items, V_d;
+  int32_t V_items, V_d;     /* V_d: the model's vdim (d, +1 with popularity) */
+  int V_pop;                /* the last coordinate is the popularity */
   grpc_channel *ch;
   void *handles[FEDREC_RPC_NMETHODS];
   uint64_t model_version;

@@ -26,8 +26,9 @@ static fedrec_status item_vectors(fedrec_client *c, fedrec_error *err) {
     return fedrec_error_set(err, FEDREC_ERR_STATE, "the cached model has more items than the catalogue: sync first");
   }
   free(c->V), free(c->G);
-  c->V = malloc((size_t)m.n_items * m.d * sizeof *c->V);
-  c->G = malloc((size_t)m.d * m.d * sizeof *c->G);
+  int32_t d = fedrec_model_vdim(&m);
+  c->V = malloc((size_t)m.n_items * d * sizeof *c->V);
+  c->G = malloc((size_t)d * d * sizeof *c->G);
   if (!c->V || !c->G) {
     free(c->V), free(c->G);
     c->V = c->G = NULL;
@@ -35,8 +36,8 @@ static fedrec_status item_vectors(fedrec_client *c, fedrec_error *err) {
     return fedrec_error_set(err, FEDREC_ERR_NOMEM, "item vectors of %d items", m.n_items);
   }
   fedrec_model_item_vectors(c->V, &m);
-  fedrec_gramian(c->G, c->V, m.n_items, m.d);
-  c->V_items = m.n_items, c->V_d = m.d, c->V_model = c->model_version, c->V_cat = c->cat.version;
+  fedrec_gramian(c->G, c->V, m.n_items, d);
+  c->V_items = m.n_items, c->V_d = d, c->V_pop = m.pop != NULL, c->V_model = c->model_version, c->V_cat = c->cat.version;
   fedrec_model_free(&m);
   return FEDREC_OK;
 }
@@ -73,7 +74,8 @@ fedrec_status fedrec_client_recommend(fedrec_client *c, int32_t k, char (*names)
     for (int32_t i = 0; i < ni; i++) {
       double v = 0;
       for (int32_t j = 0; j < d; j++) v += (double)c->V[(size_t)i * d + j] * u[j];
-      sc[i] = nh > 0 ? (float)v : 0.0f;
+      /* no history: the model's popularity if it has one (its last coordinate), else nothing */
+      sc[i] = nh > 0 ? (float)v : c->V_pop ? c->V[(size_t)i * d + d - 1] : 0.0f;
       allowed[i] = !withdrawn(c, i);
     }
     for (int32_t j = 0; j < nh; j++) allowed[items[j]] = 0;

@@ -78,11 +78,17 @@ fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_roun
   return fedrec_participant_new_shared(out, info, model, NULL, NULL, items, w, n, entropy, err);
 }
 
-/* The round and the history against the model: parameter count, a history, its items. */
+/* The round and the history against the model: update length (the parameter count, or the
+ * catalogue's size in a count round), a history, its items. */
 static fedrec_status check_inputs(const fedrec_round_info *info, const fedrec_model *model, const int32_t *items, int32_t n,
                                   fedrec_error *err) {
   int64_t dim = fedrec_model_params(model);
-  if (dim != (int64_t)info->ddp.dim)
+  if (info->kind != FEDREC_ROUND_MODEL && info->kind != FEDREC_ROUND_COUNT)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: round kind %d unknown", (int)info->kind);
+  if (info->kind == FEDREC_ROUND_COUNT && (int64_t)info->ddp.dim != model->n_items)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: a count round over %u items, the model has %d",
+                            info->ddp.dim, model->n_items);
+  if (info->kind == FEDREC_ROUND_MODEL && dim != (int64_t)info->ddp.dim)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: the model has %lld parameters, the round expects %u",
                             (long long)dim, info->ddp.dim);
   if (n < 1) return fedrec_error_set(err, FEDREC_ERR_EMPTY, "participant: no history");
@@ -103,6 +109,19 @@ static void total_move(float *grad, const fedrec_model *model, const float *x, u
   }
 }
 
+/* A count round: the 0/1 vector of the history's items (the pipeline clips it to the clip norm:
+ * with clip 1 each of the user's n items counts 1/sqrt(n)). It reveals the history as much as a
+ * gradient does, and is protected the same way: noise, masks, the ledger. */
+static fedrec_status count_update(fedrec_participant **out, const fedrec_round_info *info, int32_t ni, const int32_t *items,
+                                  int32_t n, const fedrec_entropy *entropy, fedrec_error *err) {
+  float *x = calloc((size_t)ni, sizeof *x);
+  if (!x) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: counts of %d items", ni);
+  for (int32_t j = 0; j < n; j++) x[items[j]] = 1.0f;
+  fedrec_status s = fedrec_participant_new_update(out, info, x, ni, entropy, err);
+  wipe_free(x, (size_t)ni * sizeof *x);
+  return s;
+}
+
 fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedrec_round_info *info,
                                             const fedrec_model *model, const float *V0, const float *G0,
                                             const int32_t *items, const float *w, int32_t n,
@@ -111,10 +130,11 @@ fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedr
   int64_t dim = fedrec_model_params(model);
   fedrec_status s = check_inputs(info, model, items, n, err);
   if (s) return s;
+  if (info->kind == FEDREC_ROUND_COUNT) return count_update(out, info, model->n_items, items, n, entropy, err);
   fedrec_participant *p = calloc(1, sizeof *p);
   if (!p) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant");
   if ((s = take_info(p, info, err))) return fedrec_participant_free(p), s;
-  int32_t d = model->d, ni = model->n_items;
+  int32_t d = fedrec_model_vdim(model), ni = model->n_items; /* item and user vectors' width */
   uint32_t padded = fedrec_ddp_padded(info->ddp.dim);
   size_t nv = (size_t)ni * d, swork = fedrec_user_solve_work(d, n), gwork = fedrec_user_grad_work(model, n);
   float *V = malloc(nv * sizeof *V), *G = malloc((size_t)d * d * sizeof *G), *u = malloc((size_t)d * sizeof *u);
@@ -129,7 +149,7 @@ fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedr
    * itself, as before local steps existed). */
   uint32_t K = info->local_steps > 1 ? info->local_steps : 1;
   float lr = info->client_lr > 0 ? info->client_lr : 1.0f;
-  size_t ne = (size_t)model->n_free * d;
+  size_t ne = (size_t)model->n_free * model->d;
   float *x = NULL;
   fedrec_model local = *model;
   if (!s && K > 1) {

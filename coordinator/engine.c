@@ -146,6 +146,11 @@ static fedrec_status check_config(const fedrec_engine_config *c, const fedrec_le
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: DP-FTRL needs fixed-size cohorts, the devices' distributed noise "
                             "(noise multiplier > 0), a ledger of format 4, 1 <= tree rounds <= 2^20 and a tree noise multiplier "
                             "in [0.01, 10000]");
+  if (!(c->popularity_noise_multiplier >= 0 && c->popularity_noise_multiplier <= 1e6))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: popularity noise multiplier in [0, 1e6] (0: the noise multiplier)");
+  if (c->popularity_rounds && c->tree_noise_multiplier > 0)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: popularity (count) rounds do not go into DP-FTRL's tree: "
+                            "use them without a tree noise multiplier");
   if (c->noise_multiplier > 0 && c->noise != FEDREC_NOISE_SKELLAM && c->noise != FEDREC_NOISE_DGAUSS)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: noise must be Skellam or discrete Gaussian");
   /* secure aggregation must be possible at both ends of the cohort sizes a round may have */
@@ -212,6 +217,11 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
   if (entropy) e->ent = *entropy;
   else fedrec_csprng(&e->ent);
   e->dim = fedrec_model_params(&e->model);
+  if (c->popularity_rounds && fedrec_model_add_popularity(&e->model, err)) {
+    fedrec_engine_free(e);
+    return FEDREC_ERR_NOMEM;
+  }
+  e->bufdim = e->dim;
   state_buffers b;
   if (buffers_new(&b, e->dim)) e->x = b.x, e->m1 = b.m1, e->m2 = b.m2, e->avg = b.avg, e->modsum = b.modsum, e->work = b.work;
   e->cap = c->cohort;
@@ -314,7 +324,7 @@ fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, int32_t n_items, con
     state_buffers old = {e->x, e->m1, e->m2, e->avg, e->modsum, e->work};
     buffers_free(&old);
     e->x = b.x, e->m1 = b.m1, e->m2 = b.m2, e->avg = b.avg, e->modsum = b.modsum, e->work = b.work;
-    e->dim = dim;
+    e->dim = e->bufdim = dim;
   }
   e->c.has_catalogue = 1;
   e->c.catalogue = *cat;

@@ -45,8 +45,15 @@ static fedrec_release release_of(const fedrec_engine_config *c, const fedrec_ddp
   return r;
 }
 
+fedrec_engine_config fedrec_engine_kind_config(const fedrec_engine_config *c, fedrec_round_kind kind) {
+  fedrec_engine_config k = *c;
+  if (kind == FEDREC_ROUND_COUNT && c->popularity_noise_multiplier > 0) k.noise_multiplier = c->popularity_noise_multiplier;
+  return k;
+}
+
 fedrec_release fedrec__engine_release_for(const fedrec_engine *e, uint32_t survivors) {
-  return release_of(&e->c, &e->info.ddp, e->round, survivors, e->n);
+  fedrec_engine_config k = fedrec_engine_kind_config(&e->c, e->info.kind);
+  return release_of(&k, &e->info.ddp, e->round, survivors, e->n);
 }
 
 fedrec_release fedrec__engine_tree_release(const fedrec_engine *e, uint32_t survivors) {
@@ -90,28 +97,55 @@ fedrec_status fedrec_engine_round_ddp(const fedrec_engine_config *c, int64_t dim
   return FEDREC_OK;
 }
 
-fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim,
-                                         uint32_t n, uint64_t rounds, double delta, fedrec_error *err) {
+/* One planned release of a round of this kind (its RDP curve via fedrec_release_rdp); 1: none
+ * (no noise: unbounded epsilon). */
+static fedrec_status plan_release(fedrec_release *r, int *none, const fedrec_engine_config *c, fedrec_round_kind kind,
+                                  int64_t dim, uint32_t n, fedrec_error *err) {
+  fedrec_engine_config k = fedrec_engine_kind_config(c, kind);
   fedrec_ddp_params p;
-  fedrec_status s = fedrec_engine_round_ddp(c, dim, n, &p, err);
+  fedrec_status s = fedrec_engine_round_ddp(&k, dim, n, &p, err);
   if (s) return s;
-  fedrec_orders o;
-  fedrec_orders_default(&o);
+  *none = p.noise == FEDREC_NOISE_NONE && !(k.central && k.noise_multiplier > 0);
+  *r = release_of(&k, &p, 1, k.min_survivors, n);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_engine_plan_epsilon_items(double *eps, const fedrec_engine_config *c, int64_t dim, int64_t n_items,
+                                               uint32_t n, uint64_t rounds, double delta, fedrec_error *err) {
+  uint64_t counts = c->popularity_rounds < rounds ? c->popularity_rounds : rounds, models = rounds - counts;
   /* a device takes part in at most max_participation of them (a ledger with that bound
-   * composes only as many) */
-  if (c->max_participation && rounds > c->max_participation) rounds = c->max_participation;
-  if (c->central && c->noise_multiplier > 0) {
-    fedrec_release r = release_of(c, &p, 1, c->min_survivors, n);
-    *eps = fedrec_release_epsilon(&r, (double)rounds, delta, &o, NULL);
-    return FEDREC_OK;
+   * composes only as many, the costliest: count rounds, when they have less noise, first) */
+  if (c->max_participation && counts + models > c->max_participation) {
+    if (counts > c->max_participation) counts = c->max_participation;
+    models = c->max_participation - counts;
   }
-  if (p.noise == FEDREC_NOISE_NONE) {
+  fedrec_release rm, rc;
+  int none_m = 0, none_c = 0;
+  fedrec_status s = plan_release(&rm, &none_m, c, FEDREC_ROUND_MODEL, dim, n, err);
+  if (!s && counts) s = plan_release(&rc, &none_c, c, FEDREC_ROUND_COUNT, n_items, n, err);
+  if (s) return s;
+  if ((models && none_m) || (counts && none_c)) {
     *eps = INFINITY;
     return FEDREC_OK;
   }
-  fedrec_release r = release_of(c, &p, 1, c->min_survivors, n);
-  *eps = fedrec_release_epsilon(&r, (double)rounds, delta, &o, NULL);
+  fedrec_orders o;
+  fedrec_orders_default(&o);
+  if (!counts) {
+    *eps = fedrec_release_epsilon(&rm, (double)models, delta, &o, NULL);
+    return FEDREC_OK;
+  }
+  double *rdp = malloc(o.n * sizeof *rdp);
+  if (!rdp) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "plan");
+  for (size_t j = 0; j < o.n; j++)
+    rdp[j] = (models ? fedrec_release_rdp(&rm, o.a[j], (double)models) : 0) + fedrec_release_rdp(&rc, o.a[j], (double)counts);
+  *eps = fedrec_rdp_to_epsilon(rdp, &o, delta, NULL);
+  free(rdp);
   return FEDREC_OK;
+}
+
+fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim,
+                                         uint32_t n, uint64_t rounds, double delta, fedrec_error *err) {
+  return fedrec_engine_plan_epsilon_items(eps, c, dim, dim, n, rounds, delta, err);
 }
 
 fedrec_status fedrec_engine_plan_public_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim, uint32_t n,

@@ -58,10 +58,12 @@ struct fedrec_engine {
   fedrec_engine_callbacks cb;
   fedrec_entropy ent;
   int64_t dim;            /* parameters */
+  int64_t rdim;           /* the current round's update length: dim, or n_items in a count round */
+  int64_t bufdim;         /* what avg, modsum and work hold (padded): at least rdim */
   float *x, *m1, *m2;     /* parameters and optimiser state */
   uint32_t *modsum;       /* padded */
   double *work;           /* padded */
-  float *avg;             /* dim */
+  float *avg;             /* bufdim */
   fedrec_phase phase;
   uint64_t round, rounds_done, deadline, phase_start;
   member *members;

@@ -66,6 +66,23 @@ void fedrec__engine_abort(fedrec_engine *e, const char *why, int kind) {
   }
 }
 
+/* A count round's update is as long as the catalogue: the sum's buffers grow to it if they
+ * must (0: no memory). */
+static int round_buffers(fedrec_engine *e) {
+  if (e->rdim <= e->bufdim) return 1;
+  uint32_t padded = fedrec_ddp_padded((uint32_t)e->rdim);
+  float *avg = malloc((size_t)e->rdim * sizeof *avg);
+  uint32_t *modsum = malloc((size_t)padded * sizeof *modsum);
+  double *work = malloc((size_t)padded * sizeof *work);
+  if (!avg || !modsum || !work) {
+    free(avg), free(modsum), free(work);
+    return 0;
+  }
+  free(e->avg), free(e->modsum), free(e->work);
+  e->avg = avg, e->modsum = modsum, e->work = work, e->bufdim = e->rdim;
+  return 1;
+}
+
 /* Sets up secure aggregation and the DP pipeline for the selected cohort; checks the budget. */
 void fedrec__engine_start_round(fedrec_engine *e, uint64_t now) {
   fedrec_error err = {0};
@@ -84,13 +101,20 @@ void fedrec__engine_start_round(fedrec_engine *e, uint64_t now) {
   in->local_steps = e->c.local_steps;
   in->client_lr = e->c.client_lr;
   in->min_survivors = e->c.min_survivors;
+  in->kind = e->rounds_done < e->c.popularity_rounds ? FEDREC_ROUND_COUNT : FEDREC_ROUND_MODEL;
+  e->rdim = in->kind == FEDREC_ROUND_COUNT ? e->model.n_items : e->dim;
+  if (!round_buffers(e)) {
+    fedrec__engine_stop(e, "%s", "no memory for a count round's sum");
+    return;
+  }
   fedrec_ddp_params *p = &in->ddp;
-  if (fedrec_engine_round_ddp(&e->c, e->dim, n, p, &err)) {
+  fedrec_engine_config kc = fedrec_engine_kind_config(&e->c, in->kind);
+  if (fedrec_engine_round_ddp(&kc, e->rdim, n, p, &err)) {
     fedrec__engine_stop(e, "%s", err.msg);
     return;
   }
   p->round_seed = fedrec__engine_random_u64(e);
-  if (p->noise != FEDREC_NOISE_NONE || (e->c.central && e->c.noise_multiplier > 0)) {
+  if (p->noise != FEDREC_NOISE_NONE || (kc.central && kc.noise_multiplier > 0)) {
     int tree = e->c.tree_noise_multiplier > 0;
     if (tree) {
       e->round_tree_z = fedrec__engine_tree_z(&e->c, p);
@@ -204,7 +228,7 @@ static int average_update(fedrec_engine *e, uint32_t summed, int central, double
    * the sum. The sum cannot be longer than summed clipped (and rounded) updates plus the
    * noise; longer, it is discarded (its release is recorded above). */
   double sum2 = 0, bound = fedrec__engine_sum_norm_bound(e, summed);
-  for (int64_t i = 0; i < e->dim; i++) sum2 += (double)e->avg[i] * e->avg[i];
+  for (int64_t i = 0; i < e->rdim; i++) sum2 += (double)e->avg[i] * e->avg[i];
   if (!(sqrt(sum2) <= bound)) {
     char why[240];
     snprintf(why, sizeof why, "the decoded sum's norm %.4g exceeds %.4g (%u clipped updates and the noise): "
@@ -215,15 +239,15 @@ static int average_update(fedrec_engine *e, uint32_t summed, int central, double
     return 0;
   }
   if (central) { /* simulation only: N(0, (z c)^2) per coordinate, Box-Muller from the engine's source */
-    double sd = e->c.noise_multiplier * e->c.clip;
-    for (int64_t i = 0; i < e->dim; i += 2) {
+    double sd = fedrec_engine_kind_config(&e->c, e->info.kind).noise_multiplier * e->c.clip;
+    for (int64_t i = 0; i < e->rdim; i += 2) {
       double u = unit_open(e), v = unit_open(e), rad = sd * sqrt(-2 * log(u));
       e->avg[i] += (float)(rad * cos(6.283185307179586 * v));
-      if (i + 1 < e->dim) e->avg[i + 1] += (float)(rad * sin(6.283185307179586 * v));
+      if (i + 1 < e->rdim) e->avg[i + 1] += (float)(rad * sin(6.283185307179586 * v));
     }
   }
   *norm = 0;
-  for (int64_t i = 0; i < e->dim; i++) {
+  for (int64_t i = 0; i < e->rdim; i++) {
     e->avg[i] /= (float)summed;
     *norm += (double)e->avg[i] * e->avg[i];
   }
@@ -260,6 +284,28 @@ static int step_and_publish(fedrec_engine *e) {
     fedrec__engine_stop(e, "%s", "the new model could not be persisted");
   }
   free(saved), free(s1), free(s2);
+  return !failed;
+}
+
+/* A count round: the noisy sum of the members' item vectors (the average times the survivors)
+ * adds to the model's popularity, and the model is sealed and published as after a step; when
+ * it cannot be persisted the previous popularity stays and training stops (0). */
+static int count_and_publish(fedrec_engine *e, uint32_t summed) {
+  fedrec_error err = {0};
+  int32_t ni = e->model.n_items;
+  float *saved = malloc((size_t)ni * sizeof *saved);
+  if (saved) memcpy(saved, e->model.pop, (size_t)ni * sizeof *saved);
+  for (int32_t i = 0; i < ni; i++) e->model.pop[i] += e->avg[i] * (float)summed;
+  uint64_t old = e->version;
+  e->round++, e->rounds_done++;
+  int failed = !saved || fedrec__engine_seal_model(e, old + 1, &err) || fedrec__engine_publish(e);
+  e->round--, e->rounds_done--;
+  if (failed) {
+    if (saved) memcpy(e->model.pop, saved, (size_t)ni * sizeof *saved);
+    fedrec__engine_seal_model(e, old, &err);
+    fedrec__engine_stop(e, "%s", "the new model could not be persisted");
+  }
+  free(saved);
   return !failed;
 }
 
@@ -307,9 +353,9 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
   uint32_t summed;
   double eps, norm;
   int central = e->c.central && e->c.noise_multiplier > 0;
-  if (!unmasked_sum(e, &summed) || !record_release(e, summed, central, &eps) ||
-      !average_update(e, summed, central, eps, &norm) || !tree_step(e) || !step_and_publish(e))
+  if (!unmasked_sum(e, &summed) || !record_release(e, summed, central, &eps) || !average_update(e, summed, central, eps, &norm))
     return;
+  if (e->info.kind == FEDREC_ROUND_COUNT ? !count_and_publish(e, summed) : !tree_step(e) || !step_and_publish(e)) return;
   round_published(e, now, summed, eps, norm);
 }
 

@@ -80,6 +80,15 @@ fedrec_status fedrec_model_grow(fedrec_model *m, int32_t n_items, const float *C
     }
     fr[i] = m->n_free + k, fi[m->n_free + k] = i;
   }
+  if (m->pop && n_items > m->n_items) { /* new items have no count yet */
+    float *pp = realloc(m->pop, (size_t)n_items * sizeof *pp);
+    if (!pp) {
+      free(fr), free(fi), free(E);
+      return fedrec_error_set(err, FEDREC_ERR_NOMEM, "model: popularity of %d items", n_items);
+    }
+    memset(pp + m->n_items, 0, (size_t)(n_items - m->n_items) * sizeof *pp);
+    m->pop = pp;
+  }
   if (n_add) {
     if (m->n_free) memcpy(fi, m->free_items, (size_t)m->n_free * sizeof *fi), memcpy(E, m->E, (size_t)m->n_free * d * sizeof *E);
     memset(E + (size_t)m->n_free * d, 0, (size_t)n_add * d * sizeof *E); /* the item's vector stays H c_i */
@@ -97,6 +106,7 @@ void fedrec_model_free(fedrec_model *m) {
   if (!m) return;
   free(m->H);
   free(m->E);
+  free(m->pop);
   free(m->free_items);
   free(m->free_row);
   memset(m, 0, sizeof *m);
@@ -106,15 +116,28 @@ int64_t fedrec_model_params(const fedrec_model *m) {
   return (int64_t)m->d * m->p + (int64_t)m->n_free * m->d;
 }
 
+int32_t fedrec_model_vdim(const fedrec_model *m) { return m->d + (m->pop != NULL); }
+
+fedrec_status fedrec_model_add_popularity(fedrec_model *m, fedrec_error *err) {
+  if (m->pop) return FEDREC_OK;
+  if (!(m->pop = calloc((size_t)m->n_items, sizeof *m->pop)))
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "model: popularity of %d items", m->n_items);
+  return FEDREC_OK;
+}
+
 void fedrec_model_item_vectors(float *V, const fedrec_model *m) {
-  int32_t n = m->n_items, d = m->d;
-  if (m->H) /* V (n, d) = C (n, p) H^T (p, d) */
+  int32_t n = m->n_items, d = m->d, w = fedrec_model_vdim(m);
+  if (m->H) /* V (n, d) = C (n, p) H^T (p, d), rows w apart */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, m->p, 1.0f, m->C, m->p, m->H,
-                m->p, 0.0f, V, d);
+                m->p, 0.0f, V, w);
   else
-    memset(V, 0, (size_t)n * (size_t)d * sizeof *V);
+    memset(V, 0, (size_t)n * (size_t)w * sizeof *V);
   for (int32_t r = 0; r < m->n_free; r++)
-    cblas_saxpy(d, 1.0f, m->E + (size_t)r * d, 1, V + (size_t)m->free_items[r] * d, 1);
+    cblas_saxpy(d, 1.0f, m->E + (size_t)r * d, 1, V + (size_t)m->free_items[r] * w, 1);
+  if (!m->pop) return;
+  float top = 0;
+  for (int32_t i = 0; i < n; i++) top = m->pop[i] > top ? m->pop[i] : top;
+  for (int32_t i = 0; i < n; i++) V[(size_t)i * w + d] = top > 0 && m->pop[i] > 0 ? m->pop[i] / top : 0.0f;
 }
 
 void fedrec_gramian(float *G, const float *X, int64_t n, int32_t d) {
@@ -178,12 +201,12 @@ size_t fedrec_user_grad_work(const fedrec_model *m, int32_t max_n) {
 void fedrec_user_loss_grad(double *loss, float *gE, float *gH, const fedrec_model *m,
                            const float *V, const float *u, const int32_t *items, const float *w,
                            int32_t n, float alpha0, float reg, float *work) {
-  int32_t N = m->n_items, d = m->d, p = m->p;
+  int32_t N = m->n_items, d = m->d, p = m->p, vd = fedrec_model_vdim(m);
   float *s = work;              /* (N): scores, then gamma */
   float *gf = s + N;            /* (n_free): gamma of free items */
   float *ctg = gf + m->n_free;  /* (p): C^T gamma */
-  cblas_sgemv(CblasRowMajor, CblasNoTrans, N, d, 1.0f, V, d, u, 1, 0.0f, s, 1);
-  double uu = cblas_sdot(d, u, 1, u, 1);
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, N, vd, 1.0f, V, vd, u, 1, 0.0f, s, 1);
+  double uu = cblas_sdot(vd, u, 1, u, 1);
   double L = (double)reg * ((double)n + (double)alpha0 * N) * uu;
   double ss = 0;
   for (int32_t i = 0; i < N; i++) ss += (double)s[i] * s[i];
@@ -213,9 +236,10 @@ void fedrec_user_loss_grad(double *loss, float *gE, float *gH, const fedrec_mode
 void fedrec_user_loss_grad_ref(double *loss, float *gE, float *gH, const fedrec_model *m,
                                const float *u, const int32_t *items, const float *w, int32_t n,
                                float alpha0, float reg) {
-  int32_t N = m->n_items, d = m->d, p = m->p;
-  double L = 0, uu = 0;
-  for (int32_t j = 0; j < d; j++) uu += (double)u[j] * u[j];
+  int32_t N = m->n_items, d = m->d, p = m->p, vd = fedrec_model_vdim(m);
+  double L = 0, uu = 0, top = 0;
+  for (int32_t j = 0; j < vd; j++) uu += (double)u[j] * u[j];
+  for (int32_t i = 0; m->pop && i < N; i++) top = m->pop[i] > top ? m->pop[i] : top;
   L += (double)reg * ((double)n + (double)alpha0 * N) * uu;
   if (gE) memset(gE, 0, (size_t)m->n_free * d * sizeof *gE);
   if (gH && m->H) memset(gH, 0, (size_t)d * p * sizeof *gH);
@@ -229,6 +253,7 @@ void fedrec_user_loss_grad_ref(double *loss, float *gE, float *gH, const fedrec_
       if (m->free_row[i] >= 0) x += m->E[(size_t)m->free_row[i] * d + a];
       s += x * u[a];
     }
+    if (m->pop && top > 0 && m->pop[i] > 0) s += (double)u[d] * (float)(m->pop[i] / top);
     double wi = 0;
     for (int32_t k = 0; k < n; k++)
       if (items[k] == i) wi = w ? w[k] : 1.0;

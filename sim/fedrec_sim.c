@@ -104,7 +104,7 @@ typedef struct {
  * over them. */
 static fedrec_status mf_scorer_of(const fedrec_model *m, float alpha0, float reg, float **V, float **G, fedrec_mf_scorer *mf,
                                   fedrec_scorer *sc, fedrec_error *err) {
-  int32_t ni = m->n_items, d = m->d;
+  int32_t ni = m->n_items, d = fedrec_model_vdim(m);
   *V = malloc((size_t)ni * d * sizeof **V);
   *G = malloc((size_t)d * d * sizeof **G);
   if (!*V || !*G) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "item vectors");
@@ -307,6 +307,8 @@ static const char *noise_name(const fedsim_config *c) {
                                                             : "skellam";
 }
 
+static const char *fed_name(const fedsim_config *c) { return c->popularity_only ? "private-popularity" : "fedavg"; }
+
 /* The run's full configuration, as JSON (config.json of --out). */
 static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, const fedrec_dataset *ds, int argc,
                          char **argv) {
@@ -315,7 +317,7 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
     fedrec_json_string(f, argv[i]);
     fprintf(f, "%s", i + 1 < argc ? ", " : "");
   }
-  fprintf(f, "], \"fedrec_version\": \"%s\", \"algorithm\": \"fedavg\", \"dataset\": ", FEDREC_VERSION);
+  fprintf(f, "], \"fedrec_version\": \"%s\", \"algorithm\": \"%s\", \"dataset\": ", FEDREC_VERSION, fed_name(c));
   fedrec_json_string(f, ds->name);
   fprintf(f, ", \"items\": %d, \"users\": %d,\n", ds->R.cols, ds->R.rows);
   fprintf(f, " \"split\": {\"test_users\": %g, \"holdout\": %g, \"cold_items\": %g, \"min_items\": %d, \"seed\": %llu},\n",
@@ -327,6 +329,7 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
   fprintf(f, " \"max_participation\": %u, \"min_separation\": %u, \"tree_noise_multiplier\": %g, \"tree_rounds\": %u,\n",
           c->engine.max_participation, c->engine.min_separation, c->target_epsilon > 0 ? 0 : c->engine.tree_noise_multiplier,
           c->engine.tree_rounds);
+  fprintf(f, " \"popularity_rounds\": %u,\n", c->engine.popularity_rounds);
   fprintf(f, " \"privacy\": \"%s\", \"clip\": %g, \"noise_multiplier\": %g, \"target_epsilon\": %g, \"delta\": %g, \"budget\": %g,\n",
           noise_name(c), c->engine.clip, c->target_epsilon > 0 ? 0 : c->engine.noise_multiplier, c->target_epsilon, c->delta, c->budget);
   fprintf(f, " \"local_steps\": %u, \"client_lr\": %g,", c->engine.local_steps ? c->engine.local_steps : 1, c->engine.client_lr > 0 ? c->engine.client_lr : 1);
@@ -349,7 +352,7 @@ static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config 
     snprintf(eps, sizeof eps, "%.6g", fr->epsilon);
     snprintf(planned, sizeof planned, "%.6g", fr->planned_epsilon);
   }
-  fprintf(f, "{\"algorithm\": \"fedavg\", \"dataset\": ");
+  fprintf(f, "{\"algorithm\": \"%s\", \"dataset\": ", fed_name(fc));
   fedrec_json_string(f, ds->name);
   fprintf(f,
           ", \"users\": %d, \"items\": %d, \"train_users\": %d, "
@@ -364,7 +367,10 @@ static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config 
           fr->noise_multiplier, fc->engine.clip, fr->bytes_up, fr->bytes_down, fr->seconds,
           fc->engine.plain ? "plain" : fc->engine.active ? "active" : "full");
   fedrec_json_string(f, fr->stop_reason);
-  fprintf(f, ", \"model_hash\": \"%s\", \"max_participation\": %u", fr->model_hash, fc->engine.max_participation);
+  fprintf(f, ", \"model_hash\": \"%s\", \"max_participation\": %u, \"popularity_rounds\": %u", fr->model_hash,
+          fc->engine.max_participation, fc->engine.popularity_rounds);
+  if (fc->engine.popularity_rounds)
+    fprintf(f, ", \"popularity_noise_multiplier\": %.6g", fr->popularity_noise_multiplier);
   if (fc->engine.tree_noise_multiplier > 0)
     fprintf(f, ", \"epsilon_public\": %.6g, \"tree_noise_multiplier\": %.6g, \"tree_rounds\": %u", fr->epsilon_public,
             fr->tree_noise_multiplier, fc->engine.tree_rounds);
@@ -454,7 +460,7 @@ static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, con
   if (a->json) {
     write_summary(stdout, &fr, &fc, a, ds, sp);
   } else {
-    printf("fedrec-sim  algorithm=fedavg  dataset=%s\n", ds->name);
+    printf("fedrec-sim  algorithm=%s  dataset=%s\n", fed_name(&fc), ds->name);
     if (fc.target_epsilon > 0)
       printf("  %s %.4g calibrated for epsilon %g%s at delta %g over %u rounds (planned %.4f)\n",
              fc.engine.tree_noise_multiplier > 0 ? "tree noise multiplier" : "noise multiplier",

@@ -119,12 +119,13 @@ fedrec_status fedsim_identity(sim *m, uint32_t slot, uint64_t user, uint8_t *cer
 fedrec_status fedsim_shared_vectors(sim *m, fedrec_error *err) {
   const fedrec_model *md = &m->model;
   free(m->V), free(m->G);
-  m->V = malloc((size_t)md->n_items * md->d * sizeof *m->V);
-  m->G = malloc((size_t)md->d * md->d * sizeof *m->G);
-  if (!m->V || !m->G) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "item vectors: %d x %d", md->n_items, md->d);
+  int32_t d = fedrec_model_vdim(md);
+  m->V = malloc((size_t)md->n_items * d * sizeof *m->V);
+  m->G = malloc((size_t)d * d * sizeof *m->G);
+  if (!m->V || !m->G) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "item vectors: %d x %d", md->n_items, d);
   fedrec_model_item_vectors(m->V, md);
   fedrec_blas_threads(1); /* as inside a client: the same bits as the participant's own */
-  fedrec_gramian(m->G, m->V, md->n_items, md->d);
+  fedrec_gramian(m->G, m->V, md->n_items, d);
   fedrec_blas_threads(m->nthreads > 0 ? m->nthreads : 1);
   return FEDREC_OK;
 }

@@ -35,6 +35,12 @@ typedef struct fedsim_config {
                                             * (as devices do; slow at large lambda) rather than
                                             * the fast floating-point one (default) */
   uint32_t audit_canaries, audit_guesses;  /* --audit-canaries N: one-run audit (0: none) */
+  double popularity_share;                 /* with --target-epsilon and count rounds: the budget
+                                            * share (RDP) the count rounds get (0: their noise is
+                                            * the model rounds') */
+  int popularity_only;                     /* --algorithm private-popularity: every round is a count
+                                            * round and the model is evaluated by its popularity
+                                            * alone */
 } fedsim_config;
 
 typedef struct fedsim_result {
@@ -43,6 +49,7 @@ typedef struct fedsim_result {
   double noise_multiplier, planned_epsilon; /* as used (calibrated or given); the plan's bound */
   double epsilon_public;                   /* against model recipients (DP-FTRL: the tree's) */
   double tree_noise_multiplier;            /* DP-FTRL: as used (calibrated or given) */
+  double popularity_noise_multiplier;      /* count rounds': as used (0: no count rounds) */
   uint32_t rounds_done;
   int64_t params;
   uint32_t secagg_k;                       /* neighbours per client in the last round */

@@ -38,12 +38,13 @@ typedef struct sim {
   int64_t dim;
   uint32_t secagg_k;
   uint32_t sa_dim, sa_bits; /* the round's masked-input length and bits (MPI: the reduction) */
+  uint32_t sa_cap;          /* the longest masked input a round can have (count rounds: the catalogue) */
   int mpi_size;             /* > 1: fedrec-sim-mpi with this many ranks (fedsim_mpi.c) */
   /* one process: in the masked phase each pool thread adds its clients' inputs up, and the
    * engine takes the sums after the phase (fedrec_engine_submit_sum) */
   float *V, *G;              /* the published model's item vectors and Gramian, shared */
   int nthreads;
-  uint32_t *tsum;           /* nthreads x sa_dim */
+  uint32_t *tsum;           /* nthreads x sa_cap; in a round, nthreads x sa_dim */
   uint64_t *tids;           /* nthreads x cohort: the clients in each sum */
   uint32_t tn[FEDSIM_MAX_THREADS];
   uint64_t tbytes[FEDSIM_MAX_THREADS];
@@ -81,6 +82,9 @@ void fedsim_fail(sim *m, const char *what, const fedrec_error *err);
 /* A user with history, or an included canary: may be sampled. */
 int fedsim_eligible(const sim *m, uint32_t u);
 /* Canary j's secret direction: a uniformly random unit vector of dim (from the seed). */
+/* The longest update a round of this run sends: the parameters, or the catalogue's size when
+ * count rounds (popularity) are asked for and it is longer. */
+int64_t fedsim_longest_update(const sim *m);
 void fedsim_canary_direction(float *x, int64_t dim, uint64_t seed, uint32_t j);
 /* A reproducible byte source (a fedrec_rng) as a fedrec_entropy: a simulation device. */
 void fedsim_rng_bytes(void *ctx, void *buf, uint64_t n);

@@ -10,9 +10,23 @@
 #include "fedrec/internal/tool.h"
 #include "fedsim_internal.h"
 
+/* Private popularity: the test users ranked by the model's noisy counts alone. */
+static fedrec_status evaluate_popularity(const sim *m, const fedrec_model *md, fedrec_metrics *out, fedrec_error *err) {
+  double *counts = malloc((size_t)md->n_items * sizeof *counts);
+  if (!counts) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "evaluation");
+  for (int32_t i = 0; i < md->n_items; i++) counts[i] = md->pop ? md->pop[i] : 0;
+  fedrec_pop_scorer ps = {counts, md->n_items};
+  fedrec_scorer sc = fedrec_pop_scorer_make(&ps);
+  fedrec_eval_config ec = {.k = m->c->k, .threads = m->c->threads, .content = m->ds->content, .content_dim = m->ds->content_dim};
+  fedrec_status s = fedrec_evaluate(out, &sc, &m->sp->foldin, &m->sp->holdout, &ec, err);
+  free(counts);
+  return s;
+}
+
 fedrec_status fedsim_evaluate(const sim *m, fedrec_metrics *out, fedrec_error *err) {
   const fedrec_model *md = fedrec_engine_current_model(m->e);
-  int32_t ni = md->n_items, d = md->d;
+  if (m->c->popularity_only) return evaluate_popularity(m, md, out, err);
+  int32_t ni = md->n_items, d = fedrec_model_vdim(md);
   float *V = malloc((size_t)ni * d * sizeof *V), *G = malloc((size_t)d * d * sizeof *G);
   if (!V || !G) {
     free(V), free(G);

@@ -111,22 +111,34 @@ static void engine_config(sim *m, fedrec_engine_config *ec) {
   if (ec->active) memcpy(ec->authority_pk, m->authority.pk, sizeof ec->authority_pk);
 }
 
+int64_t fedsim_longest_update(const sim *m) {
+  int64_t ni = m->sp->train.cols;
+  return m->c->engine.popularity_rounds && ni > m->dim ? ni : m->dim;
+}
+
 /* The smallest noise multiplier (to 0.1%) whose planned epsilon after c->rounds rounds is at
  * most c->target_epsilon: bisection in log z (epsilon falls as z grows). */
-static fedrec_status planned(double *eps, const fedrec_engine_config *ec, int64_t dim, uint32_t n, const fedsim_config *c,
+static fedrec_status planned(double *eps, fedrec_engine_config *ec, int64_t dim, int64_t n_items, uint32_t n, const fedsim_config *c,
                              fedrec_error *err) {
+  uint32_t P = ec->popularity_rounds;
+  if (P && c->rounds > P && c->popularity_share > 0) {
+    /* the count rounds' share of the budget: their noise multiplier z / sqrt(k), each costing
+     * about k model rounds (RDP ~ 1/z^2), k = share (R - P) / (P (1 - share)) */
+    double k = c->popularity_share * (c->rounds - P) / (P * (1 - c->popularity_share));
+    ec->popularity_noise_multiplier = ec->noise_multiplier / sqrt(k);
+  }
   return ec->tree_noise_multiplier > 0 ? fedrec_engine_plan_public_epsilon(eps, ec, dim, n, c->rounds, c->delta, err)
-                                       : fedrec_engine_plan_epsilon(eps, ec, dim, n, c->rounds, c->delta, err);
+                                       : fedrec_engine_plan_epsilon_items(eps, ec, dim, n_items, n, c->rounds, c->delta, err);
 }
 
 /* z: the multiplier calibrated (the distributed one, or DP-FTRL's tree multiplier) */
-static fedrec_status calibrate(double *z, fedrec_engine_config *ec, int64_t dim, uint32_t n, const fedsim_config *c,
-                               fedrec_error *err) {
+static fedrec_status calibrate(double *z, fedrec_engine_config *ec, int64_t dim, int64_t n_items, uint32_t n,
+                               const fedsim_config *c, fedrec_error *err) {
   double lo = 1e-2, hi = 1e4, eps;
   fedrec_status s;
   for (;;) { /* the largest multiplier (below 1e4) whose per-client noise the samplers take */
     *z = hi;
-    if (!(s = planned(&eps, ec, dim, n, c, err))) break;
+    if (!(s = planned(&eps, ec, dim, n_items, n, c, err))) break;
     if ((hi /= 2) < lo) return s;
   }
   if (eps > c->target_epsilon)
@@ -137,10 +149,12 @@ static fedrec_status calibrate(double *z, fedrec_engine_config *ec, int64_t dim,
     *z = mid;
     fedrec_error e2 = {0};
     /* a multiplier too small for the sampler's range counts as too little noise */
-    if (planned(&eps, ec, dim, n, c, &e2) || eps > c->target_epsilon) lo = mid;
+    if (planned(&eps, ec, dim, n_items, n, c, &e2) || eps > c->target_epsilon) lo = mid;
     else hi = mid;
   }
   *z = hi;
+  fedrec_error e2 = {0};
+  planned(&eps, ec, dim, n_items, n, c, &e2); /* the count rounds' multiplier follows z */
   return FEDREC_OK;
 }
 
@@ -154,9 +168,11 @@ static fedrec_status plan(sim *m, fedrec_engine_config *ec, fedsim_result *res, 
   uint32_t n_plan = m->poisson ? (uint32_t)fmax(m->least, round(c->sampling_rate * m->pop)) : c->cohort;
   fedrec_status s;
   int tree = ec->tree_noise_multiplier > 0;
-  if (c->target_epsilon > 0 && (s = calibrate(tree ? &ec->tree_noise_multiplier : &ec->noise_multiplier, ec, m->dim, n_plan, c, err)))
+  int64_t ni = m->sp->train.cols; /* count rounds' length */
+  if (c->target_epsilon > 0 && (s = calibrate(tree ? &ec->tree_noise_multiplier : &ec->noise_multiplier, ec, m->dim, ni, n_plan, c, err)))
     return s;
-  if ((s = planned(&res->planned_epsilon, ec, m->dim, n_plan, c, err))) return s;
+  if ((s = planned(&res->planned_epsilon, ec, m->dim, ni, n_plan, c, err))) return s;
+  res->popularity_noise_multiplier = ec->popularity_rounds ? fedrec_engine_kind_config(ec, FEDREC_ROUND_COUNT).noise_multiplier : 0;
   res->noise_multiplier = ec->noise_multiplier;
   res->tree_noise_multiplier = ec->tree_noise_multiplier;
   return FEDREC_OK;
@@ -167,8 +183,8 @@ static fedrec_status allocate(sim *m, fedrec_error *err) {
   const fedsim_config *c = m->c;
   uint32_t cap = m->cap;
   m->nthreads = c->threads < 1 ? 1 : c->threads > FEDSIM_MAX_THREADS ? FEDSIM_MAX_THREADS : c->threads;
-  m->sa_dim = fedrec_ddp_padded((uint32_t)m->dim); /* the masked inputs' length */
-  m->tsum = malloc((size_t)m->nthreads * m->sa_dim * sizeof *m->tsum);
+  m->sa_dim = m->sa_cap = fedrec_ddp_padded((uint32_t)fedsim_longest_update(m)); /* the masked inputs' length */
+  m->tsum = malloc((size_t)m->nthreads * m->sa_cap * sizeof *m->tsum);
   m->tids = malloc((size_t)m->nthreads * cap * sizeof *m->tids);
   if (!m->tsum || !m->tids) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "input sums");
   m->users = malloc(cap * sizeof *m->users);

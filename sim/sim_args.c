@@ -9,7 +9,7 @@
 #include "fedrec/internal/tool.h"
 
 static const char USAGE[] =
-      "usage: fedrec-sim --algorithm central|ease|popularity|model|fedavg [options]\n"
+      "usage: fedrec-sim --algorithm central|ease|popularity|model|fedavg|private-popularity [options]\n"
       "  model: evaluate a published model blob given by --model FILE (no training)\n"
       "\n"
       "data (one of):\n"
@@ -50,6 +50,15 @@ static const char USAGE[] =
       "                             --target-epsilon, Z is calibrated for the public epsilon (model\n"
       "                             recipients), the devices' --noise-multiplier kept for the operator\n"
       "  --tree-rounds E            rounds per tree (default: --rounds); each user once per tree\n"
+      "  --popularity-rounds P      the first P of the rounds are count rounds: each client sends its\n"
+      "                             history's items (clipped, noised, accounted like any round); the\n"
+      "                             model gets their noisy sum as a popularity coordinate whose weight\n"
+      "                             each user's solve chooses (docs/MODEL.md)\n"
+      "  --popularity-share S       with --target-epsilon: the share of the privacy budget (RDP) the\n"
+      "                             count rounds get, through their own, smaller noise multiplier\n"
+      "                             (0.5; 0: the model rounds' multiplier)\n"
+      "  --algorithm private-popularity   the same rounds, all counting (--rounds, default 1), ranked\n"
+      "                             by the noisy counts alone: the private floor every model must beat\n"
       "  --privacy skellam|dgauss|central|none (skellam; central: the server adds Gaussian noise)\n"
       "            --noise-multiplier Z (1) --clip C (1)\n"
       "  --target-epsilon E         choose the noise multiplier for epsilon E at --delta after\n"
@@ -91,7 +100,7 @@ void sim_usage(FILE *out) { fputs(USAGE, out); }
 #define SET(flag, field, value, group) FEDREC_OPTION_SET(flag, sim_args, field, value, group)
 /* Every flag (the usage above says what each does). */
 static const fedrec_option OPTIONS[] = {
-    CHOICE("--algorithm", algorithm, "central, ease, popularity, model, fedavg", 0),
+    CHOICE("--algorithm", algorithm, "central, ease, popularity, model, fedavg, private-popularity", 0),
     TEXT("--dataset", dataset), TEXT("--train", train), TEXT("--test-foldin", test_foldin),
     TEXT("--test-holdout", test_holdout), TEXT("--content", content), TEXT("--content-ids", content_ids),
     NUMBER("--content-dim", FEDREC_ARG_INT32, content_dim, 1, FEDREC_MAX_CONTENT_DIM, 0),
@@ -113,7 +122,9 @@ static const fedrec_option OPTIONS[] = {
     NUMBER("--seed", FEDREC_ARG_UINT64, ials.seed, 0, 9007199254740992.0, SIM_GIVEN_SEED),
     NUMBER("--threads", FEDREC_ARG_INT32, ials.threads, 0, 256, 0),
     SET("--json", json, 1, 0), SET("--quiet", quiet, 1, 0), TEXT("--model", model),
-    NUMBER("--rounds", FEDREC_ARG_UINT32, fed.rounds, 1, 1e7, 0),
+    NUMBER("--rounds", FEDREC_ARG_UINT32, fed.rounds, 1, 1e7, SIM_GIVEN_ROUNDS),
+    NUMBER("--popularity-rounds", FEDREC_ARG_UINT32, fed.engine.popularity_rounds, 1, 1000, 0),
+    NUMBER("--popularity-share", FEDREC_ARG_DOUBLE, fed.popularity_share, 0, 0.99, 0),
     NUMBER("--sampling-rate", FEDREC_ARG_DOUBLE, fed.sampling_rate, 1e-9, 1, SIM_GIVEN_COHORT),
     NUMBER("--cohort", FEDREC_ARG_UINT32, fed.cohort, 2, FEDREC_SECAGG_MAX_CLIENTS, SIM_GIVEN_COHORT),
     NUMBER("--tree-noise-multiplier", FEDREC_ARG_DOUBLE, fed.engine.tree_noise_multiplier, 0.01, 1e4, 0),
@@ -158,7 +169,7 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
   a->threshold = 4.0;
   a->ease_lambda = 200.0f;
   a->k = 20;
-  a->fed = (fedsim_config){.rounds = 20, .cohort = 100, .budget = 1e9, .delta = 1e-6, .eval_every = 1};
+  a->fed = (fedsim_config){.rounds = 20, .cohort = 100, .budget = 1e9, .delta = 1e-6, .eval_every = 1, .popularity_share = 0.5};
   fedrec_engine_defaults(&a->fed.engine); /* clip 1, noise multiplier 1, Skellam, fedavg */
   a->fed.engine.server_lr = 0.5, a->fed.engine.momentum = 0.5;
   *help = 0;
@@ -173,6 +184,15 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
     a->given |= o->group;
   }
   a->head_set = (a->given & SIM_GIVEN_HEAD) != 0;
+  if (a->algorithm == ALG_PRIVATE_POP) { /* fedavg whose every round counts items (one unless --rounds says) */
+    a->algorithm = ALG_FEDAVG;
+    a->fed.popularity_only = 1;
+    if (!(a->given & SIM_GIVEN_ROUNDS)) a->fed.rounds = 1;
+    a->fed.engine.popularity_rounds = a->fed.rounds;
+  }
+  if (a->fed.engine.popularity_rounds && (a->fed.audit_canaries || a->fed.engine.tree_noise_multiplier > 0))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "--popularity-rounds (and private-popularity) go with neither "
+                            "--audit-canaries nor DP-FTRL (--tree-noise-multiplier)");
   if (a->given & SIM_GIVEN_SEED) a->split.seed = a->ials.seed;
   if (a->given & SIM_GIVEN_PRIVACY) {
     a->fed.engine.noise = a->privacy == SIM_PRIVACY_DGAUSS ? FEDREC_NOISE_DGAUSS

@@ -5,7 +5,8 @@
 #include "fedrec/fedrec.h"
 #include "fedsim.h"
 
-typedef enum { ALG_CENTRAL, ALG_EASE, ALG_POPULARITY, ALG_MODEL, ALG_FEDAVG } sim_algorithm;
+/* ALG_PRIVATE_POP is parsed into ALG_FEDAVG with fed.popularity_only (every round a count round) */
+typedef enum { ALG_CENTRAL, ALG_EASE, ALG_POPULARITY, ALG_MODEL, ALG_FEDAVG, ALG_PRIVATE_POP } sim_algorithm;
 
 typedef struct sim_args {
   sim_algorithm algorithm;
@@ -36,7 +37,7 @@ typedef struct sim_args {
 } sim_args;
 
 enum { SIM_GIVEN_DIM = 1, SIM_GIVEN_COHORT = 2, SIM_GIVEN_OPTIMIZER = 4, SIM_GIVEN_NOISE = 8, SIM_GIVEN_MODEL = 16,
-       SIM_GIVEN_HEAD = 32, SIM_GIVEN_SEED = 64, SIM_GIVEN_PRIVACY = 128 };
+       SIM_GIVEN_HEAD = 32, SIM_GIVEN_SEED = 64, SIM_GIVEN_PRIVACY = 128, SIM_GIVEN_ROUNDS = 256 };
 enum { SIM_PRIVACY_NONE, SIM_PRIVACY_CENTRAL, SIM_PRIVACY_SKELLAM, SIM_PRIVACY_DGAUSS }; /* --privacy's choices, in order */
 
 /* fedavg on a real dataset (not synthetic): the settings a flag did not give are scaled from

@@ -108,7 +108,7 @@ static void world_free(world *w) {
 
 static double recall(world *w) {
   const fedrec_model *m = fedrec_engine_current_model(w->e);
-  int32_t ni = m->n_items, d = m->d;
+  int32_t ni = m->n_items, d = fedrec_model_vdim(m);
   float *V = malloc((size_t)ni * d * sizeof *V), *G = malloc((size_t)d * d * sizeof *G);
   fedrec_model_item_vectors(V, m);
   fedrec_gramian(G, V, ni, d);
@@ -1283,6 +1283,84 @@ static void test_dp_ftrl(void **state) {
   fedrec_identity_free(&id);
 }
 
+/* Count rounds (private popularity): round 1 asks its members for their items (the round info
+ * says so, over n_items, with the count rounds' own noise), its noisy sum lands in the model's
+ * popularity within the noise of the cohort's true clipped counts, round 2 trains the model as
+ * usual with the popularity coordinate in the item vectors; the ledger verifies with both
+ * entries; count rounds with DP-FTRL are refused. */
+static void test_popularity_rounds(void **state) {
+  (void)state;
+  fedrec_engine_config c;
+  base_config(&c);
+  c.popularity_rounds = 1;
+  c.popularity_noise_multiplier = 0.05;
+  world w;
+  world_init(&w, &c, 1e6);
+  const fedrec_model *m = fedrec_engine_current_model(w.e);
+  int32_t ni = m->n_items;
+  assert_non_null(m->pop);
+  assert_int_equal(fedrec_model_vdim(m), m->d + 1);
+  uint32_t none[FEDREC_PHASES] = {0};
+  uint64_t cursor = 0;
+  assert_true(run_round(&w, 50, none, &cursor));
+  /* what the 50 members sent, before noise: each history's 0/1 vector clipped to norm 2 */
+  const fedrec_csr *R = &w.split.train;
+  double *want = calloc((size_t)ni, sizeof *want), err2 = 0, top = 0, ss = 0;
+  uint64_t u = 0;
+  for (uint32_t k = 0; k < 50; u++) {
+    int64_t a = R->indptr[u], b = R->indptr[u + 1];
+    if (b - a < 2) continue;
+    double scale = fmin(1.0, c.clip / sqrt((double)(b - a)));
+    for (int64_t j = a; j < b; j++) want[R->indices[j]] += scale;
+    k++;
+  }
+  m = fedrec_engine_current_model(w.e);
+  for (int32_t i = 0; i < ni; i++) {
+    err2 = fmax(err2, fabs(m->pop[i] - want[i]));
+    ss += (m->pop[i] - want[i]) * (m->pop[i] - want[i]);
+    top = fmax(top, want[i]);
+  }
+  print_message("count round: popularity within %.3f (rms %.3f) of the clipped counts (largest %.2f)\n", err2, sqrt(ss / ni), top);
+  assert_true(top > 3);
+  /* noise (std 0.1 at min_survivors, more with all 50) and the grid's rounding: well below the
+   * counts' spread; a sum that missed members or counted items twice is off by >= 0.3 per item */
+  assert_true(err2 < 1.5 && sqrt(ss / ni) < 0.4);
+  assert_int_equal(w.published, 2);
+  double r1 = recall(&w);
+  float *pop1 = malloc((size_t)ni * sizeof *pop1);
+  memcpy(pop1, m->pop, (size_t)ni * sizeof *pop1);
+  assert_true(run_round(&w, 50, none, &cursor)); /* a model round: the popularity stays */
+  assert_int_equal(fedrec_engine_rounds_done(w.e), 2);
+  assert_memory_equal(fedrec_engine_current_model(w.e)->pop, pop1, (size_t)ni * sizeof *pop1);
+  free(pop1);
+  print_message("Recall@20 after the count round %.4f, after a model round %.4f\n", r1, recall(&w));
+  assert_int_equal(closed_ledger_entries(&w), 2);
+  world_free(&w);
+  free(want);
+
+  c.tree_noise_multiplier = 4, c.tree_rounds = 2;
+  fedrec_identity id;
+  uint8_t seed[32] = {4};
+  assert_status(fedrec_identity_from_seed(&id, seed), FEDREC_OK);
+  int32_t all[20];
+  for (int32_t i = 0; i < 20; i++) all[i] = i;
+  fedrec_model m2;
+  fedrec_error err = {0};
+  assert_status(fedrec_model_init(&m2, 20, 4, NULL, 0, 0, all, 20, 1, 0.1f, &err), FEDREC_OK);
+  fedrec_engine *e = NULL;
+  fedrec_ledger *l;
+  char path[96];
+  snprintf(path, sizeof path, "/tmp/fedrec_engine_pop_%d.db", (int)getpid());
+  unlink(path);
+  assert_status(fedrec_ledger_create(&l, path, 1e-5, 1e6, NULL, &id, &err), FEDREC_OK);
+  assert_status(fedrec_engine_new(&e, &c, &m2, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "DP-FTRL"));
+  fedrec_ledger_close(l);
+  unlink(path);
+  fedrec_model_free(&m2);
+  fedrec_identity_free(&id);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
@@ -1304,6 +1382,7 @@ int main(void) {
       cmocka_unit_test(test_active_variant),
       cmocka_unit_test(test_min_separation),
       cmocka_unit_test(test_dp_ftrl),
+      cmocka_unit_test(test_popularity_rounds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

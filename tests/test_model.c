@@ -429,6 +429,71 @@ static void test_model_blob(void **state) {
   fedrec_model_free(&m);
 }
 
+/* Popularity: format 2 carries it (and format 1 stays what it was without it); the item
+ * vectors get the normalised popularity as coordinate d; the BLAS gradient with it equals the
+ * reference, and moving the popularity coordinate's user weight changes the loss as the
+ * reference says; grow gives new items zero popularity; bad flags and lengths are refused. */
+static void test_model_popularity(void **state) {
+  (void)state;
+  fixture f;
+  make_fixture(&f, 31, 4, 5, 20, 1);
+  size_t n1 = fedrec_model_encoded_size(&f.m);
+  fedrec_error err;
+  assert_status(fedrec_model_add_popularity(&f.m, &err), FEDREC_OK);
+  int32_t ni = f.m.n_items, d = f.m.d, vd = fedrec_model_vdim(&f.m);
+  assert_int_equal(vd, d + 1);
+  for (int32_t i = 0; i < ni; i++) f.m.pop[i] = (float)((i * 5) % 11) - 2; /* some negative: noisy counts */
+  size_t n = fedrec_model_encoded_size(&f.m);
+  assert_int_equal(n, n1 + 4 + 4 * (size_t)ni);
+  uint8_t *b = malloc(n), *b2 = malloc(n);
+  fedrec_model_encode(b, &f.m, 5);
+  assert_int_equal(b[4], 2);
+  fedrec_model back;
+  assert_status(fedrec_model_decode(&back, NULL, b, n, f.C, 5, &err), FEDREC_OK);
+  assert_memory_equal(back.pop, f.m.pop, (size_t)ni * sizeof(float));
+  fedrec_model_encode(b2, &back, 5);
+  assert_memory_equal(b, b2, n);
+  fedrec_model_free(&back);
+  memcpy(b2, b, n);
+  b2[32] = 3; /* an unknown flag */
+  assert_status(fedrec_model_decode(&back, NULL, b2, n, f.C, 5, &err), FEDREC_ERR_PARSE);
+  assert_non_null(strstr(err.msg, "flags"));
+  assert_status(fedrec_model_decode(&back, NULL, b, n - 4, f.C, 5, &err), FEDREC_ERR_PARSE);
+  memcpy(b2, b, n);
+  memset(b2 + n - 4, 0xff, 4); /* a NaN popularity */
+  assert_status(fedrec_model_decode(&back, NULL, b2, n, f.C, 5, &err), FEDREC_ERR_PARSE);
+  /* item vectors: the first d coordinates as without popularity, then pop_i / max pop (>= 0) */
+  float *V = malloc((size_t)ni * vd * sizeof *V), *u = malloc((size_t)vd * sizeof *u);
+  fedrec_model_item_vectors(V, &f.m);
+  for (int32_t i = 0; i < ni; i++) {
+    for (int32_t j = 0; j < d; j++) assert_near(V[(size_t)i * vd + j], f.V[(size_t)i * d + j], 1e-5);
+    assert_near(V[(size_t)i * vd + d], f.m.pop[i] > 0 ? f.m.pop[i] / 8.0f : 0.0f, 1e-6);
+  }
+  memcpy(u, f.u, (size_t)d * sizeof *u);
+  u[d] = 0.7f;
+  size_t nE = (size_t)f.m.n_free * d, nH = (size_t)d * f.m.p;
+  float *gE = malloc(nE * 4), *gH = malloc(nH * 4), *rE = malloc(nE * 4), *rH = malloc(nH * 4);
+  float *work = malloc(fedrec_user_grad_work(&f.m, f.n) * 4);
+  double L, Lr, L0;
+  fedrec_user_loss_grad(&L, gE, gH, &f.m, V, u, f.items, f.w, f.n, 0.3f, 0.01f, work);
+  fedrec_user_loss_grad_ref(&Lr, rE, rH, &f.m, u, f.items, f.w, f.n, 0.3f, 0.01f);
+  assert_near(L, Lr, 1e-4 * fabs(Lr));
+  for (size_t k = 0; k < nE; k++) assert_near(gE[k], rE[k], 1e-3 * (1 + fabs(rE[k])));
+  for (size_t k = 0; k < nH; k++) assert_near(gH[k], rH[k], 1e-3 * (1 + fabs(rH[k])));
+  u[d] = 0;
+  fedrec_user_loss_grad_ref(&L0, NULL, NULL, &f.m, u, f.items, f.w, f.n, 0.3f, 0.01f);
+  assert_true(fabs(L0 - Lr) > 1e-3); /* the popularity coordinate takes part in the scores */
+  /* a grown catalogue: the new items' popularity is zero, the old ones' kept */
+  float *C2 = malloc((size_t)(ni + 4) * 5 * sizeof *C2);
+  memcpy(C2, f.C, (size_t)ni * 5 * sizeof *C2);
+  memset(C2 + (size_t)ni * 5, 0, 4 * 5 * sizeof *C2);
+  assert_status(fedrec_model_grow(&f.m, ni + 4, C2, NULL, 0, &err), FEDREC_OK);
+  for (int32_t i = 0; i < 4; i++) assert_true(f.m.pop[ni + i] == 0);
+  assert_true(f.m.pop[1] == 3);
+  free(C2), free(b), free(b2), free(V), free(u), free(gE), free(gH), free(rE), free(rH), free(work);
+  free_fixture(&f);
+}
+
 /* The optimizer list: names both ways, and each step against its textbook formula. */
 static void test_optimizers(void **state) {
   (void)state;
@@ -459,7 +524,7 @@ int main(void) {
       cmocka_unit_test(test_ials_monotone), cmocka_unit_test(test_determinism),
       cmocka_unit_test(test_synth_shape),  cmocka_unit_test(test_ease),
       cmocka_unit_test(test_model_blob), cmocka_unit_test(test_model_grow), cmocka_unit_test(test_optimizers),
-      cmocka_unit_test(test_explain),
+      cmocka_unit_test(test_explain),      cmocka_unit_test(test_model_popularity),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

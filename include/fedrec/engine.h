@@ -85,6 +85,12 @@ typedef struct fedrec_engine_config {
    * Needs fixed-size cohorts, distributed noise and a ledger of format 4. */
   double tree_noise_multiplier;
   uint32_t tree_rounds;
+  /* private popularity: the first popularity_rounds published rounds are count rounds (each
+   * member sends the items of its history, clipped and noised as any update, accounted in the
+   * ledger as any round); their noisy sums add up in the model's popularity, which the model
+   * then has (fedrec_model_add_popularity; docs/MODEL.md). 0: none. Not with DP-FTRL. */
+  uint32_t popularity_rounds;
+  double popularity_noise_multiplier; /* count rounds' noise multiplier (0: noise_multiplier) */
   /* secure aggregation ((k, t) chosen per round). active: the malicious-server variant: every
    * member must present a device certificate from the enrolment authority whose public key is
    * authority_pk (include/fedrec/enrol.h) to join; keys and the survivor list are signed and
@@ -254,9 +260,15 @@ uint32_t fedrec_engine_colluders(const fedrec_engine_config *c, uint32_t n);
  * engine's budget check does (only min_survivors surviving, so only their noise): an upper
  * bound on what the ledger records when every round has at least min_survivors. INFINITY
  * without noise. With max_participation, at most that many rounds are composed (as a ledger
- * with that bound does). For calibrating a noise multiplier to a target epsilon. */
+ * with that bound does, the costliest first). The first popularity_rounds of them are count
+ * rounds over n_items (popularity_noise_multiplier). For calibrating a noise multiplier to a
+ * target epsilon. */
 fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim,
                                          uint32_t n, uint64_t rounds, double delta, fedrec_error *err);
+fedrec_status fedrec_engine_plan_epsilon_items(double *eps, const fedrec_engine_config *c, int64_t dim, int64_t n_items,
+                                               uint32_t n, uint64_t rounds, double delta, fedrec_error *err);
+/* The configuration a round of this kind runs with (a count round: its own noise multiplier). */
+fedrec_engine_config fedrec_engine_kind_config(const fedrec_engine_config *c, fedrec_round_kind kind);
 /* The same against model recipients: with DP-FTRL, the smaller of that and the tree's
  * (restarting every tree_rounds rounds); else equal to it. */
 fedrec_status fedrec_engine_plan_public_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim, uint32_t n,

@@ -27,6 +27,12 @@ typedef struct fedrec_model {
   int32_t *free_items; /* (n_free) item index of each row of E */
   int32_t *free_row;   /* (n_items) row of E for each item, or -1 */
   const float *C;      /* (n_items, p) content, borrowed; may be NULL when H is NULL */
+  /* private popularity (docs/MODEL.md): the items' noisy user counts from count rounds, or
+   * NULL. When present, every item vector gets one more coordinate, the item's popularity
+   * max(0, pop_i) / max_j pop_j, whose weight each user's solve chooses like any other: the
+   * model falls back to popularity where the factors carry no signal, and the factors learn
+   * what popularity does not explain. It is not a gradient-trained parameter. */
+  float *pop;
 } fedrec_model;
 
 /* Allocates a model. With a head (use_head and C != NULL), H ~ N(0, init_std^2 / p);
@@ -45,11 +51,17 @@ fedrec_status fedrec_model_grow(fedrec_model *m, int32_t n_items, const float *C
                                 fedrec_error *err);
 /* Number of trainable parameters (d*p + n_free*d). */
 int64_t fedrec_model_params(const fedrec_model *m);
+/* Width of the item vectors and of a user's vector: d, plus 1 with popularity. */
+int32_t fedrec_model_vdim(const fedrec_model *m);
+/* Gives the model a popularity vector of zeros (no change if it has one). */
+fedrec_status fedrec_model_add_popularity(fedrec_model *m, fedrec_error *err);
 
 /* The wire and storage form of a model (what the coordinator signs and clients download),
  * little-endian: "FRMD", format 1, the model version (64 bits), n_items, d, p (0: no head),
- * n_free, then the free items' indices, H (d x p) and E (n_free x d) as IEEE floats. The
- * content embeddings are not included: they are public and every device has the catalogue. */
+ * n_free, then the free items' indices, H (d x p) and E (n_free x d) as IEEE floats. A model
+ * with popularity is format 2: a flags word (bit 0: popularity) follows n_free, and the
+ * n_items popularity floats follow E. The content embeddings are not included: they are public
+ * and every device has the catalogue. */
 size_t fedrec_model_encoded_size(const fedrec_model *m);
 void fedrec_model_encode(uint8_t *out, const fedrec_model *m, uint64_t version);
 /* Checks every field (sizes against the length exactly, indices, finite values) before
@@ -60,7 +72,8 @@ fedrec_status fedrec_model_decode(fedrec_model *m, uint64_t *version, const uint
 void fedrec_model_get_params(float *x, const fedrec_model *m);
 void fedrec_model_set_params(fedrec_model *m, const float *x);
 
-/* V = C H^T + scatter(E): all item vectors, (n_items, d). Cold items get the head alone. */
+/* V = C H^T + scatter(E): all item vectors, (n_items, vdim). Cold items get the head alone;
+ * with popularity, column d holds the item's normalised popularity. */
 void fedrec_model_item_vectors(float *V, const fedrec_model *m);
 
 /* G = X^T X, (d, d) full symmetric, for X (n, d). */
@@ -94,7 +107,8 @@ size_t fedrec_user_grad_work(const fedrec_model *m, int32_t max_n);
 
 /* One user's loss L_u and its gradients with respect to E (n_free, d) and H (d, p),
  * overwriting gE and gH (either may be NULL to skip it). V must be the current item
- * vectors. Every item's gradient is a multiple of u: dL/dv_i = gamma_i u with
+ * vectors (n_items, vdim) and u the user's vector (vdim); the popularity coordinate takes part
+ * in the scores but has no gradient. Every item's gradient is a multiple of u: dL/dv_i = gamma_i u with
  *   gamma_i = 2 alpha0 s_i - 2 w_i (1 - s_i) [i in S_u],   s = V u,
  * so dL/de_i = gamma_i u and dL/dH = u (C^T gamma)^T; BLAS does the dense parts. */
 void fedrec_user_loss_grad(double *loss, float *gE, float *gH, const fedrec_model *m,

@@ -37,9 +37,15 @@ typedef enum fedrec_phase {
 /* "keys", ...; "unknown" for a value out of range. */
 const char *fedrec_phase_name(fedrec_phase p);
 
+/* What a round asks of its members: the gradient of the model (the default), or the items in
+ * their history (a count round: a 0/1 vector over the model's n_items, clipped and noised like
+ * any update, whose noisy sum becomes the model's popularity; docs/MODEL.md). */
+typedef enum fedrec_round_kind { FEDREC_ROUND_MODEL = 0, FEDREC_ROUND_COUNT = 1 } fedrec_round_kind;
+
 /* What a cohort member needs for one round. */
 typedef struct fedrec_round_info {
   uint64_t round, model_version;
+  fedrec_round_kind kind;
   uint32_t cohort_index;
   fedrec_secagg_params secagg;   /* dim = the padded update length */
   fedrec_ddp_params ddp;         /* dim = the model's parameter count */
