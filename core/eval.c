@@ -102,7 +102,9 @@ typedef struct {
   float **scores, **work;
   uint8_t **allowed, **seen;
   int32_t **top;
-  double (*acc)[5]; /* per thread: users, recall, ndcg, diversity, novelty */
+  double (*acc)[5]; /* per user: evaluated (1) or not (0), recall, ndcg, diversity, novelty; added
+                     * up in user order afterwards, so that the result does not depend on which
+                     * thread took which users */
 } ev;
 
 static fedrec_status eval_users(void *p, int tid, int64_t b, int64_t e) {
@@ -126,11 +128,11 @@ static fedrec_status eval_users(void *p, int tid, int64_t b, int64_t e) {
     if (c->lists) memcpy(c->lists + u * c->k, s->top[tid], (size_t)nt * sizeof *c->lists);
     double rec, ndcg;
     fedrec_rank_metrics(&rec, &ndcg, s->top[tid], nt, c->k, s->holdout->indices + ho, nh);
-    double *a = s->acc[tid];
-    a[0] += 1;
-    a[1] += rec;
-    a[2] += ndcg;
-    if (c->content) a[3] += fedrec_list_diversity(s->top[tid], nt, c->content, c->content_dim);
+    double *a = s->acc[u];
+    a[0] = 1;
+    a[1] = rec;
+    a[2] = ndcg;
+    if (c->content) a[3] = fedrec_list_diversity(s->top[tid], nt, c->content, c->content_dim);
     double nov = 0;
     for (int32_t r = 0; r < nt; r++) {
       int32_t i = s->top[tid][r];
@@ -138,7 +140,7 @@ static fedrec_status eval_users(void *p, int tid, int64_t b, int64_t e) {
       if (c->item_users)
         nov += -log2((c->item_users[i] + 1.0) / (c->train_users + 1.0));
     }
-    a[4] += nt ? nov / nt : 0;
+    a[4] = nt ? nov / nt : 0;
   }
   return FEDREC_OK;
 }
@@ -160,7 +162,7 @@ fedrec_status fedrec_evaluate(fedrec_metrics *out, const fedrec_scorer *sc,
   s.allowed = calloc((size_t)T, sizeof *s.allowed);
   s.seen = calloc((size_t)T, sizeof *s.seen);
   s.top = calloc((size_t)T, sizeof *s.top);
-  s.acc = calloc((size_t)T, sizeof *s.acc);
+  s.acc = calloc((size_t)foldin->rows + 1, sizeof *s.acc);
   fedrec_status st = FEDREC_OK;
   int ok = s.scores && s.work && s.allowed && s.seen && s.top && s.acc;
   for (int t = 0; ok && t < T; t++) {
@@ -185,8 +187,8 @@ fedrec_status fedrec_evaluate(fedrec_metrics *out, const fedrec_scorer *sc,
   if (!st) {
     double a[5] = {0};
     int32_t cand = 0, covered = 0;
-    for (int t = 0; t < T; t++)
-      for (int j = 0; j < 5; j++) a[j] += s.acc[t][j];
+    for (int32_t u = 0; u < foldin->rows; u++)
+      for (int j = 0; j < 5; j++) a[j] += s.acc[u][j];
     for (int32_t i = 0; i < n; i++) {
       if (c->candidates && !c->candidates[i]) continue;
       cand++;
