@@ -61,6 +61,7 @@ static const opt OPTS[] = {
     {"public-budget", 'd', offsetof(config, public_budget), sizeof(double), 0, 1e6, "epsilon budget against model recipients (0: budget; at most budget); DP-FTRL's tree keeps that epsilon below the operator's (docs/PRIVACY.md)"},
     {"tree-noise-multiplier", 'd', offsetof(config, e.tree_noise_multiplier), sizeof(double), 0, 1e4, "DP-FTRL: > 0 turns it on; the coordinator's noise on each tree node, std this times clip over min-survivors (docs/PRIVACY.md)"},
     {"popularity-rounds", 'u', offsetof(config, e.popularity_rounds), sizeof(uint32_t), 0, 1000, "the first N rounds are count rounds: devices send their history's items (clipped, noised, accounted as any round) and the noisy sums become the model's popularity (docs/MODEL.md)"},
+    {"popularity-noise-multiplier", 'd', offsetof(config, e.popularity_noise_multiplier), sizeof(double), 0, 1e6, "count rounds' noise multiplier (0: noise-multiplier); smaller spends more of the budget on popularity"},
     {"tree-rounds", 'u', offsetof(config, e.tree_rounds), sizeof(uint32_t), 1, 1048576, "DP-FTRL: rounds per tree; a device takes part at most once per tree"},
     {"delta", 'd', offsetof(config, delta), sizeof(double), 1e-300, 0.1, "delta"},
     {"cohort", 'u', offsetof(config, e.cohort), sizeof(uint32_t), 2, 1048576, "target cohort size"},
