@@ -3,6 +3,7 @@
 #include "fedrec/participant.h"
 #include "fedrec/enrol.h"
 
+#include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,13 +79,24 @@ fedrec_status fedrec_participant_new(fedrec_participant **out, const fedrec_roun
   return fedrec_participant_new_shared(out, info, model, NULL, NULL, items, w, n, entropy, err);
 }
 
+/* M with M (M + 1) / 2 = dim, or -1. */
+static int32_t gram_items(uint32_t dim) {
+  int64_t M = (int64_t)floor((sqrt(8.0 * dim + 1) - 1) / 2);
+  while (M > 0 && fedrec_gram_dim((int32_t)M) > dim) M--;
+  while (fedrec_gram_dim((int32_t)M + 1) <= dim) M++;
+  return fedrec_gram_dim((int32_t)M) == dim ? (int32_t)M : -1;
+}
+
 /* The round and the history against the model: update length (the parameter count, or the
  * catalogue's size in a count round), a history, its items. */
 static fedrec_status check_inputs(const fedrec_round_info *info, const fedrec_model *model, const int32_t *items, int32_t n,
                                   fedrec_error *err) {
   int64_t dim = fedrec_model_params(model);
-  if (info->kind != FEDREC_ROUND_MODEL && info->kind != FEDREC_ROUND_COUNT)
+  if (info->kind != FEDREC_ROUND_MODEL && info->kind != FEDREC_ROUND_COUNT && info->kind != FEDREC_ROUND_GRAM)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: round kind %d unknown", (int)info->kind);
+  if (info->kind == FEDREC_ROUND_GRAM && (!model->pop || gram_items(info->ddp.dim) < 1 || gram_items(info->ddp.dim) > model->n_items))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: a spectral round of %u numbers: not M (M + 1) / 2 for M up to "
+                            "the model's %d items, or the model has no popularity", info->ddp.dim, model->n_items);
   if (info->kind == FEDREC_ROUND_COUNT && (int64_t)info->ddp.dim != model->n_items)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: a count round over %u items, the model has %d",
                             info->ddp.dim, model->n_items);
@@ -122,6 +134,22 @@ static fedrec_status count_update(fedrec_participant **out, const fedrec_round_i
   return s;
 }
 
+/* A spectral round: the co-occurrence of the history's items among the published model's M most
+ * popular (the list derived from the model, as the coordinator derives it). */
+static fedrec_status gram_update(fedrec_participant **out, const fedrec_round_info *info, const fedrec_model *model,
+                                 const int32_t *items, int32_t n, const fedrec_entropy *entropy, fedrec_error *err) {
+  int32_t M = gram_items(info->ddp.dim);
+  int32_t *top = malloc((size_t)M * sizeof *top);
+  float *x = malloc((size_t)info->ddp.dim * sizeof *x);
+  fedrec_status s = !top || !x ? fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant: co-occurrence over %d items", M)
+                               : fedrec_model_top_popular(top, model, M, err);
+  if (!s) s = fedrec_gram_update(x, top, M, model->n_items, items, n, err);
+  if (!s) s = fedrec_participant_new_update(out, info, x, info->ddp.dim, entropy, err);
+  if (x) wipe_free(x, (size_t)info->ddp.dim * sizeof *x);
+  free(top);
+  return s;
+}
+
 fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedrec_round_info *info,
                                             const fedrec_model *model, const float *V0, const float *G0,
                                             const int32_t *items, const float *w, int32_t n,
@@ -131,6 +159,7 @@ fedrec_status fedrec_participant_new_shared(fedrec_participant **out, const fedr
   fedrec_status s = check_inputs(info, model, items, n, err);
   if (s) return s;
   if (info->kind == FEDREC_ROUND_COUNT) return count_update(out, info, model->n_items, items, n, entropy, err);
+  if (info->kind == FEDREC_ROUND_GRAM) return gram_update(out, info, model, items, n, entropy, err);
   fedrec_participant *p = calloc(1, sizeof *p);
   if (!p) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "participant");
   if ((s = take_info(p, info, err))) return fedrec_participant_free(p), s;

@@ -148,6 +148,9 @@ static fedrec_status check_config(const fedrec_engine_config *c, const fedrec_le
                             "in [0.01, 10000]");
   if (!(c->popularity_noise_multiplier >= 0 && c->popularity_noise_multiplier <= 1e6))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: popularity noise multiplier in [0, 1e6] (0: the noise multiplier)");
+  if (c->spectral_items && (!c->popularity_rounds || c->spectral_items > 4096))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: a spectral round needs popularity (count) rounds before it and "
+                            "at most 4096 items (is %u)", c->spectral_items);
   if (c->popularity_rounds && c->tree_noise_multiplier > 0)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: popularity (count) rounds do not go into DP-FTRL's tree: "
                             "use them without a tree noise multiplier");
@@ -222,6 +225,12 @@ fedrec_status fedrec_engine_new(fedrec_engine **out, const fedrec_engine_config 
     return FEDREC_ERR_NOMEM;
   }
   e->bufdim = e->dim;
+  if (c->spectral_items && (e->model.n_free != e->model.n_items || (int64_t)c->spectral_items > e->model.n_items)) {
+    fedrec_error_set(err, FEDREC_ERR_ARG, "engine: a spectral round over %u items needs a model with a free embedding for "
+                     "every item (%d of %d)", c->spectral_items, e->model.n_free, e->model.n_items);
+    fedrec_engine_free(e);
+    return FEDREC_ERR_ARG;
+  }
   state_buffers b;
   if (buffers_new(&b, e->dim)) e->x = b.x, e->m1 = b.m1, e->m2 = b.m2, e->avg = b.avg, e->modsum = b.modsum, e->work = b.work;
   e->cap = c->cohort;

@@ -47,8 +47,15 @@ static fedrec_release release_of(const fedrec_engine_config *c, const fedrec_ddp
 
 fedrec_engine_config fedrec_engine_kind_config(const fedrec_engine_config *c, fedrec_round_kind kind) {
   fedrec_engine_config k = *c;
-  if (kind == FEDREC_ROUND_COUNT && c->popularity_noise_multiplier > 0) k.noise_multiplier = c->popularity_noise_multiplier;
+  if (kind != FEDREC_ROUND_MODEL && c->popularity_noise_multiplier > 0) k.noise_multiplier = c->popularity_noise_multiplier;
   return k;
+}
+
+fedrec_round_kind fedrec_engine_kind_of(const fedrec_engine_config *c, uint64_t rounds_done, int64_t dim, int64_t n_items,
+                                        int64_t *len) {
+  if (rounds_done < c->popularity_rounds) return *len = n_items, FEDREC_ROUND_COUNT;
+  if (c->spectral_items && rounds_done == c->popularity_rounds) return *len = fedrec_gram_dim((int32_t)c->spectral_items), FEDREC_ROUND_GRAM;
+  return *len = dim, FEDREC_ROUND_MODEL;
 }
 
 fedrec_release fedrec__engine_release_for(const fedrec_engine *e, uint32_t survivors) {
@@ -113,31 +120,36 @@ static fedrec_status plan_release(fedrec_release *r, int *none, const fedrec_eng
 fedrec_status fedrec_engine_plan_epsilon_items(double *eps, const fedrec_engine_config *c, int64_t dim, int64_t n_items,
                                                uint32_t n, uint64_t rounds, double delta, fedrec_error *err) {
   uint64_t counts = c->popularity_rounds < rounds ? c->popularity_rounds : rounds, models = rounds - counts;
+  uint64_t grams = c->spectral_items && models ? 1 : 0;
+  models -= grams;
   /* a device takes part in at most max_participation of them (a ledger with that bound
    * composes only as many, the costliest: count rounds, when they have less noise, first) */
-  if (c->max_participation && counts + models > c->max_participation) {
+  if (c->max_participation && counts + grams + models > c->max_participation) {
     if (counts > c->max_participation) counts = c->max_participation;
-    models = c->max_participation - counts;
+    if (grams > c->max_participation - counts) grams = c->max_participation - counts;
+    models = c->max_participation - counts - grams;
   }
-  fedrec_release rm, rc;
-  int none_m = 0, none_c = 0;
+  fedrec_release rm, rc, rg;
+  int none_m = 0, none_c = 0, none_g = 0;
   fedrec_status s = plan_release(&rm, &none_m, c, FEDREC_ROUND_MODEL, dim, n, err);
   if (!s && counts) s = plan_release(&rc, &none_c, c, FEDREC_ROUND_COUNT, n_items, n, err);
+  if (!s && grams) s = plan_release(&rg, &none_g, c, FEDREC_ROUND_GRAM, fedrec_gram_dim((int32_t)c->spectral_items), n, err);
   if (s) return s;
-  if ((models && none_m) || (counts && none_c)) {
+  if ((models && none_m) || (counts && none_c) || (grams && none_g)) {
     *eps = INFINITY;
     return FEDREC_OK;
   }
   fedrec_orders o;
   fedrec_orders_default(&o);
-  if (!counts) {
+  if (!counts && !grams) {
     *eps = fedrec_release_epsilon(&rm, (double)models, delta, &o, NULL);
     return FEDREC_OK;
   }
   double *rdp = malloc(o.n * sizeof *rdp);
   if (!rdp) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "plan");
   for (size_t j = 0; j < o.n; j++)
-    rdp[j] = (models ? fedrec_release_rdp(&rm, o.a[j], (double)models) : 0) + fedrec_release_rdp(&rc, o.a[j], (double)counts);
+    rdp[j] = (models ? fedrec_release_rdp(&rm, o.a[j], (double)models) : 0) + (counts ? fedrec_release_rdp(&rc, o.a[j], (double)counts) : 0) +
+             (grams ? fedrec_release_rdp(&rg, o.a[j], 1) : 0);
   *eps = fedrec_rdp_to_epsilon(rdp, &o, delta, NULL);
   free(rdp);
   return FEDREC_OK;

@@ -101,10 +101,9 @@ void fedrec__engine_start_round(fedrec_engine *e, uint64_t now) {
   in->local_steps = e->c.local_steps;
   in->client_lr = e->c.client_lr;
   in->min_survivors = e->c.min_survivors;
-  in->kind = e->rounds_done < e->c.popularity_rounds ? FEDREC_ROUND_COUNT : FEDREC_ROUND_MODEL;
-  e->rdim = in->kind == FEDREC_ROUND_COUNT ? e->model.n_items : e->dim;
+  in->kind = fedrec_engine_kind_of(&e->c, e->rounds_done, e->dim, e->model.n_items, &e->rdim);
   if (!round_buffers(e)) {
-    fedrec__engine_stop(e, "%s", "no memory for a count round's sum");
+    fedrec__engine_stop(e, "%s", "no memory for a count or spectral round's sum");
     return;
   }
   fedrec_ddp_params *p = &in->ddp;
@@ -142,6 +141,7 @@ void fedrec__engine_start_round(fedrec_engine *e, uint64_t now) {
   e->ent.bytes(e->ent.ctx, sp->graph_seed, sizeof sp->graph_seed);
   e->stats.round = e->round;
   e->stats.cohort = n;
+  e->stats.kind = in->kind;
   if (e->c.plain) { /* straight to the (unmasked) input */
     memset(e->modsum, 0, (size_t)sp->dim * sizeof *e->modsum);
     for (uint32_t i = 0; i < n; i++) e->members[i].done = FEDREC_PHASE_SHARES;
@@ -309,6 +309,46 @@ static int count_and_publish(fedrec_engine *e, uint32_t summed) {
   return !failed;
 }
 
+/* A spectral round: the noisy co-occurrence sum over the most popular items becomes their free
+ * embeddings (fedrec_spectral_embed, shrunk by the noise actually in the sum: every survivor's
+ * share), every other item's free embedding is zeroed, and the optimiser starts again from
+ * there. 0: training stopped (no memory, no decomposition, or the model not persisted). */
+static int spectral_and_publish(fedrec_engine *e, uint32_t summed) {
+  fedrec_error err = {0};
+  int32_t M = (int32_t)e->c.spectral_items, d = e->model.d;
+  const fedrec_ddp_params *p = &e->info.ddp;
+  double noise = e->c.central ? fedrec_engine_kind_config(&e->c, FEDREC_ROUND_GRAM).noise_multiplier * e->c.clip
+               : p->noise == FEDREC_NOISE_NONE ? 0
+                                                : p->gamma * sqrt((double)summed * (double)p->sigma2_num / (double)p->sigma2_den);
+  int32_t *top = malloc((size_t)M * sizeof *top), rank = 0;
+  float *V = malloc((size_t)M * d * sizeof *V);
+  size_t bytes = (size_t)e->dim * sizeof(float), ne = (size_t)e->model.n_free * d;
+  float *saved = malloc(ne * sizeof *saved);
+  int failed = !top || !V || !saved;
+  for (int64_t i = 0; !failed && i < e->rdim; i++) e->avg[i] *= (float)summed; /* the sum, not the average */
+  if (!failed) failed = fedrec_model_top_popular(top, &e->model, M, &err) || fedrec_spectral_embed(V, e->avg, M, d, noise, &rank, &err);
+  if (!failed) {
+    memcpy(saved, e->model.E, ne * sizeof *saved);
+    memset(e->model.E, 0, ne * sizeof *e->model.E);
+    for (int32_t a = 0; a < M; a++) memcpy(e->model.E + (size_t)e->model.free_row[top[a]] * d, V + (size_t)a * d, (size_t)d * sizeof *V);
+    uint64_t old = e->version;
+    e->round++, e->rounds_done++;
+    failed = fedrec__engine_seal_model(e, old + 1, &err) || fedrec__engine_publish(e);
+    e->round--, e->rounds_done--;
+    if (failed) {
+      memcpy(e->model.E, saved, ne * sizeof *saved);
+      fedrec__engine_seal_model(e, old, &err);
+    } else {
+      fedrec_model_get_params(e->x, &e->model);
+      memset(e->m1, 0, bytes), memset(e->m2, 0, bytes);
+      e->stats.spectral_rank = (uint32_t)rank;
+    }
+  }
+  free(top), free(V), free(saved);
+  if (failed) fedrec__engine_stop(e, "spectral round: %s", err.msg[0] ? err.msg : "no memory, or the model could not be persisted");
+  return !failed;
+}
+
 /* A published round: its statistics and survivors to the callback, then the next selection
  * (or the end, after max_rounds). */
 static void round_published(fedrec_engine *e, uint64_t now, uint32_t summed, double eps, double norm) {
@@ -355,7 +395,10 @@ static void finish_round(fedrec_engine *e, uint64_t now) {
   int central = e->c.central && e->c.noise_multiplier > 0;
   if (!unmasked_sum(e, &summed) || !record_release(e, summed, central, &eps) || !average_update(e, summed, central, eps, &norm))
     return;
-  if (e->info.kind == FEDREC_ROUND_COUNT ? !count_and_publish(e, summed) : !tree_step(e) || !step_and_publish(e)) return;
+  if (e->info.kind == FEDREC_ROUND_COUNT  ? !count_and_publish(e, summed)
+      : e->info.kind == FEDREC_ROUND_GRAM ? !spectral_and_publish(e, summed)
+                                          : !tree_step(e) || !step_and_publish(e))
+    return;
   round_published(e, now, summed, eps, norm);
 }
 

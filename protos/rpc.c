@@ -192,7 +192,9 @@ void fedrec_rpc_round_info_to_pb(Fedrec__V1__RoundInfo *out, Fedrec__V1__SecAggP
   out->client_lr = in->client_lr;
   out->phase_ms_left = phase_ms_left;
   out->min_survivors = in->min_survivors;
-  out->kind = in->kind == FEDREC_ROUND_COUNT ? FEDREC__V1__ROUND_KIND__ROUND_KIND_COUNT : FEDREC__V1__ROUND_KIND__ROUND_KIND_MODEL;
+  out->kind = in->kind == FEDREC_ROUND_COUNT  ? FEDREC__V1__ROUND_KIND__ROUND_KIND_COUNT
+              : in->kind == FEDREC_ROUND_GRAM ? FEDREC__V1__ROUND_KIND__ROUND_KIND_GRAM
+                                              : FEDREC__V1__ROUND_KIND__ROUND_KIND_MODEL;
   out->certificates.data = (uint8_t *)in->certs;
   out->certificates.len = in->certs ? in->certs_len : 0;
   sa->session = in->secagg.session;
@@ -277,9 +279,12 @@ fedrec_status fedrec_rpc_round_info_from_pb(fedrec_round_info *out, const Fedrec
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: min_survivors %u of a cohort of %u", in->min_survivors,
                             sa->cohort_size);
   out->min_survivors = in->min_survivors;
-  if (in->kind != FEDREC__V1__ROUND_KIND__ROUND_KIND_MODEL && in->kind != FEDREC__V1__ROUND_KIND__ROUND_KIND_COUNT)
-    return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: round kind %d unknown (a newer coordinator?)", (int)in->kind);
-  out->kind = in->kind == FEDREC__V1__ROUND_KIND__ROUND_KIND_COUNT ? FEDREC_ROUND_COUNT : FEDREC_ROUND_MODEL;
+  switch (in->kind) {
+    case FEDREC__V1__ROUND_KIND__ROUND_KIND_MODEL: out->kind = FEDREC_ROUND_MODEL; break;
+    case FEDREC__V1__ROUND_KIND__ROUND_KIND_COUNT: out->kind = FEDREC_ROUND_COUNT; break;
+    case FEDREC__V1__ROUND_KIND__ROUND_KIND_GRAM: out->kind = FEDREC_ROUND_GRAM; break;
+    default: return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: round kind %d unknown (a newer coordinator?)", (int)in->kind);
+  }
   /* the certificates are checked (signatures, repeats) by the participant; here their size */
   if (sa->active ? in->certificates.len != (size_t)sa->cohort_size * FEDREC_CERT_BYTES : in->certificates.len != 0)
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: %zu bytes of certificates for %u members (%s variant)",

@@ -101,6 +101,11 @@ static void log_round(const sim *m, const fedsim_result *res, FILE *log, uint32_
                "\"bytes_up_per_client\": %.0f, \"bytes_down_per_client\": %.0f, \"seconds\": %.3f",
           r + 1, aborted ? "true" : "false", m->have_last ? m->last.survivors : 0, eps, m->have_last ? m->last.update_norm : 0.0,
           up / m->n, down / m->n, secs);
+  if (m->have_last) {
+    static const char *kinds[] = {"model", "count", "spectral"};
+    fprintf(log, ", \"kind\": \"%s\"", kinds[m->last.kind <= FEDREC_ROUND_GRAM ? m->last.kind : 0]);
+    if (m->last.kind == FEDREC_ROUND_GRAM) fprintf(log, ", \"spectral_rank\": %u", m->last.spectral_rank);
+  }
   if (aborted) {
     fprintf(log, ", \"reason\": ");
     fedrec_json_string(log, m->last.reason);

@@ -132,8 +132,9 @@ static fedrec_status begin_round(sim *m, fedrec_error *err) {
   fedrec_model_free(&m->model);
   fedrec_status s = fedrec_model_decode(&m->model, NULL, pub.blob, pub.len, m->ds->content, m->ds->content_dim, err);
   if (s || (s = fedsim_shared_vectors(m, err))) return s;
-  int count = fedrec_engine_rounds_done(m->e) < m->c->engine.popularity_rounds; /* as the engine decides */
-  m->sa_dim = fedrec_ddp_padded((uint32_t)(count ? m->model.n_items : m->dim));
+  int64_t len; /* as the engine decides */
+  fedrec_engine_kind_of(&m->c->engine, fedrec_engine_rounds_done(m->e), m->dim, m->model.n_items, &len);
+  m->sa_dim = fedrec_ddp_padded((uint32_t)len);
   for (uint32_t i = 0; i < m->n; i++) m->down[i] = pub.len; /* each client downloads the model */
 #ifdef FEDREC_SIM_MPI
   if (m->mpi_size > 1) fedsim_mpi_round(m, &pub);

@@ -112,18 +112,19 @@ static void engine_config(sim *m, fedrec_engine_config *ec) {
 }
 
 int64_t fedsim_longest_update(const sim *m) {
-  int64_t ni = m->sp->train.cols;
-  return m->c->engine.popularity_rounds && ni > m->dim ? ni : m->dim;
+  int64_t ni = m->sp->train.cols, g = m->c->engine.spectral_items ? fedrec_gram_dim((int32_t)m->c->engine.spectral_items) : 0;
+  int64_t longest = m->c->engine.popularity_rounds && ni > m->dim ? ni : m->dim;
+  return g > longest ? g : longest;
 }
 
 /* The smallest noise multiplier (to 0.1%) whose planned epsilon after c->rounds rounds is at
  * most c->target_epsilon: bisection in log z (epsilon falls as z grows). */
 static fedrec_status planned(double *eps, fedrec_engine_config *ec, int64_t dim, int64_t n_items, uint32_t n, const fedsim_config *c,
                              fedrec_error *err) {
-  uint32_t P = ec->popularity_rounds;
-  if (P && c->rounds > P && c->popularity_share > 0) {
-    /* the count rounds' share of the budget: their noise multiplier z / sqrt(k), each costing
-     * about k model rounds (RDP ~ 1/z^2), k = share (R - P) / (P (1 - share)) */
+  uint32_t P = ec->popularity_rounds + (ec->spectral_items ? 1 : 0); /* the statistics rounds */
+  if (ec->popularity_rounds && c->rounds > P && c->popularity_share > 0) {
+    /* the count (and spectral) rounds' share of the budget: their noise multiplier z / sqrt(k),
+     * each costing about k model rounds (RDP ~ 1/z^2), k = share (R - P) / (P (1 - share)) */
     double k = c->popularity_share * (c->rounds - P) / (P * (1 - c->popularity_share));
     ec->popularity_noise_multiplier = ec->noise_multiplier / sqrt(k);
   }

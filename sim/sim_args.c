@@ -57,6 +57,10 @@ static const char USAGE[] =
       "  --popularity-share S       with --target-epsilon: the share of the privacy budget (RDP) the\n"
       "                             count rounds get, through their own, smaller noise multiplier\n"
       "                             (0.5; 0: the model rounds' multiplier)\n"
+      "  --spectral-items M         after the count rounds, a spectral round: clients send the\n"
+      "                             co-occurrence of their items among the M most popular; its noisy\n"
+      "                             sum's leading eigenvectors become those items' free embeddings\n"
+      "                             (needs --popularity-rounds and --free-items -1; docs/MODEL.md)\n"
       "  --algorithm private-popularity   the same rounds, all counting (--rounds, default 1), ranked\n"
       "                             by the noisy counts alone: the private floor every model must beat\n"
       "  --privacy skellam|dgauss|central|none (skellam; central: the server adds Gaussian noise)\n"
@@ -125,6 +129,7 @@ static const fedrec_option OPTIONS[] = {
     NUMBER("--rounds", FEDREC_ARG_UINT32, fed.rounds, 1, 1e7, SIM_GIVEN_ROUNDS),
     NUMBER("--popularity-rounds", FEDREC_ARG_UINT32, fed.engine.popularity_rounds, 1, 1000, 0),
     NUMBER("--popularity-share", FEDREC_ARG_DOUBLE, fed.popularity_share, 0, 0.99, 0),
+    NUMBER("--spectral-items", FEDREC_ARG_UINT32, fed.engine.spectral_items, 2, 4096, 0),
     NUMBER("--sampling-rate", FEDREC_ARG_DOUBLE, fed.sampling_rate, 1e-9, 1, SIM_GIVEN_COHORT),
     NUMBER("--cohort", FEDREC_ARG_UINT32, fed.cohort, 2, FEDREC_SECAGG_MAX_CLIENTS, SIM_GIVEN_COHORT),
     NUMBER("--tree-noise-multiplier", FEDREC_ARG_DOUBLE, fed.engine.tree_noise_multiplier, 0.01, 1e4, 0),

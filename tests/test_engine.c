@@ -30,6 +30,8 @@ typedef struct world {
   uint64_t participated_round;
   uint32_t participated_n;
   int active; /* the engine runs the active secure-aggregation variant */
+  fedrec_round_kind last_kind; /* of the last finished round */
+  uint32_t last_rank;          /* a spectral round's rank */
 } world;
 
 static int on_publish(void *ctx, const fedrec_published *m) {
@@ -43,6 +45,7 @@ static void on_round(void *ctx, const fedrec_round_stats *s) {
   world *w = ctx;
   if (s->aborted) w->aborted++, snprintf(w->last_reason, sizeof w->last_reason, "%s", s->reason);
   w->released += s->released;
+  w->last_kind = s->kind, w->last_rank = s->spectral_rank;
   print_message("round %llu: cohort %u, survivors %u, dropped keys/shares/masked/unmask %u/%u/%u/%u, "
                 "epsilon %.4f, |update| %.4g, %llu bytes in%s%s\n",
                 (unsigned long long)s->round, s->cohort, s->survivors, s->dropped[1], s->dropped[2], s->dropped[3],
@@ -1361,6 +1364,78 @@ static void test_popularity_rounds(void **state) {
   fedrec_identity_free(&id);
 }
 
+/* A spectral round after the count round: its kind and length M (M + 1) / 2 in the round info,
+ * the top-M items by the model's popularity get their free embeddings from the co-occurrence
+ * sum's leading eigenvectors (some directions above the noise: rank >= 1), every other item's
+ * free embedding is zero, and the ledger holds three entries after a model round; engines that
+ * cannot run it (no count round, or items without free embeddings) are refused. */
+static void test_spectral_round(void **state) {
+  (void)state;
+  fedrec_engine_config c;
+  base_config(&c);
+  c.popularity_rounds = 1;
+  c.spectral_items = 40;
+  c.popularity_noise_multiplier = 0.05;
+  world w;
+  world_init(&w, &c, 1e6);
+  uint32_t none[FEDREC_PHASES] = {0};
+  uint64_t cursor = 0;
+  assert_true(run_round(&w, 50, none, &cursor));
+  assert_int_equal(w.last_kind, FEDREC_ROUND_COUNT);
+  double r1 = recall(&w);
+  assert_true(run_round(&w, 50, none, &cursor));
+  assert_int_equal(w.last_kind, FEDREC_ROUND_GRAM);
+  assert_true(w.last_rank >= 1);
+  const fedrec_model *m = fedrec_engine_current_model(w.e);
+  int32_t top[40], d = m->d;
+  fedrec_error err = {0};
+  assert_status(fedrec_model_top_popular(top, m, 40, &err), FEDREC_OK);
+  uint8_t in_top[300] = {0};
+  for (int a = 0; a < 40; a++) in_top[top[a]] = 1;
+  double inside = 0, outside = 0;
+  for (int32_t i = 0; i < m->n_items; i++)
+    for (int32_t j = 0; j < d; j++) {
+      float v = m->E[(size_t)m->free_row[i] * d + j];
+      if (in_top[i]) inside += fabs(v);
+      else outside += fabs(v);
+    }
+  double r2 = recall(&w);
+  print_message("spectral round: rank %u of %d; Recall@20 %.4f after the count round, %.4f after the spectral one\n",
+                w.last_rank, d, r1, r2);
+  assert_true(inside > 0 && outside == 0);
+  assert_true(run_round(&w, 50, none, &cursor));
+  assert_int_equal(w.last_kind, FEDREC_ROUND_MODEL);
+  assert_int_equal(closed_ledger_entries(&w), 3);
+  world_free(&w);
+
+  c.popularity_rounds = 0; /* nothing to rank the items by */
+  fedrec_identity id;
+  uint8_t seed[32] = {5};
+  assert_status(fedrec_identity_from_seed(&id, seed), FEDREC_OK);
+  int32_t all[20];
+  for (int32_t i = 0; i < 20; i++) all[i] = i;
+  fedrec_model m2;
+  assert_status(fedrec_model_init(&m2, 20, 4, NULL, 0, 0, all, 20, 1, 0.1f, &err), FEDREC_OK);
+  fedrec_engine *e = NULL;
+  fedrec_ledger *l;
+  char path[96];
+  snprintf(path, sizeof path, "/tmp/fedrec_engine_spectral_%d.db", (int)getpid());
+  unlink(path);
+  assert_status(fedrec_ledger_create(&l, path, 1e-5, 1e6, NULL, &id, &err), FEDREC_OK);
+  c.spectral_items = 10;
+  assert_status(fedrec_engine_new(&e, &c, &m2, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "count) rounds before it"));
+  c.popularity_rounds = 1; /* items without a free embedding */
+  fedrec_model_free(&m2);
+  assert_status(fedrec_model_init(&m2, 20, 4, NULL, 0, 0, all, 10, 1, 0.1f, &err), FEDREC_OK);
+  assert_status(fedrec_engine_new(&e, &c, &m2, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "free embedding for every item"));
+  fedrec_ledger_close(l);
+  unlink(path);
+  fedrec_model_free(&m2);
+  fedrec_identity_free(&id);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
@@ -1383,6 +1458,7 @@ int main(void) {
       cmocka_unit_test(test_min_separation),
       cmocka_unit_test(test_dp_ftrl),
       cmocka_unit_test(test_popularity_rounds),
+      cmocka_unit_test(test_spectral_round),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -494,6 +494,61 @@ static void test_model_popularity(void **state) {
   free_fixture(&f);
 }
 
+/* The spectral pieces: the top-M list by popularity (ties by index), a device's packed
+ * co-occurrence vector (entries 1/|S| at the documented places, items outside the list and
+ * repeats ignored, norm <= 1), and the embedding of a planted rank-2 sum with noise: two
+ * directions above the edge, recovered up to sign, and none from noise alone. */
+static void test_spectral(void **state) {
+  (void)state;
+  fixture f;
+  make_fixture(&f, 31, 4, 5, 31, 0);
+  fedrec_error err;
+  int32_t top[5];
+  assert_status(fedrec_model_top_popular(top, &f.m, 5, &err), FEDREC_ERR_ARG); /* no popularity */
+  assert_status(fedrec_model_add_popularity(&f.m, &err), FEDREC_OK);
+  for (int32_t i = 0; i < 31; i++) f.m.pop[i] = (float)(i % 10);
+  assert_status(fedrec_model_top_popular(top, &f.m, 5, &err), FEDREC_OK);
+  int32_t want[5] = {9, 19, 29, 8, 18};
+  assert_memory_equal(top, want, sizeof want);
+  assert_int_equal(fedrec_gram_dim(5), 15);
+  float x[15];
+  int32_t hist[] = {29, 3, 9, 29, 8};
+  assert_status(fedrec_gram_update(x, top, 5, 31, hist, 5, &err), FEDREC_OK);
+  /* S = {29, 9, 8} at positions {2, 0, 3}: entries (0,0) (0,2) (0,3) (2,2) (2,3) (3,3) */
+  int on[15] = {[0] = 1, [2] = 1, [3] = 1, [9] = 1, [10] = 1, [12] = 1};
+  double norm = 0;
+  for (int k = 0; k < 15; k++) {
+    assert_near(x[k], on[k] ? 1.0 / 3 : 0, 1e-7);
+    norm += (double)x[k] * x[k];
+  }
+  assert_true(norm <= 1 + 1e-6);
+  /* a planted sum: 40 a a^T + 20 b b^T, a and b orthonormal over M = 30, plus noise */
+  enum { M = 30 };
+  float sum[M * (M + 1) / 2], V[M * 4];
+  double a[M], b[M];
+  for (int i = 0; i < M; i++) a[i] = 1 / sqrt(M), b[i] = (i < M / 2 ? 1 : -1) / sqrt(M);
+  fedrec_rng r;
+  fedrec_rng_seed(&r, 3, 3);
+  for (int i = 0, at = 0; i < M; i++)
+    for (int j = i; j < M; j++, at++) sum[at] = (float)(40 * a[i] * a[j] + 20 * b[i] * b[j] + 0.3 * fedrec_rng_normal(&r));
+  int32_t rank;
+  assert_status(fedrec_spectral_embed(V, sum, M, 4, 0.3, &rank, &err), FEDREC_OK);
+  assert_int_equal(rank, 2); /* the edge 2 * 0.3 * sqrt(30) = 3.3 */
+  double ca = 0, cb = 0, n0 = 0, n1 = 0;
+  for (int i = 0; i < M; i++) {
+    ca += V[i * 4] * a[i], cb += V[i * 4 + 1] * b[i];
+    n0 += V[i * 4] * V[i * 4], n1 += V[i * 4 + 1] * V[i * 4 + 1];
+    assert_true(V[i * 4 + 2] == 0 && V[i * 4 + 3] == 0);
+  }
+  assert_true(fabs(ca) / sqrt(n0) > 0.99 && fabs(cb) / sqrt(n1) > 0.98);
+  assert_near(n0, 40 - 3.3, 1.0); /* scaled by sqrt(eigenvalue - edge) */
+  for (int i = 0, at = 0; i < M; i++)
+    for (int j = i; j < M; j++, at++) sum[at] = (float)(0.3 * fedrec_rng_normal(&r));
+  assert_status(fedrec_spectral_embed(V, sum, M, 4, 0.3, &rank, &err), FEDREC_OK);
+  assert_int_equal(rank, 0);
+  free_fixture(&f);
+}
+
 /* The optimizer list: names both ways, and each step against its textbook formula. */
 static void test_optimizers(void **state) {
   (void)state;
@@ -525,6 +580,7 @@ int main(void) {
       cmocka_unit_test(test_synth_shape),  cmocka_unit_test(test_ease),
       cmocka_unit_test(test_model_blob), cmocka_unit_test(test_model_grow), cmocka_unit_test(test_optimizers),
       cmocka_unit_test(test_explain),      cmocka_unit_test(test_model_popularity),
+      cmocka_unit_test(test_spectral),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

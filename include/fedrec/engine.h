@@ -90,7 +90,13 @@ typedef struct fedrec_engine_config {
    * ledger as any round); their noisy sums add up in the model's popularity, which the model
    * then has (fedrec_model_add_popularity; docs/MODEL.md). 0: none. Not with DP-FTRL. */
   uint32_t popularity_rounds;
-  double popularity_noise_multiplier; /* count rounds' noise multiplier (0: noise_multiplier) */
+  double popularity_noise_multiplier; /* count and spectral rounds' noise multiplier (0: noise_multiplier) */
+  /* spectral round: > 0 makes the round after the count rounds one over the spectral_items
+   * most popular items (by the model's popularity): members send their co-occurrence there
+   * (fedrec_gram_update), and the noisy sum's leading eigenvectors, shrunk by the noise's
+   * spectral edge, become those items' free embeddings (the others' are zeroed, the optimiser
+   * restarts). Needs popularity_rounds >= 1 and a free embedding for every item. */
+  uint32_t spectral_items;
   /* secure aggregation ((k, t) chosen per round). active: the malicious-server variant: every
    * member must present a device certificate from the enrolment authority whose public key is
    * authority_pk (include/fedrec/enrol.h) to join; keys and the survivor list are signed and
@@ -182,6 +188,8 @@ typedef struct fedrec_round_stats {
   double epsilon;       /* cumulative, after this round (against the operator) */
   double epsilon_public; /* cumulative, against model recipients (DP-FTRL: lower) */
   double update_norm;   /* L2 norm of the decoded average update */
+  fedrec_round_kind kind;
+  uint32_t spectral_rank; /* a spectral round: directions above the noise's edge */
   int aborted;
   int released;         /* with aborted: a fixed cohort's selection that did not fill, released
                          * (nothing started; not a failed round) */
@@ -267,8 +275,13 @@ fedrec_status fedrec_engine_plan_epsilon(double *eps, const fedrec_engine_config
                                          uint32_t n, uint64_t rounds, double delta, fedrec_error *err);
 fedrec_status fedrec_engine_plan_epsilon_items(double *eps, const fedrec_engine_config *c, int64_t dim, int64_t n_items,
                                                uint32_t n, uint64_t rounds, double delta, fedrec_error *err);
-/* The configuration a round of this kind runs with (a count round: its own noise multiplier). */
+/* The configuration a round of this kind runs with (count and spectral rounds: their own noise
+ * multiplier). */
 fedrec_engine_config fedrec_engine_kind_config(const fedrec_engine_config *c, fedrec_round_kind kind);
+/* The kind of the round after rounds_done published ones, and its update length for a model of
+ * dim parameters over n_items. */
+fedrec_round_kind fedrec_engine_kind_of(const fedrec_engine_config *c, uint64_t rounds_done, int64_t dim, int64_t n_items,
+                                        int64_t *len);
 /* The same against model recipients: with DP-FTRL, the smaller of that and the tree's
  * (restarting every tree_rounds rounds); else equal to it. */
 fedrec_status fedrec_engine_plan_public_epsilon(double *eps, const fedrec_engine_config *c, int64_t dim, uint32_t n,

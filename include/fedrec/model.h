@@ -56,6 +56,26 @@ int32_t fedrec_model_vdim(const fedrec_model *m);
 /* Gives the model a popularity vector of zeros (no change if it has one). */
 fedrec_status fedrec_model_add_popularity(fedrec_model *m, fedrec_error *err);
 
+/* The spectral round (docs/MODEL.md): item vectors for the M most popular items from the noisy
+ * sum of the devices' co-occurrence matrices over them (private PCA, "Analyze Gauss", Dwork,
+ * Talwar, Thakurta, Zhang 2014).
+ * The M items with the largest popularity, in that order (ties: lower index first); the model
+ * must have popularity. Device and coordinator both derive the list from the published model. */
+fedrec_status fedrec_model_top_popular(int32_t *out, const fedrec_model *m, int32_t M, fedrec_error *err);
+/* Length of a co-occurrence update over M items: the upper triangle, M (M + 1) / 2. */
+int64_t fedrec_gram_dim(int32_t M);
+/* A device's update: with S its history's items among top (each once, others ignored) and
+ * x = 1_S / sqrt(|S|), the upper triangle of x x^T row by row (entry (a, b), a <= b, at
+ * a M - a (a - 1) / 2 + b - a): every entry 1/|S|, L2 norm at most 1; zeros when S is empty. */
+fedrec_status fedrec_gram_update(float *x, const int32_t *top, int32_t M, int32_t n_items, const int32_t *items, int32_t n,
+                                 fedrec_error *err);
+/* The coordinator's side: sum (the packed upper triangle of the noisy co-occurrence sum, each
+ * entry with noise of std noise_std) to V (M x d, row a for top[a]): the d leading eigenvectors,
+ * each scaled by sqrt(eigenvalue - 2 noise_std sqrt(M)), the noise matrix's spectral edge;
+ * directions below the edge are zero (rank: how many are not). */
+fedrec_status fedrec_spectral_embed(float *V, const float *sum, int32_t M, int32_t d, double noise_std, int32_t *rank,
+                                    fedrec_error *err);
+
 /* The wire and storage form of a model (what the coordinator signs and clients download),
  * little-endian: "FRMD", format 1, the model version (64 bits), n_items, d, p (0: no head),
  * n_free, then the free items' indices, H (d x p) and E (n_free x d) as IEEE floats. A model

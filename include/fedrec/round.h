@@ -39,8 +39,11 @@ const char *fedrec_phase_name(fedrec_phase p);
 
 /* What a round asks of its members: the gradient of the model (the default), or the items in
  * their history (a count round: a 0/1 vector over the model's n_items, clipped and noised like
- * any update, whose noisy sum becomes the model's popularity; docs/MODEL.md). */
-typedef enum fedrec_round_kind { FEDREC_ROUND_MODEL = 0, FEDREC_ROUND_COUNT = 1 } fedrec_round_kind;
+ * any update, whose noisy sum becomes the model's popularity), or the co-occurrence of their
+ * history's items among the model's M most popular (a spectral round: M (M + 1) / 2 numbers,
+ * fedrec_gram_update, whose noisy sum's leading eigenvectors become those items' free
+ * embeddings); docs/MODEL.md. */
+typedef enum fedrec_round_kind { FEDREC_ROUND_MODEL = 0, FEDREC_ROUND_COUNT = 1, FEDREC_ROUND_GRAM = 2 } fedrec_round_kind;
 
 /* What a cohort member needs for one round. */
 typedef struct fedrec_round_info {
