@@ -59,6 +59,8 @@ static fedrec_status load(fedrec_dataset *ds, fedrec_split *sp, const sim_args *
     st = fedrec_load_lastfm(ds, d + 7, a->content ? 0 : a->content_dim, err);
   } else if (!strncmp(d, "csv:", 4)) {
     st = fedrec_load_csv(ds, d + 4, err);
+  } else if (!strncmp(d, "fitted:", 7)) {
+    st = sim_load_fitted(ds, a, d + 7, a->quiet ? NULL : stderr, err);
   } else if (!strncmp(d, "synthetic", 9) && (d[9] == '\0' || d[9] == ':')) {
     fedrec_synth_config sc;
     fedrec_synth_defaults(&sc);
@@ -68,7 +70,8 @@ static fedrec_status load(fedrec_dataset *ds, fedrec_split *sp, const sim_args *
     if (!st) st = fedrec_synth_generate(ds, &sc, err);
   } else {
     return fedrec_error_set(err, FEDREC_ERR_ARG,
-                            "--dataset '%s': expected movielens:DIR, lastfm:DIR, csv:FILE or synthetic[:k=v,...]", d);
+                            "--dataset '%s': expected movielens:DIR, lastfm:DIR, csv:FILE, synthetic[:k=v,...] or "
+                            "fitted:movielens:DIR[,k=v,...] / fitted:lastfm:DIR[,...]", d);
   }
   if (st) return st;
   if (a->content) {

@@ -50,5 +50,9 @@ void sim_real_data_defaults(sim_args *a, int32_t train_users, char *note, size_t
  * *help is set when --help was asked for. */
 fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedrec_error *err);
 void sim_usage(FILE *out);
+/* --dataset fitted:SOURCE[,key=value,...]: SOURCE (movielens:DIR or lastfm:DIR) loaded, a
+ * population drawn from a factor model fitted on it, and the match (popularity, history
+ * lengths) written to msg (NULL: not). */
+fedrec_status sim_load_fitted(fedrec_dataset *ds, const sim_args *a, const char *spec, FILE *msg, fedrec_error *err);
 
 #endif
