@@ -332,7 +332,7 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
   fprintf(f, " \"max_participation\": %u, \"min_separation\": %u, \"tree_noise_multiplier\": %g, \"tree_rounds\": %u,\n",
           c->engine.max_participation, c->engine.min_separation, c->target_epsilon > 0 ? 0 : c->engine.tree_noise_multiplier,
           c->engine.tree_rounds);
-  fprintf(f, " \"popularity_rounds\": %u,\n", c->engine.popularity_rounds);
+  fprintf(f, " \"popularity_rounds\": %u, \"spectral_items\": %u,\n", c->engine.popularity_rounds, c->engine.spectral_items);
   fprintf(f, " \"privacy\": \"%s\", \"clip\": %g, \"noise_multiplier\": %g, \"target_epsilon\": %g, \"delta\": %g, \"budget\": %g,\n",
           noise_name(c), c->engine.clip, c->target_epsilon > 0 ? 0 : c->engine.noise_multiplier, c->target_epsilon, c->delta, c->budget);
   fprintf(f, " \"local_steps\": %u, \"client_lr\": %g,", c->engine.local_steps ? c->engine.local_steps : 1, c->engine.client_lr > 0 ? c->engine.client_lr : 1);
