@@ -62,6 +62,7 @@ static const opt OPTS[] = {
     {"tree-noise-multiplier", 'd', offsetof(config, e.tree_noise_multiplier), sizeof(double), 0, 1e4, "DP-FTRL: > 0 turns it on; the coordinator's noise on each tree node, std this times clip over min-survivors (docs/PRIVACY.md)"},
     {"popularity-rounds", 'u', offsetof(config, e.popularity_rounds), sizeof(uint32_t), 0, 1000, "the first N rounds are count rounds: devices send their history's items (clipped, noised, accounted as any round) and the noisy sums become the model's popularity (docs/MODEL.md)"},
     {"popularity-noise-multiplier", 'd', offsetof(config, e.popularity_noise_multiplier), sizeof(double), 0, 1e6, "count rounds' noise multiplier (0: noise-multiplier); smaller spends more of the budget on popularity"},
+    {"spectral-items", 'u', offsetof(config, e.spectral_items), sizeof(uint32_t), 0, 4096, "after the count rounds, one spectral round over the M most popular items: their free embeddings from the noisy co-occurrence's leading eigenvectors (docs/MODEL.md)"},
     {"tree-rounds", 'u', offsetof(config, e.tree_rounds), sizeof(uint32_t), 1, 1048576, "DP-FTRL: rounds per tree; a device takes part at most once per tree"},
     {"delta", 'd', offsetof(config, delta), sizeof(double), 1e-300, 0.1, "delta"},
     {"cohort", 'u', offsetof(config, e.cohort), sizeof(uint32_t), 2, 1048576, "target cohort size"},
