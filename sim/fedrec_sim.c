@@ -374,6 +374,9 @@ static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config 
           fc->engine.max_participation, fc->engine.popularity_rounds);
   if (fc->engine.popularity_rounds)
     fprintf(f, ", \"popularity_noise_multiplier\": %.6g", fr->popularity_noise_multiplier);
+  if (fr->has_cold)
+    fprintf(f, ", \"cold_recall@%d\": %.6g, \"cold_ndcg@%d\": %.6g, \"cold_users\": %d", k, fr->cold.recall, k, fr->cold.ndcg,
+            fr->cold.users);
   if (fc->engine.tree_noise_multiplier > 0)
     fprintf(f, ", \"epsilon_public\": %.6g, \"tree_noise_multiplier\": %.6g, \"tree_rounds\": %u", fr->epsilon_public,
             fr->tree_noise_multiplier, fc->engine.tree_rounds);

@@ -173,7 +173,7 @@ static fedrec_status coordinate(fedsim_result *res, const fedsim_config *c, cons
   fedrec_status s = fedsim_setup(&m, res, err);
   m.t_start = fedrec_clock_s();
   if (!s && log) {
-    if (!(s = fedsim_evaluate(&m, &m.met, err))) {
+    if (!(s = fedsim_evaluate(&m, &m.met, NULL, err))) {
       fprintf(log, "{\"round\": 0, \"epsilon\": 0, \"recall@%d\": %.6f, \"ndcg@%d\": %.6f, \"coverage@%d\": %.6f}\n", c->k,
               m.met.recall, c->k, m.met.ndcg, c->k, m.met.coverage);
       fflush(log);

@@ -45,6 +45,8 @@ typedef struct fedsim_config {
 
 typedef struct fedsim_result {
   fedrec_metrics metrics;
+  fedrec_metrics cold; /* with --cold-items: the withheld items, ranked among themselves */
+  int has_cold;
   double epsilon, seconds, bytes_up, bytes_down;
   double noise_multiplier, planned_epsilon; /* as used (calibrated or given); the plan's bound */
   double epsilon_public;                   /* against model recipients (DP-FTRL: the tree's) */

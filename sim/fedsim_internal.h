@@ -98,7 +98,7 @@ void fedsim_teardown(sim *m);
  * clients (a pool, or MPI ranks), the engine publishes or aborts. *over: training stopped. */
 fedrec_status fedsim_round(sim *m, int *over, fedrec_error *err);
 /* fedsim_report.c */
-fedrec_status fedsim_evaluate(const sim *m, fedrec_metrics *out, fedrec_error *err);
+fedrec_status fedsim_evaluate(const sim *m, fedrec_metrics *out, fedrec_metrics *cold, fedrec_error *err);
 /* After round r: the round's JSON line (log), the progress line (stderr), the result so far. */
 fedrec_status fedsim_report_round(sim *m, fedsim_result *res, FILE *log, uint32_t r, double secs, fedrec_error *err);
 /* After the last round: the stop reason, the final evaluation, the audit, the model hash. */

@@ -23,7 +23,7 @@ static fedrec_status evaluate_popularity(const sim *m, const fedrec_model *md, f
   return s;
 }
 
-fedrec_status fedsim_evaluate(const sim *m, fedrec_metrics *out, fedrec_error *err) {
+fedrec_status fedsim_evaluate(const sim *m, fedrec_metrics *out, fedrec_metrics *cold, fedrec_error *err) {
   const fedrec_model *md = fedrec_engine_current_model(m->e);
   if (m->c->popularity_only) return evaluate_popularity(m, md, out, err);
   int32_t ni = md->n_items, d = fedrec_model_vdim(md);
@@ -37,8 +37,19 @@ fedrec_status fedsim_evaluate(const sim *m, fedrec_metrics *out, fedrec_error *e
   fedrec_mf_scorer mf = {V, G, ni, d, m->c->engine.alpha0, m->c->engine.reg};
   fedrec_scorer sc = fedrec_mf_scorer_make(&mf);
   fedrec_eval_config ec = {.k = m->c->k, .threads = m->c->threads, .content = m->ds->content, .content_dim = m->ds->content_dim};
-  fedrec_status s = fedrec_evaluate(out, &sc, &m->sp->foldin, &m->sp->holdout, &ec, err);
-  free(V), free(G);
+  /* with withheld (cold) items: warm items ranked among the warm ones, as the central runs do,
+   * and, when asked, the cold ones among the cold (the head's H c_i alone) */
+  const fedrec_split *sp = m->sp;
+  uint8_t *warm = sp->n_cold ? malloc((size_t)ni) : NULL;
+  for (int32_t i = 0; warm && i < ni; i++) warm[i] = !sp->is_cold[i];
+  ec.candidates = warm;
+  fedrec_status s = sp->n_cold && !warm ? fedrec_error_set(err, FEDREC_ERR_NOMEM, "evaluation")
+                                        : fedrec_evaluate(out, &sc, &sp->foldin, &sp->holdout, &ec, err);
+  if (!s && cold && sp->n_cold) {
+    ec.candidates = sp->is_cold;
+    s = fedrec_evaluate(cold, &sc, &sp->foldin, &sp->cold_holdout, &ec, err);
+  }
+  free(V), free(G), free(warm);
   return s;
 }
 
@@ -138,7 +149,7 @@ fedrec_status fedsim_report_round(sim *m, fedsim_result *res, FILE *log, uint32_
   for (uint32_t i = 0; i < m->n; i++) up += m->up[i], down += m->down[i];
   int evaluated = log && ((r + 1) % (c->eval_every ? c->eval_every : 1) == 0 || r + 1 == c->rounds);
   fedrec_status s;
-  if (evaluated && (s = fedsim_evaluate(m, &m->met, err))) return s;
+  if (evaluated && (s = fedsim_evaluate(m, &m->met, NULL, err))) return s;
   res->rounds_done += m->have_last && !m->last.aborted;
   res->epsilon = m->have_last && !m->last.aborted ? m->last.epsilon : res->epsilon;
   res->epsilon_public = m->have_last && !m->last.aborted ? m->last.epsilon_public : res->epsilon_public;
@@ -155,7 +166,8 @@ fedrec_status fedsim_report_end(sim *m, fedsim_result *res, fedrec_error *err) {
   res->stop_reason[0] = 0;
   if (fedrec_engine_phase(m->e) == FEDREC_PHASE_STOPPED)
     snprintf(res->stop_reason, sizeof res->stop_reason, "%s", fedrec_engine_stop_reason(m->e));
-  fedrec_status s = fedsim_evaluate(m, &res->metrics, err);
+  res->has_cold = m->sp->n_cold > 0 && !m->c->popularity_only;
+  fedrec_status s = fedsim_evaluate(m, &res->metrics, res->has_cold ? &res->cold : NULL, err);
   if (s) return s;
   res->params = fedrec_model_params(fedrec_engine_current_model(m->e));
   res->secagg_k = m->secagg_k;
