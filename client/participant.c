@@ -94,9 +94,11 @@ static fedrec_status check_inputs(const fedrec_round_info *info, const fedrec_mo
   int64_t dim = fedrec_model_params(model);
   if (info->kind != FEDREC_ROUND_MODEL && info->kind != FEDREC_ROUND_COUNT && info->kind != FEDREC_ROUND_GRAM)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: round kind %d unknown", (int)info->kind);
-  if (info->kind == FEDREC_ROUND_GRAM && (!model->pop || gram_items(info->ddp.dim) < 1 || gram_items(info->ddp.dim) > model->n_items))
+  int32_t M = info->kind == FEDREC_ROUND_GRAM ? gram_items(info->ddp.dim) : 0;
+  if (info->kind == FEDREC_ROUND_GRAM && (!model->pop || M < 1 || M > model->n_items || M > FEDREC_MAX_SPECTRAL_ITEMS))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: a spectral round of %u numbers: not M (M + 1) / 2 for M up to "
-                            "the model's %d items, or the model has no popularity", info->ddp.dim, model->n_items);
+                            "the model's %d items and %d, or the model has no popularity", info->ddp.dim, model->n_items,
+                            FEDREC_MAX_SPECTRAL_ITEMS);
   if (info->kind == FEDREC_ROUND_COUNT && (int64_t)info->ddp.dim != model->n_items)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "participant: a count round over %u items, the model has %d",
                             info->ddp.dim, model->n_items);

@@ -148,9 +148,9 @@ static fedrec_status check_config(const fedrec_engine_config *c, const fedrec_le
                             "in [0.01, 10000]");
   if (!(c->popularity_noise_multiplier >= 0 && c->popularity_noise_multiplier <= 1e6))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: popularity noise multiplier in [0, 1e6] (0: the noise multiplier)");
-  if (c->spectral_items && (!c->popularity_rounds || c->spectral_items > 4096))
+  if (c->spectral_items && (!c->popularity_rounds || c->spectral_items > FEDREC_MAX_SPECTRAL_ITEMS))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: a spectral round needs popularity (count) rounds before it and "
-                            "at most 4096 items (is %u)", c->spectral_items);
+                            "at most %d items (is %u)", FEDREC_MAX_SPECTRAL_ITEMS, c->spectral_items);
   if (c->popularity_rounds && c->tree_noise_multiplier > 0)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: popularity (count) rounds do not go into DP-FTRL's tree: "
                             "use them without a tree noise multiplier");

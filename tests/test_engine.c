@@ -1436,6 +1436,50 @@ static void test_spectral_round(void **state) {
   fedrec_identity_free(&id);
 }
 
+/* What a hostile coordinator may say about a round's kind, checked on the device before anything
+ * is computed: an unknown kind, a count round not over the model's items, a spectral round whose
+ * length is no M (M + 1) / 2, covers more items than the model or FEDREC_MAX_SPECTRAL_ITEMS, or
+ * comes for a model without popularity; the well-formed ones are accepted. */
+static void test_round_kinds_checked(void **state) {
+  (void)state;
+  fedrec_error err = {0};
+  int32_t all[20], items[3] = {1, 4, 7};
+  for (int32_t i = 0; i < 20; i++) all[i] = i;
+  fedrec_model m;
+  assert_status(fedrec_model_init(&m, 20, 4, NULL, 0, 0, all, 20, 1, 0.1f, &err), FEDREC_OK);
+  fedrec_engine_config c;
+  base_config(&c);
+  fedrec_round_info info = {.alpha0 = 0.3f, .reg = 0.003f};
+  fedrec_participant *p = NULL;
+  struct { fedrec_round_kind kind; uint32_t dim; int pop; fedrec_status want; } cases[] = {
+      {FEDREC_ROUND_MODEL, 80, 0, FEDREC_OK},        {(fedrec_round_kind)7, 80, 0, FEDREC_ERR_ARG},
+      {FEDREC_ROUND_COUNT, 20, 0, FEDREC_OK},        {FEDREC_ROUND_COUNT, 80, 0, FEDREC_ERR_ARG},
+      {FEDREC_ROUND_GRAM, 15, 0, FEDREC_ERR_ARG},    {FEDREC_ROUND_GRAM, 15, 1, FEDREC_OK},
+      {FEDREC_ROUND_GRAM, 16, 1, FEDREC_ERR_ARG},    {FEDREC_ROUND_GRAM, 231, 1, FEDREC_ERR_ARG} /* M = 21 > 20 */};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    if (cases[k].pop) assert_status(fedrec_model_add_popularity(&m, &err), FEDREC_OK);
+    for (int32_t i = 0; m.pop && i < 20; i++) m.pop[i] = (float)i;
+    info.kind = cases[k].kind;
+    assert_status(fedrec_engine_round_ddp(&c, cases[k].dim, 50, &info.ddp, &err), FEDREC_OK);
+    fedrec_status s = fedrec_participant_new(&p, &info, &m, items, NULL, 3, NULL, &err);
+    if (s != cases[k].want) fail_msg("case %zu: %s (%s)", k, fedrec_status_str(s), err.msg);
+    fedrec_participant_free(p);
+    p = NULL;
+  }
+  fedrec_model_free(&m);
+  /* the cap: a spectral round over 4097 items is refused, by the device as by the engine */
+  int32_t *many = malloc(5000 * sizeof *many);
+  for (int32_t i = 0; i < 5000; i++) many[i] = i;
+  assert_status(fedrec_model_init(&m, 5000, 2, NULL, 0, 0, many, 5000, 1, 0.1f, &err), FEDREC_OK);
+  assert_status(fedrec_model_add_popularity(&m, &err), FEDREC_OK);
+  info.kind = FEDREC_ROUND_GRAM;
+  info.ddp.dim = (uint32_t)fedrec_gram_dim(FEDREC_MAX_SPECTRAL_ITEMS + 1);
+  assert_status(fedrec_participant_new(&p, &info, &m, items, NULL, 3, NULL, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "spectral round"));
+  fedrec_model_free(&m);
+  free(many);
+}
+
 int main(void) {
   assert_status(fedrec_crypto_init(), FEDREC_OK);
   const struct CMUnitTest tests[] = {
@@ -1459,6 +1503,7 @@ int main(void) {
       cmocka_unit_test(test_dp_ftrl),
       cmocka_unit_test(test_popularity_rounds),
       cmocka_unit_test(test_spectral_round),
+      cmocka_unit_test(test_round_kinds_checked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -62,6 +62,9 @@ fedrec_status fedrec_model_add_popularity(fedrec_model *m, fedrec_error *err);
  * The M items with the largest popularity, in that order (ties: lower index first); the model
  * must have popularity. Device and coordinator both derive the list from the published model. */
 fedrec_status fedrec_model_top_popular(int32_t *out, const fedrec_model *m, int32_t M, fedrec_error *err);
+/* The most items a spectral round may cover (8.4 million numbers per update): the engine refuses
+ * more, and a device refuses a round that asks for more. */
+#define FEDREC_MAX_SPECTRAL_ITEMS 4096
 /* Length of a co-occurrence update over M items: the upper triangle, M (M + 1) / 2. */
 int64_t fedrec_gram_dim(int32_t M);
 /* A device's update: with S its history's items among top (each once, others ignored) and
