@@ -39,10 +39,10 @@ static const char USAGE[] =
       "  --rounds R (20) --cohort N (100) | --sampling-rate Q (Poisson cohorts, accounted with Q)\n"
       "  real data (movielens, lastfm, csv, a given split): what no flag sets is scaled from the\n"
       "  data: --dim 32 --no-head --free-items -1, --cohort 80% of the training users (at most\n"
-      "  400), --optimizer fedadam --server-lr 0.1, --target-epsilon 8 (docs/RESULTS.md).\n"
-      "  Recommended (add --secagg plain for the same numbers 15x faster):\n"
+      "  400), --optimizer fedadam --server-lr 0.1, --target-epsilon 8, --popularity-rounds 1\n"
+      "  (docs/RESULTS.md). Recommended (add --secagg plain for the same numbers 15x faster):\n"
       "    fedrec-sim --algorithm fedavg --dataset movielens:../shared/data/ml-latest-small\n"
-      "  Recall@20 0.183 at epsilon 6.98 (central iALS 0.338); Last.fm 0.109 (central 0.298)\n"
+      "  Recall@20 0.181 at epsilon 6.98 (central iALS 0.338); Last.fm 0.112 (central 0.298)\n"
       "  --min-survivors M (80% of the least cohort) --dropout P (0, per phase)\n"
       "  --max-participation K      a user takes part in at most K rounds (fixed cohorts; the\n"
       "                             ledger then composes only K rounds per user: docs/PRIVACY.md)\n"
@@ -129,7 +129,7 @@ static const fedrec_option OPTIONS[] = {
     NUMBER("--threads", FEDREC_ARG_INT32, ials.threads, 0, 256, 0),
     SET("--json", json, 1, 0), SET("--quiet", quiet, 1, 0), TEXT("--model", model),
     NUMBER("--rounds", FEDREC_ARG_UINT32, fed.rounds, 1, 1e7, SIM_GIVEN_ROUNDS),
-    NUMBER("--popularity-rounds", FEDREC_ARG_UINT32, fed.engine.popularity_rounds, 1, 1000, 0),
+    NUMBER("--popularity-rounds", FEDREC_ARG_UINT32, fed.engine.popularity_rounds, 0, 1000, SIM_GIVEN_POPULARITY),
     NUMBER("--popularity-share", FEDREC_ARG_DOUBLE, fed.popularity_share, 0, 0.99, 0),
     NUMBER("--spectral-items", FEDREC_ARG_UINT32, fed.engine.spectral_items, 2, 4096, 0),
     NUMBER("--sampling-rate", FEDREC_ARG_DOUBLE, fed.sampling_rate, 1e-9, 1, SIM_GIVEN_COHORT),
@@ -247,5 +247,7 @@ void sim_real_data_defaults(sim_args *a, int32_t train_users, char *note, size_t
   }
   if (!(a->given & SIM_GIVEN_OPTIMIZER)) a->fed.engine.optimizer = FEDREC_OPT_FEDADAM, a->fed.engine.server_lr = 0.1, NOTE(" --optimizer fedadam --server-lr 0.1");
   if (!(a->given & SIM_GIVEN_NOISE)) a->fed.target_epsilon = 8, NOTE(" --target-epsilon 8");
+  if (!(a->given & SIM_GIVEN_POPULARITY) && !a->fed.popularity_only && !a->fed.engine.tree_noise_multiplier && !a->fed.audit_canaries)
+    a->fed.engine.popularity_rounds = 1, NOTE(" --popularity-rounds 1");
 #undef NOTE
 }

@@ -37,13 +37,14 @@ typedef struct sim_args {
 } sim_args;
 
 enum { SIM_GIVEN_DIM = 1, SIM_GIVEN_COHORT = 2, SIM_GIVEN_OPTIMIZER = 4, SIM_GIVEN_NOISE = 8, SIM_GIVEN_MODEL = 16,
-       SIM_GIVEN_HEAD = 32, SIM_GIVEN_SEED = 64, SIM_GIVEN_PRIVACY = 128, SIM_GIVEN_ROUNDS = 256 };
+       SIM_GIVEN_HEAD = 32, SIM_GIVEN_SEED = 64, SIM_GIVEN_PRIVACY = 128, SIM_GIVEN_ROUNDS = 256,
+       SIM_GIVEN_POPULARITY = 512 };
 enum { SIM_PRIVACY_NONE, SIM_PRIVACY_CENTRAL, SIM_PRIVACY_SKELLAM, SIM_PRIVACY_DGAUSS }; /* --privacy's choices, in order */
 
 /* fedavg on a real dataset (not synthetic): the settings a flag did not give are scaled from
  * the data (d 32, free embeddings for every item and no head, cohorts of 80% of the training
- * users up to 400, FedAdam at 0.1, noise for epsilon 8); note says what was applied ("" when
- * nothing). */
+ * users up to 400, FedAdam at 0.1, noise for epsilon 8, one count round for popularity); note
+ * says what was applied ("" when nothing). */
 void sim_real_data_defaults(sim_args *a, int32_t train_users, char *note, size_t cap);
 
 /* Parses argv; on a bad flag fills err (naming the flag) and returns non-OK.

@@ -2,7 +2,7 @@
 # fedrec-sim as a researcher first meets it: --help prints percent signs as such and the
 # recommended real-data command; a misspelt flag gets the nearest one; a missing file says
 # why; and fedavg on MovieLens with no tuning flags scales its settings from the data and
-# reaches Recall@20 >= 0.15 at epsilon <= 8 (0.183 at 6.98 measured; the defaults before gave
+# reaches Recall@20 >= 0.15 at epsilon <= 8 (0.181 at 6.98 measured; the defaults before gave
 # 0.08 at epsilon 29). Skips the MovieLens part when ../shared/data is absent.
 #   sim_real_defaults.sh BUILD_DIR
 set -euo pipefail
