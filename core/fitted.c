@@ -9,6 +9,7 @@
 
 #include "fedrec/eval.h"
 #include "fedrec/internal/parallel.h"
+#include "fedrec/internal/tool.h"
 #include "fedrec/rng.h"
 #include "fedrec/train.h"
 
@@ -17,31 +18,11 @@ void fedrec_fitted_defaults(fedrec_fitted_config *c) {
 }
 
 fedrec_status fedrec_fitted_parse(fedrec_fitted_config *c, const char *spec, fedrec_error *err) {
-  char buf[256];
-  if (strlen(spec) >= sizeof buf) return fedrec_error_set(err, FEDREC_ERR_ARG, "fitted: spec longer than %zu bytes", sizeof buf - 1);
-  strcpy(buf, spec);
-  for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-    char *eq = strchr(kv, '='), *end;
-    if (!eq) return fedrec_error_set(err, FEDREC_ERR_ARG, "fitted: '%s' is not key=value", kv);
-    *eq = '\0';
-    double v = strtod(eq + 1, &end);
-    if (end == eq + 1 || *end || !isfinite(v))
-      return fedrec_error_set(err, FEDREC_ERR_ARG, "fitted: %s='%s' is not a number", kv, eq + 1);
-    struct { const char *k; double lo, hi; int is_int; void *dst; } keys[] = {
-        {"users", 2, 1e8, 1, &c->users}, {"dim", 1, 256, 1, &c->dim},     {"epochs", 1, 100, 1, &c->epochs},
-        {"tau", 0, 1e4, 0, &c->tau},     {"jitter", 0, 10, 0, &c->jitter}, {"seed", 0, 9e15, 2, &c->seed}};
-    size_t k = 0;
-    for (; k < sizeof keys / sizeof keys[0] && strcmp(keys[k].k, kv); k++) {}
-    if (k == sizeof keys / sizeof keys[0])
-      return fedrec_error_set(err, FEDREC_ERR_ARG, "fitted: unknown key '%s' (users, dim, epochs, tau, jitter, seed)", kv);
-    if (v < keys[k].lo || v > keys[k].hi || (keys[k].is_int && v != floor(v)))
-      return fedrec_error_set(err, FEDREC_ERR_ARG, "fitted: %s=%g out of range [%g, %g]%s", kv, v, keys[k].lo, keys[k].hi,
-                              keys[k].is_int ? " (integer)" : "");
-    if (keys[k].is_int == 1) *(int32_t *)keys[k].dst = (int32_t)v;
-    else if (keys[k].is_int == 2) *(uint64_t *)keys[k].dst = (uint64_t)v;
-    else *(double *)keys[k].dst = v;
-  }
-  return FEDREC_OK;
+  const fedrec_spec_key keys[] = {
+      {"users", 2, 1e8, FEDREC_SPEC_INT32, &c->users}, {"dim", 1, 256, FEDREC_SPEC_INT32, &c->dim},
+      {"epochs", 1, 100, FEDREC_SPEC_INT32, &c->epochs}, {"tau", 0, 1e4, FEDREC_SPEC_DOUBLE, &c->tau},
+      {"jitter", 0, 10, FEDREC_SPEC_DOUBLE, &c->jitter}, {"seed", 0, 9e15, FEDREC_SPEC_UINT64, &c->seed}};
+  return fedrec_spec_parse("fitted", spec, keys, sizeof keys / sizeof keys[0], err);
 }
 
 typedef struct {

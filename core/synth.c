@@ -7,6 +7,7 @@
 
 #include "fedrec/rng.h"
 #include "fedrec/internal/parallel.h"
+#include "fedrec/internal/tool.h"
 
 void fedrec_synth_defaults(fedrec_synth_config *c) {
   *c = (fedrec_synth_config){.users = 100000, .items = 20000, .content_dim = 64, .factors = 16,
@@ -15,36 +16,13 @@ void fedrec_synth_defaults(fedrec_synth_config *c) {
 }
 
 fedrec_status fedrec_synth_parse(fedrec_synth_config *c, const char *spec, fedrec_error *err) {
-  char buf[512];
-  if (strlen(spec) >= sizeof buf)
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "synthetic spec longer than %zu bytes", sizeof buf - 1);
-  strcpy(buf, spec);
-  for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-    char *eq = strchr(kv, '='), *end;
-    if (!eq) return fedrec_error_set(err, FEDREC_ERR_ARG, "synthetic: '%s' is not key=value", kv);
-    *eq = '\0';
-    double v = strtod(eq + 1, &end);
-    if (end == eq + 1 || *end || !isfinite(v))
-      return fedrec_error_set(err, FEDREC_ERR_ARG, "synthetic: %s='%s' is not a number", kv, eq + 1);
-    struct { const char *k; double lo, hi; int is_int; void *dst; } keys[] = {
-        {"users", 2, 1e8, 1, &c->users},        {"items", 2, 1e7, 1, &c->items},
-        {"dim", 1, 4096, 1, &c->content_dim},   {"factors", 1, 256, 1, &c->factors},
-        {"topics", 1, 10000, 1, &c->topics},    {"zipf", 0, 3, 0, &c->zipf},
-        {"len", 1, 10000, 0, &c->median_len},   {"content_share", 0, 1, 0, &c->content_share},
-        {"tau", 0, 100, 0, &c->tau},            {"seed", 0, 9e15, 2, &c->seed}};
-    size_t k = 0;
-    for (; k < sizeof keys / sizeof keys[0] && strcmp(keys[k].k, kv); k++) {}
-    if (k == sizeof keys / sizeof keys[0])
-      return fedrec_error_set(err, FEDREC_ERR_ARG,
-                              "synthetic: unknown key '%s' (users, items, dim, factors, topics, zipf, len, content_share, tau, seed)", kv);
-    if (v < keys[k].lo || v > keys[k].hi || (keys[k].is_int && v != floor(v)))
-      return fedrec_error_set(err, FEDREC_ERR_ARG, "synthetic: %s=%g out of range [%g, %g]%s", kv,
-                              v, keys[k].lo, keys[k].hi, keys[k].is_int ? " (integer)" : "");
-    if (keys[k].is_int == 1) *(int32_t *)keys[k].dst = (int32_t)v;
-    else if (keys[k].is_int == 2) *(uint64_t *)keys[k].dst = (uint64_t)v;
-    else *(double *)keys[k].dst = v;
-  }
-  return FEDREC_OK;
+  const fedrec_spec_key keys[] = {
+      {"users", 2, 1e8, FEDREC_SPEC_INT32, &c->users},        {"items", 2, 1e7, FEDREC_SPEC_INT32, &c->items},
+      {"dim", 1, 4096, FEDREC_SPEC_INT32, &c->content_dim},   {"factors", 1, 256, FEDREC_SPEC_INT32, &c->factors},
+      {"topics", 1, 10000, FEDREC_SPEC_INT32, &c->topics},    {"zipf", 0, 3, FEDREC_SPEC_DOUBLE, &c->zipf},
+      {"len", 1, 10000, FEDREC_SPEC_DOUBLE, &c->median_len},  {"content_share", 0, 1, FEDREC_SPEC_DOUBLE, &c->content_share},
+      {"tau", 0, 100, FEDREC_SPEC_DOUBLE, &c->tau},           {"seed", 0, 9e15, FEDREC_SPEC_UINT64, &c->seed}};
+  return fedrec_spec_parse("synthetic", spec, keys, sizeof keys / sizeof keys[0], err);
 }
 
 typedef struct {

@@ -177,3 +177,30 @@ fedrec_status fedrec_option_parse(const fedrec_option *table, void *dest, int ar
   }
   return FEDREC_OK;
 }
+
+fedrec_status fedrec_spec_parse(const char *what, const char *spec, const fedrec_spec_key *keys, size_t n, fedrec_error *err) {
+  char buf[512], names[256] = "";
+  if (strlen(spec) >= sizeof buf) return fedrec_error_set(err, FEDREC_ERR_ARG, "%s spec longer than %zu bytes", what, sizeof buf - 1);
+  strcpy(buf, spec);
+  for (size_t k = 0; k < n; k++)
+    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "", keys[k].key);
+  for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(kv, '='), *end;
+    if (!eq) return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: '%s' is not key=value", what, kv);
+    *eq = '\0';
+    double v = strtod(eq + 1, &end);
+    if (end == eq + 1 || *end || !isfinite(v))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: %s='%s' is not a number", what, kv, eq + 1);
+    size_t k = 0;
+    for (; k < n && strcmp(keys[k].key, kv); k++) {}
+    if (k == n) return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: unknown key '%s' (%s)", what, kv, names);
+    int whole = keys[k].kind != FEDREC_SPEC_DOUBLE;
+    if (v < keys[k].lo || v > keys[k].hi || (whole && v != floor(v)))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "%s: %s=%g out of range [%g, %g]%s", what, kv, v, keys[k].lo, keys[k].hi,
+                              whole ? " (integer)" : "");
+    if (keys[k].kind == FEDREC_SPEC_INT32) *(int32_t *)keys[k].dst = (int32_t)v;
+    else if (keys[k].kind == FEDREC_SPEC_UINT64) *(uint64_t *)keys[k].dst = (uint64_t)v;
+    else *(double *)keys[k].dst = v;
+  }
+  return FEDREC_OK;
+}

@@ -1222,6 +1222,32 @@ static void test_min_separation(void **state) {
   world_free(&w);
 }
 
+/* An engine that must not start: fedrec_engine_new with c, a 20-item model (d 4, the first
+ * n_free items with free embeddings) and a fresh ledger fails with FEDREC_ERR_ARG and, when why
+ * is given, a message holding it. */
+static void engine_refused(const fedrec_engine_config *c, int32_t n_free, const char *why) {
+  fedrec_error err = {0};
+  fedrec_identity id;
+  uint8_t seed[32] = {3};
+  assert_status(fedrec_identity_from_seed(&id, seed), FEDREC_OK);
+  int32_t all[20];
+  for (int32_t i = 0; i < 20; i++) all[i] = i;
+  fedrec_model m;
+  assert_status(fedrec_model_init(&m, 20, 4, NULL, 0, 0, all, n_free, 1, 0.1f, &err), FEDREC_OK);
+  fedrec_engine *e = NULL;
+  fedrec_ledger *l;
+  char path[96];
+  snprintf(path, sizeof path, "/tmp/fedrec_engine_refused_%d.db", (int)getpid());
+  unlink(path);
+  assert_status(fedrec_ledger_create(&l, path, 1e-5, 1e6, NULL, &id, &err), FEDREC_OK);
+  assert_status(fedrec_engine_new(&e, c, &m, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
+  if (why && !strstr(err.msg, why)) fail_msg("refused for '%s', expected '%s'", err.msg, why);
+  fedrec_ledger_close(l);
+  unlink(path);
+  fedrec_model_free(&m); /* the caller's still, or zeroed by an engine that took it before refusing */
+  fedrec_identity_free(&id);
+}
+
 /* DP-FTRL: each round's release is followed by its tree entry; the public epsilon (the
  * tree's) is below the operator's; a device takes part once per tree (round 2, same tree:
  * round 1's devices are turned away; round 3, a new tree: all of them are taken again); the
@@ -1263,27 +1289,9 @@ static void test_dp_ftrl(void **state) {
   world_free(&w);
 
   c.sampling_rate = 0.5; /* DP-FTRL assumes no sampling */
-  fedrec_identity id;
-  uint8_t seed[32] = {3};
-  assert_status(fedrec_identity_from_seed(&id, seed), FEDREC_OK);
-  int32_t all[20];
-  for (int32_t i = 0; i < 20; i++) all[i] = i;
-  fedrec_model m;
-  assert_status(fedrec_model_init(&m, 20, 4, NULL, 0, 0, all, 20, 1, 0.1f, &err), FEDREC_OK);
-  fedrec_engine *e = NULL;
-  fedrec_ledger *l;
-  char path[96];
-  snprintf(path, sizeof path, "/tmp/fedrec_engine_ftrl_%d.db", (int)getpid());
-  unlink(path);
-  assert_status(fedrec_ledger_create(&l, path, 1e-5, 1e6, NULL, &id, &err), FEDREC_OK);
-  assert_status(fedrec_engine_new(&e, &c, &m, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
-  assert_non_null(strstr(err.msg, "DP-FTRL needs"));
+  engine_refused(&c, 20, "DP-FTRL needs");
   c.sampling_rate = 0, c.tree_rounds = 0; /* no tree length */
-  assert_status(fedrec_engine_new(&e, &c, &m, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
-  fedrec_ledger_close(l);
-  unlink(path);
-  fedrec_model_free(&m);
-  fedrec_identity_free(&id);
+  engine_refused(&c, 20, NULL);
 }
 
 /* Count rounds (private popularity): round 1 asks its members for their items (the round info
@@ -1342,26 +1350,7 @@ static void test_popularity_rounds(void **state) {
   free(want);
 
   c.tree_noise_multiplier = 4, c.tree_rounds = 2;
-  fedrec_identity id;
-  uint8_t seed[32] = {4};
-  assert_status(fedrec_identity_from_seed(&id, seed), FEDREC_OK);
-  int32_t all[20];
-  for (int32_t i = 0; i < 20; i++) all[i] = i;
-  fedrec_model m2;
-  fedrec_error err = {0};
-  assert_status(fedrec_model_init(&m2, 20, 4, NULL, 0, 0, all, 20, 1, 0.1f, &err), FEDREC_OK);
-  fedrec_engine *e = NULL;
-  fedrec_ledger *l;
-  char path[96];
-  snprintf(path, sizeof path, "/tmp/fedrec_engine_pop_%d.db", (int)getpid());
-  unlink(path);
-  assert_status(fedrec_ledger_create(&l, path, 1e-5, 1e6, NULL, &id, &err), FEDREC_OK);
-  assert_status(fedrec_engine_new(&e, &c, &m2, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
-  assert_non_null(strstr(err.msg, "DP-FTRL"));
-  fedrec_ledger_close(l);
-  unlink(path);
-  fedrec_model_free(&m2);
-  fedrec_identity_free(&id);
+  engine_refused(&c, 20, "DP-FTRL");
 }
 
 /* A spectral round after the count round: its kind and length M (M + 1) / 2 in the round info,
@@ -1409,31 +1398,10 @@ static void test_spectral_round(void **state) {
   world_free(&w);
 
   c.popularity_rounds = 0; /* nothing to rank the items by */
-  fedrec_identity id;
-  uint8_t seed[32] = {5};
-  assert_status(fedrec_identity_from_seed(&id, seed), FEDREC_OK);
-  int32_t all[20];
-  for (int32_t i = 0; i < 20; i++) all[i] = i;
-  fedrec_model m2;
-  assert_status(fedrec_model_init(&m2, 20, 4, NULL, 0, 0, all, 20, 1, 0.1f, &err), FEDREC_OK);
-  fedrec_engine *e = NULL;
-  fedrec_ledger *l;
-  char path[96];
-  snprintf(path, sizeof path, "/tmp/fedrec_engine_spectral_%d.db", (int)getpid());
-  unlink(path);
-  assert_status(fedrec_ledger_create(&l, path, 1e-5, 1e6, NULL, &id, &err), FEDREC_OK);
   c.spectral_items = 10;
-  assert_status(fedrec_engine_new(&e, &c, &m2, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
-  assert_non_null(strstr(err.msg, "count) rounds before it"));
+  engine_refused(&c, 20, "count) rounds before it");
   c.popularity_rounds = 1; /* items without a free embedding */
-  fedrec_model_free(&m2);
-  assert_status(fedrec_model_init(&m2, 20, 4, NULL, 0, 0, all, 10, 1, 0.1f, &err), FEDREC_OK);
-  assert_status(fedrec_engine_new(&e, &c, &m2, 1, &id, l, NULL, NULL, &err), FEDREC_ERR_ARG);
-  assert_non_null(strstr(err.msg, "free embedding for every item"));
-  fedrec_ledger_close(l);
-  unlink(path);
-  fedrec_model_free(&m2);
-  fedrec_identity_free(&id);
+  engine_refused(&c, 10, "free embedding for every item");
 }
 
 /* What a hostile coordinator may say about a round's kind, checked on the device before anything

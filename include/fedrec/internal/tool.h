@@ -33,6 +33,19 @@ char *fedrec_json_escape(char *out, size_t cap, const char *s);
 /* Writes "s" (with its quotes) to f, escaped; "null" for NULL. */
 void fedrec_json_string(FILE *f, const char *s);
 
+/* ---- "key=value,key=value" specs (--dataset synthetic:..., fitted:...) ----
+ * Each key's value must be a number in [lo, hi] (whole for FEDREC_SPEC_INT32 and _UINT64);
+ * unknown keys, missing '=', text after the number and out-of-range values are refused with a
+ * message that starts with `what` and lists the keys. */
+typedef enum { FEDREC_SPEC_DOUBLE, FEDREC_SPEC_INT32, FEDREC_SPEC_UINT64 } fedrec_spec_kind;
+typedef struct fedrec_spec_key {
+  const char *key;
+  double lo, hi;
+  fedrec_spec_kind kind;
+  void *dst;
+} fedrec_spec_key;
+fedrec_status fedrec_spec_parse(const char *what, const char *spec, const fedrec_spec_key *keys, size_t n, fedrec_error *err);
+
 /* ---- command-line options: one table per tool ----
  * Each entry names a flag, the kind of its value, where the value goes (an offset into the
  * tool's argument struct), the range of a number or the names of a choice, a group (bits the
