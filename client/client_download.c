@@ -25,14 +25,11 @@
 
 /* The exact encoded size a model header implies, or 0 when the header does not fit this
  * device's catalogue (items, content dimensions) or the decoder's limits (core/model_blob.c). */
-static uint64_t implied_size(const fedrec_client *c, const uint8_t h[32]) {
-  uint32_t v[4];
-  for (int k = 0; k < 4; k++) v[k] = (uint32_t)h[16 + 4 * k] | (uint32_t)h[17 + 4 * k] << 8 | (uint32_t)h[18 + 4 * k] << 16 | (uint32_t)h[19 + 4 * k] << 24;
-  uint32_t n_items = v[0], d = v[1], p = v[2], n_free = v[3];
-  if (memcmp(h, "FRMD", 4) || (int64_t)n_items != fedrec_catalogue_items(&c->cat) || d < 1 || d > 4096 || n_free > n_items ||
-      (p && (int32_t)p != c->cat.ds.content_dim) || (!p && !n_free))
-    return 0;
-  return 32 + 4 * ((uint64_t)n_free + (uint64_t)d * p + (uint64_t)n_free * d);
+static uint64_t implied_size(const fedrec_client *c, const uint8_t *h, size_t n) {
+  uint32_t n_items = 0, p = 0;
+  uint64_t size = fedrec_model_implied_size(h, n, &n_items, &p);
+  if (!size || (int64_t)n_items != fedrec_catalogue_items(&c->cat) || (p && (int32_t)p != c->cat.ds.content_dim)) return 0;
+  return size;
 }
 
 /* What is downloaded: the model or the catalogue, each with its own RPC and its own tables
@@ -132,7 +129,7 @@ static fedrec_status download(fedrec_client *c, const artefact *a, uint8_t *buf,
   if (resumed_at) *resumed_at = have;
   while (have < size) {
     /* once the header is in: the size it implies must be the size claimed */
-    if (a->sig && have >= 32 && implied_size(c, buf) != size) break;
+    if (a->sig && have >= 36 && implied_size(c, buf, have) != size) break; /* 36: the longest header */
     if (fedrec_clock_ms() > deadline)
       return fedrec_error_set(err, FEDREC_ERR_IO, "%s: download deadline passed at byte %zu of %zu (resumes next sync)", rpc, have, size);
     ProtobufCMessage *r;
@@ -263,8 +260,8 @@ fedrec_status fedrec__client_ensure_model(fedrec_client *c, const Fedrec__V1__Mo
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator sent malformed model information");
   fedrec_status s = mi->catalogue ? ensure_catalogue(c, mi->catalogue, deadline, err) : fedrec__client_load_catalogue(c, err);
   if (s) return s;
-  /* the largest model this catalogue can have (d <= 4096, every item a free embedding) */
-  uint64_t ni = (uint64_t)fedrec_catalogue_items(&c->cat), most = 32 + 4 * (ni + 4096 * ((uint64_t)c->cat.ds.content_dim + ni));
+  /* the largest model this catalogue can have (d <= 4096, every item a free embedding, popularity) */
+  uint64_t ni = (uint64_t)fedrec_catalogue_items(&c->cat), most = 36 + 4 * (2 * ni + 4096 * ((uint64_t)c->cat.ds.content_dim + ni));
   if (mi->size_bytes > most || mi->size_bytes > SIZE_MAX / 2)
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator claims a %llu-byte model; %llu items of %d content dimensions allow %llu at most",
                             (unsigned long long)mi->size_bytes, (unsigned long long)ni, c->cat.ds.content_dim, (unsigned long long)most);
@@ -276,7 +273,7 @@ fedrec_status fedrec__client_ensure_model(fedrec_client *c, const Fedrec__V1__Mo
     free(buf);
     return s;
   }
-  if (implied_size(c, buf) != size) {
+  if (implied_size(c, buf, size) != size) {
     discard_partial(c, &a);
     free(buf);
     return fedrec_error_set(err, FEDREC_ERR_PARSE, "model %llu: its header does not fit the catalogue or the %zu bytes claimed: not used",

@@ -70,14 +70,14 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
        "\"round\": %llu, \"cohort\": %u, \"survivors\": %u, \"dropped\": {\"keys\": %u, \"shares\": %u, \"masked\": %u, "
        "\"consistency\": %u, \"unmask\": %u}, \"phase_ms\": {\"keys\": %llu, \"shares\": %llu, \"masked\": %llu, "
        "\"consistency\": %llu, \"unmask\": %llu}, \"bytes_in\": %llu, \"epsilon\": %.6f, \"epsilon_public\": %.6f, "
-       "\"update_norm\": %.6g%s%s%s",
+       "\"update_norm\": %.6g, \"kind\": \"%s\", \"spectral_rank\": %u%s%s%s",
        (unsigned long long)st->round, st->cohort, st->survivors, st->dropped[FEDREC_PHASE_KEYS], st->dropped[FEDREC_PHASE_SHARES],
        st->dropped[FEDREC_PHASE_MASKED], st->dropped[FEDREC_PHASE_CONSISTENCY], st->dropped[FEDREC_PHASE_UNMASK],
        (unsigned long long)st->phase_ms[FEDREC_PHASE_KEYS], (unsigned long long)st->phase_ms[FEDREC_PHASE_SHARES],
        (unsigned long long)st->phase_ms[FEDREC_PHASE_MASKED], (unsigned long long)st->phase_ms[FEDREC_PHASE_CONSISTENCY],
        (unsigned long long)st->phase_ms[FEDREC_PHASE_UNMASK], (unsigned long long)st->bytes_in, st->epsilon, s->m.epsilon_public,
-       st->update_norm,
-       st->aborted ? ", \"reason\": \"" : "", st->aborted ? reason : "", st->aborted ? "\"" : "");
+       st->update_norm, st->kind == FEDREC_ROUND_COUNT ? "count" : st->kind == FEDREC_ROUND_GRAM ? "spectral" : "model",
+       st->spectral_rank, st->aborted ? ", \"reason\": \"" : "", st->aborted ? reason : "", st->aborted ? "\"" : "");
 }
 
 /* Settings a state is bound to: its model's shape (catalogue, dim, free embeddings) cannot

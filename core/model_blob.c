@@ -50,6 +50,16 @@ void fedrec_model_encode(uint8_t *out, const fedrec_model *m, uint64_t version) 
   if (m->pop) put_floats(q, m->pop, (size_t)m->n_items);
 }
 
+uint64_t fedrec_model_implied_size(const uint8_t *b, size_t n, uint32_t *n_items, uint32_t *p) {
+  if (n < HEADER || memcmp(b, MAGIC, 4)) return 0;
+  uint32_t format = get32(b + 4), header = format == 2 ? HEADER + 4 : HEADER;
+  if ((format != 1 && format != 2) || n < header || (format == 2 && get32(b + HEADER) != FLAG_POPULARITY)) return 0;
+  uint32_t ni = get32(b + 16), d = get32(b + 20), pp = get32(b + 24), n_free = get32(b + 28);
+  if (ni < 1 || ni > (1u << 26) || d < 1 || d > 4096 || pp > 65536 || n_free > ni || (!pp && !n_free)) return 0;
+  *n_items = ni, *p = pp;
+  return header + 4 * ((uint64_t)n_free + (uint64_t)d * pp + (uint64_t)n_free * d + (format == 2 ? ni : 0));
+}
+
 fedrec_status fedrec_model_decode(fedrec_model *m, uint64_t *version, const uint8_t *b, size_t n,
                                   const float *C, int32_t expect_p, fedrec_error *err) {
   memset(m, 0, sizeof *m);

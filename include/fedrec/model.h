@@ -87,6 +87,10 @@ fedrec_status fedrec_spectral_embed(float *V, const float *sum, int32_t M, int32
  * and every device has the catalogue. */
 size_t fedrec_model_encoded_size(const fedrec_model *m);
 void fedrec_model_encode(uint8_t *out, const fedrec_model *m, uint64_t version);
+/* The encoded size the header of b (n bytes) implies, with its n_items and p (0: no head), or 0
+ * when the header is not one fedrec_model_decode could accept (magic, format, flags, ranges):
+ * what a downloader checks before trusting a claimed size. */
+uint64_t fedrec_model_implied_size(const uint8_t *b, size_t n, uint32_t *n_items, uint32_t *p);
 /* Checks every field (sizes against the length exactly, indices, finite values) before
  * allocating; C (n_items x expect_p) is borrowed for a model with a head. */
 fedrec_status fedrec_model_decode(fedrec_model *m, uint64_t *version, const uint8_t *b, size_t n,
