@@ -81,6 +81,13 @@ fedrec_status initial_model_load(server *s, fedrec_model *out, fedrec_error *err
   if (!st) {
     if (src.H) memcpy(out->H, src.H, (size_t)src.d * src.p * sizeof *out->H);
     for (int32_t r = 0; r < k; r++) memcpy(out->E + (size_t)r * src.d, src.E + (size_t)rows[r] * src.d, (size_t)src.d * sizeof *out->E);
+    /* a popularity it has (public, as the rest of it) goes with the items, by id; others get 0 */
+    if (src.pop && !(st = fedrec_model_add_popularity(out, err)))
+      for (int32_t j = 0; j < src.n_items; j++) {
+        const char *id = fedrec_idmap_name(ids, j);
+        int32_t i = fedrec_idmap_get(s->cat.ds.items, id, strlen(id), 0);
+        if (i >= 0) out->pop[i] = src.pop[j];
+      }
     c->dim = src.d;
     char hex[65], js[sizeof mpath * 6];
     sodium_bin2hex(hex, sizeof hex, hash, 32);

@@ -3,7 +3,8 @@
 # refused without the operator's privacy declaration, with an id list that does not fit the
 # model, and with a dim setting that conflicts; then model 1 is the simulator's blob byte for
 # byte (same catalogue, same order); a restart resumes its own state; and with the ids of
-# another order and one unknown item, the rows are matched by id (checked row by row).
+# another order and one unknown item, the rows are matched by id (checked row by row); a model
+# with private popularity (format 2) carries it over, byte for byte.
 #   tests/e2e/initial_model.sh BUILD_DIR
 source "$(dirname "$0")/lib.sh" "$1" initial-model
 SIM=$B/sim/fedrec-sim
@@ -74,4 +75,16 @@ assert len(unnamed) == 1 and unnamed[0] not in E2, unnamed  # the item no row na
 assert len(E2) == 59
 print("rows matched by id: 59 free rows and the head equal")
 PY
+
+step "a model with private popularity (format 2) starts a state byte for byte"
+"$SIM" --dataset "$SPEC" --algorithm fedavg --dim 8 --rounds 2 --cohort 50 --popularity-rounds 1 --noise-multiplier 0.5 \
+  --secagg plain --quiet --save-model "$W/p.bin" > "$W/simp.out" 2>&1 || fail "fedrec-sim: $(tail -2 "$W/simp.out")"
+[[ $(head -c 8 "$W/p.bin" | od -An -tu4 | awk '{print $2}') == 2 ]] || fail "the simulator's model has no popularity"
+rm -rf "$W/state" "$W/coord.log"
+"$COORD" init --state-dir "$W/state" > /dev/null 2>&1
+e2e_serve "${COMMON[@]}" --initial-model "$W/p.bin" --initial-model-privacy public
+e2e_stop
+"$COORD" export-model --state-dir "$W/state" --version 1 --out "$W/v1p.bin" > /dev/null 2>&1 || fail "export-model"
+/usr/bin/python3 -c 'import sys; a, b = (open(f, "rb").read() for f in sys.argv[1:]); sys.exit(a[:8] + a[16:] != b[:8] + b[16:])' \
+  "$W/p.bin" "$W/v1p.bin" || fail "model 1 is not the simulator's model with its popularity (the version aside)"
 echo "initial-model: PASS"
