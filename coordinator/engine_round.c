@@ -330,7 +330,8 @@ static int spectral_and_publish(fedrec_engine *e, uint32_t summed) {
   if (!failed) {
     memcpy(saved, e->model.E, ne * sizeof *saved);
     memset(e->model.E, 0, ne * sizeof *e->model.E);
-    for (int32_t a = 0; a < M; a++) memcpy(e->model.E + (size_t)e->model.free_row[top[a]] * d, V + (size_t)a * d, (size_t)d * sizeof *V);
+    for (int32_t a = 0; a < M; a++) /* an item the catalogue gained since has no free row: it keeps H c_i */
+      if (e->model.free_row[top[a]] >= 0) memcpy(e->model.E + (size_t)e->model.free_row[top[a]] * d, V + (size_t)a * d, (size_t)d * sizeof *V);
     uint64_t old = e->version;
     e->round++, e->rounds_done++;
     failed = fedrec__engine_seal_model(e, old + 1, &err) || fedrec__engine_publish(e);
