@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A population fitted to MovieLens (--dataset fitted:movielens:DIR,users=3000): the generator's
+# A population fitted to MovieLens (--dataset fitted:movielens:DIR,users=1500): the generator's
 # match report holds (the top 1% of items' share of interactions within 15% of the source's,
 # the median history length within 10%, every one of the source's items reachable), central
 # iALS on it beats popularity, and the same seed gives the same population.
@@ -15,8 +15,8 @@ if grep -q '^FEDREC_SANITIZE:BOOL=ON' "$B/CMakeCache.txt" 2>/dev/null; then
   echo "sim fitted: PASS (sanitizer build: a small draw only)"
   exit 0
 fi
-spec=fitted:movielens:$D,users=3000,epochs=4
-out=$("$B/sim/fedrec-sim" --algorithm central --dim 32 --epochs 6 --dataset "$spec" --threads 2 --json 2>&1)
+spec=fitted:movielens:$D,users=1500,epochs=3
+out=$("$B/sim/fedrec-sim" --algorithm central --dim 32 --epochs 4 --dataset "$spec" --threads 2 --json 2>&1)
 echo "$out" | grep -E "fitted population|interactions on|history length"
 read -r s1 f1 <<<"$(grep -o 'top 0.1%/1%/10% of items: [0-9./]* vs [0-9./]*' <<<"$out" | awk '{split($5,a,"/"); split($7,b,"/"); print a[2], b[2]}')"
 read -r m1 m2 <<<"$(grep -o 'p10/p50/p90 [0-9/]* vs [0-9/]*' <<<"$out" | awk '{split($2,a,"/"); split($4,b,"/"); print a[2], b[2]}')"
