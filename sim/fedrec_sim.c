@@ -332,7 +332,9 @@ static void write_config(FILE *f, const sim_args *a, const fedsim_config *c, con
   fprintf(f, " \"max_participation\": %u, \"min_separation\": %u, \"tree_noise_multiplier\": %g, \"tree_rounds\": %u,\n",
           c->engine.max_participation, c->engine.min_separation, c->target_epsilon > 0 ? 0 : c->engine.tree_noise_multiplier,
           c->engine.tree_rounds);
-  fprintf(f, " \"popularity_rounds\": %u, \"spectral_items\": %u,\n", c->engine.popularity_rounds, c->engine.spectral_items);
+  fprintf(f, " \"popularity_rounds\": %u, \"spectral_items\": %u,", c->engine.popularity_rounds, c->engine.spectral_items);
+  if (c->popularity_share < 0) fprintf(f, " \"popularity_share\": \"auto\",\n");
+  else fprintf(f, " \"popularity_share\": %g,\n", c->popularity_share);
   fprintf(f, " \"privacy\": \"%s\", \"clip\": %g, \"noise_multiplier\": %g, \"target_epsilon\": %g, \"delta\": %g, \"budget\": %g,\n",
           noise_name(c), c->engine.clip, c->target_epsilon > 0 ? 0 : c->engine.noise_multiplier, c->target_epsilon, c->delta, c->budget);
   fprintf(f, " \"local_steps\": %u, \"client_lr\": %g,", c->engine.local_steps ? c->engine.local_steps : 1, c->engine.client_lr > 0 ? c->engine.client_lr : 1);
@@ -373,7 +375,8 @@ static void write_summary(FILE *f, const fedsim_result *fr, const fedsim_config 
   fprintf(f, ", \"model_hash\": \"%s\", \"max_participation\": %u, \"popularity_rounds\": %u", fr->model_hash,
           fc->engine.max_participation, fc->engine.popularity_rounds);
   if (fc->engine.popularity_rounds)
-    fprintf(f, ", \"popularity_noise_multiplier\": %.6g", fr->popularity_noise_multiplier);
+    fprintf(f, ", \"popularity_noise_multiplier\": %.6g, \"popularity_share\": %.4g", fr->popularity_noise_multiplier,
+            fr->popularity_share);
   if (fr->has_cold)
     fprintf(f, ", \"cold_recall@%d\": %.6g, \"cold_ndcg@%d\": %.6g, \"cold_users\": %d", k, fr->cold.recall, k, fr->cold.ndcg,
             fr->cold.users);
@@ -472,6 +475,9 @@ static fedrec_status run_fedavg(const sim_args *a, const fedrec_dataset *ds, con
              fc.engine.tree_noise_multiplier > 0 ? "tree noise multiplier" : "noise multiplier",
              fc.engine.tree_noise_multiplier > 0 ? fr.tree_noise_multiplier : fr.noise_multiplier, fc.target_epsilon,
              fc.engine.tree_noise_multiplier > 0 ? " against model recipients" : "", fc.delta, fc.rounds, fr.planned_epsilon);
+    if (fc.engine.popularity_rounds && !fc.popularity_only && fr.popularity_noise_multiplier > 0)
+      printf("  count rounds: %u, noise multiplier %.4g (%.0f%% of the budget%s)\n", fc.engine.popularity_rounds,
+             fr.popularity_noise_multiplier, 100 * fr.popularity_share, fc.popularity_share < 0 ? ", --popularity-share auto" : "");
     if (!strcmp(noise_name(&fc), "none"))
       printf("  %u rounds of %s, no differential privacy\n", fr.rounds_done, fc.sampling_rate > 0 ? "Poisson cohorts" : "fixed cohorts");
     else
@@ -554,7 +560,7 @@ static int sim_main(int argc, char **argv) {
     }
     if (a.algorithm == ALG_FEDAVG) {
       char note[200];
-      sim_real_data_defaults(&a, sp.train.rows, note, sizeof note);
+      sim_real_data_defaults(&a, sp.train.rows, ds.content != NULL, note, sizeof note);
       if (note[0]) say("real data: settings no flag gave, scaled from the data:%s\n", note);
       st = run_fedavg(&a, &ds, &sp, argc, argv, &err);
       if (!st && a.save_model && fedsim_rank() == 0) st = save_model_ids(a.save_model, &ds, &err);

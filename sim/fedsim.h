@@ -35,9 +35,9 @@ typedef struct fedsim_config {
                                             * (as devices do; slow at large lambda) rather than
                                             * the fast floating-point one (default) */
   uint32_t audit_canaries, audit_guesses;  /* --audit-canaries N: one-run audit (0: none) */
-  double popularity_share;                 /* with --target-epsilon and count rounds: the budget
-                                            * share (RDP) the count rounds get (0: their noise is
-                                            * the model rounds') */
+  double popularity_share;                 /* with count rounds: the budget share (RDP) they get
+                                            * (0: their noise is the model rounds'; < 0: auto,
+                                            * fedsim_auto_share) */
   int popularity_only;                     /* --algorithm private-popularity: every round is a count
                                             * round and the model is evaluated by its popularity
                                             * alone */
@@ -52,6 +52,7 @@ typedef struct fedsim_result {
   double epsilon_public;                   /* against model recipients (DP-FTRL: the tree's) */
   double tree_noise_multiplier;            /* DP-FTRL: as used (calibrated or given) */
   double popularity_noise_multiplier;      /* count rounds': as used (0: no count rounds) */
+  double popularity_share;                 /* their share of the budget, as used */
   uint32_t rounds_done;
   int64_t params;
   uint32_t secagg_k;                       /* neighbours per client in the last round */
@@ -69,6 +70,17 @@ int fedsim_rank(void);
 int fedsim_ranks(void);
 /* fedrec-sim-mpi: every rank learns whether rank 0 is ready (ok != 0) to start; returns it. */
 int fedsim_agree(int ok);
+
+/* --popularity-share auto: the count rounds' share of the budget is the one that brings their
+ * noise multiplier to (cohort / FEDSIM_POPULARITY_RESOLUTION) - a count's noise is 1/400 of the
+ * cohort's clipped mass, where popularity stopped gaining on both real sets (docs/RESULTS.md) -
+ * within [FEDSIM_SHARE_MIN, FEDSIM_SHARE_MAX]: z_all is the multiplier that spends the budget
+ * on every round alike, rounds the run's, stats_rounds its count (and spectral) rounds, n the
+ * expected cohort. A choice of noise, not of accounting: the ledger composes what is run. */
+#define FEDSIM_POPULARITY_RESOLUTION 400.0
+#define FEDSIM_SHARE_MIN 0.01
+#define FEDSIM_SHARE_MAX 0.95
+double fedsim_auto_share(double z_all, uint32_t rounds, uint32_t stats_rounds, uint32_t n);
 
 /* Runs the rounds (fedrec-sim-mpi: on every rank; rank 0 coordinates and reports); per-round JSON lines go to log (NULL: none). */
 fedrec_status fedsim_run(fedsim_result *res, const fedsim_config *c, const fedrec_dataset *ds,

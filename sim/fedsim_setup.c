@@ -117,29 +117,37 @@ int64_t fedsim_longest_update(const sim *m) {
   return g > longest ? g : longest;
 }
 
-/* The smallest noise multiplier (to 0.1%) whose planned epsilon after c->rounds rounds is at
- * most c->target_epsilon: bisection in log z (epsilon falls as z grows). */
-static fedrec_status planned(double *eps, fedrec_engine_config *ec, int64_t dim, int64_t n_items, uint32_t n, const fedsim_config *c,
-                             fedrec_error *err) {
+/* What a plan is computed for: the model's length, the count rounds' (the catalogue), the
+ * expected cohort, and the count rounds' share of the budget (0: the model rounds' noise). */
+typedef struct plan_for {
+  int64_t dim, n_items;
+  uint32_t n;
+  double share;
+} plan_for;
+
+/* The planned epsilon of ec's settings after c->rounds rounds; with count rounds and a share,
+ * their noise multiplier is set from the model rounds' first. */
+static fedrec_status planned(double *eps, fedrec_engine_config *ec, const plan_for *p, const fedsim_config *c, fedrec_error *err) {
   uint32_t P = ec->popularity_rounds + (ec->spectral_items ? 1 : 0); /* the statistics rounds */
-  if (ec->popularity_rounds && c->rounds > P && c->popularity_share > 0) {
+  if (ec->popularity_rounds && c->rounds > P && p->share > 0) {
     /* the count (and spectral) rounds' share of the budget: their noise multiplier z / sqrt(k),
      * each costing about k model rounds (RDP ~ 1/z^2), k = share (R - P) / (P (1 - share)) */
-    double k = c->popularity_share * (c->rounds - P) / (P * (1 - c->popularity_share));
+    double k = p->share * (c->rounds - P) / (P * (1 - p->share));
     ec->popularity_noise_multiplier = ec->noise_multiplier / sqrt(k);
   }
-  return ec->tree_noise_multiplier > 0 ? fedrec_engine_plan_public_epsilon(eps, ec, dim, n, c->rounds, c->delta, err)
-                                       : fedrec_engine_plan_epsilon_items(eps, ec, dim, n_items, n, c->rounds, c->delta, err);
+  return ec->tree_noise_multiplier > 0 ? fedrec_engine_plan_public_epsilon(eps, ec, p->dim, p->n, c->rounds, c->delta, err)
+                                       : fedrec_engine_plan_epsilon_items(eps, ec, p->dim, p->n_items, p->n, c->rounds, c->delta, err);
 }
 
-/* z: the multiplier calibrated (the distributed one, or DP-FTRL's tree multiplier) */
-static fedrec_status calibrate(double *z, fedrec_engine_config *ec, int64_t dim, int64_t n_items, uint32_t n,
-                               const fedsim_config *c, fedrec_error *err) {
+/* The smallest noise multiplier z (to 0.1%: the distributed one, or DP-FTRL's tree multiplier)
+ * whose planned epsilon after c->rounds rounds is at most c->target_epsilon: bisection in log z
+ * (epsilon falls as z grows). */
+static fedrec_status calibrate(double *z, fedrec_engine_config *ec, const plan_for *p, const fedsim_config *c, fedrec_error *err) {
   double lo = 1e-2, hi = 1e4, eps;
   fedrec_status s;
   for (;;) { /* the largest multiplier (below 1e4) whose per-client noise the samplers take */
     *z = hi;
-    if (!(s = planned(&eps, ec, dim, n_items, n, c, err))) break;
+    if (!(s = planned(&eps, ec, p, c, err))) break;
     if ((hi /= 2) < lo) return s;
   }
   if (eps > c->target_epsilon)
@@ -150,12 +158,37 @@ static fedrec_status calibrate(double *z, fedrec_engine_config *ec, int64_t dim,
     *z = mid;
     fedrec_error e2 = {0};
     /* a multiplier too small for the sampler's range counts as too little noise */
-    if (planned(&eps, ec, dim, n_items, n, c, &e2) || eps > c->target_epsilon) lo = mid;
+    if (planned(&eps, ec, p, c, &e2) || eps > c->target_epsilon) lo = mid;
     else hi = mid;
   }
   *z = hi;
   fedrec_error e2 = {0};
-  planned(&eps, ec, dim, n_items, n, c, &e2); /* the count rounds' multiplier follows z */
+  planned(&eps, ec, p, c, &e2); /* the count rounds' multiplier follows z */
+  return FEDREC_OK;
+}
+
+/* --popularity-share auto: the share that brings the count rounds' noise multiplier to n /
+ * FEDSIM_POPULARITY_RESOLUTION (a count's noise is that fraction of the cohort's clipped mass),
+ * within [FEDSIM_SHARE_MIN, FEDSIM_SHARE_MAX]. z_all is the multiplier of every round alike
+ * (the budget as R rounds' worth, RDP ~ R / z_all^2); P count rounds at z_c take P / z_c^2 of it. */
+double fedsim_auto_share(double z_all, uint32_t rounds, uint32_t stats_rounds, uint32_t n) {
+  double zc = (double)n / FEDSIM_POPULARITY_RESOLUTION;
+  double s = stats_rounds * z_all * z_all / (rounds * zc * zc);
+  return s < FEDSIM_SHARE_MIN ? FEDSIM_SHARE_MIN : s > FEDSIM_SHARE_MAX ? FEDSIM_SHARE_MAX : s;
+}
+
+/* The count rounds' share: given, or (auto) from the multiplier every round alike would need. */
+static fedrec_status share_of(plan_for *p, fedrec_engine_config *ec, const fedsim_config *c, fedrec_error *err) {
+  uint32_t P = ec->popularity_rounds + (ec->spectral_items ? 1 : 0);
+  p->share = c->popularity_share;
+  if (p->share >= 0 || !ec->popularity_rounds || c->rounds <= P || ec->tree_noise_multiplier > 0) {
+    if (p->share < 0) p->share = 0;
+    return FEDREC_OK;
+  }
+  p->share = 0;
+  fedrec_status s;
+  if (c->target_epsilon > 0 && (s = calibrate(&ec->noise_multiplier, ec, p, c, err))) return s;
+  p->share = fedsim_auto_share(ec->noise_multiplier, c->rounds, P, p->n);
   return FEDREC_OK;
 }
 
@@ -166,14 +199,16 @@ static fedrec_status plan(sim *m, fedrec_engine_config *ec, fedsim_result *res, 
   res->noise_multiplier = c->engine.noise_multiplier;
   res->planned_epsilon = 0;
   if (!(c->engine.noise_multiplier > 0 || c->target_epsilon > 0)) return FEDREC_OK;
-  uint32_t n_plan = m->poisson ? (uint32_t)fmax(m->least, round(c->sampling_rate * m->pop)) : c->cohort;
+  plan_for p = {.dim = m->dim, .n_items = m->sp->train.cols, /* count rounds' length */
+                .n = m->poisson ? (uint32_t)fmax(m->least, round(c->sampling_rate * m->pop)) : c->cohort};
   fedrec_status s;
   int tree = ec->tree_noise_multiplier > 0;
-  int64_t ni = m->sp->train.cols; /* count rounds' length */
-  if (c->target_epsilon > 0 && (s = calibrate(tree ? &ec->tree_noise_multiplier : &ec->noise_multiplier, ec, m->dim, ni, n_plan, c, err)))
+  if ((s = share_of(&p, ec, c, err))) return s;
+  if (c->target_epsilon > 0 && (s = calibrate(tree ? &ec->tree_noise_multiplier : &ec->noise_multiplier, ec, &p, c, err)))
     return s;
-  if ((s = planned(&res->planned_epsilon, ec, m->dim, ni, n_plan, c, err))) return s;
+  if ((s = planned(&res->planned_epsilon, ec, &p, c, err))) return s;
   res->popularity_noise_multiplier = ec->popularity_rounds ? fedrec_engine_kind_config(ec, FEDREC_ROUND_COUNT).noise_multiplier : 0;
+  res->popularity_share = ec->popularity_rounds ? p.share : 0;
   res->noise_multiplier = ec->noise_multiplier;
   res->tree_noise_multiplier = ec->tree_noise_multiplier;
   return FEDREC_OK;

@@ -56,9 +56,10 @@ static const char USAGE[] =
       "                             history's items (clipped, noised, accounted like any round); the\n"
       "                             model gets their noisy sum as a popularity coordinate whose weight\n"
       "                             each user's solve chooses (docs/MODEL.md)\n"
-      "  --popularity-share S       with --target-epsilon: the share of the privacy budget (RDP) the\n"
-      "                             count rounds get, through their own, smaller noise multiplier\n"
-      "                             (0.5; 0: the model rounds' multiplier)\n"
+      "  --popularity-share S|auto  the share of the privacy budget (RDP) the count rounds get,\n"
+      "                             through their own, smaller noise multiplier (0: the model\n"
+      "                             rounds'; auto, the default: what brings a count's noise to\n"
+      "                             1/400 of the cohort, within 0.01-0.95: docs/RESULTS.md)\n"
       "  --spectral-items M         after the count rounds, a spectral round: clients send the\n"
       "                             co-occurrence of their items among the M most popular; its noisy\n"
       "                             sum's leading eigenvectors become those items' free embeddings\n"
@@ -130,7 +131,7 @@ static const fedrec_option OPTIONS[] = {
     SET("--json", json, 1, 0), SET("--quiet", quiet, 1, 0), TEXT("--model", model),
     NUMBER("--rounds", FEDREC_ARG_UINT32, fed.rounds, 1, 1e7, SIM_GIVEN_ROUNDS),
     NUMBER("--popularity-rounds", FEDREC_ARG_UINT32, fed.engine.popularity_rounds, 0, 1000, SIM_GIVEN_POPULARITY),
-    NUMBER("--popularity-share", FEDREC_ARG_DOUBLE, fed.popularity_share, 0, 0.99, 0),
+    TEXT("--popularity-share", popularity_share),
     NUMBER("--spectral-items", FEDREC_ARG_UINT32, fed.engine.spectral_items, 2, 4096, 0),
     NUMBER("--sampling-rate", FEDREC_ARG_DOUBLE, fed.sampling_rate, 1e-9, 1, SIM_GIVEN_COHORT),
     NUMBER("--cohort", FEDREC_ARG_UINT32, fed.cohort, 2, FEDREC_SECAGG_MAX_CLIENTS, SIM_GIVEN_COHORT),
@@ -176,7 +177,7 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
   a->threshold = 4.0;
   a->ease_lambda = 200.0f;
   a->k = 20;
-  a->fed = (fedsim_config){.rounds = 20, .cohort = 100, .budget = 1e9, .delta = 1e-6, .eval_every = 1, .popularity_share = 0.5};
+  a->fed = (fedsim_config){.rounds = 20, .cohort = 100, .budget = 1e9, .delta = 1e-6, .eval_every = 1, .popularity_share = -1};
   fedrec_engine_defaults(&a->fed.engine); /* clip 1, noise multiplier 1, Skellam, fedavg */
   a->fed.engine.server_lr = 0.5, a->fed.engine.momentum = 0.5;
   *help = 0;
@@ -200,6 +201,13 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
   if (a->fed.engine.popularity_rounds && (a->fed.audit_canaries || a->fed.engine.tree_noise_multiplier > 0))
     return fedrec_error_set(err, FEDREC_ERR_ARG, "--popularity-rounds (and private-popularity) go with neither "
                             "--audit-canaries nor DP-FTRL (--tree-noise-multiplier)");
+  if (a->popularity_share && strcmp(a->popularity_share, "auto")) {
+    char *end;
+    double v = strtod(a->popularity_share, &end);
+    if (end == a->popularity_share || *end || !(v >= 0 && v <= 0.99))
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "--popularity-share '%s': a number in [0, 0.99] or auto", a->popularity_share);
+    a->fed.popularity_share = v;
+  }
   if (a->given & SIM_GIVEN_SEED) a->split.seed = a->ials.seed;
   if (a->given & SIM_GIVEN_PRIVACY) {
     a->fed.engine.noise = a->privacy == SIM_PRIVACY_DGAUSS ? FEDREC_NOISE_DGAUSS
@@ -233,19 +241,27 @@ fedrec_status sim_parse_args(sim_args *a, int argc, char **argv, int *help, fedr
   return FEDREC_OK;
 }
 
-void sim_real_data_defaults(sim_args *a, int32_t train_users, char *note, size_t cap) {
+void sim_real_data_defaults(sim_args *a, int32_t train_users, int has_content, char *note, size_t cap) {
   note[0] = 0;
   if (a->algorithm != ALG_FEDAVG || (a->dataset && !strncmp(a->dataset, "synthetic", 9))) return;
   size_t n = 0;
 #define NOTE(...) (n += (size_t)snprintf(note + n, n < cap ? cap - n : 0, __VA_ARGS__))
   if (!(a->given & SIM_GIVEN_DIM)) a->ials.dim = 32, NOTE(" --dim 32");
-  if (!(a->given & SIM_GIVEN_MODEL)) a->ials.use_head = 0, a->ials.n_free = -1, a->head_set = 1, NOTE(" --no-head --free-items -1");
+  if (!(a->given & SIM_GIVEN_MODEL)) { /* the content head where there is content: above private popularity at every epsilon */
+    if (has_content) a->ials.use_head = 1, a->ials.n_free = 0, NOTE(" --head --free-items 0");
+    else a->ials.use_head = 0, a->ials.n_free = -1, NOTE(" --no-head --free-items -1");
+    a->head_set = 1;
+  }
   if (!(a->given & SIM_GIVEN_COHORT)) {
     int64_t c = (int64_t)train_users * 4 / 5;
     a->fed.cohort = (uint32_t)(c > 400 ? 400 : c < 2 ? 2 : c);
     NOTE(" --cohort %u", a->fed.cohort);
   }
-  if (!(a->given & SIM_GIVEN_OPTIMIZER)) a->fed.engine.optimizer = FEDREC_OPT_FEDADAM, a->fed.engine.server_lr = 0.1, NOTE(" --optimizer fedadam --server-lr 0.1");
+  if (!(a->given & SIM_GIVEN_OPTIMIZER)) { /* the step the scans chose: 0.03 for a head alone, 0.1 for free embeddings */
+    int head_only = a->ials.use_head && has_content && a->ials.n_free == 0;
+    a->fed.engine.optimizer = FEDREC_OPT_FEDADAM, a->fed.engine.server_lr = head_only ? 0.03 : 0.1;
+    NOTE(" --optimizer fedadam --server-lr %g", a->fed.engine.server_lr);
+  }
   if (!(a->given & SIM_GIVEN_NOISE)) a->fed.target_epsilon = 8, NOTE(" --target-epsilon 8");
   if (!(a->given & SIM_GIVEN_POPULARITY) && !a->fed.popularity_only && !a->fed.engine.tree_noise_multiplier && !a->fed.audit_canaries)
     a->fed.engine.popularity_rounds = 1, NOTE(" --popularity-rounds 1");

@@ -25,6 +25,7 @@ typedef struct sim_args {
   int content_precision;    /* --content-precision 32, 16, 8 as 0, 1, 2: content rounded as a device storing it so would see it */
   const char *save_model;   /* central and fedavg: write the trained model here */
   const char *dump_recs;    /* central algorithms and model: each test user's top k and held-out items */
+  const char *popularity_share; /* --popularity-share: a number, or auto (the default) */
   int32_t print_train_users; /* > 0: print that many training users' dataset rows and exit */
   const char *export_train;  /* with print_train_users: their histories to this CSV, their ids printed */
   fedsim_config fed;        /* --algorithm fedavg */
@@ -42,10 +43,11 @@ enum { SIM_GIVEN_DIM = 1, SIM_GIVEN_COHORT = 2, SIM_GIVEN_OPTIMIZER = 4, SIM_GIV
 enum { SIM_PRIVACY_NONE, SIM_PRIVACY_CENTRAL, SIM_PRIVACY_SKELLAM, SIM_PRIVACY_DGAUSS }; /* --privacy's choices, in order */
 
 /* fedavg on a real dataset (not synthetic): the settings a flag did not give are scaled from
- * the data (d 32, free embeddings for every item and no head, cohorts of 80% of the training
- * users up to 400, FedAdam at 0.1, noise for epsilon 8, one count round for popularity); note
- * says what was applied ("" when nothing). */
-void sim_real_data_defaults(sim_args *a, int32_t train_users, char *note, size_t cap);
+ * the data (d 32; the content head alone where there is content, else free embeddings for every
+ * item; cohorts of 80% of the training users up to 400; FedAdam at 0.03 for a head alone, 0.1
+ * otherwise; noise for epsilon 8; one count round for popularity); note says what was applied
+ * ("" when nothing). */
+void sim_real_data_defaults(sim_args *a, int32_t train_users, int has_content, char *note, size_t cap);
 
 /* Parses argv; on a bad flag fills err (naming the flag) and returns non-OK.
  * *help is set when --help was asked for. */

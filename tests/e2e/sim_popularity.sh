@@ -24,4 +24,13 @@ echo "epsilon 2: private popularity $rf; model with a count round $rm (epsilon $
 awk -v a="$rm" -v b="$rf" -v e="$em" -v zc="$zc" -v zm="$zm" 'BEGIN { exit !(a >= 0.9 * b && e <= 2 && zc < zm) }' ||
   { echo "FAIL: the model fell below private popularity, or epsilon over 2, or the count round's noise not its own"; exit 1; }
 grep -q '"popularity_rounds": 1' <<<"$model" || { echo "FAIL: summary lacks popularity_rounds"; exit 1; }
+# --popularity-share: auto (the default) gives the count round more of a small budget than of a
+# large one, within 0.01-0.95; a number is kept as given; anything else is refused
+share() { get popularity_share "$(run --algorithm fedavg --dim 8 --rounds 6 --popularity-rounds 1 --cohort 1000 --eval-every 6 "$@")"; }
+s2=$(share --target-epsilon 2) s50=$(share --target-epsilon 50) s5=$(share --target-epsilon 2 --popularity-share 0.3)
+echo "count rounds' share: auto $s2 at epsilon 2, $s50 at 50; given 0.3: $s5"
+awk -v a="$s2" -v b="$s50" -v c="$s5" 'BEGIN { exit !(a > b && a <= 0.95 && b >= 0.01 && c == 0.3) }' ||
+  { echo "FAIL: the count rounds' share"; exit 1; }
+out=$("$B/sim/fedrec-sim" --algorithm fedavg --popularity-rounds 1 --popularity-share 1.2 2>&1) && { echo "FAIL: share 1.2 taken"; exit 1; }
+grep -q "popularity-share '1.2': a number in \[0, 0.99\] or auto" <<<"$out" || { echo "FAIL: no reason: $out"; exit 1; }
 echo "sim popularity: PASS"
