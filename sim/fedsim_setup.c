@@ -167,10 +167,8 @@ static fedrec_status calibrate(double *z, fedrec_engine_config *ec, const plan_f
   return FEDREC_OK;
 }
 
-/* --popularity-share auto: the share that brings the count rounds' noise multiplier to n /
- * FEDSIM_POPULARITY_RESOLUTION (a count's noise is that fraction of the cohort's clipped mass),
- * within [FEDSIM_SHARE_MIN, FEDSIM_SHARE_MAX]. z_all is the multiplier of every round alike
- * (the budget as R rounds' worth, RDP ~ R / z_all^2); P count rounds at z_c take P / z_c^2 of it. */
+/* (fedsim.h) The budget as R rounds' worth at z_all (RDP ~ R / z_all^2); P count rounds at z_c
+ * take P / z_c^2 of it. */
 double fedsim_auto_share(double z_all, uint32_t rounds, uint32_t stats_rounds, uint32_t n) {
   double zc = (double)n / FEDSIM_POPULARITY_RESOLUTION;
   double s = stats_rounds * z_all * z_all / (rounds * zc * zc);
