@@ -21,13 +21,15 @@ fedrec_status fedrec_fitted_parse(fedrec_fitted_config *c, const char *spec, fed
   const fedrec_spec_key keys[] = {
       {"users", 2, 1e8, FEDREC_SPEC_INT32, &c->users}, {"dim", 1, 256, FEDREC_SPEC_INT32, &c->dim},
       {"epochs", 1, 100, FEDREC_SPEC_INT32, &c->epochs}, {"tau", 0, 1e4, FEDREC_SPEC_DOUBLE, &c->tau},
-      {"jitter", 0, 10, FEDREC_SPEC_DOUBLE, &c->jitter}, {"seed", 0, 9e15, FEDREC_SPEC_UINT64, &c->seed}};
+      {"jitter", 0, 10, FEDREC_SPEC_DOUBLE, &c->jitter}, {"seed", 0, 9e15, FEDREC_SPEC_UINT64, &c->seed},
+      {"offsets", 0, 1, FEDREC_SPEC_INT32, &c->match_items}};
   return fedrec_spec_parse("fitted", spec, keys, sizeof keys / sizeof keys[0], err);
 }
 
 typedef struct {
   const fedrec_csr *R;  /* the source */
   const float *V, *U;   /* fitted item (n x d) and user (rows x d) vectors */
+  float *offset;        /* match_items: per-item logit offsets (n), else NULL */
   const int32_t *who;   /* source users with history */
   int32_t nwho, d, n;
   double tau, jitter_sd;
@@ -58,6 +60,7 @@ static fedrec_status draw_users(void *ctx, int tid, int64_t b, int64_t e) {
     fedrec_rng_seed(&r, g->seed, (uint64_t)j + 1);
     for (int32_t k = 0; k < d; k++) u[k] = g->U[(size_t)s * d + k] + (float)(g->jitter_sd * fedrec_rng_normal(&r));
     cblas_sgemv(CblasRowMajor, CblasNoTrans, g->n, d, (float)g->tau, g->V, d, u, 1, 0.0f, keys, 1);
+    if (g->offset) cblas_saxpy(g->n, 1.0f, g->offset, 1, keys, 1);
     for (int32_t i = 0; i < g->n; i++) { /* Gumbel top-len: sampling without replacement ~ exp(tau u.v) */
       float x = (float)((fedrec_rng_u64(&r) >> 40) + 1) * 0x1.0p-24f; /* in (0, 1] */
       keys[i] -= logf(-logf(x) + 1e-30f);
@@ -163,6 +166,36 @@ static fedrec_status calibrate(gen *g, int32_t sample, int threads, double want,
   return FEDREC_OK;
 }
 
+/* match_items: per-item offsets b_i such that each item's share of a sample's interactions is
+ * its share in the source (b_i += log(want_i / got_i), a few passes; items the source never saw
+ * are never drawn). Returns the last pass's total variation between the two shares. */
+#define FITTED_OFFSET_PASSES 8
+#define FITTED_OFFSET_SAMPLE 20000
+static fedrec_status fit_offsets(gen *g, int32_t sample, int threads, double *tv, fedrec_error *err) {
+  double *want = calloc((size_t)g->n, sizeof *want), *got = calloc((size_t)g->n, sizeof *got), share1;
+  g->offset = calloc((size_t)g->n, sizeof *g->offset);
+  fedrec_status s = want && got && g->offset ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "fitted: offsets");
+  double wsum = 0;
+  for (int64_t k = 0; !s && k < g->R->indptr[g->R->rows]; k++)
+    if (g->R->indices[k] >= 0 && g->R->indices[k] < g->n) want[g->R->indices[k]] += 1, wsum += 1;
+  for (int32_t i = 0; !s && i < g->n; i++)
+    if (want[i] == 0) g->offset[i] = -1e4f; /* far below any tau u.v + Gumbel noise */
+  for (int pass = 0; !s && pass < FITTED_OFFSET_PASSES; pass++) {
+    s = draw(g, sample, threads, &share1, err);
+    memset(got, 0, (size_t)g->n * sizeof *got);
+    double gsum = 0;
+    for (int64_t k = 0; !s && k < g->indptr[sample]; k++)
+      if (g->indices[k] >= 0) got[g->indices[k]] += 1, gsum += 1;
+    *tv = 0;
+    for (int32_t i = 0; !s && i < g->n; i++) {
+      *tv += 0.5 * fabs(want[i] / wsum - got[i] / (gsum > 0 ? gsum : 1));
+      if (want[i] > 0) g->offset[i] += (float)log((want[i] / wsum * gsum + 0.5) / (got[i] + 0.5));
+    }
+  }
+  free(want), free(got);
+  return s;
+}
+
 /* out's catalogue (ids, content) from src, users f0, f1, ..., R from g's slots sorted by item. */
 static fedrec_status assemble(fedrec_dataset *out, const fedrec_dataset *src, gen *g, int32_t users, fedrec_error *err) {
   snprintf(out->name, sizeof out->name, "fitted:%.50s", src->name);
@@ -237,6 +270,8 @@ fedrec_status fedrec_fitted_generate(fedrec_dataset *out, fedrec_fitted_stats *s
   describe(&src->R, stats->share[0], stats->len_q[0], &stats->len_mean[0], &stats->items_used[0]);
   g.tau = c->tau;
   if (!s && !(c->tau > 0)) s = calibrate(&g, c->users < 2000 ? c->users : 2000, T, stats->share[0][1], err);
+  if (!s && c->match_items)
+    s = fit_offsets(&g, c->users < FITTED_OFFSET_SAMPLE ? c->users : FITTED_OFFSET_SAMPLE, T, &stats->offset_tv, err);
   double share1;
   if (!s) s = draw(&g, c->users, T, &share1, err);
   if (!s) s = assemble(out, src, &g, c->users, err);
@@ -244,6 +279,7 @@ fedrec_status fedrec_fitted_generate(fedrec_dataset *out, fedrec_fitted_stats *s
   stats->tau = g.tau;
   for (int t = 0; t < T && g.keys; t++) free(g.keys[t]), free(g.u[t]), free(g.top[t]);
   free(g.keys), free(g.u), free(g.top), free(g.indptr), free(g.src), free(g.indices), free(g.values), free(who), free(V), free(U);
+  free(g.offset);
   if (s) fedrec_dataset_free(out);
   return s;
 }

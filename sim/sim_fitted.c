@@ -35,6 +35,7 @@ fedrec_status sim_load_fitted(fedrec_dataset *ds, const sim_args *a, const char 
       fs.tau, fs.share[0][0], fs.share[0][1], fs.share[0][2], fs.share[1][0], fs.share[1][1], fs.share[1][2], fs.len_q[0][0],
       fs.len_q[0][1], fs.len_q[0][2], fs.len_q[1][0], fs.len_q[1][1], fs.len_q[1][2], fs.len_mean[0], fs.len_mean[1],
       fs.items_used[0], fs.items_used[1]);
+  if (msg && fc.match_items) fprintf(msg, "  per-item offsets: items' shares within total variation %.3f of the source's\n", fs.offset_tv);
   return FEDREC_OK;
 }
 

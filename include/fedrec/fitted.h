@@ -3,8 +3,11 @@
  * item a vector v; each synthetic user takes a source user's taste (with jitter), that user's
  * history length and weights, and draws that many distinct items with probability proportional
  * to exp(tau u . v_i) (Gumbel top-n). tau is calibrated so that the share of interactions on
- * the source's most popular 1% of items matches. The catalogue (items, ids, content) is the
- * source's. Deterministic for a seed, whatever the number of threads. */
+ * the source's most popular 1% of items matches. With match_items, every item also gets a logit
+ * offset b_i (probability ~ exp(tau u . v_i + b_i)), fitted so that each item's share of the
+ * interactions is the source's: the whole popularity curve matches, not only its head. The
+ * catalogue (items, ids, content) is the source's. Deterministic for a seed, whatever the number
+ * of threads. */
 #ifndef FEDREC_FITTED_H
 #define FEDREC_FITTED_H
 
@@ -23,6 +26,7 @@ typedef struct fedrec_fitted_config {
   double tau;      /* 0: calibrated (default) */
   double jitter;   /* taste noise, relative to the taste vectors' mean norm per dimension (0.1) */
   uint64_t seed;   /* 42 */
+  int32_t match_items; /* 1: per-item offsets fitted to the source's item counts (0: tau alone) */
   int32_t threads; /* 0: all cores */
 } fedrec_fitted_config;
 
@@ -31,11 +35,12 @@ typedef struct fedrec_fitted_config {
 typedef struct fedrec_fitted_stats {
   double share[2][3], len_q[2][3], len_mean[2];
   int32_t items_used[2];
-  double tau; /* as used */
+  double tau;        /* as used */
+  double offset_tv;  /* match_items: total variation between the items' shares, source vs a sample drawn */
 } fedrec_fitted_stats;
 
 void fedrec_fitted_defaults(fedrec_fitted_config *c);
-/* "key=value,..." (users, dim, epochs, tau, jitter, seed); unknown keys and bad values are
+/* "key=value,..." (users, dim, epochs, tau, jitter, seed, offsets=1 for match_items); unknown keys and bad values are
  * errors. */
 fedrec_status fedrec_fitted_parse(fedrec_fitted_config *c, const char *spec, fedrec_error *err);
 /* Draws c->users users for src's catalogue into out (src's items, ids and content copied). */
