@@ -17,7 +17,7 @@ static const char USAGE[] =
       "  --dataset movielens:DIR   MovieLens ratings.csv (+ movies.csv, tags.csv for content)\n"
       "  --dataset lastfm:DIR      Last.fm HetRec user_artists.dat (+ user_taggedartists.dat)\n"
       "  --dataset csv:FILE        CSV with header user,item[,weight]\n"
-      "  --dataset fitted:movielens:DIR[,users=N,dim=D,epochs=E,tau=T,jitter=J,seed=S] (or fitted:lastfm:DIR)\n"
+      "  --dataset fitted:movielens:DIR[,users=N,dim=D,epochs=E,tau=T,jitter=J,seed=S,offsets=1] (or fitted:lastfm:DIR)\n"
       "                            a population drawn from a factor model fitted on the real set\n"
       "  --train F --test-foldin F --test-holdout F   a given split, CSV user,item[,weight]\n"
       "  --content F.npy --content-ids F | --content F.csv   item content embeddings\n"
