@@ -41,6 +41,7 @@ static const opt OPTS[] = {
     {"tls-client-ca", 's', offsetof(config, tls_client_ca), sizeof(((config *)0)->tls_client_ca), 0, 0, "CA for client certificates: turns on mTLS"},
     {"insecure", 'i', offsetof(config, insecure), sizeof(int), 0, 1, "1: plaintext (tests only)"},
     {"metrics-listen", 's', offsetof(config, metrics_listen), sizeof(((config *)0)->metrics_listen), 0, 0, "address:port for Prometheus text ('' off)"},
+    {"health-listen", 's', offsetof(config, health_listen), sizeof(((config *)0)->health_listen), 0, 0, "a plaintext address:port that answers grpc.health.v1 Check only, for probes that cannot speak TLS (Kubernetes' grpc probes; '' off)"},
     {"catalogue", 's', offsetof(config, catalogue), sizeof(((config *)0)->catalogue), 0, 0, "the item catalogue: npy:EMB.npy,IDS.txt[,TITLES.tsv], csv:CONTENT.csv[,TITLES.tsv], movielens:DIR, lastfm:DIR or synthetic:k=v,... (docs/CATALOGUE.md; SIGHUP rereads it)"},
     {"catalogue-precision", 'i', offsetof(config, catalogue_precision), sizeof(int), 8, 32, "bits per content value in the served catalogue: 32, 16 (half) or 8 (int8); smaller downloads, the same quality (docs/CATALOGUE.md)"},
     {"workers", 'i', offsetof(config, workers), sizeof(int), 1, 64, "completion-queue worker threads"},

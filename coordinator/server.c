@@ -105,6 +105,20 @@ static void reply(call *c, grpc_status_code code, const char *details) {
   }
 }
 
+/* 1 when the call came over TLS (the listen port), 0 over plaintext (health-listen). */
+static int over_tls(grpc_call *gc) {
+  grpc_auth_context *ctx = grpc_call_auth_context(gc);
+  int tls = 0;
+  if (ctx) {
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    tls = p && p->value && ((p->value_length == 3 && !memcmp(p->value, GRPC_SSL_TRANSPORT_SECURITY_TYPE, 3)) ||
+                            (p->value_length == 3 && !memcmp(p->value, GRPC_TLS_TRANSPORT_SECURITY_TYPE, 3)));
+    grpc_auth_context_release(ctx);
+  }
+  return tls;
+}
+
 /* A call arrived, with its metadata but not its message (methods are registered with
  * GRPC_SRM_PAYLOAD_NONE): the token is checked first, and only an authenticated call's
  * message is read, so that nobody without a token makes the coordinator hold a message. */
@@ -114,6 +128,14 @@ static void on_new_call(server *s, call *c) {
   int m = c->method;
   if (m < 0 || m == FEDREC_RPC_HEALTH_WATCH) {
     reply(c, GRPC_STATUS_UNIMPLEMENTED, "method not implemented");
+    return;
+  }
+  /* the plaintext health port answers health checks only; nothing else is read there */
+  if (m != FEDREC_RPC_HEALTH_CHECK && !s->cfg.insecure && !over_tls(c->call)) {
+    pthread_mutex_lock(&s->mu);
+    s->m.rpc_errors[GRPC_STATUS_PERMISSION_DENIED]++;
+    pthread_mutex_unlock(&s->mu);
+    reply(c, GRPC_STATUS_PERMISSION_DENIED, "this port answers grpc.health.v1 Check only (plaintext): use the TLS address");
     return;
   }
   if (m != FEDREC_RPC_HEALTH_CHECK && !authenticate(s, c, &c->client, details, sizeof details)) {
@@ -475,6 +497,16 @@ int serve(server *s) {
     fprintf(stderr, "fedrec-coordinator: cannot listen on %s (in use, or a bad address)\n", c->listen);
     return 1;
   }
+  int health_port = 0;
+  if (c->health_listen[0]) {
+    grpc_server_credentials *plain = grpc_insecure_server_credentials_create();
+    health_port = grpc_server_add_http2_port(s->gs, c->health_listen, plain);
+    grpc_server_credentials_release(plain);
+    if (!health_port) {
+      fprintf(stderr, "fedrec-coordinator: cannot listen on health-listen %s (in use, or a bad address)\n", c->health_listen);
+      return 1;
+    }
+  }
   grpc_server_start(s->gs);
   static watchdog_arg wa;
   wa = (watchdog_arg){s, port};
@@ -494,8 +526,9 @@ int serve(server *s) {
   pthread_create(&tt, NULL, ticker, s);
   char pk[65];
   sodium_bin2hex(pk, sizeof pk, s->id.pk, 32);
-  logj("info", "serving", "\"listen\": \"%s\", \"port\": %d, \"tls\": %s, \"mtls\": %s, \"metrics_port\": %d, \"public_key\": \"%s\"",
-       c->listen, port, c->insecure ? "false" : "true", c->tls_client_ca[0] ? "true" : "false", metrics_port, pk);
+  logj("info", "serving", "\"listen\": \"%s\", \"port\": %d, \"tls\": %s, \"mtls\": %s, \"metrics_port\": %d, \"health_port\": %d, "
+       "\"public_key\": \"%s\"", c->listen, port, c->insecure ? "false" : "true", c->tls_client_ca[0] ? "true" : "false", metrics_port,
+       health_port, pk);
   int sig = 0;
   while (!sigwait(&sigs, &sig) && sig == SIGHUP) catalogue_reload(s);
   logj("info", "shutting_down", "\"signal\": %d", sig);
