@@ -23,6 +23,7 @@ static void usage(FILE *f) {
              "  fedrec-coordinator token --state-dir DIR --id N [--days D]   (a token valid D days, default 365)\n"
              "  fedrec-coordinator revoke --state-dir DIR --id N   (refused from then on, also by a running serve)\n"
              "  fedrec-coordinator serve [--config FILE] [--KEY VALUE ...]\n"
+             "  fedrec-coordinator check-config [--config FILE] [--KEY VALUE ...]   (keys, values and combinations; exit 0 when serve would take them)\n"
              "  fedrec-coordinator export-model --state-dir DIR [--version V] --out FILE\n"
              "  fedrec-coordinator status --state-dir DIR      (JSON: models, rounds, clients, ledger)\n"
              "  fedrec-coordinator authority-init --out FILE   (the enrolment authority's key: FILE, FILE.pub)\n"
@@ -124,12 +125,17 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "token")) return need(a.have_id, cmd, "--id") ? cmd_token(c, a.id, a.days) : 2;
   if (!strcmp(cmd, "revoke")) return need(a.have_id, cmd, "--id") ? cmd_revoke(c, a.id) : 2;
   if (!strcmp(cmd, "serve")) return serve(&srv);
+  if (!strcmp(cmd, "check-config")) { /* what serve would refuse before it opens anything */
+    if (!check_settings(c)) return 2;
+    printf("fedrec-coordinator: the settings are valid (files are not opened)\n");
+    return 0;
+  }
   if (!strcmp(cmd, "status")) return cmd_status(c);
   if (!strcmp(cmd, "authority-init")) return need(a.out != NULL, cmd, "--out") ? cmd_authority_init(a.out) : 2;
   if (!strcmp(cmd, "enrol"))
     return need(a.authority != NULL, cmd, "--authority-key") && need(a.have_id, cmd, "--id") && need(a.device != NULL, cmd, "--device-key")
                ? cmd_enrol(a.authority, a.id, a.device) : 2;
   if (!strcmp(cmd, "export-model")) return need(a.out != NULL, cmd, "--out") ? cmd_export(c, a.version, a.out) : 2;
-  fprintf(stderr, "fedrec-coordinator: unknown command '%s' (init, token, revoke, serve, status, export-model, authority-init, enrol)\n", cmd);
+  fprintf(stderr, "fedrec-coordinator: unknown command '%s' (init, token, revoke, serve, check-config, status, export-model, authority-init, enrol)\n", cmd);
   return 2;
 }

@@ -47,6 +47,18 @@ size_t metrics_render(void *ctx, char *out, size_t cap) {
   PUT("# HELP fedrec_rpc_errors_total Failed calls by gRPC status code.\n# TYPE fedrec_rpc_errors_total counter\n");
   for (int i = 1; i < 17; i++)
     if (m.rpc_errors[i]) PUT("fedrec_rpc_errors_total{code=\"%d\"} %llu\n", i, (unsigned long long)m.rpc_errors[i]);
+  PUT("# HELP fedrec_min_survivors The configured min-survivors: fewer abort a round; the noise is planned for them.\n"
+      "# TYPE fedrec_min_survivors gauge\nfedrec_min_survivors %u\n", s->cfg.e.min_survivors);
+  PUT("# HELP fedrec_planned_dropout The configured dropout the secure aggregation is sized for.\n"
+      "# TYPE fedrec_planned_dropout gauge\nfedrec_planned_dropout %g\n", s->cfg.e.dropout);
+  PUT("# HELP fedrec_epsilon_budget The configured epsilon budget.\n# TYPE fedrec_epsilon_budget gauge\nfedrec_epsilon_budget %g\n",
+      s->cfg.budget);
+  PUT("# HELP fedrec_listen_unaccepted Connections the kernel completed that nobody accepted (the watchdog's last look).\n"
+      "# TYPE fedrec_listen_unaccepted gauge\nfedrec_listen_unaccepted %llu\n", (unsigned long long)m.listen_unaccepted);
+  PUT("# HELP fedrec_start_time_seconds When this process started serving (Unix seconds).\n"
+      "# TYPE fedrec_start_time_seconds gauge\nfedrec_start_time_seconds %.0f\n", m.start_time);
+  PUT("# HELP fedrec_last_round_timestamp_seconds When the last round was published (Unix seconds; the start until one is).\n"
+      "# TYPE fedrec_last_round_timestamp_seconds gauge\nfedrec_last_round_timestamp_seconds %.0f\n", m.last_round_time);
 #undef PUT
   return n < cap ? n : cap - 1;
 }

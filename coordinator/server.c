@@ -290,6 +290,9 @@ static void *watchdog(void *arg) {
     nanosleep(&d, NULL);
     queued *now = seen[tick % 3];
     nseen[tick % 3] = unaccepted(w->port, now, CAP);
+    pthread_mutex_lock(&w->s->mu);
+    w->s->m.listen_unaccepted = nseen[tick % 3];
+    pthread_mutex_unlock(&w->s->mu);
     if (tick < 2) continue;
     /* stuck: unaccepted connections at each of three looks, one of them at two in a row (a
      * working listener takes a connection within milliseconds) */
@@ -390,7 +393,7 @@ static grpc_server_credentials *credentials(const config *c) {
 }
 
 /* Settings that cannot work together, refused before anything starts. */
-static int check_settings(const config *c) {
+int check_settings(const config *c) {
   if (!c->insecure && (!c->tls_cert[0] || !c->tls_key[0])) {
     fprintf(stderr, "fedrec-coordinator: TLS is on by default: give --tls-cert and --tls-key (scripts/gen-dev-certs makes them), "
                     "or --insecure 1 for a plaintext test server\n");
@@ -508,6 +511,9 @@ int serve(server *s) {
     }
   }
   grpc_server_start(s->gs);
+  pthread_mutex_lock(&s->mu);
+  s->m.start_time = s->m.last_round_time = (double)time(NULL);
+  pthread_mutex_unlock(&s->mu);
   static watchdog_arg wa;
   wa = (watchdog_arg){s, port};
   pthread_t wt;

@@ -27,6 +27,8 @@ typedef struct metrics {
   uint64_t dropouts[FEDREC_PHASES], rpc_errors[17];
   uint64_t last_cohort, last_survivors, last_phase_ms[FEDREC_PHASES];
   double epsilon, epsilon_public;
+  uint64_t listen_unaccepted;           /* the watchdog's last look at the listen queue */
+  double start_time, last_round_time;   /* Unix seconds: this process's start, the last published round (or the start) */
 } metrics;
 
 typedef struct server {
@@ -125,6 +127,9 @@ void catalogue_reload(server *s);
 void catalogue_apply_pending(server *s);
 
 /* server.c */
+/* 1 when the settings can work together (TLS given or insecure, cohort sizes in order, ...);
+ * says what is wrong on stderr otherwise. serve checks them first; so does check-config. */
+int check_settings(const config *c);
 int serve(server *s);
 
 /* handlers.c: the call's message is in and its token checked: runs the method's handler;

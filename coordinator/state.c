@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -55,7 +56,7 @@ static void on_round(void *ctx, const fedrec_round_stats *st) {
     logj("error", "round_not_saved", "\"round\": %llu, \"reason\": \"%s\"", (unsigned long long)st->round, msg);
   }
   if (st->aborted) s->m.rounds_aborted++;
-  else s->m.rounds_published++;
+  else s->m.rounds_published++, s->m.last_round_time = (double)time(NULL);
   for (int p = 0; p < FEDREC_PHASES; p++) {
     s->m.dropouts[p] += st->dropped[p];
     s->m.last_phase_ms[p] = st->phase_ms[p];
