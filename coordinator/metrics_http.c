@@ -18,13 +18,13 @@ enum {
 
 struct metrics_http {
   struct MHD_Daemon *d;
-  metrics_render_fn fn;
+  metrics_render_fn fn, page;
   void *ctx;
 };
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_size, void **state) {
-  (void)url, (void)version, (void)upload_data;
+  (void)version, (void)upload_data;
   metrics_http *m = cls;
   int get = !strcmp(method, MHD_HTTP_METHOD_GET), head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
   if (!*state) { /* first call for this request: headers only; answer on the next */
@@ -37,10 +37,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
   }
   struct MHD_Response *r;
   unsigned code;
+  int page = m->page && url && !strcmp(url, "/");
   if (get || head) {
     char *body = malloc(BODY_CAP);
     if (body) {
-      r = MHD_create_response_from_buffer(m->fn(m->ctx, body, BODY_CAP), body, MHD_RESPMEM_MUST_FREE);
+      r = MHD_create_response_from_buffer((page ? m->page : m->fn)(m->ctx, body, BODY_CAP), body, MHD_RESPMEM_MUST_FREE);
       code = MHD_HTTP_OK;
     } else {
       r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -52,7 +53,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     code = MHD_HTTP_METHOD_NOT_ALLOWED;
   }
   if (!r) return MHD_NO;
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, page ? "text/html; charset=utf-8" : "text/plain; version=0.0.4");
+  if (page) MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
   if (code == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
   enum MHD_Result ok = MHD_queue_response(conn, code, r);
   MHD_destroy_response(r);
@@ -89,7 +91,7 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, int *v6) {
 }
 
 fedrec_status metrics_http_start(metrics_http **out, const char *listen, unsigned timeout_s, metrics_render_fn fn,
-                                 void *ctx, int *port, fedrec_error *err) {
+                                 metrics_render_fn page, void *ctx, int *port, fedrec_error *err) {
   *out = NULL;
   struct sockaddr_storage ss;
   int v6 = 0;
@@ -97,7 +99,7 @@ fedrec_status metrics_http_start(metrics_http **out, const char *listen, unsigne
     return fedrec_error_set(err, FEDREC_ERR_ARG, "metrics: '%s' is not HOST:PORT or [IPV6]:PORT", listen);
   metrics_http *m = calloc(1, sizeof *m);
   if (!m) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "metrics");
-  m->fn = fn, m->ctx = ctx;
+  m->fn = fn, m->page = page, m->ctx = ctx;
   int any6 = v6 && IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
   unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (any6 ? MHD_USE_DUAL_STACK : v6 ? MHD_USE_IPv6 : 0);
   m->d = MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,

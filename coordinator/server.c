@@ -523,7 +523,7 @@ int serve(server *s) {
   post(s, -1);
   int metrics_port = 0;
   pthread_t tt, *workers = calloc((size_t)c->workers, sizeof *workers);
-  if (!workers || (c->metrics_listen[0] && metrics_http_start(&s->metrics, c->metrics_listen, 5, metrics_render, s,
+  if (!workers || (c->metrics_listen[0] && metrics_http_start(&s->metrics, c->metrics_listen, 5, metrics_render, status_page_render, s,
                                                               &metrics_port, &err))) {
     fprintf(stderr, "fedrec-coordinator: %s\n", workers ? err.msg : "out of memory");
     return 1;

@@ -145,5 +145,7 @@ size_t method_cap(server *s, int m);
 
 /* metrics.c: the Prometheus text (a metrics_render_fn; ctx is the server). */
 size_t metrics_render(void *ctx, char *out, size_t cap);
+/* status_page.c: the HTML status page served at "/" on the metrics port (ctx is the server). */
+size_t status_page_render(void *ctx, char *out, size_t cap);
 
 #endif

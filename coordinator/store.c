@@ -289,6 +289,47 @@ void coord_store_versions(coord_store *s, char *out, size_t cap) {
   sqlite3_finalize(st);
 }
 
+size_t coord_store_epsilon_history(coord_store *s, uint64_t *round, double *eps, size_t cap) {
+  int64_t total = coord_store_count(s, "rounds WHERE aborted = 0");
+  sqlite3_stmt *st;
+  size_t n = 0;
+  if (cap < 2 || total <= 0 ||
+      sqlite3_prepare_v2(s->db, "SELECT round, epsilon FROM rounds WHERE aborted = 0 ORDER BY round", -1, &st, NULL) != SQLITE_OK)
+    return 0;
+  int64_t step = (total + (int64_t)cap - 2) / ((int64_t)cap - 1), i = 0; /* at most cap - 1 strided points and the last */
+  while (sqlite3_step(st) == SQLITE_ROW && n < cap) {
+    if (i % step == 0 || i == total - 1) {
+      round[n] = (uint64_t)sqlite3_column_int64(st, 0);
+      eps[n++] = sqlite3_column_double(st, 1);
+    }
+    i++;
+  }
+  sqlite3_finalize(st);
+  return n;
+}
+
+size_t coord_store_recent_rounds(coord_store *s, coord_round_row *rows, size_t cap) {
+  sqlite3_stmt *st;
+  size_t n = 0;
+  if (sqlite3_prepare_v2(s->db, "SELECT round, cohort, survivors, aborted, epsilon, ended, reason FROM rounds ORDER BY round DESC LIMIT ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return 0;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)cap);
+  while (n < cap && sqlite3_step(st) == SQLITE_ROW) {
+    coord_round_row *r = &rows[n++];
+    r->round = (uint64_t)sqlite3_column_int64(st, 0);
+    r->cohort = (uint64_t)sqlite3_column_int64(st, 1);
+    r->survivors = (uint64_t)sqlite3_column_int64(st, 2);
+    r->aborted = sqlite3_column_int(st, 3);
+    r->epsilon = sqlite3_column_double(st, 4);
+    r->ended = sqlite3_column_int64(st, 5);
+    const unsigned char *t = sqlite3_column_text(st, 6);
+    snprintf(r->reason, sizeof r->reason, "%s", t ? (const char *)t : "");
+  }
+  sqlite3_finalize(st);
+  return n;
+}
+
 uint64_t coord_store_last_round(coord_store *s) {
   sqlite3_stmt *st;
   uint64_t r = 0;

@@ -50,6 +50,18 @@ fedrec_status coord_store_load_participation(coord_store *s, fedrec_engine *e, u
 void coord_store_versions(coord_store *s, char *out, size_t cap);
 /* The highest round number recorded (0: none): a restart numbers rounds after it, so that an
  * aborted round's number is never used again. */
+/* The status page's figures: the published rounds' cumulative epsilon in round order, at most
+ * cap points (every k-th when there are more, and always the last); how many were written. */
+size_t coord_store_epsilon_history(coord_store *s, uint64_t *round, double *eps, size_t cap);
+typedef struct coord_round_row {
+  uint64_t round, cohort, survivors;
+  int aborted;
+  double epsilon;
+  int64_t ended; /* Unix seconds */
+  char reason[160];
+} coord_round_row;
+/* The last (at most cap) rounds, newest first; how many were written. */
+size_t coord_store_recent_rounds(coord_store *s, coord_round_row *rows, size_t cap);
 uint64_t coord_store_last_round(coord_store *s);
 /* Revoked client ids (`fedrec-coordinator revoke`): add one; read all, sorted (malloc'd). */
 fedrec_status coord_store_revoke(coord_store *s, uint64_t id, fedrec_error *err);
