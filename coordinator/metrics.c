@@ -54,7 +54,7 @@ size_t metrics_render(void *ctx, char *out, size_t cap) {
   PUT("# HELP fedrec_epsilon_budget The configured epsilon budget.\n# TYPE fedrec_epsilon_budget gauge\nfedrec_epsilon_budget %g\n",
       s->cfg.budget);
   PUT("# HELP fedrec_listen_unaccepted Connections the kernel completed that nobody accepted (the watchdog's last look).\n"
-      "# TYPE fedrec_listen_unaccepted gauge\nfedrec_listen_unaccepted %llu\n", (unsigned long long)m.listen_unaccepted);
+      "# TYPE fedrec_listen_unaccepted gauge\nfedrec_listen_unaccepted %llu\n", (unsigned long long)atomic_load(&s->listen_unaccepted));
   PUT("# HELP fedrec_start_time_seconds When this process started serving (Unix seconds).\n"
       "# TYPE fedrec_start_time_seconds gauge\nfedrec_start_time_seconds %.0f\n", m.start_time);
   PUT("# HELP fedrec_last_round_timestamp_seconds When the last round was published (Unix seconds; the start until one is).\n"

@@ -290,9 +290,7 @@ static void *watchdog(void *arg) {
     nanosleep(&d, NULL);
     queued *now = seen[tick % 3];
     nseen[tick % 3] = unaccepted(w->port, now, CAP);
-    pthread_mutex_lock(&w->s->mu);
-    w->s->m.listen_unaccepted = nseen[tick % 3];
-    pthread_mutex_unlock(&w->s->mu);
+    atomic_store(&w->s->listen_unaccepted, nseen[tick % 3]);
     if (tick < 2) continue;
     /* stuck: unaccepted connections at each of three looks, one of them at two in a row (a
      * working listener takes a connection within milliseconds) */

@@ -27,13 +27,14 @@ typedef struct metrics {
   uint64_t dropouts[FEDREC_PHASES], rpc_errors[17];
   uint64_t last_cohort, last_survivors, last_phase_ms[FEDREC_PHASES];
   double epsilon, epsilon_public;
-  uint64_t listen_unaccepted;           /* the watchdog's last look at the listen queue */
   double start_time, last_round_time;   /* Unix seconds: this process's start, the last published round (or the start) */
 } metrics;
 
 typedef struct server {
   config cfg;
   pthread_mutex_t mu; /* the engine, the store and the metrics */
+  atomic_ullong listen_unaccepted; /* the watchdog's last look at the listen queue (no lock: the watchdog must
+                                    * never wait for the engine's mutex) */
   fedrec_engine *engine;
   coord_store *store;
   fedrec_ledger *ledger;
