@@ -269,6 +269,7 @@ void fedrec_engine_free(fedrec_engine *e) {
   fedrec_model_free(&e->model);
   free(e->blob), free(e->x), free(e->m1), free(e->m2), free(e->avg), free(e->modsum);
   free(e->work), free(e->members), free(e->slots), free(e->banned), free(e->part), free(e->certs), free(e->ipks);
+  if (e->tickets) fedrec_secret_free(e->tickets);
   fedrec__engine_tree_free(e);
   free(e);
 }

@@ -1,5 +1,5 @@
 /* What a device asks of the engine: to check in, its round info, to take its SecAgg
- * submission (or, in the simulator, a sum of them), and the input of the next phase. Every
+ * submission, and the input of the next phase (sums of inputs: engine_aggregators.c). Every
  * call is checked against the round, the phase and the member's own state. */
 #include <math.h>
 #include <stdio.h>
@@ -114,6 +114,8 @@ fedrec_status fedrec_engine_round_info(fedrec_engine *e, uint64_t client, uint64
   if (e->c.sum_noise && e->info.ddp.noise == FEDREC_NOISE_SKELLAM)
     out->ddp.noise = FEDREC_NOISE_NONE; /* the engine draws the sum's noise itself */
   out->deadline_ms = e->deadline;
+  out->aggregator = m->agg;
+  if (m->agg) memcpy(out->ticket, e->tickets + (size_t)idx * FEDREC_TICKET_BYTES, FEDREC_TICKET_BYTES);
   return FEDREC_OK;
 }
 
@@ -136,6 +138,9 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
                             (unsigned long long)round, fedrec_phase_name(phase));
   if (m->done != (int)phase - 1)
     return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client skipped a phase", (unsigned long long)round);
+  if (phase == FEDREC_PHASE_MASKED && m->agg)
+    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: this device's masked input goes to its aggregator (%u), not here",
+                            (unsigned long long)round, m->agg);
   fedrec_sa_msg sm;
   fedrec_status s = fedrec_sa_decode(&sm, msg, len, e->n, e->info.secagg.dim, err);
   if (s) {
@@ -169,45 +174,7 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
   }
   m->done = (int)phase;
   e->stats.bytes_in += len;
-  fedrec_engine_tick(e, now);
-  return FEDREC_OK;
-}
-
-fedrec_status fedrec_engine_submit_sum(fedrec_engine *e, uint64_t round, const uint64_t *clients, uint32_t n,
-                                       const uint32_t *sum, uint32_t dim, uint64_t bytes, uint64_t now,
-                                       fedrec_error *err) {
-  if (round != e->round || e->phase != FEDREC_PHASE_MASKED)
-    return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: no masked phase open for a sum", (unsigned long long)round);
-  if (dim != e->info.secagg.dim)
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "a sum of %u values, the round uses %u", dim, e->info.secagg.dim);
-  if (n == 0) return FEDREC_OK;
-  uint32_t *idx = malloc((size_t)n * sizeof *idx), a = 0;
-  if (!idx) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: %u clients in a sum", n);
-  fedrec_status s = FEDREC_OK;
-  const int pending = (int)FEDREC_PHASE_MASKED + 100; /* marks who is in this sum, to catch repeats */
-  for (; a < n; a++) { /* a: how many are marked */
-    member *m = fedrec__engine_find(e, clients[a], &idx[a]);
-    if (!m || m->done != (int)FEDREC_PHASE_MASKED - 1) {
-      s = fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: client %llu of a sum %s", (unsigned long long)round,
-                           (unsigned long long)clients[a],
-                           !m ? "is not in the round" : m->done == DROPPED ? "was dropped"
-                           : m->done == pending ? "is named twice" : "has already sent its input or skipped a phase");
-      break;
-    }
-    m->done = pending;
-  }
-  uint32_t mask = e->info.secagg.bits >= 32 ? 0xffffffffu : (1u << e->info.secagg.bits) - 1;
-  if (!s && e->c.plain) {
-    uint32_t over = 0; /* no early exit: the loop vectorises */
-    for (uint32_t k = 0; k < dim; k++) over |= sum[k] & ~mask;
-    if (over) s = fedrec_error_set(err, FEDREC_ERR_ARG, "a sum value is out of the round's %u bits", e->info.secagg.bits);
-  } else if (!s) s = fedrec_secagg_server_on_masked_sum(e->sa, idx, n, sum, dim, err);
-  for (uint32_t b = 0; b < a; b++) e->members[idx[b]].done = s ? (int)FEDREC_PHASE_MASKED - 1 : (int)FEDREC_PHASE_MASKED;
-  free(idx);
-  if (s) return s;
-  if (e->c.plain)
-    for (uint32_t k = 0; k < dim; k++) e->modsum[k] = (e->modsum[k] + sum[k]) & mask;
-  e->stats.bytes_in += bytes;
+  e->last_answer = now;
   fedrec_engine_tick(e, now);
   return FEDREC_OK;
 }

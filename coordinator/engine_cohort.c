@@ -67,7 +67,7 @@ void fedrec__engine_ban(fedrec_engine *e, member *m) {
 void fedrec__engine_add_member(fedrec_engine *e, uint64_t client) {
   uint32_t s = slot_of(e, client);
   while (e->slots[s]) s = (s + 1) & (e->nslots - 1);
-  e->members[e->n] = (member){client, 0, 0};
+  e->members[e->n] = (member){client, 0, 0, 0};
   e->slots[s] = ++e->n;
 }
 

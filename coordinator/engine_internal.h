@@ -3,6 +3,7 @@
  *   engine_cohort.c  the cohort's members (a hash table), the Poisson coin, the ban list
  *   engine_dp.c      DP round planning: the DP parameters of a round, its ledger release
  *   engine_calls.c   what a device asks: check in, round info, submissions, phase inputs
+ *   engine_aggregators.c  aggregators: assignments, tickets, the sums they (and simulators) submit
  *   engine_participation.c  the participation bound: who took part how often, and when last
  *   engine_tree.c    DP-FTRL: the tree's exact prefix sums and node noise
  *   engine_round.c   the phase machine: selection, phases and deadlines, the round's end
@@ -33,6 +34,7 @@ typedef struct member {
   uint64_t client;
   int done;       /* the last phase it answered (0: none yet), or DROPPED */
   int dropped_at; /* the phase whose deadline it missed; BANNED_AT: left out for a bad message */
+  uint32_t agg;   /* the aggregator its masked input goes to (1-based; 0: this engine) */
 } member;
 
 enum { BANNED_AT = FEDREC_PHASES };
@@ -99,6 +101,12 @@ struct fedrec_engine {
   /* active variant: the members' certificates and identity keys, by member index (cap each) */
   uint8_t *certs;
   uint8_t (*ipks)[FEDREC_SIGN_PK_BYTES];
+  /* aggregators (engine_aggregators.c): how many are configured, which are live, and each
+   * member's ticket for its aggregator (cap x FEDREC_TICKET_BYTES, secure memory) */
+  uint32_t naggs;
+  uint8_t agg_live[FEDREC_MAX_AGGREGATORS];
+  uint8_t *tickets;
+  uint64_t last_answer; /* when the current phase's latest answer came (adaptive deadlines) */
 };
 
 enum { MAX_BANNED = 1u << 20 };
@@ -147,6 +155,15 @@ fedrec_release fedrec__engine_release_for(const fedrec_engine *e, uint32_t survi
 /* DP-FTRL: the round's tree entry (its leaf and multiplier set at the round's start) */
 fedrec_release fedrec__engine_tree_release(const fedrec_engine *e, uint32_t survivors);
 double fedrec__engine_sum_norm_bound(const fedrec_engine *e, uint32_t summed);
+
+/* engine_aggregators.c */
+/* a starting round's members assigned to the live aggregators, each with a ticket (0: no
+ * memory for the tickets) */
+int fedrec__engine_assign_aggregators(fedrec_engine *e);
+/* the masked inputs of clients (n), added up mod 2^bits in sum, as submitted through
+ * aggregator agg (0: the simulator's sums, no aggregator) */
+fedrec_status fedrec__engine_take_sum(fedrec_engine *e, uint32_t agg, uint64_t round, const uint64_t *clients, uint32_t n,
+                                      const uint32_t *sum, uint32_t dim, uint64_t bytes, uint64_t now, fedrec_error *err);
 
 /* engine_round.c */
 void fedrec__engine_stop(fedrec_engine *e, const char *fmt, const char *detail);

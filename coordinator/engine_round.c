@@ -151,6 +151,10 @@ void fedrec__engine_start_round(fedrec_engine *e, uint64_t now) {
     in->deadline_ms = e->deadline;
     return;
   }
+  if (!fedrec__engine_assign_aggregators(e)) {
+    fedrec__engine_abort(e, "no memory for the aggregators' tickets", ABORT_OTHER);
+    return;
+  }
   e->sa = fedrec_secagg_server_new(sp, (const uint8_t(*)[FEDREC_SIGN_PK_BYTES])e->ipks, &err);
   if (!e->sa) {
     fedrec__engine_abort(e, err.msg, ABORT_OTHER);
@@ -419,8 +423,10 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
   e->stats.phase_ms[ph] = took;
   /* Adaptive deadlines, per phase, within [phase_ms, max_phase_ms]: more devices missed this
    * deadline than the dropout rate the round was planned for, so the devices are slower
-   * than it: the next round gets twice the time, here and in the phases after it. Everyone
-   * answered: 4x the time it took, but at most halved per round and never below phase_ms. */
+   * than it: the next round gets twice the time, here and in the phases after it. Otherwise
+   * (no more missed than planned for): 4x the time the last answer took, but at most halved
+   * per round and never below phase_ms, so that a few devices that never answer do not keep
+   * the deadline where it once went. */
   int late = 0;
   uint64_t *dl = &e->phase_dl[ph];
   if (missed && (double)missed > e->c.dropout * (missed + answered)) {
@@ -429,8 +435,9 @@ static void close_phase(fedrec_engine *e, uint64_t now) {
     /* devices slow at one phase are slow at the next ones too: they get at least as long */
     for (int q = (int)ph + 1; q <= FEDREC_PHASE_UNMASK; q++)
       if (e->phase_dl[q] < *dl) e->phase_dl[q] = *dl;
-  } else if (!missed) { /* down gently: at most halved per round */
-    uint64_t want = 4 * (took ? took : 1);
+  } else { /* down gently: at most halved per round */
+    uint64_t last = missed ? (e->last_answer > e->phase_start ? e->last_answer - e->phase_start : took) : took;
+    uint64_t want = 4 * (last ? last : 1);
     if (want < *dl / 2) want = *dl / 2;
     if (want < *dl) *dl = want < e->c.phase_ms ? e->c.phase_ms : want;
   }

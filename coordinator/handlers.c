@@ -109,26 +109,19 @@ size_t method_cap(server *s, int m) {
   case FEDREC_RPC_ADVERTISE_KEYS: return 4096;
   case FEDREC_RPC_SHARE_KEYS:
   case FEDREC_RPC_UNMASK: return 4096 + cohort * (FEDREC_SA_BOX_BYTES + 64);
-  case FEDREC_RPC_SUBMIT_MASKED_INPUT: {
+  case FEDREC_RPC_SUBMIT_MASKED_INPUT:
+  case FEDREC_RPC_SUBMIT_AGGREGATE: { /* a sum also names its clients (and those refused): 11 bytes each at most */
     pthread_mutex_lock(&s->mu);
-    size_t d = fedrec_ddp_padded((uint32_t)fedrec_model_params(fedrec_engine_current_model(s->engine)));
+    const fedrec_model *md = fedrec_engine_current_model(s->engine);
+    int64_t p = fedrec_model_params(md), items = md->n_items;
+    size_t d = fedrec_ddp_padded((uint32_t)(p > items ? p : items));
     pthread_mutex_unlock(&s->mu);
-    return 4096 + 4 * d;
+    return 4096 + 4 * d + (m == FEDREC_RPC_SUBMIT_AGGREGATE ? 2 * 11 * cohort : 0);
   }
   default: return 1024; /* CheckIn, GetModel, GetRoundInfo, GetPhaseInput, Health */
   }
 }
 
-typedef struct request {
-  server *s;
-  call *c;
-  ProtobufCMessage *rq; /* the unpacked request (NULL for the health check: unpacked there) */
-  uint64_t client, now;
-  fedrec_error err;
-} request;
-
-/* A handler runs with the engine locked; it sets c->resp, or returns a status with the reason
- * in r->err. */
 typedef fedrec_status (*handler)(request *r);
 
 static fedrec_status handle_check_in(request *r) {
@@ -296,6 +289,8 @@ static fedrec_status handle_health_check(request *r) {
 static fedrec_status handle_health_watch(request *r) {
   return fedrec_error_set(&r->err, FEDREC_ERR_STATE, "method not implemented");
 }
+
+/* GetAssignment and SubmitAggregate: aggregators.c */
 
 static const handler HANDLERS[] = {
 #define FEDREC_RPC_HANDLER(NAME, name, service, method) [FEDREC_RPC_##NAME] = handle_##name,

@@ -138,7 +138,10 @@ static void on_new_call(server *s, call *c) {
     reply(c, GRPC_STATUS_PERMISSION_DENIED, "this port answers grpc.health.v1 Check only (plaintext): use the TLS address");
     return;
   }
-  if (m != FEDREC_RPC_HEALTH_CHECK && !authenticate(s, c, &c->client, details, sizeof details)) {
+  uint32_t agg = 0;
+  int agg_method = m == FEDREC_RPC_GET_ASSIGNMENT || m == FEDREC_RPC_SUBMIT_AGGREGATE;
+  if (agg_method && aggregator_authenticate(s, c->call, &agg, details, sizeof details)) c->client = AGGREGATOR_CLIENT_BASE + agg;
+  if (m != FEDREC_RPC_HEALTH_CHECK && !agg && (agg_method || !authenticate(s, c, &c->client, details, sizeof details))) {
     pthread_mutex_lock(&s->mu);
     s->m.rpc_errors[GRPC_STATUS_UNAUTHENTICATED]++;
     pthread_mutex_unlock(&s->mu);
@@ -212,6 +215,7 @@ static void *ticker(void *arg) {
     pthread_mutex_lock(&s->mu);
     fedrec_engine_tick(s->engine, fedrec_clock_ms());
     if (s->pending) catalogue_apply_pending(s);
+    aggregators_tick(s, fedrec_clock_ms());
     if (fedrec_clock_ms() - reloaded >= 2000) { /* revocations by `fedrec-coordinator revoke` */
       reload_revoked(s);
       reloaded = fedrec_clock_ms();
@@ -337,7 +341,7 @@ static int create_grpc_server(server *s, size_t *max_msg) {
   /* the largest message any method can need (a masked input of the model's padded length),
    * unless the operator says otherwise: gRPC reads a whole message before the method's own
    * cap can look at it */
-  size_t need = method_cap(s, FEDREC_RPC_SUBMIT_MASKED_INPUT), share = method_cap(s, FEDREC_RPC_SHARE_KEYS);
+  size_t need = method_cap(s, FEDREC_RPC_SUBMIT_AGGREGATE), share = method_cap(s, FEDREC_RPC_SHARE_KEYS);
   if (share > need) need = share;
   *max_msg = c->max_message_mb ? (size_t)c->max_message_mb << 20 : need;
   if (*max_msg > INT32_MAX) *max_msg = INT32_MAX;
@@ -395,6 +399,16 @@ int check_settings(const config *c) {
   if (!c->insecure && (!c->tls_cert[0] || !c->tls_key[0])) {
     fprintf(stderr, "fedrec-coordinator: TLS is on by default: give --tls-cert and --tls-key (scripts/gen-dev-certs makes them), "
                     "or --insecure 1 for a plaintext test server\n");
+    return 0;
+  }
+  aggregator_entry aggs[FEDREC_MAX_AGGREGATORS];
+  uint32_t naggs;
+  char why[256];
+  if (c->aggregators[0] && (!aggregators_parse(c->aggregators, aggs, &naggs, why, sizeof why) || c->insecure ||
+                            !c->aggregator_listen[0] || !c->aggregator_ca[0])) {
+    fprintf(stderr, "fedrec-coordinator: %s\n", c->insecure ? "aggregators need TLS (not --insecure): they are told apart by "
+                    "their client certificates" : !c->aggregator_listen[0] || !c->aggregator_ca[0]
+                    ? "aggregators need aggregator-listen and aggregator-ca" : why);
     return 0;
   }
   if (c->catalogue_precision != 32 && c->catalogue_precision != 16 && c->catalogue_precision != 8) {
@@ -463,6 +477,7 @@ static void shut_down(server *s, pthread_t *workers, pthread_t ticker_thread) {
   fedrec_idmap_free(s->free_ids);
   fedrec_identity_free(&s->id);
   fedrec_secret_free(s->token_secret);
+  aggregators_free(s);
 }
 
 int serve(server *s) {
@@ -508,6 +523,8 @@ int serve(server *s) {
       return 1;
     }
   }
+  int agg_port = 0;
+  if (!aggregators_listen(s, &agg_port)) return 1;
   grpc_server_start(s->gs);
   pthread_mutex_lock(&s->mu);
   s->m.start_time = s->m.last_round_time = (double)time(NULL);
@@ -531,8 +548,8 @@ int serve(server *s) {
   char pk[65];
   sodium_bin2hex(pk, sizeof pk, s->id.pk, 32);
   logj("info", "serving", "\"listen\": \"%s\", \"port\": %d, \"tls\": %s, \"mtls\": %s, \"metrics_port\": %d, \"health_port\": %d, "
-       "\"public_key\": \"%s\"", c->listen, port, c->insecure ? "false" : "true", c->tls_client_ca[0] ? "true" : "false", metrics_port,
-       health_port, pk);
+       "\"aggregator_port\": %d, \"aggregators\": %u, \"public_key\": \"%s\"", c->listen, port, c->insecure ? "false" : "true",
+       c->tls_client_ca[0] ? "true" : "false", metrics_port, health_port, agg_port, s->naggs, pk);
   int sig = 0;
   while (!sigwait(&sigs, &sig) && sig == SIGHUP) catalogue_reload(s);
   logj("info", "shutting_down", "\"signal\": %d", sig);

@@ -30,6 +30,16 @@ typedef struct metrics {
   double start_time, last_round_time;   /* Unix seconds: this process's start, the last published round (or the start) */
 } metrics;
 
+/* An aggregator (aggregators.c): the common name of its client certificate, where devices
+ * reach it, and when it last called (engine clock; 0: never). */
+typedef struct aggregator_entry {
+  char name[64];
+  char addr[256];
+  uint64_t last_seen;
+} aggregator_entry;
+/* Aggregators make calls as these client ids (in-flight accounting), never a device's. */
+#define AGGREGATOR_CLIENT_BASE (UINT64_MAX - 1024)
+
 typedef struct server {
   config cfg;
   pthread_mutex_t mu; /* the engine, the store and the metrics */
@@ -66,6 +76,10 @@ typedef struct server {
   } *inflight;
   uint64_t *revoked;
   size_t nrevoked;
+  /* the configured aggregators (under mu), and the CA that signs their certificates (X509) */
+  aggregator_entry aggs[FEDREC_MAX_AGGREGATORS];
+  uint32_t naggs;
+  void *agg_ca;
 } server;
 
 typedef struct call {
@@ -143,6 +157,32 @@ int authenticate(server *s, call *c, uint64_t *client, char *details, size_t dca
 void reload_revoked(server *s);
 /* The largest request method m can legitimately need. */
 size_t method_cap(server *s, int m);
+
+/* A call's request with the engine locked: a handler sets c->resp, or returns a status with
+ * the reason in err. */
+typedef struct request {
+  server *s;
+  call *c;
+  ProtobufCMessage *rq; /* the unpacked request (NULL for the health check: unpacked there) */
+  uint64_t client, now;
+  fedrec_error err;
+} request;
+
+/* aggregators.c */
+/* Parses the aggregators setting into out (at most FEDREC_MAX_AGGREGATORS): 1 when good, else
+ * 0 with why. */
+int aggregators_parse(const char *spec, aggregator_entry *out, uint32_t *n, char *why, size_t cap);
+/* The aggregators' port (mutual TLS) and their CA; 0 (with a message on stderr) when it cannot
+ * be set up; *port 0 when none are configured. */
+int aggregators_listen(server *s, int *port);
+/* The calling aggregator (1-based) from its verified client certificate: its issuer must be
+ * aggregator-ca and its common name a configured one. 0 with why in details otherwise. */
+int aggregator_authenticate(server *s, grpc_call *gc, uint32_t *agg, char *details, size_t cap);
+/* Tells the engine which aggregators called within the last seconds (under mu). */
+void aggregators_tick(server *s, uint64_t now);
+fedrec_status handle_get_assignment(request *r);
+fedrec_status handle_submit_aggregate(request *r);
+void aggregators_free(server *s);
 
 /* metrics.c: the Prometheus text (a metrics_render_fn; ctx is the server). */
 size_t metrics_render(void *ctx, char *out, size_t cap);

@@ -219,6 +219,28 @@ void fedrec_rpc_round_info_to_pb(Fedrec__V1__RoundInfo *out, Fedrec__V1__SecAggP
   dp->sigma2_den = in->ddp.sigma2_den;
   out->secagg = sa;
   out->ddp = dp;
+  if (in->aggregator_addr && in->aggregator_addr[0]) {
+    out->aggregator = (char *)in->aggregator_addr;
+    out->aggregator_ticket.data = (uint8_t *)in->ticket;
+    out->aggregator_ticket.len = sizeof in->ticket;
+  }
+}
+
+/* An aggregator's address as a hostile coordinator could send it: at most 255 printable
+ * characters, no spaces, and a ticket of its size with it (or neither). */
+static fedrec_status check_aggregator(fedrec_round_info *out, const Fedrec__V1__RoundInfo *in, fedrec_error *err) {
+  const char *a = in->aggregator ? in->aggregator : "";
+  size_t n = strlen(a);
+  if (!n && !in->aggregator_ticket.len) return FEDREC_OK;
+  int bad = n == 0 || n > 255 || in->aggregator_ticket.len != sizeof out->ticket;
+  for (size_t i = 0; i < n && !bad; i++) bad = a[i] <= 0x20 || a[i] >= 0x7f;
+  if (bad)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "round info: aggregator address of %zu characters or ticket of %zu bytes "
+                            "(want 1-255 printable characters and %zu bytes)", n, in->aggregator_ticket.len, sizeof out->ticket);
+  out->aggregator = 1;
+  out->aggregator_addr = a;
+  memcpy(out->ticket, in->aggregator_ticket.data, sizeof out->ticket);
+  return FEDREC_OK;
 }
 
 fedrec_status fedrec_rpc_round_info_from_pb(fedrec_round_info *out, const Fedrec__V1__RoundInfo *in,
@@ -291,7 +313,7 @@ fedrec_status fedrec_rpc_round_info_from_pb(fedrec_round_info *out, const Fedrec
                             in->certificates.len, sa->cohort_size, sa->active ? "active" : "passive");
   out->certs = in->certificates.len ? in->certificates.data : NULL;
   out->certs_len = in->certificates.len;
-  return FEDREC_OK;
+  return check_aggregator(out, in, err);
 }
 
 grpc_status_code fedrec_rpc_call_raw(grpc_channel *ch, const char *method, void *handle, const char *token,

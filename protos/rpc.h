@@ -44,6 +44,8 @@ ProtobufCMessage *fedrec_rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_by
   X(SUBMIT_MASKED_INPUT, submit_masked_input, fedrec__v1__coordinator_service__descriptor, "SubmitMaskedInput") \
   X(UNMASK, unmask, fedrec__v1__coordinator_service__descriptor, "Unmask")                      \
   X(CONFIRM_SURVIVORS, confirm_survivors, fedrec__v1__coordinator_service__descriptor, "ConfirmSurvivors") \
+  X(GET_ASSIGNMENT, get_assignment, fedrec__v1__aggregator_service__descriptor, "GetAssignment") \
+  X(SUBMIT_AGGREGATE, submit_aggregate, fedrec__v1__aggregator_service__descriptor, "SubmitAggregate") \
   X(HEALTH_CHECK, health_check, grpc__health__v1__health__descriptor, "Check")                   \
   X(HEALTH_WATCH, health_watch, grpc__health__v1__health__descriptor, "Watch")
 

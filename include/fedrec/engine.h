@@ -58,8 +58,8 @@ typedef struct fedrec_engine_config {
   uint64_t phase_ms;        /* first deadline of each secure-aggregation phase, and the least */
   uint64_t max_phase_ms;    /* deadlines adapt per phase within [phase_ms, max_phase_ms]: twice
                              * as long after more devices than `dropout` missed one (and the
-                             * later phases at least as long); after all answered, 4x the
-                             * measured time, at most halved per round (300000; below
+                             * later phases at least as long); otherwise 4x the time of the
+                             * last answer, at most halved per round (300000; below
                              * phase_ms: fixed) */
   uint32_t max_aborts;      /* training stops after this many consecutive aborted rounds, saying
                              * what to change (10; 0: never). Released selections do not count,
@@ -316,6 +316,44 @@ fedrec_status fedrec_engine_submit(fedrec_engine *e, uint64_t client, uint64_t r
 fedrec_status fedrec_engine_fetch(fedrec_engine *e, uint64_t client, uint64_t round,
                                   fedrec_phase phase, uint64_t now, uint8_t **out, size_t *len,
                                   uint32_t *retry_ms, fedrec_error *err);
+/* Aggregators (docs/DEPLOY.md, "Aggregators"): processes that collect the masked inputs of a
+ * share of the cohort, add them up mod 2^bits and submit one sum, so that the coordinator's
+ * ingress per round is one vector per aggregator instead of one per device. Keys, shares and
+ * unmasking stay here. The transport says how many are configured (n <= FEDREC_MAX_AGGREGATORS)
+ * and which are live (live[k] for aggregator k + 1; NULL: none); a round that starts assigns
+ * its members to the live ones in turn by cohort index, each with a random ticket
+ * (FEDREC_TICKET_BYTES, in its round info) that it presents to its aggregator. A member with an
+ * aggregator cannot send its masked input here (FEDREC_ERR_STATE); one its aggregator's sum does
+ * not name is dropped at the phase's deadline, as any device that did not answer. */
+#define FEDREC_MAX_AGGREGATORS 64
+#define FEDREC_TICKET_BYTES 16
+void fedrec_engine_set_aggregators(fedrec_engine *e, uint32_t n, const uint8_t *live);
+/* What aggregator agg (1-based) collects in the current round: the members assigned to it, by
+ * cohort index, their client ids and tickets. */
+typedef struct fedrec_assignment {
+  uint64_t round;
+  int open;          /* the masked-input phase is open */
+  uint64_t deadline; /* that phase's deadline, on the engine's clock (open only) */
+  uint32_t cohort, dim, bits; /* the round's cohort size, masked-input length and modulus bits */
+  uint32_t n;        /* members assigned */
+  uint32_t *index;   /* malloc'd, n each */
+  uint64_t *clients;
+  uint8_t *tickets;  /* n x FEDREC_TICKET_BYTES, secure memory */
+} fedrec_assignment;
+/* FEDREC_ERR_EMPTY (out zeroed) when no round with members assigned to agg is running. Free
+ * with fedrec_assignment_free. */
+fedrec_status fedrec_engine_assignment(fedrec_engine *e, uint32_t agg, fedrec_assignment *out, fedrec_error *err);
+void fedrec_assignment_free(fedrec_assignment *a);
+/* Aggregator agg's sum (mod 2^bits, dim = the round's masked-input length) of the masked inputs
+ * of clients (n), as if each had been submitted; bytes: what the coordinator received for it.
+ * refused (nrefused): members whose message the aggregator found malformed, left out as
+ * fedrec_engine_submit leaves out a malformed sender. Rejected as a whole, changing nothing,
+ * when a client is not assigned to agg, not waiting to send its input, or named twice. An
+ * aggregator may submit several sums a round (disjoint clients). */
+fedrec_status fedrec_engine_submit_aggregate(fedrec_engine *e, uint32_t agg, uint64_t round, const uint64_t *clients,
+                                             uint32_t n, const uint32_t *sum, uint32_t dim, uint64_t bytes,
+                                             const uint64_t *refused, uint32_t nrefused, uint64_t now, fedrec_error *err);
+
 /* 1 when the client was caught misbehaving (kept in memory: a restart forgets). */
 int fedrec_engine_banned(const fedrec_engine *e, uint64_t client);
 /* Advances on deadlines and completions; call it after every request and periodically. */

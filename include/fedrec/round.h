@@ -63,6 +63,13 @@ typedef struct fedrec_round_info {
    * message's); NULL otherwise */
   const uint8_t *certs;
   size_t certs_len;
+  /* aggregators (fedrec/engine.h): the member's masked input goes to an aggregator, with this
+   * ticket (as its bearer token, hex); engine side, aggregator is its 1-based index and
+   * aggregator_addr NULL; on the wire and on the device, aggregator_addr is where to send it
+   * (borrowed; NULL or "": the coordinator) */
+  uint32_t aggregator;
+  const char *aggregator_addr;
+  uint8_t ticket[16];
 } fedrec_round_info;
 
 /* The catalogue a model belongs to: its version and the BLAKE2b-256 hash of its encoding
