@@ -35,6 +35,7 @@ struct fedrec_client {
   int V_pop;                /* the last coordinate is the popularity */
   grpc_channel *ch;
   void *handles[FEDREC_RPC_NMETHODS];
+  char agg_target[256]; /* the current round's aggregator (round info), if any */
   uint64_t model_version;
   int drop_phase;
   uint32_t delay_ms; /* testing: a slow device */

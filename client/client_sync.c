@@ -82,11 +82,9 @@ static fedrec_status hostile_participant(fedrec_participant **p, fedrec_round_in
 #define HOSTILE_ACTIVE() 0
 #endif
 
-static fedrec_status connect_channel(fedrec_client *c, fedrec_error *err) {
-  if (c->ch) return FEDREC_OK;
-  if (!c->target[0] || !c->token[0] || !c->keyhex[0])
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "client: target, token and coordinator key must be configured");
-  grpc_init();
+/* A channel to target with the client's TLS settings (the coordinator, or an aggregator it
+ * names); NULL when the TLS files cannot be read. */
+static grpc_channel *make_channel(fedrec_client *c, const char *target, fedrec_error *err) {
   grpc_channel_credentials *creds;
   if (c->insecure) {
     creds = grpc_insecure_credentials_create();
@@ -96,8 +94,8 @@ static fedrec_status connect_channel(fedrec_client *c, fedrec_error *err) {
     char *key = c->key_file[0] ? fedrec_rpc_read_text(c->key_file) : NULL;
     if ((c->ca_file[0] && !ca) || (c->cert_file[0] && !cert) || (c->key_file[0] && !key)) {
       free(ca), free(cert), free(key);
-      grpc_shutdown();
-      return fedrec_error_set(err, FEDREC_ERR_IO, "client: cannot read the TLS files (%s, %s, %s)", c->ca_file, c->cert_file, c->key_file);
+      fedrec_error_set(err, FEDREC_ERR_IO, "client: cannot read the TLS files (%s, %s, %s)", c->ca_file, c->cert_file, c->key_file);
+      return NULL;
     }
     grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
     creds = grpc_ssl_credentials_create(ca, cert && key ? &pair : NULL, NULL, NULL);
@@ -113,8 +111,20 @@ static fedrec_status connect_channel(fedrec_client *c, fedrec_error *err) {
                       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 1000},
                       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 5000}};
   grpc_channel_args ca = {3, args};
-  c->ch = grpc_channel_create(c->target, creds, &ca);
+  grpc_channel *ch = grpc_channel_create(target, creds, &ca);
   grpc_channel_credentials_release(creds);
+  return ch;
+}
+
+static fedrec_status connect_channel(fedrec_client *c, fedrec_error *err) {
+  if (c->ch) return FEDREC_OK;
+  if (!c->target[0] || !c->token[0] || !c->keyhex[0])
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "client: target, token and coordinator key must be configured");
+  grpc_init();
+  if (!(c->ch = make_channel(c, c->target, err))) {
+    grpc_shutdown();
+    return FEDREC_ERR_IO;
+  }
   for (int m = 0; m < FEDREC_RPC_NMETHODS; m++) c->handles[m] = grpc_channel_register_call(c->ch, fedrec_rpc_path(m), NULL, NULL);
   return FEDREC_OK;
 }
@@ -170,6 +180,25 @@ static grpc_status_code submit(fedrec_client *c, int method, uint64_t round, uin
   return fedrec_rpc_submit(c->ch, method, c->handles[method], c->token, round, msg, len, c->call_ms, details, cap);
 }
 
+/* The masked input to the aggregator the round info named, with its ticket as the bearer
+ * token (a channel for this call only). */
+static grpc_status_code submit_to_aggregator(fedrec_client *c, const fedrec_round_info *info, uint8_t *msg, size_t len,
+                                             char *details, size_t cap) {
+  fedrec_error err = {0};
+  grpc_channel *ch = make_channel(c, info->aggregator_addr, &err);
+  if (!ch) {
+    snprintf(details, cap, "%s", err.msg);
+    return GRPC_STATUS_INTERNAL;
+  }
+  char ticket[2 * sizeof info->ticket + 1];
+  sodium_bin2hex(ticket, sizeof ticket, info->ticket, sizeof info->ticket);
+  grpc_status_code code = fedrec_rpc_submit(ch, FEDREC_RPC_SUBMIT_MASKED_INPUT, NULL, ticket, info->round, msg, len, c->call_ms,
+                                            details, cap);
+  sodium_memzero(ticket, sizeof ticket);
+  grpc_channel_destroy(ch);
+  return code;
+}
+
 /* How a step of a round ended: on to the next; left out (the coordinator said why); the round
  * did not progress in time; failed (*s says why). */
 typedef enum step { STEP_ON, STEP_LEFT_OUT, STEP_TIMEOUT, STEP_FAILED } step;
@@ -216,6 +245,10 @@ static step await_round_info(fedrec_client *c, fedrec_sync_outcome *out, uint64_
       if (copy) memcpy(copy, info->certs, info->certs_len);
       else *s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "round info: certificates");
       info->certs = copy;
+    }
+    if (!retry && !*s && info->aggregator) { /* so does the aggregator's address */
+      snprintf(c->agg_target, sizeof c->agg_target, "%s", info->aggregator_addr);
+      info->aggregator_addr = c->agg_target;
     }
     protobuf_c_message_free_unpacked(&r->base, NULL);
     if (*s) return STEP_FAILED;
@@ -322,7 +355,9 @@ static step run_phases(fedrec_client *c, fedrec_sync_outcome *out, uint64_t star
       return STEP_FAILED;
     }
     HOSTILE_TAMPER(msg, len, sent);
-    grpc_status_code code = submit(c, fedrec_rpc_submission((fedrec_phase)ph), info->round, msg, len, details, sizeof details);
+    grpc_status_code code = ph == FEDREC_PHASE_MASKED && info->aggregator
+                                ? submit_to_aggregator(c, info, msg, len, details, sizeof details)
+                                : submit(c, fedrec_rpc_submission((fedrec_phase)ph), info->round, msg, len, details, sizeof details);
     free(msg);
     if ((st = call_step(c, out, code, ph == FEDREC_PHASE_KEYS ? "AdvertiseKeys" : "submit", details, s, err)) != STEP_ON)
       return st;
@@ -361,6 +396,7 @@ static step take_part(fedrec_client *c, fedrec_sync_outcome *out, uint64_t start
   fedrec_identity_free(&id);
   fedrec_model_free(&model);
   free(certs);
+  sodium_memzero(info.ticket, sizeof info.ticket), sodium_memzero(sent.ticket, sizeof sent.ticket);
   return st;
 }
 

@@ -66,9 +66,9 @@ fedrec_status fedrec__engine_take_sum(fedrec_engine *e, uint32_t agg, uint64_t r
                                       const uint32_t *sum, uint32_t dim, uint64_t bytes, uint64_t now, fedrec_error *err) {
   if (round != e->round || e->phase != FEDREC_PHASE_MASKED)
     return fedrec_error_set(err, FEDREC_ERR_STATE, "round %llu: no masked phase open for a sum", (unsigned long long)round);
+  if (n == 0) return FEDREC_OK; /* nothing to add (an aggregator that only refused) */
   if (dim != e->info.secagg.dim)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "a sum of %u values, the round uses %u", dim, e->info.secagg.dim);
-  if (n == 0) return FEDREC_OK;
   uint32_t *idx = malloc((size_t)n * sizeof *idx), a = 0;
   if (!idx) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: %u clients in a sum", n);
   fedrec_status s = FEDREC_OK;

@@ -40,22 +40,15 @@ void reload_revoked(server *s) {
 /* The client id from "authorization: Bearer <token>": 1 when the token is genuine, unexpired
  * and not revoked; else 0 and why in details. */
 int authenticate(server *s, call *c, uint64_t *client, char *details, size_t dcap) {
-  for (size_t i = 0; i < c->md.count; i++) {
-    if (grpc_slice_str_cmp(c->md.metadata[i].key, "authorization")) continue;
-    grpc_slice v = c->md.metadata[i].value;
-    const char *p = (const char *)GRPC_SLICE_START_PTR(v);
-    size_t n = GRPC_SLICE_LENGTH(v);
-    uint64_t expiry = 0;
-    fedrec_token_verdict t = n < 8 || memcmp(p, "Bearer ", 7)
-                                 ? FEDREC_TOKEN_INVALID
-                                 : fedrec_token_check(p + 7, n - 7, s->token_secret, (uint64_t)time(NULL), client, &expiry);
-    if (t == FEDREC_TOKEN_EXPIRED) snprintf(details, dcap, "token expired (ask the operator for a new one)");
-    else if (t == FEDREC_TOKEN_VALID && is_revoked(s, *client)) snprintf(details, dcap, "token revoked");
-    else if (t == FEDREC_TOKEN_VALID) return 1;
-    else snprintf(details, dcap, "missing or invalid token (authorization: Bearer <token>)");
-    return 0;
-  }
-  snprintf(details, dcap, "missing or invalid token (authorization: Bearer <token>)");
+  const char *p;
+  size_t n;
+  uint64_t expiry = 0;
+  fedrec_token_verdict t = !fedrec_rpc_bearer(&c->md, &p, &n) ? FEDREC_TOKEN_INVALID
+                           : fedrec_token_check(p, n, s->token_secret, (uint64_t)time(NULL), client, &expiry);
+  if (t == FEDREC_TOKEN_EXPIRED) snprintf(details, dcap, "token expired (ask the operator for a new one)");
+  else if (t == FEDREC_TOKEN_VALID && is_revoked(s, *client)) snprintf(details, dcap, "token revoked");
+  else if (t == FEDREC_TOKEN_VALID) return 1;
+  else snprintf(details, dcap, "missing or invalid token (authorization: Bearer <token>)");
   return 0;
 }
 
@@ -214,6 +207,7 @@ static fedrec_status handle_get_round_info(request *r) {
   if (!retry) malicious_round_info(&info, &s->id);
 #endif
   resp.retry_after_ms = retry;
+  if (!retry && info.aggregator && info.aggregator <= s->naggs) info.aggregator_addr = s->aggs[info.aggregator - 1].addr;
   if (!retry) {
     uint64_t dl = fedrec_engine_deadline(s->engine);
     fedrec_rpc_round_info_to_pb(&ri, &sa, &dp, &info, dl > r->now ? (uint32_t)(dl - r->now) : 0);

@@ -33,26 +33,6 @@ static void usage(FILE *f) {
   config_usage(f);
 }
 
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-
-/* One JSON object per line: {"ts": ..., "level": ..., "event": ..., fields}. fields is a
- * preformatted JSON fragment ("\"k\": v, ..."), or NULL. */
-void logj(const char *level, const char *event, const char *fmt, ...) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  char fields[2048] = "";
-  if (fmt) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(fields, sizeof fields, fmt, ap);
-    va_end(ap);
-  }
-  pthread_mutex_lock(&log_mu);
-  fprintf(stderr, "{\"ts\": %lld.%03ld, \"level\": \"%s\", \"event\": \"%s\"%s%s}\n", (long long)ts.tv_sec,
-          ts.tv_nsec / 1000000, level, event, fields[0] ? ", " : "", fields);
-  pthread_mutex_unlock(&log_mu);
-}
-
 /* The subcommands' own flags (--id, --days, --version, --out); 1 when f is one of them. */
 typedef struct admin_args {
   uint64_t id, version, days;

@@ -80,25 +80,8 @@ static void post(server *s, int method) {
 }
 
 static void reply(call *c, grpc_status_code code, const char *details) {
-  grpc_op ops[4];
-  memset(ops, 0, sizeof ops);
-  int n = 0;
-  ops[n].op = GRPC_OP_SEND_INITIAL_METADATA; /* mandatory, even for errors (guide pitfall 1) */
-  ops[n++].data.send_initial_metadata.count = 0;
-  if (c->resp) {
-    ops[n].op = GRPC_OP_SEND_MESSAGE;
-    ops[n++].data.send_message.send_message = c->resp;
-  }
-  grpc_slice ds = grpc_slice_from_copied_string(details);
-  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-  ops[n].data.send_status_from_server.status = code;
-  ops[n].data.send_status_from_server.status_details = code == GRPC_STATUS_OK ? NULL : &ds;
-  ops[n++].data.send_status_from_server.trailing_metadata_count = 0;
-  ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-  ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
   c->stage = 1;
-  grpc_call_error e = grpc_call_start_batch(c->call, ops, (size_t)n, c, NULL);
-  grpc_slice_unref(ds);
+  grpc_call_error e = fedrec_rpc_reply(c->call, c->resp, code, details, &c->cancelled, c);
   if (e != GRPC_CALL_OK) {
     logj("error", "start_batch_failed", "\"code\": %d", (int)e);
     call_free(c);

@@ -18,6 +18,7 @@
 #include "fedrec/data.h"
 #include "catalogue.h"
 #include "config.h"
+#include "logj.h"
 #include "metrics_http.h"
 #include "rpc.h"
 #include "store.h"
@@ -96,9 +97,6 @@ typedef struct call {
   int cancelled;
 } call;
 
-/* main.c: one JSON object per line on stderr: {"ts": ..., "level": ..., "event": ...,
- * fields}; fields is a preformatted JSON fragment ("\"k\": v, ..."), or NULL. */
-void logj(const char *level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* admin.c */
 void state_path(char *out, size_t cap, const config *c, const char *name);

@@ -434,3 +434,39 @@ grpc_status_code fedrec_rpc_submit(grpc_channel *ch, int method, void *handle, c
   if (r) protobuf_c_message_free_unpacked(r, NULL);
   return st;
 }
+
+grpc_call_error fedrec_rpc_reply(grpc_call *call, grpc_byte_buffer *resp, grpc_status_code code, const char *details,
+                                 int *cancelled, void *tag) {
+  grpc_op ops[4];
+  memset(ops, 0, sizeof ops);
+  int n = 0;
+  ops[n].op = GRPC_OP_SEND_INITIAL_METADATA; /* mandatory, even for errors (guide pitfall 1) */
+  ops[n++].data.send_initial_metadata.count = 0;
+  if (resp) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = resp;
+  }
+  grpc_slice ds = grpc_slice_from_copied_string(details ? details : "");
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = code;
+  ops[n].data.send_status_from_server.status_details = code == GRPC_STATUS_OK ? NULL : &ds;
+  ops[n++].data.send_status_from_server.trailing_metadata_count = 0;
+  ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  ops[n++].data.recv_close_on_server.cancelled = cancelled;
+  grpc_call_error e = grpc_call_start_batch(call, ops, (size_t)n, tag, NULL);
+  grpc_slice_unref(ds);
+  return e;
+}
+
+int fedrec_rpc_bearer(const grpc_metadata_array *md, const char **value, size_t *len) {
+  for (size_t i = 0; i < md->count; i++) {
+    if (grpc_slice_str_cmp(md->metadata[i].key, "authorization")) continue;
+    const char *p = (const char *)GRPC_SLICE_START_PTR(md->metadata[i].value);
+    size_t n = GRPC_SLICE_LENGTH(md->metadata[i].value);
+    if (n < 8 || memcmp(p, "Bearer ", 7)) return 0;
+    *value = p + 7;
+    *len = n - 7;
+    return 1;
+  }
+  return 0;
+}

@@ -95,6 +95,14 @@ int fedrec_rpc_submission(fedrec_phase phase);
 grpc_status_code fedrec_rpc_submit(grpc_channel *ch, int method, void *handle, const char *token,
                                    uint64_t round, const uint8_t *msg, size_t len, uint32_t timeout_ms,
                                    char *details, size_t cap);
+/* Server side: the one batch that answers a unary call (initial metadata, the response when
+ * there is one, the status with details unless OK, and the close) under tag; the response
+ * buffer stays the caller's until the batch completes. */
+grpc_call_error fedrec_rpc_reply(grpc_call *call, grpc_byte_buffer *resp, grpc_status_code code, const char *details,
+                                 int *cancelled, void *tag);
+/* Server side: the value after "Bearer " of the call's "authorization" metadata (not
+ * NUL-terminated; it belongs to the call); 0 when there is none. */
+int fedrec_rpc_bearer(const grpc_metadata_array *md, const char **value, size_t *len);
 /* "OK", "INVALID_ARGUMENT", ... */
 const char *fedrec_rpc_code_name(grpc_status_code s);
 /* Reads a whole text file (a PEM) into a NUL-terminated malloc'd string; NULL on failure. */

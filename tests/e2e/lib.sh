@@ -13,6 +13,7 @@ cpid=""
 e2e_cleanup() {
   local rc=$?
   set +e # clean up whatever fails on the way
+  declare -F e2e_on_exit >/dev/null && e2e_on_exit # a test's own processes
   [[ -n "$cpid" ]] && kill -9 "$cpid" 2>/dev/null
   pkill -9 -f "sync --store $W/" 2>/dev/null # fedrec-client, and tests/hostile_client
   if [[ $rc -ne 0 && -f "$W/coord.log" ]]; then
