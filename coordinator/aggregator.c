@@ -137,17 +137,11 @@ void agg_free(aggregator *a) {
 /* A new assignment from the coordinator, checked as anything a peer sends (under mu). */
 static int take_assignment(aggregator *a, const Fedrec__V1__GetAssignmentResponse *r, char *why, size_t cap) {
   size_t n = r->n_client;
-  if (n != r->n_cohort_index || r->tickets.len != n * FEDREC_TICKET_BYTES || !n || n > r->cohort_size ||
-      r->cohort_size > FEDREC_SECAGG_MAX_CLIENTS || r->dim < 1 || r->dim > (1u << 28) || r->bits < 1 || r->bits > 32) {
-    snprintf(why, cap, "an assignment of %zu members (%zu indices, %zu ticket bytes) of a cohort of %u, %u values at %u bits",
-             n, r->n_cohort_index, r->tickets.len, r->cohort_size, r->dim, r->bits);
+  fedrec_error err = {0};
+  if (fedrec_rpc_assignment_check(r, &err)) {
+    snprintf(why, cap, "%.200s", err.msg);
     return 0;
   }
-  for (size_t i = 0; i < n; i++)
-    if (r->cohort_index[i] >= r->cohort_size) {
-      snprintf(why, cap, "an assigned cohort index %u of %u", r->cohort_index[i], r->cohort_size);
-      return 0;
-    }
   drop_assignment(a);
   a->slots = calloc(n, sizeof *a->slots);
   a->sum = calloc(r->dim, sizeof *a->sum);

@@ -169,27 +169,15 @@ fedrec_status handle_submit_aggregate(request *r) {
   uint32_t agg = (uint32_t)(r->client - AGGREGATOR_CLIENT_BASE);
   const Fedrec__V1__SubmitAggregateRequest *q = (const Fedrec__V1__SubmitAggregateRequest *)r->rq;
   s->aggs[agg - 1].last_seen = r->now;
-  if (q->n_client > UINT32_MAX || q->n_refused > UINT32_MAX)
-    return fedrec_error_set(&r->err, FEDREC_ERR_ARG, "a sum of too many clients");
   fedrec_sa_msg sm;
-  fedrec_status st = FEDREC_OK;
-  uint32_t dim = 0;
-  const uint32_t *y = NULL;
-  memset(&sm, 0, sizeof sm);
-  if (q->n_client) { /* only refusals: no sum */
-    st = fedrec_sa_decode(&sm, q->sum.data, q->sum.len, 1, 1u << 28, &r->err);
-    if (!st && (sm.type != FEDREC_SA_MSG_MASKED || sm.u.masked.id != 0))
-      st = fedrec_error_set(&r->err, FEDREC_ERR_PARSE, "the sum is not a masked-input message with id 0");
-    if (st) {
-      if (sm.type == FEDREC_SA_MSG_MASKED) fedrec_sa_msg_free(&sm);
-      return st;
-    }
-    dim = sm.u.masked.dim;
-    y = sm.u.masked.y;
-  }
+  fedrec_status st = fedrec_rpc_aggregate_sum(q, &sm, &r->err);
+  if (st) return st;
+  int has = sm.type == FEDREC_SA_MSG_MASKED;
+  uint32_t dim = has ? sm.u.masked.dim : 0;
+  const uint32_t *y = has ? sm.u.masked.y : NULL;
   st = fedrec_engine_submit_aggregate(s->engine, agg, q->round, q->client, (uint32_t)q->n_client, y, dim, q->sum.len, q->refused,
                                       (uint32_t)q->n_refused, r->now, &r->err);
-  if (q->n_client) fedrec_sa_msg_free(&sm);
+  if (has) fedrec_sa_msg_free(&sm);
   if (st) return st;
   if (q->n_refused)
     logj("warn", "aggregator_refused", "\"aggregator\": \"%s\", \"round\": %llu, \"clients\": %zu", s->aggs[agg - 1].name,

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "fedrec/internal/sim.h"
 #include "engine_internal.h"
 
@@ -21,7 +23,9 @@ int fedrec__engine_assign_aggregators(fedrec_engine *e) {
   for (uint32_t i = 0; i < e->n; i++) e->members[i].agg = 0;
   if (!nl || e->c.plain) return 1;
   if (!e->tickets && !(e->tickets = fedrec_secret_alloc((size_t)e->cap * FEDREC_TICKET_BYTES))) return 0;
-  e->ent.bytes(e->ent.ctx, e->tickets, (size_t)e->n * FEDREC_TICKET_BYTES);
+  /* from the CSPRNG, not the engine's entropy: tickets are credentials, and they change no
+   * result (a seeded engine draws the same with aggregators or without) */
+  randombytes_buf(e->tickets, (size_t)e->n * FEDREC_TICKET_BYTES);
   for (uint32_t i = 0; i < e->n; i++) e->members[i].agg = live[i % nl] + 1;
   return 1;
 }

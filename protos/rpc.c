@@ -470,3 +470,30 @@ int fedrec_rpc_bearer(const grpc_metadata_array *md, const char **value, size_t 
   }
   return 0;
 }
+
+fedrec_status fedrec_rpc_assignment_check(const Fedrec__V1__GetAssignmentResponse *r, fedrec_error *err) {
+  size_t n = r->n_client;
+  if (n != r->n_cohort_index || r->tickets.len != n * 16 || !n || n > r->cohort_size || r->cohort_size > FEDREC_SECAGG_MAX_CLIENTS ||
+      r->dim < 1 || r->dim > (1u << 28) || r->bits < 1 || r->bits > 32)
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "an assignment of %zu members (%zu indices, %zu ticket bytes) of a cohort of "
+                            "%u, %u values at %u bits", n, r->n_cohort_index, r->tickets.len, r->cohort_size, r->dim, r->bits);
+  for (size_t i = 0; i < n; i++)
+    if (r->cohort_index[i] >= r->cohort_size)
+      return fedrec_error_set(err, FEDREC_ERR_PARSE, "an assigned cohort index %u of %u", r->cohort_index[i], r->cohort_size);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_rpc_aggregate_sum(const Fedrec__V1__SubmitAggregateRequest *q, fedrec_sa_msg *sm, fedrec_error *err) {
+  memset(sm, 0, sizeof *sm);
+  if (q->n_client > UINT32_MAX || q->n_refused > UINT32_MAX)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "a sum of too many clients");
+  if (!q->n_client) return FEDREC_OK; /* only refusals: no sum */
+  fedrec_status st = fedrec_sa_decode(sm, q->sum.data, q->sum.len, 1, 1u << 28, err);
+  if (!st && (sm->type != FEDREC_SA_MSG_MASKED || sm->u.masked.id != 0))
+    st = fedrec_error_set(err, FEDREC_ERR_PARSE, "the sum is not a masked-input message with id 0");
+  if (st) {
+    if (sm->type == FEDREC_SA_MSG_MASKED) fedrec_sa_msg_free(sm);
+    memset(sm, 0, sizeof *sm);
+  }
+  return st;
+}

@@ -95,6 +95,15 @@ int fedrec_rpc_submission(fedrec_phase phase);
 grpc_status_code fedrec_rpc_submit(grpc_channel *ch, int method, void *handle, const char *token,
                                    uint64_t round, const uint8_t *msg, size_t len, uint32_t timeout_ms,
                                    char *details, size_t cap);
+/* Aggregators (docs/DEPLOY.md): an assignment as an aggregator receives it, checked (indices
+ * within the cohort, one ticket of 16 bytes per member, a sane length and modulus): FEDREC_OK,
+ * else FEDREC_ERR_PARSE and why. */
+fedrec_status fedrec_rpc_assignment_check(const Fedrec__V1__GetAssignmentResponse *r, fedrec_error *err);
+/* The sum of a SubmitAggregate as the coordinator receives it: a masked-input message with id
+ * 0 (sm: free with fedrec_sa_msg_free); a request that names no client has no sum (sm zeroed, not
+ * FEDREC_SA_MSG_MASKED; FEDREC_OK). */
+#include "fedrec/secagg.h"
+fedrec_status fedrec_rpc_aggregate_sum(const Fedrec__V1__SubmitAggregateRequest *q, fedrec_sa_msg *sm, fedrec_error *err);
 /* Server side: the one batch that answers a unary call (initial metadata, the response when
  * there is one, the status with details unless OK, and the close) under tag; the response
  * buffer stays the caller's until the batch completes. */

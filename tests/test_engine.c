@@ -67,9 +67,13 @@ static void device_identity(fedrec_identity *id, uint64_t client, uint8_t *cert)
 }
 static uint32_t g_sum_from;          /* run_round: members from this index on send their masked
                                       * inputs as one sum (fedrec_engine_submit_sum); 0: none */
+static uint32_t g_aggs;              /* run_round: aggregators (all live) that take the masked inputs */
+static uint32_t g_lost_agg;          /* run_round: this aggregator's sum never comes (0: none) */
+static int g_refuse_one;             /* run_round: aggregator 1 reports its first input as malformed */
 
 static void world_init(world *w, const fedrec_engine_config *c, double budget) {
   memset(w, 0, sizeof *w);
+  g_aggs = g_lost_agg = 0, g_refuse_one = 0; /* run_round's aggregators: none unless a test says (after this) */
   fedrec_error err = {0};
   fedrec_synth_config sc;
   fedrec_synth_defaults(&sc);
@@ -125,6 +129,62 @@ static double recall(world *w) {
   return out.recall;
 }
 
+/* The aggregators' sums in run_round (g_aggs): per aggregator, the masked inputs added up and
+ * their senders. */
+typedef struct agg_sums {
+  uint32_t *sum[4], dim, bits, n[4];
+  uint64_t ids[4][64], bytes[4];
+} agg_sums;
+
+static void agg_collect(agg_sums *a, uint32_t agg, uint64_t client, const uint8_t *msg, size_t len, uint32_t cohort) {
+  fedrec_error err = {0};
+  fedrec_sa_msg mm;
+  assert_true(agg >= 1 && agg <= 4);
+  assert_status(fedrec_sa_decode(&mm, msg, len, cohort, 1u << 24, &err), FEDREC_OK);
+  uint32_t k = agg - 1;
+  if (!a->sum[k]) a->sum[k] = calloc(mm.u.masked.dim, sizeof *a->sum[k]), a->dim = mm.u.masked.dim, a->bits = mm.bits;
+  uint32_t lim = a->bits >= 32 ? 0xffffffffu : (1u << a->bits) - 1;
+  int refuse = g_refuse_one && k == 0 && a->n[0] == 0 && !a->bytes[0]; /* the first: refused, not added */
+  for (uint32_t j = 0; j < a->dim && !refuse; j++) a->sum[k][j] = (a->sum[k][j] + mm.u.masked.y[j]) & lim;
+  fedrec_sa_msg_free(&mm);
+  if (refuse) a->bytes[0] = 1, a->ids[0][63] = client;
+  else a->ids[k][a->n[k]++] = client, a->bytes[k] += len;
+}
+
+/* Each aggregator's assignment checked against what its members were told, a sum from the
+ * wrong aggregator refused, then every sum but the lost one's submitted. */
+static void agg_submit(world *w, agg_sums *a, uint64_t round, const uint64_t *clients, const uint32_t *agg_of,
+                       const uint8_t *tickets, uint32_t cohort) {
+  fedrec_error err = {0};
+  for (uint32_t k = 1; k <= g_aggs; k++) {
+    fedrec_assignment as;
+    assert_status(fedrec_engine_assignment(w->e, k, &as, &err), FEDREC_OK);
+    if (!(as.open && as.round == round && as.cohort == cohort))
+      fail_msg("assignment %u: open %d, round %llu (%llu), cohort %u (%u), n %u", k, as.open, (unsigned long long)as.round, (unsigned long long)round, as.cohort, cohort, as.n);
+    for (uint32_t j = 0; j < as.n; j++) {
+      uint32_t i = as.index[j];
+      assert_true(i < cohort && agg_of[i] == k && as.clients[j] == clients[i]);
+      assert_memory_equal(as.tickets + (size_t)j * FEDREC_TICKET_BYTES, tickets + (size_t)i * FEDREC_TICKET_BYTES, FEDREC_TICKET_BYTES);
+    }
+    fedrec_assignment_free(&as);
+  }
+  assert_status(fedrec_engine_assignment(w->e, g_aggs + 1, &(fedrec_assignment){0}, &err), FEDREC_ERR_ARG);
+  if (g_aggs >= 2 && a->n[0]) { /* aggregator 1's members in aggregator 2's sum: refused whole */
+    assert_status(fedrec_engine_submit_aggregate(w->e, 2, round, a->ids[0], a->n[0], a->sum[0], a->dim, a->bytes[0], NULL, 0,
+                                                 w->now, &err), FEDREC_ERR_STATE);
+    assert_non_null(strstr(err.msg, "not assigned"));
+  }
+  for (uint32_t k = 0; k < g_aggs; k++) {
+    int refused = g_refuse_one && k == 0 && a->ids[0][63];
+    if (k + 1 != g_lost_agg && (a->n[k] || refused) &&
+        fedrec_engine_submit_aggregate(w->e, k + 1, round, a->ids[k], a->n[k], a->sum[k], a->dim, a->bytes[k],
+                                       refused ? &a->ids[0][63] : NULL, refused, w->now, &err))
+      fail_msg("aggregate %u: %s", k + 1, err.msg);
+    if (refused) assert_true(fedrec_engine_banned(w->e, a->ids[0][63]));
+    free(a->sum[k]);
+  }
+}
+
 /* One round: `cohort` training users check in; drop[p] of them go silent at phase p.
  * Returns 0 when the engine stopped instead of starting the round. */
 static int run_round(world *w, uint32_t cohort, const uint32_t drop[FEDREC_PHASES], uint64_t *user_cursor) {
@@ -135,6 +195,11 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[FEDREC_PHASE
   fedrec_identity *ids = calloc(cohort, sizeof *ids);
   int active = w->active;
   uint64_t round = 0;
+  uint8_t live[FEDREC_MAX_AGGREGATORS];
+  memset(live, 1, sizeof live);
+  fedrec_engine_set_aggregators(w->e, g_aggs, live);
+  uint32_t *agg_of = calloc(cohort, sizeof *agg_of);
+  uint8_t *tickets = calloc(cohort, FEDREC_TICKET_BYTES);
   for (uint32_t i = 0; i < cohort; i++) {
     int acc;
     uint32_t retry;
@@ -169,6 +234,7 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[FEDREC_PHASE
   assert_int_equal(FEDREC_ERR_PARSE, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries, other, pub.has_catalogue ? &pub.catalogue : NULL, pub.sig, w->id.pk));
   assert_int_equal(FEDREC_ERR_PARSE, fedrec_model_verify(pub.blob, pub.len, pub.version, pub.hash, pub.ledger_entries + 1, pub.ledger_head, pub.has_catalogue ? &pub.catalogue : NULL, pub.sig, w->id.pk));
   assert_status(fedrec_model_decode(&m, NULL, pub.blob, pub.len, w->ds.content, w->ds.content_dim, &err), FEDREC_OK);
+  agg_sums aggs = {0};
   uint32_t alive = cohort, nb = 0, bdim = 0, bbits = 0;
   uint64_t *bids = malloc((cohort + 1) * sizeof *bids), bbytes = 0, single = 0;
   uint32_t *bsum = NULL;
@@ -190,6 +256,9 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[FEDREC_PHASE
         fedrec_round_info info;
         assert_status(fedrec_engine_round_info(w->e, clients[i], round, w->now, &info, &retry, &err), FEDREC_OK);
         assert_int_equal(retry, 0);
+        agg_of[i] = info.aggregator;
+        memcpy(tickets + (size_t)i * FEDREC_TICKET_BYTES, info.ticket, FEDREC_TICKET_BYTES);
+        if (g_aggs) assert_int_equal(info.aggregator, i % g_aggs + 1); /* in turn, by cohort index */
         int32_t u = (int32_t)clients[i];
         int64_t a = R->indptr[u], b = R->indptr[u + 1];
         if (fedrec_participant_new(&part[i], &info, &m, R->indices + a, R->values + a, (int32_t)(b - a), g_engine_ent, &err))
@@ -205,6 +274,13 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[FEDREC_PHASE
                           : ph == FEDREC_PHASE_CONSISTENCY ? fedrec_participant_consistency(part[i], in, inlen, &out, &outlen, &err)
                                                       : fedrec_participant_unmask(part[i], in, inlen, &out, &outlen, &err);
         if (s) fail_msg("participant %s: %s", fedrec_phase_name(ph), err.msg);
+      }
+      if (ph == FEDREC_PHASE_MASKED && g_aggs) { /* to its aggregator; never accepted here */
+        assert_status(fedrec_engine_submit(w->e, clients[i], round, ph, out, outlen, w->now, &err), FEDREC_ERR_STATE);
+        assert_non_null(strstr(err.msg, "aggregator"));
+        agg_collect(&aggs, agg_of[i], clients[i], out, outlen, cohort);
+        free(in), free(out);
+        continue;
       }
       if (ph == FEDREC_PHASE_MASKED && g_sum_from && i >= g_sum_from) { /* into the batch sum */
         fedrec_sa_msg mm;
@@ -241,8 +317,16 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[FEDREC_PHASE
       free(bsum);
       bsum = NULL, nb = 0, bbytes = 0;
     }
+    if (ph == FEDREC_PHASE_MASKED && g_aggs) {
+      agg_submit(w, &aggs, round, clients, agg_of, tickets, cohort);
+      for (uint32_t i = 0; i < cohort; i++) /* the lost aggregator's members, and the refused one, are out */
+        if (part[i] && ((g_lost_agg && agg_of[i] == g_lost_agg) || fedrec_engine_banned(w->e, clients[i]))) {
+          fedrec_participant_free(part[i]);
+          part[i] = NULL;
+        }
+    }
     alive -= dropped_now;
-    if (silent) { /* the silent ones hold the phase open until its deadline */
+    if (silent || (ph == FEDREC_PHASE_MASKED && g_lost_agg)) { /* the silent ones hold the phase open until its deadline */
       assert_int_equal(fedrec_engine_phase(w->e), ph);
       w->now = fedrec_engine_deadline(w->e);
       fedrec_engine_tick(w->e, w->now);
@@ -251,7 +335,7 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[FEDREC_PHASE
     if (fedrec_engine_phase(w->e) == FEDREC_PHASE_SELECTING && ph < FEDREC_PHASE_UNMASK) break; /* aborted */
   }
   for (uint32_t i = 0; i < cohort; i++) fedrec_participant_free(part[i]), fedrec_identity_free(&ids[i]);
-  free(part), free(clients), free(bids), free(ids);
+  free(part), free(clients), free(bids), free(ids), free(agg_of), free(tickets);
   fedrec_model_free(&m);
   (void)alive;
   return 1;
@@ -731,6 +815,46 @@ static void test_submit_sum(void **state) {
     fedrec_published pub;
     fedrec_engine_model(w.e, &pub);
     memcpy(hash[batched], pub.hash, 32);
+    world_free(&w);
+  }
+  assert_memory_equal(hash[0], hash[1], 32);
+}
+
+/* Aggregators: the same rounds with three aggregators taking the masked inputs end with the
+ * model of no aggregators, bit for bit, with dropouts before and after the masked phase; an
+ * aggregator whose sum never comes leaves its members dropped and the round completes; one that
+ * reports a malformed input gets its sender left out. Checked in run_round: assignments in turn,
+ * tickets, a masked input sent to the engine refused, a sum from the wrong aggregator refused. */
+static void test_aggregators(void **state) {
+  (void)state;
+  uint8_t hash[2][32];
+  fedrec_entropy ent = {fixed_bytes, NULL, 0};
+  const uint32_t drops[3][FEDREC_PHASES] = {{0, 0, 2, 0, 0}, {0, 0, 0, 3, 0}, {[FEDREC_PHASE_UNMASK] = 2}};
+  for (int with = 0; with < 2; with++) {
+    world w;
+    fedrec_engine_config c;
+    base_config(&c);
+    g_engine_ent = &ent;
+    g_fixed_seed = 2000;
+    world_init(&w, &c, 1e6);
+    uint64_t cursor = 0;
+    g_aggs = with ? 3 : 0;
+    for (int r = 0; r < 3; r++) assert_true(run_round(&w, 50, drops[r], &cursor));
+    g_engine_ent = NULL;
+    assert_int_equal(fedrec_engine_rounds_done(w.e), 3);
+    assert_int_equal(w.aborted, 0);
+    fedrec_published pub;
+    fedrec_engine_model(w.e, &pub);
+    memcpy(hash[with], pub.hash, 32);
+    if (with) { /* a lost aggregator, a refused input */
+      const uint32_t none[FEDREC_PHASES] = {0};
+      g_lost_agg = 2, g_refuse_one = 1;
+      assert_true(run_round(&w, 50, none, &cursor));
+      g_lost_agg = 0, g_refuse_one = 0;
+      assert_int_equal(fedrec_engine_rounds_done(w.e), 4);
+      assert_int_equal(w.aborted, 0);
+    }
+    g_aggs = 0;
     world_free(&w);
   }
   assert_memory_equal(hash[0], hash[1], 32);
@@ -1460,6 +1584,7 @@ int main(void) {
       cmocka_unit_test(test_fedadam_and_poisson),
       cmocka_unit_test(test_local_steps),
       cmocka_unit_test(test_submit_sum),
+      cmocka_unit_test(test_aggregators),
       cmocka_unit_test(test_poisson_one_coin),
       cmocka_unit_test(test_no_unmask_below_plan),
       cmocka_unit_test(test_no_noise_with_ledger),

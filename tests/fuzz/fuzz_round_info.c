@@ -2,7 +2,8 @@
  * hostile coordinator: protobuf-c, then fedrec_rpc_round_info_from_pb, then, in an active
  * round, the cohort's certificates as the participant checks them). Whatever the bytes, no
  * crash; what passes the checks is usable: secure-aggregation parameters the protocol accepts,
- * a DP encoding of a sane length, n certificates of the right size. */
+ * a DP encoding of a sane length, n certificates of the right size, an aggregator address of
+ * 1-255 characters. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (info.ddp.dim < 1 || info.secagg.dim < info.ddp.dim || info.secagg.bits != info.ddp.bits) abort();
     if (info.secagg.active != (info.certs != NULL) || (info.certs && info.certs_len != (size_t)info.secagg.n * FEDREC_CERT_BYTES))
       abort();
+    if (info.aggregator && (!info.aggregator_addr || !info.aggregator_addr[0] || strlen(info.aggregator_addr) > 255)) abort();
     if (info.certs && info.secagg.n <= 64) { /* checked against some authority: refused, without a crash */
       uint8_t authority[FEDREC_SIGN_PK_BYTES] = {0}, self[FEDREC_SIGN_PK_BYTES] = {0}, pks[64][FEDREC_SIGN_PK_BYTES];
       memcpy(authority, info.certs, FEDREC_SIGN_PK_BYTES);
