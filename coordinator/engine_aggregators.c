@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
+#include "fedrec/crypto.h"
 #include "fedrec/internal/sim.h"
 #include "engine_internal.h"
 
@@ -25,7 +24,9 @@ int fedrec__engine_assign_aggregators(fedrec_engine *e) {
   if (!e->tickets && !(e->tickets = fedrec_secret_alloc((size_t)e->cap * FEDREC_TICKET_BYTES))) return 0;
   /* from the CSPRNG, not the engine's entropy: tickets are credentials, and they change no
    * result (a seeded engine draws the same with aggregators or without) */
-  randombytes_buf(e->tickets, (size_t)e->n * FEDREC_TICKET_BYTES);
+  fedrec_entropy os;
+  fedrec_csprng(&os);
+  os.bytes(os.ctx, e->tickets, (size_t)e->n * FEDREC_TICKET_BYTES);
   for (uint32_t i = 0; i < e->n; i++) e->members[i].agg = live[i % nl] + 1;
   return 1;
 }
