@@ -5,13 +5,13 @@
 # every device the catalogue and the model; round 2 is measured: the coordinator's secure-
 # aggregation ingress (the round's bytes_in: keys, shares, reveals and the masked inputs or the
 # aggregators' sums), its CPU seconds over the round, and the round's time (the sum of its phase
-# times). The DP noise is token (noise-multiplier 0.01 on a 12-bit grid, so each device's exact
-# Skellam share is mostly zeros): the exact sampler at a deployment's noise takes minutes of a
-# device's CPU at D = 10^6 (BENCHMARKS.md, "What a round costs one device") and would measure
-# the devices, not the transport. Everything else as deployed.
+# times). The DP noise is token (noise-multiplier 0.01, discrete Gaussian, 12-bit modulus): the
+# exact Skellam sampler at a deployment's noise takes minutes of a device's CPU at D = 10^6
+# (BENCHMARKS.md, "A round on a device") and would measure the devices, not the transport.
+# Everything else as deployed.
 # Everything shares this machine's cores, so the round time says what one machine carries.
 #   bench/bench_aggregators.sh BUILD_DIR [D...]     (default: 1048576)
-#   AGGS="0 1 3" (aggregator counts), N=12 devices, PHASE_MS=600000, Z=0.01, BITS=12.
+#   AGGS="0 1 3" (aggregator counts), N=12 devices, PHASE_MS=600000, Z=0.01, BITS=12, NOISE=dgauss.
 # Prints one JSON line per configuration.
 set -euo pipefail
 B=$(cd "${1:?usage: bench/bench_aggregators.sh BUILD_DIR [D...]}" && pwd)
@@ -46,7 +46,7 @@ for D in "${DIMS[@]}"; do
     "$COORD" serve --state-dir "$S/state" --listen 127.0.0.1:0 --metrics-listen '' --tls-cert "$W/certs/server.pem" \
       --tls-key "$W/certs/server.key" --catalogue "$CAT" --dim 32 --free-embeddings 1 --cohort "$N" --min-cohort "$N" \
       --min-survivors $((N - 2)) --dropout 0.02 --dishonest 0 --rounds 2 --phase-ms "${PHASE_MS:-600000}" --retry-ms 300 \
-      --noise "${NOISE:-skellam}" --noise-multiplier "${Z:-0.01}" --bits "${BITS:-12}" --clip 2 --budget 1000000 "${AGGFLAGS[@]}" 2> "$S/coord.log" &
+      --noise "${NOISE:-dgauss}" --noise-multiplier "${Z:-0.01}" --bits "${BITS:-12}" --clip 2 --budget 1000000 "${AGGFLAGS[@]}" 2> "$S/coord.log" &
     cpid=$!
     pids=("$cpid")
     for _ in $(seq 1200); do grep -q '"event": "serving"' "$S/coord.log" && break; sleep 0.1; done

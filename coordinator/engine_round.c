@@ -151,11 +151,8 @@ void fedrec__engine_start_round(fedrec_engine *e, uint64_t now) {
     in->deadline_ms = e->deadline;
     return;
   }
-  if (!fedrec__engine_assign_aggregators(e)) {
-    fedrec__engine_abort(e, "no memory for the aggregators' tickets", ABORT_OTHER);
-    return;
-  }
-  e->sa = fedrec_secagg_server_new(sp, (const uint8_t(*)[FEDREC_SIGN_PK_BYTES])e->ipks, &err);
+  if (!fedrec__engine_assign_aggregators(e)) fedrec_error_set(&err, FEDREC_ERR_NOMEM, "no memory for the aggregators' tickets");
+  else e->sa = fedrec_secagg_server_new(sp, (const uint8_t(*)[FEDREC_SIGN_PK_BYTES])e->ipks, &err);
   if (!e->sa) {
     fedrec__engine_abort(e, err.msg, ABORT_OTHER);
     return;

@@ -188,6 +188,21 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* The accepting thread. gRPC accepts connections on whichever thread is polling, and the
+ * workers poll only between calls: when every worker waits for the engine's mutex (a round's
+ * end holds it while it unmasks), nobody accepts, and a burst of new connections sits in the
+ * listen queue (the soak's 300 devices made the watchdog restart the coordinator once). This
+ * thread polls a completion queue of its own that never gets a call, so it never waits for the
+ * engine. */
+static void *acceptor(void *arg) {
+  server *s = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(s->accept_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+  }
+  return NULL;
+}
+
 static void *ticker(void *arg) {
   server *s = arg;
   int told = 0;
@@ -347,6 +362,7 @@ static int create_grpc_server(server *s, size_t *max_msg) {
   s->gs = grpc_server_create(&ca, NULL);
   grpc_resource_quota_unref(quota);
   grpc_server_register_completion_queue(s->gs, s->cq, NULL);
+  grpc_server_register_completion_queue(s->gs, s->accept_cq, NULL); /* the acceptor's: no call ever arrives on it */
   for (int m = 0; m < FEDREC_RPC_NMETHODS; m++) {
     s->handles[m] = grpc_server_register_method(s->gs, fedrec_rpc_path(m), NULL, GRPC_SRM_PAYLOAD_NONE, 0);
     if (!s->handles[m]) {
@@ -446,11 +462,14 @@ static void shut_down(server *s, pthread_t *workers, pthread_t ticker_thread) {
     }
   pthread_mutex_unlock(&s->sd_mu);
   grpc_completion_queue_shutdown(s->cq);
+  grpc_completion_queue_shutdown(s->accept_cq);
   for (int i = 0; i < s->cfg.workers; i++) pthread_join(workers[i], NULL);
+  pthread_join(s->accept_thread, NULL);
   pthread_join(ticker_thread, NULL);
   metrics_http_stop(s->metrics);
   grpc_server_destroy(s->gs);
   grpc_completion_queue_destroy(s->cq);
+  grpc_completion_queue_destroy(s->accept_cq);
   grpc_shutdown();
   fedrec_engine_free(s->engine);
   fedrec_ledger_close(s->ledger);
@@ -480,6 +499,7 @@ int serve(server *s) {
   raise_fd_limit();
   grpc_init();
   s->cq = grpc_completion_queue_create_for_next(NULL);
+  s->accept_cq = grpc_completion_queue_create_for_next(NULL);
   size_t max_msg;
   if (!create_grpc_server(s, &max_msg)) return 1;
   pthread_mutex_lock(&s->mu);
@@ -528,6 +548,7 @@ int serve(server *s) {
   }
   for (int i = 0; i < c->workers; i++) pthread_create(&workers[i], NULL, worker, s);
   pthread_create(&tt, NULL, ticker, s);
+  pthread_create(&s->accept_thread, NULL, acceptor, s);
   char pk[65];
   sodium_bin2hex(pk, sizeof pk, s->id.pk, 32);
   logj("info", "serving", "\"listen\": \"%s\", \"port\": %d, \"tls\": %s, \"mtls\": %s, \"metrics_port\": %d, \"health_port\": %d, "

@@ -59,6 +59,8 @@ typedef struct server {
   metrics m;
   grpc_server *gs;
   grpc_completion_queue *cq;
+  grpc_completion_queue *accept_cq; /* polled by the acceptor thread only (server.c) */
+  pthread_t accept_thread;
   void *handles[FEDREC_RPC_NMETHODS];
   atomic_int shutting_down;
   pthread_mutex_t sd_mu;
