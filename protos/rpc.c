@@ -489,11 +489,12 @@ fedrec_status fedrec_rpc_aggregate_sum(const Fedrec__V1__SubmitAggregateRequest 
     return fedrec_error_set(err, FEDREC_ERR_ARG, "a sum of too many clients");
   if (!q->n_client) return FEDREC_OK; /* only refusals: no sum */
   fedrec_status st = fedrec_sa_decode(sm, q->sum.data, q->sum.len, 1, 1u << 28, err);
-  if (!st && (sm->type != FEDREC_SA_MSG_MASKED || sm->u.masked.id != 0))
-    st = fedrec_error_set(err, FEDREC_ERR_PARSE, "the sum is not a masked-input message with id 0");
   if (st) {
-    if (sm->type == FEDREC_SA_MSG_MASKED) fedrec_sa_msg_free(sm);
     memset(sm, 0, sizeof *sm);
+    return st;
   }
-  return st;
+  if (sm->type == FEDREC_SA_MSG_MASKED && sm->u.masked.id == 0) return FEDREC_OK;
+  fedrec_sa_msg_free(sm); /* a well-formed message of another kind */
+  memset(sm, 0, sizeof *sm);
+  return fedrec_error_set(err, FEDREC_ERR_PARSE, "the sum is not a masked-input message with id 0");
 }

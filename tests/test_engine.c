@@ -218,7 +218,7 @@ static int run_round(world *w, uint32_t cohort, const uint32_t drop[FEDREC_PHASE
   }
   if (fedrec_engine_phase(w->e) == FEDREC_PHASE_STOPPED) {
     for (uint32_t i = 0; i < cohort; i++) fedrec_identity_free(&ids[i]);
-    free(part), free(clients), free(ids);
+    free(part), free(clients), free(ids), free(agg_of), free(tickets);
     return 0;
   }
   assert_int_equal(fedrec_engine_phase(w->e), FEDREC_PHASE_KEYS);
