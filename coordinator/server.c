@@ -247,17 +247,23 @@ static void raise_fd_limit(void) {
 
 /* The listener watchdog. gRPC 1.51 stops accepting for good after accept4 fails with EMFILE,
  * while the process stays up and so is never restarted. A connection the kernel completed but
- * nobody accepted sits in the listen queue with no file behind it (inode 0 in /proc/net/tcp):
- * when there are such connections at three looks two seconds apart, one of them at two looks
- * in a row, the listener is stuck, and the coordinator exits (status 3) for its supervisor to
- * restart it. */
-typedef struct queued {
-  char remote[40];
-} queued;
+ * nobody accepted sits in the listen queue with no file behind it (inode 0 in /proc/net/tcp).
+ * The listener is stuck when there are such connections at three looks two seconds apart, one
+ * of them at two looks in a row, and no connection was accepted between the looks (no new
+ * socket inode on the port): then the coordinator exits (status 3) for its supervisor to
+ * restart it. A listener that is only slow (a burst of hundreds of devices on a busy machine)
+ * keeps accepting, and is left alone. */
+enum { WATCH_CAP = 256, WATCH_ICAP = 8192 };
+typedef struct look {
+  char remote[WATCH_CAP][40]; /* unaccepted connections' remote addresses */
+  size_t n;
+  unsigned long inode[WATCH_ICAP]; /* accepted connections' socket inodes */
+  size_t ni;
+} look;
 
-static size_t unaccepted(int port, queued *out, size_t cap) {
+static void take_look(int port, look *l) {
   static const char *files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
-  size_t n = 0;
+  l->n = l->ni = 0;
   for (int f = 0; f < 2; f++) {
     FILE *fp = fopen(files[f], "r");
     char line[512];
@@ -268,12 +274,24 @@ static size_t unaccepted(int port, queued *out, size_t cap) {
       unsigned long inode;
       if (sscanf(line, " %*d: %63s %63s %x %*s %*s %*s %*s %*s %lu", local, remote, &st, &inode) != 4) continue;
       const char *colon = strrchr(local, ':');
-      if (!colon || strtol(colon + 1, NULL, 16) != port || st != 1 || inode != 0) continue;
-      if (n < cap) snprintf(out[n++].remote, sizeof out->remote, "%.39s", remote);
+      if (!colon || strtol(colon + 1, NULL, 16) != port || st != 1) continue;
+      if (inode && l->ni < WATCH_ICAP) l->inode[l->ni++] = inode;
+      else if (!inode && l->n < WATCH_CAP) snprintf(l->remote[l->n++], sizeof l->remote[0], "%.39s", remote);
     }
     fclose(fp);
   }
-  return n;
+}
+
+static int cmp_ulong(const void *a, const void *b) {
+  unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+  return (x > y) - (x < y);
+}
+
+/* 1 when b shows a connection accepted since a (an inode a did not have; a's sorted). */
+static int accepted_since(const look *a, const look *b) {
+  for (size_t i = 0; i < b->ni; i++)
+    if (!bsearch(&b->inode[i], a->inode, a->ni, sizeof a->inode[0], cmp_ulong)) return 1;
+  return 0;
 }
 
 typedef struct watchdog_arg {
@@ -283,32 +301,25 @@ typedef struct watchdog_arg {
 
 static void *watchdog(void *arg) {
   watchdog_arg *w = arg;
-  enum { CAP = 256 };
-  queued *seen[3];
-  size_t nseen[3] = {0, 0, 0};
-  for (int k = 0; k < 3; k++) seen[k] = calloc(CAP, sizeof(queued));
-  for (int tick = 0; seen[0] && seen[1] && seen[2] && !atomic_load(&w->s->shutting_down); tick++) {
+  look *seen = calloc(3, sizeof *seen);
+  for (int tick = 0; seen && !atomic_load(&w->s->shutting_down); tick++) {
     struct timespec d = {2, 0};
     nanosleep(&d, NULL);
-    queued *now = seen[tick % 3];
-    nseen[tick % 3] = unaccepted(w->port, now, CAP);
-    atomic_store(&w->s->listen_unaccepted, nseen[tick % 3]);
+    look *now = &seen[tick % 3], *prev = &seen[(tick + 2) % 3], *first = &seen[(tick + 1) % 3];
+    take_look(w->port, now);
+    qsort(now->inode, now->ni, sizeof now->inode[0], cmp_ulong);
+    atomic_store(&w->s->listen_unaccepted, now->n);
     if (tick < 2) continue;
-    /* stuck: unaccepted connections at each of three looks, one of them at two in a row (a
-     * working listener takes a connection within milliseconds) */
-    const queued *prev = seen[(tick + 2) % 3];
     int persists = 0;
-    for (size_t a = 0; a < nseen[tick % 3] && !persists; a++)
-      for (size_t b = 0; b < nseen[(tick + 2) % 3] && !persists; b++) persists = !strcmp(now[a].remote, prev[b].remote);
-    {
-      if (persists && nseen[0] && nseen[1] && nseen[2]) {
-        logj("error", "listener_stuck", "\"port\": %d, \"unaccepted\": %zu, \"open_files_limit\": %llu, \"action\": "
-             "\"exit 3 for the supervisor to restart (see docs/SECURITY.md)\"", w->port, nseen[tick % 3], (unsigned long long)fd_limit());
-        _exit(3);
-      }
+    for (size_t a = 0; a < now->n && !persists; a++)
+      for (size_t b = 0; b < prev->n && !persists; b++) persists = !strcmp(now->remote[a], prev->remote[b]);
+    if (persists && now->n && prev->n && first->n && !accepted_since(first, prev) && !accepted_since(prev, now)) {
+      logj("error", "listener_stuck", "\"port\": %d, \"unaccepted\": %zu, \"open_files_limit\": %llu, \"action\": "
+           "\"exit 3 for the supervisor to restart (see docs/SECURITY.md)\"", w->port, now->n, (unsigned long long)fd_limit());
+      _exit(3);
     }
   }
-  for (int k = 0; k < 3; k++) free(seen[k]);
+  free(seen);
   return NULL;
 }
 
