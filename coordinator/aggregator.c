@@ -142,6 +142,11 @@ static int take_assignment(aggregator *a, const Fedrec__V1__GetAssignmentRespons
     snprintf(why, cap, "%.200s", err.msg);
     return 0;
   }
+  if ((size_t)r->dim * r->bits / 8 > ((size_t)a->cfg.max_message_mb << 20)) { /* its devices' inputs could not arrive */
+    snprintf(why, cap, "round %llu's masked inputs are %u values at %u bits, more than --max-message-mb %u",
+             (unsigned long long)r->round, r->dim, r->bits, a->cfg.max_message_mb);
+    return 0;
+  }
   drop_assignment(a);
   a->slots = calloc(n, sizeof *a->slots);
   a->sum = calloc(r->dim, sizeof *a->sum);
