@@ -208,7 +208,11 @@ fedrec_status fedrec_client_open(fedrec_client **out, const fedrec_client_config
   char ins[8] = "", mp[16] = "", mpgiven[16] = "", ms[16] = "", msgiven[16] = "";
   if (cfg->max_participation) snprintf(mpgiven, sizeof mpgiven, "%u", cfg->max_participation);
   if (cfg->min_separation) snprintf(msgiven, sizeof msgiven, "%u", cfg->min_separation);
+  if (!s && cfg->region && !fedrec_catalogue_groups_valid(cfg->region))
+    s = fedrec_error_set(err, FEDREC_ERR_ARG, "client: region '%.80s' is not a list of group names (A-Z a-z 0-9 _ . -, "
+                         "separated by commas)", cfg->region);
   if (!s && !(setting(c, "target", cfg->target, c->target, sizeof c->target) &&
+              setting(c, "region", cfg->region, c->region, sizeof c->region) &&
               setting(c, "ca_file", cfg->ca_file, c->ca_file, sizeof c->ca_file) &&
               setting(c, "cert_file", cfg->cert_file, c->cert_file, sizeof c->cert_file) &&
               setting(c, "key_file", cfg->key_file, c->key_file, sizeof c->key_file) &&
@@ -346,5 +350,14 @@ fedrec_status fedrec_client_history_size(fedrec_client *c, int64_t *events, int6
     return fedrec__client_dberr(err, c, "history");
   if (sqlite3_step(st) == SQLITE_ROW) *events = sqlite3_column_int64(st, 0), *items = sqlite3_column_int64(st, 1);
   sqlite3_finalize(st);
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_client_set_region(fedrec_client *c, const char *groups, fedrec_error *err) {
+  if (!groups || strlen(groups) >= sizeof c->region || !fedrec_catalogue_groups_valid(groups))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "client: region '%.80s' is not a list of group names (A-Z a-z 0-9 _ . -, "
+                            "separated by commas, at most %zu bytes)", groups ? groups : "(null)", sizeof c->region - 1);
+  if (!fedrec__client_put_setting(c, "region", groups)) return fedrec__client_dberr(err, c, "saving the region");
+  snprintf(c->region, sizeof c->region, "%s", groups);
   return FEDREC_OK;
 }

@@ -18,6 +18,7 @@ struct fedrec_client {
   sqlite3 *db;
   char target[256], ca_file[512], cert_file[512], key_file[512], token[FEDREC_TOKEN_MAX + 8];
   char catalogue[512], keyhex[80], weights[32];
+  char region[512];  /* the device's groups ("" none): local only, never sent (the region setting) */
   fedrec_weights wt; /* how summed plays become confidences (the weights setting) */
   int insecure;
   uint32_t call_ms, sync_ms;

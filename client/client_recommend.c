@@ -52,8 +52,6 @@ static fedrec_status model_history(fedrec_client *c, int32_t **items, float **w,
   return s;
 }
 
-static int withdrawn(const fedrec_client *c, int32_t i) { return c->cat.withdrawn && c->cat.withdrawn[i]; }
-
 fedrec_status fedrec_client_recommend(fedrec_client *c, int32_t k, char (*names)[64], float *scores, int32_t *n,
                                       fedrec_error *err) {
   *n = 0;
@@ -65,7 +63,7 @@ fedrec_status fedrec_client_recommend(fedrec_client *c, int32_t k, char (*names)
   if ((s = model_history(c, &items, &w, &nh, err))) return s;
   float *u = calloc((size_t)d, sizeof *u), *work = malloc(fedrec_user_solve_work(d, nh > 0 ? nh : 1) * sizeof *work);
   float *sc = malloc((size_t)ni * sizeof *sc);
-  uint8_t *allowed = malloc((size_t)ni);
+  uint8_t *allowed = malloc((size_t)fedrec_catalogue_items(&c->cat) + 1);
   int32_t *top = malloc((size_t)k * sizeof *top);
   if (!u || !work || !sc || !allowed || !top) s = fedrec_error_set(err, FEDREC_ERR_NOMEM, "recommend");
   if (!s && nh > 0 && (s = fedrec_user_solve(u, c->V, c->G, ni, d, items, w, nh, 0.3f, 0.003f, work)))
@@ -76,8 +74,10 @@ fedrec_status fedrec_client_recommend(fedrec_client *c, int32_t k, char (*names)
       for (int32_t j = 0; j < d; j++) v += (double)c->V[(size_t)i * d + j] * u[j];
       /* no history: the model's popularity if it has one (its last coordinate), else nothing */
       sc[i] = nh > 0 ? (float)v : c->V_pop ? c->V[(size_t)i * d + d - 1] : 0.0f;
-      allowed[i] = !withdrawn(c, i);
     }
+    /* not withdrawn, not blocked, available in this device's region (a catalogue newer than
+     * the model may hold more items: allowed has room for them) */
+    fedrec_catalogue_allowed(&c->cat, c->region, allowed);
     for (int32_t j = 0; j < nh; j++) allowed[items[j]] = 0;
     *n = fedrec_topk(top, sc, ni, k, allowed);
     for (int32_t r = 0; r < *n; r++) {

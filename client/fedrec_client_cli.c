@@ -8,6 +8,7 @@
  *   fedrec-client recommend --store F [--k K] [--explain]
  *   fedrec-client identity  --store F
  *   fedrec-client enrol     --store F --certificate HEX|@FILE
+ *   fedrec-client region    --store F GROUPS   (the device's availability groups; "" none)
  *
  * Exit codes: 0 done; 1 another error (I/O, a bad file); 2 usage; 3 configuration (no such
  * store, settings missing or not working); 4 authentication (the token was refused);
@@ -47,6 +48,9 @@ static const char USAGE[] =
     "                          the device makes its identity key and joins active-variant rounds only)\n"
     "  fedrec-client identity  --store F   (prints the device's identity public key, for enrolment)\n"
     "  fedrec-client enrol     --store F --certificate HEX|@FILE (the authority's certificate for it)\n"
+    "  fedrec-client region    --store F GROUPS (e.g. DE or DE,premium; \"\" for none: the availability\n"
+    "                          groups whose items this device may be recommended; also init --region.\n"
+    "                          Kept in the store, never sent)\n"
     "  fedrec-client import    --store F (--csv FILE [--user ID] | --synthetic-user N)\n"
     "                          (a CSV of user,item[,weight] rows: one user's, or pick it with --user)\n"
     "  fedrec-client record    --store F ITEM [WEIGHT]\n"
@@ -69,7 +73,7 @@ static void usage(FILE *f) { fputs(USAGE, f); }
 
 typedef struct args {
   const char *store, *target, *token, *key, *catalogue, *ca, *cert, *keyfile, *csv, *user, *weights, *authority,
-      *certificate;
+      *certificate, *region;
   int32_t synthetic_user, k;
   uint32_t rounds, max_syncs, dropout, delay, max_participation, min_separation;
   int insecure, explain;
@@ -83,7 +87,7 @@ static const fedrec_option OPTIONS[] = {
     TEXT("--store", store), TEXT("--target", target), TEXT("--token", token), TEXT("--coordinator-key", key),
     TEXT("--catalogue", catalogue), TEXT("--ca", ca), TEXT("--cert", cert), TEXT("--key", keyfile), TEXT("--csv", csv),
     TEXT("--user", user), TEXT("--weights", weights), TEXT("--authority-key", authority),
-    TEXT("--certificate", certificate),
+    TEXT("--certificate", certificate), TEXT("--region", region),
     FEDREC_OPTION_SET("--insecure", args, insecure, 1, 0),
     FEDREC_OPTION_SET("--explain", args, explain, 1, 0),
     WHOLE("--synthetic-user", FEDREC_ARG_INT32, synthetic_user, 0, 100000000),
@@ -191,6 +195,22 @@ static int identity(fedrec_client *c) {
     return EXIT_CONFIG;
   }
   printf("%s\n", sodium_bin2hex(hex, sizeof hex, pk, sizeof pk));
+  return 0;
+}
+
+/* region GROUPS: the device's availability groups, saved in the store ("" clears them). */
+static int region(fedrec_client *c, const args *a) {
+  fedrec_error err = {0};
+  if (a->npos != 1) {
+    fprintf(stderr, "fedrec-client region: give the groups (e.g. DE or DE,premium; \"\" for none)\n");
+    return 2;
+  }
+  if (fedrec_client_set_region(c, a->pos[0], &err)) {
+    fprintf(stderr, "fedrec-client region: %s\n", err.msg);
+    return 2;
+  }
+  fprintf(stderr, "fedrec-client: region %s%s%s saved (local to this device)\n", a->pos[0][0] ? "'" : "", a->pos[0][0] ? a->pos[0] : "none",
+          a->pos[0][0] ? "'" : "");
   return 0;
 }
 
@@ -384,8 +404,8 @@ int main(int argc, char **argv) {
     }
   const char *cmd = argv[1];
   if (strcmp(cmd, "init") && strcmp(cmd, "import") && strcmp(cmd, "record") && strcmp(cmd, "sync") && strcmp(cmd, "recommend") &&
-      strcmp(cmd, "identity") && strcmp(cmd, "enrol")) {
-    fprintf(stderr, "fedrec-client: unknown command '%s' (init, import, record, sync, recommend, identity, enrol)\n", cmd);
+      strcmp(cmd, "identity") && strcmp(cmd, "enrol") && strcmp(cmd, "region")) {
+    fprintf(stderr, "fedrec-client: unknown command '%s' (init, import, record, sync, recommend, identity, enrol, region)\n", cmd);
     return 2;
   }
   args a;
@@ -403,7 +423,7 @@ int main(int argc, char **argv) {
                               .key_file = a.keyfile, .insecure = a.insecure, .token = a.token,
                               .coordinator_key = key, .catalogue = a.catalogue, .weights = a.weights,
                               .max_participation = a.max_participation, .min_separation = a.min_separation,
-                              .authority_key = authority,
+                              .authority_key = authority, .region = a.region,
                               .must_exist = strcmp(cmd, "init") != 0};
   fedrec_client *c;
   fedrec_error err = {0};
@@ -423,6 +443,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "sync")) rc = sync_loop(c, &a);
   else if (!strcmp(cmd, "enrol")) rc = enrol(c, &a);
   else if (!strcmp(cmd, "identity")) rc = identity(c);
+  else if (!strcmp(cmd, "region")) rc = region(c, &a);
   else rc = recommend(c, &a);
   fedrec_client_close(c);
   return rc;

@@ -14,7 +14,7 @@ typedef struct config {
   char enrolment_authority[512];
   int secagg_active;
   char aggregators[2048], aggregator_listen[128], aggregator_ca[512];
-  char metrics_listen[128], health_listen[128], catalogue[512], free_items[512], initial_model[512], initial_model_privacy[16], noise[16], optimizer[16];
+  char metrics_listen[128], health_listen[128], catalogue[512], free_items[512], availability[512], blocked[512], initial_model[512], initial_model_privacy[16], noise[16], optimizer[16];
   int insecure, workers, dim, free_embeddings, keep_models, catalogue_precision;
   uint32_t max_message_mb, chunk_kb, memory_quota_mb, handshake_ms, idle_ms, max_streams;
   double budget, delta, public_budget;

@@ -17,17 +17,26 @@ static fedrec_status prefixed(fedrec_error *err, fedrec_status st, const char *w
   return fedrec_error_set(err, st, "%s: %s", what, msg);
 }
 
-/* next (loaded from the files) as the successor of prev (fedrec_catalogue_follow) and encoded:
- * *changed = 0 when it is prev itself (the same encoding, prev's version), else it is prev's
- * version + 1. Without prev: version 1. */
-static fedrec_status follow(fedrec_catalogue *next, const fedrec_catalogue *prev, int32_t *added, int32_t *withdrawn,
-                            int *changed, fedrec_error *err) {
+/* next (loaded from the files) as the successor of prev (fedrec_catalogue_follow) with the
+ * operator's availability rules, encoded: *changed = 0 when it is prev itself (the same
+ * encoding, prev's version), else it is prev's version + 1. Without prev: version 1. */
+static fedrec_status follow(server *s, fedrec_catalogue *next, const fedrec_catalogue *prev, const fedrec_catalogue_rules *rules,
+                            int32_t *added, int32_t *withdrawn, int *changed, fedrec_error *err) {
   fedrec_status st = FEDREC_OK;
+  int32_t unknown;
+  char first[257];
   *added = fedrec_catalogue_items(next), *withdrawn = 0, *changed = 1;
-  if (prev) {
-    st = fedrec_catalogue_follow(next, prev, added, withdrawn, err);
+  if (prev) st = fedrec_catalogue_follow(next, prev, added, withdrawn, err);
+  if (!st) st = fedrec_catalogue_apply_rules(next, rules, &unknown, first, sizeof first, err);
+  if (!st && unknown) {
+    char js[sizeof first * 6];
+    fedrec_json_escape(js, sizeof js, first);
+    logj("warn", "availability_unknown", "\"count\": %d, \"first\": \"%s\", \"files\": \"%s %s\"", unknown, js, s->cfg.availability,
+         s->cfg.blocked);
+  }
+  if (!st && prev) {
     next->version = prev->version; /* unchanged files: the same encoding */
-    if (!st) st = fedrec_catalogue_encode(next, err);
+    st = fedrec_catalogue_encode(next, err);
     if (!st && !memcmp(next->hash, prev->hash, 32)) *changed = 0;
     next->version = prev->version + 1;
   }
@@ -36,8 +45,9 @@ static fedrec_status follow(fedrec_catalogue *next, const fedrec_catalogue *prev
 }
 
 static void log_catalogue(const char *event, const fedrec_catalogue *c, int32_t added, int32_t withdrawn) {
-  logj("info", event, "\"version\": %llu, \"items\": %d, \"added\": %d, \"withdrawn\": %d, \"dim\": %d, \"bytes\": %zu",
-       (unsigned long long)c->version, fedrec_catalogue_items(c), added, withdrawn, c->ds.content_dim, c->len);
+  logj("info", event, "\"version\": %llu, \"items\": %d, \"added\": %d, \"withdrawn\": %d, \"blocked\": %d, \"restricted\": %d, "
+       "\"groups\": %d, \"dim\": %d, \"bytes\": %zu", (unsigned long long)c->version, fedrec_catalogue_items(c), added, withdrawn,
+       fedrec_catalogue_blocked_count(c), fedrec_catalogue_restricted_count(c), c->n_groups, c->ds.content_dim, c->len);
 }
 
 /* The catalogue to serve: built from the setting's files and compared with the newest one
@@ -46,13 +56,15 @@ static void log_catalogue(const char *event, const fedrec_catalogue *c, int32_t 
  * fedrec_catalogue_follow); unchanged files serve the saved version. */
 fedrec_status catalogue_load_served(server *s, fedrec_error *err) {
   fedrec_catalogue next, prev = {0};
+  fedrec_catalogue_rules rules;
   uint8_t *blob;
   size_t len;
   int32_t added, withdrawn;
   int changed, have_prev = 0;
   fedrec_status st = fedrec_catalogue_load(&next, s->cfg.catalogue, err);
   if (st) return prefixed(err, st, "catalogue");
-  if ((st = fedrec_catalogue_set_precision(&next, s->cfg.catalogue_precision, err))) {
+  if ((st = fedrec_catalogue_set_precision(&next, s->cfg.catalogue_precision, err)) ||
+      (st = fedrec_catalogue_rules_read(&rules, s->cfg.availability, s->cfg.blocked, err))) {
     fedrec_catalogue_free(&next);
     return st;
   }
@@ -64,7 +76,8 @@ fedrec_status catalogue_load_served(server *s, fedrec_error *err) {
     have_prev = !st;
     free(blob);
   }
-  if (!st) st = follow(&next, have_prev ? &prev : NULL, &added, &withdrawn, &changed, err);
+  if (!st) st = follow(s, &next, have_prev ? &prev : NULL, &rules, &added, &withdrawn, &changed, err);
+  fedrec_catalogue_rules_free(&rules);
   if (!st && changed)
     st = coord_store_save_catalogue(s->store, next.version, next.hash, next.blob, next.len, fedrec_catalogue_items(&next), added,
                                     withdrawn, err);
@@ -175,6 +188,7 @@ fedrec_status catalogue_follow_now(server *s, int changed, fedrec_error *err) {
 
 void catalogue_reload(server *s) {
   fedrec_catalogue next;
+  fedrec_catalogue_rules rules = {0};
   fedrec_idmap *list = NULL;
   fedrec_error err = {0};
   int32_t added = 0, withdrawn = 0, *add = NULL, n = 0, unknown;
@@ -185,8 +199,9 @@ void catalogue_reload(server *s) {
   if (st) prefixed(&err, st, "catalogue");
   if (!st) st = fedrec_catalogue_set_precision(&next, s->cfg.catalogue_precision, &err);
   if (!st) st = free_list_read(s->cfg.free_items, &list, &err);
+  if (!st) st = fedrec_catalogue_rules_read(&rules, s->cfg.availability, s->cfg.blocked, &err);
   pthread_mutex_lock(&s->mu);
-  if (!st) st = follow(&next, &s->cat, &added, &withdrawn, &changed, &err);
+  if (!st) st = follow(s, &next, &s->cat, &rules, &added, &withdrawn, &changed, &err);
   if (!st && changed) /* saved now: a restart before it is applied finds it */
     st = coord_store_save_catalogue(s->store, next.version, next.hash, next.blob, next.len, fedrec_catalogue_items(&next), added,
                                     withdrawn, &err);
@@ -209,6 +224,7 @@ void catalogue_reload(server *s) {
   pthread_mutex_unlock(&s->mu);
   free(add);
   fedrec_idmap_free(list);
+  fedrec_catalogue_rules_free(&rules);
   fedrec_catalogue_free(&next);
   if (st) { /* the served catalogue and list stay; nothing else changes */
     char js[1200];

@@ -251,3 +251,87 @@ fedrec_status fedrec_attach_content_csv(fedrec_dataset *ds, const char *path, fe
   free(buf);
   return st;
 }
+
+int fedrec_group_name_valid(const char *s, size_t n) {
+  if (n < 1 || n > FEDREC_MAX_GROUP_LEN) return 0;
+  for (size_t k = 0; k < n; k++) {
+    char ch = s[k];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* One line's groups, appended to *group (grown as needed), sorted and unique. */
+static fedrec_status availability_groups(fedrec_idmap *groups, fedrec_field f, int32_t **group, int64_t *n, int64_t *cap,
+                                         const fedrec_lines *L, fedrec_error *err) {
+  char show[200];
+  int64_t first = *n;
+  for (size_t a = 0; a <= f.n;) {
+    size_t b = a;
+    while (b < f.n && f.s[b] != ',') b++;
+    fedrec_field g = {f.s + a, b - a};
+    if (!fedrec_group_name_valid(g.s, g.n))
+      return fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: '%s' is not a group name (1 to %d bytes of A-Z a-z 0-9 _ . -)", L->name,
+                              (long long)L->line, fedrec_field_show(g, show, sizeof show), FEDREC_MAX_GROUP_LEN);
+    if (*n == *cap) {
+      int32_t *more = realloc(*group, (size_t)(*cap = *cap * 2 + 16) * sizeof *more);
+      if (!more) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "%s: availability", L->name);
+      *group = more;
+    }
+    int32_t gi = fedrec_idmap_get(groups, g.s, g.n, 1);
+    if (gi < 0) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "%s: availability groups", L->name);
+    (*group)[(*n)++] = gi;
+    a = b + 1;
+  }
+  qsort(*group + first, (size_t)(*n - first), sizeof **group, cmp_i32);
+  int64_t k = first;
+  for (int64_t j = first; j < *n; j++)
+    if (j == first || (*group)[j] != (*group)[k - 1]) (*group)[k++] = (*group)[j];
+  *n = k;
+  return FEDREC_OK;
+}
+
+fedrec_status fedrec_parse_availability(fedrec_idmap *items, fedrec_idmap *groups, int32_t **start, int32_t **group,
+                                        const char *buf, int64_t len, const char *name, fedrec_error *err) {
+  fedrec_lines L;
+  fedrec_field line, f[2];
+  char show[200];
+  int64_t n = 0, cap = 0, lines = 0, lcap = 16;
+  *group = NULL;
+  *start = malloc((size_t)lcap * sizeof **start);
+  fedrec_status st = *start ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "%s: availability", name);
+  if (!st) (*start)[0] = 0;
+  fedrec_lines_init(&L, buf, len, name);
+  while (!st && fedrec_lines_next(&L, &line)) {
+    if (line.n == 0 && L.p >= L.end) break; /* final newline */
+    if (fedrec_split(line, '\t', f, 2) != 2 || !fedrec_field_is_id(f[0])) {
+      st = fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: expected 'item<TAB>group[,group...]', found '%s'", name, (long long)L.line,
+                            fedrec_field_show(line, show, sizeof show));
+      break;
+    }
+    int32_t before = fedrec_idmap_size(items), i = fedrec_idmap_get(items, f[0].s, f[0].n, 1);
+    if (i < 0) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "%s: availability", name);
+    else if (i < before)
+      st = fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%lld: item '%s' appears twice", name, (long long)L.line,
+                            fedrec_field_show(f[0], show, sizeof show));
+    if (!st) st = availability_groups(groups, f[1], group, &n, &cap, &L, err);
+    if (!st && n > INT32_MAX) st = fedrec_error_set(err, FEDREC_ERR_LIMIT, "%s: more than 2^31 availability entries", name);
+    if (!st && lines + 2 > lcap) {
+      int32_t *more = realloc(*start, (size_t)(lcap *= 2) * sizeof *more);
+      if (!more) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "%s: availability", name);
+      else *start = more;
+    }
+    if (!st) (*start)[++lines] = (int32_t)n;
+  }
+  if (st) {
+    free(*start), free(*group);
+    *start = *group = NULL;
+  }
+  return st;
+}

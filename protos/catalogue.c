@@ -1,6 +1,7 @@
 /* The catalogue artefact (see catalogue.h): building it from files, its wire form, and its
  * successor when the files change. */
 #include "catalogue.h"
+#include "catalogue_rules.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 #include "fedrec/content.h"
 #include "fedrec/crypto.h"
 #include "fedrec/synth.h"
-#include "fedrec/v1/catalogue.pb-c.h"
 
 _Static_assert(sizeof(float) == 4, "content is sent as IEEE float32");
 
@@ -21,6 +21,7 @@ void fedrec_catalogue_free(fedrec_catalogue *c) {
     for (int32_t i = 0; i < n; i++) free(c->titles[i]);
   free(c->titles);
   free(c->withdrawn);
+  fedrec__catalogue_rules_clear(c);
   free(c->blob);
   fedrec_dataset_free(&c->ds);
   memset(c, 0, sizeof *c);
@@ -256,10 +257,13 @@ fedrec_status fedrec_catalogue_encode(fedrec_catalogue *c, fedrec_error *err) {
   if (any_but(c->withdrawn, n, 0)) m.withdrawn.data = c->withdrawn, m.withdrawn.len = (size_t)n;
   if (any_but(c->ds.has_content, n, 1)) m.has_content.data = c->ds.has_content, m.has_content.len = (size_t)n;
   m.source = c->source;
-  size_t len = protobuf_c_message_get_packed_size(&m.base);
-  uint8_t *b = malloc(len ? len : 1);
+  fedrec_status st = fedrec__catalogue_rules_wire(c, &m, err);
+  size_t len = st ? 0 : protobuf_c_message_get_packed_size(&m.base);
+  uint8_t *b = st ? NULL : malloc(len ? len : 1);
   if (b) protobuf_c_message_pack(&m.base, b);
+  fedrec__catalogue_rules_wire_free(&m);
   free(m.ids), free(m.titles), free(compact), free(scales);
+  if (st) return st;
   if (!b) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue encoding of %zu bytes", len);
   free(c->blob);
   c->blob = b;
@@ -294,7 +298,7 @@ static fedrec_status check_message(const Fedrec__V1__Catalogue *m, fedrec_error 
     if ((m->withdrawn.len && m->withdrawn.data[i] > 1) || (m->has_content.len && m->has_content.data[i] > 1))
       return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: item %zu's flags are not 0 or 1", i);
   }
-  return FEDREC_OK;
+  return fedrec__catalogue_rules_check(m, err);
 }
 
 /* c from the checked message m. float32 content is taken from m, not copied (m's bytes were
@@ -341,6 +345,8 @@ static fedrec_status build_from(fedrec_catalogue *c, Fedrec__V1__Catalogue *m, f
   if (m->has_content.len) memcpy(c->ds.has_content, m->has_content.data, n);
   else memset(c->ds.has_content, 1, n);
   if (c->withdrawn) memcpy(c->withdrawn, m->withdrawn.data, n);
+  fedrec_status st = fedrec__catalogue_rules_build(c, m, err);
+  if (st) return st;
   for (size_t i = 0; i < n; i++) {
     size_t l = strlen(m->ids[i]);
     if (fedrec_idmap_get(c->ds.items, m->ids[i], l, 0) >= 0)

@@ -21,6 +21,10 @@ typedef struct fedrec_catalogue {
   fedrec_dataset ds;  /* items (ids, in order), content (n x p), has_content; R.cols = n, no users */
   char **titles;      /* n strings (NULL: none), or NULL */
   uint8_t *withdrawn; /* n flags, or NULL */
+  uint8_t *blocked;   /* n flags (the operator's block list), or NULL */
+  int32_t n_groups;   /* availability sets: group g (name groups[g], names increasing) holds */
+  char **groups;      /* items gitems[gstart[g] .. gstart[g + 1]), increasing */
+  int32_t *gstart, *gitems;
   char source[512];
   int bits;           /* how the encoding stores content: 32 (0), 16 or 8 (see catalogue.proto) */
   uint8_t *blob;      /* the encoding (after fedrec_catalogue_encode or _decode) */
@@ -73,5 +77,37 @@ fedrec_status fedrec_catalogue_follow(fedrec_catalogue *next, const fedrec_catal
                                       int32_t *withdrawn, fedrec_error *err);
 
 void fedrec_catalogue_free(fedrec_catalogue *c);
+
+/* The operator's availability rules (docs/CATALOGUE.md "Availability"), read from files: the
+ * groups each listed item is available in, and the blocked items. */
+typedef struct fedrec_catalogue_rules {
+  fedrec_idmap *items, *groups; /* the availability file's items (line order) and group names */
+  int32_t *start, *group;       /* item k's groups: group[start[k] .. start[k + 1]) */
+  fedrec_idmap *blocked;        /* the block list's ids */
+} fedrec_catalogue_rules;
+
+/* Reads the availability file (lines "item<TAB>group[,group...]") and the block list (one id
+ * per line); "" for either: none. Errors name the file and line. */
+fedrec_status fedrec_catalogue_rules_read(fedrec_catalogue_rules *r, const char *availability, const char *blocked,
+                                          fedrec_error *err);
+/* The same from file images (tests, fuzzing); NULL buffers: none. */
+fedrec_status fedrec_catalogue_rules_parse(fedrec_catalogue_rules *r, const char *avail, int64_t alen, const char *aname,
+                                           const char *blocked, int64_t blen, const char *bname, fedrec_error *err);
+void fedrec_catalogue_rules_free(fedrec_catalogue_rules *r);
+
+/* Makes r the rules of c's items (replacing any c had; encode again afterwards). Ids r names
+ * that c lacks are skipped: *unknown counts them, the first is copied to first (cap bytes). */
+fedrec_status fedrec_catalogue_apply_rules(fedrec_catalogue *c, const fedrec_catalogue_rules *r, int32_t *unknown,
+                                           char *first, size_t cap, fedrec_error *err);
+
+/* A device's groups: "" (none) or names separated by commas; 1 when well-formed. */
+int fedrec_catalogue_groups_valid(const char *groups);
+/* allowed[i] (n flags) = 1 when item i may be recommended on a device in `groups` (checked
+ * well-formed): not withdrawn, not blocked, and listed in no availability set or in one of
+ * the device's groups. Returns how many are allowed. */
+int32_t fedrec_catalogue_allowed(const fedrec_catalogue *c, const char *groups, uint8_t *allowed);
+/* Items blocked; items with any availability restriction (for logs). */
+int32_t fedrec_catalogue_blocked_count(const fedrec_catalogue *c);
+int32_t fedrec_catalogue_restricted_count(const fedrec_catalogue *c);
 
 #endif

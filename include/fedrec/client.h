@@ -58,6 +58,10 @@ typedef struct fedrec_client_config {
   uint32_t call_timeout_ms;    /* per RPC (0: 15 000) */
   uint32_t sync_timeout_ms;    /* one whole sync (0: 600 000) */
   int must_exist;              /* 1: a store that does not exist is refused, not created */
+  const char *region;          /* the device's availability groups, e.g. "DE" or "DE,premium"
+                                * (optional; saved; NULL or "": the saved one). Only items the
+                                * catalogue makes available there (or everywhere) are
+                                * recommended. Local: never sent anywhere (CATALOGUE.md) */
 } fedrec_client_config;
 
 /* Opens (or creates) the store and connects lazily. Settings given here are saved in the
@@ -112,10 +116,15 @@ fedrec_status fedrec_client_sync(fedrec_client *c, fedrec_sync_outcome *out, fed
 
 /* The k best items for this user that are not in the history (names from the catalogue),
  * best first, with scores; *n gets how many. Needs a synced model. The user's vector is solved
- * from the history as it is at the call (an event just recorded counts); withdrawn items are
- * never recommended. */
+ * from the history as it is at the call (an event just recorded counts); withdrawn and blocked
+ * items are never recommended, and items the catalogue restricts to availability groups only
+ * where the device's region names one of them. */
 fedrec_status fedrec_client_recommend(fedrec_client *c, int32_t k, char (*items)[64],
                                       float *scores, int32_t *n, fedrec_error *err);
+
+/* Changes the device's availability groups (see fedrec_client_config.region; "" clears them:
+ * only items available everywhere are recommended). Saved in the store; never sent. */
+fedrec_status fedrec_client_set_region(fedrec_client *c, const char *groups, fedrec_error *err);
 
 /* Why item got its score, computed on the device: the history items that contributed most
  * to it, exactly (the score is the sum of every history item's contribution: Hu, Koren,

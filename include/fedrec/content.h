@@ -22,6 +22,18 @@ fedrec_status fedrec_parse_npy(const char *buf, int64_t len, const char *name, i
 fedrec_status fedrec_parse_id_list(fedrec_idmap *ids, const char *buf, int64_t len,
                                    const char *name, fedrec_error *err);
 
+/* Parses an availability file (docs/CATALOGUE.md "Availability"): lines
+ * `item<TAB>group[,group...]`, an item at most once, each group 1..FEDREC_MAX_GROUP_LEN bytes
+ * of [A-Za-z0-9_.-]. Line k's item is index k of items; its groups (indices of groups, each
+ * line's sorted and unique) are group[start[k] .. start[k + 1]) (*start and *group malloc'ed).
+ * Errors name the file and line. */
+#define FEDREC_MAX_GROUP_LEN 64
+fedrec_status fedrec_parse_availability(fedrec_idmap *items, fedrec_idmap *groups, int32_t **start,
+                                        int32_t **group, const char *buf, int64_t len,
+                                        const char *name, fedrec_error *err);
+/* 1 when s[0..n) is a valid group name. */
+int fedrec_group_name_valid(const char *s, size_t n);
+
 /* Content CSV `item,f1,...,fp` (header line required, first column named `item`).
  * Rows are assigned to the dataset's items by id; ids the dataset lacks are skipped. */
 fedrec_status fedrec_parse_content_csv(fedrec_dataset *ds, const char *buf, int64_t len,

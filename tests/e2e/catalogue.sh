@@ -77,22 +77,7 @@ for i in $(seq 1 $N); do
   e2e_client "$i" # no --catalogue: the coordinator serves it
   "$CLIENT" import --store "$W/c$i.db" --csv "$W/h$i.csv" 2>/dev/null || fail "import before any catalogue"
 done
-run_devices() { # run_devices ROUNDS_DONE_WANTED
-  local pids=()
-  for i in $(seq 1 $N); do
-    "$CLIENT" sync --store "$W/c$i.db" --rounds 100 > "$W/c$i.out" 2> "$W/c$i.err" &
-    pids+=($!)
-  done
-  for _ in $(seq 600); do
-    [[ $(grep -c '"event": "round_done"' "$W/coord.log") -ge $1 ]] && break
-    kill -0 "$cpid" 2>/dev/null || fail "coordinator exited"
-    sleep 0.25
-  done
-  [[ $(grep -c '"event": "round_done"' "$W/coord.log") -ge $1 ]] ||
-    fail "round $1 did not finish; device 1 said: $(tail -3 "$W/c1.err"; grep -v '"event": "rpc' "$W/coord.log" | tail -5)"
-  for p in "${pids[@]}"; do wait "$p" || true; done
-}
-run_devices 2
+e2e_run_devices "$N" 2
 grep -q '"event": "round_aborted"' "$W/coord.log" && fail "a round aborted"
 out=$("$CLIENT" recommend --store "$W/c1.db" --k 5) || fail "recommend after version 1: $out"
 grep -q $'\tTrack ' <<< "$out" || fail "no titles in: $out"
@@ -108,7 +93,7 @@ grep -q '"event": "catalogue_updated", "version": 2, "items": 84, "added": 4, "w
 grep -q '"event": "model_follows_catalogue", "catalogue_version": 2, "items": 84, "model_version": 4, "free_added": 2, "free_embeddings": 2, "params": 80' "$W/coord.log" ||
   fail "the model did not follow the catalogue as version 4 with 2 free embeddings (80 parameters): $(grep model_follows "$W/coord.log")"
 grep -q '"event": "free_items_unknown", "count": 1, "first": "not-in-the-catalogue"' "$W/coord.log" || fail "the unknown id was not reported"
-run_devices 3
+e2e_run_devices "$N" 3
 grep -q '"event": "round_aborted"' "$W/coord.log" && fail "a round aborted after the free embeddings were added"
 
 step "the new items are recommended through the head; the withdrawn one never"
@@ -161,7 +146,7 @@ grep -q '"event": "free_items_refused", "items": 81, "message_bytes": 8192, ' "$
   fail "81 more free embeddings (8 KiB masked inputs) were not refused: $(grep -E 'free_items|limits' "$W/coord.log" | tail -2)"
 sleep 1
 grep -q '"model_version": 9' "$W/coord.log" && fail "a model was published for a refused change"
-run_devices 4 # training is over: the devices fetch the catalogue and the model, and stop
+e2e_run_devices "$N" 4 # training is over: the devices fetch the catalogue and the model, and stop
 hits=0
 for i in 2 6 10; do
   out=$("$CLIENT" recommend --store "$W/c$i.db" --k 16) || fail "recommend on device $i: $out"

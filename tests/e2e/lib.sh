@@ -56,6 +56,24 @@ e2e_stop() {
   cpid=""
 }
 
+# e2e_run_devices N ROUNDS: devices 1..N ($W/cI.db) sync until the coordinator's log has ROUNDS
+# round_done events (then they end as training stops, or after 100 rounds).
+e2e_run_devices() {
+  local pids=() i
+  for i in $(seq 1 "$1"); do
+    "$CLIENT" sync --store "$W/c$i.db" --rounds 100 > "$W/c$i.out" 2> "$W/c$i.err" &
+    pids+=($!)
+  done
+  for _ in $(seq 600); do
+    [[ $(grep -c '"event": "round_done"' "$W/coord.log") -ge $2 ]] && break
+    kill -0 "$cpid" 2>/dev/null || fail "coordinator exited"
+    sleep 0.25
+  done
+  [[ $(grep -c '"event": "round_done"' "$W/coord.log") -ge $2 ]] ||
+    fail "round $2 did not finish; device 1 said: $(tail -3 "$W/c1.err"; grep -v '"event": "rpc' "$W/coord.log" | tail -5)"
+  for p in "${pids[@]}"; do wait "$p" || true; done
+}
+
 # e2e_client N [init flags...]: a client store $W/cN.db with token N.
 e2e_client() {
   local i=$1
