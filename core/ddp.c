@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "fedrec/internal/clones.h"
 #include "fedrec/rng.h"
 
 /* The hot loops also get an AVX2 copy, picked at load time on machines that have it (function
@@ -14,7 +15,7 @@
 /* clang gives a target_clones function's resolver external linkage (NAME.resolver), even for a
  * static one: those functions are named fedrec__... so the library exports nothing outside
  * its namespace (ctest -R install_sdk) */
-#define FEDREC_CLONES __attribute__((target_clones("avx2", "default")))
+#define FEDREC_CLONES FEDREC_CLONES_AVX2
 
 
 uint32_t fedrec_ddp_padded(uint32_t dim) {
@@ -129,7 +130,7 @@ static void apply_signs(double *x, uint32_t n, uint64_t seed) {
  * 2^bits; returns sum v^2 (exact while *big stays 0) and ORs every |v| >> 26 into *big. Also
  * an AVX-512 copy (x86-64-v4: int64 <-> double conversions in vectors): conversions, compares
  * and a multiply by 2^-53 are exact, so every copy gives the same words. */
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+FEDREC_CLONES_AVX512
 static uint64_t fedrec__round_batch(uint32_t *restrict out, int64_t *restrict v, const double *restrict work,
                             const uint64_t *restrict coins, uint32_t m, int64_t mask, double mul, double div,
                             uint64_t *big) {

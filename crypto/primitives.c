@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fedrec/crypto.h"
+#include "fedrec/internal/clones.h"
 #include "fedrec/noise.h"
 
 fedrec_status fedrec_crypto_init(void) { return sodium_init() < 0 ? FEDREC_ERR_NOMEM : FEDREC_OK; }
@@ -113,7 +114,7 @@ static const uint8_t zeros[MASK_CHUNK * 4];
 
 /* out[k] = (out[k] +- ks[k]) & mask over one chunk; an AVX2 copy is picked at load time on
  * machines that have it (integer adds only: the same words either way). */
-__attribute__((target_clones("avx2", "default")))
+FEDREC_CLONES_AVX2
 static void fedrec__add_chunk(uint32_t *restrict out, const uint32_t *restrict ks, size_t m, int sign, uint32_t mask) {
   if (sign > 0)
     for (size_t k = 0; k < m; k++) out[k] = (out[k] + ks[k]) & mask;
