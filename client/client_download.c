@@ -292,9 +292,12 @@ fedrec_status fedrec__client_ensure_model(fedrec_client *c, const Fedrec__V1__Mo
   uint64_t ver = 0;
   s = fedrec_model_decode(&m, &ver, buf, size, c->cat.ds.content, c->cat.ds.content_dim, err);
   if (!s) {
-    int bad = ver != mi->version || m.n_items != fedrec_catalogue_items(&c->cat);
+    fedrec_error why = {0};
+    int bad = ver != mi->version || m.n_items != fedrec_catalogue_items(&c->cat) || fedrec_model_check_modalities(&m, &c->cat.ds, &why);
     fedrec_model_free(&m);
-    if (bad) s = fedrec_error_set(err, FEDREC_ERR_PARSE, "model %llu does not fit the catalogue", (unsigned long long)mi->version);
+    if (bad)
+      s = fedrec_error_set(err, FEDREC_ERR_PARSE, "model %llu does not fit the catalogue%s%s", (unsigned long long)mi->version,
+                           why.msg[0] ? ": " : "", why.msg);
   }
   if (!s) s = store_model(c, mi, buf, size, err);
   free(buf);
@@ -314,5 +317,6 @@ fedrec_status fedrec__client_cached_model(fedrec_client *c, fedrec_model *m, fed
     s = fedrec_model_decode(m, NULL, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), c->cat.ds.content,
                             c->cat.ds.content_dim, err);
   sqlite3_finalize(st);
+  if (!s && (s = fedrec_model_check_modalities(m, &c->cat.ds, err))) fedrec_model_free(m);
   return s;
 }

@@ -309,28 +309,50 @@ void fedrec_engine_model(const fedrec_engine *e, fedrec_published *out) {
   out->catalogue = e->c.catalogue;
 }
 
-fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, int32_t n_items, const float *C, const fedrec_catalogue_ref *cat,
+/* src (the state of the old parameters, [E (ne0) | H (d x p0)]) into dst (the new ones,
+ * [E (ne1) | H (d x p1)]): every old parameter at its new place, the new ones zero. */
+static void remap(float *dst, const float *src, int64_t ne0, int64_t ne1, int32_t d, int32_t p0, int32_t p1) {
+  memset(dst, 0, (size_t)(ne1 + (int64_t)d * p1) * sizeof *dst);
+  memcpy(dst, src, (size_t)ne0 * sizeof *dst);
+  for (int32_t r = 0; p0 && r < d; r++) memcpy(dst + ne1 + (int64_t)r * p1, src + ne0 + (int64_t)r * p0, (size_t)p0 * sizeof *dst);
+}
+
+fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, const fedrec_dataset *content, const fedrec_catalogue_ref *cat,
                                           const int32_t *add_free, int32_t n_add, fedrec_error *err) {
   /* between rounds, or once training is over (devices still recommend with the model) */
   if ((e->phase != FEDREC_PHASE_SELECTING || e->n) && e->phase != FEDREC_PHASE_STOPPED)
     return fedrec_error_set(err, FEDREC_ERR_STATE, "engine: the catalogue changes between rounds only (round %llu is %s)",
                             (unsigned long long)e->round, fedrec_phase_name(e->phase));
-  if (n_add < 0 || (int64_t)n_add * e->model.d > ((int64_t)1 << 31) - e->dim)
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: %d more free embeddings of %d dimensions: too many parameters", n_add,
-                            e->model.d);
+  fedrec_model *m = &e->model;
+  int grows = m->H && content->n_modalities > m->n_modalities; /* a modality added: the head grows */
+  int32_t p0 = m->H ? m->p : 0, p1 = grows ? content->content_dim : p0;
+  if (!grows && m->H && content->content_dim != m->p)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: content of %d dimensions for a head over %d", content->content_dim, m->p);
+  if (n_add < 0 || (int64_t)n_add * m->d + (int64_t)(p1 - p0) * m->d > ((int64_t)1 << 31) - e->dim)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "engine: %d more free embeddings of %d dimensions and %d more content dimensions: "
+                            "too many parameters", n_add, m->d, p1 - p0);
   state_buffers b = {0};
-  int64_t dim = e->dim + (int64_t)n_add * e->model.d, at = (int64_t)e->model.n_free * e->model.d; /* new rows go there */
-  if (n_add && !buffers_new(&b, dim)) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: state for %lld parameters", (long long)dim);
-  fedrec_status st = fedrec_model_grow(&e->model, n_items, C, add_free, n_add, err);
+  int64_t ne0 = (int64_t)m->n_free * m->d, ne1 = ne0 + (int64_t)n_add * m->d, dim = ne1 + (int64_t)m->d * p1;
+  if (dim != e->dim && !buffers_new(&b, dim)) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: state for %lld parameters", (long long)dim);
+  fedrec_model grown = *m; /* the head's copy first: an error changes nothing */
+  fedrec_status st = grows ? FEDREC_OK : fedrec_model_check_modalities(m, content, err);
+  if (!st && grows) {
+    grown.H = NULL;
+    if (!(grown.H = malloc((size_t)m->d * p0 * sizeof *grown.H))) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "engine: head");
+    else memcpy(grown.H, m->H, (size_t)m->d * p0 * sizeof *grown.H), st = fedrec_model_add_modalities(&grown, content, err);
+  }
+  if (!st) st = fedrec_model_grow(&grown, content->R.cols, content->content, add_free, n_add, err);
   if (st) {
+    if (grown.H != m->H) free(grown.H);
     buffers_free(&b);
     return st;
   }
-  if (n_add) { /* the optimiser state follows the parameters; the new rows' starts at zero */
-    size_t head = (size_t)(e->dim - at), grown = (size_t)(dim - e->dim);
-    memcpy(b.m1, e->m1, (size_t)at * sizeof *b.m1), memcpy(b.m1 + at + grown, e->m1 + at, head * sizeof *b.m1);
-    memcpy(b.m2, e->m2, (size_t)at * sizeof *b.m2), memcpy(b.m2 + at + grown, e->m2 + at, head * sizeof *b.m2);
-    fedrec_model_get_params(b.x, &e->model);
+  if (grown.H != m->H) free(m->H);
+  *m = grown;
+  if (dim != e->dim) { /* the optimiser state follows the parameters; the new ones' starts at zero */
+    remap(b.m1, e->m1, ne0, ne1, m->d, p0, p1);
+    remap(b.m2, e->m2, ne0, ne1, m->d, p0, p1);
+    fedrec_model_get_params(b.x, m);
     state_buffers old = {e->x, e->m1, e->m2, e->avg, e->modsum, e->work};
     buffers_free(&old);
     e->x = b.x, e->m1 = b.m1, e->m2 = b.m2, e->avg = b.avg, e->modsum = b.modsum, e->work = b.work;

@@ -22,6 +22,7 @@ static fedrec_status read_source(server *s, const char *mpath, const char *ipath
   if (!st) {
     crypto_generichash(hash, 32, (const uint8_t *)buf, (unsigned long long)len, NULL, 0);
     st = fedrec_model_decode(src, NULL, (const uint8_t *)buf, (size_t)len, s->cat.ds.content, s->cat.ds.content_dim, err);
+    if (!st && (st = fedrec_model_check_modalities(src, &s->cat.ds, err))) fedrec_model_free(src);
   }
   free(buf);
   if (st) {
@@ -78,6 +79,7 @@ fedrec_status initial_model_load(server *s, fedrec_model *out, fedrec_error *err
     if (i >= 0) items[k] = i, rows[k++] = r;
   }
   if (!st) st = fedrec_model_init(out, ni, src.d, s->cat.ds.content, s->cat.ds.content_dim, src.H != NULL, items, k, 1, 0.1f, err);
+  if (!st) st = fedrec_model_set_modalities(out, &s->cat.ds, err);
   if (!st) {
     if (src.H) memcpy(out->H, src.H, (size_t)src.d * src.p * sizeof *out->H);
     for (int32_t r = 0; r < k; r++) memcpy(out->E + (size_t)r * src.d, src.E + (size_t)rows[r] * src.d, (size_t)src.d * sizeof *out->E);

@@ -157,12 +157,33 @@ static fedrec_status model_catalogue(server *s, const coord_saved_model *saved, 
 /* A new engine from the newest saved model (or the first one). When the catalogue changed
  * since the saved model was signed, the model grows to the new one and is published as the
  * next version, signed with it. */
+/* The first start without an initial model: every item free (free-embeddings 1), or the
+ * listed ones. */
+static fedrec_status first_start(server *s, fedrec_engine_callbacks *cb, fedrec_error *err) {
+  config *c = &s->cfg;
+  fedrec_model model;
+  int32_t ni = fedrec_catalogue_items(&s->cat), p = s->cat.ds.content_dim;
+  fedrec_status st;
+  int32_t *free_items = NULL, nf = ni;
+  if (c->free_embeddings && (free_items = malloc((size_t)ni * sizeof *free_items)))
+    for (int32_t i = 0; i < ni; i++) free_items[i] = i;
+  st = c->free_embeddings ? (free_items ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "items"))
+                          : free_initial(s, &free_items, &nf, err);
+  if (!st && !(st = fedrec_model_init(&model, ni, c->dim, s->cat.ds.content, p, 1, free_items, nf, 1, 0.1f, err)) &&
+      (st = fedrec_model_set_modalities(&model, &s->cat.ds, err))) fedrec_model_free(&model);
+  free(free_items);
+  if (!st) st = fedrec_engine_new(&s->engine, &c->e, &model, 1, &s->id, s->ledger, cb, NULL, err);
+  if (!st) logj("info", "started", "\"resumed\": false, \"model_version\": 1, \"catalogue_version\": %llu",
+                (unsigned long long)s->cat.version);
+  return st;
+}
+
 static fedrec_status resume_engine(server *s, fedrec_model *initial, fedrec_error *err) {
   config *c = &s->cfg;
   fedrec_engine_callbacks cb = {s, on_publish, on_round, on_participated};
   coord_saved_model saved;
   fedrec_model model;
-  int32_t ni = fedrec_catalogue_items(&s->cat), p = s->cat.ds.content_dim;
+  int32_t p = s->cat.ds.content_dim;
   fedrec_status st = coord_store_load_latest(s->store, &saved, err);
   if (st == FEDREC_ERR_EMPTY && initial->n_items) { /* first start from a file, then the listed items */
     st = fedrec_engine_new(&s->engine, &c->e, initial, 1, &s->id, s->ledger, &cb, NULL, err);
@@ -171,19 +192,7 @@ static fedrec_status resume_engine(server *s, fedrec_model *initial, fedrec_erro
                   (unsigned long long)s->cat.version);
     return st;
   }
-  if (st == FEDREC_ERR_EMPTY) { /* first start: every item free, or the listed ones */
-    int32_t *free_items = NULL, nf = ni;
-    if (c->free_embeddings && (free_items = malloc((size_t)ni * sizeof *free_items)))
-      for (int32_t i = 0; i < ni; i++) free_items[i] = i;
-    st = c->free_embeddings ? (free_items ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "items"))
-                            : free_initial(s, &free_items, &nf, err);
-    if (!st) st = fedrec_model_init(&model, ni, c->dim, s->cat.ds.content, p, 1, free_items, nf, 1, 0.1f, err);
-    free(free_items);
-    if (!st) st = fedrec_engine_new(&s->engine, &c->e, &model, 1, &s->id, s->ledger, &cb, NULL, err);
-    if (!st) logj("info", "started", "\"resumed\": false, \"model_version\": 1, \"catalogue_version\": %llu",
-                  (unsigned long long)s->cat.version);
-    return st;
-  }
+  if (st == FEDREC_ERR_EMPTY) return first_start(s, &cb, err);
   if (st) return st;
   /* resume: the newest saved model, checked against our own key and the catalogue it names
    * (a model saved before catalogues were served names none), and rounds after the ledger */
@@ -201,7 +210,8 @@ static fedrec_status resume_engine(server *s, fedrec_model *initial, fedrec_erro
                                  saved.has_catalogue ? &saved.catalogue : NULL, saved.sig, s->id.pk))
     st = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: model %llu fails its signature check", (unsigned long long)saved.version);
   if (!st) st = fedrec_model_decode(&model, &ver, saved.blob, saved.len, was->ds.content, p, err);
-  if (!st && (ver != saved.version || fedrec_model_params(&model) != saved.dim || model.n_items != fedrec_catalogue_items(was))) {
+  if (!st && (ver != saved.version || fedrec_model_params(&model) != saved.dim || model.n_items != fedrec_catalogue_items(was) ||
+              fedrec_model_check_modalities(&model, &was->ds, err))) {
     fedrec_model_free(&model);
     st = fedrec_error_set(err, FEDREC_ERR_PARSE, "coordinator state: model %llu does not match its row", (unsigned long long)saved.version);
   }

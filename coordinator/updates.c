@@ -45,9 +45,12 @@ static fedrec_status follow(server *s, fedrec_catalogue *next, const fedrec_cata
 }
 
 static void log_catalogue(const char *event, const fedrec_catalogue *c, int32_t added, int32_t withdrawn) {
+  char mods[400] = "";
+  for (int32_t k = 0; k < c->ds.n_modalities; k++)
+    snprintf(mods + strlen(mods), sizeof mods - strlen(mods), "%s%s:%d", k ? "," : "", c->ds.modalities[k].name, c->ds.modalities[k].dim);
   logj("info", event, "\"version\": %llu, \"items\": %d, \"added\": %d, \"withdrawn\": %d, \"blocked\": %d, \"restricted\": %d, "
-       "\"groups\": %d, \"dim\": %d, \"bytes\": %zu", (unsigned long long)c->version, fedrec_catalogue_items(c), added, withdrawn,
-       fedrec_catalogue_blocked_count(c), fedrec_catalogue_restricted_count(c), c->n_groups, c->ds.content_dim, c->len);
+       "\"groups\": %d, \"modalities\": \"%s\", \"dim\": %d, \"bytes\": %zu", (unsigned long long)c->version, fedrec_catalogue_items(c), added,
+       withdrawn, fedrec_catalogue_blocked_count(c), fedrec_catalogue_restricted_count(c), c->n_groups, mods, c->ds.content_dim, c->len);
 }
 
 /* The catalogue to serve: built from the setting's files and compared with the newest one
@@ -151,7 +154,7 @@ static fedrec_status model_follows(server *s, const fedrec_catalogue *cat, fedre
     }
   }
   fedrec_catalogue_ref ref = fedrec_catalogue_name(cat);
-  if (!st) st = fedrec_engine_set_catalogue(s->engine, fedrec_catalogue_items(cat), cat->ds.content, &ref, add, n, err);
+  if (!st) st = fedrec_engine_set_catalogue(s->engine, &cat->ds, &ref, add, n, err);
   free(add);
   if (st) return st;
   fedrec_published pub;

@@ -37,6 +37,25 @@ fedrec_status fedrec_tokens_add(fedrec_tokens *t, int32_t item, const char *tok,
   return fedrec_triplets_push(&t->t, item, k, 1.0f, err);
 }
 
+fedrec_tokens *fedrec_tokens_subset(const fedrec_tokens *t, const char *const *prefixes) {
+  fedrec_tokens *o = fedrec_tokens_new();
+  fedrec_error err;
+  for (int64_t k = 0; o && k < t->t.n; k++) {
+    const char *tok = fedrec_idmap_name(t->vocab, t->t.c[k]);
+    int keep = 0;
+    for (const char *const *p = prefixes; *p && !keep; p++) keep = !strncmp(tok, *p, strlen(*p));
+    if (keep && fedrec_tokens_add(o, t->t.r[k], tok, strlen(tok), &err)) {
+      fedrec_tokens_free(o);
+      o = NULL;
+    }
+  }
+  return o;
+}
+
+void fedrec__tokens_mark(const fedrec_tokens *t, uint8_t *has) {
+  for (int64_t k = 0; k < t->t.n; k++) has[t->t.r[k]] = 1;
+}
+
 fedrec_status fedrec_tokens_tfidf(const fedrec_tokens *t, int32_t n_items, int32_t p, float *out,
                                   uint8_t *has, fedrec_error *err) {
   int32_t V = fedrec_idmap_size(t->vocab);
@@ -152,7 +171,7 @@ fedrec_status fedrec_parse_movielens_movies(fedrec_tokens *t, fedrec_idmap *item
       if (!(g[k].n == 18 && !memcmp(g[k].s, "(no genres listed)", 18)) &&
           (st = add_norm(t, i, "genre:", g[k], err)))
         return st;
-    /* Release decade from a trailing "(YYYY)" in the title. */
+    /* Release decade from a trailing "(YYYY)" in the title; the title's other words */
     const char *ti = f[1].s;
     size_t n = f[1].n;
     while (n && ti[n - 1] == ' ') n--;
@@ -160,7 +179,9 @@ fedrec_status fedrec_parse_movielens_movies(fedrec_tokens *t, fedrec_idmap *item
         isdigit((unsigned char)ti[n - 2])) {
       fedrec_field dec = {ti + n - 5, 3};
       if ((st = add_norm(t, i, "decade:", dec, err))) return st;
+      n -= 6;
     }
+    if ((st = fedrec__add_words(t, i, (fedrec_field){ti, n}, err))) return st;
   }
   return FEDREC_OK;
 }
@@ -206,27 +227,48 @@ fedrec_status fedrec_parse_lastfm_tags(fedrec_tokens *t, fedrec_idmap *items, co
   return FEDREC_OK;
 }
 
-typedef fedrec_status (*tok_parser)(fedrec_tokens *, fedrec_idmap *, const char *, int64_t,
-                                    const char *, fedrec_error *);
-
-/* Runs each parser over dir/file and hashes the tokens into ds's content. */
-static fedrec_status derive(fedrec_dataset *ds, const char *dir, const char *const *files,
-                            const tok_parser *parsers, int n, int32_t p, fedrec_error *err) {
-  if (p < 1 || p > FEDREC_MAX_CONTENT_DIM)
-    return fedrec_error_set(err, FEDREC_ERR_ARG, "content dimension %d out of range 1..%d", p,
-                            FEDREC_MAX_CONTENT_DIM);
-  fedrec_tokens *t = fedrec_tokens_new();
-  if (!t) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "token store");
+fedrec_status fedrec__tokens_read(fedrec_tokens *t, fedrec_idmap *items, const char *dir, const char *const *files,
+                                 const fedrec_tok_parser *parsers, int n, fedrec_error *err) {
   fedrec_status st = FEDREC_OK;
   for (int k = 0; k < n && !st; k++) {
     char path[4096], *buf;
     int64_t len;
     snprintf(path, sizeof path, "%s/%s", dir, files[k]);
     if ((st = fedrec_read_file(path, &buf, &len, err))) break;
-    st = parsers[k](t, ds->items, buf, len, path, err);
+    st = parsers[k](t, items, buf, len, path, err);
     free(buf);
   }
+  return st;
+}
+
+/* Each word (letters and digits, 2 bytes or more, lowercased) of f as a "word:" token. */
+fedrec_status fedrec__add_words(fedrec_tokens *t, int32_t item, fedrec_field f, fedrec_error *err) {
+  for (size_t a = 0; a < f.n;) {
+    while (a < f.n && !isalnum((unsigned char)f.s[a])) a++;
+    size_t b = a;
+    while (b < f.n && isalnum((unsigned char)f.s[b])) b++;
+    fedrec_status st = b - a >= 2 ? add_norm(t, item, "word:", (fedrec_field){f.s + a, b - a}, err) : FEDREC_OK;
+    if (st) return st;
+    a = b;
+  }
+  return FEDREC_OK;
+}
+
+/* The tokens of the single-source content (title and name words are modalities only). */
+static const char *const CLASSIC[] = {"genre:", "decade:", "tag:", NULL};
+
+/* Runs each parser over dir/file and hashes the tokens into ds's content. */
+static fedrec_status derive(fedrec_dataset *ds, const char *dir, const char *const *files,
+                            const fedrec_tok_parser *parsers, int n, int32_t p, fedrec_error *err) {
+  if (p < 1 || p > FEDREC_MAX_CONTENT_DIM)
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "content dimension %d out of range 1..%d", p,
+                            FEDREC_MAX_CONTENT_DIM);
+  fedrec_tokens *t = fedrec_tokens_new();
+  if (!t) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "token store");
+  fedrec_status st = fedrec__tokens_read(t, ds->items, dir, files, parsers, n, err);
   int32_t ni = fedrec_idmap_size(ds->items);
+  fedrec_tokens *sub = st ? NULL : fedrec_tokens_subset(t, CLASSIC);
+  if (!st && !sub) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "token store");
   if (!st) {
     free(ds->content);
     free(ds->has_content);
@@ -234,9 +276,10 @@ static fedrec_status derive(fedrec_dataset *ds, const char *dir, const char *con
     ds->has_content = malloc((size_t)ni + 1);
     ds->content_dim = p;
     st = ds->content && ds->has_content
-             ? fedrec_tokens_tfidf(t, ni, p, ds->content, ds->has_content, err)
+             ? fedrec_tokens_tfidf(sub, ni, p, ds->content, ds->has_content, err)
              : fedrec_error_set(err, FEDREC_ERR_NOMEM, "content %d x %d", ni, p);
   }
+  fedrec_tokens_free(sub);
   fedrec_tokens_free(t);
   return st;
 }
@@ -244,14 +287,14 @@ static fedrec_status derive(fedrec_dataset *ds, const char *dir, const char *con
 fedrec_status fedrec_content_movielens(fedrec_dataset *ds, const char *dir, int32_t p,
                                        fedrec_error *err) {
   static const char *const files[] = {"movies.csv", "tags.csv"};
-  static const tok_parser parsers[] = {fedrec_parse_movielens_movies, fedrec_parse_movielens_tags};
+  static const fedrec_tok_parser parsers[] = {fedrec_parse_movielens_movies, fedrec_parse_movielens_tags};
   return derive(ds, dir, files, parsers, 2, p, err);
 }
 
 fedrec_status fedrec_content_lastfm(fedrec_dataset *ds, const char *dir, int32_t p,
                                     fedrec_error *err) {
   static const char *const files[] = {"user_taggedartists.dat"};
-  static const tok_parser parsers[] = {fedrec_parse_lastfm_tags};
+  static const fedrec_tok_parser parsers[] = {fedrec_parse_lastfm_tags};
   return derive(ds, dir, files, parsers, 1, p, err);
 }
 

@@ -240,6 +240,7 @@ void fedrec_dataset_free(fedrec_dataset *ds) {
   fedrec_csr_free(&ds->R);
   free(ds->content);
   free(ds->has_content);
+  free(ds->modality_mask);
   memset(ds, 0, sizeof *ds);
 }
 

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,4 +267,56 @@ void fedrec_user_loss_grad_ref(double *loss, float *gE, float *gH, const fedrec_
         for (int32_t b = 0; b < p; b++) gH[a * p + b] += (float)(g * u[a] * m->C[(size_t)i * p + b]);
   }
   if (loss) *loss = L;
+}
+
+fedrec_status fedrec_model_set_modalities(fedrec_model *m, const fedrec_dataset *ds, fedrec_error *err) {
+  int32_t p = 0;
+  for (int32_t k = 0; k < ds->n_modalities; k++) p += ds->modalities[k].dim;
+  if (ds->n_modalities && (!m->H || p != m->p))
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "model: modalities of %d dimensions for a head over %d", p, m->H ? m->p : 0);
+  m->n_modalities = m->H ? ds->n_modalities : 0;
+  memcpy(m->modalities, ds->modalities, sizeof m->modalities);
+  return FEDREC_OK;
+}
+
+/* "a:3,b:4" (or "one unnamed source") into buf, for messages. */
+static const char *list_modalities(char *buf, size_t cap, int32_t n, const fedrec_modality *md) {
+  snprintf(buf, cap, "%s", n ? "" : "one unnamed source");
+  for (int32_t k = 0; k < n; k++) {
+    size_t at = strlen(buf);
+    snprintf(buf + at, cap - at, "%s%s:%d", k ? "," : "", md[k].name, md[k].dim);
+  }
+  return buf;
+}
+
+fedrec_status fedrec_model_check_modalities(const fedrec_model *m, const fedrec_dataset *ds, fedrec_error *err) {
+  if (!m->H) return FEDREC_OK;
+  int ok = m->n_modalities == ds->n_modalities;
+  for (int32_t k = 0; ok && k < m->n_modalities; k++)
+    ok = !strcmp(m->modalities[k].name, ds->modalities[k].name) && m->modalities[k].dim == ds->modalities[k].dim;
+  if (ok) return FEDREC_OK;
+  char a[300], b[300];
+  return fedrec_error_set(err, FEDREC_ERR_PARSE, "model: its head's modalities are [%s], the catalogue's [%s]",
+                          list_modalities(a, sizeof a, m->n_modalities, m->modalities),
+                          list_modalities(b, sizeof b, ds->n_modalities, ds->modalities));
+}
+
+fedrec_status fedrec_model_add_modalities(fedrec_model *m, const fedrec_dataset *ds, fedrec_error *err) {
+  int ok = m->H && m->n_modalities && ds->n_modalities > m->n_modalities && ds->content_dim <= 65536;
+  for (int32_t k = 0; ok && k < m->n_modalities; k++)
+    ok = !strcmp(m->modalities[k].name, ds->modalities[k].name) && m->modalities[k].dim == ds->modalities[k].dim;
+  if (!ok) {
+    char a[300], b[300];
+    return fedrec_error_set(err, FEDREC_ERR_ARG, "model: modalities [%s] cannot become [%s] (only new ones after the head's, which "
+                            "must be named)", list_modalities(a, sizeof a, m->n_modalities, m->modalities),
+                            list_modalities(b, sizeof b, ds->n_modalities, ds->modalities));
+  }
+  int32_t d = m->d, p = m->p, q = ds->content_dim;
+  float *H = calloc((size_t)d * q, sizeof *H);
+  if (!H) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "model: head of %d x %d", d, q);
+  for (int32_t r = 0; r < d; r++) memcpy(H + (size_t)r * q, m->H + (size_t)r * p, (size_t)p * sizeof *H);
+  free(m->H);
+  m->H = H, m->p = q, m->C = ds->content, m->n_modalities = ds->n_modalities;
+  memcpy(m->modalities, ds->modalities, sizeof m->modalities);
+  return FEDREC_OK;
 }

@@ -1,7 +1,9 @@
 /* The model's wire and storage form (see fedrec_model_encode in include/fedrec/model.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fedrec/content.h"
 #include "fedrec/model.h"
 
 #define MAGIC "FRMD"
@@ -15,9 +17,17 @@ static uint32_t get32(const uint8_t *b) {
 }
 
 #define FLAG_POPULARITY 1u
+#define FLAG_MODALITIES 2u
+#define MODALITY_RECORD 36 /* dimension, 32-byte name */
 
-/* Format 1 without popularity (what every earlier model is), 2 with it. */
-static size_t header_of(const fedrec_model *m) { return m->pop ? HEADER + 4 : HEADER; }
+static uint32_t flags_of(const fedrec_model *m) {
+  return (m->pop ? FLAG_POPULARITY : 0) | (m->H && m->n_modalities ? FLAG_MODALITIES : 0);
+}
+/* Format 1 without flags (what every earlier model is), 2 with them. */
+static size_t header_of(const fedrec_model *m) {
+  uint32_t f = flags_of(m);
+  return !f ? HEADER : HEADER + 4 + (f & FLAG_MODALITIES ? 4 + MODALITY_RECORD * (size_t)m->n_modalities : 0);
+}
 
 size_t fedrec_model_encoded_size(const fedrec_model *m) {
   return header_of(m) + 4 * ((size_t)m->n_free + (m->H ? (size_t)m->d * m->p : 0) + (size_t)m->n_free * m->d +
@@ -35,14 +45,23 @@ static uint8_t *put_floats(uint8_t *q, const float *x, size_t n) {
 
 void fedrec_model_encode(uint8_t *out, const fedrec_model *m, uint64_t version) {
   memcpy(out, MAGIC, 4);
-  put32(out + 4, m->pop ? 2 : 1);
+  put32(out + 4, flags_of(m) ? 2 : 1);
   put32(out + 8, (uint32_t)version);
   put32(out + 12, (uint32_t)(version >> 32));
   put32(out + 16, (uint32_t)m->n_items);
   put32(out + 20, (uint32_t)m->d);
   put32(out + 24, (uint32_t)(m->H ? m->p : 0));
   put32(out + 28, (uint32_t)m->n_free);
-  if (m->pop) put32(out + HEADER, FLAG_POPULARITY);
+  if (flags_of(m)) put32(out + HEADER, flags_of(m));
+  if (flags_of(m) & FLAG_MODALITIES) {
+    put32(out + HEADER + 4, (uint32_t)m->n_modalities);
+    for (int32_t k = 0; k < m->n_modalities; k++) {
+      uint8_t *r = out + HEADER + 8 + MODALITY_RECORD * k;
+      put32(r, (uint32_t)m->modalities[k].dim);
+      memset(r + 4, 0, 32);
+      memcpy(r + 4, m->modalities[k].name, strlen(m->modalities[k].name));
+    }
+  }
   uint8_t *q = out + header_of(m);
   for (int32_t r = 0; r < m->n_free; r++, q += 4) put32(q, (uint32_t)m->free_items[r]);
   q = put_floats(q, m->H, m->H ? (size_t)m->d * m->p : 0);
@@ -50,26 +69,65 @@ void fedrec_model_encode(uint8_t *out, const fedrec_model *m, uint64_t version) 
   if (m->pop) put_floats(q, m->pop, (size_t)m->n_items);
 }
 
+/* The header's length, flags and modalities from b (n bytes): 0 and a reason when it is not
+ * one this code writes (magic, format, flags, the modality records). */
+static uint32_t read_header(const uint8_t *b, size_t n, uint32_t *flags, fedrec_model *m, const char **why) {
+  *flags = 0, *why = "shorter than the 32-byte header";
+  if (n < HEADER) return 0;
+  if (memcmp(b, MAGIC, 4)) return *why = "bad magic (not a fedrec model)", 0;
+  uint32_t format = get32(b + 4), header = HEADER;
+  if (format != 1 && format != 2) return *why = "a format other than 1 or 2", 0;
+  if (format == 1) return header;
+  if (n < HEADER + 4) return 0;
+  *flags = get32(b + HEADER), header += 4;
+  if (!*flags || (*flags & ~(FLAG_POPULARITY | FLAG_MODALITIES))) return *why = "format 2 with unknown flags", 0;
+  if (!(*flags & FLAG_MODALITIES)) return header;
+  if (n < header + 4) return 0;
+  uint32_t M = get32(b + header), p = 0;
+  if (M < 1 || M > FEDREC_MAX_MODALITIES) return *why = "1 to 8 modalities expected", 0;
+  header += 4 + MODALITY_RECORD * M;
+  if (n < header) return *why = "shorter than its modality records", 0;
+  for (uint32_t k = 0; k < M; k++) {
+    const uint8_t *r = b + HEADER + 8 + MODALITY_RECORD * k;
+    char name[33];
+    memcpy(name, r + 4, 32), name[32] = 0;
+    size_t len = strlen(name);
+    uint32_t dim = get32(r);
+    for (size_t j = len; j < 32; j++)
+      if (r[4 + j]) return *why = "a modality name not padded with zeros", 0;
+    if (!fedrec_modality_name_valid(name) || dim < 1 || dim > 65536) return *why = "a modality with a bad name or dimension", 0;
+    for (uint32_t j = 0; m && j < k; j++)
+      if (!strcmp(m->modalities[j].name, name)) return *why = "a modality named twice", 0;
+    p += dim;
+    if (m) snprintf(m->modalities[k].name, sizeof m->modalities[k].name, "%s", name), m->modalities[k].dim = (int32_t)dim;
+    if (m) m->modalities[k].offset = (int32_t)(p - dim);
+  }
+  if (p != get32(b + 24)) return *why = "modalities that do not add up to the head's dimension", 0;
+  if (m) m->n_modalities = (int32_t)M;
+  return header;
+}
+
 uint64_t fedrec_model_implied_size(const uint8_t *b, size_t n, uint32_t *n_items, uint32_t *p) {
-  if (n < HEADER || memcmp(b, MAGIC, 4)) return 0;
-  uint32_t format = get32(b + 4), header = format == 2 ? HEADER + 4 : HEADER;
-  if ((format != 1 && format != 2) || n < header || (format == 2 && get32(b + HEADER) != FLAG_POPULARITY)) return 0;
+  uint32_t flags;
+  const char *why;
+  uint32_t header = read_header(b, n, &flags, NULL, &why);
+  if (!header) return 0;
   uint32_t ni = get32(b + 16), d = get32(b + 20), pp = get32(b + 24), n_free = get32(b + 28);
   if (ni < 1 || ni > (1u << 26) || d < 1 || d > 4096 || pp > 65536 || n_free > ni || (!pp && !n_free)) return 0;
   *n_items = ni, *p = pp;
-  return header + 4 * ((uint64_t)n_free + (uint64_t)d * pp + (uint64_t)n_free * d + (format == 2 ? ni : 0));
+  return header + 4 * ((uint64_t)n_free + (uint64_t)d * pp + (uint64_t)n_free * d + (flags & FLAG_POPULARITY ? ni : 0));
 }
 
 fedrec_status fedrec_model_decode(fedrec_model *m, uint64_t *version, const uint8_t *b, size_t n,
                                   const float *C, int32_t expect_p, fedrec_error *err) {
   memset(m, 0, sizeof *m);
-  if (n < HEADER) return fedrec_error_set(err, FEDREC_ERR_PARSE, "model: %zu bytes, shorter than the %d-byte header", n, HEADER);
-  if (memcmp(b, MAGIC, 4)) return fedrec_error_set(err, FEDREC_ERR_PARSE, "model: bad magic (not a fedrec model)");
-  uint32_t format = get32(b + 4), header = format == 2 ? HEADER + 4 : HEADER, flags = 0;
-  if (format != 1 && format != 2) return fedrec_error_set(err, FEDREC_ERR_PARSE, "model: format %u not supported (1, 2)", format);
-  if (n < header) return fedrec_error_set(err, FEDREC_ERR_PARSE, "model: %zu bytes, shorter than the %u-byte header", n, header);
-  if (format == 2 && (flags = get32(b + HEADER)) != FLAG_POPULARITY)
-    return fedrec_error_set(err, FEDREC_ERR_PARSE, "model: format 2 with flags %#x (known: %#x, popularity)", flags, FLAG_POPULARITY);
+  uint32_t flags;
+  const char *why;
+  uint32_t header = read_header(b, n, &flags, m, &why);
+  if (!header) {
+    memset(m, 0, sizeof *m);
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "model: %s (%zu bytes)", why, n);
+  }
   uint64_t ver = (uint64_t)get32(b + 8) | (uint64_t)get32(b + 12) << 32;
   uint32_t n_items = get32(b + 16), d = get32(b + 20), p = get32(b + 24), n_free = get32(b + 28);
   if (n_items < 1 || n_items > (1u << 26) || d < 1 || d > 4096 || p > 65536 || n_free > n_items)

@@ -21,7 +21,8 @@ fedrec_status fedrec_synth_parse(fedrec_synth_config *c, const char *spec, fedre
       {"dim", 1, 4096, FEDREC_SPEC_INT32, &c->content_dim},   {"factors", 1, 256, FEDREC_SPEC_INT32, &c->factors},
       {"topics", 1, 10000, FEDREC_SPEC_INT32, &c->topics},    {"zipf", 0, 3, FEDREC_SPEC_DOUBLE, &c->zipf},
       {"len", 1, 10000, FEDREC_SPEC_DOUBLE, &c->median_len},  {"content_share", 0, 1, FEDREC_SPEC_DOUBLE, &c->content_share},
-      {"tau", 0, 100, FEDREC_SPEC_DOUBLE, &c->tau},           {"seed", 0, 9e15, FEDREC_SPEC_UINT64, &c->seed}};
+      {"tau", 0, 100, FEDREC_SPEC_DOUBLE, &c->tau},           {"seed", 0, 9e15, FEDREC_SPEC_UINT64, &c->seed},
+      {"modalities", 0, 3, FEDREC_SPEC_INT32, &c->modalities}};
   return fedrec_spec_parse("synthetic", spec, keys, sizeof keys / sizeof keys[0], err);
 }
 
@@ -46,6 +47,51 @@ static void normalise(float *x, int32_t n) {
   for (int32_t j = 0; j < n; j++) s += (double)x[j] * x[j];
   if (s > 0)
     for (int32_t j = 0; j < n; j++) x[j] = (float)(x[j] / sqrt(s));
+}
+
+/* The modalities' content (replacing the single source): modality m of item i is
+ * share_m normalise(A_m f_i) + (1 - share_m) noise, normalised, for the true factor f_i and
+ * a random A_m (dim x factors); missing (zero, masked) for a fraction of the items. */
+static fedrec_status synth_modalities(const gen *g, fedrec_dataset *ds, fedrec_error *err) {
+  static const char *const NAMES[3] = {"strong", "weak", "noise"};
+  static const double SHARE[3] = {0.9, 0.5, 0.0}, MISSING[3] = {0.3, 0.1, 0.0};
+  const fedrec_synth_config *c = g->c;
+  int32_t n = c->items, M = c->modalities, d = c->content_dim, f = c->factors, p = M * d;
+  float *C = malloc((size_t)n * p * sizeof *C), *A = malloc((size_t)d * f * sizeof *A), *z = malloc((size_t)d * sizeof *z);
+  uint8_t *mask = malloc((size_t)n * M);
+  fedrec_rng r;
+  fedrec_rng_seed(&r, c->seed, 0x6d6f6461ULL);
+  if (!C || !A || !z || !mask) {
+    free(C), free(A), free(z), free(mask);
+    return fedrec_error_set(err, FEDREC_ERR_NOMEM, "synthetic modalities");
+  }
+  for (int32_t m = 0; m < M; m++) {
+    for (int64_t k = 0; k < (int64_t)d * f; k++) A[k] = (float)fedrec_rng_normal(&r);
+    for (int32_t i = 0; i < n; i++) {
+      float *x = C + (size_t)i * p + (size_t)m * d;
+      const float *v = g->F + (int64_t)i * f;
+      for (int32_t j = 0; j < d; j++) {
+        double s = 0;
+        for (int32_t a = 0; a < f; a++) s += (double)A[(int64_t)j * f + a] * v[a];
+        x[j] = (float)s;
+        z[j] = (float)fedrec_rng_normal(&r);
+      }
+      normalise(x, d), normalise(z, d);
+      for (int32_t j = 0; j < d; j++) x[j] = (float)(SHARE[m] * x[j] + (1 - SHARE[m]) * z[j]);
+      normalise(x, d);
+      mask[(size_t)i * M + m] = fedrec_rng_uniform(&r) >= MISSING[m];
+      if (!mask[(size_t)i * M + m]) memset(x, 0, (size_t)d * sizeof *x);
+    }
+    snprintf(ds->modalities[m].name, sizeof ds->modalities[m].name, "%s", NAMES[m]);
+    ds->modalities[m].offset = m * d, ds->modalities[m].dim = d;
+  }
+  free(ds->content), free(A), free(z);
+  ds->content = C, ds->content_dim = p, ds->modality_mask = mask, ds->n_modalities = M;
+  for (int32_t i = 0; i < n; i++) {
+    ds->has_content[i] = 0;
+    for (int32_t m = 0; m < M; m++) ds->has_content[i] |= mask[(size_t)i * M + m];
+  }
+  return FEDREC_OK;
 }
 
 static int32_t history_len(const fedrec_synth_config *c, uint64_t u) {
@@ -281,6 +327,7 @@ fedrec_status fedrec_synth_generate(fedrec_dataset *ds, const fedrec_synth_confi
       }
     }
   }
+  if (!st && c->modalities) st = synth_modalities(&g, ds, err);
   if (!st) st = name_all(ds->users, 'u', nu, err);
   if (!st) st = name_all(ds->items, 'i', n, err);
   for (int t = 0; g.mark && t < T; t++) free(g.mark[t]);

@@ -1,7 +1,7 @@
 /* The catalogue artefact (see catalogue.h): building it from files, its wire form, and its
  * successor when the files change. */
 #include "catalogue.h"
-#include "catalogue_rules.h"
+#include "catalogue_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -117,24 +117,41 @@ static fedrec_status load_files(fedrec_catalogue *c, const char *kind, const cha
   return st;
 }
 
-/* movielens:DIR[,dim=P] and lastfm:DIR[,dim=P] */
+/* movielens:DIR[,dim=P][,modalities=A+B...][,norm=l2|standard] and lastfm:DIR[,...] */
 static fedrec_status load_dataset(fedrec_catalogue *c, int movielens, const char *rest, fedrec_error *err) {
-  char dir[512];
+  char dir[512], mods[256] = "", norm_s[16] = "l2";
   int32_t p = 64;
-  const char *opt = strstr(rest, ",dim=");
+  const char *opt = strchr(rest, ',');
   size_t n = opt ? (size_t)(opt - rest) : strlen(rest);
   if (n == 0 || n >= sizeof dir) return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue %s:DIR: give the folder", movielens ? "movielens" : "lastfm");
   memcpy(dir, rest, n);
   dir[n] = 0;
-  if (opt) {
-    char *e;
-    long v = strtol(opt + 5, &e, 10);
-    if (*e || v < 1 || v > FEDREC_MAX_CONTENT_DIM)
-      return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue: dim '%s' is not a whole number in [1, %d]", opt + 5, FEDREC_MAX_CONTENT_DIM);
-    p = (int32_t)v;
+  for (const char *o = opt; o;) {
+    const char *e = strchr(o + 1, ','), *end = e ? e : o + strlen(o);
+    size_t len = (size_t)(end - o - 1);
+    char *stop;
+    if (len > 4 && !strncmp(o + 1, "dim=", 4)) {
+      long v = strtol(o + 5, &stop, 10);
+      if (stop != end || v < 1 || v > FEDREC_MAX_CONTENT_DIM)
+        return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue: dim '%.*s' is not a whole number in [1, %d]", (int)(len - 4), o + 5, FEDREC_MAX_CONTENT_DIM);
+      p = (int32_t)v;
+    } else if (len > 11 && !strncmp(o + 1, "modalities=", 11) && len - 11 < sizeof mods) {
+      memcpy(mods, o + 12, len - 11), mods[len - 11] = 0;
+      for (char *q = mods; *q; q++) *q = *q == '+' ? ',' : *q; /* fedrec_content_modalities' list */
+    } else if (len > 5 && !strncmp(o + 1, "norm=", 5) && len - 5 < sizeof norm_s) {
+      memcpy(norm_s, o + 6, len - 5), norm_s[len - 5] = 0;
+    } else {
+      return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue %s: unknown option '%.*s' (dim=P, modalities=A+B..., norm=l2|standard)",
+                              movielens ? "movielens" : "lastfm", (int)len, o + 1);
+    }
+    o = e;
   }
+  fedrec_norm norm;
+  fedrec_status st = fedrec_norm_parse(&norm, norm_s, err);
+  if (st) return st;
   fedrec_dataset_free(&c->ds);
-  fedrec_status st = movielens ? fedrec_load_movielens(&c->ds, dir, 4.0, p, err) : fedrec_load_lastfm(&c->ds, dir, p, err);
+  st = movielens ? fedrec_load_movielens(&c->ds, dir, 4.0, mods[0] ? 0 : p, err) : fedrec_load_lastfm(&c->ds, dir, mods[0] ? 0 : p, err);
+  if (!st && mods[0]) st = fedrec_content_modalities(&c->ds, movielens ? "movielens" : "lastfm", dir, mods, norm, err);
   if (st) return st;
   keep_items_only(&c->ds);
   char path[600];
@@ -166,9 +183,12 @@ fedrec_status fedrec_catalogue_load(fedrec_catalogue *c, const char *spec, fedre
     st = c->ds.items ? load_files(c, kind, rest, err) : fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue");
   } else if (!strcmp(kind, "movielens") || !strcmp(kind, "lastfm")) {
     st = load_dataset(c, kind[0] == 'm', rest, err);
+  } else if (!strcmp(kind, "modalities")) {
+    c->ds.items = fedrec_idmap_new();
+    st = c->ds.items ? fedrec__catalogue_load_modalities(c, rest, err) : fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue");
   } else {
     st = fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue '%s': give synthetic[:...], npy:EMB.npy,IDS.txt[,TITLES.tsv], "
-                          "csv:CONTENT.csv[,TITLES.tsv], movielens:DIR or lastfm:DIR", spec);
+                          "csv:CONTENT.csv[,TITLES.tsv], movielens:DIR, lastfm:DIR or modalities:LIST", spec);
   }
   if (!st && (!c->ds.content || c->ds.content_dim < 1))
     st = fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue '%s' has no content embeddings", spec);
@@ -258,10 +278,12 @@ fedrec_status fedrec_catalogue_encode(fedrec_catalogue *c, fedrec_error *err) {
   if (any_but(c->ds.has_content, n, 1)) m.has_content.data = c->ds.has_content, m.has_content.len = (size_t)n;
   m.source = c->source;
   fedrec_status st = fedrec__catalogue_rules_wire(c, &m, err);
+  if (!st) st = fedrec__catalogue_modalities_wire(c, &m, err);
   size_t len = st ? 0 : protobuf_c_message_get_packed_size(&m.base);
   uint8_t *b = st ? NULL : malloc(len ? len : 1);
   if (b) protobuf_c_message_pack(&m.base, b);
   fedrec__catalogue_rules_wire_free(&m);
+  fedrec__catalogue_modalities_wire_free(&m);
   free(m.ids), free(m.titles), free(compact), free(scales);
   if (st) return st;
   if (!b) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue encoding of %zu bytes", len);
@@ -298,7 +320,8 @@ static fedrec_status check_message(const Fedrec__V1__Catalogue *m, fedrec_error 
     if ((m->withdrawn.len && m->withdrawn.data[i] > 1) || (m->has_content.len && m->has_content.data[i] > 1))
       return fedrec_error_set(err, FEDREC_ERR_PARSE, "catalogue: item %zu's flags are not 0 or 1", i);
   }
-  return fedrec__catalogue_rules_check(m, err);
+  fedrec_status st = fedrec__catalogue_rules_check(m, err);
+  return st ? st : fedrec__catalogue_modalities_check(m, err);
 }
 
 /* c from the checked message m. float32 content is taken from m, not copied (m's bytes were
@@ -346,6 +369,7 @@ static fedrec_status build_from(fedrec_catalogue *c, Fedrec__V1__Catalogue *m, f
   else memset(c->ds.has_content, 1, n);
   if (c->withdrawn) memcpy(c->withdrawn, m->withdrawn.data, n);
   fedrec_status st = fedrec__catalogue_rules_build(c, m, err);
+  if (!st) st = fedrec__catalogue_modalities_build(c, m, err);
   if (st) return st;
   for (size_t i = 0; i < n; i++) {
     size_t l = strlen(m->ids[i]);
@@ -387,13 +411,35 @@ fedrec_status fedrec_catalogue_decode_stored(fedrec_catalogue *c, const uint8_t 
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-fedrec_status fedrec_catalogue_follow(fedrec_catalogue *next, const fedrec_catalogue *prev, int32_t *added,
-                                      int32_t *withdrawn, fedrec_error *err) {
-  int32_t p = prev->ds.content_dim, np = fedrec_catalogue_items(prev), nn = fedrec_catalogue_items(next);
-  if (next->ds.content_dim != p)
+/* next may follow prev: the same content dimension, or, with named modalities, prev's
+ * modalities (names and dimensions, in order) followed by new ones (added later: the head
+ * grows a block for each, the others keep theirs). */
+static fedrec_status same_modalities(const fedrec_catalogue *next, const fedrec_catalogue *prev, fedrec_error *err) {
+  const fedrec_dataset *a = &prev->ds, *b = &next->ds;
+  int ok = a->n_modalities ? b->n_modalities >= a->n_modalities : !b->n_modalities && b->content_dim == a->content_dim;
+  for (int32_t k = 0; ok && k < a->n_modalities; k++)
+    ok = !strcmp(a->modalities[k].name, b->modalities[k].name) && a->modalities[k].dim == b->modalities[k].dim;
+  if (ok) return FEDREC_OK;
+  if (!a->n_modalities && !b->n_modalities)
     return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue '%s': content dimension %d, but the served catalogue (version %llu) has %d: "
                             "embeddings from another encoder need a new state-dir (the head maps exactly %d dimensions)",
-                            next->source, next->ds.content_dim, (unsigned long long)prev->version, p, p);
+                            next->source, b->content_dim, (unsigned long long)prev->version, a->content_dim, a->content_dim);
+  char have[300] = "", want[300] = "";
+  for (int32_t k = 0; k < a->n_modalities; k++)
+    snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s:%d", k ? "," : "", a->modalities[k].name, a->modalities[k].dim);
+  for (int32_t k = 0; k < b->n_modalities; k++)
+    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s:%d", k ? "," : "", b->modalities[k].name, b->modalities[k].dim);
+  return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue '%s': modalities [%s], but the served catalogue (version %llu) has [%s]: "
+                          "a modality may be added after the others, never changed, removed or reordered (a new encoder "
+                          "is a new modality)", next->source, want, (unsigned long long)prev->version,
+                          a->n_modalities ? have : "one unnamed source");
+}
+
+fedrec_status fedrec_catalogue_follow(fedrec_catalogue *next, const fedrec_catalogue *prev, int32_t *added,
+                                      int32_t *withdrawn, fedrec_error *err) {
+  int32_t p = next->ds.content_dim, np = fedrec_catalogue_items(prev), nn = fedrec_catalogue_items(next);
+  fedrec_status st = same_modalities(next, prev, err);
+  if (st) return st;
   *added = *withdrawn = 0;
   for (int32_t j = 0; j < nn; j++) {
     const char *id = fedrec_idmap_name(next->ds.items, j);
@@ -410,8 +456,12 @@ fedrec_status fedrec_catalogue_follow(fedrec_catalogue *next, const fedrec_catal
   out.titles = calloc((size_t)total, sizeof *out.titles);
   out.ds.content_dim = p;
   out.ds.R.cols = (int32_t)total;
-  fedrec_status st = out.ds.items && out.ds.content && out.ds.has_content && out.withdrawn && out.titles
-                         ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue of %lld items", (long long)total);
+  int32_t M = next->ds.n_modalities;
+  out.ds.n_modalities = M;
+  memcpy(out.ds.modalities, next->ds.modalities, sizeof out.ds.modalities);
+  out.ds.modality_mask = M ? calloc((size_t)total * M + 1, 1) : NULL;
+  st = out.ds.items && out.ds.content && out.ds.has_content && out.withdrawn && out.titles && (!M || out.ds.modality_mask)
+           ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue of %lld items", (long long)total);
   /* prev's items at their indices, then next's new ones (k: the next of next's to look at) */
   int32_t k = 0;
   for (int64_t i = 0; !st && i < total; i++) {
@@ -433,7 +483,11 @@ fedrec_status fedrec_catalogue_follow(fedrec_catalogue *next, const fedrec_catal
       st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "catalogue ids");
       break;
     }
-    memcpy(out.ds.content + i * p, from->ds.content + (size_t)j * p, (size_t)p * sizeof(float));
+    /* a withdrawn item (from prev) has no block of a modality added since: zero, masked */
+    int32_t fp = from->ds.content_dim, fM = from->ds.n_modalities;
+    memcpy(out.ds.content + i * p, from->ds.content + (size_t)j * fp, (size_t)fp * sizeof(float));
+    memset(out.ds.content + i * p + fp, 0, (size_t)(p - fp) * sizeof(float));
+    for (int32_t q = 0; q < fM; q++) out.ds.modality_mask[i * M + q] = from->ds.modality_mask[(size_t)j * fM + q];
     out.ds.has_content[i] = from->ds.has_content ? from->ds.has_content[j] : 1;
     const char *t = from->titles ? from->titles[j] : NULL;
     if (!t && i < np && prev->titles) t = prev->titles[i]; /* a title the update did not repeat */

@@ -1,7 +1,7 @@
 /* Availability and blocking (docs/CATALOGUE.md "Availability"): the operator's rule files, the
  * rules as part of the signed catalogue (wire form, checks), and what a device in some groups
  * may be recommended. The device's groups are its own setting: nothing here sends them. */
-#include "catalogue_rules.h"
+#include "catalogue_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -54,9 +54,9 @@ static fedrec_status load(fedrec_dataset *ds, fedrec_split *sp, const sim_args *
   if (!d) {
     st = fedrec_split_files(sp, ds, a->train, a->test_foldin, a->test_holdout, err);
   } else if (!strncmp(d, "movielens:", 10)) {
-    st = fedrec_load_movielens(ds, d + 10, a->threshold, a->content ? 0 : a->content_dim, err);
+    st = fedrec_load_movielens(ds, d + 10, a->threshold, a->content || a->modalities ? 0 : a->content_dim, err);
   } else if (!strncmp(d, "lastfm:", 7)) {
-    st = fedrec_load_lastfm(ds, d + 7, a->content ? 0 : a->content_dim, err);
+    st = fedrec_load_lastfm(ds, d + 7, a->content || a->modalities ? 0 : a->content_dim, err);
   } else if (!strncmp(d, "csv:", 4)) {
     st = fedrec_load_csv(ds, d + 4, err);
   } else if (!strncmp(d, "fitted:", 7)) {
@@ -74,6 +74,7 @@ static fedrec_status load(fedrec_dataset *ds, fedrec_split *sp, const sim_args *
                             "fitted:movielens:DIR[,k=v,...] / fitted:lastfm:DIR[,...]", d);
   }
   if (st) return st;
+  if (a->modalities && (st = sim_modalities(ds, a, a->quiet ? NULL : stderr, err))) return st;
   if (a->content) {
     size_t n = strlen(a->content);
     st = n > 4 && !strcmp(a->content + n - 4, ".csv")
@@ -101,6 +102,7 @@ typedef struct {
   int has_cold;
   double train_s, eval_s;
   int64_t params;
+  double contrib[FEDREC_MAX_MODALITIES]; /* each modality's mean |H_m c_i^m| (central, model) */
 } result;
 
 /* The item vectors and Gramian of m (*V, *G malloc'd: the caller frees them) and a scorer
@@ -118,56 +120,21 @@ static fedrec_status mf_scorer_of(const fedrec_model *m, float alpha0, float reg
   return FEDREC_OK;
 }
 
-static fedrec_status write_file(const char *path, const void *b, size_t n, const char *flag, fedrec_error *err) {
-  FILE *f = fopen(path, "wb");
-  if (!f || fwrite(b, 1, n, f) != n || fclose(f)) {
-    if (f) fclose(f);
-    return fedrec_error_set(err, FEDREC_ERR_IO, "%s %s: %s", flag, path, strerror(errno));
+/* --algorithm model: the blob --model names, checked against the data set. */
+static fedrec_status load_model(fedrec_model *m, const sim_args *a, const fedrec_dataset *ds, int32_t ni, fedrec_error *err) {
+  char *buf = NULL;
+  int64_t len = 0;
+  uint64_t version = 0;
+  fedrec_status st = fedrec_read_file(a->model, &buf, &len, err);
+  if (!st) st = fedrec_model_decode(m, &version, (const uint8_t *)buf, (size_t)len, ds->content, ds->content_dim, err);
+  free(buf);
+  if (!st && (st = fedrec_model_check_modalities(m, ds, err))) fedrec_model_free(m);
+  if (!st && m->n_items != ni) {
+    st = fedrec_error_set(err, FEDREC_ERR_ARG, "--model %s: %d items, the dataset has %d", a->model, m->n_items, ni);
+    fedrec_model_free(m);
   }
-  return FEDREC_OK;
-}
-
-/* --save-model F: the blob of include/fedrec/model.h (version 1), what --algorithm model and
- * fedrec-coordinator export-model read and write. */
-static fedrec_status sim_save_model(const char *path, const fedrec_model *m, fedrec_error *err) {
-  size_t n = fedrec_model_encoded_size(m);
-  uint8_t *b = malloc(n);
-  if (!b) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "--save-model");
-  fedrec_model_encode(b, m, 1);
-  fedrec_status st = write_file(path, b, n, "--save-model", err);
-  free(b);
+  if (!st) say("evaluating model %s (version %llu, d=%d)\n", a->model, (unsigned long long)version, m->d);
   return st;
-}
-
-/* --save-model F also writes F.ids: the model's items in row order, one id per line, so that
- * the coordinator's initial-model matches the rows to its catalogue by id. */
-static fedrec_status save_model_ids(const char *path, const fedrec_dataset *ds, fedrec_error *err) {
-  char p[4096];
-  if ((size_t)snprintf(p, sizeof p, "%s.ids", path) >= sizeof p) return fedrec_error_set(err, FEDREC_ERR_ARG, "--save-model: path too long");
-  FILE *f = fopen(p, "w");
-  int ok = f != NULL;
-  for (int32_t i = 0; ok && i < fedrec_idmap_size(ds->items); i++) ok = fprintf(f, "%s\n", fedrec_idmap_name(ds->items, i)) > 0;
-  if (f && fclose(f)) ok = 0;
-  return ok ? FEDREC_OK : fedrec_error_set(err, FEDREC_ERR_IO, "--save-model %s: %s", p, strerror(errno));
-}
-
-/* --dump-recs F: for every evaluated test user (t<row of the test split>), the top k in
- * order and the held-out items, so that anyone can recompute the metrics with their own code:
- *   test_user,list,rank,item      list: recommended (rank 1..k) or held_out (rank 0) */
-static fedrec_status dump_recs(const char *path, const int32_t *lists, const fedrec_csr *holdout, const fedrec_dataset *ds,
-                               int32_t k, fedrec_error *err) {
-  FILE *f = fopen(path, "w");
-  if (!f) return fedrec_error_set(err, FEDREC_ERR_IO, "--dump-recs %s: %s", path, strerror(errno));
-  fprintf(f, "test_user,list,rank,item\n");
-  for (int32_t u = 0; u < holdout->rows; u++) {
-    if (lists[(size_t)u * k] < 0) continue; /* not evaluated (no fold-in or held-out part) */
-    for (int32_t r = 0; r < k && lists[(size_t)u * k + r] >= 0; r++)
-      fprintf(f, "t%d,recommended,%d,%s\n", u, r + 1, fedrec_idmap_name(ds->items, lists[(size_t)u * k + r]));
-    for (int64_t j = holdout->indptr[u]; j < holdout->indptr[u + 1]; j++)
-      fprintf(f, "t%d,held_out,0,%s\n", u, fedrec_idmap_name(ds->items, holdout->indices[j]));
-  }
-  int bad = ferror(f) | fclose(f);
-  return bad ? fedrec_error_set(err, FEDREC_ERR_IO, "--dump-recs %s: write failed", path) : FEDREC_OK;
 }
 
 static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *ds,
@@ -191,17 +158,10 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
     say("training iALS: d=%d reg=%g alpha0=%g epochs=%d head=%s free=%d\n", c.dim, c.reg,
         c.alpha0, c.epochs, c.use_head && ds->content ? "yes" : "no", c.n_free);
     st = fedrec_ials_fit(&m, &sp->train, ds->content, ds->content_dim, &c, progress, NULL, err);
+    if (!st) st = fedrec_model_set_modalities(&m, ds, err);
     if (!st) st = mf_scorer_of(&m, c.alpha0, c.reg, &V, &G, &mf, &sc, err);
   } else if (a->algorithm == ALG_MODEL) {
-    char *buf = NULL;
-    int64_t len = 0;
-    uint64_t version = 0;
-    st = fedrec_read_file(a->model, &buf, &len, err);
-    if (!st) st = fedrec_model_decode(&m, &version, (const uint8_t *)buf, (size_t)len, ds->content, ds->content_dim, err);
-    free(buf);
-    if (!st && m.n_items != ni)
-      st = fedrec_error_set(err, FEDREC_ERR_ARG, "--model %s: %d items, the dataset has %d", a->model, m.n_items, ni);
-    if (!st) say("evaluating model %s (version %llu, d=%d)\n", a->model, (unsigned long long)version, m.d);
+    st = load_model(&m, a, ds, ni, err);
     if (!st) st = mf_scorer_of(&m, a->ials.alpha0, a->ials.reg, &V, &G, &mf, &sc, err);
   } else if (a->algorithm == ALG_EASE) {
     say("training EASE: lambda=%g over %d items\n", a->ease_lambda, ni);
@@ -213,6 +173,8 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
     res->params = ni;
   }
   if (!st && (a->algorithm == ALG_CENTRAL || a->algorithm == ALG_MODEL)) res->params = fedrec_model_params(&m);
+  if (!st && (a->algorithm == ALG_CENTRAL || a->algorithm == ALG_MODEL) && m.H)
+    fedrec_modality_contributions(res->contrib, &m, ds), sim_say_contributions(res->contrib, ds, a->quiet ? NULL : stderr);
   res->train_s = fedrec_clock_s() - t0;
   uint8_t *warm = NULL;
   if (!st && cold) {
@@ -230,7 +192,7 @@ static fedrec_status run(result *res, const sim_args *a, const fedrec_dataset *d
     say("evaluating %d test users over %d items\n", sp->foldin.rows, ni);
     st = fedrec_evaluate(&res->warm, &sc, &sp->foldin, &sp->holdout, &ec, err);
   }
-  if (!st && lists) st = dump_recs(a->dump_recs, lists, &sp->holdout, ds, a->k, err);
+  if (!st && lists) st = sim_dump_recs(a->dump_recs, lists, &sp->holdout, ds, a->k, err);
   if (!st && a->save_model && a->algorithm == ALG_CENTRAL) st = sim_save_model(a->save_model, &m, err);
   ec.lists = NULL;
   free(lists);
@@ -281,6 +243,10 @@ static void print_json(const result *r, const sim_args *a, const fedrec_dataset 
     snprintf(key, sizeof key, "cold_ndcg@%d", k), json_num(key, r->cold.ndcg, 0);
   }
   json_num("params", (double)r->params, 0);
+  for (int32_t m = 0; m < ds->n_modalities; m++) {
+    snprintf(key, sizeof key, "contribution:%s", ds->modalities[m].name);
+    json_num(key, r->contrib[m], 0);
+  }
   json_num("seconds_train", r->train_s, 0);
   json_num("seconds_eval", r->eval_s, 1);
   printf("}\n");
@@ -563,14 +529,14 @@ static int sim_main(int argc, char **argv) {
       sim_real_data_defaults(&a, sp.train.rows, ds.content != NULL, note, sizeof note);
       if (note[0]) say("real data: settings no flag gave, scaled from the data:%s\n", note);
       st = run_fedavg(&a, &ds, &sp, argc, argv, &err);
-      if (!st && a.save_model && fedsim_rank() == 0) st = save_model_ids(a.save_model, &ds, &err);
+      if (!st && a.save_model && fedsim_rank() == 0) st = sim_save_model_ids(a.save_model, &ds, &err);
       fedrec_split_free(&sp);
       fedrec_dataset_free(&ds);
       if (st && fedsim_rank() == 0) fprintf(stderr, "fedrec-sim: %s\n", err.msg);
       return st ? 1 : 0;
     }
     st = run(&res, &a, &ds, &sp, &err);
-    if (!st && a.save_model && a.algorithm == ALG_CENTRAL) st = save_model_ids(a.save_model, &ds, &err);
+    if (!st && a.save_model && a.algorithm == ALG_CENTRAL) st = sim_save_model_ids(a.save_model, &ds, &err);
   }
   if (st) {
     fprintf(stderr, "fedrec-sim: %s\n", err.msg[0] ? err.msg : fedrec_status_str(st));

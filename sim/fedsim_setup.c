@@ -60,6 +60,7 @@ static fedrec_status initial_model(sim *m, fedrec_model *init, fedrec_error *err
   fedrec_status s = fedrec_model_init(init, ni, c->dim, m->ds->content, m->ds->content_dim, head, all, c->free_items ? ni : 0,
                                       c->seed, 0.1f, err);
   free(all);
+  if (!s && (s = fedrec_model_set_modalities(init, m->ds, err))) fedrec_model_free(init);
   if (s) return s;
   m->dim = fedrec_model_params(init);
   if (m->ncanary) {

@@ -14,6 +14,8 @@ typedef struct sim_args {
   const char *train, *test_foldin, *test_holdout;
   const char *content, *content_ids;
   int32_t content_dim;      /* for derived features */
+  const char *modalities;   /* --modalities: name[:dim],... (docs/MODEL.md "Multimodal content") */
+  const char *modality_norm; /* --modality-norm: l2 (default) or standard */
   double threshold;         /* MovieLens rating threshold */
   fedrec_ials_config ials;
   int head_set;             /* --head/--no-head given */
@@ -57,5 +59,14 @@ void sim_usage(FILE *out);
  * population drawn from a factor model fitted on it, and the match (popularity, history
  * lengths) written to msg (NULL: not). */
 fedrec_status sim_load_fitted(fedrec_dataset *ds, const sim_args *a, const char *spec, FILE *msg, fedrec_error *err);
+
+/* sim_files.c: --save-model F (and F.ids), --dump-recs F */
+fedrec_status sim_save_model(const char *path, const fedrec_model *m, fedrec_error *err);
+fedrec_status sim_save_model_ids(const char *path, const fedrec_dataset *ds, fedrec_error *err);
+fedrec_status sim_dump_recs(const char *path, const int32_t *lists, const fedrec_csr *holdout, const fedrec_dataset *ds,
+                            int32_t k, fedrec_error *err);
+/* sim_modalities.c: --modalities applied to ds (log: progress, or NULL); what each contributes */
+fedrec_status sim_modalities(fedrec_dataset *ds, const sim_args *a, FILE *log, fedrec_error *err);
+void sim_say_contributions(const double *contrib, const fedrec_dataset *ds, FILE *log);
 
 #endif

@@ -438,9 +438,9 @@ static void test_free_embeddings_added(void **state) {
   int acc;
   uint64_t round;
   uint32_t retry;
-  assert_status(fedrec_engine_set_catalogue(w.e, ni, w.ds.content, &ref, twice, 2, &err), FEDREC_ERR_ARG);
+  assert_status(fedrec_engine_set_catalogue(w.e, &w.ds, &ref, twice, 2, &err), FEDREC_ERR_ARG);
   assert_status(fedrec_engine_checkin(w.e, 7, w.now, &acc, &round, &retry, &err), FEDREC_OK); /* a selection began */
-  assert_status(fedrec_engine_set_catalogue(w.e, ni, w.ds.content, &ref, add, 3, &err), FEDREC_ERR_STATE);
+  assert_status(fedrec_engine_set_catalogue(w.e, &w.ds, &ref, add, 3, &err), FEDREC_ERR_STATE);
   fedrec_engine_model(w.e, &pub);
   assert_int_equal(pub.dim, dim0);
   assert_int_equal(w.published, 3);
@@ -451,7 +451,7 @@ static void test_free_embeddings_added(void **state) {
   fedrec_engine_model(w.e, &pub);
   memcpy(m1, pub.opt1, (size_t)dim0 * sizeof *m1), memcpy(m2, pub.opt2, (size_t)dim0 * sizeof *m2);
   fedrec_model_item_vectors(V0, fedrec_engine_current_model(w.e));
-  assert_status(fedrec_engine_set_catalogue(w.e, ni, w.ds.content, &ref, add, 3, &err), FEDREC_OK);
+  assert_status(fedrec_engine_set_catalogue(w.e, &w.ds, &ref, add, 3, &err), FEDREC_OK);
   assert_int_equal(w.published, 4);
   fedrec_engine_model(w.e, &pub);
   assert_int_equal(pub.dim, dim0 + 3 * d);

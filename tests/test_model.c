@@ -455,7 +455,7 @@ static void test_model_popularity(void **state) {
   assert_memory_equal(b, b2, n);
   fedrec_model_free(&back);
   memcpy(b2, b, n);
-  b2[32] = 3; /* an unknown flag */
+  b2[32] = 4; /* an unknown flag (1 popularity, 2 modalities) */
   assert_status(fedrec_model_decode(&back, NULL, b2, n, f.C, 5, &err), FEDREC_ERR_PARSE);
   assert_non_null(strstr(err.msg, "flags"));
   assert_status(fedrec_model_decode(&back, NULL, b, n - 4, f.C, 5, &err), FEDREC_ERR_PARSE);

@@ -72,6 +72,44 @@ fedrec_status fedrec_content_movielens(fedrec_dataset *ds, const char *dir, int3
 fedrec_status fedrec_content_lastfm(fedrec_dataset *ds, const char *dir, int32_t p,
                                     fedrec_error *err);
 
+/* Multimodal content (docs/MODEL.md "Multimodal content"): each modality its own block of the
+ * content, normalised on its own, a missing one zero and masked. */
+typedef enum fedrec_norm {
+  FEDREC_NORM_L2 = 0,       /* each present block scaled to unit norm */
+  FEDREC_NORM_STANDARD = 1, /* each column centred over the items that have the modality, then
+                             * the block scaled so that its mean norm over them is 1 */
+} fedrec_norm;
+/* "l2" or "standard". */
+fedrec_status fedrec_norm_parse(fedrec_norm *out, const char *s, fedrec_error *err);
+/* ds's content from its data set's metadata as named modalities: spec "name[:dim],..." of
+ * those kind offers (movielens: genres 24, tags 64, title 32, year 8; lastfm: tags 64,
+ * names 32), each a hashed TF-IDF block of its own tokens (dir holds the data set's files). */
+fedrec_status fedrec_content_modalities(fedrec_dataset *ds, const char *kind, const char *dir, const char *spec,
+                                        fedrec_norm norm, fedrec_error *err);
+/* Keeps only the modalities spec names ("name,..." in any order; ds's order is kept), dropping
+ * the others' columns; then normalises each block. */
+fedrec_status fedrec_modalities_select(fedrec_dataset *ds, const char *spec, fedrec_norm norm, fedrec_error *err);
+/* 1 when s is a modality name: 1 to FEDREC_MAX_MODALITY_NAME bytes of [A-Za-z0-9_.-]. */
+int fedrec_modality_name_valid(const char *s);
+/* ds's content (its items already named in ds->items) from one .npy matrix and id list per
+ * modality (npy[m], ids[m]: row k of the matrix is line k of the list; ids ds lacks are
+ * skipped, items a list lacks get a zero, masked block), normalised as norm says. */
+fedrec_status fedrec_attach_modalities_npy(fedrec_dataset *ds, int32_t M, const char (*names)[FEDREC_MAX_MODALITY_NAME + 1],
+                                           const char *const *npy, const char *const *ids, fedrec_norm norm, fedrec_error *err);
+/* Normalises each block of ds's content as norm says; missing blocks stay zero. has_content
+ * stays what the data set offers (an item with any of its modalities, chosen or not), so
+ * that every subset of modalities is measured on the same cold items. */
+void fedrec_modalities_normalise(fedrec_dataset *ds, fedrec_norm norm);
+/* out[m] = the mean over the items having modality m of |H_m c_i^m| (what the head makes of
+ * each modality: large for informative ones, near 0 for one the training found useless). */
+struct fedrec_model;
+void fedrec_modality_contributions(double *out, const struct fedrec_model *m, const fedrec_dataset *ds);
+/* Last.fm artists.dat: the words of each artist's name, as "word:" tokens. */
+fedrec_status fedrec_parse_lastfm_artists(fedrec_tokens *t, fedrec_idmap *items, const char *buf, int64_t len,
+                                          const char *name, fedrec_error *err);
+/* A token set with only the tokens starting with one of prefixes (NULL-terminated). */
+fedrec_tokens *fedrec_tokens_subset(const fedrec_tokens *t, const char *const *prefixes);
+
 /* Rounds content embeddings (n x p) to what a device would store: bits 16 (IEEE half
  * precision), 8 (int8 times one power-of-two step per item, fedrec_int8_step of the row's
  * largest |value|: exact to decode, and rounding again changes nothing) or 32 (as they are).

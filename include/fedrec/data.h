@@ -57,6 +57,15 @@ void fedrec_triplets_free(fedrec_triplets *t);
 fedrec_status fedrec_csr_from_triplets(fedrec_csr *out, int32_t rows, int32_t cols,
                                        const fedrec_triplets *t, fedrec_error *err);
 
+/* One content source of a multimodal catalogue (a video, an audio or a text encoder's
+ * embedding; a data set's genres or tags): columns offset .. offset + dim of the content. */
+#define FEDREC_MAX_MODALITIES 8
+#define FEDREC_MAX_MODALITY_NAME 31
+typedef struct fedrec_modality {
+  char name[FEDREC_MAX_MODALITY_NAME + 1];
+  int32_t offset, dim;
+} fedrec_modality;
+
 typedef struct fedrec_dataset {
   char name[64];
   fedrec_idmap *users, *items;
@@ -64,6 +73,12 @@ typedef struct fedrec_dataset {
   float *content;        /* (n_items, content_dim) row-major, or NULL */
   int32_t content_dim;
   uint8_t *has_content;  /* n_items flags: 1 when the item has a content embedding */
+  /* 0: content is one source; else its named blocks, in column order (docs/MODEL.md
+   * "Multimodal content"), and modality_mask (n_items x n_modalities) says which an item has
+   * (a missing one is a zero block) */
+  int32_t n_modalities;
+  fedrec_modality modalities[FEDREC_MAX_MODALITIES];
+  uint8_t *modality_mask;
 } fedrec_dataset;
 
 void fedrec_dataset_free(fedrec_dataset *ds);

@@ -226,15 +226,17 @@ void fedrec_engine_free(fedrec_engine *e);
 fedrec_status fedrec_engine_restore(fedrec_engine *e, uint64_t next_round, uint64_t rounds_done,
                                     const float *opt1, const float *opt2, fedrec_error *err);
 
-/* The catalogue changed between rounds: items appended (n_items, C the new content, borrowed)
- * or withdrawn, and/or the n_add items in add_free get free embeddings (fedrec_model_grow:
- * zero at first, their optimiser state zero; the rest keeps its state). The model grows (new
+/* The catalogue changed between rounds: items appended (content: the new catalogue's items,
+ * R.cols of them, and content, borrowed) or withdrawn, modalities added after the others
+ * (fedrec_model_add_modalities: the head grows zero blocks), and/or the n_add items in
+ * add_free get free embeddings (fedrec_model_grow: zero at first); every new parameter's
+ * optimiser state starts at zero, the rest keeps its own. The model grows (new
  * items: the head alone unless listed) and is sealed and published as the next version,
  * signed with cat (after training stopped too: devices go on recommending with it). Later
  * rounds plan their DP parameters for the new parameter count. FEDREC_ERR_STATE during a
  * round or once a device has joined the next selection: try again later. An error changes
  * nothing. */
-fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, int32_t n_items, const float *C, const fedrec_catalogue_ref *cat,
+fedrec_status fedrec_engine_set_catalogue(fedrec_engine *e, const fedrec_dataset *content, const fedrec_catalogue_ref *cat,
                                           const int32_t *add_free, int32_t n_add, fedrec_error *err);
 /* After a restart, before the first check-in: client took part count times, last in
  * last_round (what the participated callback persisted). */

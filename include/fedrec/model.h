@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fedrec/data.h"
 #include "fedrec/status.h"
 
 #ifdef __cplusplus
@@ -33,6 +34,12 @@ typedef struct fedrec_model {
    * model falls back to popularity where the factors carry no signal, and the factors learn
    * what popularity does not explain. It is not a gradient-trained parameter. */
   float *pop;
+  /* multimodal content (docs/MODEL.md "Multimodal content"): 0, or the head's column blocks,
+   * one per modality of the catalogue (names and dimensions, in order, adding up to p): the
+   * head is sum_m H_m c_i^m, and the blob names them so that a device checks they are its
+   * catalogue's */
+  int32_t n_modalities;
+  fedrec_modality modalities[FEDREC_MAX_MODALITIES];
 } fedrec_model;
 
 /* Allocates a model. With a head (use_head and C != NULL), H ~ N(0, init_std^2 / p);
@@ -49,6 +56,19 @@ void fedrec_model_free(fedrec_model *m);
  * fedrec_model_get_params' order. Everything is checked first: an error changes nothing. */
 fedrec_status fedrec_model_grow(fedrec_model *m, int32_t n_items, const float *C, const int32_t *add_free, int32_t n_add,
                                 fedrec_error *err);
+/* Names the head's column blocks after ds's modalities (none: nothing); their dimensions must
+ * add up to the head's p. */
+fedrec_status fedrec_model_set_modalities(fedrec_model *m, const fedrec_dataset *ds, fedrec_error *err);
+/* FEDREC_ERR_PARSE unless m's head and ds's content have the same modalities (names and
+ * dimensions, in order; or neither has any). A model without a head fits any catalogue. */
+fedrec_status fedrec_model_check_modalities(const fedrec_model *m, const fedrec_dataset *ds, fedrec_error *err);
+/* A modality added to the catalogue later (ds: the new catalogue, its modalities m's followed
+ * by new ones; C its content): the head grows a block of zero columns for each new one, so
+ * no item vector moves and the other blocks keep what they learnt; training then fills them.
+ * Parameters keep fedrec_model_get_params' order: H's rows get longer (old (r, j) at r p + j
+ * moves to r p' + j). Everything is checked first: an error changes nothing. */
+fedrec_status fedrec_model_add_modalities(fedrec_model *m, const fedrec_dataset *ds, fedrec_error *err);
+
 /* Number of trainable parameters (d*p + n_free*d). */
 int64_t fedrec_model_params(const fedrec_model *m);
 /* Width of the item vectors and of a user's vector: d, plus 1 with popularity. */
@@ -83,8 +103,9 @@ fedrec_status fedrec_spectral_embed(float *V, const float *sum, int32_t M, int32
  * little-endian: "FRMD", format 1, the model version (64 bits), n_items, d, p (0: no head),
  * n_free, then the free items' indices, H (d x p) and E (n_free x d) as IEEE floats. A model
  * with popularity is format 2: a flags word (bit 0: popularity) follows n_free, and the
- * n_items popularity floats follow E. The content embeddings are not included: they are public
- * and every device has the catalogue. */
+ * n_items popularity floats follow E. Flags bit 1 (modalities): after the flags word, their count
+ * M (1 to 8) and M records of (dimension, 32-byte NUL-padded name), the head's blocks in order.
+ * The content embeddings are not included: they are public and every device has the catalogue. */
 size_t fedrec_model_encoded_size(const fedrec_model *m);
 void fedrec_model_encode(uint8_t *out, const fedrec_model *m, uint64_t version);
 /* The encoded size the header of b (n bytes) implies, with its n_items and p (0: no head), or 0

@@ -31,11 +31,15 @@ typedef struct fedrec_synth_config {
   double tau;            /* taste sharpness, 5 */
   uint64_t seed;         /* 42 */
   int32_t threads;       /* 0 = all cores */
+  int32_t modalities;    /* 0: one content source (above); 1 to 3: that many modalities of
+                          * dim each, of known informativeness (docs/MODEL.md "Multimodal
+                          * content"): "strong" (90% the true factor, missing for 30% of
+                          * items), "weak" (50%, missing for 10%), "noise" (none of it) */
 } fedrec_synth_config;
 
 void fedrec_synth_defaults(fedrec_synth_config *c);
 /* Parses "key=value,key=value" (keys: users, items, dim, factors, topics, zipf, len,
- * content_share, tau, seed) into c; unknown keys and bad values are errors. */
+ * content_share, tau, seed, modalities) into c; unknown keys and bad values are errors. */
 fedrec_status fedrec_synth_parse(fedrec_synth_config *c, const char *spec, fedrec_error *err);
 fedrec_status fedrec_synth_generate(fedrec_dataset *ds, const fedrec_synth_config *c,
                                     fedrec_error *err);
