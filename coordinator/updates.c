@@ -47,7 +47,7 @@ static fedrec_status follow(server *s, fedrec_catalogue *next, const fedrec_cata
 static void log_catalogue(const char *event, const fedrec_catalogue *c, int32_t added, int32_t withdrawn) {
   char mods[400] = "";
   for (int32_t k = 0; k < c->ds.n_modalities; k++)
-    snprintf(mods + strlen(mods), sizeof mods - strlen(mods), "%s%s:%d", k ? "," : "", c->ds.modalities[k].name, c->ds.modalities[k].dim);
+    snprintf(mods + strlen(mods), sizeof mods - strlen(mods), "%s%.31s:%d", k ? "," : "", c->ds.modalities[k].name, c->ds.modalities[k].dim);
   logj("info", event, "\"version\": %llu, \"items\": %d, \"added\": %d, \"withdrawn\": %d, \"blocked\": %d, \"restricted\": %d, "
        "\"groups\": %d, \"modalities\": \"%s\", \"dim\": %d, \"bytes\": %zu", (unsigned long long)c->version, fedrec_catalogue_items(c), added,
        withdrawn, fedrec_catalogue_blocked_count(c), fedrec_catalogue_restricted_count(c), c->n_groups, mods, c->ds.content_dim, c->len);

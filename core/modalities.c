@@ -134,7 +134,7 @@ fedrec_status fedrec_content_modalities(fedrec_dataset *ds, const char *kind, co
       memcpy(C + (size_t)i * p + off, block + (size_t)i * dims[m], (size_t)dims[m] * sizeof *C);
       mask[(size_t)i * M + m] = has[i];
     }
-    snprintf(ds->modalities[m].name, sizeof ds->modalities[m].name, "%s", names[m]);
+    snprintf(ds->modalities[m].name, sizeof ds->modalities[m].name, "%.31s", names[m]);
     ds->modalities[m].offset = off, ds->modalities[m].dim = dims[m];
   }
   fedrec_tokens_free(t), free(block), free(has);
@@ -253,7 +253,7 @@ fedrec_status fedrec_attach_modalities_npy(fedrec_dataset *ds, int32_t M, const 
       mask[(size_t)i * M + m] = part[m].has_content[i];
       any[i] |= part[m].has_content[i];
     }
-    snprintf(ds->modalities[m].name, sizeof ds->modalities[m].name, "%s", names[m]);
+    snprintf(ds->modalities[m].name, sizeof ds->modalities[m].name, "%.31s", names[m]);
     ds->modalities[m].offset = off, ds->modalities[m].dim = pm;
   }
   for (int32_t m = 0; m < M; m++) part[m].items = NULL, fedrec_dataset_free(&part[m]);

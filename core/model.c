@@ -284,7 +284,7 @@ static const char *list_modalities(char *buf, size_t cap, int32_t n, const fedre
   snprintf(buf, cap, "%s", n ? "" : "one unnamed source");
   for (int32_t k = 0; k < n; k++) {
     size_t at = strlen(buf);
-    snprintf(buf + at, cap - at, "%s%s:%d", k ? "," : "", md[k].name, md[k].dim);
+    snprintf(buf + at, cap - at, "%s%.31s:%d", k ? "," : "", md[k].name, md[k].dim);
   }
   return buf;
 }

@@ -99,7 +99,7 @@ static uint32_t read_header(const uint8_t *b, size_t n, uint32_t *flags, fedrec_
     for (uint32_t j = 0; m && j < k; j++)
       if (!strcmp(m->modalities[j].name, name)) return *why = "a modality named twice", 0;
     p += dim;
-    if (m) snprintf(m->modalities[k].name, sizeof m->modalities[k].name, "%s", name), m->modalities[k].dim = (int32_t)dim;
+    if (m) snprintf(m->modalities[k].name, sizeof m->modalities[k].name, "%.31s", name), m->modalities[k].dim = (int32_t)dim;
     if (m) m->modalities[k].offset = (int32_t)(p - dim);
   }
   if (p != get32(b + 24)) return *why = "modalities that do not add up to the head's dimension", 0;
@@ -126,7 +126,7 @@ fedrec_status fedrec_model_decode(fedrec_model *m, uint64_t *version, const uint
   uint32_t header = read_header(b, n, &flags, m, &why);
   if (!header) {
     memset(m, 0, sizeof *m);
-    return fedrec_error_set(err, FEDREC_ERR_PARSE, "model: %s (%zu bytes)", why, n);
+    return fedrec_error_set(err, FEDREC_ERR_PARSE, "model: %zu bytes: %s", n, why);
   }
   uint64_t ver = (uint64_t)get32(b + 8) | (uint64_t)get32(b + 12) << 32;
   uint32_t n_items = get32(b + 16), d = get32(b + 20), p = get32(b + 24), n_free = get32(b + 28);

@@ -82,7 +82,7 @@ static fedrec_status synth_modalities(const gen *g, fedrec_dataset *ds, fedrec_e
       mask[(size_t)i * M + m] = fedrec_rng_uniform(&r) >= MISSING[m];
       if (!mask[(size_t)i * M + m]) memset(x, 0, (size_t)d * sizeof *x);
     }
-    snprintf(ds->modalities[m].name, sizeof ds->modalities[m].name, "%s", NAMES[m]);
+    snprintf(ds->modalities[m].name, sizeof ds->modalities[m].name, "%.31s", NAMES[m]);
     ds->modalities[m].offset = m * d, ds->modalities[m].dim = d;
   }
   free(ds->content), free(A), free(z);

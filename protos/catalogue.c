@@ -426,9 +426,9 @@ static fedrec_status same_modalities(const fedrec_catalogue *next, const fedrec_
                             next->source, b->content_dim, (unsigned long long)prev->version, a->content_dim, a->content_dim);
   char have[300] = "", want[300] = "";
   for (int32_t k = 0; k < a->n_modalities; k++)
-    snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s:%d", k ? "," : "", a->modalities[k].name, a->modalities[k].dim);
+    snprintf(have + strlen(have), sizeof have - strlen(have), "%s%.31s:%d", k ? "," : "", a->modalities[k].name, a->modalities[k].dim);
   for (int32_t k = 0; k < b->n_modalities; k++)
-    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s:%d", k ? "," : "", b->modalities[k].name, b->modalities[k].dim);
+    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%.31s:%d", k ? "," : "", b->modalities[k].name, b->modalities[k].dim);
   return fedrec_error_set(err, FEDREC_ERR_ARG, "catalogue '%s': modalities [%s], but the served catalogue (version %llu) has [%s]: "
                           "a modality may be added after the others, never changed, removed or reordered (a new encoder "
                           "is a new modality)", next->source, want, (unsigned long long)prev->version,

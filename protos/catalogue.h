@@ -25,6 +25,7 @@ typedef struct fedrec_catalogue {
   int32_t n_groups;   /* availability sets: group g (name groups[g], names increasing) holds */
   char **groups;      /* items gitems[gstart[g] .. gstart[g + 1]), increasing */
   int32_t *gstart, *gitems;
+  uint8_t *restricted; /* n flags: the item is in some availability set (derived, not encoded), or NULL */
   char source[512];
   int bits;           /* how the encoding stores content: 32 (0), 16 or 8 (see catalogue.proto) */
   uint8_t *blob;      /* the encoding (after fedrec_catalogue_encode or _decode) */

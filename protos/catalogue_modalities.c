@@ -70,7 +70,7 @@ fedrec_status fedrec__catalogue_modalities_build(fedrec_catalogue *c, const Fedr
   if (m->modality_mask.len) memcpy(c->ds.modality_mask, m->modality_mask.data, n * M);
   else memset(c->ds.modality_mask, 1, n * M);
   for (size_t k = 0, off = 0; k < M; off += m->modalities[k++]->dim) {
-    snprintf(c->ds.modalities[k].name, sizeof c->ds.modalities[k].name, "%s", m->modalities[k]->name);
+    snprintf(c->ds.modalities[k].name, sizeof c->ds.modalities[k].name, "%.31s", m->modalities[k]->name);
     c->ds.modalities[k].offset = (int32_t)off, c->ds.modalities[k].dim = (int32_t)m->modalities[k]->dim;
     for (size_t i = 0; i < n; i++) /* a block the mask says the item lacks is zero */
       for (size_t j = 0; !c->ds.modality_mask[i * M + k] && j < m->modalities[k]->dim; j++)
@@ -101,8 +101,8 @@ fedrec_status fedrec__catalogue_load_modalities(fedrec_catalogue *c, const char 
   if (slash && (size_t)(slash - rest + 1) < sizeof dir) memcpy(dir, rest, (size_t)(slash - rest + 1)), dir[slash - rest + 1] = 0;
   fedrec_status st = fedrec_read_file(rest, &list, &blen, err);
   for (const char *p = list, *end = list + blen; !st && p < end; line++) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end, *f[4];
-    size_t fl[4];
+    const char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end, *f[4] = {0};
+    size_t fl[4] = {0};
     int nf = 0;
     if (le > p && le[-1] == '\r') le--;
     for (const char *q = p; nf < 4;) {

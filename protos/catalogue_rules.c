@@ -52,8 +52,18 @@ fedrec_status fedrec_catalogue_rules_read(fedrec_catalogue_rules *r, const char 
 
 void fedrec__catalogue_rules_clear(fedrec_catalogue *c) {
   for (int32_t g = 0; c->groups && g < c->n_groups; g++) free(c->groups[g]);
-  free(c->groups), free(c->gstart), free(c->gitems), free(c->blocked);
-  c->groups = NULL, c->gstart = c->gitems = NULL, c->blocked = NULL, c->n_groups = 0;
+  free(c->groups), free(c->gstart), free(c->gitems), free(c->blocked), free(c->restricted);
+  c->groups = NULL, c->gstart = c->gitems = NULL, c->blocked = c->restricted = NULL, c->n_groups = 0;
+}
+
+/* c->restricted from the sets: once per catalogue, so that a device's filter touches only its
+ * own groups' lists. */
+static fedrec_status mark_restricted(fedrec_catalogue *c, fedrec_error *err) {
+  int32_t n = fedrec_catalogue_items(c);
+  if (!c->n_groups) return FEDREC_OK;
+  if (!(c->restricted = calloc((size_t)n + 1, 1))) return fedrec_error_set(err, FEDREC_ERR_NOMEM, "availability");
+  for (int32_t j = 0; j < c->gstart[c->n_groups]; j++) c->restricted[c->gitems[j]] = 1;
+  return FEDREC_OK;
 }
 
 static int cmp_name(const void *a, const void *b) {
@@ -124,6 +134,7 @@ fedrec_status fedrec_catalogue_apply_rules(fedrec_catalogue *c, const fedrec_cat
   }
   fedrec_status st = FEDREC_OK;
   if (!st && nl) st = build_groups(c, r, index, err);
+  if (!st) st = mark_restricted(c, err);
   free(index);
   if (st) fedrec__catalogue_rules_clear(c);
   return st;
@@ -157,22 +168,19 @@ static int32_t find_group(const fedrec_catalogue *c, const char *name, size_t n)
 int32_t fedrec_catalogue_allowed(const fedrec_catalogue *c, const char *groups, uint8_t *allowed) {
   int32_t n = fedrec_catalogue_items(c), count = 0;
   for (int32_t i = 0; i < n; i++)
-    allowed[i] = !(c->withdrawn && c->withdrawn[i]) && !(c->blocked && c->blocked[i]) ? 1 : 0;
-  /* restricted items: 2 = not yet seen in one of the device's groups */
-  for (int32_t j = 0; c->n_groups && j < c->gstart[c->n_groups]; j++)
-    if (allowed[c->gitems[j]]) allowed[c->gitems[j]] = 2;
+    allowed[i] = !(c->withdrawn && c->withdrawn[i]) && !(c->blocked && c->blocked[i]) && !(c->restricted && c->restricted[i]);
+  /* restricted items: only those in one of the device's groups */
   for (const char *p = groups; c->n_groups && p && *p;) {
     const char *e = strchr(p, ',');
     size_t len = e ? (size_t)(e - p) : strlen(p);
     int32_t g = find_group(c, p, len);
-    for (int32_t j = g >= 0 ? c->gstart[g] : 0; g >= 0 && j < c->gstart[g + 1]; j++)
-      if (allowed[c->gitems[j]]) allowed[c->gitems[j]] = 1;
+    for (int32_t j = g >= 0 ? c->gstart[g] : 0; g >= 0 && j < c->gstart[g + 1]; j++) {
+      int32_t i = c->gitems[j];
+      allowed[i] = !(c->withdrawn && c->withdrawn[i]) && !(c->blocked && c->blocked[i]);
+    }
     p = e ? e + 1 : NULL;
   }
-  for (int32_t i = 0; i < n; i++) {
-    if (allowed[i] == 2) allowed[i] = 0;
-    count += allowed[i];
-  }
+  for (int32_t i = 0; i < n; i++) count += allowed[i];
   return count;
 }
 
@@ -183,10 +191,8 @@ int32_t fedrec_catalogue_blocked_count(const fedrec_catalogue *c) {
 }
 
 int32_t fedrec_catalogue_restricted_count(const fedrec_catalogue *c) {
-  int32_t n = fedrec_catalogue_items(c), k = 0;
-  uint8_t *seen = calloc((size_t)n + 1, 1);
-  for (int32_t j = 0; seen && c->n_groups && j < c->gstart[c->n_groups]; j++) k += !seen[c->gitems[j]]++;
-  free(seen);
+  int32_t k = 0;
+  for (int32_t i = 0; c->restricted && i < fedrec_catalogue_items(c); i++) k += c->restricted[i];
   return k;
 }
 
@@ -264,5 +270,5 @@ fedrec_status fedrec__catalogue_rules_build(fedrec_catalogue *c, const Fedrec__V
     c->gstart[g + 1] = c->gstart[g] + (int32_t)a->n_items;
     for (size_t j = 0; j < a->n_items; j++) c->gitems[c->gstart[g] + (int32_t)j] = (int32_t)a->items[j];
   }
-  return FEDREC_OK;
+  return mark_restricted(c, err);
 }

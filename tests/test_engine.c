@@ -70,6 +70,7 @@ static uint32_t g_sum_from;          /* run_round: members from this index on se
 static uint32_t g_aggs;              /* run_round: aggregators (all live) that take the masked inputs */
 static uint32_t g_lost_agg;          /* run_round: this aggregator's sum never comes (0: none) */
 static int g_refuse_one;             /* run_round: aggregator 1 reports its first input as malformed */
+static int32_t g_modalities;         /* world_init: the synthetic catalogue's modalities (0: one source) */
 
 static void world_init(world *w, const fedrec_engine_config *c, double budget) {
   memset(w, 0, sizeof *w);
@@ -78,6 +79,7 @@ static void world_init(world *w, const fedrec_engine_config *c, double budget) {
   fedrec_synth_config sc;
   fedrec_synth_defaults(&sc);
   sc.users = 1500, sc.items = 300, sc.content_dim = 16, sc.median_len = 20, sc.seed = 7, sc.threads = 1;
+  if (g_modalities) sc.content_dim = 8, sc.modalities = g_modalities;
   assert_status(fedrec_synth_generate(&w->ds, &sc, &err), FEDREC_OK);
   fedrec_split_config spc;
   fedrec_split_defaults(&spc);
@@ -93,6 +95,7 @@ static void world_init(world *w, const fedrec_engine_config *c, double budget) {
   int32_t ni = w->ds.R.cols, *all = malloc((size_t)ni * sizeof *all);
   for (int32_t i = 0; i < ni; i++) all[i] = i;
   assert_status(fedrec_model_init(&m, ni, 8, w->ds.content, w->ds.content_dim, 1, all, g_head_only ? 0 : ni, 5, 0.1f, &err), FEDREC_OK);
+  assert_status(fedrec_model_set_modalities(&m, &w->ds, &err), FEDREC_OK);
   free(all);
   fedrec_engine_callbacks cb = {w, on_publish, on_round, NULL};
   w->now = 1000;
@@ -469,6 +472,69 @@ static void test_free_embeddings_added(void **state) {
   print_message("free embeddings added: %lld -> %lld parameters, |E| %.4g after 2 rounds\n", (long long)dim0,
                 (long long)(dim0 + 3 * d), moved);
   assert_true(moved > 0);
+  assert_int_equal(closed_ledger_entries(&w), 4);
+  free(m1), free(m2), free(V0), free(V1);
+  world_free(&w);
+}
+
+/* A modality added between rounds (synthetic strong and weak, then noise added; head only,
+ * FedAdam): a catalogue that reorders them is refused and changes nothing; then the head grows
+ * a zero block, both moments follow it element by element (old (r, j) at r p' + j, new ones
+ * zero), the item vectors do not move, and the next rounds train the new block. */
+static void test_modality_added(void **state) {
+  (void)state;
+  world w;
+  g_modalities = 2;
+  adam_world(&w, 1);
+  g_modalities = 0;
+  uint64_t cursor = 0;
+  const uint32_t none[FEDREC_PHASES] = {0};
+  for (int r = 0; r < 2; r++) assert_true(run_round(&w, 50, none, &cursor));
+  fedrec_published pub;
+  fedrec_engine_model(w.e, &pub);
+  int32_t d = 8, p0 = 16, p1 = 24, ni = w.ds.R.cols;
+  assert_int_equal(pub.dim, (int64_t)d * p0);
+  float *m1 = malloc((size_t)d * p0 * sizeof *m1), *m2 = malloc((size_t)d * p0 * sizeof *m2);
+  memcpy(m1, pub.opt1, (size_t)d * p0 * sizeof *m1), memcpy(m2, pub.opt2, (size_t)d * p0 * sizeof *m2);
+  float *V0 = malloc((size_t)ni * d * sizeof *V0), *V1 = malloc((size_t)ni * d * sizeof *V1);
+  fedrec_model_item_vectors(V0, fedrec_engine_current_model(w.e));
+  fedrec_synth_config sc; /* world_init's catalogue with a third modality: the first two blocks are the same */
+  fedrec_synth_defaults(&sc);
+  sc.users = 1500, sc.items = 300, sc.content_dim = 8, sc.median_len = 20, sc.seed = 7, sc.threads = 1, sc.modalities = 3;
+  fedrec_dataset ds3, swapped;
+  fedrec_error err = {0};
+  assert_status(fedrec_synth_generate(&ds3, &sc, &err), FEDREC_OK);
+  assert_memory_equal(ds3.content, w.ds.content, (size_t)p0 * sizeof(float)); /* item 0's first two blocks */
+  fedrec_catalogue_ref ref = {.version = 2};
+  fedrec_modality keep = ds3.modalities[0];
+  ds3.modalities[0] = ds3.modalities[1], ds3.modalities[1] = keep; /* weak, strong, noise: refused */
+  assert_status(fedrec_engine_set_catalogue(w.e, &ds3, &ref, NULL, 0, &err), FEDREC_ERR_ARG);
+  assert_non_null(strstr(err.msg, "cannot become [weak:8,strong:8,noise:8]"));
+  ds3.modalities[1] = ds3.modalities[0], ds3.modalities[0] = keep;
+  assert_int_equal(w.published, 3);
+  assert_status(fedrec_engine_set_catalogue(w.e, &ds3, &ref, NULL, 0, &err), FEDREC_OK);
+  swapped = w.ds, w.ds = ds3; /* the devices read the new catalogue now */
+  fedrec_dataset_free(&swapped);
+  assert_int_equal(w.published, 4);
+  fedrec_engine_model(w.e, &pub);
+  assert_int_equal(pub.dim, (int64_t)d * p1);
+  for (int32_t r = 0; r < d; r++)
+    for (int32_t j = 0; j < p1; j++) {
+      float want1 = j < p0 ? m1[r * p0 + j] : 0, want2 = j < p0 ? m2[r * p0 + j] : 0;
+      if (pub.opt1[r * p1 + j] != want1 || pub.opt2[r * p1 + j] != want2) fail_msg("moments of H(%d, %d) did not follow", r, j);
+    }
+  const fedrec_model *m = fedrec_engine_current_model(w.e);
+  assert_int_equal(m->n_modalities, 3);
+  assert_string_equal(m->modalities[2].name, "noise");
+  fedrec_model_item_vectors(V1, m);
+  for (int64_t k = 0; k < (int64_t)ni * d; k++) assert_true(fabsf(V1[k] - V0[k]) <= 1e-6f * (1 + fabsf(V0[k])));
+  for (int r = 0; r < 2; r++) assert_true(run_round(&w, 50, none, &cursor));
+  assert_int_equal(w.aborted, 0);
+  double grown = 0;
+  for (int32_t r = 0; r < d; r++)
+    for (int32_t j = p0; j < p1; j++) grown += fabs(m->H[r * p1 + j]);
+  print_message("modality added: %d -> %d parameters, |H_noise| %.4g after 2 rounds\n", d * p0, d * p1, grown);
+  assert_true(grown > 0);
   assert_int_equal(closed_ledger_entries(&w), 4);
   free(m1), free(m2), free(V0), free(V1);
   world_free(&w);
@@ -1590,6 +1656,7 @@ int main(void) {
       cmocka_unit_test(test_no_noise_with_ledger),
       cmocka_unit_test(test_poisoned_update),
       cmocka_unit_test(test_free_embeddings_added),
+      cmocka_unit_test(test_modality_added),
       cmocka_unit_test(test_participation_bound),
       cmocka_unit_test(test_active_variant),
       cmocka_unit_test(test_min_separation),

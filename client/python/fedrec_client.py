@@ -2,8 +2,8 @@
 
 The same calls as the C API, one to one; the C API is the contract and this module adds no
 logic. For research notebooks and tools: open a device's store, record events, sync with a
-coordinator, recommend and explain, all on this machine. The library is libfedrec_client.so
-(built with the project: build/release/client/libfedrec_client.so); set FEDREC_CLIENT_LIB to
+coordinator, recommend and explain, all on this machine. The library is libfedrec-client.so
+(built with the project: build/release/client/libfedrec-client.so); set FEDREC_CLIENT_LIB to
 its path, or pass lib= to Client.
 
     from fedrec_client import Client
@@ -91,7 +91,7 @@ class Explanation:
 
 
 def _load(path: Optional[str]) -> ctypes.CDLL:
-    path = path or os.environ.get("FEDREC_CLIENT_LIB") or "libfedrec_client.so"
+    path = path or os.environ.get("FEDREC_CLIENT_LIB") or "libfedrec-client.so"
     lib = ctypes.CDLL(path)
     p, e = ctypes.c_void_p, ctypes.POINTER(_Error)
     sigs = {

@@ -38,7 +38,7 @@ chmod 600 "$W/token7" "$W/token8"
 java -Dfedrec.jni="$JNI" -cp "$JAR:$W/classes" ClientTest "$W/java.db" "127.0.0.1:$port" "$W/certs/ca.pem" "$W/token7" \
   "$W/state/identity.pub" "$CAT" "$HIST_J" > "$W/java.out" 2> "$W/java.err" &
 jpid=$!
-PYTHONPATH="$SRC/client/python" FEDREC_CLIENT_LIB="$B/client/libfedrec_client.so" /usr/bin/python3 "$SRC/tests/bindings/test_python.py" \
+PYTHONPATH="$SRC/client/python" FEDREC_CLIENT_LIB="$B/client/libfedrec-client.so" /usr/bin/python3 "$SRC/tests/bindings/test_python.py" \
   "$W/abi" "$W/py.db" "127.0.0.1:$port" "$W/certs/ca.pem" "$W/token8" "$W/state/identity.pub" "$CAT" "$HIST_P" \
   > "$W/py.out" 2> "$W/py.err" &
 ppid=$!
