@@ -1,4 +1,6 @@
-/* Exact samplers against their exact distributions, on a million CSPRNG samples each. */
+/* Exact samplers against their exact distributions, on a million CSPRNG samples each (every
+ * tolerance scales with N: the emulated aarch64 build, FEDREC_DEVICE_ONLY, uses 200 000, since
+ * qemu runs them 8x slower; tests/e2e/aarch64.sh). */
 #include <math.h>
 
 #include "fedrec/internal/sim.h"
@@ -6,7 +8,11 @@
 #include "fedrec/noise.h"
 #include "test_util.h"
 
+#ifdef FEDREC_NOISE_SAMPLES
+#define N FEDREC_NOISE_SAMPLES
+#else
 #define N 1000000
+#endif
 
 /* Chi-square statistic of counts over [-m, m] (tails pooled into the end bins) against pmf. */
 static double chi_square(const int64_t *x, double (*pmf)(double, int64_t), double par, int m,
