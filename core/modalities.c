@@ -266,3 +266,76 @@ fedrec_status fedrec_attach_modalities_npy(fedrec_dataset *ds, int32_t M, const 
   fedrec_modalities_normalise(ds, norm);
   return FEDREC_OK;
 }
+
+/* path as given, or relative to the list file's folder (dir, with its '/'). */
+static int resolve(char *out, size_t cap, const char *dir, const char *path, size_t n) {
+  int w = path[0] == '/' ? snprintf(out, cap, "%.*s", (int)n, path) : snprintf(out, cap, "%s%.*s", dir, (int)n, path);
+  return w > 0 && (size_t)w < cap;
+}
+
+fedrec_status fedrec_content_modality_list(fedrec_dataset *ds, const char *rest, int add_items, char *titles_out, size_t cap,
+                                           fedrec_error *err) {
+  char names[FEDREC_MAX_MODALITIES][FEDREC_MAX_MODALITY_NAME + 1], npy[FEDREC_MAX_MODALITIES][512], ids[FEDREC_MAX_MODALITIES][512];
+  char titles[512] = "", norm_s[16] = "l2", dir[512] = "";
+  if (cap) titles_out[0] = 0;
+  int32_t M = 0, line = 0;
+  char *list = NULL;
+  int64_t blen = 0;
+  const char *slash = strrchr(rest, '/');
+  if (slash && (size_t)(slash - rest + 1) < sizeof dir) memcpy(dir, rest, (size_t)(slash - rest + 1)), dir[slash - rest + 1] = 0;
+  fedrec_status st = fedrec_read_file(rest, &list, &blen, err);
+  for (const char *p = list, *end = list + blen; !st && p < end; line++) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end, *f[4] = {0};
+    size_t fl[4] = {0};
+    int nf = 0;
+    if (le > p && le[-1] == '\r') le--;
+    for (const char *q = p; nf < 4;) {
+      const char *t = memchr(q, '\t', (size_t)(le - q));
+      f[nf] = q, fl[nf++] = (size_t)((t ? t : le) - q);
+      if (!t) break;
+      q = t + 1;
+    }
+    p = nl ? nl + 1 : end;
+    if (le == f[0]) continue; /* a blank line */
+    char key[64];
+    snprintf(key, sizeof key, "%.*s", (int)(fl[0] < 63 ? fl[0] : 63), f[0]);
+    if (nf == 2 && !strcmp(key, "titles")) {
+      if (!resolve(titles, sizeof titles, dir, f[1], fl[1])) st = fedrec_error_set(err, FEDREC_ERR_ARG, "%s:%d: path too long", rest, line + 1);
+    } else if (nf == 2 && !strcmp(key, "norm") && fl[1] < sizeof norm_s) {
+      memcpy(norm_s, f[1], fl[1]), norm_s[fl[1]] = 0;
+    } else if (nf != 3 || fl[0] > FEDREC_MAX_MODALITY_NAME || !fedrec_modality_name_valid(key)) {
+      st = fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%d: expected 'NAME<TAB>EMB.npy<TAB>IDS.txt' (a name of 1 to %d bytes of A-Z a-z 0-9 _ . -), "
+                            "'titles<TAB>FILE' or 'norm<TAB>l2|standard'", rest, line + 1, FEDREC_MAX_MODALITY_NAME);
+    } else if (M == FEDREC_MAX_MODALITIES) {
+      st = fedrec_error_set(err, FEDREC_ERR_LIMIT, "%s:%d: more than %d modalities", rest, line + 1, FEDREC_MAX_MODALITIES);
+    } else if (!resolve(npy[M], sizeof npy[M], dir, f[1], fl[1]) || !resolve(ids[M], sizeof ids[M], dir, f[2], fl[2])) {
+      st = fedrec_error_set(err, FEDREC_ERR_ARG, "%s:%d: path too long", rest, line + 1);
+    } else {
+      memcpy(names[M], key, strlen(key) + 1);
+      for (int32_t k = 0; k < M && !st; k++)
+        if (!strcmp(names[k], names[M])) st = fedrec_error_set(err, FEDREC_ERR_PARSE, "%s:%d: modality %s twice", rest, line + 1, key);
+      M++;
+    }
+  }
+  free(list);
+  fedrec_norm norm = FEDREC_NORM_L2;
+  if (!st && !M) st = fedrec_error_set(err, FEDREC_ERR_PARSE, "%s: no modality (lines NAME<TAB>EMB.npy<TAB>IDS.txt)", rest);
+  if (!st) st = fedrec_norm_parse(&norm, norm_s, err);
+  const char *npyp[FEDREC_MAX_MODALITIES], *idsp[FEDREC_MAX_MODALITIES];
+  for (int32_t m = 0; !st && m < M; m++) { /* a catalogue's items: every list's ids, in order */
+    char *buf = NULL;
+    int64_t len = 0;
+    fedrec_idmap *one = add_items ? fedrec_idmap_new() : NULL;
+    if (add_items) st = one ? fedrec_read_file(ids[m], &buf, &len, err) : fedrec_error_set(err, FEDREC_ERR_NOMEM, "modalities");
+    if (add_items && !st) st = fedrec_parse_id_list(one, buf, len, ids[m], err);
+    for (int32_t k = 0; add_items && !st && k < fedrec_idmap_size(one); k++) {
+      const char *id = fedrec_idmap_name(one, k);
+      if (fedrec_idmap_get(ds->items, id, strlen(id), 1) < 0) st = fedrec_error_set(err, FEDREC_ERR_NOMEM, "modality ids");
+    }
+    free(buf), fedrec_idmap_free(one);
+    npyp[m] = npy[m], idsp[m] = ids[m];
+  }
+  if (!st) st = fedrec_attach_modalities_npy(ds, M, names, npyp, idsp, norm, err);
+  if (!st && cap) snprintf(titles_out, cap, "%s", titles);
+  return st;
+}

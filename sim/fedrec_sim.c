@@ -54,9 +54,9 @@ static fedrec_status load(fedrec_dataset *ds, fedrec_split *sp, const sim_args *
   if (!d) {
     st = fedrec_split_files(sp, ds, a->train, a->test_foldin, a->test_holdout, err);
   } else if (!strncmp(d, "movielens:", 10)) {
-    st = fedrec_load_movielens(ds, d + 10, a->threshold, a->content || a->modalities ? 0 : a->content_dim, err);
+    st = fedrec_load_movielens(ds, d + 10, a->threshold, a->content || a->modalities || a->modality_list ? 0 : a->content_dim, err);
   } else if (!strncmp(d, "lastfm:", 7)) {
-    st = fedrec_load_lastfm(ds, d + 7, a->content || a->modalities ? 0 : a->content_dim, err);
+    st = fedrec_load_lastfm(ds, d + 7, a->content || a->modalities || a->modality_list ? 0 : a->content_dim, err);
   } else if (!strncmp(d, "csv:", 4)) {
     st = fedrec_load_csv(ds, d + 4, err);
   } else if (!strncmp(d, "fitted:", 7)) {
@@ -74,7 +74,7 @@ static fedrec_status load(fedrec_dataset *ds, fedrec_split *sp, const sim_args *
                             "fitted:movielens:DIR[,k=v,...] / fitted:lastfm:DIR[,...]", d);
   }
   if (st) return st;
-  if (a->modalities && (st = sim_modalities(ds, a, a->quiet ? NULL : stderr, err))) return st;
+  if ((a->modalities || a->modality_list) && (st = sim_modalities(ds, a, a->quiet ? NULL : stderr, err))) return st;
   if (a->content) {
     size_t n = strlen(a->content);
     st = n > 4 && !strcmp(a->content + n - 4, ".csv")

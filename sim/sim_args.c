@@ -26,6 +26,8 @@ static const char USAGE[] =
       "                            normalisation: movielens genres,tags,title,year; lastfm tags,names;\n"
       "                            synthetic:...,modalities=3 strong,weak,noise (docs/MODEL.md)\n"
       "  --modality-norm l2|standard  per modality: unit rows, or centred and scaled (l2)\n"
+      "  --modality-list F         content from one .npy per modality: lines NAME<TAB>EMB.npy<TAB>IDS.txt\n"
+      "                            (the catalogue's modalities:F; --modalities then picks some of them)\n"
       "  --threshold R             MovieLens: rating >= R is a positive (4.0)\n"
       "  --weights raw|binary|log[:S]|auto  csv: and --train files: how weights become confidences\n"
       "                            (log:S = 1 + log(1 + w/S); auto: log:10 when they look like counts)\n"
@@ -114,7 +116,7 @@ static const fedrec_option OPTIONS[] = {
     CHOICE("--algorithm", algorithm, "central, ease, popularity, model, fedavg, private-popularity", 0),
     TEXT("--dataset", dataset), TEXT("--train", train), TEXT("--test-foldin", test_foldin),
     TEXT("--test-holdout", test_holdout), TEXT("--content", content), TEXT("--content-ids", content_ids),
-    TEXT("--modalities", modalities), TEXT("--modality-norm", modality_norm),
+    TEXT("--modalities", modalities), TEXT("--modality-norm", modality_norm), TEXT("--modality-list", modality_list),
     NUMBER("--content-dim", FEDREC_ARG_INT32, content_dim, 1, FEDREC_MAX_CONTENT_DIM, 0),
     NUMBER("--threshold", FEDREC_ARG_DOUBLE, threshold, 0, 10, 0),
     NUMBER("--dim", FEDREC_ARG_INT32, ials.dim, 1, 1024, SIM_GIVEN_DIM),

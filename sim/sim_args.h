@@ -16,6 +16,7 @@ typedef struct sim_args {
   int32_t content_dim;      /* for derived features */
   const char *modalities;   /* --modalities: name[:dim],... (docs/MODEL.md "Multimodal content") */
   const char *modality_norm; /* --modality-norm: l2 (default) or standard */
+  const char *modality_list; /* --modality-list: one .npy per modality (fedrec_content_modality_list) */
   double threshold;         /* MovieLens rating threshold */
   fedrec_ials_config ials;
   int head_set;             /* --head/--no-head given */

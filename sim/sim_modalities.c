@@ -12,8 +12,11 @@ fedrec_status sim_modalities(fedrec_dataset *ds, const sim_args *a, FILE *log, f
   fedrec_status st = a->modality_norm ? fedrec_norm_parse(&norm, a->modality_norm, err) : FEDREC_OK;
   const char *d = a->dataset ? a->dataset : "";
   if (st) return st;
-  if (a->content) return fedrec_error_set(err, FEDREC_ERR_ARG, "--modalities and --content: give one");
-  if (!strncmp(d, "movielens:", 10)) st = fedrec_content_modalities(ds, "movielens", d + 10, a->modalities, norm, err);
+  if (a->content) return fedrec_error_set(err, FEDREC_ERR_ARG, "--modalities or --modality-list, and --content: give one");
+  if (a->modality_list) {
+    if ((st = fedrec_content_modality_list(ds, a->modality_list, 0, NULL, 0, err))) return st;
+    if (!st && a->modalities) st = fedrec_modalities_select(ds, a->modalities, norm, err);
+  } else if (!strncmp(d, "movielens:", 10)) st = fedrec_content_modalities(ds, "movielens", d + 10, a->modalities, norm, err);
   else if (!strncmp(d, "lastfm:", 7)) st = fedrec_content_modalities(ds, "lastfm", d + 7, a->modalities, norm, err);
   else if (ds->n_modalities) st = fedrec_modalities_select(ds, a->modalities, norm, err);
   else return fedrec_error_set(err, FEDREC_ERR_ARG, "--modalities: %s has no named modalities (movielens:, lastfm:, "

@@ -96,6 +96,14 @@ int fedrec_modality_name_valid(const char *s);
  * skipped, items a list lacks get a zero, masked block), normalised as norm says. */
 fedrec_status fedrec_attach_modalities_npy(fedrec_dataset *ds, int32_t M, const char (*names)[FEDREC_MAX_MODALITY_NAME + 1],
                                            const char *const *npy, const char *const *ids, fedrec_norm norm, fedrec_error *err);
+/* A modality list file (the catalogue's modalities:LIST, fedrec-sim --modality-list): lines
+ * "NAME<TAB>EMB.npy<TAB>IDS.txt" (one per modality, in column order), "titles<TAB>FILE",
+ * "norm<TAB>l2|standard"; paths relative to the list's folder; errors name the file and line.
+ * ds's content from it (fedrec_attach_modalities_npy). add_items: the ids the lists name are
+ * added to ds->items first (a catalogue: the first list's order, then ids new in the next);
+ * else ds's items stay and ids it lacks are skipped. titles_out gets the titles path, or "". */
+fedrec_status fedrec_content_modality_list(fedrec_dataset *ds, const char *path, int add_items, char *titles_out, size_t cap,
+                                           fedrec_error *err);
 /* Normalises each block of ds's content as norm says; missing blocks stay zero. has_content
  * stays what the data set offers (an item with any of its modalities, chosen or not), so
  * that every subset of modalities is measured on the same cold items. */
