@@ -50,10 +50,7 @@ fi
 
 step "$N devices, round 1 through three aggregators"
 mapfile -t users < <("$B/sim/fedrec-sim" --dataset "$CAT" --print-train-users "$N" --quiet)
-for i in $(seq 1 $N); do
-  e2e_client "$i" --catalogue "$CAT"
-  "$CLIENT" import --store "$W/c$i.db" --synthetic-user "${users[$((i - 1))]}" 2>/dev/null
-done
+e2e_devices "$CAT" "${users[@]}"
 pids=()
 for i in $(seq 1 $N); do
   "$CLIENT" sync --store "$W/c$i.db" --max-syncs 1 --simulate-delay 300 > "$W/c$i.out" 2> "$W/c$i.err" &

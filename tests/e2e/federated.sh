@@ -21,10 +21,7 @@ step "coordinator on 127.0.0.1:$port (metrics $mport)"
 step "$N clients: stores, tokens, histories of training users of the catalogue's split"
 mapfile -t users < <("$B/sim/fedrec-sim" --dataset "$CAT" --print-train-users "$N" --quiet)
 [[ ${#users[@]} -eq $N ]] || fail "expected $N training users"
-for i in $(seq 1 "$N"); do
-  e2e_client "$i" --catalogue "$CAT"
-  "$CLIENT" import --store "$W/c$i.db" --synthetic-user "${users[$((i - 1))]}" 2>/dev/null
-done
+e2e_devices "$CAT" "${users[@]}"
 
 step "eight clients that vanish mid-round (two at each phase) check in first, then the rest"
 pids=()

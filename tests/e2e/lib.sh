@@ -74,6 +74,29 @@ e2e_run_devices() {
   for p in "${pids[@]}"; do wait "$p" || true; done
 }
 
+# e2e_devices CAT USER...: stores $W/c1.db .. $W/cN.db (tokens 1..N, catalogue CAT), store k
+# holding synthetic user USER_k; tokens are issued one by one, the stores filled two at a time
+# (each is its own file: the sanitizer build spends over a second on each).
+e2e_devices() {
+  local cat=$1 i n pair=()
+  shift
+  n=$#
+  local users=("$@")
+  for i in $(seq 1 "$n"); do "$COORD" token --state-dir "$W/state" --id "$i" > "$W/token$i"; done
+  for i in $(seq 1 "$n"); do
+    { "$CLIENT" init --store "$W/c$i.db" --target "127.0.0.1:$port" --ca "$W/certs/ca.pem" --token "@$W/token$i" \
+        --coordinator-key "@$W/state/identity.pub" --catalogue "$cat" 2>/dev/null &&
+        "$CLIENT" import --store "$W/c$i.db" --synthetic-user "${users[$((i - 1))]}" 2>/dev/null; } ||
+      touch "$W/setup-failed-$i" &
+    pair+=($!) # (a bare wait would wait for the coordinator too)
+    if ((${#pair[@]} == 2 || i == n)); then
+      wait "${pair[@]}"
+      pair=()
+    fi
+  done
+  ! ls "$W"/setup-failed-* > /dev/null 2>&1 || fail "device stores could not be set up: $(ls "$W"/setup-failed-* | tr '\n' ' ')"
+}
+
 # e2e_client N [init flags...]: a client store $W/cN.db with token N.
 e2e_client() {
   local i=$1
